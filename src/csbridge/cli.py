@@ -1,0 +1,161 @@
+"""The `csbridge` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+
+from csbridge.config import Config, ConfigError, load_config
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="The charging-station side of Josev's MQTT API.",
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_INVALID = 1
+EXIT_BAD_CONFIG = 2
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Station configuration (TOML).", show_default=False)
+]
+BrokerOption = Annotated[
+    str | None, typer.Option("--broker", help="Override the broker, e.g. mqtt://127.0.0.1:1883.")
+]
+
+
+def _load(path: Path, broker: str | None) -> Config:
+    try:
+        config = load_config(path)
+        return config.with_broker(broker) if broker else config
+    except ConfigError as error:
+        for problem in error.problems:
+            err.print(f"[red]config error[/red] {error.source}: {problem}")
+        raise typer.Exit(EXIT_BAD_CONFIG) from None
+    except ValueError as error:  # --broker given in a bad form
+        err.print(f"[red]config error[/red] --broker: {error}")
+        raise typer.Exit(EXIT_BAD_CONFIG) from None
+
+
+@app.command()
+def run(config: ConfigOption, broker: BrokerOption = None) -> None:
+    """Answer Josev and push every change, until stopped."""
+    from csbridge.logging_setup import configure_logging  # noqa: PLC0415 - keep --help fast
+    from csbridge.runner import run_station  # noqa: PLC0415
+
+    settings = _load(config, broker)
+    configure_logging(settings.logging.level)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_station(settings))
+
+
+@app.command("check-config")
+def check_config(
+    path: Annotated[Path, typer.Argument(help="Configuration file to check.")],
+) -> None:
+    """Check a configuration file; exit 2 with every problem named by key."""
+    settings = _load(path, None)
+    out.print(f"{path}: ok, broker {settings.mqtt.broker}")
+    for evse in settings.evse:
+        kind = f"{evse.kind.value}{' + bpt' if evse.bpt else ''}"
+        connectors = ", ".join(f"{c.id}:{c.connector_type}" for c in evse.connectors)
+        out.print(f"  {evse.evse_id}: {kind}, {evse.network_interface}, connectors {connectors}")
+
+
+@app.command()
+def validate(
+    source: Annotated[str, typer.Argument(help="A message as a JSON file, or - for stdin.")],
+) -> None:
+    """Check one message against the envelope and its own schema; exit 1 with what, where, why."""
+    from csbridge.validation import SchemaRegistry  # noqa: PLC0415
+    from csbridge.wire import Rejected, check_document  # noqa: PLC0415
+
+    raw = sys.stdin.buffer.read() if source == "-" else _read_bytes(source)
+    try:
+        document: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        err.print(f"invalid: {source}: not JSON: {error}")
+        raise typer.Exit(EXIT_INVALID) from None
+    if not isinstance(document, dict):
+        err.print(f"invalid: {source}: a message is a JSON object, got {type(document).__name__}")
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        check_document(SchemaRegistry(), document)
+    except Rejected as rejected:
+        err.print(
+            f"invalid: {source}: message={rejected.message} where={rejected.where} "
+            f"why={rejected.why}"
+        )
+        raise typer.Exit(EXIT_INVALID) from None
+    out.print(f"valid: {source}: {document['name']}/{document['type']}")
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        err.print(f"invalid: {path}: cannot read: {error}")
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+@app.command()
+def demo(
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
+    ] = None,
+) -> None:
+    """Embedded broker, the bridge on a simulated station and a Josev emulator: no setup."""
+    from csbridge.demo import run_demo  # noqa: PLC0415
+    from csbridge.logging_setup import configure_logging  # noqa: PLC0415
+
+    configure_logging("error")
+    try:
+        code = asyncio.run(run_demo(duration, out))
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+@app.command()
+def emulate(
+    broker: Annotated[str, typer.Option(help="Broker URL, e.g. mqtt://127.0.0.1:1883.")],
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each response.")] = 10.0,
+    request_topic: Annotated[str, typer.Option(help="Where Josev publishes.")] = "josev/cs",
+    response_topic: Annotated[str, typer.Option(help="Where the station answers.")] = "cs/josev",
+) -> None:
+    """Act as Josev: boot requests, check every answer and update; exit 1 on any problem."""
+    from csbridge.emulate_command import emulate_session  # noqa: PLC0415
+
+    try:
+        code = asyncio.run(
+            emulate_session(
+                broker,
+                duration_s=duration,
+                timeout_s=timeout,
+                request_topic=request_topic,
+                response_topic=response_topic,
+                console=out,
+            )
+        )
+    except KeyboardInterrupt:
+        code = 0
+    except ValueError as error:
+        err.print(f"--broker: {error}")
+        code = EXIT_BAD_CONFIG
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,156 @@
+"""The one place that owns the MQTT connection: connect, reconnect, subscribe, publish.
+
+aiomqtt 2.x has no reconnect of its own, so this is the plain outer loop with jittered backoff
+(0.1 s doubling to a 2 s cap) that its docs recommend, resubscribing every time. TCP_NODELAY on
+our socket removes two delayed-ACK stalls per QoS 1 request/response (~88 ms -> ~0.7 ms).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import aiomqtt
+
+from csbridge.config import MqttConfig, broker_address, read_password
+
+QOS = 1
+BACKOFF_START_S = 0.1
+BACKOFF_CAP_S = 2.0
+PUBLISH_TIMEOUT_S = 5.0
+TCP_NODELAY_OPTION = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+log = logging.getLogger("csbridge.mqtt")
+
+MessageHandler = Callable[[str, bytes], Awaitable[None]]
+ConnectedHook = Callable[[], Awaitable[None]]
+
+
+def backoff_delays(start: float = BACKOFF_START_S, cap: float = BACKOFF_CAP_S) -> list[float]:
+    """The nominal delays, doubling from `start` to `cap` (the last one repeats)."""
+    delays = [start]
+    while delays[-1] < cap:
+        delays.append(min(delays[-1] * 2, cap))
+    return delays
+
+
+def jittered(delay: float) -> float:
+    """Between half and all of `delay`, so restarted peers do not reconnect in lockstep."""
+    return delay * random.uniform(0.5, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    topic: str
+    qos: int = QOS
+
+
+class MqttLink:
+    """Keeps one client connected for as long as `run` runs; publishes while connected."""
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        subscriptions: Sequence[Subscription],
+        on_message: MessageHandler,
+        on_connected: ConnectedHook,
+    ) -> None:
+        self._config = config
+        self._subscriptions = tuple(subscriptions)
+        self._on_message = on_message
+        self._on_connected = on_connected
+        self._client: aiomqtt.Client | None = None
+        self.connects = 0
+        self.connected = asyncio.Event()
+
+    def _new_client(self) -> aiomqtt.Client:
+        host, port, tls = broker_address(self._config.broker)
+        tls_context = None
+        if tls:
+            tls_context = ssl.create_default_context(
+                cafile=str(self._config.ca_file) if self._config.ca_file else None
+            )
+        return aiomqtt.Client(
+            host,
+            port,
+            identifier=self._config.client_id,
+            username=self._config.username,
+            password=read_password(self._config),
+            keepalive=self._config.keepalive_s,
+            will=aiomqtt.Will(self._config.status_topic, b"offline", qos=QOS, retain=True),
+            clean_session=True,
+            tls_context=tls_context,
+            socket_options=[TCP_NODELAY_OPTION],
+            timeout=PUBLISH_TIMEOUT_S,
+        )
+
+    async def run(self) -> None:
+        """Connect, serve, and on any loss reconnect with backoff; returns only when cancelled."""
+        delays = backoff_delays()
+        attempt = 0
+        while True:
+            try:
+                async with self._new_client() as client:
+                    await self._serve(client)
+            except aiomqtt.MqttError as error:
+                was_connected = self._client is not None
+                self._client = None
+                self.connected.clear()
+                if was_connected:
+                    attempt = 0
+                    log.warning("event=mqtt_lost broker=%s why=%s", self._config.broker, error)
+                else:
+                    log.warning(
+                        "event=mqtt_connect_failed broker=%s why=%s", self._config.broker, error
+                    )
+            delay = jittered(delays[min(attempt, len(delays) - 1)])
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        for subscription in self._subscriptions:
+            await client.subscribe(subscription.topic, qos=subscription.qos)
+        self._client = client
+        self.connects += 1
+        await client.publish(self._config.status_topic, b"online", qos=QOS, retain=True)
+        log.info("event=mqtt_connected broker=%s connects=%d", self._config.broker, self.connects)
+        self.connected.set()
+        await self._on_connected()
+        async for message in client.messages:
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                payload = b"" if payload is None else str(payload).encode()
+            await self._on_message(message.topic.value, bytes(payload))
+
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
+        """Publish at QoS 1 and wait for the broker's PUBACK; False when not connected or lost."""
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.publish(topic, payload, qos=QOS, retain=retain)
+        except aiomqtt.MqttError as error:
+            log.warning("event=publish_failed topic=%s why=%s", topic, error)
+            return False
+        return True
+
+    def client_socket(self) -> socket.socket | None:
+        """The live socket, for checks such as TCP_NODELAY."""
+        if self._client is None:
+            return None
+        sock = self._client._client.socket()  # noqa: SLF001 - paho exposes no public accessor via aiomqtt
+        return sock if isinstance(sock, socket.socket) else None
+
+    async def close_gracefully(self) -> None:
+        """Say `offline` ourselves before leaving, so the retained status is right at once."""
+        client = self._client
+        if client is not None:
+            try:
+                await client.publish(self._config.status_topic, b"offline", qos=QOS, retain=True)
+            except aiomqtt.MqttError:
+                log.debug("event=offline_not_published", exc_info=True)

@@ -1,0 +1,109 @@
+"""jsonschema-rs (fast path) and jsonschema (oracle) give the same verdict on every message:
+all fixtures, valid and invalid, and thousands of mutations of them."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from csbridge.validation import ENVELOPE, Backend, SchemaRegistry, fast_backend_available
+from tests.support import fixture_names, load_fixture
+
+pytestmark = pytest.mark.skipif(not fast_backend_available(), reason="no jsonschema-rs wheel here")
+
+FAST = SchemaRegistry(backend=Backend.FAST) if fast_backend_available() else None
+REFERENCE = SchemaRegistry(backend=Backend.REFERENCE)
+CORPUS = [load_fixture(n) for n in fixture_names("messages")] + [
+    load_fixture(n, "invalid") for n in fixture_names("invalid")
+]
+
+ODD_VALUES = st.sampled_from(
+    [
+        None,
+        True,
+        0,
+        -1,
+        1.5,
+        -0.0,
+        1e308,
+        2**63,
+        "",
+        "200",
+        "evse_ready",
+        "EVSE_Ready",
+        "79ac862e-d0a7-4eef-98b5-c827be3bd669\n",
+        "79AC862E-D0A7-4EEF-98B5-C827BE3BD669",
+        "x" * 38,
+        [],
+        {},
+        {"l1": 1, "l2": 2, "l3": 3},
+        [{"evse_id": "A", "status_code": "evse_ready"}],
+    ]
+)
+
+
+def _containers(document: Any) -> list[Any]:
+    found = [document]
+    children = document.values() if isinstance(document, dict) else document
+    for child in children:
+        if isinstance(child, dict | list):
+            found.extend(_containers(child))
+    return found
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> Any:
+    document = copy.deepcopy(draw(st.sampled_from(CORPUS)))
+    for _ in range(draw(st.integers(1, 3))):
+        target = draw(st.sampled_from(_containers(document)))
+        operation = draw(st.sampled_from(["delete", "replace", "add"]))
+        if isinstance(target, dict):
+            keys = sorted(target)
+            if operation == "add" or not keys:
+                key = draw(st.sampled_from(["extra", "evse_id", "dc", "ac_bpt", "dc_bpt", "l4", "id"]))
+                target[key] = copy.deepcopy(draw(ODD_VALUES))
+            elif operation == "delete":
+                del target[draw(st.sampled_from(keys))]
+            else:
+                target[draw(st.sampled_from(keys))] = copy.deepcopy(draw(ODD_VALUES))
+        elif target:
+            index = draw(st.integers(0, len(target) - 1))
+            if operation == "delete":
+                del target[index]
+            elif operation == "replace":
+                target[index] = copy.deepcopy(draw(ODD_VALUES))
+            else:
+                target.append(copy.deepcopy(target[index]))
+    return document
+
+
+def _verdicts(document: Any) -> dict[str, bool]:
+    assert FAST is not None
+    return {
+        title: FAST.violation(title, document) is None for title in FAST.titles()
+    }
+
+
+def _reference_verdicts(document: Any) -> dict[str, bool]:
+    return {title: REFERENCE.violation(title, document) is None for title in REFERENCE.titles()}
+
+
+@pytest.mark.parametrize("index", range(len(CORPUS)))
+def test_backends_agree_on_fixtures(index: int) -> None:
+    assert _verdicts(CORPUS[index]) == _reference_verdicts(CORPUS[index])
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated())
+def test_backends_agree_on_mutations(document: Any) -> None:
+    assert _verdicts(document) == _reference_verdicts(document)
+
+
+def test_mutations_reach_both_verdicts() -> None:
+    """The corpus is no tautology: it holds envelope-valid and envelope-invalid messages."""
+    verdicts = {REFERENCE.violation(ENVELOPE, document) is None for document in CORPUS}
+    assert verdicts == {True, False}
