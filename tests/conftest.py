@@ -73,7 +73,9 @@ def config(broker: Broker, prefix: str) -> Config:
     return station_config(broker.url, prefix)
 
 
-async def start_bridge(config: Config, state: StationState | None = None) -> tuple[Bridge, asyncio.Task[None]]:
+async def start_bridge(
+    config: Config, state: StationState | None = None
+) -> tuple[Bridge, asyncio.Task[None]]:
     bridge = Bridge(config, state or StationState(static_snapshot(e) for e in config.evse))
     task = asyncio.create_task(bridge.run())
     await asyncio.wait_for(bridge.link.connected.wait(), 5)

@@ -49,5 +49,7 @@ def walk(value: Any, path: str = "$") -> list[tuple[str, Any]]:
     if isinstance(value, dict):
         return [item for key, child in value.items() for item in walk(child, f"{path}.{key}")]
     if isinstance(value, list):
-        return [item for index, child in enumerate(value) for item in walk(child, f"{path}[{index}]")]
+        return [
+            item for index, child in enumerate(value) for item in walk(child, f"{path}[{index}]")
+        ]
     return [(path, value)]

@@ -64,7 +64,9 @@ def mutated(draw: st.DrawFn) -> Any:
         if isinstance(target, dict):
             keys = sorted(target)
             if operation == "add" or not keys:
-                key = draw(st.sampled_from(["extra", "evse_id", "dc", "ac_bpt", "dc_bpt", "l4", "id"]))
+                key = draw(
+                    st.sampled_from(["extra", "evse_id", "dc", "ac_bpt", "dc_bpt", "l4", "id"])
+                )
                 target[key] = copy.deepcopy(draw(ODD_VALUES))
             elif operation == "delete":
                 del target[draw(st.sampled_from(keys))]
@@ -83,9 +85,7 @@ def mutated(draw: st.DrawFn) -> Any:
 
 def _verdicts(document: Any) -> dict[str, bool]:
     assert FAST is not None
-    return {
-        title: FAST.violation(title, document) is None for title in FAST.titles()
-    }
+    return {title: FAST.violation(title, document) is None for title in FAST.titles()}
 
 
 def _reference_verdicts(document: Any) -> dict[str, bool]:

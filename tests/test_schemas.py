@@ -1,10 +1,16 @@
-"""The schemas say what Josev's rules say: valid fixtures pass, each invalid one fails where it should."""
+"""The schemas hold Josev's rules: valid fixtures pass, invalid ones fail where they should."""
 
 from __future__ import annotations
 
 import pytest
 
-from csbridge.validation import Backend, Direction, SchemaRegistry, fast_backend_available, schema_title
+from csbridge.validation import (
+    Backend,
+    Direction,
+    SchemaRegistry,
+    fast_backend_available,
+    schema_title,
+)
 from csbridge.wire import Rejected, RejectReason, check_document
 from tests.support import fixture_names, load_fixture
 
@@ -43,7 +49,10 @@ def test_valid_fixture_passes(registry: SchemaRegistry, name: str) -> None:
 
 # Each invalid fixture with where it must be caught and which rule catches it.
 EXPECTED_FAILURES = {
-    "update_docs_example_partial": ("$.data.evses[0]", {"required", "additionalProperties", "anyOf"}),
+    "update_docs_example_partial": (
+        "$.data.evses[0]",
+        {"required", "additionalProperties", "anyOf"},
+    ),
     "response_dc_bpt_without_dc": ("$.data.evses[0]", {"dependentRequired", "anyOf"}),
     "response_ac_bpt_nested_in_ac": ("$.data.evses[0].ac", {"additionalProperties"}),
     "response_isolation_status_null": ("$.data.evses[0].dc.isolation_status", {"enum"}),
@@ -55,7 +64,10 @@ EXPECTED_FAILURES = {
     "response_extra_envelope_key": ("$", {"additionalProperties"}),
     "response_empty_evses": ("$.data.evses", {"minItems"}),
     "parameters_number_of_evses_string": ("$.data.number_of_evses", {"type"}),
-    "parameters_bpt_without_twin": ("$.data.parameters[0].connectors[0].services", {"dependentRequired", "anyOf"}),
+    "parameters_bpt_without_twin": (
+        "$.data.parameters[0].connectors[0].services",
+        {"dependentRequired", "anyOf"},
+    ),
     "parameters_ac_service_with_dc_connector": (
         "$.data.parameters[1].connectors[0].services.ac.connector_type",
         {"enum"},
@@ -105,5 +117,7 @@ def test_bpt_alone_is_refused_in_updates_too(registry: SchemaRegistry) -> None:
 def test_direction_is_enforced() -> None:
     registry = SchemaRegistry()
     with pytest.raises(Rejected) as caught:
-        check_document(registry, load_fixture("cs_status_and_limits_response_dc"), Direction.FROM_JOSEV)
+        check_document(
+            registry, load_fixture("cs_status_and_limits_response_dc"), Direction.FROM_JOSEV
+        )
     assert caught.value.reason is RejectReason.WRONG_DIRECTION

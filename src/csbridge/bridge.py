@@ -52,13 +52,10 @@ class Bridge:
         )
 
     async def run(self) -> None:
-        """Serve until cancelled; on cancellation say offline if still connected."""
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self.link.run(), name="mqtt-link")
-                tasks.create_task(self._push_changes(), name="update-pusher")
-        finally:
-            await asyncio.shield(self.link.close_gracefully())
+        """Serve until cancelled (the link then says offline before it disconnects)."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.link.run(), name="mqtt-link")
+            tasks.create_task(self._push_changes(), name="update-pusher")
 
     async def handle(self, topic: str, payload: bytes) -> None:
         """One inbound MQTT message; never raises, whatever arrives."""

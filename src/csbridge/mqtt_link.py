@@ -23,6 +23,7 @@ QOS = 1
 BACKOFF_START_S = 0.1
 BACKOFF_CAP_S = 2.0
 PUBLISH_TIMEOUT_S = 5.0
+OFFLINE_TIMEOUT_S = 1.0
 TCP_NODELAY_OPTION = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 log = logging.getLogger("csbridge.mqtt")
@@ -96,7 +97,11 @@ class MqttLink:
         while True:
             try:
                 async with self._new_client() as client:
-                    await self._serve(client)
+                    try:
+                        await self._serve(client)
+                    except asyncio.CancelledError:
+                        await self._say_offline(client)
+                        raise
             except aiomqtt.MqttError as error:
                 was_connected = self._client is not None
                 self._client = None
@@ -146,11 +151,17 @@ class MqttLink:
         sock = self._client._client.socket()  # noqa: SLF001 - paho exposes no public accessor via aiomqtt
         return sock if isinstance(sock, socket.socket) else None
 
-    async def close_gracefully(self) -> None:
-        """Say `offline` ourselves before leaving, so the retained status is right at once."""
-        client = self._client
-        if client is not None:
-            try:
-                await client.publish(self._config.status_topic, b"offline", qos=QOS, retain=True)
-            except aiomqtt.MqttError:
-                log.debug("event=offline_not_published", exc_info=True)
+    async def _say_offline(self, client: aiomqtt.Client) -> None:
+        """On a deliberate stop the will does not fire: say `offline` ourselves, retained."""
+        self._client = None
+        self.connected.clear()
+        try:
+            await client.publish(
+                self._config.status_topic,
+                b"offline",
+                qos=QOS,
+                retain=True,
+                timeout=OFFLINE_TIMEOUT_S,
+            )
+        except aiomqtt.MqttError:
+            log.warning("event=offline_not_published topic=%s", self._config.status_topic)

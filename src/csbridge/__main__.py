@@ -1,0 +1,3 @@
+from csbridge.cli import main
+
+main()
