@@ -1,0 +1,1 @@
+"""csbridge benchmarks: every figure next to a baseline measured in the same run."""
