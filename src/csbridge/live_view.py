@@ -60,7 +60,7 @@ class DemoView:
         self.broker = broker
         self.console = console
         self.counters = counters
-        self.started = time.monotonic()
+        self.started = time.perf_counter()  # the clock Exchange.at is read from
         self.station_view: StationView | None = None
         self.exchanges: deque[Exchange] = deque(maxlen=12)
         self.events: deque[str] = deque(maxlen=5)
@@ -78,7 +78,7 @@ class DemoView:
             self.console.print(describe_exchange(exchange), highlight=False, soft_wrap=True)
 
     def event(self, text: str) -> None:
-        stamped = f"{time.monotonic() - self.started:6.1f} s  {text}"
+        stamped = f"{time.perf_counter() - self.started:6.1f} s  {text}"
         self.events.append(stamped)
         if self.plain:
             self.console.print(f"-- {text}", highlight=False)
@@ -89,8 +89,8 @@ class DemoView:
     def __rich__(self) -> RenderableType:
         header = Text.assemble(
             ("csbridge demo", "bold"),
-            f"  broker {self.broker} (embedded)  up {time.monotonic() - self.started:.0f} s  ",
-            (f"answered {self.counters.total('outbound_published')}", "cyan"),
+            f"  broker {self.broker} (embedded)  up {time.perf_counter() - self.started:.0f} s  ",
+            (f"sent {self.counters.total('outbound_published')}", "cyan"),
             f"  rejected {self.counters.total('inbound_rejected')}  ",
             ("Ctrl-C to stop", "dim"),
         )
@@ -121,7 +121,7 @@ class DemoView:
             table.add_column(column)
         for exchange in self.exchanges:
             table.add_row(
-                f"{exchange.at - self.started if exchange.at > self.started else 0:5.1f}",
+                f"{max(0.0, exchange.at - self.started):5.1f}",
                 "josev -> cs" if exchange.outgoing else "cs -> josev",
                 Text(f"{exchange.name}/{exchange.type}", style="red" if exchange.problem else ""),
                 exchange.id[:8],
