@@ -14,8 +14,7 @@ from csbridge.bridge import Bridge
 from csbridge.config import Config, broker_address
 from csbridge.emulator import JosevEmulator
 from csbridge.mqtt_link import TCP_NODELAY_OPTION
-from csbridge.static_source import static_snapshot
-from csbridge.station_state import StationState
+from csbridge.station import Station
 from csbridge.testing.brokers import (
     Broker,
     MosquittoBroker,
@@ -73,13 +72,24 @@ def config(broker: Broker, prefix: str) -> Config:
     return station_config(broker.url, prefix)
 
 
-async def start_bridge(
-    config: Config, state: StationState | None = None
-) -> tuple[Bridge, asyncio.Task[None]]:
-    bridge = Bridge(config, state or StationState(static_snapshot(e) for e in config.evse))
-    task = asyncio.create_task(bridge.run())
-    await asyncio.wait_for(bridge.link.connected.wait(), 5)
-    return bridge, task
+async def start_station(
+    config: Config, *, wait_ready: bool = True
+) -> tuple[Station, asyncio.Task[None]]:
+    """The whole station (engine, simulated devices, bridge), connected and, unless told
+    otherwise, with every EVSE ready."""
+    station = Station(config)
+    task = asyncio.create_task(station.run())
+    await asyncio.wait_for(station.bridge.link.connected.wait(), 5)
+    if wait_ready:
+        async with asyncio.timeout(5):
+            while any(e["status_code"] != "evse_ready" for e in station.engine.entries.values()):
+                await asyncio.sleep(0.01)
+    return station, task
+
+
+async def start_bridge(config: Config) -> tuple[Bridge, asyncio.Task[None]]:
+    station, task = await start_station(config)
+    return station.bridge, task
 
 
 async def stop_bridge(task: asyncio.Task[None]) -> None:
@@ -98,11 +108,16 @@ async def josev(config: Config) -> AsyncIterator[JosevEmulator]:
 
 
 @pytest_asyncio.fixture
-async def bridge(config: Config, josev: JosevEmulator) -> AsyncIterator[Bridge]:
-    """A bridge on the static station, started after the emulator listens."""
-    running, task = await start_bridge(config)
+async def station(config: Config, josev: JosevEmulator) -> AsyncIterator[Station]:
+    """The example station, started after the emulator listens."""
+    running, task = await start_station(config)
     yield running
     await stop_bridge(task)
+
+
+@pytest.fixture
+def bridge(station: Station) -> Bridge:
+    return station.bridge
 
 
 @pytest_asyncio.fixture

@@ -29,17 +29,19 @@ def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-def station_config(broker_url: str, prefix: str, *, simulated: bool = False) -> Config:
-    """The example station, on its own topics and client id so tests never collide."""
+def station_config(broker_url: str, prefix: str, *, scenario: str | None = None) -> Config:
+    """The example station (no scenario unless asked), on its own topics and client id so
+    tests never collide."""
     base = load_config(example_config("sim-station.toml"))
     raw = base.model_dump(mode="json", exclude_none=True)
-    raw["station"]["simulated"] = simulated
+    raw["station"]["scenario"] = scenario
     raw["mqtt"].update(
         broker=broker_url,
         client_id=f"csbridge-{prefix}",
         request_topic=f"{prefix}/josev/cs",
         response_topic=f"{prefix}/cs/josev",
         status_topic=f"{prefix}/csbridge/status",
+        local_prefix=f"{prefix}/csbridge",
     )
     return Config.model_validate(raw)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import socket
 
 import aiomqtt
@@ -13,6 +12,7 @@ from csbridge.bridge import Bridge
 from csbridge.config import Config
 from csbridge.emulator import EmulatorError, JosevEmulator
 from csbridge.mqtt_link import TCP_NODELAY_OPTION
+from csbridge.station import Station
 from tests.conftest import start_bridge, stop_bridge
 
 
@@ -38,10 +38,10 @@ async def test_cs_parameters_and_status_describe_the_same_evses(
     dc, ac = status.data["evses"]
     assert set(dc) == {"evse_id", "status_code", "dc", "dc_bpt"}
     assert set(ac) == {"evse_id", "status_code", "ac", "ac_bpt"}
-    assert dc["dc"]["max_current"] == 200.0
-    assert dc["dc"]["max_power"] == 150000
-    assert dc["dc"]["isolation_status"] == "no_imd"
-    assert ac["ac"]["max_current"] == {"l1": 32.0, "l2": 32.0, "l3": 32.0}
+    assert dc["dc"]["max_current"] == 240.0  # three modules of 80 A
+    assert dc["dc"]["max_power"] == 120000
+    assert dc["dc"]["isolation_status"] == "valid"
+    assert ac["ac"]["max_current"] == {"l1": 25.0, "l2": 25.0, "l3": 25.0}  # installation
     services = parameters.data["parameters"][0]["connectors"][0]["services"]
     assert set(services) == {"dc", "dc_bpt"}
 
@@ -68,18 +68,18 @@ async def test_full_update_of_every_evse_follows_the_connect(
 
 
 async def test_a_changed_evse_gets_an_update_of_its_own(
-    bridge: Bridge, josev: JosevEmulator
+    station: Station, josev: JosevEmulator
 ) -> None:
     await josev.wait_update(lambda m: True, timeout=5)
     seen = len(josev.updates)
-    snapshot = bridge.state.get("DE*CSB*E0001")
-    assert snapshot.dc is not None
-    lowered = dataclasses.replace(snapshot, dc=dataclasses.replace(snapshot.dc, max_current=123.45))
-    bridge.state.set(lowered)
+    board = station.devices.boards["DE*CSB*E0001"]
+    board.plug_temperature_c = 81.0  # the plug curve: 250 A at 70 degC, 50 A at 90 degC
+    station.devices.emit(board)
     update = await josev.wait_update(lambda m: True, timeout=5, since=seen)
     assert [e["evse_id"] for e in update.data["evses"]] == ["DE*CSB*E0001"]
-    assert update.data["evses"][0]["dc"]["max_current"] == 123.4  # rounded down, never up
-    assert josev.view.evses["DE*CSB*E0001"]["dc"]["max_current"] == 123.4
+    assert update.data["evses"][0]["dc"]["max_current"] == 140.0
+    assert josev.view.evses["DE*CSB*E0001"]["dc"]["max_current"] == 140.0
+    assert station.engine.reported_binding("DE*CSB*E0001")["max_current"] == "temperature"
 
 
 async def test_status_topic_is_online_then_offline_and_retained(

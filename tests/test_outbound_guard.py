@@ -3,7 +3,7 @@ error level, counted, and never published."""
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import logging
 import math
 from typing import Any
@@ -13,25 +13,23 @@ import pytest
 from csbridge.bridge import Bridge
 from csbridge.config import Config
 from csbridge.emulator import EmulatorError, JosevEmulator
-from csbridge.model import EvseSnapshot
-from csbridge.static_source import static_snapshot
-from csbridge.station_state import StationState
+from csbridge.engine import LimitsEngine
+from csbridge.station_state import LatestByEvse
 from csbridge.validation import Direction, SchemaRegistry, SchemaViolation
 from csbridge.wire import Codec, Message, MessageType
-from tests.conftest import start_bridge, stop_bridge
+from tests.conftest import stop_bridge
 from tests.support import load_fixture
 
 
-def _broken_state(config: Config, **dc_overrides: Any) -> StationState:
-    snapshots: list[EvseSnapshot] = []
-    for evse in config.evse:
-        snapshot = static_snapshot(evse)
-        if snapshot.dc is not None:
-            snapshot = dataclasses.replace(
-                snapshot, dc=dataclasses.replace(snapshot.dc, **dc_overrides)
-            )
-        snapshots.append(snapshot)
-    return StationState(snapshots)
+def _broken_engine(config: Config, **dc_overrides: Any) -> LimitsEngine:
+    """An engine whose entries carry a bug: the bridge must refuse to send them."""
+    engine = LimitsEngine(config)
+    broken = []
+    for entry in engine.entries.values():
+        faulty = {**entry, "dc": {**entry["dc"], **dc_overrides}} if "dc" in entry else entry
+        broken.append((entry["evse_id"], faulty))
+    engine.entries = LatestByEvse(broken)
+    return engine
 
 
 @pytest.mark.parametrize(
@@ -46,7 +44,9 @@ async def test_invalid_outgoing_message_is_never_published(
     overrides: dict[str, float],
 ) -> None:
     caplog.set_level(logging.ERROR, logger="csbridge")
-    bridge, task = await start_bridge(config, _broken_state(config, **overrides))
+    bridge = Bridge(config, _broken_engine(config, **overrides))
+    task = asyncio.create_task(bridge.run())
+    await asyncio.wait_for(bridge.link.connected.wait(), 5)
     try:
         with pytest.raises(EmulatorError):
             await josev.request("cs_status_and_limits", timeout=0.5)
@@ -91,12 +91,12 @@ def test_codec_refuses_to_send_what_this_side_never_sends() -> None:
 async def test_a_bug_in_a_handler_does_not_stop_the_bridge(
     bridge: Bridge, josev: JosevEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def explode(_snapshots: object) -> None:
+    def explode() -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr("csbridge.bridge.status_and_limits_data", explode)
+    monkeypatch.setattr(bridge.engine.entries, "values", explode)
     with pytest.raises(EmulatorError):
         await josev.request("cs_status_and_limits", timeout=0.5)
     monkeypatch.undo()
     assert (await josev.request("cs_status_and_limits", timeout=5)).data["evses"]
-    assert bridge.counters.get("handler_failed", "cs_status_and_limits") == 1
+    assert bridge.counters.get("handler_failed", bridge.config.mqtt.request_topic) == 1

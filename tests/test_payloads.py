@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csbridge.config import Config
+from csbridge.engine import LimitsEngine
 from csbridge.model import (
     AcBptLimits,
     AcLimits,
@@ -17,8 +18,7 @@ from csbridge.model import (
     PerPhase,
     StatusCode,
 )
-from csbridge.payloads import cs_parameters_data, evse_entry, status_and_limits_data
-from csbridge.static_source import static_snapshot
+from csbridge.payloads import cs_parameters_data, evse_entry
 from csbridge.validation import SchemaRegistry
 from csbridge.wire import Message, MessageType, check_document
 from tests.support import station_config, walk
@@ -48,8 +48,8 @@ def test_cs_parameters_counts_its_evses_and_pairs_bpt_with_its_twin() -> None:
 
 def test_no_null_anywhere_in_what_is_sent() -> None:
     config = _config()
-    snapshots = [static_snapshot(evse) for evse in config.evse]
-    for data in (cs_parameters_data(config), status_and_limits_data(snapshots)):
+    entries = LimitsEngine(config).entries.values()
+    for data in (cs_parameters_data(config), {"evses": entries}):
         assert all(value is not None for _, value in walk(data))
 
 

@@ -7,9 +7,8 @@ import time
 
 from csbridge.bridge import Bridge
 from csbridge.emulator import JosevEmulator
+from csbridge.engine import LimitsEngine
 from csbridge.mqtt_link import BACKOFF_CAP_S, backoff_delays, jittered
-from csbridge.static_source import static_snapshot
-from csbridge.station_state import StationState
 from csbridge.testing.brokers import MosquittoBroker
 from tests.conftest import start_bridge, stop_bridge
 from tests.support import station_config, unique_prefix
@@ -71,7 +70,7 @@ async def test_broker_killed_and_back_bridge_reconnects_and_republishes(
 async def test_broker_absent_at_start_is_waited_for(own_mosquitto: MosquittoBroker) -> None:
     own_mosquitto.kill()
     config = station_config(own_mosquitto.url, unique_prefix())
-    bridge = Bridge(config, StationState(static_snapshot(e) for e in config.evse))
+    bridge = Bridge(config, LimitsEngine(config))
     task = asyncio.create_task(bridge.run())
     try:
         await asyncio.sleep(1.0)

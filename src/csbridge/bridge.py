@@ -1,19 +1,26 @@
-"""The station side of Josev's API: answers boot requests and pushes every change as an update."""
+"""The station side of Josev's API: answers boot requests and pushes every change as an update;
+beside it, csbridge's own topics (external limits and operator commands in, limits reports out)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
 
 from csbridge.config import Config
 from csbridge.counters import Counters
-from csbridge.model import EvseSnapshot
+from csbridge.engine import LimitsEngine
+from csbridge.local_topics import SCHEMA_OF, Leaf, LocalTopics
 from csbridge.mqtt_link import MqttLink, Subscription
-from csbridge.payloads import cs_parameters_data, status_and_limits_data
-from csbridge.station_state import StationState
+from csbridge.payloads import cs_parameters_data
+from csbridge.readings import ExternalLimit, OperatorCommand
+from csbridge.station_state import Entry
 from csbridge.validation import Direction, SchemaRegistry, SchemaViolation
-from csbridge.wire import Codec, Message, MessageType, Rejected
+from csbridge.wire import Codec, Message, MessageType, Rejected, RejectReason, decode_local
 
 log = logging.getLogger("csbridge.bridge")
 
@@ -24,21 +31,21 @@ Handler = Callable[[Message], Awaitable[None]]
 
 
 class Bridge:
-    """Owns the MQTT link, the codec and the answers; the station state is fed from outside."""
+    """Owns the MQTT link, the codec and the answers; the engine supplies what is reported."""
 
     def __init__(
         self,
         config: Config,
-        state: StationState,
+        engine: LimitsEngine,
         registry: SchemaRegistry | None = None,
         counters: Counters | None = None,
     ) -> None:
         self.config = config
-        self.state = state
-        self.counters = counters or Counters()
-        self.codec = Codec(
-            registry or SchemaRegistry(), Direction.FROM_JOSEV, config.mqtt.max_payload_bytes
-        )
+        self.engine = engine
+        self.counters = counters or engine.counters
+        self.registry = registry or SchemaRegistry()
+        self.codec = Codec(self.registry, Direction.FROM_JOSEV, config.mqtt.max_payload_bytes)
+        self.local = LocalTopics(config.mqtt.local_prefix)
         self._parameters = cs_parameters_data(config)
         self._handlers: dict[tuple[str, MessageType], Handler] = {
             (CS_PARAMETERS, MessageType.REQUEST): self._answer_cs_parameters,
@@ -46,22 +53,29 @@ class Bridge:
         }
         self.link = MqttLink(
             config.mqtt,
-            [Subscription(config.mqtt.request_topic)],
+            [Subscription(config.mqtt.request_topic)]
+            + [Subscription(topic) for topic in self.local.subscriptions()],
             on_message=self.handle,
-            on_connected=self.publish_full_update,
+            on_connected=self._publish_full_state,
         )
 
     async def run(self) -> None:
         """Serve until cancelled (the link then says offline before it disconnects)."""
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.link.run(), name="mqtt-link")
-            tasks.create_task(self._push_changes(), name="update-pusher")
+            tasks.create_task(self._push_updates(), name="update-pusher")
+            tasks.create_task(self._push_reports(), name="report-pusher")
+
+    # -- inbound ---------------------------------------------------------------------------
 
     async def handle(self, topic: str, payload: bytes) -> None:
         """One inbound MQTT message; never raises, whatever arrives."""
         self.counters.add("inbound_received")
         try:
-            message = self.codec.decode(payload)
+            if topic == self.config.mqtt.request_topic:
+                await self._handle_josev(self.codec.decode(payload))
+            else:
+                self._handle_local(topic, payload)
         except Rejected as rejected:
             self.counters.add("inbound_rejected", rejected.reason.value)
             log.warning(
@@ -72,75 +86,119 @@ class Bridge:
                 rejected.where,
                 rejected.why,
             )
-            return
+        except Exception:
+            # A bug must not take the bridge down: the requester times out, we count and log it.
+            self.counters.add("handler_failed", topic)
+            log.exception("event=handler_failed topic=%s", topic)
+
+    async def _handle_josev(self, message: Message) -> None:
         handler = self._handlers.get((message.name, message.type))
         if handler is None:
             self.counters.add("inbound_unhandled", message.name)
             log.debug("event=inbound_unhandled message=%s type=%s", message.name, message.type)
             return
         self.counters.add("inbound_accepted", message.name)
-        try:
-            await handler(message)
-        except Exception:
-            # A bug must not take the bridge down: the requester times out, we count and log it.
-            self.counters.add("handler_failed", message.name)
-            log.exception("event=handler_failed message=%s id=%s", message.name, message.id)
+        await handler(message)
+
+    def _handle_local(self, topic: str, payload: bytes) -> None:
+        parsed = self.local.parse(topic)
+        if parsed is None:
+            raise Rejected(RejectReason.UNKNOWN_MESSAGE, "topic", f"no handler for {topic}")
+        evse_id, leaf = parsed
+        if evse_id not in self.engine.evse_ids:
+            raise Rejected(
+                RejectReason.UNKNOWN_EVSE, "topic", f"no EVSE {evse_id!r} is configured", leaf
+            )
+        document = decode_local(
+            self.registry, SCHEMA_OF[leaf], payload, self.config.mqtt.max_payload_bytes, leaf
+        )
+        now = self.engine.clock()
+        if leaf is Leaf.EXTERNAL_LIMIT:
+            reading: ExternalLimit | OperatorCommand = _external_limit(document, now)
+        else:
+            reading = OperatorCommand(
+                at=now, enabled=document["enabled"], reason=document.get("reason", "")
+            )
+        self.counters.add("inbound_accepted", leaf)
+        self.engine.ingest(evse_id, reading)
 
     async def _answer_cs_parameters(self, request: Message) -> None:
         await self.send(Message(CS_PARAMETERS, MessageType.RESPONSE, self._parameters, request.id))
 
     async def _answer_cs_status_and_limits(self, request: Message) -> None:
-        data = self._status_data(self.state.snapshots(), MessageType.RESPONSE)
-        if data is not None:
-            await self.send(Message(CS_STATUS_AND_LIMITS, MessageType.RESPONSE, data, request.id))
+        data = {"evses": self.engine.entries.values()}
+        await self.send(Message(CS_STATUS_AND_LIMITS, MessageType.RESPONSE, data, request.id))
 
-    async def publish_full_update(self) -> None:
-        """Every EVSE, after each (re)connect: Josev may have booted while we were away."""
-        self.state.clear_changed()
-        await self._send_update(self.state.snapshots())
+    # -- outbound --------------------------------------------------------------------------
 
-    async def _push_changes(self) -> None:
+    async def _publish_full_state(self) -> None:
+        """After each (re)connect: Josev may have booted while we were away."""
+        self.engine.entries.clear_changed()
+        self.engine.reports.clear_changed()
+        await self._send_update(self.engine.entries.values())
+        for evse_id in self.engine.evse_ids:
+            await self._publish_report(evse_id, self.engine.reports.get(evse_id))
+
+    async def _push_updates(self) -> None:
         while True:
-            changed = await self.state.wait_changed()
-            await self._send_update(changed)
+            changed = await self.engine.entries.wait_changed()
+            await self._send_update([entry for _, entry in changed])
 
-    async def _send_update(self, snapshots: list[EvseSnapshot]) -> bool:
-        data = self._status_data(snapshots, MessageType.UPDATE)
-        if data is None:
-            return False
-        return await self.send(Message(CS_STATUS_AND_LIMITS, MessageType.UPDATE, data))
+    async def _push_reports(self) -> None:
+        while True:
+            for evse_id, report in await self.engine.reports.wait_changed():
+                await self._publish_report(evse_id, report)
 
-    def _status_data(
-        self, snapshots: list[EvseSnapshot], message_type: MessageType
-    ) -> dict[str, object] | None:
-        try:
-            return status_and_limits_data(snapshots)
-        except ValueError as error:  # a non-finite value from a source: never reported
-            self._outbound_rejected(CS_STATUS_AND_LIMITS, message_type, str(error))
-            return None
+    async def _send_update(self, entries: list[Entry]) -> bool:
+        return await self.send(
+            Message(CS_STATUS_AND_LIMITS, MessageType.UPDATE, {"evses": entries})
+        )
 
     async def send(self, message: Message) -> bool:
         """Validate and publish on the response topic; an invalid message is never published."""
         try:
             payload = self.codec.encode(message)
         except SchemaViolation as violation:
-            self._outbound_rejected(message.name, message.type, str(violation))
+            self._outbound_rejected(message.name, str(violation))
             return False
+        return await self._publish(
+            self.config.mqtt.response_topic, payload, f"{message.name}/{message.type}"
+        )
+
+    async def _publish_report(self, evse_id: str, report: Entry) -> bool:
+        payload = orjson.dumps(report)
+        violation = self.registry.violation(SCHEMA_OF[Leaf.LIMITS], orjson.loads(payload))
+        if violation is not None:
+            self._outbound_rejected(Leaf.LIMITS, str(violation))
+            return False
+        topic = self.local.topic(evse_id, Leaf.LIMITS)
+        return await self._publish(topic, payload, Leaf.LIMITS, retain=True)
+
+    async def _publish(
+        self, topic: str, payload: bytes, label: str, *, retain: bool = False
+    ) -> bool:
         if not self.link.connected.is_set():
             # Not lost: the full state is republished on reconnect.
-            self.counters.add("publish_deferred", message.name)
+            self.counters.add("publish_deferred", label)
             return False
-        if not await self.link.publish(self.config.mqtt.response_topic, payload):
-            self.counters.add("publish_failed", message.name)
+        if not await self.link.publish(topic, payload, retain=retain):
+            self.counters.add("publish_failed", label)
             return False
-        self.counters.add("outbound_published", f"{message.name}/{message.type}")
+        self.counters.add("outbound_published", label)
         return True
 
-    def _outbound_rejected(self, name: str, message_type: MessageType, why: str) -> None:
+    def _outbound_rejected(self, name: str, why: str) -> None:
         self.counters.add("outbound_rejected", name)
         log.error(
-            "event=outbound_rejected message=%s type=%s why=%s -- not published; this is a bug",
-            name,
-            message_type,
-            why,
+            "event=outbound_rejected message=%s why=%s -- not published; this is a bug", name, why
         )
+
+
+def _external_limit(document: dict[str, Any], now: float) -> ExternalLimit:
+    max_power = document.get("max_power")
+    max_current = document.get("max_current")
+    if max_power is None and max_current is None:
+        return ExternalLimit(at=now, until=now)  # withdrawn: back to the configured default
+    valid_for = document.get("valid_for")
+    until = now + valid_for if valid_for is not None else math.inf
+    return ExternalLimit(at=now, until=until, max_power=max_power, max_current=max_current)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import itertools
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -42,13 +43,16 @@ class ConnectorConfig(_Strict):
 
 
 class DcStaticLimits(_Strict):
-    """What the DC power stage can do, until live sources report it."""
+    """The DC power stage's nameplate: a ceiling for everything live sources report.
 
-    max_current_a: NonNegative
+    The maxima may be left out only when modules are configured: the stack then decides.
+    """
+
+    max_current_a: NonNegative | None = None
     min_current_a: NonNegative = 0.0
-    max_voltage_v: NonNegative
+    max_voltage_v: NonNegative | None = None
     min_voltage_v: NonNegative = 0.0
-    max_power_w: NonNegative
+    max_power_w: NonNegative | None = None
     peak_current_ripple_a: NonNegative
     current_reg_tolerance_a: NonNegative | None = None
     energy_to_be_delivered_wh: NonNegative | None = None
@@ -56,9 +60,18 @@ class DcStaticLimits(_Strict):
 
     @model_validator(mode="after")
     def _minima_below_maxima(self) -> Self:
-        _ordered(self.min_current_a, self.max_current_a, "min_current_a", "max_current_a")
-        _ordered(self.min_voltage_v, self.max_voltage_v, "min_voltage_v", "max_voltage_v")
+        if self.max_current_a is not None:
+            _ordered(self.min_current_a, self.max_current_a, "min_current_a", "max_current_a")
+        if self.max_voltage_v is not None:
+            _ordered(self.min_voltage_v, self.max_voltage_v, "min_voltage_v", "max_voltage_v")
         return self
+
+    def missing_maxima(self) -> list[str]:
+        return [
+            name
+            for name in ("max_current_a", "max_voltage_v", "max_power_w")
+            if getattr(self, name) is None
+        ]
 
 
 class DcBptStaticLimits(_Strict):
@@ -105,6 +118,107 @@ class AcBptStaticLimits(_Strict):
         return self
 
 
+class CableConfig(_Strict):
+    """The connector and cable rating."""
+
+    max_current_a: Positive
+    max_voltage_v: Positive | None = None
+
+
+class InstallationConfig(_Strict):
+    """The grid connection this EVSE draws from."""
+
+    max_power_w: Positive | None = None
+    max_current_a: Positive | None = None
+    """Per phase, at the grid."""
+    grid_voltage_v: Positive = 230.0
+    """Phase-to-neutral, to turn a DC EVSE's grid current into power."""
+    grid_phases: Literal[1, 3] = 3
+    efficiency: Annotated[float, Field(gt=0, le=1)] = 0.95
+    """DC only: grid power times this is what reaches the EV."""
+
+
+class DeratingConfig(_Strict):
+    """A piecewise-linear curve from a temperature to a current (A) or power (W) limit.
+
+    `module` curves limit each module's own output; `evse` and `plug` curves limit the EVSE.
+    """
+
+    input: Literal["module", "evse", "plug"]
+    quantity: Literal["current", "power"]
+    points: Annotated[list[tuple[float, NonNegative]], Field(min_length=2)]
+
+    @model_validator(mode="after")
+    def _rising(self) -> Self:
+        temperatures = [t for t, _ in self.points]
+        if any(b <= a for a, b in itertools.pairwise(temperatures)):
+            raise ValueError(f"points: temperatures must rise strictly, got {temperatures}")
+        return self
+
+
+class SimulatedModuleConfig(_Strict):
+    """What a simulated module reports as its capability."""
+
+    max_voltage_v: Positive
+    min_voltage_v: NonNegative = 0.0
+    max_current_a: Positive
+    min_current_a: NonNegative = 0.0
+    max_power_w: Positive
+    max_import_current_a: NonNegative | None = None
+    max_import_power_w: NonNegative | None = None
+    temperature_c: float = 35.0
+
+
+class ModuleConfig(_Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    address: Annotated[int, Field(ge=0, le=255)]
+    bidirectional: bool = False
+    poll_period_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    deadline_s: Annotated[float, Field(gt=0, le=600)] | None = None
+    """Silence longer than this takes the module out of the stack; default 3 poll periods."""
+    simulated: SimulatedModuleConfig | None = None
+
+    @property
+    def freshness_deadline_s(self) -> float:
+        return self.deadline_s if self.deadline_s is not None else 3 * self.poll_period_s
+
+
+class SimulatedImdConfig(_Strict):
+    resistance_ohm: NonNegative = 5_000_000.0
+    period_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    self_test_s: Annotated[float, Field(ge=0, le=60)] = 3.0
+
+
+class ImdConfig(_Strict):
+    rule: Literal["iec61851-23:2023", "iec61851-23:2014"] = "iec61851-23:2023"
+    deadline_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    rated_voltage_v: Positive | None = None
+    """The 2014 rule's reference voltage; default the EVSE's rated maximum voltage."""
+    simulated: SimulatedImdConfig | None = None
+
+
+class SimulatedBoardConfig(_Strict):
+    evse_temperature_c: float = 30.0
+    plug_temperature_c: float = 30.0
+    period_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    max_current_a: Positive | None = None
+    """AC: the board's hardware capability per phase."""
+    max_discharge_current_a: NonNegative | None = None
+    phases: Literal[1, 3] | None = None
+
+
+class BoardConfig(_Strict):
+    deadline_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+    simulated: SimulatedBoardConfig | None = None
+
+
+class ExternalDefaults(_Strict):
+    """The limit that holds when no external limit is valid (none by default)."""
+
+    max_power_w: Positive | None = None
+    max_current_a: Positive | None = None
+
+
 def _ordered(low: float, high: float, low_name: str, high_name: str) -> None:
     if low > high:
         msg = f"{low_name} ({low}) is above {high_name} ({high})"
@@ -130,6 +244,14 @@ class EvseConfig(_Strict):
     dc_bpt_limits: DcBptStaticLimits | None = None
     ac_limits: AcStaticLimits | None = None
     ac_bpt_limits: AcBptStaticLimits | None = None
+    cable: CableConfig | None = None
+    installation: InstallationConfig | None = None
+    derating: list[DeratingConfig] = []
+    module: list[ModuleConfig] = []
+    """DC: the power modules stacked in parallel ([[evse.module]])."""
+    imd: ImdConfig | None = None
+    board: BoardConfig | None = None
+    external: ExternalDefaults = ExternalDefaults()
 
     @model_validator(mode="after")
     def _consistent_with_kind(self) -> Self:
@@ -159,9 +281,29 @@ class EvseConfig(_Strict):
         ids = [connector.id for connector in self.connectors]
         if len(set(ids)) != len(ids):
             problems.append(f"connector ids must be unique, got {ids}")
+        problems += self._live_source_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _live_source_problems(self) -> list[str]:
+        problems: list[str] = []
+        if self.kind is Kind.AC:
+            if self.module:
+                problems.append("[[evse.module]] power modules belong to a dc EVSE")
+            if self.imd is not None:
+                problems.append("[evse.imd] belongs to a dc EVSE")
+        names = [module.name for module in self.module]
+        if len(set(names)) != len(names):
+            problems.append(f"module names must be unique, got {names}")
+        if not self.module and any(curve.input == "module" for curve in self.derating):
+            problems.append("a derating curve on module temperature needs [[evse.module]]")
+        if self.board is None and any(curve.input != "module" for curve in self.derating):
+            problems.append("a derating curve on evse or plug temperature needs [evse.board]")
+        if self.dc_limits is not None and not self.module and self.dc_limits.missing_maxima():
+            missing = ", ".join(self.dc_limits.missing_maxima())
+            problems.append(f"[dc_limits] needs {missing} when no modules are configured")
+        return problems
 
 
 def _default_port(scheme: str) -> int:
@@ -176,6 +318,8 @@ class MqttConfig(_Strict):
     request_topic: Annotated[str, Field(min_length=1)] = "josev/cs"
     response_topic: Annotated[str, Field(min_length=1)] = "cs/josev"
     status_topic: Annotated[str, Field(min_length=1)] = "csbridge/status"
+    local_prefix: Annotated[str, Field(min_length=1)] = "csbridge"
+    """Our own per-EVSE topics: <prefix>/<evse_id>/limits, .../external_limit, .../operator."""
     keepalive_s: Annotated[int, Field(ge=2, le=600)] = 10
     max_payload_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
     ca_file: Path | None = None
@@ -186,7 +330,7 @@ class MqttConfig(_Strict):
         broker_address(value)
         return value
 
-    @field_validator("request_topic", "response_topic", "status_topic")
+    @field_validator("request_topic", "response_topic", "status_topic", "local_prefix")
     @classmethod
     def _plain_topic(cls, value: str) -> str:
         if any(char in value for char in "+#\0"):
@@ -215,8 +359,23 @@ def broker_address(url: str) -> tuple[str, int, bool]:
 class StationConfig(_Strict):
     sw_version: Annotated[str, Field(min_length=1)]
     hw_version: Annotated[str, Field(min_length=1)]
-    simulated: bool = False
-    """Play the simulated station's script over the configured limits (demo, commissioning)."""
+    scenario: Literal["demo"] | None = None
+    """Play a scripted scenario on the simulated devices (a module drops out, a plug heats up)."""
+
+
+class ReportingConfig(_Strict):
+    """How computed limits become updates: decreases at once, increases only once settled."""
+
+    settle_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    hysteresis_fraction: Annotated[float, Field(ge=0, le=0.5)] = 0.02
+    hysteresis_current_a: NonNegative = 1.0
+    hysteresis_power_w: NonNegative = 500.0
+    hysteresis_voltage_v: NonNegative = 1.0
+    max_updates_per_s: Annotated[float, Field(gt=0, le=100)] = 5.0
+    present_voltage_deadband_v: NonNegative = 2.0
+    present_current_deadband_a: NonNegative = 1.0
+    evaluate_every_s: Annotated[float, Field(gt=0, le=5)] = 0.1
+    limits_report_every_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
 
 class LoggingConfig(_Strict):
@@ -227,6 +386,7 @@ class Config(_Strict):
     station: StationConfig
     mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
+    reporting: ReportingConfig = ReportingConfig()
     evse: Annotated[list[EvseConfig], Field(min_length=1)]
 
     @model_validator(mode="after")

@@ -15,7 +15,8 @@ from csbridge.embedded_broker import embedded_broker
 from csbridge.emulator import EmulatorError, JosevEmulator
 from csbridge.live_view import DemoView
 from csbridge.resources import example_config
-from csbridge.simulation import SimulatedStation, Step
+from csbridge.scenario import Step
+from csbridge.station import Station
 
 JOSEV_RESTART_EVERY_S = 12.0
 CONNECT_TIMEOUT_S = 10.0
@@ -26,14 +27,11 @@ async def run_demo(duration_s: float | None, console: Console) -> int:
     config = load_config(example_config("sim-station.toml"))
     async with embedded_broker() as broker:
         config = config.with_broker(broker)
-        station = SimulatedStation(config)
-        bridge = Bridge(config, station.state)
-        view = DemoView(broker, console, bridge.counters)
+        station = Station(config)
+        bridge = station.bridge
+        view = DemoView(broker, console, bridge.counters, station.engine)
         station.on_step = lambda step: _announce(view, step)
-        background = [
-            asyncio.create_task(bridge.run(), name="bridge"),
-            asyncio.create_task(station.run(), name="station"),
-        ]
+        background = [asyncio.create_task(station.run(), name="station")]
         live = Live(view, console=console, refresh_per_second=4) if not view.plain else None
         try:
             with live or contextlib.nullcontext():

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from csbridge.counters import Counters
 from csbridge.emulator import Exchange, StationView
+from csbridge.engine import LimitsEngine
 
 READY_STYLES = {"evse_ready": "green", "evse_not_ready": "yellow"}
 
@@ -56,8 +57,11 @@ def describe_exchange(exchange: Exchange) -> str:
 class DemoView:
     """Renders on every refresh from the emulator's view; prints plain lines when not a terminal."""
 
-    def __init__(self, broker: str, console: Console, counters: Counters) -> None:
+    def __init__(
+        self, broker: str, console: Console, counters: Counters, engine: LimitsEngine
+    ) -> None:
         self.broker = broker
+        self.engine = engine
         self.console = console
         self.counters = counters
         self.started = time.perf_counter()  # the clock Exchange.at is read from
@@ -107,11 +111,21 @@ class DemoView:
         table.add_column("EVSE")
         table.add_column("status")
         table.add_column("limits")
+        table.add_column("bound by (bridge)")
         evses = self.station_view.evses if self.station_view else {}
         for evse_id, entry in evses.items():
             status = entry["status_code"]
+            binding = self.engine.reported_binding(evse_id)
+            bound_by = "\n".join(
+                f"{key}: {source}"
+                for key, source in binding.items()
+                if key.startswith(("max_current", "max_power", "evse_max"))
+            )
             table.add_row(
-                evse_id, Text(status, style=READY_STYLES.get(status, "red")), _limits_summary(entry)
+                evse_id,
+                Text(status, style=READY_STYLES.get(status, "red")),
+                _limits_summary(entry),
+                bound_by,
             )
         return table
 

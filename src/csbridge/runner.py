@@ -1,33 +1,28 @@
-"""`csbridge run`: the bridge and its station source, until stopped."""
+"""`csbridge run`: the station until stopped."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-from csbridge.bridge import Bridge
 from csbridge.config import Config
-from csbridge.simulation import SimulatedStation
-from csbridge.static_source import static_snapshot
-from csbridge.station_state import StationState
+from csbridge.scenario import Step
+from csbridge.station import Station
 
 log = logging.getLogger("csbridge.run")
 
 
+def _log_step(step: Step) -> None:
+    log.info("event=scenario_step what=%r", step.description)
+
+
 async def run_station(config: Config) -> None:
-    """Serve Josev from the configured source; returns only when cancelled."""
-    async with asyncio.TaskGroup() as tasks:
-        if config.station.simulated:
-            station = SimulatedStation(config)
-            state = station.state
-            tasks.create_task(station.run(), name="simulated-station")
-        else:
-            state = StationState(static_snapshot(evse) for evse in config.evse)
-        bridge = Bridge(config, state)
-        log.info(
-            "event=start broker=%s evses=%s source=%s",
-            config.mqtt.broker,
-            ",".join(state.evse_ids),
-            "simulated" if config.station.simulated else "static",
-        )
-        tasks.create_task(bridge.run(), name="bridge")
+    """Serve Josev from the configured sources; returns only when cancelled."""
+    station = Station(config, on_step=_log_step)
+    log.info(
+        "event=start broker=%s evses=%s simulated_devices=%d scenario=%s",
+        config.mqtt.broker,
+        ",".join(station.engine.evse_ids),
+        len(station.devices.all()),
+        config.station.scenario or "none",
+    )
+    await station.run()

@@ -40,6 +40,7 @@ class RejectReason(enum.StrEnum):
     NOT_OBJECT = "not_object"
     ENVELOPE = "bad_envelope"
     UNKNOWN_MESSAGE = "unknown_message"
+    UNKNOWN_EVSE = "unknown_evse"
     UNEXPECTED_TYPE = "unexpected_type"
     WRONG_DIRECTION = "wrong_direction"
     SCHEMA = "schema"
@@ -58,6 +59,45 @@ class Rejected(Exception):  # noqa: N818 - the outcome for one message, not a pr
 
 def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_object(payload: bytes, max_payload_bytes: int, message: str = "?") -> dict[str, Any]:
+    """Size bound first (nothing large is parsed), then JSON, then an object."""
+    if len(payload) > max_payload_bytes:
+        raise Rejected(
+            RejectReason.TOO_LARGE,
+            "$",
+            f"{len(payload)} bytes is above the {max_payload_bytes} byte limit",
+            message,
+        )
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError as error:
+        raise Rejected(RejectReason.NOT_JSON, "$", _short(str(error)), message) from None
+    if not isinstance(document, dict):
+        raise Rejected(
+            RejectReason.NOT_OBJECT,
+            "$",
+            f"a message is a JSON object, got {type(document).__name__}",
+            message,
+        )
+    return document
+
+
+def decode_local(
+    registry: SchemaRegistry, title: str, payload: bytes, max_payload_bytes: int, message: str
+) -> dict[str, Any]:
+    """One of our own topics' payloads (no envelope), checked against schema `title`."""
+    document = parse_object(payload, max_payload_bytes, message)
+    violation = registry.violation(title, document)
+    if violation is not None:
+        raise Rejected(
+            RejectReason.SCHEMA,
+            violation.path,
+            f"{violation.rule}: {_short(violation.reason)}",
+            message,
+        )
+    return document
 
 
 def check_document(
@@ -110,22 +150,7 @@ class Codec:
         self.max_payload_bytes = max_payload_bytes
 
     def decode(self, payload: bytes) -> Message:
-        if len(payload) > self.max_payload_bytes:
-            raise Rejected(
-                RejectReason.TOO_LARGE,
-                "$",
-                f"{len(payload)} bytes is above the {self.max_payload_bytes} byte limit",
-            )
-        try:
-            document = orjson.loads(payload)
-        except orjson.JSONDecodeError as error:
-            raise Rejected(RejectReason.NOT_JSON, "$", _short(str(error))) from None
-        if not isinstance(document, dict):
-            raise Rejected(
-                RejectReason.NOT_OBJECT,
-                "$",
-                f"a message is a JSON object, got {type(document).__name__}",
-            )
+        document = parse_object(payload, self.max_payload_bytes)
         check_document(self.registry, document, self.receives)
         return Message(
             name=document["name"],

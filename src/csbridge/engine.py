@@ -1,0 +1,187 @@
+"""The live limits engine: readings in, one reported entry per EVSE out, with its binding sources.
+
+Each reading is stored as its source's latest and its EVSE is evaluated at once (a hardware
+change reaches Josev without waiting for a tick); a periodic tick catches what silence changes
+(freshness deadlines, expiring external limits, settling increases).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from csbridge.config import Config, EvseConfig, ReportingConfig
+from csbridge.counters import Counters
+from csbridge.limits.compose import Composition, EvseComposer, EvseInputs
+from csbridge.limits.gate import GateSettings, UpdateGate
+from csbridge.payloads import evse_entry
+from csbridge.readings import (
+    BoardReading,
+    ExternalLimit,
+    ImdReading,
+    ModuleReading,
+    OperatorCommand,
+    SourceReading,
+    sanitized,
+)
+from csbridge.source_report import source_report
+from csbridge.station_state import Entry, LatestByEvse
+
+log = logging.getLogger("csbridge.engine")
+
+Clock = Callable[[], float]
+
+
+def gate_settings(reporting: ReportingConfig) -> GateSettings:
+    return GateSettings(
+        settle_s=reporting.settle_s,
+        hysteresis_fraction=reporting.hysteresis_fraction,
+        hysteresis_current=reporting.hysteresis_current_a,
+        hysteresis_power=reporting.hysteresis_power_w,
+        hysteresis_voltage=reporting.hysteresis_voltage_v,
+        min_interval_s=1.0 / reporting.max_updates_per_s,
+        present_voltage_deadband=reporting.present_voltage_deadband_v,
+        present_current_deadband=reporting.present_current_deadband_a,
+    )
+
+
+@dataclass(slots=True)
+class _Evse:
+    config: EvseConfig
+    composer: EvseComposer
+    gate: UpdateGate
+    modules: dict[str, ModuleReading] = field(default_factory=dict)
+    imd: ImdReading | None = None
+    board: BoardReading | None = None
+    external: ExternalLimit | None = None
+    operator: OperatorCommand | None = None
+    composition: Composition | None = None
+    report_key: Any = None
+    report_at: float = float("-inf")
+
+    def inputs(self) -> EvseInputs:
+        return EvseInputs(self.modules, self.imd, self.board, self.external, self.operator)
+
+    def store(self, reading: SourceReading) -> bool:
+        if isinstance(reading, ModuleReading):
+            if reading.name not in self.composer.module_names:
+                return False
+            self.modules[reading.name] = reading
+        elif isinstance(reading, ImdReading):
+            self.imd = reading
+        elif isinstance(reading, BoardReading):
+            self.board = reading
+        elif isinstance(reading, ExternalLimit):
+            self.external = reading
+        else:
+            self.operator = reading
+        return True
+
+
+class LimitsEngine:
+    """Owns the latest readings of every source and what each EVSE reports."""
+
+    def __init__(
+        self, config: Config, counters: Counters | None = None, clock: Clock = time.monotonic
+    ) -> None:
+        self.clock = clock
+        self.counters = counters or Counters()
+        self._report_every_s = config.reporting.limits_report_every_s
+        self._tick_s = config.reporting.evaluate_every_s
+        settings = gate_settings(config.reporting)
+        self._evses = {
+            evse.evse_id: _Evse(evse, EvseComposer(evse), UpdateGate(settings))
+            for evse in config.evse
+        }
+        now = clock()
+        initial = [
+            (evse_id, self._reported(evse_id, runtime, now))
+            for evse_id, runtime in self._evses.items()
+        ]
+        self.entries = LatestByEvse(initial)
+        self.reports = LatestByEvse(
+            (evse_id, self._report(runtime, now)) for evse_id, runtime in self._evses.items()
+        )
+
+    @property
+    def evse_ids(self) -> tuple[str, ...]:
+        return tuple(self._evses)
+
+    def ingest(self, evse_id: str, reading: SourceReading) -> bool:
+        """Take one reading; False (counted) if no such EVSE or source is configured."""
+        runtime = self._evses.get(evse_id)
+        if runtime is None:
+            self.counters.add("reading_ignored", "unknown_evse")
+            return False
+        cleaned, changed = sanitized(reading)
+        if changed:
+            self.counters.add("reading_sanitized", type(reading).__name__)
+        if not runtime.store(cleaned):
+            self.counters.add("reading_ignored", "unknown_source")
+            return False
+        self.counters.add("reading_ingested", type(reading).__name__)
+        self._evaluate(evse_id, runtime, self.clock())
+        return True
+
+    def evaluate(self) -> None:
+        now = self.clock()
+        for evse_id, runtime in self._evses.items():
+            self._evaluate(evse_id, runtime, now)
+
+    async def run(self) -> None:
+        """Re-evaluate on a tick so silence, expiry and settling take effect; until cancelled."""
+        while True:
+            await asyncio.sleep(self._tick_s)
+            self.evaluate()
+
+    def composition(self, evse_id: str) -> Composition | None:
+        return self._evses[evse_id].composition
+
+    def reported_binding(self, evse_id: str) -> dict[str, str]:
+        reported = self._evses[evse_id].gate.reported
+        return {} if reported is None else {k: v.value for k, v in reported.binding.items()}
+
+    def _reported(self, evse_id: str, runtime: _Evse, now: float) -> Entry:
+        runtime.composition = runtime.composer.compose(runtime.inputs(), now)
+        entry = evse_entry(runtime.composition.snapshot)
+        reported = runtime.gate.offer(entry, runtime.composition.binding, now)
+        if reported is not None:
+            return reported.entry
+        assert runtime.gate.reported is not None  # the first offer is always accepted
+        return runtime.gate.reported.entry
+
+    def _evaluate(self, evse_id: str, runtime: _Evse, now: float) -> None:
+        try:
+            entry = self._reported(evse_id, runtime, now)
+        except ValueError as error:  # a number that cannot be reported: keep what was sent
+            self.counters.add("evaluation_failed", evse_id)
+            log.error("event=evaluation_failed evse=%s why=%s", evse_id, error)
+            return
+        self.entries.set(evse_id, entry)
+        report = self._report(runtime, now)
+        key = _without_ages(report)
+        if key != runtime.report_key or now - runtime.report_at >= self._report_every_s:
+            runtime.report_key = key
+            runtime.report_at = now
+            self.reports.set(evse_id, report)
+
+    def _report(self, runtime: _Evse, now: float) -> Entry:
+        reported = runtime.gate.reported
+        assert reported is not None
+        return {
+            "limits": reported.entry,
+            "binding": {key: source.value for key, source in reported.binding.items()},
+            "sources": source_report(runtime.config, runtime.inputs(), runtime.composition, now),
+        }
+
+
+def _without_ages(report: Entry) -> Any:
+    if isinstance(report, dict):
+        return {
+            k: _without_ages(v) for k, v in report.items() if k not in ("age_s", "expires_in_s")
+        }
+    return report

@@ -1,0 +1,1 @@
+"""Pure functions that turn readings and configuration into what Josev is told."""

@@ -1,0 +1,48 @@
+"""csbridge's own per-EVSE topics next to Josev's: <prefix>/<evse_id>/<leaf>."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Leaf(enum.StrEnum):
+    LIMITS = "limits"
+    """Out, retained: the EVSE's reported entry, binding sources and source health."""
+    EXTERNAL_LIMIT = "external_limit"
+    """In: a site energy manager's limit."""
+    OPERATOR = "operator"
+    """In: enable or disable the EVSE."""
+
+
+INBOUND = (Leaf.EXTERNAL_LIMIT, Leaf.OPERATOR)
+SCHEMA_OF = {
+    Leaf.LIMITS: "EvseLimitsReport",
+    Leaf.EXTERNAL_LIMIT: "ExternalLimit",
+    Leaf.OPERATOR: "OperatorCommand",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LocalTopics:
+    prefix: str
+
+    def topic(self, evse_id: str, leaf: Leaf) -> str:
+        return f"{self.prefix}/{evse_id}/{leaf.value}"
+
+    def subscriptions(self) -> list[str]:
+        return [f"{self.prefix}/+/{leaf.value}" for leaf in INBOUND]
+
+    def parse(self, topic: str) -> tuple[str, Leaf] | None:
+        """(evse_id, leaf) for one of our inbound topics, else None."""
+        head, separator, rest = topic.partition("/")
+        if head != self.prefix or not separator:
+            return None
+        evse_id, separator, leaf = rest.rpartition("/")
+        if not separator or not evse_id or "/" in evse_id:
+            return None
+        try:
+            parsed = Leaf(leaf)
+        except ValueError:
+            return None
+        return (evse_id, parsed) if parsed in INBOUND else None

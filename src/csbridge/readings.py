@@ -1,0 +1,177 @@
+"""What device sources report, typed. Every reading carries the monotonic time it was taken.
+
+A source that cannot fill a field leaves it None: the limits engine treats None as the worst
+case, never as "no limit".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capability:
+    """What a power module can do in one direction (export: to the EV; import: from the EV)."""
+
+    max_voltage: float
+    min_voltage: float
+    max_current: float
+    max_power: float
+    min_current: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModuleReading:
+    """One DC power module of a stack."""
+
+    name: str
+    address: int
+    at: float
+    online: bool = True
+    """The module answers and its output stage is available (not switched off by a fault)."""
+    output_voltage: float | None = None
+    output_current: float | None = None
+    export: Capability | None = None
+    import_: Capability | None = None
+    """Only bidirectional modules report it."""
+    temperature_c: float | None = None
+    fault: bool = False
+    derating: bool = False
+    """The module limits its own output (thermal or input); its capability shows how much."""
+    over_temperature: bool = False
+    input_lost: bool = False
+    """The module's AC input flags say the grid is gone (phase lost, under-voltage, PFC off)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImdReading:
+    """The insulation monitoring device of one EVSE."""
+
+    at: float
+    resistance_ohm: float | None = None
+    voltage: float | None = None
+    self_test_running: bool = False
+    value_outdated: bool = False
+    device_fault: bool = False
+
+
+class CpState(enum.StrEnum):
+    """Control pilot state per IEC 61851-1."""
+
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+    E = "E"
+    F = "F"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BoardReading:
+    """The charger's control board for one EVSE."""
+
+    at: float
+    evse_temperature_c: float | None = None
+    plug_temperature_c: float | None = None
+    rcd_error: bool = False
+    cp_state: CpState | None = None
+    emergency_stop: bool = False
+    contactor_closed: bool | None = None
+    fault: bool = False
+    max_current_a: float | None = None
+    """AC: the board's hardware capability per phase (import)."""
+    max_discharge_current_a: float | None = None
+    """AC BPT: the board's hardware capability per phase (export to the grid)."""
+    phases: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExternalLimit:
+    """A limit from outside (site energy manager); expires at `until` (monotonic)."""
+
+    at: float
+    until: float
+    max_power: float | None = None
+    max_current: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OperatorCommand:
+    """The operator's enable/disable of an EVSE."""
+
+    at: float
+    enabled: bool
+    reason: str = ""
+
+
+SourceReading = ModuleReading | ImdReading | BoardReading | ExternalLimit | OperatorCommand
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _non_negative(value: float | None) -> float | None:
+    value = _finite(value)
+    return value if value is not None and value >= 0 else None
+
+
+def _capability(capability: Capability | None) -> Capability | None:
+    if capability is None:
+        return None
+    values = (
+        capability.max_voltage,
+        capability.min_voltage,
+        capability.max_current,
+        capability.max_power,
+        capability.min_current,
+    )
+    if any(_non_negative(v) is None for v in values):
+        return None
+    return capability
+
+
+def sanitized(reading: SourceReading) -> tuple[SourceReading, bool]:
+    """The reading with every non-finite or impossible number replaced by None (the worst case),
+    and whether anything had to be replaced."""
+    cleaned: SourceReading
+    if isinstance(reading, ModuleReading):
+        cleaned = dataclasses.replace(
+            reading,
+            output_voltage=_finite(reading.output_voltage),
+            output_current=_finite(reading.output_current),
+            export=_capability(reading.export),
+            import_=_capability(reading.import_),
+            temperature_c=_finite(reading.temperature_c),
+        )
+    elif isinstance(reading, ImdReading):
+        cleaned = dataclasses.replace(
+            reading,
+            resistance_ohm=_non_negative(reading.resistance_ohm),
+            voltage=_finite(reading.voltage),
+        )
+    elif isinstance(reading, BoardReading):
+        cleaned = dataclasses.replace(
+            reading,
+            evse_temperature_c=_finite(reading.evse_temperature_c),
+            plug_temperature_c=_finite(reading.plug_temperature_c),
+            max_current_a=_non_negative(reading.max_current_a),
+            max_discharge_current_a=_non_negative(reading.max_discharge_current_a),
+        )
+    elif isinstance(reading, ExternalLimit):
+        # A nonsensical external limit must not vanish into "no limit": zero is the safe side.
+        cleaned = dataclasses.replace(
+            reading,
+            max_power=None
+            if reading.max_power is None
+            else _non_negative(reading.max_power) or 0.0,
+            max_current=None
+            if reading.max_current is None
+            else _non_negative(reading.max_current) or 0.0,
+        )
+    else:
+        cleaned = reading
+    return cleaned, cleaned != reading

@@ -1,0 +1,203 @@
+"""Simulated device sources: modules, IMDs and boards that report readings like the real ones,
+scriptable from tests and scenarios (silence a module, heat a plug, lower the insulation).
+
+They feed the limits engine directly. The CAN layer replaces them with simulated devices that
+speak the real wire protocols; the readings they produce are the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from csbridge.config import BoardConfig, Config, ImdConfig, ModuleConfig
+from csbridge.readings import (
+    BoardReading,
+    Capability,
+    CpState,
+    ImdReading,
+    ModuleReading,
+    SourceReading,
+)
+
+Sink = Callable[[str, SourceReading], object]
+Clock = Callable[[], float]
+
+OVER_TEMPERATURE_TRIP_C = 100.0
+
+
+@dataclass(slots=True)
+class SimulatedModule:
+    evse_id: str
+    config: ModuleConfig
+    silent: bool = False
+    fault: bool = False
+    input_lost: bool = False
+    temperature_c: float = 35.0
+    output_voltage: float = 0.0
+    output_current: float = 0.0
+
+    def reading(self, now: float) -> ModuleReading:
+        rated = self.config.simulated
+        assert rated is not None  # only modules with a [simulated] table are simulated
+        export = Capability(
+            max_voltage=rated.max_voltage_v,
+            min_voltage=rated.min_voltage_v,
+            max_current=rated.max_current_a,
+            min_current=rated.min_current_a,
+            max_power=rated.max_power_w,
+        )
+        import_ = None
+        if self.config.bidirectional and rated.max_import_current_a is not None:
+            import_ = Capability(
+                max_voltage=rated.max_voltage_v,
+                min_voltage=rated.min_voltage_v,
+                max_current=rated.max_import_current_a,
+                max_power=rated.max_import_power_w or 0.0,
+            )
+        return ModuleReading(
+            name=self.config.name,
+            address=self.config.address,
+            at=now,
+            online=True,
+            output_voltage=self.output_voltage,
+            output_current=self.output_current,
+            export=export,
+            import_=import_,
+            temperature_c=self.temperature_c,
+            fault=self.fault,
+            over_temperature=self.temperature_c >= OVER_TEMPERATURE_TRIP_C,
+            input_lost=self.input_lost,
+        )
+
+    @property
+    def period_s(self) -> float:
+        return self.config.poll_period_s
+
+
+@dataclass(slots=True)
+class SimulatedImd:
+    evse_id: str
+    config: ImdConfig
+    resistance_ohm: float = 5_000_000.0
+    silent: bool = False
+    device_fault: bool = False
+    self_test_until: float = 0.0
+
+    def start_self_test(self, now: float) -> None:
+        assert self.config.simulated is not None
+        self.self_test_until = now + self.config.simulated.self_test_s
+
+    def reading(self, now: float) -> ImdReading:
+        testing = now < self.self_test_until
+        return ImdReading(
+            at=now,
+            resistance_ohm=None if testing else self.resistance_ohm,
+            self_test_running=testing,
+            device_fault=self.device_fault,
+        )
+
+    @property
+    def period_s(self) -> float:
+        assert self.config.simulated is not None
+        return self.config.simulated.period_s
+
+
+@dataclass(slots=True)
+class SimulatedBoard:
+    evse_id: str
+    config: BoardConfig
+    evse_temperature_c: float = 30.0
+    plug_temperature_c: float = 30.0
+    emergency_stop: bool = False
+    rcd_error: bool = False
+    fault: bool = False
+    silent: bool = False
+    cp_state: CpState = CpState.A
+    contactor_closed: bool = False
+
+    def reading(self, now: float) -> BoardReading:
+        simulated = self.config.simulated
+        assert simulated is not None
+        return BoardReading(
+            at=now,
+            evse_temperature_c=self.evse_temperature_c,
+            plug_temperature_c=self.plug_temperature_c,
+            rcd_error=self.rcd_error,
+            cp_state=self.cp_state,
+            emergency_stop=self.emergency_stop,
+            contactor_closed=self.contactor_closed,
+            fault=self.fault,
+            max_current_a=simulated.max_current_a,
+            max_discharge_current_a=simulated.max_discharge_current_a,
+            phases=simulated.phases,
+        )
+
+    @property
+    def period_s(self) -> float:
+        assert self.config.simulated is not None
+        return self.config.simulated.period_s
+
+
+SimulatedDevice = SimulatedModule | SimulatedImd | SimulatedBoard
+
+
+@dataclass(slots=True)
+class SimulatedDevices:
+    """Every device of the configuration that has a [simulated] table."""
+
+    sink: Sink
+    clock: Clock
+    modules: dict[tuple[str, str], SimulatedModule] = field(default_factory=dict)
+    imds: dict[str, SimulatedImd] = field(default_factory=dict)
+    boards: dict[str, SimulatedBoard] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Config, sink: Sink, clock: Clock) -> SimulatedDevices:
+        devices = cls(sink, clock)
+        for evse in config.evse:
+            for module in evse.module:
+                if module.simulated is not None:
+                    devices.modules[(evse.evse_id, module.name)] = SimulatedModule(
+                        evse.evse_id, module, temperature_c=module.simulated.temperature_c
+                    )
+            if evse.imd is not None and evse.imd.simulated is not None:
+                devices.imds[evse.evse_id] = SimulatedImd(
+                    evse.evse_id, evse.imd, resistance_ohm=evse.imd.simulated.resistance_ohm
+                )
+            if evse.board is not None and evse.board.simulated is not None:
+                simulated = evse.board.simulated
+                devices.boards[evse.evse_id] = SimulatedBoard(
+                    evse.evse_id,
+                    evse.board,
+                    evse_temperature_c=simulated.evse_temperature_c,
+                    plug_temperature_c=simulated.plug_temperature_c,
+                )
+        return devices
+
+    def all(self) -> list[SimulatedDevice]:
+        return [*self.modules.values(), *self.imds.values(), *self.boards.values()]
+
+    def emit(self, device: SimulatedDevice) -> None:
+        """Report now (unless silent), as a device does on its period."""
+        if not device.silent:
+            self.sink(device.evse_id, device.reading(self.clock()))
+
+    def emit_all(self) -> None:
+        for device in self.all():
+            self.emit(device)
+
+    async def run(self) -> None:
+        """Every device reports on its own period; until cancelled."""
+        devices = self.all()
+        if not devices:
+            return
+        async with asyncio.TaskGroup() as tasks:
+            for device in devices:
+                tasks.create_task(self._report(device))
+
+    async def _report(self, device: SimulatedDevice) -> None:
+        while True:
+            self.emit(device)
+            await asyncio.sleep(device.period_s)
