@@ -157,5 +157,41 @@ def emulate(
     raise typer.Exit(code)
 
 
+@app.command()
+def status(
+    broker: Annotated[str, typer.Option(help="Broker URL, e.g. mqtt://127.0.0.1:1883.")],
+    prefix: Annotated[
+        str, typer.Option(help="The bridge's topic prefix (mqtt.local_prefix).")
+    ] = "csbridge",
+    status_topic: Annotated[
+        str, typer.Option(help="The bridge's online/offline topic (mqtt.status_topic).")
+    ] = "csbridge/status",
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
+    ] = None,
+) -> None:
+    """Watch the bridge's retained reports: each limit, what binds it, each source's health."""
+    from csbridge.status_view import argument_problems, watch_status  # noqa: PLC0415
+
+    problems = argument_problems(broker, prefix, status_topic, duration)
+    for problem in problems:
+        err.print(problem, markup=False)
+    if problems:
+        raise typer.Exit(EXIT_BAD_CONFIG)
+    try:
+        code = asyncio.run(
+            watch_status(
+                broker,
+                prefix=prefix,
+                status_topic=status_topic,
+                duration_s=duration,
+                console=out,
+            )
+        )
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
 def main() -> None:
     app()

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
@@ -146,7 +147,7 @@ class DeratingConfig(_Strict):
 
     input: Literal["module", "evse", "plug"]
     quantity: Literal["current", "power"]
-    points: Annotated[list[tuple[float, NonNegative]], Field(min_length=2)]
+    points: Annotated[list[tuple[Finite, NonNegative]], Field(min_length=2)]
 
     @model_validator(mode="after")
     def _rising(self) -> Self:
@@ -296,6 +297,16 @@ class EvseConfig(_Strict):
         names = [module.name for module in self.module]
         if len(set(names)) != len(names):
             problems.append(f"module names must be unique, got {names}")
+        if (
+            self.imd is not None
+            and self.imd.rule == "iec61851-23:2014"
+            and self.imd.rated_voltage_v is None
+            and (self.dc_limits is None or self.dc_limits.max_voltage_v is None)
+        ):
+            problems.append(
+                "the 2014 isolation rule needs [evse.imd] rated_voltage_v "
+                "or [dc_limits] max_voltage_v"
+            )
         if not self.module and any(curve.input == "module" for curve in self.derating):
             problems.append("a derating curve on module temperature needs [[evse.module]]")
         if self.board is None and any(curve.input != "module" for curve in self.derating):

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from csbridge.config import Config, EvseConfig, ReportingConfig
 from csbridge.counters import Counters
@@ -60,7 +59,6 @@ class _Evse:
     external: ExternalLimit | None = None
     operator: OperatorCommand | None = None
     composition: Composition | None = None
-    report_key: Any = None
     report_at: float = float("-inf")
 
     def inputs(self) -> EvseInputs:
@@ -161,13 +159,12 @@ class LimitsEngine:
             self.counters.add("evaluation_failed", evse_id)
             log.error("event=evaluation_failed evse=%s why=%s", evse_id, error)
             return
-        self.entries.set(evse_id, entry)
-        report = self._report(runtime, now)
-        key = _without_ages(report)
-        if key != runtime.report_key or now - runtime.report_at >= self._report_every_s:
-            runtime.report_key = key
+        changed = self.entries.set(evse_id, entry)
+        # The report follows every change of what Josev is told at once; source values and
+        # ages refresh on a slower beat, which is all a person watching needs.
+        if changed or now - runtime.report_at >= self._report_every_s:
             runtime.report_at = now
-            self.reports.set(evse_id, report)
+            self.reports.set(evse_id, self._report(runtime, now))
 
     def _report(self, runtime: _Evse, now: float) -> Entry:
         reported = runtime.gate.reported
@@ -177,11 +174,3 @@ class LimitsEngine:
             "binding": {key: source.value for key, source in reported.binding.items()},
             "sources": source_report(runtime.config, runtime.inputs(), runtime.composition, now),
         }
-
-
-def _without_ages(report: Entry) -> Any:
-    if isinstance(report, dict):
-        return {
-            k: _without_ages(v) for k, v in report.items() if k not in ("age_s", "expires_in_s")
-        }
-    return report

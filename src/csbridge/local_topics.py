@@ -35,9 +35,9 @@ class LocalTopics:
 
     def parse(self, topic: str) -> tuple[str, Leaf] | None:
         """(evse_id, leaf) for one of our inbound topics, else None."""
-        head, separator, rest = topic.partition("/")
-        if head != self.prefix or not separator:
+        if not topic.startswith(f"{self.prefix}/"):
             return None
+        rest = topic[len(self.prefix) + 1 :]
         evse_id, separator, leaf = rest.rpartition("/")
         if not separator or not evse_id or "/" in evse_id:
             return None

@@ -46,8 +46,6 @@ def source_report(
             "reason": operator.reason if operator is not None and operator.reason else None,
         }
     )
-    if composition is not None:
-        report["status_code"] = composition.snapshot.status_code.value
     return report
 
 
@@ -109,6 +107,9 @@ def _board(config: BoardConfig, board: BoardReading | None, now: float) -> dict[
                 "plug_temperature_c": board.plug_temperature_c,
                 "cp_state": board.cp_state.value if board.cp_state else None,
                 "contactor_closed": board.contactor_closed,
+                "max_current_a": board.max_current_a,
+                "max_discharge_current_a": board.max_discharge_current_a,
+                "phases": board.phases,
             }
         )
         entry |= {"emergency_stop": board.emergency_stop, "rcd_error": board.rcd_error}

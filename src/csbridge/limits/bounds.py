@@ -53,7 +53,7 @@ def tightest_upper(bounds: Iterable[Bound]) -> Bound:
 
 def tightest_lower(bounds: Iterable[Bound]) -> Bound:
     """The highest lower bound; ties go to the source declared first."""
-    candidates = list(bounds)
+    candidates = [b for b in bounds if not math.isnan(b.value)]
     if not candidates:
         return Bound(0.0, LimitSource.HARDWARE)
     return max(candidates, key=lambda b: (b.value, -_PRIORITY[b.source]))

@@ -138,7 +138,12 @@ class EvseComposer:
         defaults = self.config.external
         external = inputs.external
         if external is not None and now < external.until:
-            return external.max_power, external.max_current
+            return (
+                external.max_power if external.max_power is not None else defaults.max_power_w,
+                external.max_current
+                if external.max_current is not None
+                else defaults.max_current_a,
+            )
         return defaults.max_power_w, defaults.max_current_a
 
     def _facts(
@@ -274,16 +279,20 @@ class EvseComposer:
             upper.append(Bound(cable.max_voltage_v, LimitSource.CABLE))
         return tightest_upper(upper), tightest_lower(lower)
 
-    def _isolation(self, inputs: EvseInputs, now: float, max_voltage: float) -> IsolationStatus:
+    def _isolation(self, inputs: EvseInputs, now: float) -> IsolationStatus:
+        """Judged against the rated voltage, never the live one: a stack that lost its modules
+        reports 0 V, and 0 Ohm/V would call any insulation valid."""
         imd = self.config.imd
         if imd is None:
             return IsolationStatus.NO_IMD
+        rated = self.config.dc_limits
+        rated_voltage = imd.rated_voltage_v or (rated.max_voltage_v if rated else None) or 0.0
         return isolation_status(
             inputs.imd,
             now=now,
             deadline_s=imd.deadline_s,
             rule=IsolationRule(imd.rule),
-            rated_voltage=imd.rated_voltage_v or max_voltage,
+            rated_voltage=rated_voltage,
         )
 
     def _compose_dc(self, inputs: EvseInputs, now: float) -> Composition:
@@ -301,7 +310,7 @@ class EvseComposer:
                 self._curves.module_power,
             )
         max_voltage, min_voltage = self._dc_voltage(stack)
-        isolation = self._isolation(inputs, now, max_voltage.value)
+        isolation = self._isolation(inputs, now)
         facts = self._facts(inputs, now, board, isolation=isolation, stack=stack)
         status = decide_status(facts)
         site = self._site_bounds(inputs, now, board)

@@ -21,6 +21,8 @@ class DeratingCurve:
     def __post_init__(self) -> None:
         if len(self.points) < 2:
             raise ValueError("a derating curve needs at least two points")
+        if not all(math.isfinite(t) and math.isfinite(v) for t, v in self.points):
+            raise ValueError("derating curve points must be finite numbers")
         temperatures = [t for t, _ in self.points]
         if any(b <= a for a, b in itertools.pairwise(temperatures)):
             raise ValueError("derating curve temperatures must rise strictly")

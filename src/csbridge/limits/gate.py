@@ -12,6 +12,7 @@ The gate works on the rounded JSON entry, so it reasons about exactly what Josev
 from __future__ import annotations
 
 import enum
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class Role(enum.Enum):
     EXACT = "exact"
 
 
+@functools.lru_cache(maxsize=512)
 def _role(path: Path) -> Role:
     name = next((part for part in reversed(path) if part not in ("l1", "l2", "l3")), "")
     if name.startswith(("max_", "evse_max_")):
@@ -106,6 +108,8 @@ class _Pending:
 class Reported:
     entry: Entry
     binding: dict[str, LimitSource]
+    flat: dict[Path, Any] = field(default_factory=dict)
+    """The entry's leaves by path, kept to compare the next offer against."""
 
 
 @dataclass(slots=True)
@@ -120,22 +124,28 @@ class UpdateGate:
     ) -> Reported | None:
         """The new reported state if an update is due now, else None (keep what was sent)."""
         reported = self.reported
-        if reported is None or self._shape_or_exact_changed(reported.entry, entry):
+        offered = dict(leaves(entry))
+        if reported is None or _shape_or_exact_changed(reported.flat, offered):
             self._pending.clear()
-            return self._send(Reported(_copy(entry), dict(binding)), now)
+            return self._send(Reported(_copy(entry), dict(binding), offered), now)
         new_entry = _copy(reported.entry)
+        new_flat = dict(reported.flat)
         new_binding = dict(reported.binding)
         urgent = False
         released: list[Path] = []
         moved = False
-        for path, computed in leaves(entry):
+        for path, computed in offered.items():
             role = _role(path)
-            current = _lookup(reported.entry, path)
+            current = reported.flat[path]
+            if computed == current:
+                self._pending.pop(path, None)
+                continue
             if role is Role.MAXIMUM or role is Role.MINIMUM:
                 tightened, value = self._limit(path, role, current, computed, now)
                 if value is None:
                     continue
                 _set(new_entry, path, value)
+                new_flat[path] = value
                 key = binding_key(path)
                 if key in binding:
                     new_binding[key] = binding[key]
@@ -145,7 +155,9 @@ class UpdateGate:
                     released.append(path)
             elif role is Role.PRESENT and abs(computed - current) > self.settings.deadband(path):
                 _set(new_entry, path, computed)
+                new_flat[path] = computed
                 moved = True
+        urgent |= self._keep_minima_below_maxima(offered, new_entry, new_flat, new_binding, binding)
         due = urgent or (
             (released or moved) and now - self.last_sent >= self.settings.min_interval_s
         )
@@ -153,7 +165,34 @@ class UpdateGate:
             return None
         for path in released:
             self._pending.pop(path, None)
-        return self._send(Reported(new_entry, new_binding), now)
+        return self._send(Reported(new_entry, new_binding, new_flat), now)
+
+    def _keep_minima_below_maxima(
+        self,
+        offered: Mapping[Path, Any],
+        entry: Entry,
+        flat: dict[Path, Any],
+        binding: dict[str, LimitSource],
+        offered_binding: Mapping[str, LimitSource],
+    ) -> bool:
+        """Never a minimum above its maximum in what is reported."""
+        dragged = False
+        for path, value in list(flat.items()):
+            if _role(path) is not Role.MINIMUM:
+                continue
+            partner = _maximum_of(path)
+            if partner in flat and value > flat[partner]:
+                # Either the maximum fell at once, or its rise is held while the minimum rose:
+                # the minimum follows, never above the maximum that is reported with it.
+                coherent = min(offered[path], flat[partner])
+                flat[path] = coherent
+                _set(entry, path, coherent)
+                self._pending.pop(path, None)
+                key = binding_key(path)
+                if key in offered_binding:
+                    binding[key] = offered_binding[key]
+                dragged = True
+        return dragged
 
     def _limit(
         self, path: Path, role: Role, reported: float, computed: float, now: float
@@ -169,20 +208,14 @@ class UpdateGate:
             return False, None
         pending = self._pending.get(path)
         if pending is None:
-            self._pending[path] = _Pending(since=now, floor=computed)
-            return False, None
-        pending.floor = min(pending.floor, computed) if sign > 0 else max(pending.floor, computed)
+            pending = self._pending[path] = _Pending(since=now, floor=computed)
+        else:
+            pending.floor = (
+                min(pending.floor, computed) if sign > 0 else max(pending.floor, computed)
+            )
         if now - pending.since >= self.settings.settle_s and pending.floor != reported:
             return False, pending.floor
         return False, None
-
-    @staticmethod
-    def _shape_or_exact_changed(reported: Mapping[str, Any], computed: Mapping[str, Any]) -> bool:
-        old = dict(leaves(reported))
-        new = dict(leaves(computed))
-        if old.keys() != new.keys():
-            return True
-        return any(old[path] != new[path] for path in new if _role(path) is Role.EXACT)
 
     def _send(self, reported: Reported, now: float) -> Reported:
         self.reported = reported
@@ -190,8 +223,18 @@ class UpdateGate:
         return reported
 
 
-def _lookup(entry: Mapping[str, Any], path: Path) -> Any:
-    value: Any = entry
-    for part in path:
-        value = value[part]
-    return value
+@functools.lru_cache(maxsize=512)
+def _maximum_of(path: Path) -> Path:
+    """("dc", "min_current") -> ("dc", "max_current"); ("ac_bpt", "evse_min_...", "l1") too."""
+    return tuple(
+        part.replace("min_", "max_", 1) if part.startswith(("min_", "evse_min_")) else part
+        for part in path
+    )
+
+
+def _shape_or_exact_changed(reported: Mapping[Path, Any], offered: Mapping[Path, Any]) -> bool:
+    if reported.keys() != offered.keys():
+        return True
+    return any(
+        reported[path] != value for path, value in offered.items() if _role(path) is Role.EXACT
+    )

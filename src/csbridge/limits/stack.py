@@ -152,6 +152,6 @@ def compose_stack(
         export=export,
         discharge=discharge,
         present_voltage=max(voltages, default=0.0),
-        present_current=sum(r.output_current for r in fresh if r.output_current is not None),
+        present_current=sum((r.output_current for r in fresh if r.output_current is not None), 0.0),
         input_lost=any(r.input_lost for r in fresh),
     )
