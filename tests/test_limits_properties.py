@@ -315,26 +315,23 @@ def test_minimum_never_above_maximum_when_ready(sequence: list[Any]) -> None:
                     )
 
 
-def test_the_properties_see_every_status() -> None:
-    """Not a tautology: the generated sequences drive the engine through ready and non-ready."""
+def _healthy_station(temperature_c: float | None) -> Run:
+    """Three 80 A modules at `temperature_c`, a good IMD and a cool board."""
     run = Run.new()
     for module in ("m1", "m2", "m3"):
-        run.play(
-            (
-                DC,
-                ModuleReading(
-                    name=module,
-                    address=1,
-                    at=0.0,
-                    export=Capability(
-                        max_voltage=1000, min_voltage=150, max_current=80, max_power=40_000
-                    ),
-                    temperature_c=35.0,
-                ),
-            )
+        capability = Capability(max_voltage=1000, min_voltage=150, max_current=80, max_power=40_000)
+        reading = ModuleReading(
+            name=module, address=1, at=0.0, export=capability, temperature_c=temperature_c
         )
+        run.play((DC, reading))
     run.play((DC, ImdReading(at=0.0, resistance_ohm=5e6)))
     run.play((DC, BoardReading(at=0.0, evse_temperature_c=30, plug_temperature_c=30)))
+    return run
+
+
+def test_the_properties_see_every_status() -> None:
+    """Not a tautology: the generated sequences drive the engine through ready and non-ready."""
+    run = _healthy_station(35.0)
     assert _entries(run)[DC]["status_code"] == "evse_ready"
     assert _entries(run)[DC]["dc"]["max_current"] == 240.0
     run.play(("wait", 4.0))
@@ -343,25 +340,6 @@ def test_the_properties_see_every_status() -> None:
 
 def test_a_module_without_temperature_is_derated_to_its_curve_floor() -> None:
     """The module curve falls to 20 A at 90 degC; no temperature is the worst case."""
-    run = Run.new()
-    for module in ("m1", "m2", "m3"):
-        run.play(
-            (
-                DC,
-                ModuleReading(
-                    name=module,
-                    address=1,
-                    at=0.0,
-                    export=Capability(
-                        max_voltage=1000, min_voltage=150, max_current=80, max_power=40_000
-                    ),
-                ),
-            )
-        )
-    run.play((DC, ImdReading(at=0.0, resistance_ohm=5e6)))
-    run.play((DC, BoardReading(at=0.0, evse_temperature_c=30, plug_temperature_c=30)))
+    run = _healthy_station(None)
     assert _entries(run)[DC]["dc"]["max_current"] == 60.0
     assert run.engine.reported_binding(DC)["max_current"] == "temperature"
-
-
-_ = Config  # the engine's configuration type, imported for readers of this file
