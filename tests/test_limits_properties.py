@@ -13,7 +13,6 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csbridge.config import Config
 from csbridge.engine import LimitsEngine
 from csbridge.readings import (
     BoardReading,
