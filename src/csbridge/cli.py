@@ -193,5 +193,37 @@ def status(
     raise typer.Exit(code)
 
 
+@app.command()
+def replay(
+    config: ConfigOption,
+    logs: Annotated[
+        list[Path], typer.Argument(help="candump -L (.log) or Vector ASC (.asc) logs.")
+    ],
+    only_josev: Annotated[
+        bool, typer.Option("--only-josev", help="Print only what goes to Josev.")
+    ] = False,
+) -> None:
+    """Feed CAN logs through the profiles and the limits engine on the log's clock; print every
+    message the bridge would publish as a JSON line, then a summary on stderr."""
+    from csbridge.devices.logs import LogError  # noqa: PLC0415
+    from csbridge.devices.replay import ReplayRun, summary, write_lines  # noqa: PLC0415
+
+    settings = _load(config, None)
+    try:
+        run = ReplayRun(settings)
+        publications = run.publications(logs)
+    except ConfigError as error:
+        for problem in error.problems:
+            err.print(f"[red]config error[/red] {config}: {problem}")
+        raise typer.Exit(EXIT_BAD_CONFIG) from None
+    except LogError as error:
+        err.print(f"[red]log error[/red] {error}")
+        raise typer.Exit(EXIT_BAD_CONFIG) from None
+    only = settings.mqtt.response_topic if only_josev else None
+    written = write_lines(publications, sys.stdout, only_topic=only)
+    for line in [*summary(run), f"published: {written} messages"]:
+        err.print(line)
+
+
 def main() -> None:
     app()

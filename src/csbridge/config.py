@@ -170,9 +170,36 @@ class SimulatedModuleConfig(_Strict):
     temperature_c: float = 35.0
 
 
+class BusConfig(_Strict):
+    """A CAN bus the station's devices talk on."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    interface: Literal["socketcan", "virtual"] = "socketcan"
+    channel: str | None = None
+    """The interface's channel; default the bus name (can0)."""
+    bitrate: Annotated[int, Field(gt=0)] | None = None
+    """Checked against each profile's bitrate; the link itself is set up by the OS."""
+    controller_address: Annotated[int, Field(ge=0, le=255)] = 0xF0
+    asc_channel: Annotated[int, Field(ge=1)] | None = None
+    """Vector ASC logs number channels from 1: the one that is this bus (default: its position)."""
+
+    @property
+    def interface_channel(self) -> str:
+        return self.channel or self.name
+
+
+class CanDevice(_Strict):
+    """Where a device talks: a profile in hal/ on a configured bus."""
+
+    profile: Annotated[str, Field(min_length=1)]
+    bus: Annotated[str, Field(min_length=1)]
+
+
 class ModuleConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     address: Annotated[int, Field(ge=0, le=255)]
+    can: CanDevice | None = None
+    """The module's protocol and bus; or `simulated` for a module without hardware."""
     bidirectional: bool = False
     poll_period_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     deadline_s: Annotated[float, Field(gt=0, le=600)] | None = None
@@ -191,6 +218,7 @@ class SimulatedImdConfig(_Strict):
 
 
 class ImdConfig(_Strict):
+    can: CanDevice | None = None
     rule: Literal["iec61851-23:2023", "iec61851-23:2014"] = "iec61851-23:2023"
     deadline_s: Annotated[float, Field(gt=0, le=60)] = 5.0
     rated_voltage_v: Positive | None = None
@@ -398,6 +426,7 @@ class Config(_Strict):
     mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
     reporting: ReportingConfig = ReportingConfig()
+    bus: list[BusConfig] = []
     evse: Annotated[list[EvseConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -407,6 +436,33 @@ class Config(_Strict):
         if duplicates:
             msg = f"evse_id must be unique across EVSEs, repeated: {', '.join(duplicates)}"
             raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _devices_on_known_buses(self) -> Self:
+        buses = [bus.name for bus in self.bus]
+        if len(set(buses)) != len(buses):
+            raise ValueError(f"bus names must be unique, got {buses}")
+        problems = []
+        taken: dict[tuple[str, str, int], str] = {}
+        for index, evse in enumerate(self.evse):
+            devices: list[tuple[str, CanDevice | None, int]] = [
+                (f"evse[{index}].module[{m_index}]", m.can, m.address)
+                for m_index, m in enumerate(evse.module)
+            ]
+            if evse.imd is not None:
+                devices.append((f"evse[{index}].imd", evse.imd.can, 0))
+            for where, device, address in devices:
+                if device is None:
+                    continue
+                if device.bus not in buses:
+                    problems.append(f"{where}.can.bus: no [[bus]] named {device.bus!r}")
+                key = (device.bus, device.profile, address)
+                if key in taken:
+                    problems.append(f"{where}: same bus, profile and address as {taken[key]}")
+                taken[key] = where
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def with_broker(self, broker: str) -> Config:
@@ -425,7 +481,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return rendered or "(top level)"
 
 
-def _describe(error: ValidationError) -> list[str]:
+def describe_validation_error(error: ValidationError) -> list[str]:
     problems = []
     for item in error.errors(include_url=False):
         loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
@@ -455,7 +511,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(source, _describe(error)) from None
+        raise ConfigError(source, describe_validation_error(error)) from None
 
 
 def load_config(path: Path) -> Config:

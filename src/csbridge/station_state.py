@@ -48,6 +48,12 @@ class LatestByEvse:
         self._changed.clear()
         return changed
 
+    def drain_changed(self) -> list[tuple[str, Entry]]:
+        """The changed EVSEs now, without waiting (replay's synchronous loop)."""
+        changed = [(evse_id, self._values[evse_id]) for evse_id in self._changed]
+        self._changed.clear()
+        return changed
+
     def clear_changed(self) -> None:
         """Forget pending changes: everything was just sent."""
         self._changed.clear()

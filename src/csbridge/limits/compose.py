@@ -166,7 +166,7 @@ class EvseComposer:
             config.board is not None and inputs.board is not None and (board is None or board.fault)
         )
         waiting = (
-            (stack is not None and stack.configured > 0 and not stack.ever_seen)
+            (stack is not None and stack.configured > 0 and stack.starting)
             or (config.imd is not None and inputs.imd is None)
             or (config.board is not None and inputs.board is None)
         )
@@ -176,8 +176,8 @@ class EvseComposer:
             rcd_error=config.kind is Kind.AC and board is not None and board.rcd_error,
             modules_lost=stack is not None
             and stack.configured > 0
-            and stack.ever_seen
-            and not stack.healthy,
+            and not stack.healthy
+            and not stack.starting,
             imd_failed=imd_failed,
             board_failed=board_failed,
             input_lost=stack is not None and stack.input_lost,

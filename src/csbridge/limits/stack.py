@@ -66,6 +66,13 @@ class StackState:
         return bool(self.seen)
 
     @property
+    def starting(self) -> bool:
+        """No module has told its capability yet: waiting, not lost."""
+        return not self.healthy and all(
+            reason in (Absence.NEVER_SEEN, Absence.NO_CAPABILITY) for reason in self.absent.values()
+        )
+
+    @property
     def thermally_limited(self) -> bool:
         return any(reason is Absence.OVER_TEMPERATURE for reason in self.absent.values())
 

@@ -2,13 +2,15 @@
 
 1. e-stop pressed, or an isolation fault           -> evse_emergency_shutdown
    (AC: an RCD error too)
-2. modules seen before but none fresh and healthy now, an IMD that reports a device fault or
-   went silent after it was seen, a board that reports a fault or went silent after it was
-   seen                                             -> evse_malfunction
+2. no module fresh and healthy now although one has told its capability (silent, faulted,
+   offline, too hot), an IMD that reports a device fault or went silent after it was seen, a
+   board that reports a fault or went silent after it was seen
+                                                    -> evse_malfunction
 3. grid input lost (any fresh module's input flags) -> evse_utility_interrupt_event
 4. disabled by the operator                         -> evse_shutdown
 5. the IMD runs its self-test                       -> evse_isolation_monitoring_active
-6. a configured source has not reported since start -> evse_not_ready
+6. a configured source has not reported since start (modules: none has told its capability
+   yet)                                             -> evse_not_ready
 7. otherwise                                        -> evse_ready
 
 Under every status but evse_ready and evse_isolation_monitoring_active the maxima are 0.

@@ -1,0 +1,1 @@
+"""The device layer: CAN buses, declarative device profiles (hal/), codecs and replay."""

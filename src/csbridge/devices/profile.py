@@ -1,0 +1,280 @@
+"""Device profiles: declarative TOML files in hal/ that map a device's CAN frames to readings.
+
+A vendor adds a module of a known protocol family by adding a profile; Python is needed only for
+a new family. Two families exist:
+
+- `id-fields`: the 29- or 11-bit identifier is split into named fields (command, source,
+  destination, ...); requests are built from field values, replies matched by them (and by
+  payload bytes where a protocol multiplexes registers in the data), and values and status bits
+  read from declared byte positions.
+- `dbc`: plain cyclic signals described by a DBC file beside the profile (cantools).
+"""
+
+from __future__ import annotations
+
+import enum
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from csbridge.config import ConfigError, describe_validation_error
+from csbridge.resources import resource_dir
+
+ValueType = Literal["u8", "u16", "u32", "i16", "i32", "f32"]
+TYPE_SIZE = {"u8": 1, "u16": 2, "u32": 4, "i16": 2, "i32": 4, "f32": 4}
+
+
+class DeviceKind(enum.StrEnum):
+    POWER_MODULE = "power_module"
+    IMD = "imd"
+
+
+MODULE_VALUES = frozenset(
+    {
+        "output_voltage",
+        "output_current",
+        "temperature_c",
+        "export.max_voltage",
+        "export.min_voltage",
+        "export.max_current",
+        "export.min_current",
+        "export.max_power",
+        "import.max_voltage",
+        "import.min_voltage",
+        "import.max_current",
+        "import.max_power",
+    }
+)
+MODULE_FLAGS = frozenset({"offline", "fault", "derating", "over_temperature", "input_lost"})
+IMD_VALUES = frozenset({"resistance_ohm", "voltage"})
+IMD_FLAGS = frozenset({"self_test_running", "value_outdated", "device_fault"})
+QUANTITY_OF = {
+    "output_voltage": "voltage",
+    "export.max_voltage": "voltage",
+    "export.min_voltage": "voltage",
+    "import.max_voltage": "voltage",
+    "import.min_voltage": "voltage",
+    "voltage": "voltage",
+    "output_current": "current",
+    "export.max_current": "current",
+    "export.min_current": "current",
+    "import.max_current": "current",
+    "export.max_power": "power",
+    "import.max_power": "power",
+    "temperature_c": "temperature",
+    "resistance_ohm": "resistance",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ValueSpec(_Strict):
+    """A number at a byte position: raw * scale + offset."""
+
+    field: str
+    at: Annotated[int, Field(ge=0, le=7)]
+    type: ValueType
+    order: Literal["big", "little"] = "big"
+    scale: float = 1.0
+    offset: float = 0.0
+
+    @model_validator(mode="after")
+    def _fits(self) -> Self:
+        if self.at + TYPE_SIZE[self.type] > 8:
+            raise ValueError(f"a {self.type} at byte {self.at} runs past byte 7")
+        return self
+
+
+class FlagSpec(_Strict):
+    """A status bit; several bits may set one flag (any of them set -> flag set)."""
+
+    field: str
+    at: Annotated[int, Field(ge=0, le=7)]
+    bit: Annotated[int, Field(ge=0, le=31)]
+    length: Literal[1, 2, 4] = 1
+    """The bit counts within a word of this many bytes at `at` (bit 0 = least significant)."""
+    order: Literal["big", "little"] = "big"
+    invert: bool = False
+
+    @model_validator(mode="after")
+    def _fits(self) -> Self:
+        if self.at + self.length > 8 or self.bit >= self.length * 8:
+            raise ValueError(
+                f"bit {self.bit} of a {self.length}-byte word at byte {self.at} does not fit"
+            )
+        return self
+
+
+class DataMatch(_Strict):
+    """Payload bytes that tell replies on one identifier apart (registers, parameters)."""
+
+    at: Annotated[int, Field(ge=0, le=7)]
+    value: Annotated[int, Field(ge=0)]
+    length: Literal[1, 2, 4] = 1
+    mask: int | None = None
+
+
+class SignalSpec(_Strict):
+    """dbc family: a DBC signal to a reading field."""
+
+    signal: str
+    field: str
+    scale: float = 1.0
+
+
+class MessageSpec(_Strict):
+    name: str
+    id: dict[str, int] = {}
+    """id-fields: identifier field values shared by request and reply."""
+    poll: bool = False
+    """id-fields: send the request every poll period (devices that only answer when asked)."""
+    request_data: Annotated[str, Field(pattern=r"^([0-9A-Fa-f]{2}( |$)){0,8}$")] = ""
+    match_data: list[DataMatch] = []
+    dlc: Annotated[int, Field(ge=0, le=8)] | None = None
+    """Expected reply length; default the frame section's."""
+    values: list[ValueSpec] = []
+    flags: list[FlagSpec] = []
+    signals: list[SignalSpec] = []
+
+
+class FrameSpec(_Strict):
+    extended: bool = True
+    dlc: Annotated[int, Field(ge=0, le=8)] = 8
+    fields: dict[
+        str, tuple[Annotated[int, Field(ge=0, le=28)], Annotated[int, Field(ge=1, le=29)]]
+    ] = {}
+    """name -> (lowest bit, width)."""
+    request: dict[str, int | Literal["address", "controller"]] = {}
+    reply: dict[str, int | Literal["address", "controller"]] = {}
+
+    @model_validator(mode="after")
+    def _layout(self) -> Self:
+        top = 29 if self.extended else 11
+        for name, (low, width) in self.fields.items():
+            if low + width > top:
+                raise ValueError(f"fields.{name} ends at bit {low + width - 1}, past bit {top - 1}")
+        for table in ("request", "reply"):
+            for name in getattr(self, table):
+                if name not in self.fields:
+                    raise ValueError(f"{table}.{name} names no field in fields")
+        if list(self.reply.values()).count("address") > 1:
+            raise ValueError("reply: only one field can carry the device address")
+        return self
+
+    @property
+    def address_field(self) -> str | None:
+        return next((name for name, role in self.reply.items() if role == "address"), None)
+
+
+class RatedRanges(_Strict):
+    """Plausible ranges: a decoded value outside is refused as out of range."""
+
+    voltage: tuple[float, float] = (-50.0, 1500.0)
+    current: tuple[float, float] = (-1000.0, 1000.0)
+    power: tuple[float, float] = (0.0, 500_000.0)
+    temperature: tuple[float, float] = (-60.0, 200.0)
+    resistance: tuple[float, float] = (0.0, 1e9)
+
+
+class ProfileHeader(_Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    kind: DeviceKind
+    family: Literal["id-fields", "dbc"]
+    description: str = ""
+    bitrate: Annotated[int, Field(gt=0)]
+    poll_period_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    watchdog_s: Annotated[float, Field(gt=0, le=600)] | None = None
+    """The device switches itself off after this long without a controller frame."""
+    dbc: str | None = None
+    """dbc family: the DBC file, relative to the profile."""
+
+
+class Profile(_Strict):
+    profile: ProfileHeader
+    frame: FrameSpec = FrameSpec()
+    rated: RatedRanges = RatedRanges()
+    message: Annotated[list[MessageSpec], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[str] = []
+        values, flags = (
+            (MODULE_VALUES, MODULE_FLAGS)
+            if self.profile.kind is DeviceKind.POWER_MODULE
+            else (IMD_VALUES, IMD_FLAGS)
+        )
+        for index, message in enumerate(self.message):
+            where = f"message[{index}] ({message.name})"
+            for spec in message.values:
+                if spec.field not in values:
+                    problems.append(
+                        f"{where}: value field {spec.field!r} is not one of {sorted(values)}"
+                    )
+            for flag in message.flags:
+                if flag.field not in flags:
+                    problems.append(
+                        f"{where}: flag field {flag.field!r} is not one of {sorted(flags)}"
+                    )
+            for signal in message.signals:
+                if signal.field not in values | flags:
+                    problems.append(
+                        f"{where}: signal field {signal.field!r} is not a reading field"
+                    )
+            for name in message.id:
+                if name not in self.frame.fields:
+                    problems.append(f"{where}: id.{name} names no field in [frame] fields")
+        if self.profile.family == "dbc" and self.profile.dbc is None:
+            problems.append("profile.dbc: the dbc family needs its DBC file")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.profile.name
+
+
+def load_profile(path: Path) -> Profile:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(str(path), [f"cannot read the profile: {error}"]) from None
+    try:
+        return Profile.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(str(path), describe_validation_error(error)) from None
+
+
+class ProfileRegistry:
+    """Every profile in a folder (default: the shipped hal/), by name."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or resource_dir("hal")
+        self._profiles: dict[str, Profile] = {}
+        self._paths = {path.stem: path for path in sorted(self.directory.glob("*.toml"))}
+
+    def names(self) -> list[str]:
+        return sorted(self._paths)
+
+    def get(self, name: str) -> Profile:
+        if name not in self._profiles:
+            path = self._paths.get(name)
+            if path is None:
+                raise KeyError(
+                    f"no profile {name!r} in {self.directory} (have {', '.join(self.names())})"
+                )
+            profile = load_profile(path)
+            if profile.name != name:
+                raise ConfigError(
+                    str(path), [f"profile.name {profile.name!r} must equal the file name {name!r}"]
+                )
+            self._profiles[name] = profile
+        return self._profiles[name]
+
+    def dbc_path(self, profile: Profile) -> Path:
+        assert profile.profile.dbc is not None
+        return self.directory / profile.profile.dbc
