@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 
 from csbridge.config import Config, load_config
-from csbridge.resources import example_config
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -30,9 +29,9 @@ def unique_prefix() -> str:
 
 
 def station_config(broker_url: str, prefix: str, *, scenario: str | None = None) -> Config:
-    """The example station (no scenario unless asked), on its own topics and client id so
-    tests never collide."""
-    base = load_config(example_config("sim-station.toml"))
+    """The tests' station (fixtures/configs/reading-station.toml, no scenario unless asked), on
+    its own topics and client id so tests never collide."""
+    base = load_config(FIXTURES / "configs" / "reading-station.toml")
     raw = base.model_dump(mode="json", exclude_none=True)
     raw["station"]["scenario"] = scenario
     raw["mqtt"].update(

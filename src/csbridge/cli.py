@@ -47,15 +47,27 @@ def _load(path: Path, broker: str | None) -> Config:
 
 
 @app.command()
-def run(config: ConfigOption, broker: BrokerOption = None) -> None:
+def run(
+    config: ConfigOption,
+    broker: BrokerOption = None,
+    replay: Annotated[
+        list[Path] | None,
+        typer.Option(help="Feed these CAN logs in real time instead of opening the buses."),
+    ] = None,
+) -> None:
     """Answer Josev and push every change, until stopped."""
     from csbridge.logging_setup import configure_logging  # noqa: PLC0415 - keep --help fast
     from csbridge.runner import run_station  # noqa: PLC0415
 
     settings = _load(config, broker)
     configure_logging(settings.logging.level)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_station(settings))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_station(settings, replay or ()))
+    except ConfigError as error:
+        for problem in error.problems:
+            err.print(f"[red]config error[/red] {config}: {problem}")
+        raise typer.Exit(EXIT_BAD_CONFIG) from None
 
 
 @app.command("check-config")

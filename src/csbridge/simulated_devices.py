@@ -12,6 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from csbridge.config import BoardConfig, Config, ImdConfig, ModuleConfig
+from csbridge.devices.profile import ProfileRegistry
+from csbridge.devices.sim_can import (
+    WireBus,
+    WireImd,
+    WireModule,
+    build_wire_imd,
+    build_wire_module,
+    wire_bus_for,
+)
 from csbridge.readings import (
     BoardReading,
     Capability,
@@ -145,27 +154,47 @@ SimulatedDevice = SimulatedModule | SimulatedImd | SimulatedBoard
 
 @dataclass(slots=True)
 class SimulatedDevices:
-    """Every device of the configuration that has a [simulated] table."""
+    """Every device of the configuration that has a [simulated] table: without `can` it hands
+    readings to the engine; with `can` it speaks the profile's wire protocol on that bus."""
 
     sink: Sink
     clock: Clock
-    modules: dict[tuple[str, str], SimulatedModule] = field(default_factory=dict)
-    imds: dict[str, SimulatedImd] = field(default_factory=dict)
+    modules: dict[tuple[str, str], SimulatedModule | WireModule] = field(default_factory=dict)
+    imds: dict[str, SimulatedImd | WireImd] = field(default_factory=dict)
     boards: dict[str, SimulatedBoard] = field(default_factory=dict)
+    wire_buses: dict[str, WireBus] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, config: Config, sink: Sink, clock: Clock) -> SimulatedDevices:
+    def from_config(
+        cls, config: Config, sink: Sink, clock: Clock, registry: ProfileRegistry | None = None
+    ) -> SimulatedDevices:
         devices = cls(sink, clock)
+        buses = {bus.name: bus for bus in config.bus}
         for evse in config.evse:
             for module in evse.module:
-                if module.simulated is not None:
-                    devices.modules[(evse.evse_id, module.name)] = SimulatedModule(
+                if module.simulated is None:
+                    continue
+                key = (evse.evse_id, module.name)
+                if module.can is None:
+                    devices.modules[key] = SimulatedModule(
                         evse.evse_id, module, temperature_c=module.simulated.temperature_c
                     )
-            if evse.imd is not None and evse.imd.simulated is not None:
-                devices.imds[evse.evse_id] = SimulatedImd(
-                    evse.evse_id, evse.imd, resistance_ohm=evse.imd.simulated.resistance_ohm
-                )
+                else:
+                    registry = registry or ProfileRegistry()
+                    wire = build_wire_module(evse.evse_id, module, buses[module.can.bus], registry)
+                    wire_bus_for(devices.wire_buses, buses, module.can.bus).modules.append(wire)
+                    devices.modules[key] = wire
+            imd = evse.imd
+            if imd is not None and imd.simulated is not None:
+                if imd.can is None:
+                    devices.imds[evse.evse_id] = SimulatedImd(
+                        evse.evse_id, imd, resistance_ohm=imd.simulated.resistance_ohm
+                    )
+                else:
+                    registry = registry or ProfileRegistry()
+                    wire_imd = build_wire_imd(evse.evse_id, imd, registry, clock)
+                    wire_bus_for(devices.wire_buses, buses, imd.can.bus).imds.append(wire_imd)
+                    devices.imds[evse.evse_id] = wire_imd
             if evse.board is not None and evse.board.simulated is not None:
                 simulated = evse.board.simulated
                 devices.boards[evse.evse_id] = SimulatedBoard(
@@ -176,26 +205,38 @@ class SimulatedDevices:
                 )
         return devices
 
-    def all(self) -> list[SimulatedDevice]:
-        return [*self.modules.values(), *self.imds.values(), *self.boards.values()]
+    def reading_level(self) -> list[SimulatedDevice]:
+        """The devices that hand readings over directly (no wire protocol)."""
+        found: list[SimulatedDevice] = [*self.boards.values()]
+        found += [m for m in self.modules.values() if isinstance(m, SimulatedModule)]
+        found += [i for i in self.imds.values() if isinstance(i, SimulatedImd)]
+        return found
 
-    def emit(self, device: SimulatedDevice) -> None:
-        """Report now (unless silent), as a device does on its period."""
+    def count(self) -> int:
+        return len(self.modules) + len(self.imds) + len(self.boards)
+
+    def emit(self, device: SimulatedDevice | WireModule | WireImd) -> None:
+        """Report now (unless silent), as the device does on its period. A wire module only
+        answers polls, so it has nothing to say unasked."""
+        if isinstance(device, WireModule):
+            return
+        if isinstance(device, WireImd):
+            if device.can_bus is not None:
+                self.wire_buses[device.can_bus].emit(device)
+            return
         if not device.silent:
             self.sink(device.evse_id, device.reading(self.clock()))
 
-    def emit_all(self) -> None:
-        for device in self.all():
-            self.emit(device)
-
     async def run(self) -> None:
-        """Every device reports on its own period; until cancelled."""
-        devices = self.all()
-        if not devices:
+        """Every device reports on its own period (or answers on its bus); until cancelled."""
+        devices = self.reading_level()
+        if not devices and not self.wire_buses:
             return
         async with asyncio.TaskGroup() as tasks:
             for device in devices:
                 tasks.create_task(self._report(device))
+            for bus in self.wire_buses.values():
+                tasks.create_task(bus.run(), name=f"sim-bus-{bus.config.name}")
 
     async def _report(self, device: SimulatedDevice) -> None:
         while True:

@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from csbridge.bridge import Bridge
 from csbridge.config import Config
+from csbridge.devices.can_runtime import CanBuses
+from csbridge.devices.profile import ProfileRegistry
+from csbridge.devices.router import DeviceRouter
 from csbridge.engine import LimitsEngine
 from csbridge.scenario import Step, demo_scenario, play
 from csbridge.simulated_devices import SimulatedDevices
 
 
 class Station:
-    def __init__(self, config: Config, on_step: Callable[[Step], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        on_step: Callable[[Step], None] | None = None,
+        replay_logs: Sequence[Path] = (),
+    ) -> None:
         self.config = config
         self.engine = LimitsEngine(config)
-        self.devices = SimulatedDevices.from_config(config, self.engine.ingest, self.engine.clock)
+        registry = ProfileRegistry()
+        self.router = DeviceRouter(config, registry, self.engine.counters, self.engine.clock)
+        self.buses = CanBuses(
+            config, self.router, self.engine.ingest, self.engine.counters, self.engine.clock
+        )
+        self.replay_logs = tuple(replay_logs)
+        self.devices = SimulatedDevices.from_config(
+            config, self.engine.ingest, self.engine.clock, registry
+        )
         self.bridge = Bridge(config, self.engine)
         self.steps = (
             demo_scenario(config, self.devices, self.engine)
@@ -29,6 +46,10 @@ class Station:
         """Until cancelled."""
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.devices.run(), name="simulated-devices")
+            if self.replay_logs:
+                tasks.create_task(self.buses.replay(self.replay_logs), name="can-replay")
+            else:
+                tasks.create_task(self.buses.run(), name="can-buses")
             tasks.create_task(self.engine.run(), name="limits-engine")
             tasks.create_task(self.bridge.run(), name="bridge")
             if self.steps:

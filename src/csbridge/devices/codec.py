@@ -2,7 +2,8 @@
 
 A codec never raises on a frame: every frame ends in exactly one outcome, counted by the caller.
 A frame with one implausible value (NaN, or outside the profile's rated range) is refused whole,
-so the device's last good values stand until they go stale.
+so the device's last good values stand until they go stale; so is a device's error reply. Every
+decoded frame also carries the profile's constants (what the device does not report).
 """
 
 from __future__ import annotations
@@ -141,12 +142,16 @@ class _Message:
     matches: tuple[_Match, ...]
     values: tuple[_Value, ...]
     flags: tuple[_Flag, ...]
+    error_reply: bool = False
 
 
 def _decode_payload(
-    message: _Message, address: int, data: bytes | bytearray, rated: RatedRanges
+    message: _Message, address: int, data: bytes | bytearray, profile: Profile
 ) -> tuple[Outcome, Decoded | None]:
-    values: dict[str, float] = {}
+    if message.error_reply:
+        return Outcome.OUT_OF_RANGE, None
+    rated = profile.rated
+    values: dict[str, float] = dict(profile.constants)
     for value in message.values:
         number = float(value.unpack.unpack_from(data, value.at)[0]) * value.scale + value.offset
         if not _in_range(value.field, number, rated):
@@ -181,6 +186,7 @@ class IdFieldsCodec:
                 tuple(_Match.of(m) for m in spec.match_data),
                 tuple(_Value.of(v) for v in spec.values),
                 tuple(_Flag.of(f) for f in spec.flags),
+                spec.error_reply,
             )
             self._groups.setdefault(mask, {}).setdefault(value, []).append(compiled)
             self._request_keys.add(self._request_key(spec))
@@ -268,7 +274,7 @@ class IdFieldsCodec:
                     if self._address is not None:
                         low, width_mask = self._address
                         address = (identifier >> low) & width_mask
-                    return _decode_payload(message, address, data, self.profile.rated)
+                    return _decode_payload(message, address, data, self.profile)
         if wrong_length:
             return Outcome.WRONG_DLC, None
         if any(identifier & mask == value for mask, value in self._request_keys):
@@ -305,7 +311,7 @@ class DbcCodec:
         if len(frame.data) != message.length:
             return Outcome.WRONG_DLC, None
         signals = message.decode(bytes(frame.data), decode_choices=False, scaling=True)
-        values: dict[str, float] = {}
+        values: dict[str, float] = dict(self.profile.constants)
         flags: dict[str, bool] = {}
         for mapping in spec.signals:
             raw = float(signals[mapping.signal]) * mapping.scale

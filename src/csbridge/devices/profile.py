@@ -8,6 +8,9 @@ a new family. Two families exist:
   payload bytes where a protocol multiplexes registers in the data), and values and status bits
   read from declared byte positions.
 - `dbc`: plain cyclic signals described by a DBC file beside the profile (cantools).
+
+What a device does not report (a module's rated voltage range, say) a profile states once in
+`[constants]`: every frame the codec decodes carries those values too.
 """
 
 from __future__ import annotations
@@ -136,6 +139,9 @@ class MessageSpec(_Strict):
     match_data: list[DataMatch] = []
     dlc: Annotated[int, Field(ge=0, le=8)] | None = None
     """Expected reply length; default the frame section's."""
+    error_reply: bool = False
+    """id-fields: the device's answer that it could not serve a request (an error code in the
+    payload): counted as out of range, nothing decoded. Carries no values, flags or signals."""
     values: list[ValueSpec] = []
     flags: list[FlagSpec] = []
     signals: list[SignalSpec] = []
@@ -197,6 +203,9 @@ class Profile(_Strict):
     profile: ProfileHeader
     frame: FrameSpec = FrameSpec()
     rated: RatedRanges = RatedRanges()
+    constants: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = {}
+    """Value field -> value the device does not report (rated voltage range, power): added to
+    every frame the codec decodes. A field is either a constant or read from frames, not both."""
     message: Annotated[list[MessageSpec], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -227,11 +236,41 @@ class Profile(_Strict):
             for name in message.id:
                 if name not in self.frame.fields:
                     problems.append(f"{where}: id.{name} names no field in [frame] fields")
+            if message.error_reply and (
+                message.values or message.flags or message.signals or message.poll
+            ):
+                problems.append(
+                    f"{where}: an error_reply carries no values, flags or signals and is not polled"
+                )
+            if message.error_reply and self.profile.family != "id-fields":
+                problems.append(f"{where}: error_reply is for the id-fields family")
+        problems += self._constant_problems(values)
         if self.profile.family == "dbc" and self.profile.dbc is None:
             problems.append("profile.dbc: the dbc family needs its DBC file")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _constant_problems(self, fields: frozenset[str]) -> list[str]:
+        problems: list[str] = []
+        decoded = {spec.field for message in self.message for spec in message.values} | {
+            signal.field for message in self.message for signal in message.signals
+        }
+        for field, value in self.constants.items():
+            where = f"constants.{field}"
+            if field not in fields:
+                problems.append(f"{where}: not one of {sorted(fields)}")
+                continue
+            if field in decoded:
+                problems.append(f"{where}: the field is also read from frames; keep one")
+            quantity = QUANTITY_OF.get(field)
+            if quantity is not None:
+                low, high = getattr(self.rated, quantity)
+                if not low <= value <= high:
+                    problems.append(
+                        f"{where}: {value} is outside the rated {quantity} range [{low}, {high}]"
+                    )
+        return problems
 
     @property
     def name(self) -> str:

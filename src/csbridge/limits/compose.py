@@ -349,9 +349,14 @@ class EvseComposer:
         dc_bpt = None
         bpt = config.dc_bpt_limits
         if config.bpt and bpt is not None:
+            rated_discharge = (bpt.max_discharge_current_a, bpt.max_discharge_power_w)
+            totals = stack.discharge if stack else None
+            if config.module and not any(m.bidirectional for m in config.module):
+                rated_discharge = (0.0, 0.0)  # no module can take energy back: the hardware says 0
+                totals = None
             discharge_current, discharge_power = self._direction(
-                (bpt.max_discharge_current_a, bpt.max_discharge_power_w),
-                stack.discharge if stack else None,
+                rated_discharge,
+                totals,
                 stack,
                 site,
                 status,
