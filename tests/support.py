@@ -45,6 +45,27 @@ def station_config(broker_url: str, prefix: str, *, scenario: str | None = None)
     return Config.model_validate(raw)
 
 
+def wire_station_config(broker_url: str, prefix: str) -> Config:
+    """examples/sim-station.toml (modules and IMD on virtual CAN buses), on channels and topics
+    of this test's own: python-can's virtual buses are shared by everything in the process."""
+    from csbridge.resources import example_config  # noqa: PLC0415
+
+    raw = load_config(example_config("sim-station.toml")).model_dump(mode="json", exclude_none=True)
+    raw["station"]["scenario"] = None
+    raw["reporting"]["settle_s"] = 0.2  # the stack fills up module by module: keep tests short
+    for bus in raw["bus"]:
+        bus["channel"] = f"{prefix}-{bus['name']}"
+    raw["mqtt"].update(
+        broker=broker_url,
+        client_id=f"csbridge-{prefix}",
+        request_topic=f"{prefix}/josev/cs",
+        response_topic=f"{prefix}/cs/josev",
+        status_topic=f"{prefix}/csbridge/status",
+        local_prefix=f"{prefix}/csbridge",
+    )
+    return Config.model_validate(raw)
+
+
 def walk(value: Any, path: str = "$") -> list[tuple[str, Any]]:
     """Every (path, leaf) in a JSON document."""
     if isinstance(value, dict):
