@@ -156,3 +156,31 @@ def test_frames_nobody_asked_for_are_counted_by_reason(tmp_path: Path) -> None:
     assert outcomes[("infypower-reg", "unknown_address")] == 1
     assert outcomes[("-", "unknown_id")] == 1 or outcomes.get(("infypower-reg", "unknown_id")) == 1
     assert outcomes[("infypower-reg", "out_of_range")] == 1
+
+
+def test_plot_draws_the_limits_over_the_log(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "limits.png"
+    result = _replay("--config", str(CONFIG), str(LOG), "--plot", str(png))
+    assert result.returncode == 0, result.stderr
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert png.stat().st_size > 10_000
+
+
+def test_check_config_checks_the_profiles_it_names(tmp_path: Path) -> None:
+    broken = tmp_path / "station.toml"
+    broken.write_text(
+        CONFIG.read_text().replace('profile = "bender-iso165c"', 'profile = "infypower-reg"')
+    )
+    result = subprocess.run(
+        [*CSBRIDGE, "check-config", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert (
+        "evse[0].imd.can.profile: infypower-reg describes a power_module, not a imd"
+        in result.stderr
+    )

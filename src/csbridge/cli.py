@@ -74,8 +74,17 @@ def run(
 def check_config(
     path: Annotated[Path, typer.Argument(help="Configuration file to check.")],
 ) -> None:
-    """Check a configuration file; exit 2 with every problem named by key."""
+    """Check a configuration file and the device profiles it names; exit 2 with every problem
+    named by key."""
+    from csbridge.devices.router import DeviceRouter  # noqa: PLC0415
+
     settings = _load(path, None)
+    try:
+        DeviceRouter(settings)
+    except ConfigError as error:
+        for problem in error.problems:
+            err.print(f"[red]config error[/red] {path}: {problem}")
+        raise typer.Exit(EXIT_BAD_CONFIG) from None
     out.print(f"{path}: ok, broker {settings.mqtt.broker}")
     for evse in settings.evse:
         kind = f"{evse.kind.value}{' + bpt' if evse.bpt else ''}"
@@ -214,6 +223,10 @@ def replay(
     only_josev: Annotated[
         bool, typer.Option("--only-josev", help="Print only what goes to Josev.")
     ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Also draw limits, present values and isolation over time (PNG)."),
+    ] = None,
 ) -> None:
     """Feed CAN logs through the profiles and the limits engine on the log's clock; print every
     message the bridge would publish as a JSON line, then a summary on stderr."""
@@ -235,6 +248,15 @@ def replay(
     written = write_lines(publications, sys.stdout, only_topic=only)
     for line in [*summary(run), f"published: {written} messages"]:
         err.print(line)
+    if plot is not None:
+        from csbridge.devices.plot import PlotUnavailableError, plot_publications  # noqa: PLC0415
+
+        try:
+            plot_publications(publications, settings.mqtt.response_topic, plot)
+        except PlotUnavailableError:
+            err.print("--plot needs the plot extra: pip install 'csbridge[plot]'")
+            raise typer.Exit(EXIT_BAD_CONFIG) from None
+        err.print(f"plot: {plot}")
 
 
 def main() -> None:
