@@ -91,6 +91,8 @@ class LimitsEngine:
         self._report_every_s = config.reporting.limits_report_every_s
         self._tick_s = config.reporting.evaluate_every_s
         settings = gate_settings(config.reporting)
+        self._dirty: set[str] = set()
+        self._flush_scheduled = False
         self._evses = {
             evse.evse_id: _Evse(evse, EvseComposer(evse), UpdateGate(settings))
             for evse in config.evse
@@ -110,7 +112,34 @@ class LimitsEngine:
         return tuple(self._evses)
 
     def ingest(self, evse_id: str, reading: SourceReading) -> bool:
-        """Take one reading; False (counted) if no such EVSE or source is configured."""
+        """Take one reading and evaluate its EVSE now; False (counted) if no such EVSE or
+        source is configured."""
+        if not self._store(evse_id, reading):
+            return False
+        self._evaluate(evse_id, self._evses[evse_id], self.clock())
+        return True
+
+    def ingest_soon(self, evse_id: str, reading: SourceReading) -> bool:
+        """Take one reading; evaluate its EVSE once the event loop has handled what else has
+        arrived. A burst of frames costs one evaluation, and the update still goes out in the
+        same loop iteration (must be called from the event loop)."""
+        if not self._store(evse_id, reading):
+            return False
+        self._dirty.add(evse_id)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+        return True
+
+    def flush(self) -> None:
+        """Evaluate every EVSE with readings not yet evaluated."""
+        self._flush_scheduled = False
+        now = self.clock()
+        while self._dirty:
+            evse_id = self._dirty.pop()
+            self._evaluate(evse_id, self._evses[evse_id], now)
+
+    def _store(self, evse_id: str, reading: SourceReading) -> bool:
         runtime = self._evses.get(evse_id)
         if runtime is None:
             self.counters.add("reading_ignored", "unknown_evse")
@@ -122,7 +151,6 @@ class LimitsEngine:
             self.counters.add("reading_ignored", "unknown_source")
             return False
         self.counters.add("reading_ingested", type(reading).__name__)
-        self._evaluate(evse_id, runtime, self.clock())
         return True
 
     def evaluate(self) -> None:

@@ -30,6 +30,8 @@ CAN_ERR_BUSOFF = 0x40
 """SocketCAN error-frame class bit for bus-off (linux/can/error.h)."""
 REQUEST_SPACING_S = 0.002
 """Between the frames of one poll: a 125 kbit/s bus carries about one frame per millisecond."""
+DRAIN_AT_MOST = 256
+"""Frames read per readiness callback, so one busy bus cannot starve the event loop."""
 
 
 class BusLink:
@@ -56,6 +58,49 @@ class BusLink:
             receive_own_messages=False,
         )
         return self.bus
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> can.Notifier | None:
+        """Read frames into the loop: straight from the socket where there is one (all frames
+        that are waiting in one callback, so a burst costs one evaluation), else through
+        python-can's notifier thread (the virtual bus)."""
+        bus = self.open()
+        try:
+            descriptor = bus.fileno()
+        except NotImplementedError:
+            descriptor = -1
+        if descriptor >= 0:
+            loop.add_reader(descriptor, self._drain)
+            return None
+        return can.Notifier(bus, [self.on_frame], loop=loop)
+
+    def _drain(self) -> None:
+        assert self.bus is not None
+        for _ in range(DRAIN_AT_MOST):
+            try:
+                frame = self.bus.recv(0)
+            except (can.CanError, OSError) as error:
+                self._counters.add("can_bus_error", self.name)
+                held = self._limiter.admit("recv", self._clock())
+                if held is not None:
+                    log.warning(
+                        "event=can_bus_error bus=%s why=%s held_back=%d", self.name, error, held
+                    )
+                return
+            if frame is None:
+                return
+            self.on_frame(frame)
+
+    def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.bus is None:
+            return
+        try:
+            descriptor = self.bus.fileno()
+        except NotImplementedError:
+            descriptor = -1
+        if descriptor >= 0:
+            loop.remove_reader(descriptor)
+        self.bus.shutdown()
+        self.bus = None
 
     def on_frame(self, frame: can.Message) -> None:
         now = self._clock()
@@ -123,12 +168,13 @@ class CanBuses:
         if not self.links:
             return
         loop = asyncio.get_running_loop()
-        notifiers = []
+        notifiers: list[can.Notifier] = []
         try:
             async with asyncio.TaskGroup() as tasks:
                 for link in self.links.values():
-                    bus = link.open()
-                    notifiers.append(can.Notifier(bus, [link.on_frame], loop=loop))
+                    notifier = link.attach(loop)
+                    if notifier is not None:
+                        notifiers.append(notifier)
                     tasks.create_task(link.watch_silence(), name=f"silence-{link.name}")
                     for period, frames in link.route.poll_frames():
                         tasks.create_task(link.poll(period, frames), name=f"poll-{link.name}")
@@ -136,8 +182,7 @@ class CanBuses:
             for notifier in notifiers:
                 notifier.stop(timeout=1.0)
             for link in self.links.values():
-                if link.bus is not None:
-                    link.bus.shutdown()
+                link.detach(loop)
 
     async def replay(self, logs: Sequence[Path]) -> None:
         """The logs' frames into the router at the pace they were recorded (no bus opened)."""

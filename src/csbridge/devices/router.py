@@ -90,9 +90,8 @@ class DeviceRouter:
             for m_index, module in enumerate(evse.module):
                 if module.can is not None:
                     where = f"evse[{index}].module[{m_index}].can"
-                    target = Target(
-                        evse.evse_id, module.name, ModuleState(module.name, module.address)
-                    )
+                    state = ModuleState(module.name, module.address, module.freshness_deadline_s)
+                    target = Target(evse.evse_id, module.name, state)
                     problems += self._attach(
                         where, module.can, DeviceKind.POWER_MODULE, module.address, target
                     )

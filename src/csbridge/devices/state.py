@@ -28,30 +28,41 @@ def _capability(values: dict[str, float], prefix: str) -> Capability | None:
 
 @dataclass(slots=True)
 class ModuleState:
+    """Each value keeps the time it was decoded: a module that goes on answering some frames
+    while others are refused (out of range) must not keep its last good values forever."""
+
     name: str
     address: int
-    values: dict[str, float] = field(default_factory=dict)
+    deadline_s: float = 3.0
+    values: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """field -> (value, decoded at)."""
     flags: dict[str, bool] = field(default_factory=dict)
     last_seen: float | None = None
 
     def apply(self, decoded: Decoded, at: float) -> ModuleReading:
-        self.values.update(decoded.values)
+        for name, value in decoded.values.items():
+            self.values[name] = (value, at)
         self.flags.update(decoded.flags)
         self.last_seen = at
         return self.reading(at)
 
+    def _fresh_values(self, at: float) -> dict[str, float]:
+        oldest = at - self.deadline_s
+        return {name: value for name, (value, when) in self.values.items() if when >= oldest}
+
     def reading(self, at: float) -> ModuleReading:
         flags = self.flags
+        values = self._fresh_values(at)
         return ModuleReading(
             name=self.name,
             address=self.address,
             at=at,
             online=not flags.get("offline", False),
-            output_voltage=self.values.get("output_voltage"),
-            output_current=self.values.get("output_current"),
-            export=_capability(self.values, "export"),
-            import_=_capability(self.values, "import"),
-            temperature_c=self.values.get("temperature_c"),
+            output_voltage=values.get("output_voltage"),
+            output_current=values.get("output_current"),
+            export=_capability(values, "export"),
+            import_=_capability(values, "import"),
+            temperature_c=values.get("temperature_c"),
             fault=flags.get("fault", False),
             derating=flags.get("derating", False),
             over_temperature=flags.get("over_temperature", False),
