@@ -1,4 +1,5 @@
-"""`python -m bench [--quick]`: run the benchmarks, print a table, write bench/results/*.json."""
+"""`python -m bench [--quick] [--only NAME]`: run the benchmarks, print a table each, write
+bench/results/*.json."""
 
 from __future__ import annotations
 
@@ -7,23 +8,25 @@ import json
 import platform
 from pathlib import Path
 
-from bench import boot_latency
+from bench import boot_latency, decode_throughput
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BENCHMARKS = ("boot_latency", "decode_throughput")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--quick", action="store_true", help="fewer samples, under a minute")
-    args = parser.parse_args()
-    result = boot_latency.run(args.quick)
-    result["machine"] = (
-        f"{platform.machine()} {platform.processor() or ''} {platform.python_version()}".strip()
-    )
+def _machine() -> str:
+    return f"{platform.machine()} {platform.processor() or ''} {platform.python_version()}".strip()
+
+
+def _write(name: str, result: dict[str, object]) -> None:
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "boot_latency.json").write_text(
-        json.dumps(result, indent=2) + "\n", encoding="utf-8"
-    )
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+
+def _boot_latency(quick: bool) -> None:
+    result = boot_latency.run(quick)
+    result["machine"] = _machine()
+    _write("boot_latency", result)
     bridge, echo = result["csbridge"], result["echo_baseline"]
     assert isinstance(bridge, dict)
     assert isinstance(echo, dict)
@@ -38,6 +41,27 @@ def main() -> None:
         f"ratio p50 {result['ratio_p50']:.2f} (goal <= {result['goal_ratio_p50']}: {verdict}), "
         f"ratio p99 {result['ratio_p99']:.2f}"
     )
+
+
+def _decode_throughput(quick: bool) -> None:
+    result = decode_throughput.run(quick)
+    result["machine"] = _machine()
+    _write("decode_throughput", result)
+    decode_throughput.print_table(result)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="fewer samples, under a minute")
+    parser.add_argument("--only", choices=BENCHMARKS, help="run this benchmark alone")
+    args = parser.parse_args()
+    selected = [args.only] if args.only else list(BENCHMARKS)
+    if "boot_latency" in selected:
+        _boot_latency(args.quick)
+    if "decode_throughput" in selected:
+        if len(selected) > 1:
+            print()
+        _decode_throughput(args.quick)
 
 
 if __name__ == "__main__":

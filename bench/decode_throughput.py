@@ -26,7 +26,11 @@ frames/s of 8-byte extended frames).
 
 from __future__ import annotations
 
+import argparse
+import cProfile
 import gc
+import io
+import pstats
 import struct
 import tempfile
 import time
@@ -104,7 +108,9 @@ def frame_mix() -> list[Frame]:
     for cycle in range(CYCLES):
         # IMD_Info 0x37: R_ISO in kOhm (little-endian word), IMC status, VIFC status
         imd = struct.pack("<HHH", 5000 - cycle % 20, 0, 0)
-        frames.append(Frame("can1", can.Message(arbitration_id=0x37, is_extended_id=False, data=imd)))
+        frames.append(
+            Frame("can1", can.Message(arbitration_id=0x37, is_extended_id=False, data=imd))
+        )
         for address in MODULES:
             for command in COMMANDS:
                 message = can.Message(
@@ -138,24 +144,22 @@ def infypower_dbc() -> str:
         base = 0x80000000  # DBC marks a 29-bit identifier by its top bit
         lines += [
             f"BO_ {base | infy_id(0x03, CONTROLLER, address)} VOLTAGE_CURRENT_{address}: 8 MODULE",
-            f" SG_ OUTPUT_CURRENT : {_motorola_start(4, 7)}|32@0- (1,0) [-10|250] "
-            '"A" CSB',
+            f' SG_ OUTPUT_CURRENT : {_motorola_start(4, 7)}|32@0- (1,0) [-10|250] "A" CSB',
             "",
             f"BO_ {base | infy_id(0x04, CONTROLLER, address)} STATUS_{address}: 8 MODULE",
             *(
-                f" SG_ STATUS_{byte}_{bit} : {_motorola_start(byte, bit)}|1@0+ (1,0) [0|1] "
-                '"" CSB'
+                f' SG_ STATUS_{byte}_{bit} : {_motorola_start(byte, bit)}|1@0+ (1,0) [0|1] "" CSB'
                 for byte, bit in STATUS_BITS
             ),
             "",
             f"BO_ {base | infy_id(0x0A, CONTROLLER, address)} CAPABILITY_{address}: 8 MODULE",
-            f" SG_ MAX_VOLTAGE : {_motorola_start(0, 7)}|16@0+ (1,0) [0|1100] " '"V" CSB',
-            f" SG_ MIN_VOLTAGE : {_motorola_start(2, 7)}|16@0+ (1,0) [0|1100] " '"V" CSB',
-            f" SG_ MAX_CURRENT : {_motorola_start(4, 7)}|16@0+ (0.1,0) [0|250] " '"A" CSB',
-            f" SG_ MAX_POWER : {_motorola_start(6, 7)}|16@0+ (10,0) [0|60000] " '"W" CSB',
+            f' SG_ MAX_VOLTAGE : {_motorola_start(0, 7)}|16@0+ (1,0) [0|1100] "V" CSB',
+            f' SG_ MIN_VOLTAGE : {_motorola_start(2, 7)}|16@0+ (1,0) [0|1100] "V" CSB',
+            f' SG_ MAX_CURRENT : {_motorola_start(4, 7)}|16@0+ (0.1,0) [0|250] "A" CSB',
+            f' SG_ MAX_POWER : {_motorola_start(6, 7)}|16@0+ (10,0) [0|60000] "W" CSB',
             "",
             f"BO_ {base | infy_id(0x0C, CONTROLLER, address)} AFTER_DIODE_{address}: 8 MODULE",
-            f" SG_ OUTPUT_VOLTAGE : {_motorola_start(0, 7)}|16@0+ (0.1,0) [0|1100] " '"V" CSB',
+            f' SG_ OUTPUT_VOLTAGE : {_motorola_start(0, 7)}|16@0+ (0.1,0) [0|1100] "V" CSB',
             "",
         ]
         valtypes.append(
@@ -289,7 +293,6 @@ def measure(
 def _row(samples: Sequence[float], baseline_median: float) -> dict[str, float]:
     median = percentile(samples, 0.5)
     return {
-        "batches": float(len(samples)),
         "median_us_per_frame": median * 1e6,
         "p99_us_per_frame": percentile(samples, 0.99) * 1e6,
         "frames_per_s": 1.0 / median,
@@ -319,6 +322,13 @@ def run(quick: bool) -> dict[str, object]:
             "examples/infypower-dc.toml: 3 infypower-reg modules x replies to 0x03/0x04/0x0A/0x0C"
             " on can0 + bender-iso165c IMD_Info on can1 (12:1), values changing per poll cycle"
         ),
+        "frame_pace": f"time stamps 1/{SATURATED_BUS_FRAMES_PER_S:.0f} s apart (saturated bus)",
+        "baseline": (
+            "cantools decode_message, DBC of the same infypower-reg reply fields written at run"
+            " time (29-bit ids, Motorola @0, f32 via SIG_VALTYPE_) + hal/bender-iso165c.dbc"
+        ),
+        "vs_cantools": "cantools median time per frame / this variant's (above 1: faster)",
+        "batches": batches,
         "batch_frames": batch_frames,
         "variants": rows,
         "goal_frames_per_s": GOAL_FRAMES_PER_S,
@@ -328,9 +338,8 @@ def run(quick: bool) -> dict[str, object]:
 
 def print_table(result: dict[str, Any]) -> None:
     rows: dict[str, dict[str, float]] = result["variants"]
-    first = next(iter(rows.values()))
     print(
-        f"{result['benchmark']} ({int(first['batches'])} batches of "
+        f"{result['benchmark']} ({result['batches']} batches of "
         f"{result['batch_frames']} frames each)"
     )
     print(f"{'':16}{'median us':>11}{'p99 us':>10}{'frames/s':>11}{'x cantools':>12}")
@@ -345,3 +354,29 @@ def print_table(result: dict[str, Any]) -> None:
         f"decode+compose {rows['decode+compose']['frames_per_s']:,.0f} frames/s "
         f"(goal >= {result['goal_frames_per_s']:,.0f}: {verdict})"
     )
+
+
+def profile_hot_path(frame_count: int = 20_000, top: int = 25) -> str:
+    """cProfile of decode+compose over `frame_count` frames (after one warm-up pass)."""
+    mix = frame_mix()
+    frames = [mix[index % len(mix)] for index in range(frame_count)]
+    decoder = decode_and_compose()
+    decoder(frames, 2000.0)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    decoder(frames, 2000.0 + frame_count / SATURATED_BUS_FRAMES_PER_S)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
+    return out.getvalue()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench.decode_throughput")
+    parser.add_argument("--profile", action="store_true", help="cProfile decode+compose instead")
+    parser.add_argument("--quick", action="store_true", help="fewer samples")
+    arguments = parser.parse_args()
+    if arguments.profile:
+        print(profile_hot_path())
+    else:
+        print_table(run(arguments.quick))

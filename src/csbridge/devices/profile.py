@@ -50,6 +50,8 @@ MODULE_VALUES = frozenset(
         "import.max_power",
     }
 )
+CAPABILITY_PREFIXES = ("export.", "import.")
+"""Fields a profile may state as [constants]: rated limits, never measurements."""
 MODULE_FLAGS = frozenset({"offline", "fault", "derating", "over_temperature", "input_lost"})
 IMD_VALUES = frozenset({"resistance_ohm", "voltage"})
 IMD_FLAGS = frozenset({"self_test_running", "value_outdated", "device_fault"})
@@ -146,6 +148,12 @@ class MessageSpec(_Strict):
     flags: list[FlagSpec] = []
     signals: list[SignalSpec] = []
 
+    @model_validator(mode="after")
+    def _error_reply_is_bare(self) -> Self:
+        if self.error_reply and (self.values or self.flags or self.signals or self.poll):
+            raise ValueError("an error_reply carries no values, flags or signals and is not polled")
+        return self
+
 
 class FrameSpec(_Strict):
     extended: bool = True
@@ -204,8 +212,9 @@ class Profile(_Strict):
     frame: FrameSpec = FrameSpec()
     rated: RatedRanges = RatedRanges()
     constants: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = {}
-    """Value field -> value the device does not report (rated voltage range, power): added to
-    every frame the codec decodes. A field is either a constant or read from frames, not both."""
+    """Capability field -> rated value the device does not report (its voltage range, power):
+    added to every frame the codec decodes. A field is a constant or read from frames, not both;
+    measurements (voltage, current, temperature) are never constants."""
     message: Annotated[list[MessageSpec], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -236,12 +245,6 @@ class Profile(_Strict):
             for name in message.id:
                 if name not in self.frame.fields:
                     problems.append(f"{where}: id.{name} names no field in [frame] fields")
-            if message.error_reply and (
-                message.values or message.flags or message.signals or message.poll
-            ):
-                problems.append(
-                    f"{where}: an error_reply carries no values, flags or signals and is not polled"
-                )
             if message.error_reply and self.profile.family != "id-fields":
                 problems.append(f"{where}: error_reply is for the id-fields family")
         problems += self._constant_problems(values)
@@ -256,10 +259,11 @@ class Profile(_Strict):
         decoded = {spec.field for message in self.message for spec in message.values} | {
             signal.field for message in self.message for signal in message.signals
         }
+        capability = sorted(field for field in fields if field.startswith(CAPABILITY_PREFIXES))
         for field, value in self.constants.items():
             where = f"constants.{field}"
-            if field not in fields:
-                problems.append(f"{where}: not one of {sorted(fields)}")
+            if field not in capability:
+                problems.append(f"{where}: a constant is a capability field, one of {capability}")
                 continue
             if field in decoded:
                 problems.append(f"{where}: the field is also read from frames; keep one")
