@@ -693,3 +693,47 @@ def test_the_error_reply_of_a_dbc_profile_is_refused(tmp_path: Path) -> None:
     )
     problems = problems_of(tmp_path, text)
     assert any("error_reply is for the id-fields family" in p for p in problems), problems
+
+
+def test_a_dbc_power_module_reads_its_numbers_as_numbers(tmp_path: Path) -> None:
+    """The dbc family is not only for the IMD: a module's voltage stays a number, not a flag."""
+    (tmp_path / "pm.dbc").write_text(
+        'VERSION ""\n\nNS_ :\n\nBS_:\n\nBU_: PM CSB\n\n'
+        "BO_ 1024 PM_Out: 4 PM\n"
+        ' SG_ VOUT : 0|16@1+ (0.1,0) [0|6553.5] "V" CSB\n'
+        ' SG_ FAULT : 16|1@1+ (1,0) [0|1] "" CSB\n'
+    )
+    (tmp_path / "pm.toml").write_text(
+        '[profile]\nname = "pm"\nkind = "power_module"\nfamily = "dbc"\nbitrate = 250000\n'
+        'dbc = "pm.dbc"\n\n[frame]\nextended = false\ndlc = 4\n\n'
+        '[[message]]\nname = "PM_Out"\nsignals = [\n'
+        '  { signal = "VOUT", field = "output_voltage" },\n'
+        '  { signal = "FAULT", field = "fault" },\n]\n'
+    )
+    registry = ProfileRegistry(tmp_path)
+    profile = registry.get("pm")
+    codec = DbcCodec(profile, registry.dbc_path(profile))
+    outcome, decoded = codec.decode(
+        can.Message(arbitration_id=1024, is_extended_id=False, data=struct.pack("<HBB", 4005, 1, 0))
+    )
+    assert outcome is Outcome.DECODED
+    assert decoded is not None
+    assert decoded.values == {"output_voltage": pytest.approx(400.5)}
+    assert decoded.flags == {"fault": True}
+
+
+def test_a_vendor_folder_adds_and_replaces_profiles(tmp_path: Path) -> None:
+    shipped = ProfileRegistry()
+    own = tmp_path / "hal"
+    own.mkdir()
+    text = (shipped.directory / "infypower-reg.toml").read_text()
+    (own / "infypower-reg.toml").write_text(
+        text.replace("poll_period_s = 1.0", "poll_period_s = 0.5")
+    )
+    (own / "acme-pm.toml").write_text(text.replace('name = "infypower-reg"', 'name = "acme-pm"'))
+    registry = ProfileRegistry(extra=[own])
+    assert registry.get("infypower-reg").profile.poll_period_s == 0.5
+    assert registry.get("acme-pm").profile.kind.value == "power_module"
+    assert "bender-iso165c" in registry.names()
+    bender = registry.get("bender-iso165c")
+    assert registry.dbc_path(bender) == shipped.directory / "bender-iso165c.dbc"

@@ -400,6 +400,9 @@ class StationConfig(_Strict):
     hw_version: Annotated[str, Field(min_length=1)]
     scenario: Literal["demo"] | None = None
     """Play a scripted scenario on the simulated devices (a module drops out, a plug heats up)."""
+    profile_dirs: list[Path] = []
+    """Folders of device profiles of your own, searched after the shipped hal/ (a profile of
+    the same name replaces the shipped one)."""
 
 
 class ReportingConfig(_Strict):

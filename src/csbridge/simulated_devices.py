@@ -180,7 +180,7 @@ class SimulatedDevices:
                         evse.evse_id, module, temperature_c=module.simulated.temperature_c
                     )
                 else:
-                    registry = registry or ProfileRegistry()
+                    registry = registry or ProfileRegistry(extra=config.station.profile_dirs)
                     wire = build_wire_module(evse.evse_id, module, buses[module.can.bus], registry)
                     wire_bus_for(devices.wire_buses, buses, module.can.bus).modules.append(wire)
                     devices.modules[key] = wire
@@ -191,7 +191,7 @@ class SimulatedDevices:
                         evse.evse_id, imd, resistance_ohm=imd.simulated.resistance_ohm
                     )
                 else:
-                    registry = registry or ProfileRegistry()
+                    registry = registry or ProfileRegistry(extra=config.station.profile_dirs)
                     wire_imd = build_wire_imd(evse.evse_id, imd, registry, clock)
                     wire_bus_for(devices.wire_buses, buses, imd.can.bus).imds.append(wire_imd)
                     devices.imds[evse.evse_id] = wire_imd

@@ -25,7 +25,7 @@ class Station:
     ) -> None:
         self.config = config
         self.engine = LimitsEngine(config)
-        registry = ProfileRegistry()
+        registry = ProfileRegistry(extra=config.station.profile_dirs)
         self.router = DeviceRouter(config, registry, self.engine.counters, self.engine.clock)
         self.buses = CanBuses(
             config, self.router, self.engine.ingest, self.engine.counters, self.engine.clock

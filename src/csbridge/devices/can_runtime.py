@@ -56,6 +56,7 @@ class BusLink:
             channel=bus_config.interface_channel,
             interface=bus_config.interface,
             receive_own_messages=False,
+            can_filters=self.route.kernel_filters() or None,
         )
         return self.bus
 

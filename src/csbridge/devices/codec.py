@@ -19,6 +19,8 @@ from typing import Any, Protocol
 import can
 
 from csbridge.devices.profile import (
+    IMD_VALUES,
+    MODULE_VALUES,
     QUANTITY_OF,
     DataMatch,
     FlagSpec,
@@ -28,6 +30,8 @@ from csbridge.devices.profile import (
     ValueSpec,
 )
 
+NUMERIC_FIELDS = MODULE_VALUES | IMD_VALUES
+"""Reading fields that hold numbers; every other mapped field is a flag."""
 FORMAT_CHAR = {"u8": "B", "u16": "H", "u32": "I", "i16": "h", "i32": "i", "f32": "f"}
 SINGLE_DEVICE_ADDRESS = 0
 """Devices whose identifiers carry no address (fixed IDs) answer as address 0."""
@@ -59,6 +63,8 @@ class Codec(Protocol):
     def decode(self, frame: can.Message) -> tuple[Outcome, Decoded | None]: ...
 
     def poll_requests(self, address: int) -> list[can.Message]: ...
+
+    def kernel_filters(self) -> list[dict[str, int | bool]]: ...
 
 
 def _in_range(field: str, value: float, rated: RatedRanges) -> bool:
@@ -243,6 +249,15 @@ class IdFieldsCodec:
             value |= (address & self._address[1]) << self._address[0]
         return value
 
+    def kernel_filters(self) -> list[dict[str, int | bool]]:
+        """SocketCAN filters that let through only the replies this profile can decode."""
+        extended = self.profile.frame.extended
+        return [
+            {"can_id": value, "can_mask": mask, "extended": extended}
+            for mask, by_value in self._groups.items()
+            for value in by_value
+        ]
+
     def poll_requests(self, address: int) -> list[can.Message]:
         return [
             can.Message(
@@ -296,6 +311,13 @@ class DbcCodec:
             message = self.database.get_message_by_name(spec.name)
             self._messages[(message.frame_id, message.is_extended_frame)] = (message, spec)
 
+    def kernel_filters(self) -> list[dict[str, int | bool]]:
+        full = 0x1FFFFFFF
+        return [
+            {"can_id": frame_id, "can_mask": full if extended else 0x7FF, "extended": extended}
+            for frame_id, extended in self._messages
+        ]
+
     def poll_requests(self, address: int) -> list[can.Message]:
         return []
 
@@ -315,7 +337,7 @@ class DbcCodec:
         flags: dict[str, bool] = {}
         for mapping in spec.signals:
             raw = float(signals[mapping.signal]) * mapping.scale
-            if mapping.field in ("resistance_ohm", "voltage"):
+            if mapping.field in NUMERIC_FIELDS:
                 if not _in_range(mapping.field, raw, self.profile.rated):
                     return Outcome.OUT_OF_RANGE, None
                 values[mapping.field] = raw

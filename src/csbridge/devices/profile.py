@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -293,12 +294,16 @@ def load_profile(path: Path) -> Profile:
 
 
 class ProfileRegistry:
-    """Every profile in a folder (default: the shipped hal/), by name."""
+    """Every profile by name: the shipped hal/ first, then each extra folder in order, a later
+    profile of the same name replacing an earlier one (a vendor's own, beside the install)."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, extra: Sequence[Path] = ()) -> None:
         self.directory = directory or resource_dir("hal")
+        self.directories = [self.directory, *extra]
         self._profiles: dict[str, Profile] = {}
-        self._paths = {path.stem: path for path in sorted(self.directory.glob("*.toml"))}
+        self._paths: dict[str, Path] = {}
+        for folder in self.directories:
+            self._paths.update({path.stem: path for path in sorted(folder.glob("*.toml"))})
 
     def names(self) -> list[str]:
         return sorted(self._paths)
@@ -307,9 +312,8 @@ class ProfileRegistry:
         if name not in self._profiles:
             path = self._paths.get(name)
             if path is None:
-                raise KeyError(
-                    f"no profile {name!r} in {self.directory} (have {', '.join(self.names())})"
-                )
+                folders = ", ".join(str(folder) for folder in self.directories)
+                raise KeyError(f"no profile {name!r} in {folders} (have {', '.join(self.names())})")
             profile = load_profile(path)
             if profile.name != name:
                 raise ConfigError(
@@ -319,5 +323,6 @@ class ProfileRegistry:
         return self._profiles[name]
 
     def dbc_path(self, profile: Profile) -> Path:
+        """The DBC file, beside the profile that names it."""
         assert profile.profile.dbc is not None
-        return self.directory / profile.profile.dbc
+        return self._paths[profile.name].parent / profile.profile.dbc

@@ -51,6 +51,10 @@ class BusRoute:
     bus: BusConfig
     profiles: list[ProfileOnBus] = field(default_factory=list)
 
+    def kernel_filters(self) -> list[dict[str, int | bool]]:
+        """Only what the bus's profiles decode passes the socket: Python never sees the rest."""
+        return [f for on_bus in self.profiles for f in on_bus.codec.kernel_filters()]
+
     def poll_frames(self) -> list[tuple[float, list[can.Message]]]:
         """(period, frames) per device that must be asked for its values."""
         schedule = []
@@ -79,7 +83,7 @@ class DeviceRouter:
         counters: Counters | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.registry = registry or ProfileRegistry()
+        self.registry = registry or ProfileRegistry(extra=config.station.profile_dirs)
         self.counters = counters or Counters()
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self._clock = clock
