@@ -123,12 +123,18 @@ class LimitsEngine:
         """Take one reading; evaluate its EVSE once the event loop has handled what else has
         arrived. A burst of frames costs one evaluation, and the update still goes out in the
         same loop iteration (must be called from the event loop)."""
-        if not self._store(evse_id, reading):
+        if not self.take(evse_id, reading):
             return False
-        self._dirty.add(evse_id)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
+        return True
+
+    def take(self, evse_id: str, reading: SourceReading) -> bool:
+        """Store a reading and mark its EVSE for the next flush (no evaluation yet)."""
+        if not self._store(evse_id, reading):
+            return False
+        self._dirty.add(evse_id)
         return True
 
     def flush(self) -> None:
