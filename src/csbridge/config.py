@@ -61,10 +61,7 @@ class DcStaticLimits(_Strict):
 
     @model_validator(mode="after")
     def _minima_below_maxima(self) -> Self:
-        if self.max_current_a is not None:
-            _ordered(self.min_current_a, self.max_current_a, "min_current_a", "max_current_a")
-        if self.max_voltage_v is not None:
-            _ordered(self.min_voltage_v, self.max_voltage_v, "min_voltage_v", "max_voltage_v")
+        _ordered(self, "current_a", "voltage_v")
         return self
 
     def missing_maxima(self) -> list[str]:
@@ -83,18 +80,7 @@ class DcBptStaticLimits(_Strict):
 
     @model_validator(mode="after")
     def _minima_below_maxima(self) -> Self:
-        _ordered(
-            self.min_discharge_current_a,
-            self.max_discharge_current_a,
-            "min_discharge_current_a",
-            "max_discharge_current_a",
-        )
-        _ordered(
-            self.min_discharge_power_w,
-            self.max_discharge_power_w,
-            "min_discharge_power_w",
-            "max_discharge_power_w",
-        )
+        _ordered(self, "discharge_current_a", "discharge_power_w")
         return self
 
 
@@ -110,12 +96,7 @@ class AcBptStaticLimits(_Strict):
 
     @model_validator(mode="after")
     def _minima_below_maxima(self) -> Self:
-        _ordered(
-            self.min_discharge_power_w,
-            self.max_discharge_power_w,
-            "min_discharge_power_w",
-            "max_discharge_power_w",
-        )
+        _ordered(self, "discharge_power_w")
         return self
 
 
@@ -248,10 +229,14 @@ class ExternalDefaults(_Strict):
     max_current_a: Positive | None = None
 
 
-def _ordered(low: float, high: float, low_name: str, high_name: str) -> None:
-    if low > high:
-        msg = f"{low_name} ({low}) is above {high_name} ({high})"
-        raise ValueError(msg)
+def _ordered(model: BaseModel, *quantities: str) -> None:
+    """min_<quantity> never above max_<quantity> (a missing maximum bounds nothing)."""
+    for quantity in quantities:
+        low = getattr(model, f"min_{quantity}")
+        high = getattr(model, f"max_{quantity}")
+        if high is not None and low > high:
+            msg = f"min_{quantity} ({low}) is above max_{quantity} ({high})"
+            raise ValueError(msg)
 
 
 class EvseConfig(_Strict):

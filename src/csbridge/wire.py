@@ -61,6 +61,12 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _rejected(reason: RejectReason, violation: SchemaViolation, message: str) -> Rejected:
+    return Rejected(
+        reason, violation.path, f"{violation.rule}: {_short(violation.reason)}", message
+    )
+
+
 def parse_object(payload: bytes, max_payload_bytes: int, message: str = "?") -> dict[str, Any]:
     """Size bound first (nothing large is parsed), then JSON, then an object."""
     if len(payload) > max_payload_bytes:
@@ -91,12 +97,7 @@ def decode_local(
     document = parse_object(payload, max_payload_bytes, message)
     violation = registry.violation(title, document)
     if violation is not None:
-        raise Rejected(
-            RejectReason.SCHEMA,
-            violation.path,
-            f"{violation.rule}: {_short(violation.reason)}",
-            message,
-        )
+        raise _rejected(RejectReason.SCHEMA, violation, message)
     return document
 
 
@@ -108,12 +109,7 @@ def check_document(
     name = raw_name if isinstance(raw_name, str) else "?"
     violation = registry.violation(ENVELOPE, document)
     if violation is not None:
-        raise Rejected(
-            RejectReason.ENVELOPE,
-            violation.path,
-            f"{violation.rule}: {_short(violation.reason)}",
-            name,
-        )
+        raise _rejected(RejectReason.ENVELOPE, violation, name)
     kind = registry.kind(document["name"], document["type"])
     if kind is None:
         known = any(n == document["name"] for n, _ in registry.kinds)
@@ -128,12 +124,7 @@ def check_document(
         )
     violation = registry.violation(kind.title, document)
     if violation is not None:
-        raise Rejected(
-            RejectReason.SCHEMA,
-            violation.path,
-            f"{violation.rule}: {_short(violation.reason)}",
-            name,
-        )
+        raise _rejected(RejectReason.SCHEMA, violation, name)
 
 
 class Codec:
