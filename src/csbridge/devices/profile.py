@@ -11,6 +11,12 @@ a new family. Two families exist:
 
 What a device does not report (a module's rated voltage range, say) a profile states once in
 `[constants]`: every frame the codec decodes carries those values too.
+
+A power module's profile may also say how it is commanded, in `[[command]]` tables (id-fields
+family only; see CommandSpec and devices/commands.py): a setpoint (`set_output`) and output on/off
+(`switch_on`, `switch_off`) become frames from identifier field values, fixed payload bytes and
+the numbers to fill in. Several commands of one name are all sent, in profile order (a protocol
+that sets voltage and current in separate frames).
 """
 
 from __future__ import annotations
@@ -156,6 +162,63 @@ class MessageSpec(_Strict):
         return self
 
 
+CommandName = Literal["set_output", "switch_on", "switch_off"]
+
+
+class CommandValue(_Strict):
+    """A setpoint number written into a command's payload: raw = physical / scale, the same
+    scale a reply of the same unit is read with (0.001 for mV, 0.0009765625 for 1/1024 V)."""
+
+    quantity: Literal["voltage", "current"]
+    at: Annotated[int, Field(ge=0, le=7)]
+    type: ValueType
+    order: Literal["big", "little"] = "big"
+    scale: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+
+    @model_validator(mode="after")
+    def _fits(self) -> Self:
+        if self.at + TYPE_SIZE[self.type] > 8:
+            raise ValueError(f"a {self.type} at byte {self.at} runs past byte 7")
+        return self
+
+
+class CommandSpec(_Strict):
+    """One frame the controller sends to command a module (id-fields family).
+
+    The identifier is built like a request's ([frame] request, then `id` on top); the payload
+    is `data` (its length is the frame's), with each of `values` written over its bytes."""
+
+    name: CommandName
+    id: dict[str, int] = {}
+    data: Annotated[str, Field(pattern=r"^([0-9A-Fa-f]{2}( |$)){1,8}$")]
+    values: list[CommandValue] = []
+
+    @property
+    def payload(self) -> bytes:
+        return bytes.fromhex(self.data)
+
+    @model_validator(mode="after")
+    def _layout(self) -> Self:
+        length = len(self.payload)
+        taken: set[int] = set()
+        for index, value in enumerate(self.values):
+            end = value.at + TYPE_SIZE[value.type]
+            if end > length:
+                raise ValueError(
+                    f"values[{index}]: a {value.type} at byte {value.at} runs past the "
+                    f"{length} bytes of data"
+                )
+            span = set(range(value.at, end))
+            if span & taken:
+                raise ValueError(f"values[{index}] overlaps an earlier value")
+            taken |= span
+        if self.name == "set_output" and not self.values:
+            raise ValueError("a set_output command carries the setpoint: give it values")
+        if self.name != "set_output" and self.values:
+            raise ValueError(f"a {self.name} command carries no values, only data")
+        return self
+
+
 class FrameSpec(_Strict):
     extended: bool = True
     dlc: Annotated[int, Field(ge=0, le=8)] = 8
@@ -217,6 +280,8 @@ class Profile(_Strict):
     added to every frame the codec decodes. A field is a constant or read from frames, not both;
     measurements (voltage, current, temperature) are never constants."""
     message: Annotated[list[MessageSpec], Field(min_length=1)]
+    command: list[CommandSpec] = []
+    """id-fields power modules: how the controller commands the module (optional)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -276,6 +341,39 @@ class Profile(_Strict):
                         f"{where}: {value} is outside the rated {quantity} range [{low}, {high}]"
                     )
         return problems
+
+    @model_validator(mode="after")
+    def _commands(self) -> Self:
+        if not self.command:
+            return self
+        problems: list[str] = []
+        if self.profile.family != "id-fields" or self.profile.kind is not DeviceKind.POWER_MODULE:
+            problems.append("command: only id-fields power module profiles carry commands")
+        for index, command in enumerate(self.command):
+            where = f"command[{index}] ({command.name})"
+            for name, value in command.id.items():
+                if name not in self.frame.fields:
+                    problems.append(f"{where}: id.{name} names no field in [frame] fields")
+                elif not 0 <= value < 1 << self.frame.fields[name][1]:
+                    problems.append(f"{where}: id.{name} = {value} does not fit its field")
+        names = {command.name for command in self.command}
+        if ("switch_on" in names) != ("switch_off" in names):
+            problems.append("command: switch_on and switch_off come as a pair")
+        quantities = {
+            value.quantity
+            for command in self.command
+            if command.name == "set_output"
+            for value in command.values
+        }
+        if "set_output" in names and quantities != {"voltage", "current"}:
+            problems.append("command: the set_output commands must set both voltage and current")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def commands(self, name: CommandName) -> list[CommandSpec]:
+        """The commands of one name, in profile order (all of them are sent)."""
+        return [command for command in self.command if command.name == name]
 
     @property
     def name(self) -> str:

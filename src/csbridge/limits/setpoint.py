@@ -1,0 +1,255 @@
+"""The DC setpoint of a session: what the power modules are told, never more than was reported.
+
+Pure functions: the EVSE's reported cs_status_and_limits entry (what Josev was told), the EV's
+request and the stack's modules in, either a refusal or one setpoint out.
+
+Rules, in order:
+
+1. A setpoint only under status evse_ready (not while the IMD self-tests, not on any fault).
+2. The entry's dc block must be there and hold finite numbers >= 0; the request must be finite
+   and >= 0 (a voltage, the EV's maximum voltage, and a current, a power or both).
+3. At least one healthy module, or there is nobody to command.
+4. Voltage = min(requested, reported max_voltage, EV maximum voltage). Below the reported
+   min_voltage (or at 0 V) the request is refused, not raised to the minimum: the hardware cannot
+   regulate there, and raising it would give the EV a voltage it did not ask for.
+5. Total current = min(requested current, requested power / voltage, reported max_current,
+   reported max_power / voltage), and at most 2 A in precharge. The products voltage x current
+   are checked in floats and the current stepped down by ulps if one came out a hair high, so
+   voltage x total <= max_power holds exactly, not only up to rounding. No rounding to a
+   reporting resolution: the frames round each number toward zero on the wire.
+6. The total is split equally. The divisor counts the healthy modules and the modules that fell
+   silent less than their own watchdog time ago (profile `watchdog_s`, 10 s if unset): such a
+   module may still deliver the current it was last told, so the others do not take over its
+   share until it has surely switched itself off. Silent modules get no setpoint frames. The
+   share times the divisor never exceeds the total (stepped down by ulps if needed).
+
+Limits of the model: a silent module holds its *last* setpoint. If the total drops while it is
+silent, it may deliver its old, larger share until its watchdog fires. A module that answers but
+is not healthy (fault, offline, too hot) is not silent and not counted: it gets no setpoint and
+should be switched off explicitly, since our polls keep its watchdog from firing. For the same
+reason a silent module's watchdog only runs while nothing is sent to it: measure its silence from
+the later of its last frame and our last frame to it (ModuleContact.silent_for_s). A module whose
+protocol has no such watchdog (the Huawei R4850 falls back to its offline setpoints) is never
+surely off by silence alone.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from csbridge.model import StatusCode
+
+PRECHARGE_MAX_CURRENT_A = 2.0
+"""The current limit of precharge (ISO 15118-2 / DIN SPEC 70121: at most 2 A)."""
+DEFAULT_WATCHDOG_S = 10.0
+"""A module's own communication watchdog when its profile states none (Infypower: 10 s)."""
+DC_FIELDS = ("max_current", "max_power", "max_voltage", "min_voltage")
+
+
+class Refusal(enum.StrEnum):
+    NOT_READY = "status_not_ready"
+    NO_DC_LIMITS = "no_dc_limits"
+    INVALID_LIMITS = "invalid_limits"
+    INVALID_REQUEST = "invalid_request"
+    NO_HEALTHY_MODULE = "no_healthy_module"
+    BELOW_MIN_VOLTAGE = "below_min_voltage"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: Refusal
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DcRequest:
+    """What the EV asks for (ISO 15118 target values) and its own maximum voltage."""
+
+    voltage: float
+    ev_max_voltage: float
+    current: float | None = None
+    power: float | None = None
+    precharge: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleContact:
+    """One configured module as the split sees it."""
+
+    name: str
+    healthy: bool
+    silent_for_s: float | None = None
+    """Seconds since the module fell silent (its last frame, or our last frame to it if that
+    is later: its watchdog restarts on every frame it receives) when it is out of the stack
+    for silence; None otherwise (healthy, never seen, or answering but unhealthy)."""
+    watchdog_s: float = DEFAULT_WATCHDOG_S
+
+    @property
+    def counted(self) -> bool:
+        """Healthy, or silent for less than its watchdog time (a NaN time counts: unsure)."""
+        if self.healthy:
+            return True
+        if self.silent_for_s is None:
+            return False
+        return not self.silent_for_s >= self.watchdog_s
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleSetpoint:
+    name: str
+    voltage: float
+    current: float
+
+
+@dataclass(frozen=True, slots=True)
+class Setpoint:
+    voltage: float
+    total_current: float
+    """What the whole stack may deliver: module_current x counted <= this."""
+    module_current: float
+    counted: int
+    """Modules the total is divided by (healthy plus silent within their watchdog)."""
+    modules: tuple[ModuleSetpoint, ...]
+    """One per healthy module: the frames to send. Silent counted modules get none."""
+    precharge: bool
+
+    @property
+    def commanded_current(self) -> float:
+        return sum((module.current for module in self.modules), 0.0)
+
+
+def watchdog_or_default(watchdog_s: float | None) -> float:
+    """A profile's `watchdog_s`, or the default when it states none."""
+    return DEFAULT_WATCHDOG_S if watchdog_s is None else watchdog_s
+
+
+def module_contacts(
+    healthy: Sequence[str],
+    silent_since: Mapping[str, float],
+    now: float,
+    watchdog_s: Mapping[str, float] | None = None,
+) -> list[ModuleContact]:
+    """Contacts from a stack's healthy names (StackState.healthy) and, per module out of the
+    stack for silence, when it was last in contact (monotonic seconds)."""
+    watchdogs = watchdog_s or {}
+    contacts = [
+        ModuleContact(name, True, watchdog_s=watchdogs.get(name, DEFAULT_WATCHDOG_S))
+        for name in healthy
+    ]
+    contacts += [
+        ModuleContact(name, False, now - since, watchdog_s=watchdogs.get(name, DEFAULT_WATCHDOG_S))
+        for name, since in silent_since.items()
+        if name not in healthy
+    ]
+    return contacts
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _reported_dc(entry: Mapping[str, Any]) -> dict[str, float] | Rejected:
+    dc = entry.get("dc")
+    if not isinstance(dc, Mapping):
+        return Rejected(Refusal.NO_DC_LIMITS, "the reported entry has no dc block")
+    limits: dict[str, float] = {}
+    for field in DC_FIELDS:
+        number = _number(dc.get(field))
+        if number is None:
+            return Rejected(Refusal.INVALID_LIMITS, f"dc.{field} = {dc.get(field)!r}")
+        limits[field] = number
+    return limits
+
+
+def _request_problem(request: DcRequest) -> str | None:
+    named = {
+        "voltage": request.voltage,
+        "ev_max_voltage": request.ev_max_voltage,
+        "current": request.current,
+        "power": request.power,
+    }
+    for name, value in named.items():
+        if value is None and name in ("current", "power"):
+            continue
+        if _number(value) is None:
+            return f"{name} = {value!r} is not a finite number >= 0"
+    if request.current is None and request.power is None:
+        return "neither a current nor a power was requested"
+    return None
+
+
+MAX_ULP_STEPS = 64
+"""A quotient is within an ulp or two of exact; past this many steps give 0 (never happens)."""
+
+
+def _at_most_product(current: float, voltage: float, power: float) -> float:
+    """`current` (about power / voltage or less), stepped down by ulps until
+    voltage x current <= power in floats."""
+    for _ in range(MAX_ULP_STEPS):
+        if voltage * current <= power:
+            return current
+        current = math.nextafter(current, 0.0)
+    return 0.0
+
+
+def _share(total: float, counted: int) -> float:
+    """total / counted, stepped down by ulps until share x counted <= total in floats."""
+    share = total / counted
+    for _ in range(MAX_ULP_STEPS):
+        if share * counted <= total:
+            return share
+        share = math.nextafter(share, 0.0)
+    return 0.0
+
+
+def dc_setpoint(
+    entry: Mapping[str, Any], request: DcRequest, modules: Sequence[ModuleContact]
+) -> Setpoint | Rejected:
+    """The setpoint for one EVSE's stack, or why there is none (see the module doc)."""
+    status = entry.get("status_code")
+    if status != StatusCode.EVSE_READY.value:
+        return Rejected(Refusal.NOT_READY, f"status is {status!r}, not evse_ready")
+    limits = _reported_dc(entry)
+    if isinstance(limits, Rejected):
+        return limits
+    problem = _request_problem(request)
+    if problem is not None:
+        return Rejected(Refusal.INVALID_REQUEST, problem)
+    healthy = list({module.name: module for module in modules if module.healthy}.values())
+    if not healthy:
+        return Rejected(Refusal.NO_HEALTHY_MODULE, "no healthy module to command")
+
+    voltage = float(min(request.voltage, limits["max_voltage"], request.ev_max_voltage))
+    if voltage <= 0 or voltage < limits["min_voltage"]:
+        return Rejected(
+            Refusal.BELOW_MIN_VOLTAGE,
+            f"{voltage} V is below the reported minimum {limits['min_voltage']} V",
+        )
+
+    candidates = [limits["max_current"]]
+    if request.current is not None:
+        candidates.append(request.current)
+    if request.precharge:
+        candidates.append(PRECHARGE_MAX_CURRENT_A)
+    total = float(min(candidates))
+    for power in (limits["max_power"], request.power):
+        if power is not None:
+            total = _at_most_product(min(total, power / voltage), voltage, power)
+
+    counted = len({module.name for module in modules if module.counted})
+    share = _share(total, counted)
+    return Setpoint(
+        voltage=voltage,
+        total_current=total,
+        module_current=share,
+        counted=counted,
+        modules=tuple(ModuleSetpoint(module.name, voltage, share) for module in healthy),
+        precharge=request.precharge,
+    )
