@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -28,6 +28,7 @@ CS_PARAMETERS = "cs_parameters"
 CS_STATUS_AND_LIMITS = "cs_status_and_limits"
 
 Handler = Callable[[Message], Awaitable[None]]
+SessionHandler = Callable[[Message], dict[str, Any] | None]
 
 
 class Bridge:
@@ -39,6 +40,7 @@ class Bridge:
         engine: LimitsEngine,
         registry: SchemaRegistry | None = None,
         counters: Counters | None = None,
+        session: Mapping[tuple[str, MessageType], SessionHandler] | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -51,6 +53,8 @@ class Bridge:
             (CS_PARAMETERS, MessageType.REQUEST): self._answer_cs_parameters,
             (CS_STATUS_AND_LIMITS, MessageType.REQUEST): self._answer_cs_status_and_limits,
         }
+        for kind, handler in (session or {}).items():
+            self._handlers[kind] = self._answering(handler)
         self.link = MqttLink(
             config.mqtt,
             [Subscription(config.mqtt.request_topic)]
@@ -121,6 +125,16 @@ class Bridge:
             )
         self.counters.add("inbound_accepted", leaf)
         self.engine.ingest(evse_id, reading)
+
+    def _answering(self, handler: SessionHandler) -> Handler:
+        """A session handler's data becomes the response to a request (updates get none)."""
+
+        async def answer(message: Message) -> None:
+            data = handler(message)
+            if data is not None and message.type is MessageType.REQUEST:
+                await self.send(Message(message.name, MessageType.RESPONSE, data, message.id))
+
+        return answer
 
     async def _answer_cs_parameters(self, request: Message) -> None:
         await self.send(Message(CS_PARAMETERS, MessageType.RESPONSE, self._parameters, request.id))

@@ -170,6 +170,10 @@ class LimitsEngine:
             await asyncio.sleep(self._tick_s)
             self.evaluate()
 
+    def inputs(self, evse_id: str) -> EvseInputs:
+        """The latest reading of every source of one EVSE."""
+        return self._evses[evse_id].inputs()
+
     def composition(self, evse_id: str) -> Composition | None:
         return self._evses[evse_id].composition
 

@@ -12,7 +12,9 @@ from csbridge.devices.can_runtime import CanBuses
 from csbridge.devices.profile import ProfileRegistry
 from csbridge.devices.router import DeviceRouter
 from csbridge.engine import LimitsEngine
+from csbridge.power_stage import PowerStage
 from csbridge.scenario import Step, demo_scenario, play
+from csbridge.session import SessionHandlers
 from csbridge.simulated_devices import SimulatedDevices
 
 
@@ -34,7 +36,11 @@ class Station:
         self.devices = SimulatedDevices.from_config(
             config, self.engine.ingest, self.engine.clock, registry
         )
-        self.bridge = Bridge(config, self.engine)
+        self.stage = PowerStage(config, self.router, self.buses, self.devices)
+        self.session = SessionHandlers(
+            config, self.engine, self.stage, self.devices, self.engine.clock
+        )
+        self.bridge = Bridge(config, self.engine, session=self.session.handlers())
         self.steps = (
             demo_scenario(config, self.devices, self.engine)
             if config.station.scenario == "demo"

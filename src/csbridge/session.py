@@ -1,0 +1,282 @@
+"""The DC session requests Josev sends the station, and the updates it keeps per EVSE.
+
+cable_check runs the IMD's self-test and answers `ongoing` until a fresh verdict (bounded like
+EVerest's: the self-test 30 s, a sample within 5 s, else `fault`); cs_contactor_status comes
+from the board's feedback; power_electronics_setpoint is clamped by limits/setpoint.py and sent
+to the modules; stop_charging switches them off; cp_pwm goes to the board; meter_values comes
+from the modules' telemetry. A session that Josev ends (SessionStop, Idle) switches the modules
+off: the safe side.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from csbridge.config import Config, EvseConfig, Kind
+from csbridge.engine import LimitsEngine
+from csbridge.limits.setpoint import DcRequest, Rejected, dc_setpoint, module_contacts
+from csbridge.limits.stack import Absence
+from csbridge.power_stage import PowerStage
+from csbridge.simulated_devices import SimulatedDevices
+from csbridge.wire import Message, MessageType
+
+log = logging.getLogger("csbridge.session")
+
+SELF_TEST_TIMEOUT_S = 30.0
+SAMPLE_TIMEOUT_S = 5.0
+SESSION_OVER = frozenset({"SessionStop", "Idle"})
+Data = dict[str, Any]
+Handler = Callable[[Message], Data | None]
+
+
+@dataclass(slots=True)
+class EvseSession:
+    """What Josev told about one EVSE's session, and the cable check under way."""
+
+    hlc_charging: bool = False
+    slac_status: str | None = None
+    iso15118_state: str | None = None
+    ev_rated_limits: Data | None = None
+    transaction: Data | None = None
+    cable_check_started: float | None = None
+    energy_wh: float = 0.0
+    metered_at: float | None = None
+    last_setpoint: Data = field(default_factory=dict)
+
+
+class SessionHandlers:
+    def __init__(
+        self,
+        config: Config,
+        engine: LimitsEngine,
+        stage: PowerStage,
+        devices: SimulatedDevices,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = {evse.evse_id: evse for evse in config.evse}
+        self._engine = engine
+        self._stage = stage
+        self._devices = devices
+        self._clock = clock
+        self.sessions = {evse.evse_id: EvseSession() for evse in config.evse}
+
+    def handlers(self) -> dict[tuple[str, MessageType], Handler]:
+        request, update = MessageType.REQUEST, MessageType.UPDATE
+        return {
+            ("cable_check", request): self.cable_check,
+            ("cs_contactor_status", request): self.contactor_status,
+            ("power_electronics_setpoint", request): self.setpoint,
+            ("stop_charging", request): self.stop_charging,
+            ("cp_pwm", request): self.cp_pwm,
+            ("meter_values", request): self.meter_values,
+            ("hlc_charging", update): self._keep("hlc_charging", "status"),
+            ("slac_status", update): self._keep("slac_status", "status"),
+            ("ev_rated_limits", update): self._keep_whole("ev_rated_limits"),
+            ("transaction_status", update): self._keep_whole("transaction"),
+            ("iso15118_state_info", update): self.state_info,
+        }
+
+    def _evse(self, message: Message) -> tuple[str, EvseConfig] | None:
+        evse_id = message.data.get("evse_id")
+        if not isinstance(evse_id, str) or evse_id not in self._config:
+            log.warning("event=unknown_evse message=%s evse_id=%r", message.name, evse_id)
+            return None
+        return evse_id, self._config[evse_id]
+
+    # -- updates from Josev ------------------------------------------------------------------
+
+    def _keep(self, attribute: str, key: str) -> Handler:
+        def keep(message: Message) -> None:
+            found = self._evse(message)
+            if found is not None:
+                setattr(self.sessions[found[0]], attribute, message.data[key])
+
+        return keep
+
+    def _keep_whole(self, attribute: str) -> Handler:
+        def keep(message: Message) -> None:
+            found = self._evse(message)
+            if found is not None:
+                setattr(self.sessions[found[0]], attribute, dict(message.data))
+
+        return keep
+
+    def state_info(self, message: Message) -> None:
+        found = self._evse(message)
+        if found is None:
+            return
+        evse_id = found[0]
+        state = message.data["session_status"]
+        self.sessions[evse_id].iso15118_state = state
+        if state in SESSION_OVER:
+            log.info("event=session_over evse=%s state=%s -- modules off", evse_id, state)
+            self._stage.switch_off(evse_id)
+            self._set_contactor(evse_id, closed=False)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def cable_check(self, message: Message) -> Data | None:
+        found = self._evse(message)
+        if found is None:
+            return None
+        evse_id, evse = found
+        if evse.imd is None:
+            return self._cable_check_answer(evse_id, "finished", "no_imd")
+        session = self.sessions[evse_id]
+        now = self._clock()
+        if message.data["cable_check_action"] == "start" or session.cable_check_started is None:
+            session.cable_check_started = now
+            self._set_contactor(evse_id, closed=True)
+            imd = self._devices.imds.get(evse_id)
+            if imd is not None:
+                imd.start_self_test(now)
+                self._devices.emit(imd)
+            else:
+                self._stage.start_imd_self_test(evse_id)
+            return self._cable_check_answer(evse_id, "ongoing")
+        return self._cable_check_status(evse_id, evse, session, now)
+
+    def _cable_check_status(
+        self, evse_id: str, evse: EvseConfig, session: EvseSession, now: float
+    ) -> Data:
+        assert session.cable_check_started is not None
+        started = session.cable_check_started
+        reading = self._engine.inputs(evse_id).imd
+        isolation = self._engine.entries.get(evse_id)["dc"].get("isolation_status", "invalid")
+        fresh_after_start = reading is not None and reading.at > started
+        verdict = isolation in ("valid", "warning", "fault")
+        if fresh_after_start and reading is not None and not reading.self_test_running and verdict:
+            return self._cable_check_answer(evse_id, "finished", isolation)
+        testing = fresh_after_start and reading is not None and reading.self_test_running
+        if now - started > SELF_TEST_TIMEOUT_S:
+            return self._cable_check_answer(evse_id, "finished", "fault")
+        last_sample = reading.at if reading is not None else started
+        if not testing and now - max(last_sample, started) > SAMPLE_TIMEOUT_S:
+            return self._cable_check_answer(evse_id, "finished", "fault")
+        return self._cable_check_answer(evse_id, "ongoing")
+
+    @staticmethod
+    def _cable_check_answer(evse_id: str, status: str, isolation: str | None = None) -> Data:
+        data: Data = {"evse_id": evse_id, "cable_check_status": status}
+        if isolation is not None:
+            data["isolation_level"] = isolation
+        return data
+
+    def contactor_status(self, message: Message) -> Data | None:
+        found = self._evse(message)
+        if found is None:
+            return None
+        evse_id = found[0]
+        board = self._engine.inputs(evse_id).board
+        if board is None or board.contactor_closed is None:
+            return {"evse_id": evse_id, "status": "error", "info": "no contactor feedback"}
+        return {"evse_id": evse_id, "status": "closed" if board.contactor_closed else "opened"}
+
+    def setpoint(self, message: Message) -> Data | None:
+        found = self._evse(message)
+        if found is None:
+            return None
+        evse_id, evse = found
+        data = message.data
+        if evse.kind is Kind.AC or "dc" not in data:
+            # An AC EV draws what the PWM allows: there is no power stage to command.
+            return {
+                "evse_id": evse_id,
+                "status": "accepted" if evse.kind is Kind.AC else "rejected",
+            }
+        dc = data["dc"]
+        request = DcRequest(
+            voltage=dc.get("voltage", 0.0),
+            ev_max_voltage=data["ev_limits"]["maximum_voltage"],
+            current=dc.get("charge_current"),
+            power=dc.get("charge_power"),
+            precharge=bool(data.get("is_precharge", False)),
+        )
+        result = dc_setpoint(self._engine.entries.get(evse_id), request, self._contacts(evse_id))
+        if isinstance(result, Rejected):
+            log.warning(
+                "event=setpoint_rejected evse=%s reason=%s why=%s",
+                evse_id,
+                result.reason,
+                result.detail,
+            )
+            return {"evse_id": evse_id, "status": "rejected"}
+        self._stage.command(evse_id, result)
+        self.sessions[evse_id].last_setpoint = {
+            "voltage": result.voltage,
+            "current": result.total_current,
+        }
+        return {"evse_id": evse_id, "status": "accepted"}
+
+    def _contacts(self, evse_id: str) -> list[Any]:
+        composition = self._engine.composition(evse_id)
+        if composition is None or composition.stack is None:
+            return []
+        stack = composition.stack
+        readings = self._engine.inputs(evse_id).modules
+        silent = {
+            name: readings[name].at
+            for name, reason in stack.absent.items()
+            if reason is Absence.STALE and name in readings
+        }
+        return module_contacts(stack.healthy, silent, self._clock(), self._stage.watchdogs(evse_id))
+
+    def stop_charging(self, message: Message) -> Data | None:
+        found = self._evse(message)
+        if found is None:
+            return None
+        evse_id = found[0]
+        self._stage.switch_off(evse_id)
+        self._set_contactor(evse_id, closed=False)
+        self.sessions[evse_id].cable_check_started = None
+        return {"evse_id": evse_id, "status": "accepted"}
+
+    def cp_pwm(self, message: Message) -> Data | None:
+        found = self._evse(message)
+        if found is None:
+            return None
+        evse_id = found[0]
+        board = self._devices.boards.get(evse_id)
+        if board is None:
+            return {"evse_id": evse_id, "status": "error", "info": "no board to pass the PWM to"}
+        return {"evse_id": evse_id, "status": "valid"}
+
+    def meter_values(self, message: Message) -> Data | None:
+        evse_id = message.data.get("evse_id") or next(iter(self._config))
+        if evse_id not in self._config:
+            return None
+        entry = self._engine.entries.get(evse_id)
+        dc = entry.get("dc", {})
+        voltage = float(dc.get("present_voltage", 0.0))
+        current = float(dc.get("present_current", 0.0))
+        session = self.sessions[evse_id]
+        now = self._clock()
+        if session.metered_at is not None:
+            session.energy_wh += max(0.0, voltage * current) * (now - session.metered_at) / 3600
+        session.metered_at = now
+        zero = {"l1": 0.0, "l2": 0.0, "l3": 0.0}
+        return {
+            "evse_id": evse_id,
+            "timestamp": datetime.now(UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "voltage": zero,
+            "current": zero,
+            "power_factor": 1.0,
+            "frequency": 50.0,
+            "total_active_energy_imported": round(session.energy_wh, 3),
+            "total_reactive_energy_imported": 0.0,
+            "dc_voltage": voltage,
+            "dc_current": current,
+        }
+
+    def _set_contactor(self, evse_id: str, *, closed: bool) -> None:
+        board = self._devices.boards.get(evse_id)
+        if board is not None:
+            board.contactor_closed = closed
+            self._devices.emit(board)

@@ -1,0 +1,172 @@
+"""The DC session requests as Josev sends them, through a real mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import aiomqtt
+import can
+import orjson
+import pytest
+
+from csbridge.config import Config
+from csbridge.emulator import JosevEmulator
+from csbridge.station import Station
+from tests.conftest import stop_bridge
+from tests.support import unique_prefix, wire_station_config
+
+DC = "DE*CSB*E0001"
+AC = "DE*CSB*E0002"
+
+
+def _setpoint(
+    voltage: float, current: float, *, precharge: bool = False, ev_max: float = 800.0
+) -> dict[str, Any]:
+    return {
+        "evse_id": DC,
+        "dc": {"voltage": voltage, "charge_current": current},
+        "ev_limits": {"maximum_voltage": ev_max},
+        "is_precharge": precharge,
+    }
+
+
+async def _cable_check_verdict(josev: JosevEmulator, timeout: float = 15.0) -> dict[str, Any]:
+    started = await josev.request(
+        "cable_check", {"evse_id": DC, "cable_check_action": "start"}, timeout=5
+    )
+    assert started.data["cable_check_status"] == "ongoing"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = await josev.request(
+            "cable_check", {"evse_id": DC, "cable_check_action": "status"}, timeout=5
+        )
+        if status.data["cable_check_status"] == "finished":
+            return status.data
+        await asyncio.sleep(0.25)
+    raise AssertionError("the cable check never finished")
+
+
+async def test_cable_check_runs_the_self_test_then_answers_with_the_isolation(
+    station: Station, josev: JosevEmulator
+) -> None:
+    await josev.boot(timeout=5)
+    verdict = await _cable_check_verdict(josev)
+    assert verdict == {"evse_id": DC, "cable_check_status": "finished", "isolation_level": "valid"}
+    contactor = await josev.request("cs_contactor_status", {"evse_id": DC}, timeout=5)
+    assert contactor.data["status"] == "closed"
+    assert josev.problems == []
+
+
+async def test_a_setpoint_reaches_the_modules_clamped_and_split(
+    station: Station, josev: JosevEmulator
+) -> None:
+    await josev.boot(timeout=5)
+    answer = await josev.request("power_electronics_setpoint", _setpoint(400.0, 500.0), timeout=5)
+    assert answer.data == {"evse_id": DC, "status": "accepted"}
+    currents = [station.devices.modules[(DC, name)].output_current for name in ("m1", "m2", "m3")]
+    assert currents == pytest.approx(
+        [80.0, 80.0, 80.0]
+    )  # 500 A asked, 240 A reported, three modules
+    assert sum(currents) <= station.engine.entries.get(DC)["dc"]["max_current"]
+    precharge = await josev.request(
+        "power_electronics_setpoint", _setpoint(400.0, 50.0, precharge=True), timeout=5
+    )
+    assert precharge.data["status"] == "accepted"
+    assert sum(station.devices.modules[(DC, n)].output_current for n in ("m1", "m2", "m3")) <= 2.0
+    stopped = await josev.request("stop_charging", {"evse_id": DC}, timeout=5)
+    assert stopped.data == {"evse_id": DC, "status": "accepted"}
+    assert all(station.devices.modules[(DC, n)].output_current == 0.0 for n in ("m1", "m2", "m3"))
+
+
+async def test_a_setpoint_is_rejected_when_the_evse_is_not_ready(
+    station: Station, josev: JosevEmulator, config: Config, raw_client: aiomqtt.Client
+) -> None:
+    await josev.boot(timeout=5)
+    await raw_client.publish(
+        f"{config.mqtt.local_prefix}/{DC}/operator", orjson.dumps({"enabled": False}), qos=1
+    )
+    async with asyncio.timeout(5):
+        while station.engine.entries.get(DC)["status_code"] != "evse_shutdown":
+            await asyncio.sleep(0.02)
+    answer = await josev.request("power_electronics_setpoint", _setpoint(400.0, 100.0), timeout=5)
+    assert answer.data == {"evse_id": DC, "status": "rejected"}
+    assert all(station.devices.modules[(DC, n)].output_current == 0.0 for n in ("m1", "m2", "m3"))
+
+
+async def test_meter_values_and_cp_pwm_are_answered(station: Station, josev: JosevEmulator) -> None:
+    await josev.boot(timeout=5)
+    meter = await josev.request(
+        "meter_values", {"evse_id": DC, "timestamp": "2026-11-23T10:00:00Z"}, timeout=5
+    )
+    assert meter.data["evse_id"] == DC
+    assert meter.data["power_factor"] == 1.0
+    pwm = await josev.request(
+        "cp_pwm",
+        {"evse_id": DC, "hlc": True, "error_state": False, "fault_state": False},
+        timeout=5,
+    )
+    assert pwm.data["status"] == "valid"
+    assert josev.problems == []
+
+
+async def test_josev_ending_the_session_switches_the_modules_off(
+    station: Station, josev: JosevEmulator, config: Config, raw_client: aiomqtt.Client
+) -> None:
+    await josev.boot(timeout=5)
+    await josev.request("power_electronics_setpoint", _setpoint(400.0, 90.0), timeout=5)
+    assert station.devices.modules[(DC, "m1")].output_current == pytest.approx(30.0)
+    for name, data in (
+        ("hlc_charging", {"evse_id": DC, "status": True}),
+        ("iso15118_state_info", {"evse_id": DC, "session_status": "SessionStop"}),
+    ):
+        message = {"id": str(uuid.uuid4()), "name": name, "type": "update", "data": data}
+        await raw_client.publish(config.mqtt.request_topic, orjson.dumps(message), qos=1)
+    async with asyncio.timeout(5):
+        while station.devices.modules[(DC, "m1")].output_current != 0.0:
+            await asyncio.sleep(0.02)
+    assert station.session.sessions[DC].hlc_charging is True
+    assert station.session.sessions[DC].iso15118_state == "SessionStop"
+
+
+async def test_setpoints_go_out_over_can_never_above_the_reported_limits(broker: Any) -> None:
+    config = wire_station_config(broker.url, unique_prefix())
+    station = Station(config)
+    task = asyncio.create_task(station.run())
+    sniffer = can.Bus(channel=config.bus[0].interface_channel, interface="virtual")
+    try:
+        async with asyncio.timeout(10):
+            while station.engine.entries.get(DC)["dc"]["max_current"] != 240.0:
+                await asyncio.sleep(0.02)
+        async with JosevEmulator.connect(
+            config.mqtt.broker,
+            request_topic=config.mqtt.request_topic,
+            response_topic=config.mqtt.response_topic,
+        ) as josev:
+            answer = await josev.request(
+                "power_electronics_setpoint", _setpoint(600.0, 900.0), timeout=5
+            )
+            assert answer.data["status"] == "accepted"
+        setpoints: list[tuple[float, float]] = []
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and len(setpoints) < 3:
+            frame = await asyncio.to_thread(sniffer.recv, 0.2)
+            if (
+                frame is not None and (frame.arbitration_id >> 16) & 0x3F == 0x1C
+            ):  # Infypower set V/I
+                millivolts, milliamps = (
+                    int.from_bytes(frame.data[:4], "big"),
+                    int.from_bytes(frame.data[4:], "big"),
+                )
+                setpoints.append((millivolts / 1000, milliamps / 1000))
+        assert len(setpoints) == 3
+        assert all(volts == 600.0 for volts, _ in setpoints)
+        total = sum(amps for _, amps in setpoints)
+        assert total <= 240.0
+        assert 600.0 * total <= 120_000  # 900 A asked; the 120 kW reported binds at 600 V
+        assert all(amps == pytest.approx(200.0 / 3, abs=0.001) for _, amps in setpoints)
+    finally:
+        sniffer.shutdown()
+        await stop_bridge(task)
