@@ -14,9 +14,11 @@ import pytest
 
 from csbridge.config import Config
 from csbridge.emulator import JosevEmulator
+from csbridge.readings import CpState
 from csbridge.station import Station
+from csbridge.testing.brokers import MosquittoBroker
 from tests.conftest import stop_bridge
-from tests.support import unique_prefix, wire_station_config
+from tests.support import station_config, unique_prefix, wire_station_config
 
 DC = "DE*CSB*E0001"
 AC = "DE*CSB*E0002"
@@ -170,3 +172,90 @@ async def test_setpoints_go_out_over_can_never_above_the_reported_limits(broker:
     finally:
         sniffer.shutdown()
         await stop_bridge(task)
+
+
+async def test_plug_in_gives_b1_then_b2_once_the_pwm_is_on(
+    station: Station, josev: JosevEmulator
+) -> None:
+    await josev.boot(timeout=5)
+    seen = len(josev.updates)
+    board = station.devices.boards[DC]
+    board.cp_state = CpState.B
+    station.devices.emit(board)
+    b1 = await josev.wait_update(lambda m: m.name == "cp_status", timeout=5, since=seen)
+    assert b1.data == {"evse_id": DC, "connector_id": 1, "state": "B1"}
+    seen = len(josev.updates)
+    await josev.request(
+        "cp_pwm",
+        {"evse_id": DC, "hlc": True, "error_state": False, "fault_state": False},
+        timeout=5,
+    )
+    b2 = await josev.wait_update(lambda m: m.name == "cp_status", timeout=5, since=seen)
+    assert b2.data["state"] == "B2"
+    assert josev.problems == []
+
+
+async def test_contactor_changes_and_faults_are_pushed_to_josev(
+    station: Station, josev: JosevEmulator
+) -> None:
+    await josev.boot(timeout=5)
+    seen = len(josev.updates)
+    await josev.request("cable_check", {"evse_id": DC, "cable_check_action": "start"}, timeout=5)
+    closed = await josev.wait_update(
+        lambda m: m.name == "cs_contactor_status", timeout=5, since=seen
+    )
+    assert closed.data == {"evse_id": DC, "status": "closed"}
+    await josev.request("power_electronics_setpoint", _setpoint(400.0, 90.0), timeout=5)
+    seen = len(josev.updates)
+    module = station.devices.modules[(DC, "m3")]
+    module.fault = True
+    station.devices.emit(module)
+    fault = await josev.wait_update(lambda m: m.name == "hardware_fault", timeout=5, since=seen)
+    assert fault.data == {"evse_id": DC, "component_name": "m3", "fault_name": "other"}
+    assert all(station.devices.modules[(DC, n)].output_current == 0.0 for n in ("m1", "m2", "m3"))
+    assert josev.problems == []
+
+
+async def test_losing_mqtt_switches_the_modules_off(own_mosquitto: MosquittoBroker) -> None:
+    config = station_config(own_mosquitto.url, unique_prefix())
+    station = Station(config)
+    task = asyncio.create_task(station.run())
+    try:
+        await asyncio.wait_for(station.bridge.link.connected.wait(), 5)
+        async with asyncio.timeout(5):
+            while station.engine.entries.get(DC)["status_code"] != "evse_ready":
+                await asyncio.sleep(0.02)
+        async with JosevEmulator.connect(
+            config.mqtt.broker,
+            request_topic=config.mqtt.request_topic,
+            response_topic=config.mqtt.response_topic,
+        ) as josev:
+            await josev.request("power_electronics_setpoint", _setpoint(400.0, 90.0), timeout=5)
+            assert station.devices.modules[(DC, "m1")].output_current > 0
+            own_mosquitto.kill()
+            async with asyncio.timeout(5):
+                while station.devices.modules[(DC, "m1")].output_current != 0.0:
+                    await asyncio.sleep(0.02)
+    finally:
+        own_mosquitto.start()
+        await stop_bridge(task)
+
+
+async def test_the_keepalive_follows_a_limit_that_falls(
+    station: Station, josev: JosevEmulator
+) -> None:
+    await josev.boot(timeout=5)
+    await josev.request("power_electronics_setpoint", _setpoint(400.0, 240.0), timeout=5)
+    assert sum(
+        station.devices.modules[(DC, n)].output_current for n in ("m1", "m2", "m3")
+    ) == pytest.approx(240.0)
+    board = station.devices.boards[DC]
+    board.plug_temperature_c = 85.0  # the plug curve: 100 A at 85 degC
+    station.devices.emit(board)
+    async with asyncio.timeout(5):
+        while (
+            sum(station.devices.modules[(DC, n)].output_current for n in ("m1", "m2", "m3"))
+            > 100.0 + 1e-6
+        ):
+            await asyncio.sleep(0.05)
+    assert station.engine.entries.get(DC)["dc"]["max_current"] == 100.0

@@ -38,9 +38,12 @@ class Bridge:
         self,
         config: Config,
         engine: LimitsEngine,
+        *,
         registry: SchemaRegistry | None = None,
         counters: Counters | None = None,
         session: Mapping[tuple[str, MessageType], SessionHandler] | None = None,
+        pushed: asyncio.Queue[Message] | None = None,
+        on_mqtt_lost: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -61,7 +64,9 @@ class Bridge:
             + [Subscription(topic) for topic in self.local.subscriptions()],
             on_message=self.handle,
             on_connected=self._publish_full_state,
+            on_lost=on_mqtt_lost,
         )
+        self._pushed = pushed
 
     async def run(self) -> None:
         """Serve until cancelled (the link then says offline before it disconnects)."""
@@ -69,6 +74,8 @@ class Bridge:
             tasks.create_task(self.link.run(), name="mqtt-link")
             tasks.create_task(self._push_updates(), name="update-pusher")
             tasks.create_task(self._push_reports(), name="report-pusher")
+            if self._pushed is not None:
+                tasks.create_task(self._push_session_updates(self._pushed), name="session-pusher")
 
     # -- inbound ---------------------------------------------------------------------------
 
@@ -157,6 +164,11 @@ class Bridge:
         while True:
             changed = await self.engine.entries.wait_changed()
             await self._send_update([entry for _, entry in changed])
+
+    async def _push_session_updates(self, pushed: asyncio.Queue[Message]) -> None:
+        """cp_status, cs_contactor_status and hardware_fault updates, in the order they arose."""
+        while True:
+            await self.send(await pushed.get())
 
     async def _push_reports(self) -> None:
         while True:

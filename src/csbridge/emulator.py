@@ -121,12 +121,15 @@ class JosevEmulator:
             self._on_exchange(exchange)
 
     async def _read(self) -> None:
-        async for mqtt_message in self._client.messages:
-            if mqtt_message.topic.value != self.response_topic:
-                continue
-            payload = mqtt_message.payload
-            raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-            await self._receive(raw, time.perf_counter())
+        try:
+            async for mqtt_message in self._client.messages:
+                if mqtt_message.topic.value != self.response_topic:
+                    continue
+                payload = mqtt_message.payload
+                raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+                await self._receive(raw, time.perf_counter())
+        except aiomqtt.MqttError as error:
+            self.problems.append(f"connection to the broker lost: {error}")
 
     async def _receive(self, raw: bytes, now: float) -> None:
         try:

@@ -91,6 +91,8 @@ class LimitsEngine:
         self._report_every_s = config.reporting.limits_report_every_s
         self._tick_s = config.reporting.evaluate_every_s
         settings = gate_settings(config.reporting)
+        self.observers: list[Callable[[str, EvseInputs, Composition | None], None]] = []
+        """Called after every evaluation (the session watches CP, contactors and faults)."""
         self._dirty: set[str] = set()
         self._flush_scheduled = False
         self._evses = {
@@ -198,6 +200,8 @@ class LimitsEngine:
             log.error("event=evaluation_failed evse=%s why=%s", evse_id, error)
             return
         changed = self.entries.set(evse_id, entry)
+        for observer in self.observers:
+            observer(evse_id, runtime.inputs(), runtime.composition)
         # The report follows every change of what Josev is told at once; source values and
         # ages refresh on a slower beat, which is all a person watching needs.
         if changed or now - runtime.report_at >= self._report_every_s:

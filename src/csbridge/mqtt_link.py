@@ -65,11 +65,13 @@ class MqttLink:
         subscriptions: Sequence[Subscription],
         on_message: MessageHandler,
         on_connected: ConnectedHook,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self._config = config
         self._subscriptions = tuple(subscriptions)
         self._on_message = on_message
         self._on_connected = on_connected
+        self._on_lost = on_lost
         self._client: aiomqtt.Client | None = None
         self.connects = 0
         self.connected = asyncio.Event()
@@ -114,6 +116,8 @@ class MqttLink:
                 if was_connected:
                     attempt = 0
                     log.warning("event=mqtt_lost broker=%s why=%s", self._config.broker, error)
+                    if self._on_lost is not None:
+                        self._on_lost()
                 else:
                     log.warning(
                         "event=mqtt_connect_failed broker=%s why=%s", self._config.broker, error

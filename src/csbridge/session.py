@@ -10,15 +10,17 @@ off: the safe side.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from csbridge.config import Config, EvseConfig, Kind
 from csbridge.engine import LimitsEngine
+from csbridge.limits.compose import Composition, EvseInputs
 from csbridge.limits.setpoint import DcRequest, Rejected, dc_setpoint, module_contacts
 from csbridge.limits.stack import Absence
 from csbridge.power_stage import PowerStage
@@ -27,6 +29,8 @@ from csbridge.wire import Message, MessageType
 
 log = logging.getLogger("csbridge.session")
 
+KEEPALIVE_S = 1.0
+"""Setpoints are sent again this often: well inside a module's own 10 s watchdog."""
 SELF_TEST_TIMEOUT_S = 30.0
 SAMPLE_TIMEOUT_S = 5.0
 SESSION_OVER = frozenset({"SessionStop", "Idle"})
@@ -46,7 +50,12 @@ class EvseSession:
     cable_check_started: float | None = None
     energy_wh: float = 0.0
     metered_at: float | None = None
-    last_setpoint: Data = field(default_factory=dict)
+    request: DcRequest | None = None
+    """The EV's last accepted DC request: resent, re-clamped, while the session runs."""
+    pwm_on: bool = False
+    cp_status: str | None = None
+    contactor: str | None = None
+    faults: frozenset[tuple[str, str]] = frozenset()
 
 
 class SessionHandlers:
@@ -64,6 +73,9 @@ class SessionHandlers:
         self._devices = devices
         self._clock = clock
         self.sessions = {evse.evse_id: EvseSession() for evse in config.evse}
+        self.pushed: asyncio.Queue[Message] = asyncio.Queue()
+        """Updates for Josev that the station raises itself (CP, contactors, faults)."""
+        engine.observers.append(self._observe)
 
     def handlers(self) -> dict[tuple[str, MessageType], Handler]:
         request, update = MessageType.REQUEST, MessageType.UPDATE
@@ -114,8 +126,7 @@ class SessionHandlers:
         state = message.data["session_status"]
         self.sessions[evse_id].iso15118_state = state
         if state in SESSION_OVER:
-            log.info("event=session_over evse=%s state=%s -- modules off", evse_id, state)
-            self._stage.switch_off(evse_id)
+            self.switch_off(evse_id, f"Josev reports {state}")
             self._set_contactor(evse_id, closed=False)
 
     # -- requests ----------------------------------------------------------------------------
@@ -197,6 +208,13 @@ class SessionHandlers:
             power=dc.get("charge_power"),
             precharge=bool(data.get("is_precharge", False)),
         )
+        if not self._apply(evse_id, request):
+            return {"evse_id": evse_id, "status": "rejected"}
+        self.sessions[evse_id].request = request
+        return {"evse_id": evse_id, "status": "accepted"}
+
+    def _apply(self, evse_id: str, request: DcRequest) -> bool:
+        """Clamp `request` to what is reported now and command the modules; False: refused."""
         result = dc_setpoint(self._engine.entries.get(evse_id), request, self._contacts(evse_id))
         if isinstance(result, Rejected):
             log.warning(
@@ -205,13 +223,30 @@ class SessionHandlers:
                 result.reason,
                 result.detail,
             )
-            return {"evse_id": evse_id, "status": "rejected"}
+            return False
         self._stage.command(evse_id, result)
-        self.sessions[evse_id].last_setpoint = {
-            "voltage": result.voltage,
-            "current": result.total_current,
-        }
-        return {"evse_id": evse_id, "status": "accepted"}
+        return True
+
+    async def keep_alive(self) -> None:
+        """Resend every running session's setpoint, clamped to the limits of now, faster than
+        the modules' watchdog; a session the limits no longer allow is switched off."""
+        while True:
+            await asyncio.sleep(KEEPALIVE_S)
+            for evse_id, session in self.sessions.items():
+                if session.request is not None and not self._apply(evse_id, session.request):
+                    self.switch_off(evse_id, "the setpoint is no longer allowed")
+
+    def switch_off(self, evse_id: str, why: str) -> None:
+        session = self.sessions[evse_id]
+        if session.request is not None:
+            log.warning("event=modules_off evse=%s why=%s", evse_id, why)
+        session.request = None
+        self._stage.switch_off(evse_id)
+
+    def switch_everything_off(self, why: str) -> None:
+        """The safe side: MQTT lost, the bridge stopping."""
+        for evse_id in self.sessions:
+            self.switch_off(evse_id, why)
 
     def _contacts(self, evse_id: str) -> list[Any]:
         composition = self._engine.composition(evse_id)
@@ -231,7 +266,7 @@ class SessionHandlers:
         if found is None:
             return None
         evse_id = found[0]
-        self._stage.switch_off(evse_id)
+        self.switch_off(evse_id, "stop_charging")
         self._set_contactor(evse_id, closed=False)
         self.sessions[evse_id].cable_check_started = None
         return {"evse_id": evse_id, "status": "accepted"}
@@ -244,6 +279,9 @@ class SessionHandlers:
         board = self._devices.boards.get(evse_id)
         if board is None:
             return {"evse_id": evse_id, "status": "error", "info": "no board to pass the PWM to"}
+        data = message.data
+        self.sessions[evse_id].pwm_on = not (data["error_state"] or data["fault_state"])
+        self._observe(evse_id, self._engine.inputs(evse_id), self._engine.composition(evse_id))
         return {"evse_id": evse_id, "status": "valid"}
 
     def meter_values(self, message: Message) -> Data | None:
@@ -275,8 +313,58 @@ class SessionHandlers:
             "dc_current": current,
         }
 
+    # -- what the station tells Josev by itself ---------------------------------------------
+
+    def _observe(self, evse_id: str, inputs: EvseInputs, composition: Composition | None) -> None:
+        session = self.sessions[evse_id]
+        board = inputs.board
+        if board is not None and board.cp_state is not None:
+            letter = board.cp_state.value
+            state = letter if letter in "EF" else f"{letter}{2 if session.pwm_on else 1}"
+            if state != session.cp_status:
+                session.cp_status = state
+                connector = self._config[evse_id].connectors[0].id
+                self._push(
+                    "cp_status", {"evse_id": evse_id, "connector_id": connector, "state": state}
+                )
+        if board is not None and board.contactor_closed is not None:
+            contactor = "closed" if board.contactor_closed else "opened"
+            if contactor != session.contactor:
+                session.contactor = contactor
+                self._push("cs_contactor_status", {"evse_id": evse_id, "status": contactor})
+        faults = _faults(inputs, composition)
+        for component, fault in sorted(faults - session.faults):
+            self._push(
+                "hardware_fault",
+                {"evse_id": evse_id, "component_name": component, "fault_name": fault},
+            )
+            if session.request is not None:
+                self.switch_off(evse_id, f"{component}: {fault}")
+        session.faults = faults
+
+    def _push(self, name: str, data: Data) -> None:
+        self.pushed.put_nowait(Message(name, MessageType.UPDATE, data))
+
     def _set_contactor(self, evse_id: str, *, closed: bool) -> None:
         board = self._devices.boards.get(evse_id)
         if board is not None:
             board.contactor_closed = closed
             self._devices.emit(board)
+
+
+def _faults(inputs: EvseInputs, composition: Composition | None) -> frozenset[tuple[str, str]]:
+    """(component, fault_name) of every fault the sources report now."""
+    faults: set[tuple[str, str]] = set()
+    for name, module in inputs.modules.items():
+        if module.fault or module.over_temperature:
+            faults.add((name, "other"))
+        if module.input_lost:
+            faults.add((name, "power_loss"))
+    if inputs.imd is not None and inputs.imd.device_fault:
+        faults.add(("imd", "other"))
+    if inputs.board is not None and inputs.board.emergency_stop:
+        faults.add(("board", "emergency_stop"))
+    dc = composition.snapshot.dc if composition is not None else None
+    if dc is not None and dc.isolation_status is not None and dc.isolation_status.value == "fault":
+        faults.add(("imd", "ground_fault"))
+    return frozenset(faults)

@@ -40,7 +40,13 @@ class Station:
         self.session = SessionHandlers(
             config, self.engine, self.stage, self.devices, self.engine.clock
         )
-        self.bridge = Bridge(config, self.engine, session=self.session.handlers())
+        self.bridge = Bridge(
+            config,
+            self.engine,
+            session=self.session.handlers(),
+            pushed=self.session.pushed,
+            on_mqtt_lost=lambda: self.session.switch_everything_off("MQTT lost"),
+        )
         self.steps = (
             demo_scenario(config, self.devices, self.engine)
             if config.station.scenario == "demo"
@@ -50,7 +56,14 @@ class Station:
 
     async def run(self) -> None:
         """Until cancelled."""
+        try:
+            await self._run()
+        finally:
+            self.session.switch_everything_off("the bridge stops")
+
+    async def _run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.session.keep_alive(), name="setpoint-keepalive")
             tasks.create_task(self.devices.run(), name="simulated-devices")
             if self.replay_logs:
                 tasks.create_task(self.buses.replay(self.replay_logs), name="can-replay")
