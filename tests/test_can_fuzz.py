@@ -25,7 +25,14 @@ from csbridge.devices.router import DeviceRouter
 from csbridge.resources import example_config
 
 CONTROLLER = 0xF0
-SHIPPED = ("bender-iso165c", "huawei-r4850", "infypower-reg", "uugreen-ur1000x0", "winline-nxr")
+SHIPPED = (
+    "bender-iso165c",
+    "generic-charger-board",
+    "huawei-r4850",
+    "infypower-reg",
+    "uugreen-ur1000x0",
+    "winline-nxr",
+)
 MIN_FRAMES = 100_000
 FRAMES_PER_EXAMPLE = (80, 200)
 EXAMPLES = 1_300  # at least 80 frames each: at least 104,000 frames
@@ -55,7 +62,10 @@ class Target:
 
 def _targets() -> list[list[Target]]:
     """Per profile, its reply and request identifiers for a few addresses."""
-    groups = [[Target(0x37, False, 6), Target(0x22, False, 5), Target(0x23, False, 5)]]  # IMD
+    groups = [
+        [Target(0x37, False, 6), Target(0x22, False, 5), Target(0x23, False, 5)],  # IMD
+        [Target(0x310, False, 8), Target(0x311, False, 5), Target(0x300, False, 3)],  # board
+    ]
     for codec in CODECS.values():
         if not isinstance(codec, IdFieldsCodec):
             continue

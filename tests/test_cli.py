@@ -126,7 +126,9 @@ async def test_run_on_the_example_station_passes_the_emulator(broker: Broker) ->
         assert emulate.returncode == 0, text + err.decode()
         assert "cs -> josev cs_parameters/response" in text
         assert "cs -> josev cs_status_and_limits/response" in text
-        assert "cs_status_and_limits/update" in text, "the demo scenario drops a module within 8 s"
+        assert "cs_status_and_limits/update" in text, (
+            "the stack fills up module by module: updates follow the boot"
+        )
         assert "OK: 2 responses" in text
     finally:
         run.send_signal(signal.SIGKILL)

@@ -44,6 +44,7 @@ class Bridge:
         session: Mapping[tuple[str, MessageType], SessionHandler] | None = None,
         pushed: asyncio.Queue[Message] | None = None,
         on_mqtt_lost: Callable[[], None] | None = None,
+        on_simulate: Callable[[str, dict[str, Any]], str | None] | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -67,6 +68,7 @@ class Bridge:
             on_lost=on_mqtt_lost,
         )
         self._pushed = pushed
+        self._on_simulate = on_simulate
 
     async def run(self) -> None:
         """Serve until cancelled (the link then says offline before it disconnects)."""
@@ -124,6 +126,14 @@ class Bridge:
             self.registry, SCHEMA_OF[leaf], payload, self.config.mqtt.max_payload_bytes, leaf
         )
         now = self.engine.clock()
+        if leaf is Leaf.SIMULATE:
+            if self._on_simulate is None:
+                raise Rejected(RejectReason.SCHEMA, "topic", "not a simulated station", leaf)
+            problem = self._on_simulate(evse_id, document)
+            if problem is not None:
+                raise Rejected(RejectReason.SCHEMA, "$.action", problem, leaf)
+            self.counters.add("inbound_accepted", leaf)
+            return
         if leaf is Leaf.EXTERNAL_LIMIT:
             reading: ExternalLimit | OperatorCommand = _external_limit(document, now)
         else:

@@ -155,11 +155,24 @@ def emulate(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each response.")] = 10.0,
     request_topic: Annotated[str, typer.Option(help="Where Josev publishes.")] = "josev/cs",
     response_topic: Annotated[str, typer.Option(help="Where the station answers.")] = "cs/josev",
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="dc-session: a whole DC session against a simulated station."),
+    ] = None,
+    local_prefix: Annotated[str, typer.Option(help="The station's own topics.")] = "csbridge",
 ) -> None:
     """Act as Josev: boot requests, check every answer and update; exit 1 on any problem."""
-    from csbridge.emulate_command import emulate_session  # noqa: PLC0415
+    from csbridge.emulate_command import emulate_session, run_dc_session  # noqa: PLC0415
 
+    if scenario not in (None, "dc-session"):
+        err.print(f"--scenario: unknown scenario {scenario!r} (have: dc-session)")
+        raise typer.Exit(EXIT_BAD_CONFIG)
     try:
+        if scenario == "dc-session":
+            code = asyncio.run(
+                run_dc_session(broker, request_topic, response_topic, local_prefix, out)
+            )
+            raise typer.Exit(code)
         code = asyncio.run(
             emulate_session(
                 broker,

@@ -218,6 +218,9 @@ class SimulatedBoardConfig(_Strict):
 
 
 class BoardConfig(_Strict):
+    can: CanDevice | None = None
+    """The board's protocol and bus (a profile of kind board); with `simulated` as well, a
+    simulated board speaks that protocol on the bus."""
     deadline_s: Annotated[float, Field(gt=0, le=60)] = 3.0
     simulated: SimulatedBoardConfig | None = None
 
@@ -440,6 +443,8 @@ class Config(_Strict):
             ]
             if evse.imd is not None:
                 devices.append((f"evse[{index}].imd", evse.imd.can, 0))
+            if evse.board is not None:
+                devices.append((f"evse[{index}].board", evse.board.can, 0))
             for where, device, address in devices:
                 if device is None:
                     continue

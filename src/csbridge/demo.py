@@ -25,6 +25,9 @@ CONNECT_TIMEOUT_S = 10.0
 async def run_demo(duration_s: float | None, console: Console) -> int:
     """Run until `duration_s` ends (or forever); 0 when Josev saw nothing wrong, else 1."""
     config = load_config(example_config("sim-station.toml"))
+    config = config.model_copy(
+        update={"station": config.station.model_copy(update={"scenario": "demo"})}
+    )
     async with embedded_broker() as broker:
         config = config.with_broker(broker)
         station = Station(config)

@@ -12,6 +12,39 @@ from csbridge.emulator import EmulatorError, Exchange, JosevEmulator
 from csbridge.live_view import describe_exchange
 
 
+async def run_dc_session(
+    broker: str, request_topic: str, response_topic: str, local_prefix: str, console: Console
+) -> int:
+    """The dc-session scenario; 0 only when every step passed."""
+    from rich.table import Table  # noqa: PLC0415
+
+    from csbridge.dc_session import DcSession  # noqa: PLC0415
+
+    try:
+        async with JosevEmulator.connect(
+            broker, request_topic=request_topic, response_topic=response_topic
+        ) as josev:
+            results = await DcSession(josev, local_prefix).run()
+            problems = josev.problems
+    except aiomqtt.MqttError as error:
+        console.print(f"[red]FAILED[/red] broker {broker}: {error}")
+        return 1
+    table = Table(title="dc-session")
+    for column in ("step", "result", "ms", "detail"):
+        table.add_column(column)
+    for result in results:
+        verdict = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
+        table.add_row(result.name, verdict, f"{result.seconds * 1000:.0f}", result.detail)
+    console.print(table)
+    for problem in problems:
+        console.print(f"[red]PROBLEM[/red] {problem}")
+    passed = len(results) == 11 and all(r.passed for r in results) and not problems
+    console.print(
+        f"{'OK' if passed else 'FAILED'}: {sum(r.passed for r in results)} of 11 steps passed"
+    )
+    return 0 if passed else 1
+
+
 async def emulate_session(
     broker: str,
     *,

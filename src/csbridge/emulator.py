@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 import aiomqtt
+import orjson
 
 from csbridge.config import broker_address
 from csbridge.mqtt_link import QOS, TCP_NODELAY_OPTION
@@ -85,6 +86,7 @@ class JosevEmulator:
         self.problems: list[str] = []
         self.exchanges: list[Exchange] = []
         self._arrivals = asyncio.Condition()
+        self._other_topics: dict[str, asyncio.Future[bytes]] = {}
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -123,7 +125,14 @@ class JosevEmulator:
     async def _read(self) -> None:
         try:
             async for mqtt_message in self._client.messages:
-                if mqtt_message.topic.value != self.response_topic:
+                topic = mqtt_message.topic.value
+                if topic != self.response_topic:
+                    waiting = self._other_topics.pop(topic, None)
+                    if waiting is not None and not waiting.done():
+                        payload = mqtt_message.payload
+                        waiting.set_result(
+                            bytes(payload) if isinstance(payload, bytes | bytearray) else b""
+                        )
                     continue
                 payload = mqtt_message.payload
                 raw = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
@@ -188,6 +197,29 @@ class JosevEmulator:
             problem = f"no response to {name} {message.id} within {timeout} s"
             self.problems.append(problem)
             raise EmulatorError(problem) from None
+
+    async def first_message(self, topic: str, timeout: float = 5.0) -> bytes:
+        """The next (or retained) message on one of the station's other topics."""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._other_topics[topic] = future
+        await self._client.subscribe(topic, qos=QOS)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise EmulatorError(f"nothing on {topic} within {timeout} s") from None
+        finally:
+            self._other_topics.pop(topic, None)
+            await self._client.unsubscribe(topic)
+
+    async def publish(self, topic: str, document: dict[str, Any]) -> None:
+        """A message on another topic (the station's own), as a test engineer would send it."""
+        await self._client.publish(topic, orjson.dumps(document), qos=QOS)
+
+    async def update(self, name: str, data: dict[str, Any]) -> None:
+        """An update from Josev to the station (no answer expected), validated like the rest."""
+        message = Message(name, MessageType.UPDATE, data)
+        self._record(Exchange(time.perf_counter(), True, name, message.type, message.id, data))
+        await self._client.publish(self.request_topic, self.codec.encode(message), qos=QOS)
 
     async def boot(self, timeout: float = 10.0) -> tuple[Message, Message]:
         """What Josev does at every start: ask for cs_parameters and cs_status_and_limits."""

@@ -13,13 +13,16 @@ class Leaf(enum.StrEnum):
     """In: a site energy manager's limit."""
     OPERATOR = "operator"
     """In: enable or disable the EVSE."""
+    SIMULATE = "simulate"
+    """In: plug in, unplug, silence a module, on a simulated station."""
 
 
-INBOUND = (Leaf.EXTERNAL_LIMIT, Leaf.OPERATOR)
+INBOUND = (Leaf.EXTERNAL_LIMIT, Leaf.OPERATOR, Leaf.SIMULATE)
 SCHEMA_OF = {
     Leaf.LIMITS: "EvseLimitsReport",
     Leaf.EXTERNAL_LIMIT: "ExternalLimit",
     Leaf.OPERATOR: "OperatorCommand",
+    Leaf.SIMULATE: "SimulationCommand",
 }
 
 

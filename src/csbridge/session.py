@@ -320,6 +320,8 @@ class SessionHandlers:
         board = inputs.board
         if board is not None and board.cp_state is not None:
             letter = board.cp_state.value
+            if letter == "A":
+                session.pwm_on = False  # unplugged: the board stops the PWM until asked again
             state = letter if letter in "EF" else f"{letter}{2 if session.pwm_on else 1}"
             if state != session.cp_status:
                 session.cp_status = state

@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from csbridge.config import BoardConfig, Config, ImdConfig, ModuleConfig
 from csbridge.devices.profile import ProfileRegistry
 from csbridge.devices.sim_can import (
+    WireBoard,
     WireBus,
     WireImd,
     WireModule,
+    build_wire_board,
     build_wire_imd,
     build_wire_module,
     wire_bus_for,
@@ -161,7 +164,7 @@ class SimulatedDevices:
     clock: Clock
     modules: dict[tuple[str, str], SimulatedModule | WireModule] = field(default_factory=dict)
     imds: dict[str, SimulatedImd | WireImd] = field(default_factory=dict)
-    boards: dict[str, SimulatedBoard] = field(default_factory=dict)
+    boards: dict[str, SimulatedBoard | WireBoard] = field(default_factory=dict)
     wire_buses: dict[str, WireBus] = field(default_factory=dict)
 
     @classmethod
@@ -195,32 +198,57 @@ class SimulatedDevices:
                     wire_imd = build_wire_imd(evse.evse_id, imd, registry, clock)
                     wire_bus_for(devices.wire_buses, buses, imd.can.bus).imds.append(wire_imd)
                     devices.imds[evse.evse_id] = wire_imd
-            if evse.board is not None and evse.board.simulated is not None:
-                simulated = evse.board.simulated
-                devices.boards[evse.evse_id] = SimulatedBoard(
-                    evse.evse_id,
-                    evse.board,
-                    evse_temperature_c=simulated.evse_temperature_c,
-                    plug_temperature_c=simulated.plug_temperature_c,
-                )
+            board = evse.board
+            if board is not None and board.simulated is not None:
+                if board.can is None:
+                    devices.boards[evse.evse_id] = SimulatedBoard(
+                        evse.evse_id,
+                        board,
+                        evse_temperature_c=board.simulated.evse_temperature_c,
+                        plug_temperature_c=board.simulated.plug_temperature_c,
+                    )
+                else:
+                    registry = registry or ProfileRegistry(extra=config.station.profile_dirs)
+                    wire_board = build_wire_board(evse, registry, clock)
+                    wire_bus_for(devices.wire_buses, buses, board.can.bus).boards.append(wire_board)
+                    devices.boards[evse.evse_id] = wire_board
         return devices
 
     def reading_level(self) -> list[SimulatedDevice]:
         """The devices that hand readings over directly (no wire protocol)."""
-        found: list[SimulatedDevice] = [*self.boards.values()]
+        found: list[SimulatedDevice] = [
+            b for b in self.boards.values() if isinstance(b, SimulatedBoard)
+        ]
         found += [m for m in self.modules.values() if isinstance(m, SimulatedModule)]
         found += [i for i in self.imds.values() if isinstance(i, SimulatedImd)]
         return found
 
+    def apply(self, evse_id: str, command: dict[str, Any]) -> str | None:
+        """A person's action on the simulated station; why not, or None when done."""
+        action = command["action"]
+        if action in ("plug_in", "unplug"):
+            board = self.boards.get(evse_id)
+            if board is None:
+                return f"{evse_id} has no simulated board to plug into"
+            board.cp_state = CpState.B if action == "plug_in" else CpState.A
+            self.emit(board)
+            return None
+        module = self.modules.get((evse_id, command["module"]))
+        if module is None:
+            return f"{evse_id} has no simulated module {command['module']!r}"
+        module.silent = action == "silence_module"
+        self.emit(module)
+        return None
+
     def count(self) -> int:
         return len(self.modules) + len(self.imds) + len(self.boards)
 
-    def emit(self, device: SimulatedDevice | WireModule | WireImd) -> None:
-        """Report now (unless silent), as the device does on its period. A wire module only
-        answers polls, so it has nothing to say unasked."""
+    def emit(self, device: SimulatedDevice | WireModule | WireImd | WireBoard) -> None:
+        """Report now (unless silent), as the device does on its period (a wire board: its
+        status frame). A wire module only answers polls, so it has nothing to say unasked."""
         if isinstance(device, WireModule):
             return
-        if isinstance(device, WireImd):
+        if isinstance(device, WireImd | WireBoard):
             if device.can_bus is not None:
                 self.wire_buses[device.can_bus].emit(device)
             return

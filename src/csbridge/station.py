@@ -46,6 +46,7 @@ class Station:
             session=self.session.handlers(),
             pushed=self.session.pushed,
             on_mqtt_lost=lambda: self.session.switch_everything_off("MQTT lost"),
+            on_simulate=self.devices.apply if self.devices.count() else None,
         )
         self.steps = (
             demo_scenario(config, self.devices, self.engine)

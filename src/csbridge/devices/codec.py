@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import can
 
 from csbridge.devices.profile import (
+    BOARD_VALUES,
     IMD_VALUES,
     MODULE_VALUES,
     QUANTITY_OF,
@@ -30,7 +31,7 @@ from csbridge.devices.profile import (
     ValueSpec,
 )
 
-NUMERIC_FIELDS = MODULE_VALUES | IMD_VALUES
+NUMERIC_FIELDS = MODULE_VALUES | IMD_VALUES | BOARD_VALUES
 """Reading fields that hold numbers; every other mapped field is a flag."""
 FORMAT_CHAR = {"u8": "B", "u16": "H", "u32": "I", "i16": "h", "i32": "i", "f32": "f"}
 SINGLE_DEVICE_ADDRESS = 0
@@ -353,3 +354,102 @@ class DbcCodec:
             is_extended_id=message.is_extended_frame,
             data=message.encode(dict(signals)),
         )
+
+
+# --- the generic charger board's command (hal/generic-charger-board.dbc) ----------------------
+
+BOARD_COMMAND = "BOARD_Command"
+
+
+class PowerReason(enum.IntEnum):
+    """Why the board may (or must not) close its contactors: EVerest's PowerOnOff reason, coded
+    as BOARD_Command's CMD_POWER_REASON."""
+
+    DC_CABLE_CHECK = 0
+    DC_PRE_CHARGE = 1
+    FULL_POWER_CHARGING = 2
+    POWER_OFF = 3
+
+    @classmethod
+    def from_everest(cls, name: str) -> PowerReason:
+        """`DCCableCheck`, `DCPreCharge`, `FullPowerCharging` or `PowerOff`."""
+        try:
+            return _EVEREST_REASONS[name]
+        except KeyError:
+            raise ValueError(
+                f"no power reason {name!r} (have {', '.join(_EVEREST_REASONS)})"
+            ) from None
+
+
+_EVEREST_REASONS = {
+    "DCCableCheck": PowerReason.DC_CABLE_CHECK,
+    "DCPreCharge": PowerReason.DC_PRE_CHARGE,
+    "FullPowerCharging": PowerReason.FULL_POWER_CHARGING,
+    "PowerOff": PowerReason.POWER_OFF,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BoardCommand:
+    """What BOARD_Command carries: power on/off with its reason, and the CP PWM."""
+
+    allow_power_on: bool
+    reason: PowerReason
+    pwm_on: bool = False
+    duty_percent: float = 0.0
+
+    @property
+    def closes_contactor(self) -> bool:
+        """The board closes its contactor only when allowed and not told to power off."""
+        return self.allow_power_on and self.reason is not PowerReason.POWER_OFF
+
+
+def board_command(
+    codec: DbcCodec,
+    *,
+    allow_power_on: bool,
+    reason: PowerReason,
+    pwm_on: bool = False,
+    duty_percent: float = 0.0,
+) -> can.Message:
+    """The BOARD_Command frame for the board of `codec` (a profile on the generic board's DBC).
+
+    Raises ValueError for a duty cycle outside 0..100 % or power allowed with reason PowerOff;
+    KeyError when the codec's DBC has no BOARD_Command."""
+    if not (math.isfinite(duty_percent) and 0.0 <= duty_percent <= 100.0):
+        raise ValueError(f"PWM duty cycle {duty_percent} % is outside 0..100 %")
+    if allow_power_on and reason is PowerReason.POWER_OFF:
+        raise ValueError("allow_power_on with reason PowerOff contradicts itself")
+    message = codec.database.get_message_by_name(BOARD_COMMAND)
+    raw = {
+        "CMD_ALLOW_POWER_ON": int(allow_power_on),
+        "CMD_POWER_REASON": int(reason),
+        "CMD_PWM_ON": int(pwm_on),
+        "CMD_PWM_DUTY": round(duty_percent * 10),
+    }
+    return can.Message(
+        arbitration_id=message.frame_id,
+        is_extended_id=message.is_extended_frame,
+        data=message.encode(raw, scaling=False),
+    )
+
+
+def read_board_command(codec: DbcCodec, frame: can.Message) -> BoardCommand | None:
+    """A BOARD_Command frame read back (the simulated board's side); None for any other frame,
+    or one of the wrong length."""
+    message = codec.database.get_message_by_name(BOARD_COMMAND)
+    if (
+        frame.is_error_frame
+        or frame.is_remote_frame
+        or frame.arbitration_id != message.frame_id
+        or frame.is_extended_id != message.is_extended_frame
+        or len(frame.data) != message.length
+    ):
+        return None
+    raw = message.decode(bytes(frame.data), decode_choices=False, scaling=False)
+    return BoardCommand(
+        allow_power_on=bool(raw["CMD_ALLOW_POWER_ON"]),
+        reason=PowerReason(int(raw["CMD_POWER_REASON"])),
+        pwm_on=bool(raw["CMD_PWM_ON"]),
+        duty_percent=min(100.0, int(raw["CMD_PWM_DUTY"]) / 10),
+    )

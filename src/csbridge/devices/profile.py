@@ -9,6 +9,10 @@ a new family. Two families exist:
   read from declared byte positions.
 - `dbc`: plain cyclic signals described by a DBC file beside the profile (cantools).
 
+Three kinds of device have profiles: DC power modules, insulation monitors (IMD) and the
+charger's control board (CP state, contactor feedback, e-stop, temperatures, AC capability);
+each kind reads its own set of fields (MODULE_*, IMD_*, BOARD_* below).
+
 What a device does not report (a module's rated voltage range, say) a profile states once in
 `[constants]`: every frame the codec decodes carries those values too.
 
@@ -39,6 +43,7 @@ TYPE_SIZE = {"u8": 1, "u16": 2, "u32": 4, "i16": 2, "i32": 4, "f32": 4}
 class DeviceKind(enum.StrEnum):
     POWER_MODULE = "power_module"
     IMD = "imd"
+    BOARD = "board"
 
 
 MODULE_VALUES = frozenset(
@@ -62,6 +67,25 @@ CAPABILITY_PREFIXES = ("export.", "import.")
 MODULE_FLAGS = frozenset({"offline", "fault", "derating", "over_temperature", "input_lost"})
 IMD_VALUES = frozenset({"resistance_ohm", "voltage"})
 IMD_FLAGS = frozenset({"self_test_running", "value_outdated", "device_fault"})
+BOARD_VALUES = frozenset(
+    {
+        "evse_temperature_c",
+        "plug_temperature_c",
+        "max_current_a",
+        "max_discharge_current_a",
+        "phases",
+        "cp_state",
+    }
+)
+"""`cp_state` is the control pilot state as a number: 0..5 for A..F (anything else: unknown).
+`phases` 0 means the board states no AC capability (a DC EVSE's board)."""
+BOARD_FLAGS = frozenset({"contactor_closed", "emergency_stop", "rcd_error", "fault", "pwm_on"})
+FIELDS_OF_KIND = {
+    DeviceKind.POWER_MODULE: (MODULE_VALUES, MODULE_FLAGS),
+    DeviceKind.IMD: (IMD_VALUES, IMD_FLAGS),
+    DeviceKind.BOARD: (BOARD_VALUES, BOARD_FLAGS),
+}
+"""Per device kind: (value fields, flag fields) a profile of that kind may map."""
 QUANTITY_OF = {
     "output_voltage": "voltage",
     "export.max_voltage": "voltage",
@@ -77,6 +101,11 @@ QUANTITY_OF = {
     "import.max_power": "power",
     "temperature_c": "temperature",
     "resistance_ohm": "resistance",
+    "evse_temperature_c": "temperature",
+    "plug_temperature_c": "temperature",
+    "max_current_a": "current",
+    "max_discharge_current_a": "current",
+    "phases": "phases",
 }
 
 
@@ -256,6 +285,7 @@ class RatedRanges(_Strict):
     power: tuple[float, float] = (0.0, 500_000.0)
     temperature: tuple[float, float] = (-60.0, 200.0)
     resistance: tuple[float, float] = (0.0, 1e9)
+    phases: tuple[float, float] = (0.0, 3.0)
 
 
 class ProfileHeader(_Strict):
@@ -286,11 +316,7 @@ class Profile(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         problems: list[str] = []
-        values, flags = (
-            (MODULE_VALUES, MODULE_FLAGS)
-            if self.profile.kind is DeviceKind.POWER_MODULE
-            else (IMD_VALUES, IMD_FLAGS)
-        )
+        values, flags = FIELDS_OF_KIND[self.profile.kind]
         for index, message in enumerate(self.message):
             where = f"message[{index}] ({message.name})"
             for spec in message.values:

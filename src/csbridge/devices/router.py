@@ -14,7 +14,7 @@ from csbridge.config import BusConfig, CanDevice, Config, ConfigError
 from csbridge.counters import Counters
 from csbridge.devices.codec import Codec, DbcCodec, IdFieldsCodec, Outcome
 from csbridge.devices.profile import DeviceKind, Profile, ProfileRegistry
-from csbridge.devices.state import ImdState, ModuleState
+from csbridge.devices.state import BoardState, ImdState, ModuleState
 from csbridge.log_limit import LogLimiter
 from csbridge.readings import SourceReading
 
@@ -36,7 +36,7 @@ _SPECIFICITY = [
 class Target:
     evse_id: str
     name: str
-    state: ModuleState | ImdState
+    state: ModuleState | ImdState | BoardState
     frames: int = 0
 
 
@@ -103,6 +103,11 @@ class DeviceRouter:
                 target = Target(evse.evse_id, "imd", ImdState())
                 problems += self._attach(
                     f"evse[{index}].imd.can", evse.imd.can, DeviceKind.IMD, 0, target
+                )
+            if evse.board is not None and evse.board.can is not None:
+                target = Target(evse.evse_id, "board", BoardState(evse.board.deadline_s))
+                problems += self._attach(
+                    f"evse[{index}].board.can", evse.board.can, DeviceKind.BOARD, 0, target
                 )
         if problems:
             raise ConfigError("configuration", problems)

@@ -1,21 +1,24 @@
 """Simulated devices that speak the real wire protocols on a CAN bus (python-can's virtual bus
 in the demo and the tests, or a vcan): modules answer the controller's polls as the real ones
-do, the IMD sends its cyclic frame. The station under test runs its real codecs against them.
+do, the IMD sends its cyclic frame, the control board its status and capabilities and it obeys
+BOARD_Command. The station under test runs its real codecs against them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import can
 
-from csbridge.config import BusConfig, ImdConfig, ModuleConfig
-from csbridge.devices.codec import DbcCodec, IdFieldsCodec
+from csbridge.config import BoardConfig, BusConfig, EvseConfig, ImdConfig, Kind, ModuleConfig
+from csbridge.devices.codec import BoardCommand, DbcCodec, IdFieldsCodec, read_board_command
 from csbridge.devices.encoder import reply_frame
 from csbridge.devices.profile import MessageSpec, ProfileRegistry
+from csbridge.readings import CpState
 
 log = logging.getLogger("csbridge.sim")
 
@@ -125,6 +128,108 @@ class WireImd:
         return self.config.simulated.period_s
 
 
+BOARD_STATUS_PERIOD_S = 0.1
+BOARD_CAPABILITIES_PERIOD_S = 1.0
+PP_OPEN_OHM = 0xFFFF
+CP_CODE = {state: code for code, state in enumerate(CpState)}
+"""BOARD_Status's CP_STATE: A..F as 0..5."""
+
+
+@dataclass(slots=True)
+class WireBoard:
+    """A control board on the generic board's DBC: BOARD_Status every 100 ms, BOARD_Capabilities
+    every second, and BOARD_Command obeyed: power allowed for any reason but PowerOff closes the
+    contactor after `switch_delay_s` (the contactor's pull-in), PowerOff or power refused opens
+    it at once; the PWM is taken as commanded. Scriptable like SimulatedBoard (same attribute
+    names): the status frame reports whatever the attributes say."""
+
+    evse_id: str
+    config: BoardConfig
+    codec: DbcCodec
+    evse_temperature_c: float = 30.0
+    plug_temperature_c: float = 30.0
+    emergency_stop: bool = False
+    rcd_error: bool = False
+    fault: bool = False
+    silent: bool = False
+    cp_state: CpState = CpState.A
+    contactor_closed: bool = False
+    pwm_on: bool = False
+    pwm_duty_percent: float = 0.0
+    pp_ampacity_a: int = 0
+    pp_resistance_ohm: int = PP_OPEN_OHM
+    max_current_a: float = 0.0
+    max_discharge_current_a: float = 0.0
+    phases: int = 0
+    """0: no AC capability stated (a DC EVSE's board)."""
+    switch_delay_s: float = 0.1
+    clock: Clock = field(default=time.monotonic)
+    last_command: BoardCommand | None = None
+    pending_close_at: float | None = None
+    """When a commanded close takes effect (None: no close pending)."""
+
+    @property
+    def can_bus(self) -> str | None:
+        return self.config.can.bus if self.config.can is not None else None
+
+    def receive(self, frame: can.Message) -> BoardCommand | None:
+        """Obey a BOARD_Command (any other frame is not for the board): None if it was none."""
+        command = read_board_command(self.codec, frame)
+        if command is None:
+            return None
+        self.last_command = command
+        self.pwm_on = command.pwm_on
+        self.pwm_duty_percent = command.duty_percent
+        if not command.closes_contactor:
+            self.pending_close_at = None
+            self.contactor_closed = False
+        elif not self.contactor_closed and self.pending_close_at is None:
+            self.pending_close_at = self.clock() + self.switch_delay_s
+        return command
+
+    def settle(self) -> bool:
+        """Close the contactor if a commanded close is due; whether it just closed."""
+        due = self.pending_close_at
+        if due is None or self.clock() < due:
+            return False
+        self.pending_close_at = None
+        self.contactor_closed = True
+        return True
+
+    def status_frame(self) -> can.Message:
+        return self.codec.encode(
+            "BOARD_Status",
+            {
+                "CP_STATE": CP_CODE[self.cp_state],
+                "CP_PWM_ON": int(self.pwm_on),
+                "CONTACTOR_CLOSED": int(self.contactor_closed),
+                "EMERGENCY_STOP": int(self.emergency_stop),
+                "RCD_ERROR": int(self.rcd_error),
+                "BOARD_FAULT": int(self.fault),
+                "PP_AMPACITY": self.pp_ampacity_a,
+                "EVSE_TEMPERATURE": _fit(self.evse_temperature_c, -3276.8, 3276.7),
+                "PLUG_TEMPERATURE": _fit(self.plug_temperature_c, -3276.8, 3276.7),
+                "PP_RESISTANCE": self.pp_resistance_ohm,
+            },
+        )
+
+    def capabilities_frame(self) -> can.Message:
+        return self.codec.encode(
+            "BOARD_Capabilities",
+            {
+                "MAX_CURRENT": _fit(self.max_current_a, 0.0, 6553.5),
+                "MAX_DISCHARGE_CURRENT": _fit(self.max_discharge_current_a, 0.0, 6553.5),
+                "PHASES": self.phases,
+            },
+        )
+
+
+def _fit(value: float, low: float, high: float) -> float:
+    """A number a scripted simulator was given, inside what its signal can carry (the receiver
+    then judges it: beyond the rated range the frame is refused, as from a real board)."""
+    return min(max(value, low), high)
+
+
 @dataclass(slots=True)
 class WireBus:
     """The simulators' own end of one bus."""
@@ -132,7 +237,9 @@ class WireBus:
     config: BusConfig
     modules: list[WireModule] = field(default_factory=list)
     imds: list[WireImd] = field(default_factory=list)
+    boards: list[WireBoard] = field(default_factory=list)
     bus: can.BusABC | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
     def send(self, frame: can.Message) -> None:
         if self.bus is None:
@@ -147,29 +254,72 @@ class WireBus:
             reply = module.answer(frame)
             if reply is not None:
                 self.send(reply)
+        for board in self.boards:
+            self._command(board, frame)
 
-    def emit(self, imd: WireImd) -> None:
-        if not imd.silent:
-            self.send(imd.frame())
+    def _command(self, board: WireBoard, frame: can.Message) -> None:
+        was_closed = board.contactor_closed
+        if board.receive(frame) is None:
+            return
+        if board.contactor_closed != was_closed:
+            self.emit(board)  # opened: the board tells at once
+        due = board.pending_close_at
+        if due is not None and self.loop is not None:
+            # closed once the contactor has pulled in, told at once (not at the next cycle)
+            self.loop.call_later(max(0.0, due - board.clock()), self._settle, board)
+
+    def _settle(self, board: WireBoard) -> None:
+        if board.settle():
+            self.emit(board)
+        elif board.pending_close_at is not None and self.loop is not None:
+            # the loop may run a timer a clock tick early: look again when it is due
+            remaining = max(0.0, board.pending_close_at - board.clock())
+            self.loop.call_later(remaining, self._settle, board)
+
+    def emit(self, device: WireImd | WireBoard) -> None:
+        """The device's cyclic frame now (a board's status), unless it is silent."""
+        if isinstance(device, WireBoard):
+            device.settle()
+            if not device.silent:
+                self.send(device.status_frame())
+            return
+        if not device.silent:
+            self.send(device.frame())
 
     async def run(self) -> None:
         self.bus = can.Bus(channel=self.config.interface_channel, interface=self.config.interface)
-        notifier = can.Notifier(self.bus, [self.on_frame], loop=asyncio.get_running_loop())
+        self.loop = asyncio.get_running_loop()
+        notifier = can.Notifier(self.bus, [self.on_frame], loop=self.loop)
         try:
             async with asyncio.TaskGroup() as tasks:
                 for imd in self.imds:
                     tasks.create_task(self._cyclic(imd))
-                if not self.imds:
+                for board in self.boards:
+                    tasks.create_task(self._board_status(board))
+                    tasks.create_task(self._board_capabilities(board))
+                if not self.imds and not self.boards:
                     await asyncio.Event().wait()
         finally:
             notifier.stop(timeout=1.0)
             self.bus.shutdown()
             self.bus = None
+            self.loop = None
 
     async def _cyclic(self, imd: WireImd) -> None:
         while True:
             self.emit(imd)
             await asyncio.sleep(imd.period_s)
+
+    async def _board_status(self, board: WireBoard) -> None:
+        while True:
+            self.emit(board)
+            await asyncio.sleep(BOARD_STATUS_PERIOD_S)
+
+    async def _board_capabilities(self, board: WireBoard) -> None:
+        while True:
+            if not board.silent:
+                self.send(board.capabilities_frame())
+            await asyncio.sleep(BOARD_CAPABILITIES_PERIOD_S)
 
 
 def wire_bus_for(buses: dict[str, WireBus], configs: dict[str, BusConfig], name: str) -> WireBus:
@@ -195,3 +345,46 @@ def build_wire_imd(
     profile = registry.get(imd.can.profile)
     codec = DbcCodec(profile, registry.dbc_path(profile))
     return WireImd(evse_id, imd, codec, resistance_ohm=imd.simulated.resistance_ohm, clock=clock)
+
+
+def build_wire_board(evse: EvseConfig, registry: ProfileRegistry, clock: Clock) -> WireBoard:
+    """The EVSE's simulated board on its bus. It states the capability its [simulated] table
+    gives; an AC EVSE's board states what the table leaves out as the EVSE's own nameplate
+    (phases, ac_limits, the discharge power at nominal voltage), which binds as nothing does;
+    a DC EVSE's board states no AC capability unless its table gives one."""
+    board = evse.board
+    assert board is not None
+    assert board.can is not None
+    assert board.simulated is not None
+    simulated = board.simulated
+    profile = registry.get(board.can.profile)
+    wire = WireBoard(
+        evse.evse_id,
+        board,
+        DbcCodec(profile, registry.dbc_path(profile)),
+        evse_temperature_c=simulated.evse_temperature_c,
+        plug_temperature_c=simulated.plug_temperature_c,
+        clock=clock,
+    )
+    stated = (
+        simulated.phases is not None
+        or simulated.max_current_a is not None
+        or simulated.max_discharge_current_a is not None
+    )
+    if evse.kind is Kind.AC or stated:
+        wire.phases = simulated.phases or evse.phases
+        wire.max_current_a = _first(
+            simulated.max_current_a,
+            evse.ac_limits.max_current_a if evse.ac_limits is not None else None,
+        )
+        nameplate_discharge = None
+        if evse.ac_bpt_limits is not None and evse.nominal_voltage:
+            nameplate_discharge = evse.ac_bpt_limits.max_discharge_power_w / evse.nominal_voltage
+        wire.max_discharge_current_a = _first(
+            simulated.max_discharge_current_a, nameplate_discharge
+        )
+    return wire
+
+
+def _first(*candidates: float | None) -> float:
+    return next((value for value in candidates if value is not None), 0.0)
