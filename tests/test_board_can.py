@@ -47,6 +47,7 @@ from csbridge.readings import BoardReading, CpState
 from csbridge.resources import example_config
 from csbridge.station import Station
 from csbridge.testing.brokers import Broker
+from csbridge.wire import Message, MessageType
 from tests.conftest import stop_bridge
 from tests.support import unique_prefix, wire_station_config
 
@@ -770,3 +771,30 @@ async def test_a_silent_board_is_a_malfunction(board_station: Station) -> None:
     _wire_board(board_station).silent = True
     elapsed = await _until(lambda: _dc(board_station)["status_code"] == "evse_malfunction")
     assert elapsed < 3.0 + 1.0  # the board's deadline
+
+
+def _contactor(station: Station) -> bool | None:
+    board = station.engine.inputs(DC).board
+    return None if board is None else board.contactor_closed
+
+
+async def test_the_session_drives_the_board_over_can(board_station: Station) -> None:
+    """cable_check closes the contactors with BOARD_Command; cp_pwm turns the PWM on; stop opens
+    them: all over the bus, seen back in the board's own status frames."""
+    session = board_station.session
+    message = Message(
+        "cable_check", MessageType.REQUEST, {"evse_id": DC, "cable_check_action": "start"}
+    )
+    assert (session.cable_check(message) or {})["cable_check_status"] == "ongoing"
+    await _until(lambda: _contactor(board_station) is True)
+    pwm = Message(
+        "cp_pwm",
+        MessageType.REQUEST,
+        {"evse_id": DC, "hlc": True, "error_state": False, "fault_state": False},
+    )
+    assert (session.cp_pwm(pwm) or {})["status"] == "valid"
+    await _until(lambda: _wire_board(board_station).pwm_on)
+    assert _wire_board(board_station).pwm_duty_percent == pytest.approx(5.0)
+    stop = Message("stop_charging", MessageType.REQUEST, {"evse_id": DC})
+    assert (session.stop_charging(stop) or {})["status"] == "accepted"
+    await _until(lambda: _contactor(board_station) is False)

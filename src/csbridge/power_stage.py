@@ -9,7 +9,13 @@ import can
 
 from csbridge.config import Config, ModuleConfig
 from csbridge.devices.can_runtime import CanBuses
-from csbridge.devices.codec import DbcCodec, IdFieldsCodec
+from csbridge.devices.codec import (
+    BoardCommand,
+    DbcCodec,
+    IdFieldsCodec,
+    PowerReason,
+    board_command,
+)
 from csbridge.devices.commands import CommandMissingError, setpoint_frames, switch_frames
 from csbridge.devices.router import DeviceRouter
 from csbridge.limits.setpoint import Setpoint, watchdog_or_default
@@ -27,6 +33,8 @@ class PowerStage:
     ) -> None:
         self._modules = {evse.evse_id: evse.module for evse in config.evse}
         self._imds = {evse.evse_id: evse.imd for evse in config.evse}
+        self._boards = {evse.evse_id: evse.board for evse in config.evse}
+        self._board_state: dict[str, BoardCommand] = {}
         self._router = router
         self._buses = buses
         self._devices = devices
@@ -97,6 +105,43 @@ class PowerStage:
             except CommandMissingError:
                 frames = setpoint_frames(codec, module.address, 0.0, 0.0)
             self._send(module, frames)
+
+    def board(
+        self,
+        evse_id: str,
+        *,
+        reason: PowerReason | None = None,
+        pwm_on: bool | None = None,
+        duty_percent: float | None = None,
+    ) -> bool:
+        """Tell a CAN board to close (any reason but PowerOff) or open its contactors, and how
+        to drive the PWM; what is not given stays as last commanded. False: no CAN board."""
+        board = self._boards.get(evse_id)
+        if board is None or board.can is None:
+            return False
+        codec = self._codec(board.can.bus, board.can.profile)
+        link = self._buses.links.get(board.can.bus)
+        if not isinstance(codec, DbcCodec) or link is None:
+            return False
+        last = self._board_state.get(evse_id, BoardCommand(False, PowerReason.POWER_OFF))
+        reason = last.reason if reason is None else reason
+        command = BoardCommand(
+            allow_power_on=reason is not PowerReason.POWER_OFF,
+            reason=reason,
+            pwm_on=last.pwm_on if pwm_on is None else pwm_on,
+            duty_percent=last.duty_percent if duty_percent is None else duty_percent,
+        )
+        self._board_state[evse_id] = command
+        link.send(
+            board_command(
+                codec,
+                allow_power_on=command.allow_power_on,
+                reason=command.reason,
+                pwm_on=command.pwm_on,
+                duty_percent=command.duty_percent,
+            )
+        )
+        return True
 
     def start_imd_self_test(self, evse_id: str) -> None:
         imd = self._imds.get(evse_id)

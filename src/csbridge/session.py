@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from csbridge.config import Config, EvseConfig, Kind
+from csbridge.devices.codec import PowerReason
 from csbridge.engine import LimitsEngine
 from csbridge.limits.compose import Composition, EvseInputs
 from csbridge.limits.setpoint import DcRequest, Rejected, dc_setpoint, module_contacts
@@ -210,6 +211,8 @@ class SessionHandlers:
         )
         if not self._apply(evse_id, request):
             return {"evse_id": evse_id, "status": "rejected"}
+        stage = "DCPreCharge" if request.precharge else "FullPowerCharging"
+        self._set_contactor(evse_id, closed=True, reason=stage)
         self.sessions[evse_id].request = request
         return {"evse_id": evse_id, "status": "accepted"}
 
@@ -276,11 +279,14 @@ class SessionHandlers:
         if found is None:
             return None
         evse_id = found[0]
-        board = self._devices.boards.get(evse_id)
-        if board is None:
-            return {"evse_id": evse_id, "status": "error", "info": "no board to pass the PWM to"}
         data = message.data
-        self.sessions[evse_id].pwm_on = not (data["error_state"] or data["fault_state"])
+        pwm_on = not (data["error_state"] or data["fault_state"])
+        # HLC: 5 % duty; basic charging: the current as a duty per IEC 61851-1 (A / 0.6 up to 51 A).
+        duty = 5.0 if data["hlc"] else min(100.0, max(0.0, float(data.get("current", 0.0)) / 0.6))
+        on_can = self._stage.board(evse_id, pwm_on=pwm_on, duty_percent=duty)
+        if not on_can and self._devices.boards.get(evse_id) is None:
+            return {"evse_id": evse_id, "status": "error", "info": "no board to pass the PWM to"}
+        self.sessions[evse_id].pwm_on = pwm_on
         self._observe(evse_id, self._engine.inputs(evse_id), self._engine.composition(evse_id))
         return {"evse_id": evse_id, "status": "valid"}
 
@@ -347,7 +353,10 @@ class SessionHandlers:
     def _push(self, name: str, data: Data) -> None:
         self.pushed.put_nowait(Message(name, MessageType.UPDATE, data))
 
-    def _set_contactor(self, evse_id: str, *, closed: bool) -> None:
+    def _set_contactor(self, evse_id: str, *, closed: bool, reason: str = "DCCableCheck") -> None:
+        power = PowerReason.from_everest(reason if closed else "PowerOff")
+        if self._stage.board(evse_id, reason=power):
+            return  # the board on CAN switches its contactors and reports them
         board = self._devices.boards.get(evse_id)
         if board is not None:
             board.contactor_closed = closed
