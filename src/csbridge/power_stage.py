@@ -3,6 +3,7 @@ profiles' [[command]] tables, or straight into simulated modules that have no wi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import can
@@ -84,7 +85,12 @@ class PowerStage:
                 frames = setpoint_frames(codec, module.address, target.voltage, target.current)
                 frames += switch_frames(codec, module.address, on=True)
             except (ValueError, CommandMissingError) as error:
-                log.error("event=setpoint_not_encodable module=%s why=%s", module.name, error)
+                # Never leave a module on an older, possibly larger, setpoint: off it goes.
+                log.error(
+                    "event=setpoint_not_encodable module=%s why=%s -- off", module.name, error
+                )
+                with contextlib.suppress(CommandMissingError):
+                    self._send(module, switch_frames(codec, module.address, on=False))
                 continue
             self._send(module, frames)
 
