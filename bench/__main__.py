@@ -8,10 +8,10 @@ import json
 import platform
 from pathlib import Path
 
-from bench import boot_latency, decode_throughput
+from bench import boot_latency, decode_throughput, setpoint_latency
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("boot_latency", "decode_throughput")
+BENCHMARKS = ("boot_latency", "decode_throughput", "setpoint_latency")
 
 
 def _machine() -> str:
@@ -50,6 +50,13 @@ def _decode_throughput(quick: bool) -> None:
     decode_throughput.print_table(result)
 
 
+def _setpoint_latency(quick: bool) -> None:
+    result = setpoint_latency.run(quick)
+    result["machine"] = _machine()
+    _write("setpoint_latency", result)
+    setpoint_latency.print_table(result)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="fewer samples, under a minute")
@@ -62,6 +69,10 @@ def main() -> None:
         if len(selected) > 1:
             print()
         _decode_throughput(args.quick)
+    if "setpoint_latency" in selected:
+        if len(selected) > 1:
+            print()
+        _setpoint_latency(args.quick)
 
 
 if __name__ == "__main__":
