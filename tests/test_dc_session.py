@@ -259,3 +259,58 @@ async def test_the_keepalive_follows_a_limit_that_falls(
         ):
             await asyncio.sleep(0.05)
     assert station.engine.entries.get(DC)["dc"]["max_current"] == 100.0
+
+
+async def _josev_update(
+    raw_client: aiomqtt.Client, config: Config, name: str, data: dict[str, Any]
+) -> None:
+    message = {"id": str(uuid.uuid4()), "name": name, "type": "update", "data": data}
+    await raw_client.publish(config.mqtt.request_topic, orjson.dumps(message), qos=1)
+
+
+async def _until_off(station: Station) -> None:
+    async with asyncio.timeout(5):
+        while any(station.devices.modules[(DC, n)].output_current for n in ("m1", "m2", "m3")):
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("service_status", {"service": "iso15118", "status": "stopping"}),
+        ("transaction_status", {"transaction_id": "t-1", "status": "ended", "evse_id": DC}),
+        ("hlc_charging", {"evse_id": DC, "status": False}),
+    ],
+)
+async def test_josev_going_away_switches_the_modules_off(
+    station: Station,
+    josev: JosevEmulator,
+    config: Config,
+    raw_client: aiomqtt.Client,
+    name: str,
+    data: dict[str, Any],
+) -> None:
+    await josev.boot(timeout=5)
+    await josev.request("power_electronics_setpoint", _setpoint(400.0, 90.0), timeout=5)
+    assert station.devices.modules[(DC, "m1")].output_current > 0
+    await _josev_update(raw_client, config, name, data)
+    await _until_off(station)
+
+
+async def test_the_evs_rated_maximum_voltage_clamps_the_setpoint(
+    station: Station, josev: JosevEmulator, config: Config, raw_client: aiomqtt.Client
+) -> None:
+    await josev.boot(timeout=5)
+    await _josev_update(
+        raw_client,
+        config,
+        "ev_rated_limits",
+        {"evse_id": DC, "dc_rated_limits": {"ev_max_voltage": 420.0}},
+    )
+    async with asyncio.timeout(5):
+        while station.session.sessions[DC].ev_rated_limits is None:
+            await asyncio.sleep(0.02)
+    await josev.request(
+        "power_electronics_setpoint", _setpoint(480.0, 30.0, ev_max=500.0), timeout=5
+    )
+    assert station.devices.modules[(DC, "m1")].output_voltage == 420.0

@@ -52,6 +52,7 @@ SESSION_KINDS: dict[tuple[str, str], Direction] = {
     ("meter_values", "update"): Direction.TO_JOSEV,
     ("cp_status", "update"): Direction.TO_JOSEV,
     ("hardware_fault", "update"): Direction.TO_JOSEV,
+    ("service_status", "update"): Direction.FROM_JOSEV,
 }
 SESSION_TITLES = sorted(schema_title(name, kind) for name, kind in SESSION_KINDS)
 

@@ -44,6 +44,8 @@ class EvseSession:
     """What Josev told about one EVSE's session, and the cable check under way."""
 
     hlc_charging: bool = False
+    hlc_reported: bool = False
+    """Josev said whether an HLC session runs (DC power needs one)."""
     slac_status: str | None = None
     iso15118_state: str | None = None
     ev_rated_limits: Data | None = None
@@ -87,11 +89,12 @@ class SessionHandlers:
             ("stop_charging", request): self.stop_charging,
             ("cp_pwm", request): self.cp_pwm,
             ("meter_values", request): self.meter_values,
-            ("hlc_charging", update): self._keep("hlc_charging", "status"),
+            ("hlc_charging", update): self.hlc_charging,
             ("slac_status", update): self._keep("slac_status", "status"),
             ("ev_rated_limits", update): self._keep_whole("ev_rated_limits"),
-            ("transaction_status", update): self._keep_whole("transaction"),
+            ("transaction_status", update): self.transaction_status,
             ("iso15118_state_info", update): self.state_info,
+            ("service_status", update): self.service_status,
         }
 
     def _evse(self, message: Message) -> tuple[str, EvseConfig] | None:
@@ -118,6 +121,32 @@ class SessionHandlers:
                 setattr(self.sessions[found[0]], attribute, dict(message.data))
 
         return keep
+
+    def hlc_charging(self, message: Message) -> None:
+        found = self._evse(message)
+        if found is None:
+            return
+        session = self.sessions[found[0]]
+        session.hlc_charging = bool(message.data["status"])
+        session.hlc_reported = True
+        if not session.hlc_charging:
+            self.switch_off(found[0], "the HLC session ended")
+
+    def transaction_status(self, message: Message) -> None:
+        data = message.data
+        evse_id = data.get("evse_id")
+        if evse_id not in self.sessions:
+            return
+        self.sessions[evse_id].transaction = dict(data)
+        if data["status"] == "ended":
+            self.switch_off(evse_id, "the transaction ended")
+
+    def service_status(self, message: Message) -> None:
+        """Josev's service going down takes its sessions with it: the safe side."""
+        status = message.data["status"]
+        if status in ("stopping", "error"):
+            service = message.data.get("service", "josev")
+            self.switch_everything_off(f"Josev's {service} reports {status}")
 
     def state_info(self, message: Message) -> None:
         found = self._evse(message)
@@ -201,10 +230,16 @@ class SessionHandlers:
                 "evse_id": evse_id,
                 "status": "accepted" if evse.kind is Kind.AC else "rejected",
             }
+        session = self.sessions[evse_id]
+        if session.hlc_charging is False and session.hlc_reported:
+            log.warning(
+                "event=setpoint_rejected evse=%s why=no HLC session (basic charging)", evse_id
+            )
+            return {"evse_id": evse_id, "status": "rejected"}
         dc = data["dc"]
         request = DcRequest(
             voltage=dc.get("voltage", 0.0),
-            ev_max_voltage=data["ev_limits"]["maximum_voltage"],
+            ev_max_voltage=min(data["ev_limits"]["maximum_voltage"], _rated_max_voltage(session)),
             current=dc.get("charge_current"),
             power=dc.get("charge_power"),
             precharge=bool(data.get("is_precharge", False)),
@@ -379,3 +414,14 @@ def _faults(inputs: EvseInputs, composition: Composition | None) -> frozenset[tu
     if dc is not None and dc.isolation_status is not None and dc.isolation_status.value == "fault":
         faults.add(("imd", "ground_fault"))
     return frozenset(faults)
+
+
+def _rated_max_voltage(session: EvseSession) -> float:
+    """The EV's own maximum voltage from its rated limits (ev_rated_limits), if it told one."""
+    rated = (session.ev_rated_limits or {}).get("dc_rated_limits") or {}
+    values = [
+        float(value)
+        for key, value in rated.items()
+        if "max" in key and "voltage" in key and isinstance(value, int | float)
+    ]
+    return min(values, default=float("inf"))
