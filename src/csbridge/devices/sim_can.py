@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,9 +16,16 @@ from dataclasses import dataclass, field
 import can
 
 from csbridge.config import BoardConfig, BusConfig, EvseConfig, ImdConfig, Kind, ModuleConfig
-from csbridge.devices.codec import BoardCommand, DbcCodec, IdFieldsCodec, read_board_command
+from csbridge.devices.codec import (
+    FORMAT_CHAR,
+    BoardCommand,
+    DbcCodec,
+    IdFieldsCodec,
+    read_board_command,
+)
+from csbridge.devices.commands import command_id
 from csbridge.devices.encoder import reply_frame
-from csbridge.devices.profile import MessageSpec, ProfileRegistry
+from csbridge.devices.profile import CommandSpec, MessageSpec, ProfileRegistry
 from csbridge.readings import CpState
 
 log = logging.getLogger("csbridge.sim")
@@ -39,12 +47,38 @@ class WireModule:
     temperature_c: float = 35.0
     output_voltage: float = 0.0
     output_current: float = 0.0
+    commanded_voltage: float = 0.0
+    commanded_current: float = 0.0
     _requests: dict[int, MessageSpec] = field(default_factory=dict)
+    _commands: dict[int, list[CommandSpec]] = field(default_factory=dict)
+    switched_on: bool = False
 
     def __post_init__(self) -> None:
         for spec in self.codec.profile.message:
             if spec.poll:
                 self._requests[self.codec.request_id(spec, self.config.address)] = spec
+        for command in self.codec.profile.command:
+            identifier = command_id(self.codec, command, self.config.address)
+            self._commands.setdefault(identifier, []).append(command)
+
+    def _obey(self, frame: can.Message) -> None:
+        """A command to this module: its output follows, as the real module's would."""
+        data = bytes(frame.data)
+        for command in self._commands.get(frame.arbitration_id, ()):
+            if command.name == "set_output":
+                for value in command.values:
+                    order = ">" if value.order == "big" else "<"
+                    raw = struct.unpack_from(order + FORMAT_CHAR[value.type], data, value.at)[0]
+                    physical = float(raw) * value.scale
+                    if value.quantity == "voltage":
+                        self.commanded_voltage = physical
+                    else:
+                        self.commanded_current = physical
+            elif data == command.payload:
+                self.switched_on = command.name == "switch_on"
+        on = self.switched_on and not self.fault
+        self.output_voltage = self.commanded_voltage if on else 0.0
+        self.output_current = self.commanded_current if on else 0.0
 
     def values(self) -> dict[str, float]:
         rated = self.config.simulated
@@ -72,6 +106,9 @@ class WireModule:
 
     def answer(self, frame: can.Message) -> can.Message | None:
         if self.silent or frame.is_error_frame:
+            return None
+        if frame.arbitration_id in self._commands:
+            self._obey(frame)
             return None
         spec = self._requests.get(frame.arbitration_id)
         if spec is None:
