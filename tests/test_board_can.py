@@ -43,13 +43,14 @@ from csbridge.devices.profile import (
 from csbridge.devices.router import DeviceRouter
 from csbridge.devices.sim_can import WireBoard, build_wire_board
 from csbridge.devices.state import BoardState, cp_state_of, cp_status
+from csbridge.limits.compose import EvseComposer, EvseInputs
 from csbridge.readings import BoardReading, CpState
 from csbridge.resources import example_config
 from csbridge.station import Station
 from csbridge.testing.brokers import Broker
 from csbridge.wire import Message, MessageType
 from tests.conftest import stop_bridge
-from tests.support import unique_prefix, wire_station_config
+from tests.support import FIXTURES, unique_prefix, wire_station_config
 
 REGISTRY = ProfileRegistry()
 PROFILE = REGISTRY.get("generic-charger-board")
@@ -142,7 +143,12 @@ def test_status_decodes_every_mapped_signal() -> None:
     assert result.message == "BOARD_Status"
     assert result.address == 0
     assert dict(result.values) == pytest.approx(
-        {"cp_state": 2.0, "evse_temperature_c": 41.3, "plug_temperature_c": -12.5}
+        {
+            "cp_state": 2.0,
+            "evse_temperature_c": 41.3,
+            "plug_temperature_c": -12.5,
+            "cable_max_current_a": 32.0,
+        }
     )
     assert dict(result.flags) == {
         "pwm_on": True,
@@ -160,6 +166,7 @@ def test_status_decodes_every_mapped_signal() -> None:
     assert reading.emergency_stop is True
     assert reading.rcd_error is True
     assert reading.fault is True
+    assert reading.cable_max_current_a == 32.0
 
 
 @pytest.mark.parametrize("bit", [PWM_ON, CONTACTOR, ESTOP, RCD, FAULT])
@@ -171,11 +178,27 @@ def test_each_status_bit_sets_only_its_own_flag(bit: int) -> None:
     assert decoded(status(1)).flags == dict.fromkeys(names.values(), False)
 
 
-def test_the_pp_signals_are_documented_but_not_mapped() -> None:
-    plain = decoded(status(1))
-    with_cable = decoded(status(1, pp_a=63, pp_ohm=100))
-    assert plain.values == with_cable.values
-    assert plain.flags == with_cable.flags
+def test_the_pp_ampacity_is_the_plugged_cables_rating() -> None:
+    """PP_AMPACITY becomes the cable's rating; 0 (no cable coded) bounds nothing. The PP
+    resistance is not read: the ampacity already says it."""
+    assert reading_of(status(1, pp_a=63, pp_ohm=100)).cable_max_current_a == 63.0
+    assert reading_of(status(1, pp_a=0)).cable_max_current_a is None
+    plain = decoded(status(1, pp_a=32, pp_ohm=0xFFFF))
+    other_resistance = decoded(status(1, pp_a=32, pp_ohm=100))
+    assert plain.values == other_resistance.values
+
+
+def test_a_thin_cable_binds_the_ac_current_as_cable() -> None:
+    config = load_config(FIXTURES / "configs" / "reading-station.toml")
+    ac = next(evse for evse in config.evse if evse.kind.value == "ac")
+    composer = EvseComposer(ac)
+    board = BoardReading(
+        at=0.0, cp_state=CpState.C, cable_max_current_a=16.0, max_current_a=32.0, phases=3
+    )
+    composition = composer.compose(EvseInputs(board=board), now=0.0)
+    assert composition.snapshot.ac is not None
+    assert composition.snapshot.ac.max_current.l1 == 16.0
+    assert composition.binding["max_current"] == "cable"
 
 
 @pytest.mark.parametrize(
@@ -220,11 +243,12 @@ def test_cp_status_tells_the_pwm_apart() -> None:
 def test_temperatures_are_signed_tenths_of_a_degree(raw: int, celsius: float) -> None:
     evse = decoded(std(STATUS_ID, struct.pack("<BBhhH", 0, 0, raw, 0, 0))).values
     plug = decoded(std(STATUS_ID, struct.pack("<BBhhH", 0, 0, 0, raw, 0))).values
+    no_cable = {"cp_state": 0, "cable_max_current_a": 0}
     assert evse == pytest.approx(
-        {"cp_state": 0, "evse_temperature_c": celsius, "plug_temperature_c": 0}
+        {**no_cable, "evse_temperature_c": celsius, "plug_temperature_c": 0}
     )
     assert plug == pytest.approx(
-        {"cp_state": 0, "evse_temperature_c": 0, "plug_temperature_c": celsius}
+        {**no_cable, "evse_temperature_c": 0, "plug_temperature_c": celsius}
     )
 
 

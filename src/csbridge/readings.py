@@ -86,6 +86,8 @@ class BoardReading:
     max_discharge_current_a: float | None = None
     """AC BPT: the board's hardware capability per phase (export to the grid)."""
     phases: int | None = None
+    cable_max_current_a: float | None = None
+    """The plugged cable's ampacity from its proximity (PP) resistance; None: no cable coded."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,6 +162,7 @@ def sanitized(reading: SourceReading) -> tuple[SourceReading, bool]:
             plug_temperature_c=_finite(reading.plug_temperature_c),
             max_current_a=_non_negative(reading.max_current_a),
             max_discharge_current_a=_non_negative(reading.max_discharge_current_a),
+            cable_max_current_a=_non_negative(reading.cable_max_current_a),
         )
     elif isinstance(reading, ExternalLimit):
         # A nonsensical external limit must not vanish into "no limit": zero is the safe side.

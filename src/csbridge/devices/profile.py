@@ -75,6 +75,7 @@ BOARD_VALUES = frozenset(
         "max_discharge_current_a",
         "phases",
         "cp_state",
+        "cable_max_current_a",
     }
 )
 """`cp_state` is the control pilot state as a number: 0..5 for A..F (anything else: unknown).
@@ -87,6 +88,7 @@ FIELDS_OF_KIND = {
 }
 """Per device kind: (value fields, flag fields) a profile of that kind may map."""
 QUANTITY_OF = {
+    "cable_max_current_a": "current",
     "output_voltage": "voltage",
     "export.max_voltage": "voltage",
     "export.min_voltage": "voltage",

@@ -161,4 +161,5 @@ class BoardState:
             max_current_a=values.get("max_current_a") if stated else None,
             max_discharge_current_a=values.get("max_discharge_current_a") if stated else None,
             phases=phases,
+            cable_max_current_a=values.get("cable_max_current_a") or None,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from csbridge.config import DeratingConfig, EvseConfig, InstallationConfig, Kind
+from csbridge.config import CableConfig, DeratingConfig, EvseConfig, InstallationConfig, Kind
 from csbridge.limits.bounds import Bound, LimitSource, tightest_lower, tightest_upper
 from csbridge.limits.derating import DeratingCurve
 from csbridge.limits.isolation import IsolationRule, isolation_status
@@ -82,6 +82,16 @@ def _curves(derating: list[DeratingConfig]) -> _Curves:
 class _SiteBounds:
     current: tuple[Bound, ...]
     power: tuple[Bound, ...]
+
+
+def _cable_bounds(cable: CableConfig | None, board: BoardReading | None) -> list[Bound]:
+    """The configured cable rating and, where the board codes one, the plugged cable's (PP)."""
+    bounds = []
+    if cable is not None:
+        bounds.append(Bound(cable.max_current_a, LimitSource.CABLE))
+    if board is not None and board.cable_max_current_a is not None:
+        bounds.append(Bound(board.cable_max_current_a, LimitSource.CABLE))
+    return bounds
 
 
 def _fresh(reading: BoardReading | ImdReading | None, now: float, deadline_s: float) -> bool:
@@ -219,10 +229,8 @@ class EvseComposer:
         """Bounds that limit energy in both directions: cable, grid, heat, the outside world."""
         config = self.config
         thermal_current, thermal_power = self._temperature_bounds(board)
-        current = list(thermal_current)
+        current = [*thermal_current, *_cable_bounds(config.cable, board)]
         power = list(thermal_power)
-        if config.cable is not None:
-            current.append(Bound(config.cable.max_current_a, LimitSource.CABLE))
         installation = self._installation_power(config.installation)
         if installation is not None:
             power.append(installation)
@@ -380,9 +388,7 @@ class EvseComposer:
         """Per-phase current bounds from cable, grid, heat and the outside world; powers are
         spread over the phases in use at the nominal voltage."""
         config = self.config
-        current: list[Bound] = []
-        if config.cable is not None:
-            current.append(Bound(config.cable.max_current_a, LimitSource.CABLE))
+        current: list[Bound] = _cable_bounds(config.cable, board)
         installation = config.installation
         if installation is not None:
             if installation.max_current_a is not None:
