@@ -518,7 +518,7 @@ def _sim_board(now: list[float]) -> WireBoard:
     station = _board_config()
     board = station.evse[0].board
     assert board is not None
-    return WireBoard(DC, board, CODEC, clock=lambda: now[0])
+    return WireBoard(evse_id=DC, config=board, codec=CODEC, clock=lambda: now[0])
 
 
 def _board_config(bus: str = "can1") -> Config:

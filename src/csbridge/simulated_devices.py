@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from csbridge.config import BoardConfig, Config, ImdConfig, ModuleConfig
+from csbridge.config import Config, ImdConfig, ModuleConfig
 from csbridge.devices.profile import ProfileRegistry
 from csbridge.devices.sim_can import (
+    BoardControls,
     WireBoard,
     WireBus,
     WireImd,
@@ -116,18 +117,9 @@ class SimulatedImd:
         return self.config.simulated.period_s
 
 
-@dataclass(slots=True)
-class SimulatedBoard:
-    evse_id: str
-    config: BoardConfig
-    evse_temperature_c: float = 30.0
-    plug_temperature_c: float = 30.0
-    emergency_stop: bool = False
-    rcd_error: bool = False
-    fault: bool = False
-    silent: bool = False
-    cp_state: CpState = CpState.A
-    contactor_closed: bool = False
+@dataclass(slots=True, kw_only=True)
+class SimulatedBoard(BoardControls):
+    """A board that hands its readings to the engine directly."""
 
     def reading(self, now: float) -> BoardReading:
         simulated = self.config.simulated
@@ -202,8 +194,8 @@ class SimulatedDevices:
             if board is not None and board.simulated is not None:
                 if board.can is None:
                     devices.boards[evse.evse_id] = SimulatedBoard(
-                        evse.evse_id,
-                        board,
+                        evse_id=evse.evse_id,
+                        config=board,
                         evse_temperature_c=board.simulated.evse_temperature_c,
                         plug_temperature_c=board.simulated.plug_temperature_c,
                     )

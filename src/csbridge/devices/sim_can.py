@@ -172,17 +172,12 @@ CP_CODE = {state: code for code, state in enumerate(CpState)}
 """BOARD_Status's CP_STATE: A..F as 0..5."""
 
 
-@dataclass(slots=True)
-class WireBoard:
-    """A control board on the generic board's DBC: BOARD_Status every 100 ms, BOARD_Capabilities
-    every second, and BOARD_Command obeyed: power allowed for any reason but PowerOff closes the
-    contactor after `switch_delay_s` (the contactor's pull-in), PowerOff or power refused opens
-    it at once; the PWM is taken as commanded. Scriptable like SimulatedBoard (same attribute
-    names): the status frame reports whatever the attributes say."""
+@dataclass(slots=True, kw_only=True)
+class BoardControls:
+    """What a person or a scenario changes on a simulated board, however it reports it."""
 
     evse_id: str
     config: BoardConfig
-    codec: DbcCodec
     evse_temperature_c: float = 30.0
     plug_temperature_c: float = 30.0
     emergency_stop: bool = False
@@ -191,6 +186,17 @@ class WireBoard:
     silent: bool = False
     cp_state: CpState = CpState.A
     contactor_closed: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class WireBoard(BoardControls):
+    """A control board on the generic board's DBC: BOARD_Status every 100 ms, BOARD_Capabilities
+    every second, and BOARD_Command obeyed: power allowed for any reason but PowerOff closes the
+    contactor after `switch_delay_s` (the contactor's pull-in), PowerOff or power refused opens
+    it at once; the PWM is taken as commanded. Scriptable like SimulatedBoard (same attribute
+    names): the status frame reports whatever the attributes say."""
+
+    codec: DbcCodec
     pwm_on: bool = False
     pwm_duty_percent: float = 0.0
     pp_ampacity_a: int = 0
@@ -396,9 +402,9 @@ def build_wire_board(evse: EvseConfig, registry: ProfileRegistry, clock: Clock) 
     simulated = board.simulated
     profile = registry.get(board.can.profile)
     wire = WireBoard(
-        evse.evse_id,
-        board,
-        DbcCodec(profile, registry.dbc_path(profile)),
+        evse_id=evse.evse_id,
+        config=board,
+        codec=DbcCodec(profile, registry.dbc_path(profile)),
         evse_temperature_c=simulated.evse_temperature_c,
         plug_temperature_c=simulated.plug_temperature_c,
         clock=clock,
