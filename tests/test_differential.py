@@ -3,7 +3,7 @@ all fixtures, valid and invalid, and thousands of mutations of them."""
 
 from __future__ import annotations
 
-import copy
+import functools
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csbridge.validation import ENVELOPE, Backend, SchemaRegistry, fast_backend_available
+from tests.mutations import mutations
 from tests.support import fixture_names, load_fixture
 
 pytestmark = pytest.mark.skipif(not fast_backend_available(), reason="no jsonschema-rs wheel here")
@@ -46,41 +47,12 @@ ODD_VALUES = st.sampled_from(
 )
 
 
-def _containers(document: Any) -> list[Any]:
-    found = [document]
-    children = document.values() if isinstance(document, dict) else document
-    for child in children:
-        if isinstance(child, dict | list):
-            found.extend(_containers(child))
-    return found
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> Any:
-    document = copy.deepcopy(draw(st.sampled_from(CORPUS)))
-    for _ in range(draw(st.integers(1, 3))):
-        target = draw(st.sampled_from(_containers(document)))
-        operation = draw(st.sampled_from(["delete", "replace", "add"]))
-        if isinstance(target, dict):
-            keys = sorted(target)
-            if operation == "add" or not keys:
-                key = draw(
-                    st.sampled_from(["extra", "evse_id", "dc", "ac_bpt", "dc_bpt", "l4", "id"])
-                )
-                target[key] = copy.deepcopy(draw(ODD_VALUES))
-            elif operation == "delete":
-                del target[draw(st.sampled_from(keys))]
-            else:
-                target[draw(st.sampled_from(keys))] = copy.deepcopy(draw(ODD_VALUES))
-        elif target:
-            index = draw(st.integers(0, len(target) - 1))
-            if operation == "delete":
-                del target[index]
-            elif operation == "replace":
-                target[index] = copy.deepcopy(draw(ODD_VALUES))
-            else:
-                target.append(copy.deepcopy(target[index]))
-    return document
+mutated = functools.partial(
+    mutations,
+    CORPUS,
+    ODD_VALUES,
+    st.sampled_from(["extra", "evse_id", "dc", "ac_bpt", "dc_bpt", "l4", "id"]),
+)
 
 
 def _verdicts(document: Any) -> dict[str, bool]:

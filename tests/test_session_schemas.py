@@ -6,6 +6,7 @@ Josev sends is as open as Josev's own schemas, and both backends agree on thousa
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from csbridge.validation import (
     schema_title,
 )
 from csbridge.wire import Rejected, RejectReason, check_document
+from tests.mutations import mutations
 from tests.support import fixture_names, load_fixture, walk
 
 VALID = "messages-session"
@@ -500,38 +502,7 @@ ADDED_KEYS = st.sampled_from(
 )
 
 
-def _containers(document: Any) -> list[Any]:
-    found = [document]
-    children = document.values() if isinstance(document, dict) else document
-    for child in children:
-        if isinstance(child, dict | list):
-            found.extend(_containers(child))
-    return found
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> Any:
-    document = copy.deepcopy(draw(st.sampled_from(CORPUS)))
-    for _ in range(draw(st.integers(1, 3))):
-        target = draw(st.sampled_from(_containers(document)))
-        operation = draw(st.sampled_from(["delete", "replace", "add"]))
-        if isinstance(target, dict):
-            keys = sorted(target)
-            if operation == "add" or not keys:
-                target[draw(ADDED_KEYS)] = copy.deepcopy(draw(ODD_VALUES))
-            elif operation == "delete":
-                del target[draw(st.sampled_from(keys))]
-            else:
-                target[draw(st.sampled_from(keys))] = copy.deepcopy(draw(ODD_VALUES))
-        elif target:
-            index = draw(st.integers(0, len(target) - 1))
-            if operation == "delete":
-                del target[index]
-            elif operation == "replace":
-                target[index] = copy.deepcopy(draw(ODD_VALUES))
-            else:
-                target.append(copy.deepcopy(target[index]))
-    return document
+mutated = functools.partial(mutations, CORPUS, ODD_VALUES, ADDED_KEYS)
 
 
 def _verdicts(backend: Backend, document: Any) -> dict[str, bool]:
