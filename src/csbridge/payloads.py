@@ -62,10 +62,6 @@ def _services(evse: EvseConfig, connector_type: str) -> JsonObject:
     return services
 
 
-def status_and_limits_data(snapshots: list[EvseSnapshot]) -> JsonObject:
-    return {"evses": [evse_entry(snapshot) for snapshot in snapshots]}
-
-
 def evse_entry(snapshot: EvseSnapshot) -> JsonObject:
     entry: JsonObject = {"evse_id": snapshot.evse_id, "status_code": snapshot.status_code.value}
     if snapshot.ac is not None:

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from csbridge.config import Config, ImdConfig, ModuleConfig
+from csbridge.config import Config, ImdConfig
 from csbridge.devices.profile import ProfileRegistry
 from csbridge.devices.sim_can import (
     BoardControls,
+    ModuleControls,
     WireBoard,
     WireBus,
     WireImd,
@@ -37,19 +38,10 @@ from csbridge.readings import (
 Sink = Callable[[str, SourceReading], object]
 Clock = Callable[[], float]
 
-OVER_TEMPERATURE_TRIP_C = 100.0
 
-
-@dataclass(slots=True)
-class SimulatedModule:
-    evse_id: str
-    config: ModuleConfig
-    silent: bool = False
-    fault: bool = False
-    input_lost: bool = False
-    temperature_c: float = 35.0
-    output_voltage: float = 0.0
-    output_current: float = 0.0
+@dataclass(slots=True, kw_only=True)
+class SimulatedModule(ModuleControls):
+    """A module that hands its readings to the engine directly."""
 
     def reading(self, now: float) -> ModuleReading:
         rated = self.config.simulated
@@ -80,7 +72,7 @@ class SimulatedModule:
             import_=import_,
             temperature_c=self.temperature_c,
             fault=self.fault,
-            over_temperature=self.temperature_c >= OVER_TEMPERATURE_TRIP_C,
+            over_temperature=self.over_temperature,
             input_lost=self.input_lost,
         )
 
@@ -172,7 +164,9 @@ class SimulatedDevices:
                 key = (evse.evse_id, module.name)
                 if module.can is None:
                     devices.modules[key] = SimulatedModule(
-                        evse.evse_id, module, temperature_c=module.simulated.temperature_c
+                        evse_id=evse.evse_id,
+                        config=module,
+                        temperature_c=module.simulated.temperature_c,
                     )
                 else:
                     registry = registry or ProfileRegistry(extra=config.station.profile_dirs)

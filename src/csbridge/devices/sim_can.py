@@ -34,19 +34,29 @@ OVER_TEMPERATURE_TRIP_C = 100.0
 Clock = Callable[[], float]
 
 
-@dataclass(slots=True)
-class WireModule:
-    """An id-fields power module: replies to requests addressed to it, unless silent."""
+@dataclass(slots=True, kw_only=True)
+class ModuleControls:
+    """What a person or a scenario changes on a simulated module, however it reports it."""
 
     evse_id: str
     config: ModuleConfig
-    codec: IdFieldsCodec
     silent: bool = False
     fault: bool = False
     input_lost: bool = False
     temperature_c: float = 35.0
     output_voltage: float = 0.0
     output_current: float = 0.0
+
+    @property
+    def over_temperature(self) -> bool:
+        return self.temperature_c >= OVER_TEMPERATURE_TRIP_C
+
+
+@dataclass(slots=True, kw_only=True)
+class WireModule(ModuleControls):
+    """An id-fields power module: replies to requests addressed to it, unless silent."""
+
+    codec: IdFieldsCodec
     commanded_voltage: float = 0.0
     commanded_current: float = 0.0
     _requests: dict[int, MessageSpec] = field(default_factory=dict)
@@ -101,7 +111,7 @@ class WireModule:
         return {
             "fault": self.fault,
             "input_lost": self.input_lost,
-            "over_temperature": self.temperature_c >= OVER_TEMPERATURE_TRIP_C,
+            "over_temperature": self.over_temperature,
         }
 
     def answer(self, frame: can.Message) -> can.Message | None:
@@ -377,7 +387,9 @@ def build_wire_module(
     assert module.can is not None
     assert module.simulated is not None
     codec = IdFieldsCodec(registry.get(module.can.profile), bus.controller_address)
-    return WireModule(evse_id, module, codec, temperature_c=module.simulated.temperature_c)
+    return WireModule(
+        evse_id=evse_id, config=module, codec=codec, temperature_c=module.simulated.temperature_c
+    )
 
 
 def build_wire_imd(

@@ -40,13 +40,11 @@ class ModuleState:
     values: dict[str, tuple[float, float]] = field(default_factory=dict)
     """field -> (value, decoded at)."""
     flags: dict[str, bool] = field(default_factory=dict)
-    last_seen: float | None = None
 
     def apply(self, decoded: Decoded, at: float) -> ModuleReading:
         for name, value in decoded.values.items():
             self.values[name] = (value, at)
         self.flags.update(decoded.flags)
-        self.last_seen = at
         return self.reading(at)
 
     def _fresh_values(self, at: float) -> dict[str, float]:
