@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 import itertools
+import os
+import stat
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
@@ -350,6 +353,23 @@ class MqttConfig(_Strict):
     keepalive_s: Annotated[int, Field(ge=2, le=600)] = 10
     max_payload_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
     ca_file: Path | None = None
+    """The CA that signed the broker's certificate (mqtts:// only; default: the system's)."""
+    cert_file: Path | None = None
+    """Our client certificate (PEM) for a broker that asks for one; needs key_file."""
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_files_belong_to_tls(self) -> Self:
+        _, _, tls = broker_address(self.broker)
+        given = [name for name in ("ca_file", "cert_file", "key_file") if getattr(self, name)]
+        if given and not tls:
+            msg = f"{', '.join(given)} given but the broker URL is not mqtts://"
+            raise ValueError(msg)
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        if self.password_file is not None and self.username is None:
+            raise ValueError("password_file given without a username")
+        return self
 
     @field_validator("broker")
     @classmethod
@@ -410,12 +430,37 @@ class ReportingConfig(_Strict):
 
 class LoggingConfig(_Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
+    repeat_interval_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
+    """A fault of one kind is logged at most once per this interval, with the count held back."""
+
+
+class MetricsConfig(_Strict):
+    listen: str | None = None
+    """`host:port` for Prometheus to scrape (e.g. 127.0.0.1:9108); off when not set."""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            listen_address(value)
+        return value
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` -> (host, port)."""
+    host, sep, port_text = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        msg = f"listen address {value!r} must be host:port, e.g. 127.0.0.1:9108"
+        raise ValueError(msg)
+    return host, int(port_text)
 
 
 class Config(_Strict):
     station: StationConfig
     mqtt: MqttConfig = MqttConfig()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
     reporting: ReportingConfig = ReportingConfig()
     bus: list[BusConfig] = []
     evse: Annotated[list[EvseConfig], Field(min_length=1)]
@@ -515,8 +560,33 @@ def load_config(path: Path) -> Config:
     return parse_config(text, str(path))
 
 
-def read_password(config: MqttConfig) -> str | None:
-    """The broker password, from its file; never logged."""
-    if config.password_file is None:
-        return None
-    return config.password_file.read_text(encoding="utf-8").strip()
+PASSWORD_ENV = "CSBRIDGE_MQTT_PASSWORD"  # noqa: S105 - the variable's name, not a secret
+
+
+def read_password(config: MqttConfig, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The broker password: from `password_file`, else from $CSBRIDGE_MQTT_PASSWORD (systemd's
+    EnvironmentFile= or LoadCredential= feed either). Never logged, never in an error message."""
+    if config.password_file is not None:
+        try:
+            return config.password_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            why = f"cannot read {config.password_file}: {error.__class__.__name__}"
+            raise ConfigError("mqtt.password_file", [why]) from None
+    if config.username is not None:
+        return environ.get(PASSWORD_ENV)
+    return None
+
+
+def exposed_secret_files(config: MqttConfig) -> list[Path]:
+    """Secret files that users other than the owner may read: worth a warning at start-up."""
+    exposed = []
+    for path in (config.password_file, config.key_file):
+        if path is None:
+            continue
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            exposed.append(path)
+    return exposed

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import aiomqtt
 import paho.mqtt.client as paho
 
-from csbridge.config import MqttConfig, broker_address, read_password
+from csbridge.config import ConfigError, MqttConfig, broker_address, read_password
 
 QOS = 1
 BACKOFF_START_S = 0.1
@@ -74,15 +74,12 @@ class MqttLink:
         self._on_lost = on_lost
         self._client: aiomqtt.Client | None = None
         self.connects = 0
+        self.losses = 0
+        self.failed_connects = 0
         self.connected = asyncio.Event()
 
     def _new_client(self) -> aiomqtt.Client:
         host, port, tls = broker_address(self._config.broker)
-        tls_context = None
-        if tls:
-            tls_context = ssl.create_default_context(
-                cafile=str(self._config.ca_file) if self._config.ca_file else None
-            )
         return aiomqtt.Client(
             host,
             port,
@@ -92,7 +89,7 @@ class MqttLink:
             keepalive=self._config.keepalive_s,
             will=aiomqtt.Will(self._config.status_topic, b"offline", qos=QOS, retain=True),
             clean_session=True,
-            tls_context=tls_context,
+            tls_context=tls_context(self._config) if tls else None,
             socket_options=[TCP_NODELAY_OPTION],
             timeout=CALL_TIMEOUT_S,
         )
@@ -102,29 +99,41 @@ class MqttLink:
         delays = backoff_delays()
         attempt = 0
         while True:
-            try:
-                async with self._new_client() as client:
-                    try:
-                        await self._serve(client)
-                    except asyncio.CancelledError:
-                        await self._say_offline(client)
-                        raise
-            except aiomqtt.MqttError as error:
-                was_connected = self._client is not None
-                self._client = None
-                self.connected.clear()
-                if was_connected:
-                    attempt = 0
-                    log.warning("event=mqtt_lost broker=%s why=%s", self._config.broker, error)
-                    if self._on_lost is not None:
-                        self._on_lost()
-                else:
-                    log.warning(
-                        "event=mqtt_connect_failed broker=%s why=%s", self._config.broker, error
-                    )
+            if await self._session():
+                attempt = 0
             delay = jittered(delays[min(attempt, len(delays) - 1)])
             attempt += 1
             await asyncio.sleep(delay)
+
+    async def _session(self) -> bool:
+        """One connection, until it is lost; True when it had been up."""
+        try:
+            client = self._new_client()
+        except (ConfigError, OSError, ssl.SSLError) as error:
+            # An unreadable secret or certificate may be fixed by the operator: keep trying.
+            self.failed_connects += 1
+            log.error("event=mqtt_setup_failed broker=%s why=%s", self._config.broker, error)
+            return False
+        try:
+            async with client:
+                try:
+                    await self._serve(client)
+                except asyncio.CancelledError:
+                    await self._say_offline(client)
+                    raise
+        except aiomqtt.MqttError as error:
+            was_connected = self._client is not None
+            self._client = None
+            self.connected.clear()
+            if was_connected:
+                self.losses += 1
+                log.warning("event=mqtt_lost broker=%s why=%s", self._config.broker, error)
+                if self._on_lost is not None:
+                    self._on_lost()
+                return True
+            self.failed_connects += 1
+            log.warning("event=mqtt_connect_failed broker=%s why=%s", self._config.broker, error)
+        return False
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         for subscription in self._subscriptions:
@@ -162,6 +171,15 @@ class MqttLink:
         self.connected.clear()
         if not _hand_off(client, self._config.status_topic, b"offline", retain=True):
             log.warning("event=offline_not_published topic=%s", self._config.status_topic)
+
+
+def tls_context(config: MqttConfig) -> ssl.SSLContext:
+    """Verify the broker against `ca_file` (or the system's CAs); show our certificate when one
+    is configured. Read at every connect, so renewed certificates apply without a restart."""
+    context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+    if config.cert_file is not None and config.key_file is not None:
+        context.load_cert_chain(str(config.cert_file), str(config.key_file))
+    return context
 
 
 def _hand_off(client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool) -> bool:
