@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,7 +23,9 @@ from csbridge.testing.brokers import (
     find_mosquitto,
     mosquitto_required,
 )
-from tests.support import station_config, unique_prefix
+from tests.support import station_config, unique_prefix, wire_station_config
+
+WIRE_DC = "DE*CSB*E0001"
 
 
 def pytest_report_header() -> str:
@@ -97,13 +100,18 @@ async def stop_bridge(task: asyncio.Task[None]) -> None:
     await asyncio.gather(task, return_exceptions=True)
 
 
-@pytest_asyncio.fixture
-async def josev(config: Config) -> AsyncIterator[JosevEmulator]:
-    async with JosevEmulator.connect(
+def josev_for(config: Config) -> contextlib.AbstractAsyncContextManager[JosevEmulator]:
+    """A Josev emulator on the station's broker and topics."""
+    return JosevEmulator.connect(
         config.mqtt.broker,
         request_topic=config.mqtt.request_topic,
         response_topic=config.mqtt.response_topic,
-    ) as emulator:
+    )
+
+
+@pytest_asyncio.fixture
+async def josev(config: Config) -> AsyncIterator[JosevEmulator]:
+    async with josev_for(config) as emulator:
         yield emulator
 
 
@@ -126,3 +134,23 @@ async def raw_client(broker: Broker) -> AsyncIterator[aiomqtt.Client]:
     host, port, _ = broker_address(broker.url)
     async with aiomqtt.Client(host, port, socket_options=[TCP_NODELAY_OPTION]) as client:
         yield client
+
+
+@pytest.fixture
+def wire_config(broker: Broker) -> Config:
+    """examples/sim-station.toml on virtual CAN channels and topics of this test's own."""
+    return wire_station_config(broker.url, unique_prefix())
+
+
+@pytest_asyncio.fixture
+async def wire_station(wire_config: Config) -> AsyncIterator[Station]:
+    """The example station with its devices on the wire, once its stack is full (240 A)."""
+    station = Station(wire_config)
+    task = asyncio.create_task(station.run())
+    try:
+        async with asyncio.timeout(10):
+            while station.engine.entries.get(WIRE_DC)["dc"]["max_current"] != 240.0:
+                await asyncio.sleep(0.02)
+        yield station
+    finally:
+        await stop_bridge(task)

@@ -103,8 +103,13 @@ async def test_hostile_payload_is_counted_and_the_next_request_answered(
 
 
 async def test_flood_of_ten_thousand_requests_is_answered_and_counted_exactly(
-    bridge: Bridge, josev: JosevEmulator, config: Config, raw_client: aiomqtt.Client
+    bridge: Bridge,
+    josev: JosevEmulator,
+    config: Config,
+    raw_client: aiomqtt.Client,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="csbridge")
     flood = 10_000
     garbage_every = 10
     ids = []
@@ -142,3 +147,6 @@ async def test_flood_of_ten_thousand_requests_is_answered_and_counted_exactly(
         == flood - garbage
     )
     assert bridge.counters.total("publish_failed") == 0
+    # A thousand of one kind of garbage within the minute: one log line, the counter has all.
+    rejected_lines = [r for r in caplog.records if "event=inbound_rejected" in r.getMessage()]
+    assert len(rejected_lines) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ from csbridge.config import Config
 from csbridge.counters import Counters
 from csbridge.engine import LimitsEngine
 from csbridge.local_topics import SCHEMA_OF, Leaf, LocalTopics
+from csbridge.log_limit import RateLimitedLog
 from csbridge.mqtt_link import MqttLink, Subscription
 from csbridge.payloads import cs_parameters_data
 from csbridge.readings import ExternalLimit, OperatorCommand
@@ -64,11 +66,15 @@ class Bridge:
             [Subscription(config.mqtt.request_topic)]
             + [Subscription(topic) for topic in self.local.subscriptions()],
             on_message=self.handle,
-            on_connected=self._publish_full_state,
+            on_connected=self.publish_full_state,
             on_lost=on_mqtt_lost,
         )
         self._pushed = pushed
         self._on_simulate = on_simulate
+        self._faults = RateLimitedLog(log, engine.clock)
+        """A flood of one kind of bad message gives one line a minute; the counters count all."""
+        self.state_published = asyncio.Event()
+        """Set once the whole state has gone out (systemd's READY=1 waits for it)."""
 
     async def run(self) -> None:
         """Serve until cancelled (the link then says offline before it disconnects)."""
@@ -83,15 +89,20 @@ class Bridge:
 
     async def handle(self, topic: str, payload: bytes) -> None:
         """One inbound MQTT message; never raises, whatever arrives."""
+        started = time.perf_counter()
         self.counters.add("inbound_received")
+        outcome = "accepted"
         try:
             if topic == self.config.mqtt.request_topic:
-                await self._handle_josev(self.codec.decode(payload))
+                if not await self._handle_josev(self.codec.decode(payload)):
+                    outcome = "unhandled"
             else:
                 self._handle_local(topic, payload)
         except Rejected as rejected:
+            outcome = "rejected"
             self.counters.add("inbound_rejected", rejected.reason.value)
-            log.warning(
+            self._faults.warning(
+                (topic, rejected.reason),
                 "event=inbound_rejected topic=%s reason=%s message=%s where=%s why=%s",
                 topic,
                 rejected.reason,
@@ -101,17 +112,21 @@ class Bridge:
             )
         except Exception:
             # A bug must not take the bridge down: the requester times out, we count and log it.
+            outcome = "failed"
             self.counters.add("handler_failed", topic)
             log.exception("event=handler_failed topic=%s", topic)
+        self.counters.observe("inbound_handling", outcome, time.perf_counter() - started)
 
-    async def _handle_josev(self, message: Message) -> None:
+    async def _handle_josev(self, message: Message) -> bool:
+        """False when no handler takes the message (counted, not an error)."""
         handler = self._handlers.get((message.name, message.type))
         if handler is None:
             self.counters.add("inbound_unhandled", message.name)
             log.debug("event=inbound_unhandled message=%s type=%s", message.name, message.type)
-            return
+            return False
         self.counters.add("inbound_accepted", message.name)
         await handler(message)
+        return True
 
     def _handle_local(self, topic: str, payload: bytes) -> None:
         parsed = self.local.parse(topic)
@@ -162,13 +177,16 @@ class Bridge:
 
     # -- outbound --------------------------------------------------------------------------
 
-    async def _publish_full_state(self) -> None:
-        """After each (re)connect: Josev may have booted while we were away."""
+    async def publish_full_state(self) -> None:
+        """After each (re)connect (Josev may have booted while we were away), and as the last
+        word before a deliberate stop."""
         self.engine.entries.clear_changed()
         self.engine.reports.clear_changed()
-        await self._send_update(self.engine.entries.values())
+        sent = await self._send_update(self.engine.entries.values())
         for evse_id in self.engine.evse_ids:
             await self._publish_report(evse_id, self.engine.reports.get(evse_id))
+        if sent:
+            self.state_published.set()
 
     async def _push_updates(self) -> None:
         while True:
@@ -192,23 +210,28 @@ class Bridge:
 
     async def send(self, message: Message) -> bool:
         """Validate and publish on the response topic; an invalid message is never published."""
+        started = time.perf_counter()
         try:
             payload = self.codec.encode(message)
         except SchemaViolation as violation:
             self._outbound_rejected(message.name, str(violation))
             return False
-        return await self._publish(
-            self.config.mqtt.response_topic, payload, f"{message.name}/{message.type}"
-        )
+        label = f"{message.name}/{message.type}"
+        sent = await self._publish(self.config.mqtt.response_topic, payload, label)
+        self.counters.observe("outbound_handling", label, time.perf_counter() - started)
+        return sent
 
     async def _publish_report(self, evse_id: str, report: Entry) -> bool:
+        started = time.perf_counter()
         payload = orjson.dumps(report)
         violation = self.registry.violation(SCHEMA_OF[Leaf.LIMITS], orjson.loads(payload))
         if violation is not None:
             self._outbound_rejected(Leaf.LIMITS, str(violation))
             return False
         topic = self.local.topic(evse_id, Leaf.LIMITS)
-        return await self._publish(topic, payload, Leaf.LIMITS, retain=True)
+        sent = await self._publish(topic, payload, Leaf.LIMITS, retain=True)
+        self.counters.observe("outbound_handling", Leaf.LIMITS, time.perf_counter() - started)
+        return sent
 
     async def _publish(
         self, topic: str, payload: bytes, label: str, *, retain: bool = False

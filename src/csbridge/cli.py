@@ -55,18 +55,19 @@ def run(
         typer.Option(help="Feed these CAN logs in real time instead of opening the buses."),
     ] = None,
 ) -> None:
-    """Answer Josev and push every change, until stopped."""
+    """Answer Josev and push every change, until SIGTERM or Ctrl-C (then: modules off, every
+    EVSE to evse_shutdown, status offline, exit 0). Under systemd: READY=1 and the watchdog."""
     from csbridge.logging_setup import configure_logging  # noqa: PLC0415 - keep --help fast
     from csbridge.runner import run_station  # noqa: PLC0415
 
     settings = _load(config, broker)
-    configure_logging(settings.logging.level)
+    configure_logging(settings.logging.level, settings.logging.repeat_interval_s)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_station(settings, replay or ()))
     except ConfigError as error:
         for problem in error.problems:
-            err.print(f"[red]config error[/red] {config}: {problem}")
+            err.print(f"[red]config error[/red] {error.source}: {problem}")
         raise typer.Exit(EXIT_BAD_CONFIG) from None
 
 

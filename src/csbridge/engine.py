@@ -75,7 +75,8 @@ class _Evse:
             self.board = reading
         elif isinstance(reading, ExternalLimit):
             self.external = reading
-        else:
+        elif self.operator is None or not self.operator.station_stopping:
+            # Once the station stops, no operator command brings the EVSE back.
             self.operator = reading
         return True
 
@@ -160,6 +161,14 @@ class LimitsEngine:
             return False
         self.counters.add("reading_ingested", type(reading).__name__)
         return True
+
+    def stop_serving(self, why: str) -> None:
+        """Every EVSE to evse_shutdown (an emergency stays visible) with its maxima at 0."""
+        now = self.clock()
+        for evse_id in self._evses:
+            self.ingest(
+                evse_id, OperatorCommand(at=now, enabled=False, reason=why, station_stopping=True)
+            )
 
     def evaluate(self) -> None:
         now = self.clock()

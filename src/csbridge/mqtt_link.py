@@ -17,6 +17,7 @@ import logging
 import random
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ import aiomqtt
 import paho.mqtt.client as paho
 
 from csbridge.config import ConfigError, MqttConfig, broker_address, read_password
+from csbridge.log_limit import RateLimitedLog
 
 QOS = 1
 BACKOFF_START_S = 0.1
@@ -32,6 +34,8 @@ CALL_TIMEOUT_S = 5.0
 TCP_NODELAY_OPTION = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 log = logging.getLogger("csbridge.mqtt")
+faults = RateLimitedLog(log)
+"""Shared by every link: a broker away for an hour gives one line a minute, not 1800."""
 
 MessageHandler = Callable[[str, bytes], Awaitable[None]]
 ConnectedHook = Callable[[], Awaitable[None]]
@@ -74,6 +78,8 @@ class MqttLink:
         self._on_lost = on_lost
         self._client: aiomqtt.Client | None = None
         self.connects = 0
+        self._attempt_at = time.monotonic()
+        self._busy_since: float | None = None
         self.losses = 0
         self.failed_connects = 0
         self.connected = asyncio.Event()
@@ -107,12 +113,15 @@ class MqttLink:
 
     async def _session(self) -> bool:
         """One connection, until it is lost; True when it had been up."""
+        self._attempt_at = time.monotonic()
         try:
             client = self._new_client()
         except (ConfigError, OSError, ssl.SSLError) as error:
             # An unreadable secret or certificate may be fixed by the operator: keep trying.
             self.failed_connects += 1
-            log.error("event=mqtt_setup_failed broker=%s why=%s", self._config.broker, error)
+            faults.error(
+                "setup", "event=mqtt_setup_failed broker=%s why=%s", self._config.broker, error
+            )
             return False
         try:
             async with client:
@@ -132,7 +141,12 @@ class MqttLink:
                     self._on_lost()
                 return True
             self.failed_connects += 1
-            log.warning("event=mqtt_connect_failed broker=%s why=%s", self._config.broker, error)
+            faults.warning(
+                "connect",
+                "event=mqtt_connect_failed broker=%s why=%s",
+                self._config.broker,
+                error,
+            )
         return False
 
     async def _serve(self, client: aiomqtt.Client) -> None:
@@ -148,7 +162,20 @@ class MqttLink:
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
                 payload = b"" if payload is None else str(payload).encode()
-            await self._on_message(message.topic.value, bytes(payload))
+            self._busy_since = time.monotonic()
+            try:
+                await self._on_message(message.topic.value, bytes(payload))
+            finally:
+                self._busy_since = None
+
+    def stalled_for(self, now: float) -> float:
+        """How long the link has made no progress: while connected, a handler running this long
+        (an idle connection is kept alive by MQTT's own keepalive, which ends it if the broker
+        stops answering); while disconnected, time since the last attempt (at most the backoff
+        cap plus a connect timeout when all is well)."""
+        if self.connected.is_set():
+            return 0.0 if self._busy_since is None else now - self._busy_since
+        return now - self._attempt_at
 
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
         """Queue for delivery at QoS 1; False when not connected or paho refuses it."""
@@ -185,6 +212,11 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext:
 def _hand_off(client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool) -> bool:
     info = client._client.publish(topic, payload, qos=QOS, retain=retain)  # noqa: SLF001
     if info.rc != paho.MQTT_ERR_SUCCESS:
-        log.warning("event=publish_failed topic=%s why=%s", topic, paho.error_string(info.rc))
+        faults.warning(
+            ("publish", topic),
+            "event=publish_failed topic=%s why=%s",
+            topic,
+            paho.error_string(info.rc),
+        )
         return False
     return True

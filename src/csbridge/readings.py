@@ -102,11 +102,12 @@ class ExternalLimit:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OperatorCommand:
-    """The operator's enable/disable of an EVSE."""
+    """The operator's enable/disable of an EVSE; csbridge gives itself one when it stops."""
 
     at: float
     enabled: bool
     reason: str = ""
+    station_stopping: bool = False
 
 
 SourceReading = ModuleReading | ImdReading | BoardReading | ExternalLimit | OperatorCommand

@@ -16,6 +16,7 @@ from csbridge.power_stage import PowerStage
 from csbridge.scenario import Step, demo_scenario, play
 from csbridge.session import SessionHandlers
 from csbridge.simulated_devices import SimulatedDevices
+from csbridge.watchdog import Watched
 
 
 class Station:
@@ -40,6 +41,7 @@ class Station:
         self.session = SessionHandlers(
             config, self.engine, self.stage, self.devices, self.engine.clock
         )
+        self.buses.before_close = lambda: self.session.switch_everything_off("the bridge stops")
         self.bridge = Bridge(
             config,
             self.engine,
@@ -54,6 +56,22 @@ class Station:
             else []
         )
         self.on_step = on_step
+
+    async def shut_down(self, why: str = "csbridge stops") -> None:
+        """The goodbye before a deliberate stop: modules off, every EVSE to evse_shutdown, and
+        that final state published (the link then says offline as it disconnects)."""
+        self.session.switch_everything_off(why)
+        self.engine.stop_serving(why)
+        await self.bridge.publish_full_state()
+
+    def watched(self) -> list[Watched]:
+        """The parts whose progress keeps systemd's watchdog fed."""
+        parts = [Watched("mqtt", self.bridge.link.stalled_for)]
+        if not self.replay_logs:
+            parts += [
+                Watched(f"can:{name}", link.stalled_for) for name, link in self.buses.links.items()
+            ]
+        return parts
 
     async def run(self) -> None:
         """Until cancelled."""

@@ -15,7 +15,7 @@ from csbridge.counters import Counters
 from csbridge.devices.codec import Codec, DbcCodec, IdFieldsCodec, Outcome
 from csbridge.devices.profile import DeviceKind, Profile, ProfileRegistry
 from csbridge.devices.state import BoardState, ImdState, ModuleState
-from csbridge.log_limit import LogLimiter
+from csbridge.log_limit import RateLimitedLog
 from csbridge.readings import SourceReading
 
 log = logging.getLogger("csbridge.can")
@@ -87,7 +87,7 @@ class DeviceRouter:
         self.counters = counters or Counters()
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self._clock = clock
-        self._limiter = LogLimiter()
+        self._faults = RateLimitedLog(log, self._clock)
         self.routes: dict[str, BusRoute] = {bus.name: BusRoute(bus) for bus in config.bus}
         problems: list[str] = []
         for index, evse in enumerate(config.evse):
@@ -180,14 +180,12 @@ class DeviceRouter:
         self.counters.add("can_frames", f"{bus}/{profile}/{outcome.value}")
         if outcome in (Outcome.DECODED, Outcome.REQUEST):
             return
-        held = self._limiter.admit((bus, outcome), self._clock())
-        if held is not None:
-            log.warning(
-                "event=can_frame_ignored bus=%s profile=%s reason=%s id=0x%X dlc=%d held_back=%d",
-                bus,
-                profile,
-                outcome,
-                frame.arbitration_id,
-                len(frame.data),
-                held,
-            )
+        self._faults.warning(
+            (bus, outcome),
+            "event=can_frame_ignored bus=%s profile=%s reason=%s id=0x%X dlc=%d",
+            bus,
+            profile,
+            outcome,
+            frame.arbitration_id,
+            len(frame.data),
+        )

@@ -184,6 +184,7 @@ class EvseComposer:
             emergency_stop=board is not None and board.emergency_stop,
             isolation_fault=isolation is IsolationStatus.FAULT,
             rcd_error=config.kind is Kind.AC and board is not None and board.rcd_error,
+            station_stopping=inputs.operator is not None and inputs.operator.station_stopping,
             modules_lost=stack is not None
             and stack.configured > 0
             and not stack.healthy
@@ -268,8 +269,9 @@ class EvseComposer:
             power.append(zero)
         return tightest_upper(current), tightest_upper(power)
 
-    def _dc_voltage(self, stack: StackState | None) -> tuple[Bound, Bound]:
-        """(max voltage, min voltage): nameplate, stack, cable."""
+    def _dc_voltage(self, stack: StackState | None, status: StatusCode) -> tuple[Bound, Bound]:
+        """(max voltage, min voltage): nameplate, stack, cable, and 0 when the status stops
+        energy, like every other maximum."""
         rated = self.config.dc_limits
         assert rated is not None
         upper: list[Bound] = []
@@ -285,6 +287,8 @@ class EvseComposer:
         cable = self.config.cable
         if cable is not None and cable.max_voltage_v is not None:
             upper.append(Bound(cable.max_voltage_v, LimitSource.CABLE))
+        if not allows_energy(status):
+            upper.append(Bound(0.0, self._zero_source(status)))
         return tightest_upper(upper), tightest_lower(lower)
 
     def _isolation(self, inputs: EvseInputs, now: float) -> IsolationStatus:
@@ -317,10 +321,10 @@ class EvseComposer:
                 self._curves.module_current,
                 self._curves.module_power,
             )
-        max_voltage, min_voltage = self._dc_voltage(stack)
         isolation = self._isolation(inputs, now)
         facts = self._facts(inputs, now, board, isolation=isolation, stack=stack)
         status = decide_status(facts)
+        max_voltage, min_voltage = self._dc_voltage(stack, status)
         site = self._site_bounds(inputs, now, board)
         max_current, max_power = self._direction(
             (rated.max_current_a, rated.max_power_w),

@@ -2,16 +2,17 @@
 
 1. e-stop pressed, or an isolation fault           -> evse_emergency_shutdown
    (AC: an RCD error too)
-2. no module fresh and healthy now although one has told its capability (silent, faulted,
+2. csbridge is stopping (SIGTERM)                  -> evse_shutdown
+3. no module fresh and healthy now although one has told its capability (silent, faulted,
    offline, too hot), an IMD that reports a device fault or went silent after it was seen, a
    board that reports a fault or went silent after it was seen
                                                     -> evse_malfunction
-3. grid input lost (any fresh module's input flags) -> evse_utility_interrupt_event
-4. disabled by the operator                         -> evse_shutdown
-5. the IMD runs its self-test                       -> evse_isolation_monitoring_active
-6. a configured source has not reported since start (modules: none has told its capability
+4. grid input lost (any fresh module's input flags) -> evse_utility_interrupt_event
+5. disabled by the operator                         -> evse_shutdown
+6. the IMD runs its self-test                       -> evse_isolation_monitoring_active
+7. a configured source has not reported since start (modules: none has told its capability
    yet)                                             -> evse_not_ready
-7. otherwise                                        -> evse_ready
+8. otherwise                                        -> evse_ready
 
 Under every status but evse_ready and evse_isolation_monitoring_active the maxima are 0.
 """
@@ -28,6 +29,7 @@ class StatusFacts:
     emergency_stop: bool = False
     isolation_fault: bool = False
     rcd_error: bool = False
+    station_stopping: bool = False
     modules_lost: bool = False
     imd_failed: bool = False
     board_failed: bool = False
@@ -40,6 +42,9 @@ class StatusFacts:
 def decide_status(facts: StatusFacts) -> StatusCode:
     if facts.emergency_stop or facts.isolation_fault or facts.rcd_error:
         return StatusCode.EVSE_EMERGENCY_SHUTDOWN
+    if facts.station_stopping:
+        # Whatever else is wrong, nothing will serve this EVSE any more: say so plainly.
+        return StatusCode.EVSE_SHUTDOWN
     if facts.modules_lost or facts.imd_failed or facts.board_failed:
         return StatusCode.EVSE_MALFUNCTION
     if facts.input_lost:

@@ -1,0 +1,275 @@
+"""The Prometheus endpoint, scraped over HTTP: counts by label, histograms, link and EVSE state."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable
+
+import aiomqtt
+import prometheus_client
+import pytest
+import pytest_asyncio
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from csbridge.config import Config, MetricsConfig
+from csbridge.counters import Counters
+from csbridge.emulator import JosevEmulator
+from csbridge.metrics import (
+    CountersCollector,
+    MetricsServer,
+    serve_metrics,
+    start_metrics,
+    station_registry,
+)
+from csbridge.station import Station
+
+DC = "DE*CSB*E0001"
+AC = "DE*CSB*E0002"
+
+
+def parse(text: str) -> list[Metric]:
+    return list(text_string_to_metric_families(text))
+
+
+def value(families: list[Metric], metric: str, /, **labels: str) -> float:
+    """The one sample called `metric` with exactly these labels."""
+    found = [
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == metric and sample.labels == labels
+    ]
+    assert len(found) == 1, f"{metric}{labels}: {len(found)} samples"
+    return found[0]
+
+
+def labelled(families: list[Metric], name: str) -> list[dict[str, str]]:
+    return [
+        sample.labels for family in families for sample in family.samples if sample.name == name
+    ]
+
+
+def collected(counters: Counters) -> list[Metric]:
+    registry = CollectorRegistry()
+    registry.register(CountersCollector(counters))
+    return parse(generate_latest(registry).decode())
+
+
+async def scrape(port: int) -> list[Metric]:
+    def get() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            body: bytes = response.read()
+        return body.decode()
+
+    return parse(await asyncio.to_thread(get))
+
+
+def listening(config: Config, listen: str | None) -> Config:
+    return config.model_copy(update={"metrics": MetricsConfig(listen=listen)})
+
+
+def free_port() -> int:
+    """A port nobody listens on now ([metrics] listen takes no port 0); another process could
+    take it before we bind, which on a test machine does not happen."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+@pytest_asyncio.fixture
+async def metrics(station: Station) -> AsyncIterator[MetricsServer]:
+    """The station's endpoint on a port the OS picks, so parallel runs never clash."""
+    server = serve_metrics(station_registry(station), "127.0.0.1", 0)
+    yield server
+    await asyncio.to_thread(server.close)
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+# -- the collector on hand-filled counts ---------------------------------------------------
+
+
+def test_known_events_get_their_own_label_names() -> None:
+    counters = Counters()
+    counters.add("inbound_received", amount=4)
+    counters.add("inbound_rejected", "not_json", 2)
+    counters.add("inbound_accepted", "cs_parameters")
+    counters.add("outbound_published", "cs_status_and_limits/update", 3)
+    counters.add("outbound_published", "limits")
+    counters.add("can_frames", "vcan/0/dc-module/decoded", 7)
+    counters.add("can_bus_off", "can1")
+
+    families = collected(counters)
+
+    assert value(families, "csbridge_messages_received_total") == 4
+    assert value(families, "csbridge_inbound_rejected_total", reason="not_json") == 2
+    assert value(families, "csbridge_messages_in_total", name="cs_parameters") == 1
+    out = "csbridge_messages_out_total"
+    assert value(families, out, name="cs_status_and_limits", type="update") == 3
+    assert value(families, out, name="limits", type="") == 1
+    frames = {"bus": "vcan/0", "profile": "dc-module", "outcome": "decoded"}
+    assert value(families, "csbridge_can_frames_total", **frames) == 7
+    assert value(families, "csbridge_can_bus_off_total", bus="can1") == 1
+
+
+def test_nothing_counted_yet_still_shows_the_known_series_at_zero() -> None:
+    families = collected(Counters())
+
+    assert value(families, "csbridge_messages_received_total") == 0
+    assert value(families, "csbridge_inbound_rejected_total", reason="schema") == 0
+    assert labelled(families, "csbridge_can_frames_total") == []
+
+
+def test_an_event_added_later_shows_under_its_own_name() -> None:
+    counters = Counters()
+    counters.add("can_bus_reopened", "can0", 2)
+    counters.observe("replay_step", "x", 0.5)
+
+    families = collected(counters)
+
+    assert value(families, "csbridge_can_bus_reopened_total", label="can0") == 2
+    assert value(families, "csbridge_replay_step_seconds_count", label="x") == 1
+
+
+def test_durations_become_cumulative_buckets() -> None:
+    counters = Counters()
+    for seconds in (0.0002, 0.00025, 0.003, 5.0):
+        counters.observe("inbound_handling", "accepted", seconds)
+
+    families = collected(counters)
+
+    def bucket(le: str) -> float:
+        name = "csbridge_inbound_handling_seconds_bucket"
+        return value(families, name, outcome="accepted", le=le)
+
+    assert bucket("0.0001") == 0
+    assert bucket("0.00025") == 2, "a duration equal to a bound is in that bound's bucket"
+    assert bucket("0.0025") == 2
+    assert bucket("0.005") == 3
+    assert bucket("1.0") == 3
+    assert bucket("+Inf") == 4
+    assert value(families, "csbridge_inbound_handling_seconds_count", outcome="accepted") == 4
+    total = value(families, "csbridge_inbound_handling_seconds_sum", outcome="accepted")
+    assert total == pytest.approx(5.00345)
+
+
+# -- a running station, scraped over HTTP --------------------------------------------------
+
+
+async def test_boot_and_garbage_are_counted_and_timed(
+    station: Station,
+    josev: JosevEmulator,
+    config: Config,
+    raw_client: aiomqtt.Client,
+    metrics: MetricsServer,
+) -> None:
+    await josev.boot(timeout=5)
+    await raw_client.publish(config.mqtt.request_topic, b"{not json", qos=1)
+    await wait_for(lambda: station.bridge.counters.get("inbound_rejected", "not_json") == 1)
+
+    families = await scrape(metrics.port)
+
+    assert metrics.port != 0
+    assert value(families, "csbridge_messages_received_total") == 3
+    assert value(families, "csbridge_inbound_rejected_total", reason="not_json") == 1
+    assert value(families, "csbridge_inbound_rejected_total", reason="schema") == 0
+    accepted = {s["name"] for s in labelled(families, "csbridge_messages_in_total")}
+    assert accepted == {"cs_parameters", "cs_status_and_limits"}
+    assert value(families, "csbridge_messages_in_total", name="cs_parameters") == 1
+    timed = "csbridge_inbound_handling_seconds_count"
+    assert value(families, timed, outcome="accepted") == 2
+    assert value(families, timed, outcome="rejected") == 1
+    out = "csbridge_messages_out_total"
+    assert value(families, out, name="cs_parameters", type="response") == 1
+    sent = "csbridge_outbound_handling_seconds_count"
+    assert value(families, sent, name="cs_parameters", type="response") == 1
+    assert value(families, "csbridge_mqtt_connected") == 1
+    assert value(families, "csbridge_mqtt_connects_total") == 1
+    assert value(families, "csbridge_mqtt_connection_losses_total") == 0
+
+
+async def test_each_evse_shows_what_its_report_says(
+    station: Station, metrics: MetricsServer
+) -> None:
+    families = await scrape(metrics.port)
+    dc = station.engine.reports.get(DC)
+    ac = station.engine.reports.get(AC)
+
+    limit = "csbridge_evse_limit"
+    assert value(families, limit, evse_id=DC, quantity="max_current", phase="") == 240.0
+    assert dc["limits"]["dc"]["max_current"] == 240.0
+    assert value(families, limit, evse_id=DC, quantity="max_power", phase="") == 120000
+    assert (
+        value(families, limit, evse_id=AC, quantity="max_current", phase="l2")
+        == (ac["limits"]["ac"]["max_current"]["l2"])
+    )
+    binding = labelled(families, "csbridge_evse_binding_source")
+    assert {"evse_id": DC, "quantity": "max_current", "source": dc["binding"]["max_current"]} in (
+        binding
+    )
+    assert len(binding) == len(dc["binding"]) + len(ac["binding"]), "one source per limit"
+    assert value(families, "csbridge_evse_status", evse_id=DC, status="evse_ready") == 1
+    assert value(families, "csbridge_evse_isolation", evse_id=DC, status="valid") == 1
+    assert value(families, "csbridge_modules_online", evse_id=DC) == 3
+    assert value(families, "csbridge_modules_configured", evse_id=DC) == 3
+    assert value(families, "csbridge_module_state", evse_id=DC, module="m2", state="healthy") == 1
+    assert value(families, "csbridge_source_state", evse_id=DC, source="imd", state="fresh") == 1
+    assert value(families, "csbridge_external_limit_active", evse_id=AC) == 0
+    assert value(families, "csbridge_operator_enabled", evse_id=AC) == 1
+
+
+async def test_a_silent_module_is_no_longer_online(
+    station: Station, metrics: MetricsServer
+) -> None:
+    station.devices.modules[(DC, "m2")].silent = True
+    online = "csbridge_modules_online"
+
+    async with asyncio.timeout(10):
+        while value(await scrape(metrics.port), online, evse_id=DC) != 2:
+            await asyncio.sleep(0.05)
+
+    families = await scrape(metrics.port)
+    assert value(families, "csbridge_module_state", evse_id=DC, module="m2", state="stale") == 1
+    assert value(families, "csbridge_modules_configured", evse_id=DC) == 3
+
+
+async def test_metrics_are_off_unless_configured(station: Station, config: Config) -> None:
+    assert start_metrics(listening(config, None), station) is None
+
+
+async def test_the_configured_address_serves_the_station(station: Station, config: Config) -> None:
+    port = free_port()
+    server = start_metrics(listening(config, f"127.0.0.1:{port}"), station)
+    assert server is not None
+    try:
+        assert server.port == port
+        families = await scrape(port)
+        assert value(families, "csbridge_evse_status", evse_id=DC, status="evse_ready") == 1
+    finally:
+        await asyncio.to_thread(server.close)
+
+
+async def test_stations_keep_out_of_the_global_registry(metrics: MetricsServer) -> None:
+    await scrape(metrics.port)
+    global_names = {family.name for family in prometheus_client.REGISTRY.collect()}
+    assert not {name for name in global_names if name.startswith("csbridge")}
+
+
+async def test_closing_frees_the_endpoint(station: Station) -> None:
+    server = serve_metrics(station_registry(station), "127.0.0.1", 0)
+    await scrape(server.port)
+
+    await asyncio.to_thread(server.close)
+
+    with pytest.raises(urllib.error.URLError):
+        await scrape(server.port)
