@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import os
+import random
+import time
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from csbridge.config import Config, load_config
+from csbridge.validation import Direction, SchemaRegistry
+from csbridge.wire import Codec, Rejected
+from tests.mutations import _containers
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -28,12 +40,8 @@ def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-def station_config(broker_url: str, prefix: str, *, scenario: str | None = None) -> Config:
-    """The tests' station (fixtures/configs/reading-station.toml, no scenario unless asked), on
-    its own topics and client id so tests never collide."""
-    base = load_config(FIXTURES / "configs" / "reading-station.toml")
-    raw = base.model_dump(mode="json", exclude_none=True)
-    raw["station"]["scenario"] = scenario
+def own_topics(raw: dict[str, Any], broker_url: str, prefix: str) -> None:
+    """A dumped config on this broker, with topics and client id of this test's own."""
     raw["mqtt"].update(
         broker=broker_url,
         client_id=f"csbridge-{prefix}",
@@ -42,6 +50,25 @@ def station_config(broker_url: str, prefix: str, *, scenario: str | None = None)
         status_topic=f"{prefix}/csbridge/status",
         local_prefix=f"{prefix}/csbridge",
     )
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> float:
+    """Wait for a condition on a running station; the seconds it took."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+def station_config(broker_url: str, prefix: str, *, scenario: str | None = None) -> Config:
+    """The tests' station (fixtures/configs/reading-station.toml, no scenario unless asked), on
+    its own topics and client id so tests never collide."""
+    base = load_config(FIXTURES / "configs" / "reading-station.toml")
+    raw = base.model_dump(mode="json", exclude_none=True)
+    raw["station"]["scenario"] = scenario
+    own_topics(raw, broker_url, prefix)
     return Config.model_validate(raw)
 
 
@@ -55,14 +82,7 @@ def wire_station_config(broker_url: str, prefix: str) -> Config:
     raw["reporting"]["settle_s"] = 0.2  # the stack fills up module by module: keep tests short
     for bus in raw["bus"]:
         bus["channel"] = f"{prefix}-{bus['name']}"
-    raw["mqtt"].update(
-        broker=broker_url,
-        client_id=f"csbridge-{prefix}",
-        request_topic=f"{prefix}/josev/cs",
-        response_topic=f"{prefix}/cs/josev",
-        status_topic=f"{prefix}/csbridge/status",
-        local_prefix=f"{prefix}/csbridge",
-    )
+    own_topics(raw, broker_url, prefix)
     return Config.model_validate(raw)
 
 
@@ -75,3 +95,245 @@ def walk(value: Any, path: str = "$") -> list[tuple[str, Any]]:
             item for index, child in enumerate(value) for item in walk(child, f"{path}[{index}]")
         ]
     return [(path, value)]
+
+
+# -- seeded fuzzing, shared by the reliability tests -----------------------------------------
+
+ODD_JSON_VALUES: tuple[Any, ...] = (
+    None,
+    True,
+    False,
+    0,
+    -1,
+    -0.0,
+    0.5,
+    1e308,
+    -1e308,
+    2**63,
+    2**64,  # beyond orjson: serialised by the standard library instead
+    float("nan"),
+    float("inf"),
+    "",
+    "200",
+    "x" * 300,
+    "evse_ready",
+    "EVSE_Ready",
+    "DE*CSB*E0001",
+    "DE*CSB*E9999",
+    "79ac862e-d0a7-4eef-98b5-c827be3bd669\n",
+    "79AC862E-D0A7-4EEF-98B5-C827BE3BD669",
+    "2026-13-45T99:99:99Z",
+    "\u0000\ud7ff\ue000",
+    [],
+    {},
+    [1, [2, [3, [4]]]],
+    {"l1": 1, "l2": 2, "l3": 3},
+    {"l1": -1, "l2": "2", "l3": None},
+    [{"evse_id": "A", "status_code": "evse_ready"}],
+)
+"""Values that sit just outside what the schemas allow: wrong types, signs, bounds, formats."""
+
+ADDED_KEYS = ("extra", "evse_id", "dc", "ac", "ac_bpt", "dc_bpt", "l4", "id", "name", "data")
+
+
+def fixture_corpus(*folders: str) -> list[dict[str, Any]]:
+    """Every fixture document of the given folders."""
+    return [load_fixture(name, folder) for folder in folders for name in fixture_names(folder)]
+
+
+def seeded_mutation(rng: random.Random, document: Any) -> Any:
+    """The operations of tests/mutations.py (one to three deletions, replacements or additions
+    anywhere in a copy of `document`, odd values from ODD_JSON_VALUES), drawn from `rng`: fast
+    enough for a hundred thousand messages, which hypothesis's strategies are not."""
+    document = copy.deepcopy(document)
+    for _ in range(rng.randint(1, 3)):
+        if not isinstance(document, dict | list):
+            break
+        target = rng.choice(_containers(document))
+        operation = rng.choice(("delete", "replace", "add"))
+        odd = copy.deepcopy(rng.choice(ODD_JSON_VALUES))
+        if isinstance(target, dict):
+            keys = sorted(target)
+            if operation == "add" or not keys:
+                target[rng.choice(ADDED_KEYS)] = odd
+            elif operation == "delete":
+                del target[rng.choice(keys)]
+            else:
+                target[rng.choice(keys)] = odd
+        elif target:
+            index = rng.randrange(len(target))
+            if operation == "delete":
+                del target[index]
+            elif operation == "replace":
+                target[index] = odd
+            else:
+                target.append(copy.deepcopy(target[index]))
+    return document
+
+
+def random_json(rng: random.Random, depth: int = 3) -> Any:
+    """Any JSON value, nested up to `depth`, odd values included."""
+    roll = rng.random()
+    if depth <= 0 or roll < 0.4:
+        return copy.deepcopy(rng.choice(ODD_JSON_VALUES))
+    if roll < 0.7:
+        return [random_json(rng, depth - 1) for _ in range(rng.randint(0, 4))]
+    keys = ("id", "name", "type", "data", "evses", "evse_id", "max_power", "enabled", "action")
+    return {rng.choice(keys): random_json(rng, depth - 1) for _ in range(rng.randint(0, 5))}
+
+
+def to_payload(rng: random.Random, document: Any) -> bytes:
+    """orjson as Josev would write it; now and then (or where orjson cannot: integers beyond
+    64 bits) the standard library, whose NaN and Infinity are no JSON at all."""
+    if rng.random() < 0.9:
+        with contextlib.suppress(orjson.JSONEncodeError):
+            return orjson.dumps(document)
+    return json.dumps(document, allow_nan=True).encode()
+
+
+def seeded_uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _damaged(rng: random.Random, payload: bytes) -> bytes:
+    """Byte-level damage to a valid payload: cut short, a byte flipped, inserted or doubled."""
+    data = bytearray(payload)
+    for _ in range(rng.randint(1, 3)):
+        if not data:
+            break
+        index = rng.randrange(len(data))
+        operation = rng.randrange(4)
+        if operation == 0:
+            del data[index:]
+        elif operation == 1:
+            data[index] ^= 1 << rng.randrange(8)
+        elif operation == 2:
+            data.insert(index, rng.randrange(256))
+        else:
+            data[index:index] = data[index : index + rng.randint(1, 16)]
+    return bytes(data)
+
+
+def _decodes(codec: Codec, document: dict[str, Any]) -> bool:
+    try:
+        codec.decode(orjson.dumps(document))
+    except Rejected:
+        return False
+    return True
+
+
+class Fuzzer:
+    """Endless (topic, payload) for a running station, on the request topic and on csbridge's
+    inbound local topics: valid messages with fresh ids, schema-guided mutations of the corpus,
+    damaged valid payloads, random JSON, random bytes, and now and then one above the size
+    limit. `corpus` is fixture documents; those Josev sends are also re-sent valid."""
+
+    LEAVES = ("external_limit", "operator", "simulate")
+    ODD_EVSE_IDS = ("DE*CSB*E9999", "", "de*csb*e0001", "\u00e9vse", "x" * 40)
+
+    def __init__(
+        self, rng: random.Random, config: Config, corpus: Sequence[dict[str, Any]]
+    ) -> None:
+        self.rng = rng
+        self.config = config
+        self.corpus = list(corpus)
+        josev = Codec(SchemaRegistry(), Direction.FROM_JOSEV, config.mqtt.max_payload_bytes)
+        self.sendable = [d for d in corpus if _decodes(josev, d)]
+        self.evse_ids = [evse.evse_id for evse in config.evse]
+        self.modules = sorted({module.name for evse in config.evse for module in evse.module})
+
+    def __iter__(self) -> Iterator[tuple[str, bytes]]:
+        while True:
+            yield self.next()
+
+    def next(self) -> tuple[str, bytes]:
+        rng = self.rng
+        josev = self.config.mqtt.request_topic
+        roll = rng.random()
+        if roll < 0.0002:
+            return josev, b'{"pad": "' + b"x" * (self.config.mqtt.max_payload_bytes + 1) + b'"}'
+        if roll < 0.20:
+            return josev, orjson.dumps(self.fresh(rng.choice(self.sendable)))
+        if roll < 0.48:
+            document = rng.choice(self.corpus)
+            if rng.random() < 0.9:
+                document = self.fresh(document)
+            return josev, to_payload(rng, seeded_mutation(rng, document))
+        if roll < 0.56:
+            return josev, _damaged(rng, orjson.dumps(self.fresh(rng.choice(self.sendable))))
+        if roll < 0.66:
+            return josev, to_payload(rng, random_json(rng))
+        if roll < 0.78:
+            return josev, rng.randbytes(rng.randint(0, 256))
+        return self.local()
+
+    def fresh(self, document: dict[str, Any]) -> dict[str, Any]:
+        """A copy with an id of its own and, where it names one, a configured EVSE."""
+        copied: dict[str, Any] = orjson.loads(orjson.dumps(document))
+        copied["id"] = seeded_uuid(self.rng)
+        data = copied.get("data")
+        if isinstance(data, dict) and "evse_id" in data:
+            data["evse_id"] = self.rng.choice(self.evse_ids)
+        return copied
+
+    def local(self) -> tuple[str, bytes]:
+        rng = self.rng
+        leaf = rng.choice(self.LEAVES)
+        evse_id = rng.choice(self.evse_ids if rng.random() < 0.85 else self.ODD_EVSE_IDS)
+        topic = f"{self.config.mqtt.local_prefix}/{evse_id}/{leaf}"
+        kind = rng.random()
+        if kind < 0.5:
+            return topic, orjson.dumps(self.local_document(leaf))
+        if kind < 0.85:
+            return topic, to_payload(rng, seeded_mutation(rng, self.local_document(leaf)))
+        return topic, rng.randbytes(rng.randint(0, 64))
+
+    def local_document(self, leaf: str) -> dict[str, Any]:
+        """A valid external_limit, operator or simulate payload."""
+        rng = self.rng
+        document: dict[str, Any] = {}
+        if leaf == "external_limit":
+            if rng.random() < 0.6:
+                document["max_power"] = round(rng.uniform(0, 250_000), 1)
+            if rng.random() < 0.5:
+                document["max_current"] = round(rng.uniform(0, 300), 2)
+            if rng.random() < 0.5:
+                document["valid_for"] = round(rng.uniform(0.5, 600), 1)
+        elif leaf == "operator":
+            document["enabled"] = rng.random() < 0.7
+            if rng.random() < 0.5:
+                document["reason"] = rng.choice(("maintenance", "", "x" * 200))
+        else:
+            document["action"] = rng.choice(
+                ("plug_in", "unplug", "silence_module", "restore_module")
+            )
+            if document["action"].endswith("_module") or rng.random() < 0.2:
+                document["module"] = rng.choice([*self.modules, "m9"])
+        return document
+
+
+@contextlib.contextmanager
+def csbridge_logs_to_devnull() -> Iterator[list[str]]:
+    """csbridge's log lines are still formatted (as in production) but written to /dev/null
+    instead of pytest's capture, which would keep every one of a hundred thousand warnings in
+    memory; errors are kept in the yielded list for the test to show."""
+    logger = logging.getLogger("csbridge")
+    errors: list[str] = []
+
+    class _Errors(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if len(errors) < 100:
+                errors.append(self.format(record))
+
+    with open(os.devnull, "w", encoding="utf-8") as devnull:
+        handlers: list[logging.Handler] = [logging.StreamHandler(devnull), _Errors(logging.ERROR)]
+        for handler in handlers:
+            logger.addHandler(handler)
+        saved = logger.propagate
+        logger.propagate = False
+        try:
+            yield errors
+        finally:
+            logger.propagate = saved
+            for handler in handlers:
+                logger.removeHandler(handler)

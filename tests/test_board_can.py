@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import math
 import struct
-import time
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import can
@@ -51,6 +50,7 @@ from csbridge.testing.brokers import Broker
 from csbridge.wire import Message, MessageType
 from tests.conftest import stop_bridge
 from tests.support import FIXTURES, unique_prefix, wire_station_config
+from tests.support import until as _until
 
 REGISTRY = ProfileRegistry()
 PROFILE = REGISTRY.get("generic-charger-board")
@@ -673,15 +673,6 @@ def test_two_boards_on_one_bus_are_a_config_error() -> None:
 
 
 # --- a whole station on the virtual bus ---------------------------------------------------------
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started
 
 
 def _dc(station: Station) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from csbridge.config import Config
 from csbridge.devices.can_runtime import BusLink
 from csbridge.station import Station
 from tests.conftest import josev_for, stop_bridge
-from tests.test_can_runtime import DC, _dc, _until
+from tests.support import until as _until
+from tests.test_can_runtime import DC, _dc
 
 BUS_OFF = 0x040
 CONTROLLER = 0x004

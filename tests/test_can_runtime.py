@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import can
 
@@ -14,17 +13,9 @@ from csbridge.station import Station
 from csbridge.testing.brokers import Broker
 from tests.conftest import stop_bridge
 from tests.support import FIXTURES, unique_prefix
+from tests.support import until as _until
 
 DC = "DE*CSB*E0001"
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started
 
 
 def _dc(station: Station) -> dict[str, float | str]:

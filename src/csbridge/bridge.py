@@ -7,8 +7,8 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import orjson
 
@@ -33,6 +33,20 @@ Handler = Callable[[Message], Awaitable[None]]
 SessionHandler = Callable[[Message], dict[str, Any] | None]
 
 
+class TopicSource(Protocol):
+    """Topics of another API the bridge also serves (EVerest's): counted and checked like ours."""
+
+    def subscriptions(self) -> list[str]: ...
+
+    def owns(self, topic: str) -> bool: ...
+
+    def handle(self, topic: str, payload: bytes) -> str:
+        """Take one message; the label it is counted under. Raise Rejected when it is bad."""
+        ...
+
+    async def on_connected(self) -> None: ...
+
+
 class Bridge:
     """Owns the MQTT link, the codec and the answers; the engine supplies what is reported."""
 
@@ -47,6 +61,7 @@ class Bridge:
         pushed: asyncio.Queue[Message] | None = None,
         on_mqtt_lost: Callable[[], None] | None = None,
         on_simulate: Callable[[str, dict[str, Any]], str | None] | None = None,
+        topic_sources: Sequence[TopicSource] = (),
     ) -> None:
         self.config = config
         self.engine = engine
@@ -61,12 +76,14 @@ class Bridge:
         }
         for kind, handler in (session or {}).items():
             self._handlers[kind] = self._answering(handler)
+        self._topic_sources = tuple(topic_sources)
         self.link = MqttLink(
             config.mqtt,
             [Subscription(config.mqtt.request_topic)]
-            + [Subscription(topic) for topic in self.local.subscriptions()],
+            + [Subscription(topic) for topic in self.local.subscriptions()]
+            + [Subscription(t) for source in self._topic_sources for t in source.subscriptions()],
             on_message=self.handle,
-            on_connected=self.publish_full_state,
+            on_connected=self._connected,
             on_lost=on_mqtt_lost,
         )
         self._pushed = pushed
@@ -124,11 +141,16 @@ class Bridge:
             self.counters.add("inbound_unhandled", message.name)
             log.debug("event=inbound_unhandled message=%s type=%s", message.name, message.type)
             return False
-        self.counters.add("inbound_accepted", message.name)
         await handler(message)
+        # Counted once handled: a handler that fails is counted as handler_failed alone.
+        self.counters.add("inbound_accepted", message.name)
         return True
 
     def _handle_local(self, topic: str, payload: bytes) -> None:
+        for source in self._topic_sources:
+            if source.owns(topic):
+                self.counters.add("inbound_accepted", source.handle(topic, payload))
+                return
         parsed = self.local.parse(topic)
         if parsed is None:
             raise Rejected(RejectReason.UNKNOWN_MESSAGE, "topic", f"no handler for {topic}")
@@ -155,8 +177,8 @@ class Bridge:
             reading = OperatorCommand(
                 at=now, enabled=document["enabled"], reason=document.get("reason", "")
             )
-        self.counters.add("inbound_accepted", leaf)
         self.engine.ingest(evse_id, reading)
+        self.counters.add("inbound_accepted", leaf)
 
     def _answering(self, handler: SessionHandler) -> Handler:
         """A session handler's data becomes the response to a request (updates get none)."""
@@ -176,6 +198,21 @@ class Bridge:
         await self.send(Message(CS_STATUS_AND_LIMITS, MessageType.RESPONSE, data, request.id))
 
     # -- outbound --------------------------------------------------------------------------
+
+    async def _connected(self) -> None:
+        await self.publish_full_state()
+        for source in self._topic_sources:
+            await source.on_connected()
+
+    def publish_now(self, topic: str, payload: bytes, label: str) -> bool:
+        """For a command that cannot wait (the caller has validated the payload)."""
+        if not self.link.publish_nowait(topic, payload):
+            self.counters.add(
+                "publish_failed" if self.link.connected.is_set() else "publish_deferred", label
+            )
+            return False
+        self.counters.add("outbound_published", label)
+        return True
 
     async def publish_full_state(self) -> None:
         """After each (re)connect (Josev may have booted while we were away), and as the last

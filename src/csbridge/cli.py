@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from csbridge.config import Config, ConfigError, load_config
 
@@ -33,17 +34,22 @@ BrokerOption = Annotated[
 ]
 
 
+def _refuse(error: ConfigError, source: object | None = None, *, kind: str = "config") -> NoReturn:
+    """Every problem on its own line, then exit 2. Printed as plain text: a problem names
+    TOML tables in brackets, which rich markup would swallow."""
+    for problem in error.problems:
+        line = Text(f"{kind} error", style="red")
+        line.append(f" {source if source is not None else error.source}: {problem}")
+        err.print(line)
+    raise typer.Exit(EXIT_BAD_CONFIG)
+
+
 def _load(path: Path, broker: str | None) -> Config:
     try:
         config = load_config(path)
         return config.with_broker(broker) if broker else config
     except ConfigError as error:
-        for problem in error.problems:
-            err.print(f"[red]config error[/red] {error.source}: {problem}")
-        raise typer.Exit(EXIT_BAD_CONFIG) from None
-    except ValueError as error:  # --broker given in a bad form
-        err.print(f"[red]config error[/red] --broker: {error}")
-        raise typer.Exit(EXIT_BAD_CONFIG) from None
+        _refuse(error)
 
 
 @app.command()
@@ -66,9 +72,7 @@ def run(
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_station(settings, replay or ()))
     except ConfigError as error:
-        for problem in error.problems:
-            err.print(f"[red]config error[/red] {error.source}: {problem}")
-        raise typer.Exit(EXIT_BAD_CONFIG) from None
+        _refuse(error)
 
 
 @app.command("check-config")
@@ -83,9 +87,7 @@ def check_config(
     try:
         DeviceRouter(settings)
     except ConfigError as error:
-        for problem in error.problems:
-            err.print(f"[red]config error[/red] {path}: {problem}")
-        raise typer.Exit(EXIT_BAD_CONFIG) from None
+        _refuse(error, path)
     out.print(f"{path}: ok, broker {settings.mqtt.broker}")
     for evse in settings.evse:
         kind = f"{evse.kind.value}{' + bpt' if evse.bpt else ''}"
@@ -252,12 +254,9 @@ def replay(
         run = ReplayRun(settings)
         publications = run.publications(logs)
     except ConfigError as error:
-        for problem in error.problems:
-            err.print(f"[red]config error[/red] {config}: {problem}")
-        raise typer.Exit(EXIT_BAD_CONFIG) from None
+        _refuse(error, config)
     except LogError as error:
-        err.print(f"[red]log error[/red] {error}")
-        raise typer.Exit(EXIT_BAD_CONFIG) from None
+        _refuse(ConfigError(str(config), [str(error)]), kind="log")
     only = settings.mqtt.response_topic if only_josev else None
     written = write_lines(publications, sys.stdout, only_topic=only)
     for line in [*summary(run), f"published: {written} messages"]:

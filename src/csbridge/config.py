@@ -179,20 +179,51 @@ class CanDevice(_Strict):
     bus: Annotated[str, Field(min_length=1)]
 
 
+class EverestApiDevice(_Strict):
+    """A device driven by a program written against EVerest's MQTT API (power_supply_DC or
+    isolation_monitor), under everest_api/1/<interface>/<module_id>/."""
+
+    module_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    communication_check_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    """Without a `true` on m2e/communication_check for this long the device counts as silent
+    (EVerest's cfg_communication_check_to_s). A device that turns its check off is judged by
+    its other messages, on the same deadline."""
+    heartbeat_interval_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    """e2m/heartbeat period (EVerest's cfg_heartbeat_interval_ms); 0 sends none."""
+    topic_prefix: Annotated[str, Field(min_length=1)] = "everest_api/1"
+
+
 class ModuleConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
-    address: Annotated[int, Field(ge=0, le=255)]
+    address: Annotated[int, Field(ge=0, le=255)] = 0
+    """The module's address on its bus (needed with `can`)."""
     can: CanDevice | None = None
-    """The module's protocol and bus; or `simulated` for a module without hardware."""
+    """The module's protocol and bus; or `everest` for a power supply behind EVerest's API; or
+    `simulated` alone for a module without hardware."""
+    everest: EverestApiDevice | None = None
     bidirectional: bool = False
     poll_period_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     deadline_s: Annotated[float, Field(gt=0, le=600)] | None = None
     """Silence longer than this takes the module out of the stack; default 3 poll periods."""
     simulated: SimulatedModuleConfig | None = None
 
+    @model_validator(mode="after")
+    def _one_way_to_reach_it(self) -> Self:
+        if self.can is not None and self.everest is not None:
+            raise ValueError("a module is reached over `can` or `everest`, not both")
+        if self.everest is not None and self.simulated is not None:
+            raise ValueError("an `everest` module is simulated by the EVerest API program itself")
+        if self.can is not None and "address" not in self.model_fields_set:
+            raise ValueError("a `can` module needs its `address` on the bus")
+        return self
+
     @property
     def freshness_deadline_s(self) -> float:
-        return self.deadline_s if self.deadline_s is not None else 3 * self.poll_period_s
+        if self.deadline_s is not None:
+            return self.deadline_s
+        if self.everest is not None:
+            return self.everest.communication_check_s
+        return 3 * self.poll_period_s
 
 
 class SimulatedImdConfig(_Strict):
@@ -203,11 +234,22 @@ class SimulatedImdConfig(_Strict):
 
 class ImdConfig(_Strict):
     can: CanDevice | None = None
+    everest: EverestApiDevice | None = None
+    """An IMD behind EVerest's isolation_monitor API; its communication check must also keep
+    within `deadline_s`."""
     rule: Literal["iec61851-23:2023", "iec61851-23:2014"] = "iec61851-23:2023"
     deadline_s: Annotated[float, Field(gt=0, le=60)] = 5.0
     rated_voltage_v: Positive | None = None
     """The 2014 rule's reference voltage; default the EVSE's rated maximum voltage."""
     simulated: SimulatedImdConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_reach_it(self) -> Self:
+        if self.can is not None and self.everest is not None:
+            raise ValueError("an IMD is reached over `can` or `everest`, not both")
+        if self.everest is not None and self.simulated is not None:
+            raise ValueError("an `everest` IMD is simulated by the EVerest API program itself")
+        return self
 
 
 class SimulatedBoardConfig(_Strict):
@@ -412,6 +454,15 @@ class StationConfig(_Strict):
     """Folders of device profiles of your own, searched after the shipped hal/ (a profile of
     the same name replaces the shipped one)."""
 
+    @field_validator("profile_dirs")
+    @classmethod
+    def _existing_folders(cls, folders: list[Path]) -> list[Path]:
+        # A mistyped folder would quietly leave the shipped profile of the same name in use.
+        missing = [str(folder) for folder in folders if not folder.is_dir()]
+        if missing:
+            raise ValueError(f"no such folder: {', '.join(missing)}")
+        return folders
+
 
 class ReportingConfig(_Strict):
     """How computed limits become updates: decreases at once, increases only once settled."""
@@ -504,9 +555,36 @@ class Config(_Strict):
         return self
 
     def with_broker(self, broker: str) -> Config:
-        """A copy pointing at another broker (the CLI's --broker)."""
-        mqtt = MqttConfig.model_validate({**self.mqtt.model_dump(), "broker": broker})
+        """A copy pointing at another broker (the CLI's --broker); ConfigError if it is bad."""
+        try:
+            mqtt = MqttConfig.model_validate({**self.mqtt.model_dump(), "broker": broker})
+        except ValidationError as error:
+            problems = [p.removeprefix("broker: ") for p in describe_validation_error(error)]
+            raise ConfigError("--broker", problems) from None
         return self.model_copy(update={"mqtt": mqtt})
+
+    @model_validator(mode="after")
+    def _everest_modules_once(self) -> Self:
+        seen: dict[tuple[str, str, str], str] = {}
+        problems = []
+        for index, evse in enumerate(self.evse):
+            apis = [
+                (f"evse[{index}].module[{m}].everest", "power_supply_DC", module.everest)
+                for m, module in enumerate(evse.module)
+            ]
+            if evse.imd is not None:
+                apis.append((f"evse[{index}].imd.everest", "isolation_monitor", evse.imd.everest))
+            for where, interface, api in apis:
+                if api is None:
+                    continue
+                key = (api.topic_prefix, interface, api.module_id)
+                if key in seen:
+                    # Two sources on one EVerest module would both command it.
+                    problems.append(f"{where}: module_id {api.module_id!r} is also {seen[key]}")
+                seen[key] = where
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

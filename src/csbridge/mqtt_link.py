@@ -31,6 +31,7 @@ QOS = 1
 BACKOFF_START_S = 0.1
 BACKOFF_CAP_S = 2.0
 CALL_TIMEOUT_S = 5.0
+OFFLINE_ACK_S = 0.5
 TCP_NODELAY_OPTION = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 log = logging.getLogger("csbridge.mqtt")
@@ -179,6 +180,10 @@ class MqttLink:
 
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
         """Queue for delivery at QoS 1; False when not connected or paho refuses it."""
+        return self.publish_nowait(topic, payload, retain=retain)
+
+    def publish_nowait(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
+        """The same from code that cannot await (a command issued inside a handler)."""
         client = self._client
         if client is None:
             return False
@@ -192,12 +197,19 @@ class MqttLink:
         return sock if isinstance(sock, socket.socket) else None
 
     async def _say_offline(self, client: aiomqtt.Client) -> None:
-        """On a deliberate stop the will does not fire: say `offline` ourselves, retained. paho
-        writes it before the DISCONNECT that leaving the client context sends."""
+        """On a deliberate stop the will does not fire: say `offline` ourselves, retained, and
+        wait (briefly) for the broker's PUBACK: then it has also taken everything published
+        before (one connection is handled in order), and a client that asks right after we
+        are gone gets `offline`, not a stale `online`."""
         self._client = None
         self.connected.clear()
-        if not _hand_off(client, self._config.status_topic, b"offline", retain=True):
+        info = _queue(client, self._config.status_topic, b"offline", retain=True)
+        if info is None:
             log.warning("event=offline_not_published topic=%s", self._config.status_topic)
+            return
+        deadline = time.monotonic() + OFFLINE_ACK_S
+        while not info.is_published() and time.monotonic() < deadline:  # noqa: ASYNC110 - paho offers no awaitable
+            await asyncio.sleep(0.005)
 
 
 def tls_context(config: MqttConfig) -> ssl.SSLContext:
@@ -210,6 +222,12 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext:
 
 
 def _hand_off(client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool) -> bool:
+    return _queue(client, topic, payload, retain=retain) is not None
+
+
+def _queue(
+    client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool
+) -> paho.MQTTMessageInfo | None:
     info = client._client.publish(topic, payload, qos=QOS, retain=retain)  # noqa: SLF001
     if info.rc != paho.MQTT_ERR_SUCCESS:
         faults.warning(
@@ -218,5 +236,5 @@ def _hand_off(client: aiomqtt.Client, topic: str, payload: bytes, *, retain: boo
             topic,
             paho.error_string(info.rc),
         )
-        return False
-    return True
+        return None
+    return info

@@ -19,6 +19,7 @@ from csbridge.devices.codec import (
 )
 from csbridge.devices.commands import CommandMissingError, setpoint_frames, switch_frames
 from csbridge.devices.router import DeviceRouter
+from csbridge.everest.sources import EverestSources
 from csbridge.limits.setpoint import Setpoint, watchdog_or_default
 from csbridge.simulated_devices import SimulatedDevices, SimulatedModule
 
@@ -30,8 +31,14 @@ BENDER_SELF_TEST = {"REQ_COMMAND": 0x21, "REQ_DATA_WORD_1": 1, "REQ_DATA_WORD_2"
 
 class PowerStage:
     def __init__(
-        self, config: Config, router: DeviceRouter, buses: CanBuses, devices: SimulatedDevices
+        self,
+        config: Config,
+        router: DeviceRouter,
+        buses: CanBuses,
+        devices: SimulatedDevices,
+        everest: EverestSources | None = None,
     ) -> None:
+        self._everest = everest
         self._modules = {evse.evse_id: evse.module for evse in config.evse}
         self._imds = {evse.evse_id: evse.imd for evse in config.evse}
         self._boards = {evse.evse_id: evse.board for evse in config.evse}
@@ -70,9 +77,13 @@ class PowerStage:
 
     def command(self, evse_id: str, setpoint: Setpoint) -> None:
         by_name = {module.name: module for module in self._modules[evse_id]}
+        phase = "PreCharge" if setpoint.precharge else "Charging"
         for target in setpoint.modules:
             module = by_name[target.name]
             simulated = self._devices.modules.get((evse_id, module.name))
+            if module.everest is not None and self._everest is not None:
+                self._everest.command(evse_id, module.name, target.voltage, target.current, phase)
+                continue
             if module.can is None:
                 if isinstance(simulated, SimulatedModule):
                     simulated.output_voltage = target.voltage
@@ -98,6 +109,9 @@ class PowerStage:
         """Every module of the EVSE off (a module without an off command: 0 A)."""
         for module in self._modules[evse_id]:
             simulated = self._devices.modules.get((evse_id, module.name))
+            if module.everest is not None and self._everest is not None:
+                self._everest.switch_off(evse_id, module.name)
+                continue
             if module.can is None:
                 if isinstance(simulated, SimulatedModule):
                     simulated.output_current = 0.0
@@ -151,6 +165,9 @@ class PowerStage:
 
     def start_imd_self_test(self, evse_id: str) -> None:
         imd = self._imds.get(evse_id)
+        if imd is not None and imd.everest is not None and self._everest is not None:
+            self._everest.start_self_test(evse_id)
+            return
         if imd is None or imd.can is None:
             return
         codec = self._codec(imd.can.bus, imd.can.profile)

@@ -44,6 +44,9 @@ class ModuleReading:
     over_temperature: bool = False
     input_lost: bool = False
     """The module's AC input flags say the grid is gone (phase lost, under-voltage, PFC off)."""
+    stops_evse: bool = False
+    """The source says this fault ends the session for the whole EVSE, not just this module's
+    share (EVerest's power_supply_DC: every error but VendorWarning)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

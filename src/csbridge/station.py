@@ -12,10 +12,12 @@ from csbridge.devices.can_runtime import CanBuses
 from csbridge.devices.profile import ProfileRegistry
 from csbridge.devices.router import DeviceRouter
 from csbridge.engine import LimitsEngine
+from csbridge.everest.sources import EverestSources
 from csbridge.power_stage import PowerStage
 from csbridge.scenario import Step, demo_scenario, play
 from csbridge.session import SessionHandlers
 from csbridge.simulated_devices import SimulatedDevices
+from csbridge.validation import SchemaRegistry
 from csbridge.watchdog import Watched
 
 
@@ -37,7 +39,9 @@ class Station:
         self.devices = SimulatedDevices.from_config(
             config, self.engine.ingest, self.engine.clock, registry
         )
-        self.stage = PowerStage(config, self.router, self.buses, self.devices)
+        schemas = SchemaRegistry()
+        self.everest = EverestSources(config, self.engine.ingest, self.engine.clock, schemas)
+        self.stage = PowerStage(config, self.router, self.buses, self.devices, self.everest)
         self.session = SessionHandlers(
             config, self.engine, self.stage, self.devices, self.engine.clock
         )
@@ -49,6 +53,11 @@ class Station:
             pushed=self.session.pushed,
             on_mqtt_lost=lambda: self.session.switch_everything_off("MQTT lost"),
             on_simulate=self.devices.apply if self.devices.count() else None,
+            registry=schemas,
+            topic_sources=[self.everest] if self.everest.count() else [],
+        )
+        self.everest.publish = lambda topic, payload: self.bridge.publish_now(
+            topic, payload, "everest"
         )
         self.steps = (
             demo_scenario(config, self.devices, self.engine)
@@ -84,6 +93,7 @@ class Station:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.session.keep_alive(), name="setpoint-keepalive")
             tasks.create_task(self.devices.run(), name="simulated-devices")
+            tasks.create_task(self.everest.run(), name="everest-api")
             if self.replay_logs:
                 tasks.create_task(self.buses.replay(self.replay_logs), name="can-replay")
             else:

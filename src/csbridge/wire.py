@@ -67,8 +67,8 @@ def _rejected(reason: RejectReason, violation: SchemaViolation, message: str) ->
     )
 
 
-def parse_object(payload: bytes, max_payload_bytes: int, message: str = "?") -> dict[str, Any]:
-    """Size bound first (nothing large is parsed), then JSON, then an object."""
+def parse_json(payload: bytes, max_payload_bytes: int, message: str = "?") -> Any:
+    """Size bound first (nothing large is parsed), then JSON: any JSON value."""
     if len(payload) > max_payload_bytes:
         raise Rejected(
             RejectReason.TOO_LARGE,
@@ -77,9 +77,14 @@ def parse_object(payload: bytes, max_payload_bytes: int, message: str = "?") -> 
             message,
         )
     try:
-        document = orjson.loads(payload)
+        return orjson.loads(payload)
     except orjson.JSONDecodeError as error:
         raise Rejected(RejectReason.NOT_JSON, "$", _short(str(error)), message) from None
+
+
+def parse_object(payload: bytes, max_payload_bytes: int, message: str = "?") -> dict[str, Any]:
+    """parse_json, and the value must be an object."""
+    document = parse_json(payload, max_payload_bytes, message)
     if not isinstance(document, dict):
         raise Rejected(
             RejectReason.NOT_OBJECT,
@@ -88,6 +93,11 @@ def parse_object(payload: bytes, max_payload_bytes: int, message: str = "?") -> 
             message,
         )
     return document
+
+
+def rejected_by(violation: SchemaViolation, message: str) -> Rejected:
+    """A payload that broke its schema: where, which rule, why."""
+    return _rejected(RejectReason.SCHEMA, violation, message)
 
 
 def decode_local(

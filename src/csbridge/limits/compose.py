@@ -185,10 +185,13 @@ class EvseComposer:
             isolation_fault=isolation is IsolationStatus.FAULT,
             rcd_error=config.kind is Kind.AC and board is not None and board.rcd_error,
             station_stopping=inputs.operator is not None and inputs.operator.station_stopping,
-            modules_lost=stack is not None
-            and stack.configured > 0
-            and not stack.healthy
-            and not stack.starting,
+            modules_lost=(
+                stack is not None
+                and stack.configured > 0
+                and not stack.healthy
+                and not stack.starting
+            )
+            or any(module.stops_evse for module in inputs.modules.values()),
             imd_failed=imd_failed,
             board_failed=board_failed,
             input_lost=stack is not None and stack.input_lost,

@@ -4,8 +4,9 @@
    (AC: an RCD error too)
 2. csbridge is stopping (SIGTERM)                  -> evse_shutdown
 3. no module fresh and healthy now although one has told its capability (silent, faulted,
-   offline, too hot), an IMD that reports a device fault or went silent after it was seen, a
-   board that reports a fault or went silent after it was seen
+   offline, too hot), or a module with a fault that stops the EVSE; an IMD that reports a
+   device fault or went silent after it was seen; a board that reports a fault or went
+   silent after it was seen
                                                     -> evse_malfunction
 4. grid input lost (any fresh module's input flags) -> evse_utility_interrupt_event
 5. disabled by the operator                         -> evse_shutdown
