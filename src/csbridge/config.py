@@ -507,6 +507,20 @@ def listen_address(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+class EverestExportConfig(_Strict):
+    """Offer one DC EVSE's module stack to EVerest as a power_supply_DC API module."""
+
+    evse_id: Annotated[str, Field(min_length=1)]
+    module_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    topic_prefix: Annotated[str, Field(min_length=1)] = "everest_api/1"
+    communication_check_every_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """m2e/communication_check true this often (EVerest's check times out after 5 s)."""
+    voltage_current_every_s: Annotated[float, Field(gt=0, le=1)] = 0.25
+    """m2e/voltage_current: EVerest asks for at least 1 Hz, about 4 Hz recommended."""
+    heartbeat_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    """EVerest's e2m/heartbeat missing this long (once seen): the stack is switched off."""
+
+
 class Config(_Strict):
     station: StationConfig
     mqtt: MqttConfig = MqttConfig()
@@ -515,6 +529,26 @@ class Config(_Strict):
     reporting: ReportingConfig = ReportingConfig()
     bus: list[BusConfig] = []
     evse: Annotated[list[EvseConfig], Field(min_length=1)]
+    everest_export: list[EverestExportConfig] = []
+
+    @model_validator(mode="after")
+    def _exports_name_dc_stacks(self) -> Self:
+        by_id = {evse.evse_id: evse for evse in self.evse}
+        problems = []
+        for index, export in enumerate(self.everest_export):
+            evse = by_id.get(export.evse_id)
+            if evse is None:
+                problems.append(f"everest_export[{index}].evse_id: no EVSE {export.evse_id!r}")
+            elif evse.kind is not Kind.DC or not evse.module:
+                problems.append(
+                    f"everest_export[{index}]: {export.evse_id} has no DC module stack to offer"
+                )
+        ids = [(e.topic_prefix, e.module_id) for e in self.everest_export]
+        if len(set(ids)) != len(ids):
+            problems.append("everest_export: each module_id once")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _unique_evse_ids(self) -> Self:

@@ -251,6 +251,15 @@ class SessionHandlers:
         self.sessions[evse_id].request = request
         return {"evse_id": evse_id, "status": "accepted"}
 
+    def drive(self, evse_id: str, request: DcRequest) -> bool:
+        """Run the stack at `request` (clamped now and on every keepalive), for a caller other
+        than Josev (EVerest through the export); False: refused, and the stack is off."""
+        if not self._apply(evse_id, request):
+            self.switch_off(evse_id, "the requested setpoint is not allowed")
+            return False
+        self.sessions[evse_id].request = request
+        return True
+
     def _apply(self, evse_id: str, request: DcRequest) -> bool:
         """Clamp `request` to what is reported now and command the modules; False: refused."""
         result = dc_setpoint(self._engine.entries.get(evse_id), request, self._contacts(evse_id))

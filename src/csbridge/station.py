@@ -12,6 +12,7 @@ from csbridge.devices.can_runtime import CanBuses
 from csbridge.devices.profile import ProfileRegistry
 from csbridge.devices.router import DeviceRouter
 from csbridge.engine import LimitsEngine
+from csbridge.everest.export import EverestExport
 from csbridge.everest.sources import EverestSources
 from csbridge.power_stage import PowerStage
 from csbridge.scenario import Step, demo_scenario, play
@@ -45,6 +46,7 @@ class Station:
         self.session = SessionHandlers(
             config, self.engine, self.stage, self.devices, self.engine.clock
         )
+        self.export = EverestExport(config, self.engine, self.session, schemas)
         self.buses.before_close = lambda: self.session.switch_everything_off("the bridge stops")
         self.bridge = Bridge(
             config,
@@ -54,10 +56,13 @@ class Station:
             on_mqtt_lost=lambda: self.session.switch_everything_off("MQTT lost"),
             on_simulate=self.devices.apply if self.devices.count() else None,
             registry=schemas,
-            topic_sources=[self.everest] if self.everest.count() else [],
+            topic_sources=[source for source in (self.everest, self.export) if source.count()],
         )
         self.everest.publish = lambda topic, payload: self.bridge.publish_now(
             topic, payload, "everest"
+        )
+        self.export.publish = lambda topic, payload: self.bridge.publish_now(
+            topic, payload, "everest-export"
         )
         self.steps = (
             demo_scenario(config, self.devices, self.engine)
@@ -94,6 +99,7 @@ class Station:
             tasks.create_task(self.session.keep_alive(), name="setpoint-keepalive")
             tasks.create_task(self.devices.run(), name="simulated-devices")
             tasks.create_task(self.everest.run(), name="everest-api")
+            tasks.create_task(self.export.run(), name="everest-export")
             if self.replay_logs:
                 tasks.create_task(self.buses.replay(self.replay_logs), name="can-replay")
             else:
