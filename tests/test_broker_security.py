@@ -2,8 +2,8 @@
 by mosquitto_passwd, client certificates, and packaging/mosquitto/csbridge.acl, all loaded by a
 real mosquitto of each test's own and exercised by a real running station.
 
-The Josev side is a plain aiomqtt client: JosevEmulator.connect takes no username, password or
-TLS context.
+The Josev side is mostly a plain aiomqtt client (it must also publish where Josev may not);
+`csbridge emulate` logs in as Josev through its command-line options.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import secrets
 import ssl
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -44,6 +46,7 @@ STATUS_TOPIC = "csbridge/status"
 SETTLE_S = 1.0
 """How long a message that got through would take, many times over, on loopback."""
 USERS = ("csbridge", "josev", "intruder")
+CSBRIDGE = (sys.executable, "-m", "csbridge")
 
 
 @functools.cache
@@ -445,3 +448,67 @@ async def test_client_without_a_certificate_is_refused_where_one_is_required(
     with pytest.raises(aiomqtt.MqttError):
         async with mqtt_client(secure.mtls_port, client_tls(pki, "josev"), "josev", "nope"):
             pass
+
+
+async def test_the_emulator_command_logs_in_like_the_bridge(
+    secure: SecureBroker, pki: Pki, tmp_path: Path
+) -> None:
+    """`csbridge emulate` against the locked-down broker as user josev: the password from a
+    file, the private CA, josev's client certificate (the options `csbridge status` shares)."""
+    password_file = secret_file(tmp_path / "mqtt-password", secure.passwords["csbridge"])
+    config = bridge_config(
+        secure, pki, secure.mtls_port, password_file=password_file, certificate=True
+    )
+    josev_password = secret_file(tmp_path / "josev-password", secure.passwords["josev"])
+    cert, key = pki.client_certs["josev"]
+    _, task = await start_station(config)
+    try:
+        emulate = await asyncio.create_subprocess_exec(
+            *CSBRIDGE,
+            "emulate",
+            "--broker",
+            secure.url(secure.mtls_port),
+            "--duration",
+            "0.5",
+            "--username",
+            "josev",
+            "--password-file",
+            str(josev_password),
+            "--ca-file",
+            str(pki.ca),
+            "--cert-file",
+            str(cert),
+            "--key-file",
+            str(key),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(emulate.communicate(), 30)
+    finally:
+        await stop_bridge(task)
+    assert emulate.returncode == 0, (out + err).decode()
+    assert b"OK: 2 responses" in out
+    assert secure.passwords["josev"].encode() not in out + err
+
+
+async def test_the_emulator_without_a_password_is_refused_and_says_so(
+    secure: SecureBroker, pki: Pki
+) -> None:
+    emulate = await asyncio.create_subprocess_exec(
+        *CSBRIDGE,
+        "emulate",
+        "--broker",
+        secure.url(secure.tls_port),
+        "--duration",
+        "0.5",
+        "--username",
+        "josev",
+        "--ca-file",
+        str(pki.ca),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != PASSWORD_ENV},
+    )
+    out, err = await asyncio.wait_for(emulate.communicate(), 30)
+    assert emulate.returncode == 1, (out + err).decode()
+    assert b"FAILED" in out

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import orjson
 import typer
@@ -14,6 +14,9 @@ from rich.console import Console
 from rich.text import Text
 
 from csbridge.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from csbridge.broker_login import BrokerLogin
 
 app = typer.Typer(
     add_completion=False,
@@ -29,6 +32,20 @@ EXIT_BAD_CONFIG = 2
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="Station configuration (TOML).", show_default=False)
 ]
+UsernameOption = Annotated[
+    str | None,
+    typer.Option(help="Broker user (the password: --password-file or $CSBRIDGE_MQTT_PASSWORD)."),
+]
+PasswordFileOption = Annotated[
+    Path | None, typer.Option(help="File holding the broker password.", show_default=False)
+]
+CaFileOption = Annotated[
+    Path | None, typer.Option(help="CA of the broker's certificate (mqtts://).", show_default=False)
+]
+CertFileOption = Annotated[
+    Path | None, typer.Option(help="Client certificate (PEM), with --key-file.", show_default=False)
+]
+KeyFileOption = Annotated[Path | None, typer.Option(help="Client key (PEM).", show_default=False)]
 BrokerOption = Annotated[
     str | None, typer.Option("--broker", help="Override the broker, e.g. mqtt://127.0.0.1:1883.")
 ]
@@ -42,6 +59,35 @@ def _refuse(error: ConfigError, source: object | None = None, *, kind: str = "co
         line.append(f" {source if source is not None else error.source}: {problem}")
         err.print(line)
     raise typer.Exit(EXIT_BAD_CONFIG)
+
+
+def _login(
+    broker: str,
+    username: str | None,
+    password_file: Path | None,
+    ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
+) -> BrokerLogin:
+    from csbridge.broker_login import BrokerLogin  # noqa: PLC0415
+    from csbridge.config import broker_address  # noqa: PLC0415
+
+    try:
+        broker_address(broker)
+    except ValueError as error:
+        err.print(f"--broker: {error}", markup=False)
+        raise typer.Exit(EXIT_BAD_CONFIG) from None
+    try:
+        return BrokerLogin.for_broker(
+            broker,
+            username=username,
+            password_file=password_file,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+        )
+    except ConfigError as error:
+        _refuse(error)
 
 
 def _load(path: Path, broker: str | None) -> Config:
@@ -163,6 +209,11 @@ def emulate(
         typer.Option(help="dc-session: a whole DC session against a simulated station."),
     ] = None,
     local_prefix: Annotated[str, typer.Option(help="The station's own topics.")] = "csbridge",
+    username: UsernameOption = None,
+    password_file: PasswordFileOption = None,
+    ca_file: CaFileOption = None,
+    cert_file: CertFileOption = None,
+    key_file: KeyFileOption = None,
 ) -> None:
     """Act as Josev: boot requests, check every answer and update; exit 1 on any problem."""
     from csbridge.emulate_command import emulate_session, run_dc_session  # noqa: PLC0415
@@ -170,10 +221,13 @@ def emulate(
     if scenario not in (None, "dc-session"):
         err.print(f"--scenario: unknown scenario {scenario!r} (have: dc-session)")
         raise typer.Exit(EXIT_BAD_CONFIG)
+    login = _login(broker, username, password_file, ca_file, cert_file, key_file)
     try:
         if scenario == "dc-session":
             code = asyncio.run(
-                run_dc_session(broker, request_topic, response_topic, local_prefix, out)
+                run_dc_session(
+                    broker, request_topic, response_topic, local_prefix, out, login=login
+                )
             )
             raise typer.Exit(code)
         code = asyncio.run(
@@ -184,6 +238,7 @@ def emulate(
                 request_topic=request_topic,
                 response_topic=response_topic,
                 console=out,
+                login=login,
             )
         )
     except KeyboardInterrupt:
@@ -206,6 +261,11 @@ def status(
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
     ] = None,
+    username: UsernameOption = None,
+    password_file: PasswordFileOption = None,
+    ca_file: CaFileOption = None,
+    cert_file: CertFileOption = None,
+    key_file: KeyFileOption = None,
 ) -> None:
     """Watch the bridge's retained reports: each limit, what binds it, each source's health."""
     from csbridge.status_view import argument_problems, watch_status  # noqa: PLC0415
@@ -215,6 +275,7 @@ def status(
         err.print(problem, markup=False)
     if problems:
         raise typer.Exit(EXIT_BAD_CONFIG)
+    login = _login(broker, username, password_file, ca_file, cert_file, key_file)
     try:
         code = asyncio.run(
             watch_status(
@@ -223,6 +284,7 @@ def status(
                 status_topic=status_topic,
                 duration_s=duration,
                 console=out,
+                login=login,
             )
         )
     except KeyboardInterrupt:

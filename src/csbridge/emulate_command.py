@@ -8,12 +8,19 @@ import contextlib
 import aiomqtt
 from rich.console import Console
 
+from csbridge.broker_login import BrokerLogin
 from csbridge.emulator import EmulatorError, Exchange, JosevEmulator
 from csbridge.live_view import describe_exchange
 
 
 async def run_dc_session(
-    broker: str, request_topic: str, response_topic: str, local_prefix: str, console: Console
+    broker: str,
+    request_topic: str,
+    response_topic: str,
+    local_prefix: str,
+    console: Console,
+    *,
+    login: BrokerLogin | None = None,
 ) -> int:
     """The dc-session scenario; 0 only when every step passed."""
     from rich.table import Table  # noqa: PLC0415
@@ -22,7 +29,7 @@ async def run_dc_session(
 
     try:
         async with JosevEmulator.connect(
-            broker, request_topic=request_topic, response_topic=response_topic
+            broker, request_topic=request_topic, response_topic=response_topic, login=login
         ) as josev:
             results = await DcSession(josev, local_prefix).run()
             problems = josev.problems
@@ -53,6 +60,7 @@ async def emulate_session(
     request_topic: str,
     response_topic: str,
     console: Console,
+    login: BrokerLogin | None = None,
 ) -> int:
     """Boot, print responses, then updates until the duration ends; 0 only if all was valid."""
 
@@ -63,7 +71,11 @@ async def emulate_session(
 
     try:
         async with JosevEmulator.connect(
-            broker, request_topic=request_topic, response_topic=response_topic, on_exchange=show
+            broker,
+            request_topic=request_topic,
+            response_topic=response_topic,
+            on_exchange=show,
+            login=login,
         ) as josev:
             try:
                 await josev.boot(timeout=timeout_s)

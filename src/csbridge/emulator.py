@@ -16,8 +16,8 @@ from typing import Any, Self
 import aiomqtt
 import orjson
 
-from csbridge.config import broker_address
-from csbridge.mqtt_link import QOS, TCP_NODELAY_OPTION
+from csbridge.broker_login import BrokerLogin
+from csbridge.mqtt_link import QOS
 from csbridge.validation import Direction, SchemaRegistry
 from csbridge.wire import Codec, Message, MessageType, Rejected
 
@@ -99,11 +99,10 @@ class JosevEmulator:
         response_topic: str = "cs/josev",
         client_id: str | None = None,
         on_exchange: Callable[[Exchange], None] | None = None,
+        login: BrokerLogin | None = None,
     ) -> AsyncIterator[Self]:
-        host, port, _ = broker_address(broker)
-        client = aiomqtt.Client(
-            host, port, identifier=client_id, socket_options=[TCP_NODELAY_OPTION], keepalive=10
-        )
+        options = (login or BrokerLogin()).client_options(broker)
+        client = aiomqtt.Client(**options, identifier=client_id, keepalive=10)
         async with client:
             emulator = cls(
                 client, registry or SchemaRegistry(), request_topic, response_topic, on_exchange

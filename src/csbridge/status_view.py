@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -25,9 +24,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from csbridge.broker_login import BrokerLogin
 from csbridge.config import broker_address
 from csbridge.local_topics import SCHEMA_OF, Leaf
-from csbridge.mqtt_link import CALL_TIMEOUT_S, TCP_NODELAY_OPTION
+from csbridge.mqtt_link import CALL_TIMEOUT_S
 from csbridge.validation import SchemaRegistry
 
 Report = Mapping[str, Any]
@@ -436,16 +436,9 @@ def argument_problems(
     return problems
 
 
-def _client(broker: str) -> aiomqtt.Client:
-    host, port, tls = broker_address(broker)
-    return aiomqtt.Client(
-        host,
-        port,
-        clean_session=True,
-        tls_context=ssl.create_default_context() if tls else None,
-        socket_options=[TCP_NODELAY_OPTION],
-        timeout=CALL_TIMEOUT_S,
-    )
+def _client(broker: str, login: BrokerLogin | None) -> aiomqtt.Client:
+    options = (login or BrokerLogin()).client_options(broker)
+    return aiomqtt.Client(**options, clean_session=True, timeout=CALL_TIMEOUT_S)
 
 
 def _payload(message: aiomqtt.Message) -> bytes:
@@ -492,12 +485,13 @@ async def watch_status(
     status_topic: str = "csbridge/status",
     duration_s: float | None,
     console: Console,
+    login: BrokerLogin | None = None,
 ) -> int:
     """Show the bridge's retained reports until the duration ends (or Ctrl-C); 0, or 1 when the
     broker cannot be reached or is lost. A bad broker URL raises ValueError."""
     board = StatusBoard(broker, prefix, status_topic)
     registry = SchemaRegistry()
-    client = _client(broker)
+    client = _client(broker, login)
     connected = False
     watch = _watch_live if console.is_terminal else _watch_plain
     try:
