@@ -1,7 +1,7 @@
 """The one place that owns the MQTT connection: connect, reconnect, subscribe, publish.
 
 aiomqtt 2.x has no reconnect of its own, so this is the plain outer loop with jittered backoff
-(0.1 s doubling to a 2 s cap) that its docs recommend, resubscribing every time. TCP_NODELAY on
+(0.1 s doubling to a 1.5 s cap) that its docs recommend, resubscribing every time. TCP_NODELAY on
 our socket removes two delayed-ACK stalls per QoS 1 request/response (~88 ms -> ~0.7 ms).
 
 Publishing hands the message to paho's queue and returns: paho delivers at QoS 1 (and
@@ -29,7 +29,8 @@ from csbridge.log_limit import RateLimitedLog
 
 QOS = 1
 BACKOFF_START_S = 0.1
-BACKOFF_CAP_S = 2.0
+BACKOFF_CAP_S = 1.5
+"""Below the 2 s in which a returning broker must see us again, leaving room for the connect."""
 CALL_TIMEOUT_S = 5.0
 OFFLINE_ACK_S = 0.5
 TCP_NODELAY_OPTION = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

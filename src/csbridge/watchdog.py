@@ -21,7 +21,7 @@ from csbridge.sd_notify import SystemdNotifier
 log = logging.getLogger("csbridge.watchdog")
 
 MIN_STALL_S = 10.0
-"""A disconnected link may spend a connect timeout (5 s) plus the backoff cap (2 s) between
+"""A disconnected link may spend a connect timeout (5 s) plus the backoff cap (1.5 s) between
 attempts: a part is stalled only past this, however short WatchdogSec is."""
 
 
