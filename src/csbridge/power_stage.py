@@ -71,6 +71,11 @@ class PowerStage:
     def _send(self, module: ModuleConfig, frames: list[can.Message]) -> None:
         assert module.can is not None
         link = self._buses.links.get(module.can.bus)
+        if link is not None and link.bus is None:
+            # Closed (stopping) or being opened again: its failure is logged by the bus itself,
+            # and the module's own watchdog ends its output when our commands stop.
+            log.debug("event=command_not_sent module=%s bus=%s why=closed", module.name, link.name)
+            return
         for frame in frames:
             if link is None or not link.send(frame):
                 log.warning("event=command_not_sent module=%s bus=%s", module.name, module.can.bus)

@@ -342,7 +342,8 @@ class WireBus:
     async def run(self) -> None:
         self.bus = can.Bus(channel=self.config.interface_channel, interface=self.config.interface)
         self.loop = asyncio.get_running_loop()
-        notifier = can.Notifier(self.bus, [self.on_frame], loop=self.loop)
+        # A short read timeout: stop() joins the thread from the event loop.
+        notifier = can.Notifier(self.bus, [self.on_frame], timeout=0.05, loop=self.loop)
         try:
             async with asyncio.TaskGroup() as tasks:
                 for imd in self.imds:
