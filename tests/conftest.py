@@ -1,11 +1,16 @@
-"""Session broker (a real mosquitto), per-test topics, a running bridge and a Josev emulator."""
+"""The project's fixtures: csbridge's own pytest plugin (csbridge.testing.plugin, the fixtures a
+test engineer gets) under the names these tests have always used, on the project's test
+station (fixtures/configs/reading-station.toml) instead of the packaged example.
+
+Every station fixture goes through `config`, so a test module that overrides `config` changes
+what `josev`, `station` and the plugin's csbridge_* fixtures run.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import aiomqtt
 import pytest
@@ -13,114 +18,75 @@ import pytest_asyncio
 
 from csbridge.bridge import Bridge
 from csbridge.config import Config, broker_address
-from csbridge.emulator import JosevEmulator
 from csbridge.mqtt_link import TCP_NODELAY_OPTION
+from csbridge.resources import example_config
 from csbridge.station import Station
-from csbridge.testing.brokers import (
-    Broker,
-    MosquittoBroker,
-    ThreadedEmbeddedBroker,
-    find_mosquitto,
-    mosquitto_required,
-)
-from tests.support import station_config, unique_prefix, wire_station_config
+from csbridge.testing import harness, plugin
+from csbridge.testing.brokers import Broker, MosquittoBroker
+from csbridge.testing.harness import all_ready, running_station, wait_until
+from csbridge.testing.josev import JosevClient
+from csbridge.testing.plugin import ConfigFactory, marked_config
+from tests.support import FIXTURES
 
 WIRE_DC = "DE*CSB*E0001"
+READING_STATION = FIXTURES / "configs" / "reading-station.toml"
+START_TIMEOUT_S = 5.0
 
 
-def pytest_report_header() -> str:
-    binary = find_mosquitto()
-    if binary:
-        return f"broker: mosquitto ({binary})"
-    if mosquitto_required():
-        return "broker: CSBRIDGE_REQUIRE_MOSQUITTO=1 but mosquitto is missing: broker tests fail"
-    return "broker: mosquitto not installed -- FALLING BACK to the embedded amqtt broker"
+def pytest_configure(config: pytest.Config) -> None:
+    # The plugin comes in through the pytest11 entry point of the installed csbridge; an
+    # editable install made before that entry point existed lacks it, so register it here.
+    if not config.pluginmanager.has_plugin("csbridge"):
+        config.pluginmanager.register(plugin, "csbridge")
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+# -- the plugin's fixtures under the project's names -----------------------------------------
+
+
+@pytest.fixture
+def broker(csbridge_broker: Broker) -> Broker:
     """One broker for the session; each test keeps to its own topic prefix."""
-    started: MosquittoBroker | ThreadedEmbeddedBroker
-    if find_mosquitto():
-        started = MosquittoBroker(tmp_path_factory.mktemp("mosquitto"))
-    elif mosquitto_required():
-        pytest.fail("CSBRIDGE_REQUIRE_MOSQUITTO=1 but no mosquitto binary is installed")
-    else:
-        started = ThreadedEmbeddedBroker()
-    started.start()
-    yield started
-    started.stop()
+    return csbridge_broker
 
 
 @pytest.fixture
-def own_mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
+def own_mosquitto(csbridge_mosquitto: MosquittoBroker) -> MosquittoBroker:
     """A mosquitto of this test's own, which it may kill and restart."""
-    if not find_mosquitto():
-        if mosquitto_required():
-            pytest.fail("CSBRIDGE_REQUIRE_MOSQUITTO=1 but no mosquitto binary is installed")
-        pytest.skip("needs a mosquitto binary to kill and restart")
-    started = MosquittoBroker(tmp_path)
-    started.start()
-    yield started
-    started.stop()
+    return csbridge_mosquitto
 
 
 @pytest.fixture
-def prefix() -> str:
-    return unique_prefix()
+def prefix(csbridge_prefix: str) -> str:
+    return csbridge_prefix
 
 
 @pytest.fixture
-def config(broker: Broker, prefix: str) -> Config:
-    return station_config(broker.url, prefix)
+def config(
+    request: pytest.FixtureRequest, csbridge_config_factory: ConfigFactory, prefix: str
+) -> Config:
+    """The tests' station (reading-level devices, no scenario) on this test's topics, or the
+    file of a csbridge_config marker."""
+    return marked_config(request, csbridge_config_factory, prefix, default=READING_STATION)
 
 
-async def start_station(
-    config: Config, *, wait_ready: bool = True
-) -> tuple[Station, asyncio.Task[None]]:
-    """The whole station (engine, simulated devices, bridge), connected and, unless told
-    otherwise, with every EVSE ready."""
-    station = Station(config)
-    task = asyncio.create_task(station.run())
-    await asyncio.wait_for(station.bridge.link.connected.wait(), 5)
-    if wait_ready:
-        async with asyncio.timeout(5):
-            while any(e["status_code"] != "evse_ready" for e in station.engine.entries.values()):
-                await asyncio.sleep(0.01)
-    return station, task
+@pytest.fixture
+def csbridge_station_config(config: Config) -> Config:
+    """The plugin's fixtures (csbridge_josev, csbridge_station, csbridge_can) run `config`."""
+    return config
 
 
-async def start_bridge(config: Config) -> tuple[Bridge, asyncio.Task[None]]:
-    station, task = await start_station(config)
-    return station.bridge, task
-
-
-async def stop_bridge(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-
-
-def josev_for(config: Config) -> contextlib.AbstractAsyncContextManager[JosevEmulator]:
-    """A Josev emulator on the station's broker and topics."""
-    return JosevEmulator.connect(
-        config.mqtt.broker,
-        request_topic=config.mqtt.request_topic,
-        response_topic=config.mqtt.response_topic,
-    )
+@pytest.fixture
+def josev(csbridge_josev: JosevClient) -> JosevClient:
+    """The Josev emulator on `config`'s topics, listening before `station` starts."""
+    return csbridge_josev
 
 
 @pytest_asyncio.fixture
-async def josev(config: Config) -> AsyncIterator[JosevEmulator]:
-    async with josev_for(config) as emulator:
-        yield emulator
-
-
-@pytest_asyncio.fixture
-async def station(config: Config, josev: JosevEmulator) -> AsyncIterator[Station]:
-    """The example station, started after the emulator listens."""
-    running, task = await start_station(config)
-    yield running
-    await stop_bridge(task)
+async def station(csbridge_station: Station) -> Station:
+    """The station of `config` with every EVSE ready (the plugin waits only until each has
+    left evse_not_ready: a malfunction is a verdict too)."""
+    await wait_until(lambda: all_ready(csbridge_station), START_TIMEOUT_S, "every EVSE ready")
+    return csbridge_station
 
 
 @pytest.fixture
@@ -137,20 +103,50 @@ async def raw_client(broker: Broker) -> AsyncIterator[aiomqtt.Client]:
 
 
 @pytest.fixture
-def wire_config(broker: Broker) -> Config:
-    """examples/sim-station.toml on virtual CAN channels and topics of this test's own."""
-    return wire_station_config(broker.url, unique_prefix())
+def wire_config(csbridge_config_factory: ConfigFactory) -> Config:
+    """examples/sim-station.toml on virtual CAN channels and topics of this test's own; its
+    stack fills up module by module, so increases settle in 0.2 s to keep the tests short."""
+    return csbridge_config_factory(example_config("sim-station.toml"), settle_s=0.2)
 
 
 @pytest_asyncio.fixture
 async def wire_station(wire_config: Config) -> AsyncIterator[Station]:
     """The example station with its devices on the wire, once its stack is full (240 A)."""
-    station = Station(wire_config)
-    task = asyncio.create_task(station.run())
-    try:
-        async with asyncio.timeout(10):
-            while station.engine.entries.get(WIRE_DC)["dc"]["max_current"] != 240.0:
-                await asyncio.sleep(0.02)
-        yield station
-    finally:
-        await stop_bridge(task)
+
+    def full(station: Station) -> bool:
+        return bool(station.engine.entries.get(WIRE_DC)["dc"]["max_current"] == 240.0)
+
+    async with running_station(wire_config, ready=full) as running:
+        yield running
+
+
+# -- helpers for tests that start and stop stations themselves -------------------------------
+
+
+async def start_station(
+    config: Config, *, wait_ready: bool = True
+) -> tuple[Station, asyncio.Task[None]]:
+    """The whole station (engine, simulated devices, bridge), connected and, unless told
+    otherwise, with every EVSE ready."""
+    return await harness.start_station(
+        config,
+        ready=all_ready if wait_ready else None,
+        connect_timeout=START_TIMEOUT_S,
+        ready_timeout=START_TIMEOUT_S,
+    )
+
+
+async def start_bridge(config: Config) -> tuple[Bridge, asyncio.Task[None]]:
+    station, task = await start_station(config)
+    return station.bridge, task
+
+
+async def stop_bridge(task: asyncio.Task[None]) -> None:
+    """Cancel and wait, whatever the task ended with: some tests stop a station they broke."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def josev_for(config: Config) -> contextlib.AbstractAsyncContextManager[JosevClient]:
+    """A Josev emulator on the station's broker and topics."""
+    return JosevClient.for_config(config)

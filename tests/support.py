@@ -17,7 +17,8 @@ from typing import Any
 
 import orjson
 
-from csbridge.config import Config, load_config
+from csbridge.config import Config
+from csbridge.testing.harness import isolated_config
 from csbridge.validation import Direction, SchemaRegistry
 from csbridge.wire import Codec, Rejected
 from tests.mutations import _containers
@@ -40,18 +41,6 @@ def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-def own_topics(raw: dict[str, Any], broker_url: str, prefix: str) -> None:
-    """A dumped config on this broker, with topics and client id of this test's own."""
-    raw["mqtt"].update(
-        broker=broker_url,
-        client_id=f"csbridge-{prefix}",
-        request_topic=f"{prefix}/josev/cs",
-        response_topic=f"{prefix}/cs/josev",
-        status_topic=f"{prefix}/csbridge/status",
-        local_prefix=f"{prefix}/csbridge",
-    )
-
-
 async def until(condition: Callable[[], bool], timeout: float = 10.0) -> float:
     """Wait for a condition on a running station; the seconds it took."""
     started = time.monotonic()
@@ -65,25 +54,16 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> float:
 def station_config(broker_url: str, prefix: str, *, scenario: str | None = None) -> Config:
     """The tests' station (fixtures/configs/reading-station.toml, no scenario unless asked), on
     its own topics and client id so tests never collide."""
-    base = load_config(FIXTURES / "configs" / "reading-station.toml")
-    raw = base.model_dump(mode="json", exclude_none=True)
-    raw["station"]["scenario"] = scenario
-    own_topics(raw, broker_url, prefix)
-    return Config.model_validate(raw)
+    return isolated_config(
+        FIXTURES / "configs" / "reading-station.toml", broker_url, prefix, scenario=scenario
+    )
 
 
 def wire_station_config(broker_url: str, prefix: str) -> Config:
     """examples/sim-station.toml (modules and IMD on virtual CAN buses), on channels and topics
-    of this test's own: python-can's virtual buses are shared by everything in the process."""
-    from csbridge.resources import example_config  # noqa: PLC0415
-
-    raw = load_config(example_config("sim-station.toml")).model_dump(mode="json", exclude_none=True)
-    raw["station"]["scenario"] = None
-    raw["reporting"]["settle_s"] = 0.2  # the stack fills up module by module: keep tests short
-    for bus in raw["bus"]:
-        bus["channel"] = f"{prefix}-{bus['name']}"
-    own_topics(raw, broker_url, prefix)
-    return Config.model_validate(raw)
+    of this test's own: python-can's virtual buses are shared by everything in the process.
+    Increases settle in 0.2 s: the stack fills up module by module."""
+    return isolated_config(None, broker_url, prefix, settle_s=0.2)
 
 
 def walk(value: Any, path: str = "$") -> list[tuple[str, Any]]:

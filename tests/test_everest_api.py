@@ -16,13 +16,14 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from csbridge.config import Config, broker_address, load_config
+from csbridge.config import Config, broker_address
 from csbridge.emulator import JosevEmulator
 from csbridge.resources import example_config
 from csbridge.station import Station
 from csbridge.testing.brokers import Broker
+from csbridge.testing.harness import isolated_config
 from tests.conftest import josev_for, stop_bridge
-from tests.support import own_topics, unique_prefix
+from tests.support import unique_prefix
 from tests.support import until as _until
 from tests.test_dc_session import _setpoint
 
@@ -42,11 +43,11 @@ CAPABILITIES = {
 
 def everest_config(broker_url: str, prefix: str) -> Config:
     """examples/everest-psu.toml on this test's own topics, with a 1 s communication check."""
-    raw = load_config(example_config("everest-psu.toml")).model_dump(mode="json", exclude_none=True)
-    own_topics(raw, broker_url, prefix)
+    config = isolated_config(example_config("everest-psu.toml"), broker_url, prefix)
+    raw = config.model_dump(mode="json", exclude_none=True)
     evse = raw["evse"][0]
     for api in (evse["module"][0]["everest"], evse["imd"]["everest"]):
-        api.update(topic_prefix=f"{prefix}/everest_api/1", communication_check_s=CHECK_S)
+        api["communication_check_s"] = CHECK_S
     evse["imd"]["deadline_s"] = CHECK_S
     return Config.model_validate(raw)
 
