@@ -277,3 +277,12 @@ async def test_bad_everest_payloads_are_rejected_and_change_nothing(
     with contextlib.suppress(AssertionError):
         await _until(lambda: station.engine.entries.get(EVSE)["status_code"] != "evse_ready", 0.5)
     assert station.engine.entries.get(EVSE)["status_code"] == "evse_ready"
+
+
+async def test_a_graceful_stop_turns_the_supply_off_and_stops_the_imd(
+    modules: EverestModules, station: Station
+) -> None:
+    await station.shut_down()
+    await _until(lambda: bool(modules.seen("e2m/receive_stop")), timeout=5)
+    assert modules.seen("e2m/mode")[-1] == {"mode": "Off", "charging_phase": "Other"}
+    assert station.engine.entries.get(EVSE)["status_code"] == "evse_shutdown"

@@ -75,6 +75,7 @@ class Station:
         """The goodbye before a deliberate stop: modules off, every EVSE to evse_shutdown, and
         that final state published (the link then says offline as it disconnects)."""
         self.session.switch_everything_off(why)
+        self.everest.stop_measuring()
         self.engine.stop_serving(why)
         await self.bridge.publish_full_state()
 
