@@ -1,86 +1,53 @@
 """Boot request to response through mosquitto at QoS 1: the bridge against a bare echo responder.
 
 Both responders run as processes of their own, driven by the same requester, in interleaved
-rounds so machine noise falls on both alike. Goal: bridge p50 / echo p50 <= 1.5.
+rounds so machine noise falls on both alike. The bridge serves examples/sim-station.toml, its
+simulated devices talking on their virtual buses meanwhile, as a station's would: the answer
+is timed with the bridge at work, not idle. Goal: bridge p50 / echo p50 <= 1.5.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
-import sys
 import tempfile
-import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
-import orjson
 
+from bench.common import (
+    BRIDGE,
+    ECHO,
+    bridge_args,
+    broker,
+    mqtt_client,
+    print_latency_table,
+    python_process,
+    round_trips,
+    summary_dict,
+    summary_row,
+)
 from bench.stats import Summary
-from csbridge.config import broker_address
-from csbridge.mqtt_link import QOS, TCP_NODELAY_OPTION
+from csbridge.mqtt_link import QOS
 from csbridge.resources import example_config
-from csbridge.testing.brokers import MosquittoBroker, ThreadedEmbeddedBroker, find_mosquitto
 
 GOAL_P50_RATIO = 1.5
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    name: str
-    request_topic: str
-    response_topic: str
+def echo_args(url: str, request_topic: str, response_topic: str) -> list[str]:
+    return [
+        "-m",
+        "bench.echo_responder",
+        "--broker",
+        url,
+        "--request-topic",
+        request_topic,
+        "--response-topic",
+        response_topic,
+    ]
 
 
-@contextlib.contextmanager
-def _broker(workdir: Path) -> Iterator[tuple[str, str]]:
-    if find_mosquitto():
-        broker = MosquittoBroker(workdir)
-        broker.start()
-        try:
-            yield broker.url, "mosquitto"
-        finally:
-            broker.stop()
-    else:
-        embedded = ThreadedEmbeddedBroker()
-        embedded.start()
-        try:
-            yield embedded.url, "amqtt (no mosquitto installed: figures not comparable)"
-        finally:
-            embedded.stop()
-
-
-def _static_station(workdir: Path) -> Path:
-    text = example_config("sim-station.toml").read_text(encoding="utf-8")
-    path = workdir / "bench-station.toml"
-    path.write_text(text.replace("simulated = true", "simulated = false"), encoding="utf-8")
-    return path
-
-
-@contextlib.contextmanager
-def _process(*args: str) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        [sys.executable, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@contextlib.asynccontextmanager
-async def _client(url: str) -> AsyncIterator[aiomqtt.Client]:
-    host, port, _ = broker_address(url)
-    async with aiomqtt.Client(host, port, socket_options=[TCP_NODELAY_OPTION]) as client:
-        yield client
-
-
-async def _wait_retained(client: aiomqtt.Client, topic: str, expected: bytes) -> None:
+async def wait_retained(client: aiomqtt.Client, topic: str, expected: bytes) -> None:
     await client.subscribe(topic, qos=QOS)
     async with asyncio.timeout(15):
         async for message in client.messages:
@@ -89,76 +56,66 @@ async def _wait_retained(client: aiomqtt.Client, topic: str, expected: bytes) ->
                 return
 
 
-async def _round_trips(client: aiomqtt.Client, target: Target, count: int) -> list[float]:
-    """Sequential requests: each waits for its own response, as Josev's boot does."""
-    samples: list[float] = []
-    messages = aiter(client.messages)
-    for _ in range(count):
-        request_id = str(uuid.uuid4())
-        payload = orjson.dumps(
-            {"id": request_id, "name": "cs_status_and_limits", "type": "request", "data": {}}
-        )
-        started = time.perf_counter()
-        await client.publish(target.request_topic, payload, qos=QOS)
-        while True:
-            message = await anext(messages)
-            if message.topic.value == target.response_topic and request_id.encode() in bytes(
-                message.payload if isinstance(message.payload, bytes | bytearray) else b""
-            ):
-                break
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
 async def measure(
     url: str, station: Path, rounds: int, per_round: int, warmup: int
 ) -> dict[str, Summary]:
-    bridge = Target("csbridge", "josev/cs", "cs/josev")
-    echo = Target("echo", "bench/echo/josev/cs", "bench/echo/cs/josev")
+    bridge, echo = BRIDGE, ECHO
     samples: dict[str, list[float]] = {bridge.name: [], echo.name: []}
     with (
-        _process("-m", "csbridge", "run", "--config", str(station), "--broker", url),
-        _process(
-            "-m",
-            "bench.echo_responder",
-            "--broker",
-            url,
-            "--request-topic",
-            echo.request_topic,
-            "--response-topic",
-            echo.response_topic,
-        ),
+        python_process(*bridge_args(station, url)),
+        python_process(*echo_args(url, echo.request_topic, echo.response_topic)),
     ):
-        async with _client(url) as client:
-            await _wait_retained(client, "csbridge/status", b"online")
-            await _wait_retained(client, f"{echo.request_topic}/ready", b"1")
+        async with mqtt_client(url) as client:
+            await wait_retained(client, "csbridge/status", b"online")
+            await wait_retained(client, f"{echo.request_topic}/ready", b"1")
             for target in (bridge, echo):
                 await client.subscribe(target.response_topic, qos=QOS)
-                await _round_trips(client, target, warmup)
+                await round_trips(client, target.request_topic, target.response_topic, warmup)
             for _ in range(rounds):
                 for target in (bridge, echo):
-                    samples[target.name] += await _round_trips(client, target, per_round)
-            async with _client(url) as cleaner:
-                await cleaner.publish(f"{echo.request_topic}/ready", b"", qos=QOS, retain=True)
+                    samples[target.name] += await round_trips(
+                        client, target.request_topic, target.response_topic, per_round
+                    )
+            await client.publish(f"{echo.request_topic}/ready", b"", qos=QOS, retain=True)
     return {name: Summary.of(values) for name, values in samples.items()}
 
 
-def run(quick: bool) -> dict[str, object]:
+def run(quick: bool) -> dict[str, Any]:
     rounds, per_round, warmup = (4, 125, 50) if quick else (10, 300, 200)
-    with tempfile.TemporaryDirectory() as tmp, _broker(Path(tmp)) as (url, broker_kind):
-        summaries = asyncio.run(measure(url, _static_station(Path(tmp)), rounds, per_round, warmup))
+    with tempfile.TemporaryDirectory() as tmp, broker(Path(tmp)) as (url, broker_kind):
+        summaries = asyncio.run(
+            measure(url, example_config("sim-station.toml"), rounds, per_round, warmup)
+        )
     bridge, echo = summaries["csbridge"], summaries["echo"]
+    ratio = bridge.p50_ms / echo.p50_ms
     return {
         "benchmark": "boot request -> response through the broker, QoS 1",
         "broker": broker_kind,
-        "csbridge": _as_dict(bridge),
-        "echo_baseline": _as_dict(echo),
-        "ratio_p50": bridge.p50_ms / echo.p50_ms,
+        "csbridge": summary_dict(bridge),
+        "echo_baseline": summary_dict(echo),
+        "ratio_p50": ratio,
         "ratio_p99": bridge.p99_ms / echo.p99_ms,
         "goal_ratio_p50": GOAL_P50_RATIO,
-        "goal_met": bridge.p50_ms / echo.p50_ms <= GOAL_P50_RATIO,
+        "goal_met": ratio <= GOAL_P50_RATIO,
+        "summary": [
+            summary_row(
+                "p50 ms (vs echo)",
+                bridge.p50_ms,
+                echo.p50_ms,
+                goal=f"ratio <= {GOAL_P50_RATIO}",
+                met=ratio <= GOAL_P50_RATIO,
+            ),
+            summary_row("p99 ms (vs echo)", bridge.p99_ms, echo.p99_ms),
+        ],
     }
 
 
-def _as_dict(summary: Summary) -> dict[str, float]:
-    return {field: getattr(summary, field) for field in Summary.__slots__}
+def print_table(result: dict[str, Any]) -> None:
+    bridge, echo = result["csbridge"], result["echo_baseline"]
+    print(f"{result['benchmark']} ({result['broker']}, {bridge['count']} samples each)")
+    print_latency_table([("csbridge", bridge), ("echo", echo)])
+    verdict = "met" if result["goal_met"] else "MISSED"
+    print(
+        f"ratio p50 {result['ratio_p50']:.2f} (goal <= {result['goal_ratio_p50']}: {verdict}), "
+        f"ratio p99 {result['ratio_p99']:.2f}"
+    )
