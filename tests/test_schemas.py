@@ -121,3 +121,23 @@ def test_direction_is_enforced() -> None:
             registry, load_fixture("cs_status_and_limits_response_dc"), Direction.FROM_JOSEV
         )
     assert caught.value.reason is RejectReason.WRONG_DIRECTION
+
+
+def test_every_kind_schema_pins_the_whole_envelope(registry: SchemaRegistry) -> None:
+    """check_document accepts a message that passes its kind's schema without checking the
+    envelope again: that holds only while every kind schema is at least as strict."""
+    envelope = registry.raw["Envelope"]
+    for (name, message_type), kind in registry.kinds.items():
+        schema = registry.raw[kind.title]
+        assert schema["type"] == "object", kind.title
+        assert schema["additionalProperties"] is False, kind.title
+        assert set(schema["required"]) >= set(envelope["required"]), kind.title
+        properties = schema["properties"]
+        assert set(properties) == set(envelope["properties"]), kind.title
+        assert properties["id"] == {"$ref": "Definitions.json#/$defs/messageId"}, kind.title
+        assert properties["name"] == {"const": name}, kind.title
+        assert properties["type"] == {"const": message_type}, kind.title
+        # and the constants are ones the envelope itself would take
+        envelope_only = {"id": "0f8fad5b-d9cb-469f-a165-70867728950e", "data": {}}
+        sample = {**envelope_only, "name": name, "type": message_type}
+        assert registry.violation("Envelope", sample) is None, kind.title

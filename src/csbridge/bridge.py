@@ -217,6 +217,7 @@ class Bridge:
     async def publish_full_state(self) -> None:
         """After each (re)connect (Josev may have booted while we were away), and as the last
         word before a deliberate stop."""
+        self.engine.flush_reports()
         self.engine.entries.clear_changed()
         self.engine.reports.clear_changed()
         sent = await self._send_update(self.engine.entries.values())

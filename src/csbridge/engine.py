@@ -96,6 +96,8 @@ class LimitsEngine:
         """Called after every evaluation (the session watches CP, contactors and faults)."""
         self._dirty: set[str] = set()
         self._flush_scheduled = False
+        self._reports_due: set[str] = set()
+        self._reports_scheduled = False
         self._evses = {
             evse.evse_id: _Evse(evse, EvseComposer(evse), UpdateGate(settings))
             for evse in config.evse
@@ -106,9 +108,16 @@ class LimitsEngine:
             for evse_id, runtime in self._evses.items()
         ]
         self.entries = LatestByEvse(initial)
-        self.reports = LatestByEvse(
+        self._reports = LatestByEvse(
             (evse_id, self._report(runtime, now)) for evse_id, runtime in self._evses.items()
         )
+
+    @property
+    def reports(self) -> LatestByEvse:
+        """Each EVSE's limits report; reading it builds any that are due first."""
+        if self._reports_due:
+            self.flush_reports()
+        return self._reports
 
     @property
     def evse_ids(self) -> tuple[str, ...]:
@@ -215,7 +224,29 @@ class LimitsEngine:
         # ages refresh on a slower beat, which is all a person watching needs.
         if changed or now - runtime.report_at >= self._report_every_s:
             runtime.report_at = now
-            self.reports.set(evse_id, self._report(runtime, now))
+            self._report_soon(evse_id)
+
+    def _report_soon(self, evse_id: str) -> None:
+        """The operator's report is built after the update to Josev has gone out (in the same
+        loop pass): it costs as much as the update and nobody is waiting on it."""
+        self._reports_due.add(evse_id)
+        if self._reports_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (replay, scripts): build it now
+            self.flush_reports()
+            return
+        self._reports_scheduled = True
+        loop.call_soon(self.flush_reports)
+
+    def flush_reports(self) -> None:
+        """Build every report that is due."""
+        self._reports_scheduled = False
+        now = self.clock()
+        while self._reports_due:
+            evse_id = self._reports_due.pop()
+            self._reports.set(evse_id, self._report(self._evses[evse_id], now))
 
     def _report(self, runtime: _Evse, now: float) -> Entry:
         reported = runtime.gate.reported

@@ -10,6 +10,7 @@ import dataclasses
 import enum
 import math
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +115,7 @@ class OperatorCommand:
 
 
 SourceReading = ModuleReading | ImdReading | BoardReading | ExternalLimit | OperatorCommand
+_R = TypeVar("_R", ModuleReading, ImdReading, BoardReading, ExternalLimit)
 
 
 def _finite(value: float | None) -> float | None:
@@ -142,10 +144,11 @@ def _capability(capability: Capability | None) -> Capability | None:
 
 def sanitized(reading: SourceReading) -> tuple[SourceReading, bool]:
     """The reading with every non-finite or impossible number replaced by None (the worst case),
-    and whether anything had to be replaced."""
+    and whether anything had to be replaced. A clean reading comes back as it is (the common
+    case, on every frame: no copy)."""
     cleaned: SourceReading
     if isinstance(reading, ModuleReading):
-        cleaned = dataclasses.replace(
+        cleaned = _replaced(
             reading,
             output_voltage=_finite(reading.output_voltage),
             output_current=_finite(reading.output_current),
@@ -154,13 +157,13 @@ def sanitized(reading: SourceReading) -> tuple[SourceReading, bool]:
             temperature_c=_finite(reading.temperature_c),
         )
     elif isinstance(reading, ImdReading):
-        cleaned = dataclasses.replace(
+        cleaned = _replaced(
             reading,
             resistance_ohm=_non_negative(reading.resistance_ohm),
             voltage=_finite(reading.voltage),
         )
     elif isinstance(reading, BoardReading):
-        cleaned = dataclasses.replace(
+        cleaned = _replaced(
             reading,
             evse_temperature_c=_finite(reading.evse_temperature_c),
             plug_temperature_c=_finite(reading.plug_temperature_c),
@@ -170,7 +173,7 @@ def sanitized(reading: SourceReading) -> tuple[SourceReading, bool]:
         )
     elif isinstance(reading, ExternalLimit):
         # A nonsensical external limit must not vanish into "no limit": zero is the safe side.
-        cleaned = dataclasses.replace(
+        cleaned = _replaced(
             reading,
             max_power=None
             if reading.max_power is None
@@ -181,4 +184,13 @@ def sanitized(reading: SourceReading) -> tuple[SourceReading, bool]:
         )
     else:
         cleaned = reading
-    return cleaned, cleaned != reading
+    return cleaned, cleaned is not reading
+
+
+def _replaced(reading: _R, **fields: Any) -> _R:
+    changed: dict[str, Any] = {
+        name: value
+        for name, value in fields.items()
+        if not (value is getattr(reading, name) or value == getattr(reading, name))
+    }
+    return dataclasses.replace(reading, **changed) if changed else reading

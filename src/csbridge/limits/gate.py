@@ -124,6 +124,10 @@ class UpdateGate:
     ) -> Reported | None:
         """The new reported state if an update is due now, else None (keep what was sent)."""
         reported = self.reported
+        if reported is not None and entry == reported.entry:
+            # The usual tick: nothing moved. Nothing pending either, as in the walk below.
+            self._pending.clear()
+            return None
         offered = dict(leaves(entry))
         if reported is None or _shape_or_exact_changed(reported.flat, offered):
             self._pending.clear()
