@@ -141,3 +141,11 @@ def test_every_kind_schema_pins_the_whole_envelope(registry: SchemaRegistry) -> 
         envelope_only = {"id": "0f8fad5b-d9cb-469f-a165-70867728950e", "data": {}}
         sample = {**envelope_only, "name": name, "type": message_type}
         assert registry.violation("Envelope", sample) is None, kind.title
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=str)
+def test_every_schema_compiles(backend: Backend) -> None:
+    """The station compiles a schema on its first use; here all of them, at once."""
+    registry = SchemaRegistry(backend=backend)
+    registry.compile_all()
+    assert len(registry.titles()) == len(registry.raw)

@@ -153,11 +153,11 @@ class SchemaRegistry:
             kind = _message_kind(title, schema)
             if kind is not None:
                 self.kinds[(kind.name, kind.type)] = kind
-        registry = self._build_registry()
-        compile_one = _RustSchema if self.backend is Backend.FAST else _ReferenceSchema
-        self._compiled: dict[str, CompiledSchema] = {
-            title: compile_one(title, schema, registry) for title, schema in self.raw.items()
-        }
+        self._resources = self._build_registry()
+        self._compile_one = _RustSchema if self.backend is Backend.FAST else _ReferenceSchema
+        self._compiled: dict[str, CompiledSchema] = {}
+        """Compiled on first use: a station needs a fraction of the schemas (no EVerest, a few
+        message kinds), and each compiled one costs memory on a small board."""
 
     def _build_registry(self) -> Any:
         resources = [(schema["$id"], schema) for schema in self.raw.values()]
@@ -171,17 +171,29 @@ class SchemaRegistry:
             (uri, Resource.from_contents(schema)) for uri, schema in resources
         )
 
+    def _schema(self, title: str) -> CompiledSchema:
+        compiled = self._compiled.get(title)
+        if compiled is None:
+            compiled = self._compile_one(title, self.raw[title], self._resources)
+            self._compiled[title] = compiled
+        return compiled
+
+    def compile_all(self) -> None:
+        """Compile every schema now (a check that each one compiles)."""
+        for title in self.raw:
+            self._schema(title)
+
     def kind(self, name: str, message_type: str) -> MessageKind | None:
         return self.kinds.get((name, message_type))
 
     def titles(self) -> Sequence[str]:
-        return tuple(self._compiled)
+        return tuple(self.raw)
 
     def violation(self, title: str, instance: Any) -> SchemaViolation | None:
-        return self._compiled[title].first_violation(instance)
+        return self._schema(title).first_violation(instance)
 
     def check(self, title: str, instance: Any) -> None:
         """Raise SchemaViolation unless `instance` passes schema `title`."""
-        violation = self._compiled[title].first_violation(instance)
+        violation = self._schema(title).first_violation(instance)
         if violation is not None:
             raise violation
