@@ -13,10 +13,8 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +23,12 @@ import pytest
 
 from csbridge.config import load_config
 from csbridge.embedded_broker import LOOPBACK, free_port
-from csbridge.testing.brokers import find_mosquitto, mosquitto_required
+from csbridge.testing.brokers import (
+    MosquittoBroker,
+    MosquittoExitedError,
+    find_mosquitto,
+    mosquitto_required,
+)
 from tests.support import REPO
 
 PACKAGING = REPO / "packaging"
@@ -35,7 +38,6 @@ STATION_CONFIG = PACKAGING / "csbridge.toml"
 BROKER_CONFIG = PACKAGING / "mosquitto" / "csbridge.conf"
 BROKER_ACL = PACKAGING / "mosquitto" / "csbridge.acl"
 CREDENTIALS_DIR = "/run/credentials/csbridge.service"
-READY_TIMEOUT_S = 5.0
 
 
 # -- the systemd unit ------------------------------------------------------------------------
@@ -355,8 +357,9 @@ def adapted_broker_config(
     return text + ("\n" + extra if extra else "")
 
 
-class PackagedBroker:
-    """mosquitto on the packaged config (adapted as above) plus optional extra listeners."""
+class PackagedBroker(MosquittoBroker):
+    """mosquitto on the packaged config (adapted as above) plus optional extra listeners; a
+    config it refuses fails the test with mosquitto's own words."""
 
     def __init__(
         self,
@@ -366,60 +369,18 @@ class PackagedBroker:
         extra_ports: tuple[int, ...] = (),
         port: int | None = None,
     ) -> None:
-        self.binary, _ = require_mosquitto()
-        self.port = port or free_port()
-        self.ports = (self.port, *extra_ports)
-        self.config_path = workdir / "mosquitto.conf"
-        self.log_path = workdir / "mosquitto.log"
-        self.config_path.write_text(
-            adapted_broker_config(workdir, self.port, password_file, extra), encoding="utf-8"
-        )
-        self._process: subprocess.Popen[bytes] | None = None
+        binary, _ = require_mosquitto()
+        port = port or free_port()
+        text = adapted_broker_config(workdir, port, password_file, extra)
+        super().__init__(workdir, binary, port, config_text=text, extra_ports=extra_ports)
 
     def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [self.binary, "-c", str(self.config_path)], stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        waiting = list(self.ports)
-        while waiting:
-            if self._process.poll() is not None:
-                self._process = None
-                pytest.fail(f"mosquitto refused the packaged config:\n{self.log()}")
-            if _listening(waiting[0]):
-                waiting.pop(0)
-                continue
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"mosquitto did not listen on {waiting}:\n{self.log()}")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        """SIGTERM, as systemd stops it: mosquitto saves its database on the way out."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+        try:
+            super().start()
+        except MosquittoExitedError:
+            pytest.fail(f"mosquitto refused the packaged config:\n{self.log()}")
+        except TimeoutError:
+            pytest.fail(f"mosquitto did not listen on {self.ports}:\n{self.log()}")
 
 
 PASSWORDS = {

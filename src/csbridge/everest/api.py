@@ -8,14 +8,19 @@ schemas/ checked like every other message.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from csbridge.validation import SchemaRegistry
+from csbridge.validation import SchemaRegistry, SchemaViolation
 from csbridge.wire import parse_json, rejected_by
 
+log = logging.getLogger("csbridge.everest")
+
+Publish = Callable[[str, bytes], bool]
 PSU = "power_supply_DC"
 IMD = "isolation_monitor"
 
@@ -105,3 +110,20 @@ def encode_value(registry: SchemaRegistry, channel: str, value: Any) -> bytes:
     """Serialise one outgoing payload; SchemaViolation (a bug) if it breaks its schema."""
     registry.check(SCHEMA_OF_CHANNEL[channel], value)
     return orjson.dumps(value)
+
+
+def send_checked(
+    registry: SchemaRegistry, publish: Publish | None, key: DeviceKey, channel: str, value: Any
+) -> bool:
+    """Publish one e2m/m2e message if it passes its schema; one that does not is a bug: never
+    published, logged loudly."""
+    if publish is None:
+        return False
+    try:
+        payload = encode_value(registry, channel, value)
+    except SchemaViolation as violation:
+        log.error(
+            "event=outbound_rejected channel=%s why=%s -- not published; a bug", channel, violation
+        )
+        return False
+    return publish(key.topic(channel), payload)

@@ -18,15 +18,14 @@ from typing import Any
 
 from csbridge.config import Config, EverestExportConfig
 from csbridge.engine import LimitsEngine
-from csbridge.everest.api import PSU, DeviceKey, decode_value, encode_value
+from csbridge.everest.api import PSU, DeviceKey, Publish, decode_value, send_checked
 from csbridge.limits.setpoint import DcRequest
 from csbridge.session import SessionHandlers
-from csbridge.validation import SchemaRegistry, SchemaViolation
+from csbridge.validation import SchemaRegistry
 from csbridge.wire import Rejected, RejectReason
 
 log = logging.getLogger("csbridge.everest.export")
 
-Publish = Callable[[str, bytes], bool]
 Clock = Callable[[], float]
 TICK_S = 0.05
 
@@ -191,18 +190,7 @@ class EverestExport:
             offer.sent[channel] = value
 
     def _send(self, offer: _Offer, channel: str, value: Any) -> bool:
-        if self.publish is None:
-            return False
-        try:
-            payload = encode_value(self._registry, channel, value)
-        except SchemaViolation as violation:
-            log.error(
-                "event=outbound_rejected channel=%s why=%s -- not published; a bug",
-                channel,
-                violation,
-            )
-            return False
-        return self.publish(offer.key.topic(channel), payload)
+        return send_checked(self._registry, self.publish, offer.key, channel, value)
 
 
 def _capabilities(dc: dict[str, Any]) -> dict[str, Any]:

@@ -27,17 +27,17 @@ from csbridge.everest.api import (
     NOT_FATAL,
     PSU,
     DeviceKey,
+    Publish,
     decode_value,
-    encode_value,
+    send_checked,
 )
 from csbridge.readings import Capability, ImdReading, ModuleReading, SourceReading
-from csbridge.validation import SchemaRegistry, SchemaViolation
+from csbridge.validation import SchemaRegistry
 from csbridge.wire import Rejected, RejectReason
 
 log = logging.getLogger("csbridge.everest")
 
 Sink = Callable[[str, SourceReading], object]
-Publish = Callable[[str, bytes], bool]
 Clock = Callable[[], float]
 
 TICK_S = 0.1
@@ -273,18 +273,7 @@ class EverestSources:
     # -- out -------------------------------------------------------------------------------
 
     def _send(self, key: DeviceKey, channel: str, value: Any) -> bool:
-        if self.publish is None:
-            return False
-        try:
-            payload = encode_value(self._registry, channel, value)
-        except SchemaViolation as violation:
-            log.error(
-                "event=outbound_rejected channel=%s why=%s -- not published; a bug",
-                channel,
-                violation,
-            )
-            return False
-        return self.publish(key.topic(channel), payload)
+        return send_checked(self._registry, self.publish, key, channel, value)
 
     def command(
         self, evse_id: str, module: str, voltage: float, current: float, phase: str

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -32,9 +33,17 @@ def find_mosquitto() -> str | None:
     return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
 
 
-def wait_for_port(port: int, timeout_s: float = READY_TIMEOUT_S) -> None:
+class MosquittoExitedError(RuntimeError):
+    """mosquitto ended while it was expected to start listening (a config it refuses)."""
+
+
+def wait_for_port(
+    port: int, timeout_s: float = READY_TIMEOUT_S, alive: Callable[[], bool] | None = None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
+        if alive is not None and not alive():
+            raise MosquittoExitedError(f"the broker for {LOOPBACK}:{port} exited")
         try:
             with socket.create_connection((LOOPBACK, port), timeout=0.2):
                 return
@@ -49,31 +58,51 @@ class MosquittoBroker:
 
     kind = "mosquitto"
 
-    def __init__(self, workdir: Path, binary: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        binary: str | None = None,
+        port: int | None = None,
+        *,
+        config_text: str | None = None,
+        extra_ports: tuple[int, ...] = (),
+    ) -> None:
+        """`config_text`: a whole mosquitto.conf of the caller's (it must listen on `port` and
+        on every one of `extra_ports`); default the test config on `port`."""
         found = binary or find_mosquitto()
         if found is None:
             raise FileNotFoundError("mosquitto is not installed")
         self.binary = found
         self.port = port or free_port()
+        self.ports = (self.port, *extra_ports)
         self.url = f"mqtt://{LOOPBACK}:{self.port}"
         self.config_path = workdir / f"mosquitto-{self.port}.conf"
         self.log_path = workdir / f"mosquitto-{self.port}.log"
-        extra = f"\nlistener {self.port} {LOOPBACK}\n"
-        self.config_path.write_text(
-            TEST_CONFIG.read_text(encoding="utf-8") + extra, encoding="utf-8"
-        )
+        if config_text is None:
+            extra = f"\nlistener {self.port} {LOOPBACK}\n"
+            config_text = TEST_CONFIG.read_text(encoding="utf-8") + extra
+        self.config_path.write_text(config_text, encoding="utf-8")
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Start it and wait for every listener; MosquittoExitedError if it refuses its config."""
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [self.binary, "-c", str(self.config_path)], stdout=log, stderr=log
             )
+        process = self._process
         try:
-            wait_for_port(self.port)
+            for port in self.ports:
+                wait_for_port(port, alive=lambda: process.poll() is None)
+        except MosquittoExitedError:
+            self._process = None
+            raise
         except TimeoutError:
             self.stop()
             raise
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def kill(self) -> None:
         """kill -9: no goodbye to the clients, as in a crash."""
