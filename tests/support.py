@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import copy
 import json
 import logging
 import os
 import random
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +37,6 @@ def fixture_names(folder: str) -> list[str]:
 
 def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> float:
-    """Wait for a condition on a running station; the seconds it took."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started
 
 
 def station_config(broker_url: str, prefix: str, *, scenario: str | None = None) -> Config:

@@ -47,10 +47,10 @@ from csbridge.readings import BoardReading, CpState
 from csbridge.resources import example_config
 from csbridge.station import Station
 from csbridge.testing.brokers import Broker
+from csbridge.testing.harness import wait_until as _until
 from csbridge.wire import Message, MessageType
 from tests.conftest import stop_bridge
 from tests.support import FIXTURES, unique_prefix, wire_station_config
-from tests.support import until as _until
 
 REGISTRY = ProfileRegistry()
 PROFILE = REGISTRY.get("generic-charger-board")

@@ -13,8 +13,8 @@ import pytest
 from csbridge.config import Config
 from csbridge.devices.can_runtime import BusLink
 from csbridge.station import Station
+from csbridge.testing.harness import wait_until as _until
 from tests.conftest import josev_for, stop_bridge
-from tests.support import until as _until
 from tests.test_can_runtime import DC, _dc
 
 BUS_OFF = 0x040

@@ -11,9 +11,9 @@ from csbridge.config import Config, load_config
 from csbridge.resources import example_config
 from csbridge.station import Station
 from csbridge.testing.brokers import Broker
+from csbridge.testing.harness import wait_until as _until
 from tests.conftest import stop_bridge
 from tests.support import FIXTURES, unique_prefix
-from tests.support import until as _until
 
 DC = "DE*CSB*E0001"
 

@@ -15,8 +15,9 @@ import pytest_asyncio
 from csbridge.config import Config, broker_address
 from csbridge.station import Station
 from csbridge.testing.brokers import Broker
+from csbridge.testing.harness import wait_until as until
 from tests.conftest import stop_bridge
-from tests.support import unique_prefix, until, wire_station_config
+from tests.support import unique_prefix, wire_station_config
 
 DC = "DE*CSB*E0001"
 HEARTBEAT_TIMEOUT_S = 1.0

@@ -243,9 +243,6 @@ def emulate(
         )
     except KeyboardInterrupt:
         code = 0
-    except ValueError as error:
-        err.print(f"--broker: {error}")
-        code = EXIT_BAD_CONFIG
     raise typer.Exit(code)
 
 

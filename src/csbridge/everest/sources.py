@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -336,9 +336,6 @@ class EverestSources:
                     log.warning("event=imd_self_test_timeout evse=%s", imd.evse_id)
                     self._report(imd, now)
             await asyncio.sleep(TICK_S)
-
-    def devices(self) -> Iterator[EverestPsu | EverestImd]:
-        return iter(self._devices.values())
 
 
 def _key(interface: str, api: EverestApiDevice) -> DeviceKey:
