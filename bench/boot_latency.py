@@ -28,8 +28,8 @@ from bench.common import (
     summary_row,
 )
 from bench.stats import Summary
-from csbridge.mqtt_link import QOS
-from csbridge.resources import example_config
+from csbridge.mqtt.link import QOS
+from csbridge.support.resources import example_config
 
 GOAL_P50_RATIO = 1.5
 

@@ -49,8 +49,8 @@ from bench.common import (
 )
 from bench.decode_throughput import CONTROLLER, infy_id
 from bench.stats import Summary
-from csbridge.mqtt_link import QOS
-from csbridge.station import Station
+from csbridge.mqtt.link import QOS
+from csbridge.service.station import Station
 
 GOAL_P99_MS = 5.0
 GOAL_SHARE_P99_MS = 1.0

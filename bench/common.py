@@ -20,8 +20,8 @@ import orjson
 
 from bench.stats import Summary
 from csbridge.config import Config, broker_address, parse_config
-from csbridge.mqtt_link import QOS, TCP_NODELAY_OPTION
-from csbridge.station import Station
+from csbridge.mqtt.link import QOS, TCP_NODELAY_OPTION
+from csbridge.service.station import Station
 from csbridge.testing.brokers import MosquittoBroker, ThreadedEmbeddedBroker, find_mosquitto
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -49,10 +49,10 @@ import cantools
 from bench.common import summary_row
 from bench.stats import percentile
 from csbridge.config import Config, load_config
-from csbridge.counters import Counters
-from csbridge.devices.router import DeviceRouter
-from csbridge.engine import LimitsEngine
-from csbridge.resources import example_config, resource_dir
+from csbridge.engine.engine import LimitsEngine
+from csbridge.sources.can.router import DeviceRouter
+from csbridge.support.counters import Counters
+from csbridge.support.resources import example_config, resource_dir
 
 GOAL_FRAMES_PER_S = 31_000.0
 SATURATED_BUS_FRAMES_PER_S = 3_100.0

@@ -44,7 +44,7 @@ from bench.common import (
     python_process,
     summary_row,
 )
-from csbridge.mqtt_link import QOS
+from csbridge.mqtt.link import QOS
 
 GOAL_RSS_MB = 45.0
 GOAL_START_S = 1.0

@@ -41,9 +41,9 @@ from bench.common import (
     summary_row,
 )
 from bench.stats import Summary, percentile
-from csbridge.local_topics import Leaf
-from csbridge.mqtt_link import QOS
-from csbridge.station import Station
+from csbridge.mqtt.link import QOS
+from csbridge.protocol.local_topics import Leaf
+from csbridge.service.station import Station
 
 COUNTS = (1, 4, 16, 64)
 MODULES = 8

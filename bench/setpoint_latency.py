@@ -32,8 +32,8 @@ from bench.common import (
 )
 from bench.stats import Summary
 from csbridge.config import Config, load_config
-from csbridge.mqtt_link import QOS
-from csbridge.resources import example_config
+from csbridge.mqtt.link import QOS
+from csbridge.support.resources import example_config
 
 DC = "DE*CSB*E0001"
 SET_OUTPUT = 0x1C

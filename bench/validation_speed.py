@@ -28,9 +28,9 @@ import orjson
 
 from bench.common import summary_row
 from bench.stats import percentile
-from csbridge.resources import resource_dir
-from csbridge.validation import Backend, Direction, SchemaRegistry
-from csbridge.wire import Codec, Message, MessageType, check_document
+from csbridge.messages.envelope import Codec, Message, MessageType, check_document
+from csbridge.messages.registry import Backend, Direction, SchemaRegistry
+from csbridge.support.resources import resource_dir
 
 GOAL_RATIO = 50.0
 FIXTURE_DIRS = ("messages", "messages-session")

@@ -16,11 +16,11 @@ import aiomqtt
 import pytest
 import pytest_asyncio
 
-from csbridge.bridge import Bridge
 from csbridge.config import Config, broker_address
-from csbridge.mqtt_link import TCP_NODELAY_OPTION
-from csbridge.resources import example_config
-from csbridge.station import Station
+from csbridge.mqtt.link import TCP_NODELAY_OPTION
+from csbridge.protocol.bridge import Bridge
+from csbridge.service.station import Station
+from csbridge.support.resources import example_config
 from csbridge.testing import harness, plugin
 from csbridge.testing.brokers import Broker, MosquittoBroker
 from csbridge.testing.harness import all_ready, running_station, wait_until

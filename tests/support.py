@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 
 from csbridge.config import Config
+from csbridge.messages.envelope import Codec, Rejected
+from csbridge.messages.registry import Direction, SchemaRegistry
 from csbridge.testing.harness import isolated_config
-from csbridge.validation import Direction, SchemaRegistry
-from csbridge.wire import Codec, Rejected
 from tests.mutations import _containers
 
 REPO = Path(__file__).resolve().parent.parent

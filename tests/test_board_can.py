@@ -22,7 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csbridge.config import Config, ConfigError, load_config, parse_config
-from csbridge.devices.codec import (
+from csbridge.limits.compose import EvseComposer, EvseInputs
+from csbridge.messages.envelope import Message, MessageType
+from csbridge.service.station import Station
+from csbridge.sources.can.codec import (
     BoardCommand,
     DbcCodec,
     Decoded,
@@ -31,7 +34,7 @@ from csbridge.devices.codec import (
     board_command,
     read_board_command,
 )
-from csbridge.devices.profile import (
+from csbridge.sources.can.profile import (
     BOARD_FLAGS,
     BOARD_VALUES,
     QUANTITY_OF,
@@ -39,16 +42,13 @@ from csbridge.devices.profile import (
     Profile,
     ProfileRegistry,
 )
-from csbridge.devices.router import DeviceRouter
-from csbridge.devices.sim_can import WireBoard, build_wire_board
-from csbridge.devices.state import BoardState, cp_state_of, cp_status
-from csbridge.limits.compose import EvseComposer, EvseInputs
-from csbridge.readings import BoardReading, CpState
-from csbridge.resources import example_config
-from csbridge.station import Station
+from csbridge.sources.can.router import DeviceRouter
+from csbridge.sources.can.state import BoardState, cp_state_of, cp_status
+from csbridge.sources.readings import BoardReading, CpState
+from csbridge.sources.simulated.can_devices import WireBoard, build_wire_board
+from csbridge.support.resources import example_config
 from csbridge.testing.brokers import Broker
 from csbridge.testing.harness import wait_until as _until
-from csbridge.wire import Message, MessageType
 from tests.conftest import stop_bridge
 from tests.support import FIXTURES, unique_prefix, wire_station_config
 

@@ -8,11 +8,11 @@ import socket
 import aiomqtt
 import pytest
 
-from csbridge.bridge import Bridge
 from csbridge.config import Config
-from csbridge.emulator import EmulatorError, JosevEmulator
-from csbridge.mqtt_link import TCP_NODELAY_OPTION
-from csbridge.station import Station
+from csbridge.mqtt.link import TCP_NODELAY_OPTION
+from csbridge.protocol.bridge import Bridge
+from csbridge.service.station import Station
+from csbridge.tools.emulator import EmulatorError, JosevEmulator
 from tests.conftest import start_bridge, stop_bridge
 
 

@@ -28,14 +28,14 @@ import orjson
 import pytest
 import trustme
 
-from csbridge import log_limit
 from csbridge.config import PASSWORD_ENV, Config, MqttConfig, exposed_secret_files
-from csbridge.embedded_broker import LOOPBACK, free_port
-from csbridge.emulator import check_consistent
-from csbridge.mqtt_link import QOS
-from csbridge.station import Station
-from csbridge.validation import Direction, SchemaRegistry
-from csbridge.wire import Codec, Message, MessageType
+from csbridge.messages.envelope import Codec, Message, MessageType
+from csbridge.messages.registry import Direction, SchemaRegistry
+from csbridge.mqtt.embedded_broker import LOOPBACK, free_port
+from csbridge.mqtt.link import QOS
+from csbridge.service.station import Station
+from csbridge.support import log_limit
+from csbridge.tools.emulator import check_consistent
 from tests.conftest import start_station, stop_bridge
 from tests.support import load_fixture, station_config, unique_prefix
 from tests.test_packaging import PackagedBroker, make_password_file

@@ -11,8 +11,8 @@ import can
 import pytest
 
 from csbridge.config import Config
-from csbridge.devices.can_runtime import BusLink
-from csbridge.station import Station
+from csbridge.service.station import Station
+from csbridge.sources.can.bus import BusLink
 from csbridge.testing.harness import wait_until as _until
 from tests.conftest import josev_for, stop_bridge
 from tests.test_can_runtime import DC, _dc

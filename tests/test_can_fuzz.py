@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csbridge.config import load_config
-from csbridge.devices.codec import Codec, DbcCodec, IdFieldsCodec, Outcome
-from csbridge.devices.profile import QUANTITY_OF, ProfileRegistry
-from csbridge.devices.router import DeviceRouter
-from csbridge.resources import example_config
+from csbridge.sources.can.codec import Codec, DbcCodec, IdFieldsCodec, Outcome
+from csbridge.sources.can.profile import QUANTITY_OF, ProfileRegistry
+from csbridge.sources.can.router import DeviceRouter
+from csbridge.support.resources import example_config
 
 CONTROLLER = 0xF0
 SHIPPED = (

@@ -8,8 +8,8 @@ import time
 import can
 
 from csbridge.config import Config, load_config
-from csbridge.resources import example_config
-from csbridge.station import Station
+from csbridge.service.station import Station
+from csbridge.support.resources import example_config
 from csbridge.testing.brokers import Broker
 from csbridge.testing.harness import wait_until as _until
 from tests.conftest import stop_bridge

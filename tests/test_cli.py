@@ -13,7 +13,7 @@ import aiomqtt
 import pytest
 
 from csbridge.config import broker_address
-from csbridge.resources import example_config
+from csbridge.support.resources import example_config
 from csbridge.testing.brokers import Broker
 from tests.support import FIXTURES
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from csbridge.config import ConfigError, load_config, parse_config
-from csbridge.resources import example_config
+from csbridge.support.resources import example_config
 
 GOOD = """
 [station]

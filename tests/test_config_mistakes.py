@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from csbridge.resources import example_config
+from csbridge.support.resources import example_config
 
 CSBRIDGE = [sys.executable, "-m", "csbridge"]
 ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}

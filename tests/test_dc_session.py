@@ -13,10 +13,10 @@ import orjson
 import pytest
 
 from csbridge.config import Config
-from csbridge.emulator import JosevEmulator
-from csbridge.readings import CpState
-from csbridge.station import Station
+from csbridge.service.station import Station
+from csbridge.sources.readings import CpState
 from csbridge.testing.brokers import MosquittoBroker
+from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import stop_bridge
 from tests.support import station_config, unique_prefix, wire_station_config
 

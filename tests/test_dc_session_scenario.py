@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 
-from csbridge.dc_session import DcSession
-from csbridge.emulator import JosevEmulator
-from csbridge.resources import example_config
-from csbridge.station import Station
+from csbridge.service.station import Station
+from csbridge.support.resources import example_config
 from csbridge.testing.brokers import Broker
+from csbridge.tools.emulator import JosevEmulator
+from csbridge.tools.scenarios.dc_session import DcSession
 from tests.conftest import start_station, stop_bridge
 from tests.support import station_config, unique_prefix
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csbridge.validation import ENVELOPE, Backend, SchemaRegistry, fast_backend_available
+from csbridge.messages.registry import ENVELOPE, Backend, SchemaRegistry, fast_backend_available
 from tests.mutations import mutations
 from tests.support import fixture_names, load_fixture
 

@@ -17,14 +17,14 @@ import pytest
 import pytest_asyncio
 
 from csbridge.config import Config, broker_address
-from csbridge.emulator import JosevEmulator
-from csbridge.everest.api import DeviceKey, send_checked
-from csbridge.resources import example_config
-from csbridge.station import Station
+from csbridge.messages.registry import SchemaRegistry
+from csbridge.service.station import Station
+from csbridge.sources.everest.api import DeviceKey, send_checked
+from csbridge.support.resources import example_config
 from csbridge.testing.brokers import Broker
 from csbridge.testing.harness import isolated_config
 from csbridge.testing.harness import wait_until as _until
-from csbridge.validation import SchemaRegistry
+from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import josev_for, stop_bridge
 from tests.support import unique_prefix
 from tests.test_dc_session import _setpoint

@@ -13,7 +13,7 @@ import orjson
 import pytest_asyncio
 
 from csbridge.config import Config, broker_address
-from csbridge.station import Station
+from csbridge.service.station import Station
 from csbridge.testing.brokers import Broker
 from csbridge.testing.harness import wait_until as until
 from tests.conftest import stop_bridge

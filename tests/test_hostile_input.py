@@ -11,10 +11,10 @@ import aiomqtt
 import orjson
 import pytest
 
-from csbridge.bridge import Bridge
 from csbridge.config import Config
-from csbridge.emulator import JosevEmulator
-from csbridge.wire import RejectReason
+from csbridge.messages.envelope import RejectReason
+from csbridge.protocol.bridge import Bridge
+from csbridge.tools.emulator import JosevEmulator
 from tests.support import load_fixture
 
 

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from csbridge.config import Config, EvseConfig, parse_config
+from csbridge.engine.payloads import evse_entry
 from csbridge.limits.bounds import LimitSource
 from csbridge.limits.compose import Composition, EvseComposer, EvseInputs
-from csbridge.model import IsolationStatus, PerPhase, StatusCode
-from csbridge.payloads import evse_entry
-from csbridge.readings import (
+from csbridge.limits.model import IsolationStatus, PerPhase, StatusCode
+from csbridge.sources.readings import (
     BoardReading,
     Capability,
     ExternalLimit,

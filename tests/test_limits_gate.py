@@ -10,11 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from csbridge.engine.payloads import evse_entry
 from csbridge.limits.bounds import LimitSource
 from csbridge.limits.compose import EvseComposer, EvseInputs
 from csbridge.limits.gate import GateSettings, Reported, UpdateGate
-from csbridge.payloads import evse_entry
-from csbridge.readings import BoardReading, Capability, ExternalLimit, ImdReading, ModuleReading
+from csbridge.sources.readings import (
+    BoardReading,
+    Capability,
+    ExternalLimit,
+    ImdReading,
+    ModuleReading,
+)
 from tests.support import station_config
 
 S = LimitSource

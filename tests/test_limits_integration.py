@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from csbridge.config import Config
-from csbridge.emulator import JosevEmulator
-from csbridge.station import Station
-from csbridge.validation import SchemaRegistry
-from csbridge.wire import Message
+from csbridge.messages.envelope import Message
+from csbridge.messages.registry import SchemaRegistry
+from csbridge.service.station import Station
+from csbridge.tools.emulator import JosevEmulator
 
 DC = "DE*CSB*E0001"
 AC = "DE*CSB*E0002"

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csbridge.limits.isolation import IsolationRule, classify_resistance, isolation_status
-from csbridge.model import IsolationStatus
-from csbridge.readings import ImdReading
+from csbridge.limits.model import IsolationStatus
+from csbridge.sources.readings import ImdReading
 
 R2023 = IsolationRule.IEC_61851_23_2023
 R2014 = IsolationRule.IEC_61851_23_2014

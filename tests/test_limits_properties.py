@@ -13,8 +13,10 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csbridge.engine import LimitsEngine
-from csbridge.readings import (
+from csbridge.engine.engine import LimitsEngine
+from csbridge.messages.envelope import Codec, Message, MessageType
+from csbridge.messages.registry import Direction, SchemaRegistry
+from csbridge.sources.readings import (
     BoardReading,
     Capability,
     ExternalLimit,
@@ -23,8 +25,6 @@ from csbridge.readings import (
     OperatorCommand,
     SourceReading,
 )
-from csbridge.validation import Direction, SchemaRegistry
-from csbridge.wire import Codec, Message, MessageType
 from tests.support import station_config
 
 CONFIG = station_config("mqtt://127.0.0.1:1", "props")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from csbridge.limits.derating import DeratingCurve
 from csbridge.limits.stack import Absence, ModuleSpec, compose_stack
-from csbridge.readings import Capability, ModuleReading
+from csbridge.sources.readings import Capability, ModuleReading
 
 NOW = 1000.0
 DEADLINE = 3.0

@@ -17,16 +17,16 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from csbridge.config import Config, MetricsConfig
-from csbridge.counters import Counters
-from csbridge.emulator import JosevEmulator
-from csbridge.metrics import (
+from csbridge.service.metrics import (
     CountersCollector,
     MetricsServer,
     serve_metrics,
     start_metrics,
     station_registry,
 )
-from csbridge.station import Station
+from csbridge.service.station import Station
+from csbridge.support.counters import Counted, Counters, Timed
+from csbridge.tools.emulator import JosevEmulator
 
 DC = "DE*CSB*E0001"
 AC = "DE*CSB*E0002"
@@ -101,13 +101,13 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 5) -> None:
 
 def test_known_events_get_their_own_label_names() -> None:
     counters = Counters()
-    counters.add("inbound_received", amount=4)
-    counters.add("inbound_rejected", "not_json", 2)
-    counters.add("inbound_accepted", "cs_parameters")
-    counters.add("outbound_published", "cs_status_and_limits/update", 3)
-    counters.add("outbound_published", "limits")
-    counters.add("can_frames", "vcan/0/dc-module/decoded", 7)
-    counters.add("can_bus_off", "can1")
+    counters.add(Counted.INBOUND_RECEIVED, amount=4)
+    counters.add(Counted.INBOUND_REJECTED, "not_json", 2)
+    counters.add(Counted.INBOUND_ACCEPTED, "cs_parameters")
+    counters.add(Counted.OUTBOUND_PUBLISHED, "cs_status_and_limits/update", 3)
+    counters.add(Counted.OUTBOUND_PUBLISHED, "limits")
+    counters.add(Counted.CAN_FRAMES, "vcan/0/dc-module/decoded", 7)
+    counters.add(Counted.CAN_BUS_OFF, "can1")
 
     families = collected(counters)
 
@@ -130,21 +130,30 @@ def test_nothing_counted_yet_still_shows_the_known_series_at_zero() -> None:
     assert labelled(families, "csbridge_can_frames_total") == []
 
 
-def test_an_event_added_later_shows_under_its_own_name() -> None:
+def test_every_counted_event_has_its_own_metric() -> None:
     counters = Counters()
-    counters.add("can_bus_reopened", "can0", 2)
-    counters.observe("replay_step", "x", 0.5)
+    for event in Counted:
+        counters.add(event, "/".join("x" * len(event.metric.labels)))
+    for timed in Timed:
+        counters.observe(timed, "/".join("x" * len(timed.metric.labels)), 0.5)
 
     families = collected(counters)
 
-    assert value(families, "csbridge_can_bus_reopened_total", label="can0") == 2
-    assert value(families, "csbridge_replay_step_seconds_count", label="x") == 1
+    names = [event.metric.name for event in Counted] + [timed.metric.name for timed in Timed]
+    assert len(set(names)) == len(names), "two events share one metric"
+    for event in Counted:
+        labels = dict.fromkeys(event.metric.labels, "x")
+        assert value(families, f"csbridge_{event.metric.name}_total", **labels) == 1, event
+    for timed in Timed:
+        labels = dict.fromkeys(timed.metric.labels, "x")
+        count = value(families, f"csbridge_{timed.metric.name}_seconds_count", **labels)
+        assert count == 1, timed
 
 
 def test_durations_become_cumulative_buckets() -> None:
     counters = Counters()
     for seconds in (0.0002, 0.00025, 0.003, 5.0):
-        counters.observe("inbound_handling", "accepted", seconds)
+        counters.observe(Timed.INBOUND_HANDLING, "accepted", seconds)
 
     families = collected(counters)
 

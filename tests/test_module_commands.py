@@ -15,14 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csbridge.config import ConfigError
-from csbridge.devices.codec import IdFieldsCodec, Outcome
-from csbridge.devices.commands import (
+from csbridge.sources.can.codec import IdFieldsCodec, Outcome
+from csbridge.sources.can.commands import (
     CommandMissingError,
     command_id,
     setpoint_frames,
     switch_frames,
 )
-from csbridge.devices.profile import ProfileRegistry, load_profile
+from csbridge.sources.can.profile import ProfileRegistry, load_profile
 
 CONTROLLER = 0xF0
 REGISTRY = ProfileRegistry()

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from csbridge.bridge import Bridge
 from csbridge.config import Config
-from csbridge.emulator import EmulatorError, JosevEmulator
-from csbridge.engine import LimitsEngine
-from csbridge.station_state import LatestByEvse
-from csbridge.validation import Direction, SchemaRegistry, SchemaViolation
-from csbridge.wire import Codec, Message, MessageType
+from csbridge.engine.engine import LimitsEngine
+from csbridge.engine.latest import LatestByEvse
+from csbridge.messages.envelope import Codec, Message, MessageType
+from csbridge.messages.registry import Direction, SchemaRegistry, SchemaViolation
+from csbridge.protocol.bridge import Bridge
+from csbridge.tools.emulator import EmulatorError, JosevEmulator
 from tests.conftest import stop_bridge
 from tests.support import load_fixture
 

@@ -22,7 +22,7 @@ import aiomqtt
 import pytest
 
 from csbridge.config import load_config
-from csbridge.embedded_broker import LOOPBACK, free_port
+from csbridge.mqtt.embedded_broker import LOOPBACK, free_port
 from csbridge.testing.brokers import (
     MosquittoBroker,
     MosquittoExitedError,

@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csbridge.config import Config
-from csbridge.engine import LimitsEngine
-from csbridge.model import (
+from csbridge.engine.engine import LimitsEngine
+from csbridge.engine.payloads import cs_parameters_data, evse_entry
+from csbridge.limits.model import (
     AcBptLimits,
     AcLimits,
     DcBptLimits,
@@ -18,9 +19,8 @@ from csbridge.model import (
     PerPhase,
     StatusCode,
 )
-from csbridge.payloads import cs_parameters_data, evse_entry
-from csbridge.validation import SchemaRegistry
-from csbridge.wire import Message, MessageType, check_document
+from csbridge.messages.envelope import Message, MessageType, check_document
+from csbridge.messages.registry import SchemaRegistry
 from tests.support import station_config, walk
 
 REGISTRY = SchemaRegistry()

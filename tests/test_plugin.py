@@ -19,13 +19,13 @@ import aiomqtt
 import pytest
 
 from csbridge.config import Config, load_config
-from csbridge.emulator import EmulatorError
-from csbridge.resources import example_config
-from csbridge.station import Station
+from csbridge.service.station import Station
+from csbridge.support.resources import example_config
 from csbridge.testing import plugin
 from csbridge.testing.brokers import Broker
 from csbridge.testing.harness import isolated_config, start_station
 from csbridge.testing.josev import JosevClient
+from csbridge.tools.emulator import EmulatorError
 from tests.support import FIXTURES, REPO
 
 pytest_plugins = ["pytester"]
@@ -148,7 +148,7 @@ def test_the_example_passes_from_a_fresh_venv_with_only_the_wheel(tmp_path: Path
         [
             str(python),
             "-c",
-            "from csbridge.resources import example_config; "
+            "from csbridge.support.resources import example_config; "
             "print(example_config('test_example_station.py'))",
         ]
     ).strip()

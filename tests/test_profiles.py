@@ -15,16 +15,16 @@ import can
 import pytest
 
 from csbridge.config import ConfigError
-from csbridge.devices.codec import DbcCodec, Decoded, IdFieldsCodec, Outcome
-from csbridge.devices.profile import (
+from csbridge.sources.can.codec import DbcCodec, Decoded, IdFieldsCodec, Outcome
+from csbridge.sources.can.profile import (
     QUANTITY_OF,
     Profile,
     ProfileRegistry,
     RatedRanges,
     load_profile,
 )
-from csbridge.devices.state import ModuleState
-from csbridge.readings import Capability
+from csbridge.sources.can.state import ModuleState
+from csbridge.sources.readings import Capability
 
 CONTROLLER = 0xF0
 SHIPPED = {"infypower-reg", "winline-nxr", "uugreen-ur1000x0", "huawei-r4850", "bender-iso165c"}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from csbridge.bridge import Bridge
-from csbridge.emulator import JosevEmulator
-from csbridge.engine import LimitsEngine
-from csbridge.mqtt_link import BACKOFF_CAP_S, backoff_delays, jittered
+from csbridge.engine.engine import LimitsEngine
+from csbridge.mqtt.link import BACKOFF_CAP_S, backoff_delays, jittered
+from csbridge.protocol.bridge import Bridge
 from csbridge.testing.brokers import MosquittoBroker
+from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import start_bridge, stop_bridge
 from tests.support import station_config, unique_prefix
 

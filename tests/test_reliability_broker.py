@@ -15,13 +15,13 @@ from typing import Any
 import aiomqtt
 import orjson
 
-from csbridge.bridge import Bridge
 from csbridge.config import Config, broker_address
-from csbridge.emulator import JosevEmulator
-from csbridge.mqtt_link import TCP_NODELAY_OPTION
-from csbridge.station import Station
+from csbridge.messages.envelope import Message
+from csbridge.mqtt.link import TCP_NODELAY_OPTION
+from csbridge.protocol.bridge import Bridge
+from csbridge.service.station import Station
 from csbridge.testing.brokers import MosquittoBroker
-from csbridge.wire import Message
+from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import start_station, stop_bridge
 from tests.support import station_config, unique_prefix
 

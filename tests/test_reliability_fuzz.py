@@ -25,14 +25,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csbridge.config import Config, broker_address
-from csbridge.counters import Counters
-from csbridge.emulator import JosevEmulator
-from csbridge.local_topics import SCHEMA_OF, Leaf, LocalTopics
-from csbridge.mqtt_link import TCP_NODELAY_OPTION
-from csbridge.station import Station
-from csbridge.validation import Backend, Direction, SchemaRegistry
-from csbridge.wire import Codec, Message, MessageType, Rejected, RejectReason, decode_local
-from csbridge.wire import check_document as check_wire_document
+from csbridge.messages.envelope import (
+    Codec,
+    Message,
+    MessageType,
+    Rejected,
+    RejectReason,
+    decode_local,
+)
+from csbridge.messages.envelope import check_document as check_wire_document
+from csbridge.messages.registry import Backend, Direction, SchemaRegistry
+from csbridge.mqtt.link import TCP_NODELAY_OPTION
+from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
+from csbridge.service.station import Station
+from csbridge.support.counters import Counters
+from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import start_station, stop_bridge
 from tests.mutations import mutations
 from tests.support import (

@@ -23,10 +23,10 @@ from typing import Any
 import aiomqtt
 
 from csbridge.config import Config, broker_address
-from csbridge.emulator import JosevEmulator
-from csbridge.mqtt_link import TCP_NODELAY_OPTION
-from csbridge.station import Station
-from csbridge.validation import Direction, SchemaRegistry
+from csbridge.messages.registry import Direction, SchemaRegistry
+from csbridge.mqtt.link import TCP_NODELAY_OPTION
+from csbridge.service.station import Station
+from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import start_station, stop_bridge
 from tests.support import Fuzzer, csbridge_logs_to_devnull, fixture_corpus
 

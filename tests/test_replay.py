@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from csbridge.config import load_config
-from csbridge.devices.replay import ReplayRun
-from csbridge.resources import example_config
+from csbridge.support.resources import example_config
+from csbridge.tools.replay import ReplayRun
 from tests.support import FIXTURES
 
 CSBRIDGE = [sys.executable, "-m", "csbridge"]

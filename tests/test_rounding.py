@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from csbridge.rounding import CURRENT_STEP, POWER_STEP, ceil_to, floor_to, nearest
+from csbridge.engine.rounding import CURRENT_STEP, POWER_STEP, ceil_to, floor_to, nearest
 
 FINITE = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 STEPS = st.sampled_from([CURRENT_STEP, POWER_STEP, Decimal("0.01")])

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from csbridge.validation import (
+from csbridge.messages.envelope import Rejected, RejectReason, check_document
+from csbridge.messages.registry import (
     Backend,
     Direction,
     SchemaRegistry,
     fast_backend_available,
     schema_title,
 )
-from csbridge.wire import Rejected, RejectReason, check_document
 from tests.support import fixture_names, load_fixture
 
 BACKENDS = [Backend.REFERENCE] + ([Backend.FAST] if fast_backend_available() else [])

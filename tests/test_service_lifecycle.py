@@ -20,13 +20,13 @@ import orjson
 import pytest
 
 from csbridge.config import Config, broker_address, load_config
-from csbridge.counters import Counters
-from csbridge.readings import OperatorCommand
-from csbridge.resources import example_config
-from csbridge.sd_notify import SystemdNotifier
-from csbridge.station import Station
+from csbridge.service.sd_notify import SystemdNotifier
+from csbridge.service.station import Station
+from csbridge.service.watchdog import MIN_STALL_S, Watched, feed_watchdog
+from csbridge.sources.readings import OperatorCommand
+from csbridge.support.counters import Counters
+from csbridge.support.resources import example_config
 from csbridge.testing.brokers import MosquittoBroker
-from csbridge.watchdog import MIN_STALL_S, Watched, feed_watchdog
 from tests.conftest import josev_for
 from tests.test_dc_session import _setpoint
 

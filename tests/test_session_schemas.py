@@ -15,15 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csbridge.resources import schema_dir
-from csbridge.validation import (
+from csbridge.messages.envelope import Rejected, RejectReason, check_document
+from csbridge.messages.registry import (
     Backend,
     Direction,
     SchemaRegistry,
     fast_backend_available,
     schema_title,
 )
-from csbridge.wire import Rejected, RejectReason, check_document
+from csbridge.support.resources import schema_dir
 from tests.mutations import mutations
 from tests.support import fixture_names, load_fixture, walk
 

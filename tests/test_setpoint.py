@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csbridge.engine import LimitsEngine
+from csbridge.engine.engine import LimitsEngine
+from csbridge.limits.model import StatusCode
 from csbridge.limits.setpoint import (
     DEFAULT_WATCHDOG_S,
     PRECHARGE_MAX_CURRENT_A,
@@ -24,8 +25,7 @@ from csbridge.limits.setpoint import (
     module_contacts,
     watchdog_or_default,
 )
-from csbridge.model import StatusCode
-from csbridge.readings import BoardReading, Capability, ImdReading, ModuleReading
+from csbridge.sources.readings import BoardReading, Capability, ImdReading, ModuleReading
 from tests.support import station_config
 
 

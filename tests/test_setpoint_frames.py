@@ -9,10 +9,10 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csbridge.devices.codec import IdFieldsCodec
-from csbridge.devices.commands import setpoint_frames
-from csbridge.devices.profile import ProfileRegistry
 from csbridge.limits.setpoint import DcRequest, ModuleContact, Setpoint, dc_setpoint
+from csbridge.sources.can.codec import IdFieldsCodec
+from csbridge.sources.can.commands import setpoint_frames
+from csbridge.sources.can.profile import ProfileRegistry
 
 CODEC = IdFieldsCodec(ProfileRegistry().get("infypower-reg"), 0xF0)
 SET_OUTPUT = 0x1C

@@ -16,9 +16,10 @@ import pytest
 from rich.console import Console
 
 from csbridge.config import Config
-from csbridge.embedded_broker import free_port
-from csbridge.engine import LimitsEngine
-from csbridge.readings import (
+from csbridge.engine.engine import LimitsEngine
+from csbridge.messages.registry import SchemaRegistry
+from csbridge.mqtt.embedded_broker import free_port
+from csbridge.sources.readings import (
     BoardReading,
     Capability,
     ExternalLimit,
@@ -26,7 +27,8 @@ from csbridge.readings import (
     ModuleReading,
     OperatorCommand,
 )
-from csbridge.status_view import (
+from csbridge.testing.brokers import Broker
+from csbridge.tools.status_view import (
     StatusBoard,
     argument_problems,
     evse_text,
@@ -35,8 +37,6 @@ from csbridge.status_view import (
     render_screen,
     watch_status,
 )
-from csbridge.testing.brokers import Broker
-from csbridge.validation import SchemaRegistry
 from tests.conftest import start_station, stop_bridge
 from tests.support import station_config
 

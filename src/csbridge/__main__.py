@@ -1,3 +1,3 @@
-from csbridge.cli import main
+from csbridge.tools.cli import main
 
 main()

@@ -14,9 +14,7 @@ from csbridge.config import CableConfig, DeratingConfig, EvseConfig, Installatio
 from csbridge.limits.bounds import Bound, LimitSource, tightest_lower, tightest_upper
 from csbridge.limits.derating import DeratingCurve
 from csbridge.limits.isolation import IsolationRule, isolation_status
-from csbridge.limits.stack import DirectionTotals, ModuleSpec, StackState, compose_stack
-from csbridge.limits.status import StatusFacts, allows_energy, decide_status
-from csbridge.model import (
+from csbridge.limits.model import (
     AcBptLimits,
     AcLimits,
     DcBptLimits,
@@ -26,7 +24,9 @@ from csbridge.model import (
     PerPhase,
     StatusCode,
 )
-from csbridge.readings import (
+from csbridge.limits.stack import DirectionTotals, ModuleSpec, StackState, compose_stack
+from csbridge.limits.status import StatusFacts, allows_energy, decide_status
+from csbridge.sources import (
     BoardReading,
     ExternalLimit,
     ImdReading,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import enum
 import math
 
-from csbridge.model import IsolationStatus
-from csbridge.readings import ImdReading
+from csbridge.limits.model import IsolationStatus
+from csbridge.sources import ImdReading
 
 FAULT_2023_OHM = 100_000.0
 FAULT_2014_OHM_PER_V = 100.0

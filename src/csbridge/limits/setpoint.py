@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from csbridge.model import StatusCode
+from csbridge.limits.model import StatusCode
 
 PRECHARGE_MAX_CURRENT_A = 2.0
 """The current limit of precharge (ISO 15118-2 / DIN SPEC 70121: at most 2 A)."""

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from csbridge.limits.derating import DeratingCurve
-from csbridge.readings import Capability, ModuleReading
+from csbridge.sources import Capability, ModuleReading
 
 
 class Absence(enum.StrEnum):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from csbridge.model import StatusCode
+from csbridge.limits.model import StatusCode
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,1 +1,7 @@
-"""Helpers for tests and benchmarks that need a real broker."""
+"""csbridge's pytest plugin: broker, station, Josev and CAN fixtures for a test engineer's suite.
+Nothing is imported here; pytest loads csbridge.testing.plugin through its entry point.
+
+Imports any package below.
+"""
+
+__all__: list[str] = []

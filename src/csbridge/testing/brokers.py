@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from csbridge.embedded_broker import LOOPBACK, embedded_broker, free_port
+from csbridge.mqtt import LOOPBACK, embedded_broker, free_port
 
 TEST_CONFIG = Path(__file__).with_name("mosquitto-test.conf")
 READY_TIMEOUT_S = 10.0

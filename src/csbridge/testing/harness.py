@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from csbridge.config import Config, load_config
-from csbridge.embedded_broker import LOOPBACK, free_port
-from csbridge.model import StatusCode
-from csbridge.resources import example_config
-from csbridge.station import Station
+from csbridge.limits import StatusCode
+from csbridge.mqtt import LOOPBACK, free_port
+from csbridge.service import Station
+from csbridge.support import example_config
 
 DEFAULT_CONFIG = "sim-station.toml"
 """The packaged example: a DC EVSE of three Infypower modules and a Bender IMD on virtual CAN

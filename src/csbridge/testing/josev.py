@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from csbridge.config import Config
-from csbridge.emulator import EmulatorError, Exchange, JosevEmulator
-from csbridge.local_topics import Leaf, LocalTopics
-from csbridge.wire import Message
+from csbridge.messages import Message
+from csbridge.protocol import Leaf, LocalTopics
+from csbridge.tools.emulator import EmulatorError, Exchange, JosevEmulator
 
 STATUS_AND_LIMITS = "cs_status_and_limits"
 

@@ -27,7 +27,7 @@ from typing import Any, NoReturn, TypeVar, cast
 import pytest
 
 from csbridge.config import Config
-from csbridge.station import Station
+from csbridge.service import Station
 from csbridge.testing.brokers import (
     Broker,
     MosquittoBroker,

@@ -1,0 +1,99 @@
+"""The station's configuration: one TOML file, checked by pydantic, every problem named by its key.
+
+Models per domain (base, devices, evse, mqtt, station), loading, and secrets; everything public
+is re-exported here, so `from csbridge.config import Config` is the one import callers need.
+"""
+
+from __future__ import annotations
+
+from csbridge.config.base import (
+    ConfigError,
+    Finite,
+    NonNegative,
+    Positive,
+    Strict,
+    describe_validation_error,
+)
+from csbridge.config.devices import (
+    BoardConfig,
+    BusConfig,
+    CanDevice,
+    EverestApiDevice,
+    ImdConfig,
+    ModuleConfig,
+    SimulatedBoardConfig,
+    SimulatedImdConfig,
+    SimulatedModuleConfig,
+)
+from csbridge.config.evse import (
+    AcBptStaticLimits,
+    AcConnectorType,
+    AcStaticLimits,
+    CableConfig,
+    ConnectorConfig,
+    DcBptStaticLimits,
+    DcConnectorType,
+    DcStaticLimits,
+    DeratingConfig,
+    EvseConfig,
+    ExternalDefaults,
+    InstallationConfig,
+    Kind,
+)
+from csbridge.config.loading import load_config, parse_config
+from csbridge.config.mqtt import MqttConfig, broker_address
+from csbridge.config.secrets import PASSWORD_ENV, exposed_secret_files, read_password
+from csbridge.config.station import (
+    Config,
+    EverestExportConfig,
+    LoggingConfig,
+    MetricsConfig,
+    ReportingConfig,
+    StationConfig,
+    listen_address,
+)
+
+__all__ = [
+    "PASSWORD_ENV",
+    "AcBptStaticLimits",
+    "AcConnectorType",
+    "AcStaticLimits",
+    "BoardConfig",
+    "BusConfig",
+    "CableConfig",
+    "CanDevice",
+    "Config",
+    "ConfigError",
+    "ConnectorConfig",
+    "DcBptStaticLimits",
+    "DcConnectorType",
+    "DcStaticLimits",
+    "DeratingConfig",
+    "EverestApiDevice",
+    "EverestExportConfig",
+    "EvseConfig",
+    "ExternalDefaults",
+    "Finite",
+    "ImdConfig",
+    "InstallationConfig",
+    "Kind",
+    "LoggingConfig",
+    "MetricsConfig",
+    "ModuleConfig",
+    "MqttConfig",
+    "NonNegative",
+    "Positive",
+    "ReportingConfig",
+    "SimulatedBoardConfig",
+    "SimulatedImdConfig",
+    "SimulatedModuleConfig",
+    "StationConfig",
+    "Strict",
+    "broker_address",
+    "describe_validation_error",
+    "exposed_secret_files",
+    "listen_address",
+    "load_config",
+    "parse_config",
+    "read_password",
+]

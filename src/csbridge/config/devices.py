@@ -1,0 +1,138 @@
+"""Where a source comes from: CAN buses and devices, EVerest API devices, simulated devices."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from csbridge.config.base import NonNegative, Positive, Strict
+
+
+class SimulatedModuleConfig(Strict):
+    """What a simulated module reports as its capability."""
+
+    max_voltage_v: Positive
+    min_voltage_v: NonNegative = 0.0
+    max_current_a: Positive
+    min_current_a: NonNegative = 0.0
+    max_power_w: Positive
+    max_import_current_a: NonNegative | None = None
+    max_import_power_w: NonNegative | None = None
+    temperature_c: float = 35.0
+
+
+class BusConfig(Strict):
+    """A CAN bus the station's devices talk on."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    interface: Literal["socketcan", "virtual"] = "socketcan"
+    channel: str | None = None
+    """The interface's channel; default the bus name (can0)."""
+    bitrate: Annotated[int, Field(gt=0)] | None = None
+    """Checked against each profile's bitrate; the link itself is set up by the OS."""
+    controller_address: Annotated[int, Field(ge=0, le=255)] = 0xF0
+    asc_channel: Annotated[int, Field(ge=1)] | None = None
+    """Vector ASC logs number channels from 1: the one that is this bus (default: its position)."""
+
+    @property
+    def interface_channel(self) -> str:
+        return self.channel or self.name
+
+
+class CanDevice(Strict):
+    """Where a device talks: a profile in hal/ on a configured bus."""
+
+    profile: Annotated[str, Field(min_length=1)]
+    bus: Annotated[str, Field(min_length=1)]
+
+
+class EverestApiDevice(Strict):
+    """A device driven by a program written against EVerest's MQTT API (power_supply_DC or
+    isolation_monitor), under everest_api/1/<interface>/<module_id>/."""
+
+    module_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    communication_check_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    """Without a `true` on m2e/communication_check for this long the device counts as silent
+    (EVerest's cfg_communication_check_to_s). A device that turns its check off is judged by
+    its other messages, on the same deadline."""
+    heartbeat_interval_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    """e2m/heartbeat period (EVerest's cfg_heartbeat_interval_ms); 0 sends none."""
+    topic_prefix: Annotated[str, Field(min_length=1)] = "everest_api/1"
+
+
+class ModuleConfig(Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    address: Annotated[int, Field(ge=0, le=255)] = 0
+    """The module's address on its bus (needed with `can`)."""
+    can: CanDevice | None = None
+    """The module's protocol and bus; or `everest` for a power supply behind EVerest's API; or
+    `simulated` alone for a module without hardware."""
+    everest: EverestApiDevice | None = None
+    bidirectional: bool = False
+    poll_period_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    deadline_s: Annotated[float, Field(gt=0, le=600)] | None = None
+    """Silence longer than this takes the module out of the stack; default 3 poll periods."""
+    simulated: SimulatedModuleConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_reach_it(self) -> Self:
+        if self.can is not None and self.everest is not None:
+            raise ValueError("a module is reached over `can` or `everest`, not both")
+        if self.everest is not None and self.simulated is not None:
+            raise ValueError("an `everest` module is simulated by the EVerest API program itself")
+        if self.can is not None and "address" not in self.model_fields_set:
+            raise ValueError("a `can` module needs its `address` on the bus")
+        return self
+
+    @property
+    def freshness_deadline_s(self) -> float:
+        if self.deadline_s is not None:
+            return self.deadline_s
+        if self.everest is not None:
+            return self.everest.communication_check_s
+        return 3 * self.poll_period_s
+
+
+class SimulatedImdConfig(Strict):
+    resistance_ohm: NonNegative = 5_000_000.0
+    period_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    self_test_s: Annotated[float, Field(ge=0, le=60)] = 3.0
+
+
+class ImdConfig(Strict):
+    can: CanDevice | None = None
+    everest: EverestApiDevice | None = None
+    """An IMD behind EVerest's isolation_monitor API; its communication check must also keep
+    within `deadline_s`."""
+    rule: Literal["iec61851-23:2023", "iec61851-23:2014"] = "iec61851-23:2023"
+    deadline_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    rated_voltage_v: Positive | None = None
+    """The 2014 rule's reference voltage; default the EVSE's rated maximum voltage."""
+    simulated: SimulatedImdConfig | None = None
+
+    @model_validator(mode="after")
+    def _one_way_to_reach_it(self) -> Self:
+        if self.can is not None and self.everest is not None:
+            raise ValueError("an IMD is reached over `can` or `everest`, not both")
+        if self.everest is not None and self.simulated is not None:
+            raise ValueError("an `everest` IMD is simulated by the EVerest API program itself")
+        return self
+
+
+class SimulatedBoardConfig(Strict):
+    evse_temperature_c: float = 30.0
+    plug_temperature_c: float = 30.0
+    period_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    max_current_a: Positive | None = None
+    """AC: the board's hardware capability per phase."""
+    max_discharge_current_a: NonNegative | None = None
+    phases: Literal[1, 3] | None = None
+
+
+class BoardConfig(Strict):
+    can: CanDevice | None = None
+    """The board's protocol and bus (a profile of kind board); with `simulated` as well, a
+    simulated board speaks that protocol on the bus."""
+    deadline_s: Annotated[float, Field(gt=0, le=60)] = 3.0
+    simulated: SimulatedBoardConfig | None = None

@@ -1,0 +1,229 @@
+"""One EVSE: its kind, connectors, nameplate limits, cable, installation, derating, devices."""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, Field, model_validator
+
+from csbridge.config.base import Finite, NonNegative, Positive, Strict
+from csbridge.config.devices import BoardConfig, ImdConfig, ModuleConfig
+
+
+class Kind(enum.StrEnum):
+    AC = "ac"
+    DC = "dc"
+
+
+AcConnectorType = Literal["AC_single_phase_core", "AC_three_phase_core"]
+DcConnectorType = Literal["DC_core", "DC_extended", "DC_combo_core", "DC_unique"]
+
+
+class ConnectorConfig(Strict):
+    id: Annotated[int, Field(ge=1)]
+    connector_type: AcConnectorType | DcConnectorType
+
+
+class DcStaticLimits(Strict):
+    """The DC power stage's nameplate: a ceiling for everything live sources report.
+
+    The maxima may be left out only when modules are configured: the stack then decides.
+    """
+
+    max_current_a: NonNegative | None = None
+    min_current_a: NonNegative = 0.0
+    max_voltage_v: NonNegative | None = None
+    min_voltage_v: NonNegative = 0.0
+    max_power_w: NonNegative | None = None
+    peak_current_ripple_a: NonNegative
+    current_reg_tolerance_a: NonNegative | None = None
+    energy_to_be_delivered_wh: NonNegative | None = None
+    power_ramp_limit_w_per_s: NonNegative | None = None
+
+    @model_validator(mode="after")
+    def _minima_below_maxima(self) -> Self:
+        _ordered(self, "current_a", "voltage_v")
+        return self
+
+    def missing_maxima(self) -> list[str]:
+        return [
+            name
+            for name in ("max_current_a", "max_voltage_v", "max_power_w")
+            if getattr(self, name) is None
+        ]
+
+
+class DcBptStaticLimits(Strict):
+    max_discharge_current_a: NonNegative
+    min_discharge_current_a: NonNegative = 0.0
+    max_discharge_power_w: NonNegative
+    min_discharge_power_w: NonNegative = 0.0
+
+    @model_validator(mode="after")
+    def _minima_below_maxima(self) -> Self:
+        _ordered(self, "discharge_current_a", "discharge_power_w")
+        return self
+
+
+class AcStaticLimits(Strict):
+    max_current_a: NonNegative
+    """Per phase in use."""
+
+
+class AcBptStaticLimits(Strict):
+    max_discharge_power_w: NonNegative
+    """Per phase in use."""
+    min_discharge_power_w: NonNegative = 0.0
+
+    @model_validator(mode="after")
+    def _minima_below_maxima(self) -> Self:
+        _ordered(self, "discharge_power_w")
+        return self
+
+
+class CableConfig(Strict):
+    """The connector and cable rating."""
+
+    max_current_a: Positive
+    max_voltage_v: Positive | None = None
+
+
+class InstallationConfig(Strict):
+    """The grid connection this EVSE draws from."""
+
+    max_power_w: Positive | None = None
+    max_current_a: Positive | None = None
+    """Per phase, at the grid."""
+    grid_voltage_v: Positive = 230.0
+    """Phase-to-neutral, to turn a DC EVSE's grid current into power."""
+    grid_phases: Literal[1, 3] = 3
+    efficiency: Annotated[float, Field(gt=0, le=1)] = 0.95
+    """DC only: grid power times this is what reaches the EV."""
+
+
+class DeratingConfig(Strict):
+    """A piecewise-linear curve from a temperature to a current (A) or power (W) limit.
+
+    `module` curves limit each module's own output; `evse` and `plug` curves limit the EVSE.
+    """
+
+    input: Literal["module", "evse", "plug"]
+    quantity: Literal["current", "power"]
+    points: Annotated[list[tuple[Finite, NonNegative]], Field(min_length=2)]
+
+    @model_validator(mode="after")
+    def _rising(self) -> Self:
+        temperatures = [t for t, _ in self.points]
+        if any(b <= a for a, b in itertools.pairwise(temperatures)):
+            raise ValueError(f"points: temperatures must rise strictly, got {temperatures}")
+        return self
+
+
+class ExternalDefaults(Strict):
+    """The limit that holds when no external limit is valid (none by default)."""
+
+    max_power_w: Positive | None = None
+    max_current_a: Positive | None = None
+
+
+def _ordered(model: BaseModel, *quantities: str) -> None:
+    """min_<quantity> never above max_<quantity> (a missing maximum bounds nothing)."""
+    for quantity in quantities:
+        low = getattr(model, f"min_{quantity}")
+        high = getattr(model, f"max_{quantity}")
+        if high is not None and low > high:
+            msg = f"min_{quantity} ({low}) is above max_{quantity} ({high})"
+            raise ValueError(msg)
+
+
+class EvseConfig(Strict):
+    evse_id: Annotated[str, Field(min_length=1, max_length=37, pattern=r"^\S+$")]
+    kind: Kind
+    bpt: bool = False
+    network_interface: Annotated[str, Field(min_length=1)]
+    supports_eim: bool = True
+    nominal_voltage: Annotated[int, Field(ge=1, le=1000)] | None = None
+    """AC only: the grid's phase-to-neutral voltage, V."""
+    phases: Literal[1, 3] = 3
+    """AC only: how many phases the EVSE switches."""
+    control_mode: Literal["scheduled", "dynamic"] | None = None
+    bpt_channel: Literal["unified", "separated"] | None = None
+    generator_mode: Literal["grid_following", "grid_forming"] | None = None
+    grid_island_detection_mode: Literal["active", "passive"] | None = None
+    connectors: Annotated[list[ConnectorConfig], Field(min_length=1)]
+    dc_limits: DcStaticLimits | None = None
+    dc_bpt_limits: DcBptStaticLimits | None = None
+    ac_limits: AcStaticLimits | None = None
+    ac_bpt_limits: AcBptStaticLimits | None = None
+    cable: CableConfig | None = None
+    installation: InstallationConfig | None = None
+    derating: list[DeratingConfig] = []
+    module: list[ModuleConfig] = []
+    """DC: the power modules stacked in parallel ([[evse.module]])."""
+    imd: ImdConfig | None = None
+    board: BoardConfig | None = None
+    external: ExternalDefaults = ExternalDefaults()
+
+    @model_validator(mode="after")
+    def _consistent_with_kind(self) -> Self:
+        problems: list[str] = []
+        own, other = ("dc", "ac") if self.kind is Kind.DC else ("ac", "dc")
+        if getattr(self, f"{own}_limits") is None:
+            problems.append(f"a {own} EVSE needs [{own}_limits]")
+        for block in (f"{other}_limits", f"{other}_bpt_limits"):
+            if getattr(self, block) is not None:
+                problems.append(f"[{block}] does not belong to a {own} EVSE")
+        bpt_block = getattr(self, f"{own}_bpt_limits")
+        if self.bpt and bpt_block is None:
+            problems.append(f"bpt = true needs [{own}_bpt_limits]")
+        if not self.bpt and bpt_block is not None:
+            problems.append(f"[{own}_bpt_limits] given but bpt is false")
+        if self.kind is Kind.AC and self.nominal_voltage is None:
+            problems.append("an ac EVSE needs nominal_voltage")
+        if self.kind is Kind.DC and self.nominal_voltage is not None:
+            problems.append("nominal_voltage is for ac EVSEs only")
+        prefix = "DC_" if self.kind is Kind.DC else "AC_"
+        for index, connector in enumerate(self.connectors):
+            if not connector.connector_type.startswith(prefix):
+                problems.append(
+                    f"connectors[{index}].connector_type {connector.connector_type} "
+                    f"does not fit a {own} EVSE"
+                )
+        ids = [connector.id for connector in self.connectors]
+        if len(set(ids)) != len(ids):
+            problems.append(f"connector ids must be unique, got {ids}")
+        problems += self._live_source_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _live_source_problems(self) -> list[str]:
+        problems: list[str] = []
+        if self.kind is Kind.AC:
+            if self.module:
+                problems.append("[[evse.module]] power modules belong to a dc EVSE")
+            if self.imd is not None:
+                problems.append("[evse.imd] belongs to a dc EVSE")
+        names = [module.name for module in self.module]
+        if len(set(names)) != len(names):
+            problems.append(f"module names must be unique, got {names}")
+        if (
+            self.imd is not None
+            and self.imd.rule == "iec61851-23:2014"
+            and self.imd.rated_voltage_v is None
+            and (self.dc_limits is None or self.dc_limits.max_voltage_v is None)
+        ):
+            problems.append(
+                "the 2014 isolation rule needs [evse.imd] rated_voltage_v "
+                "or [dc_limits] max_voltage_v"
+            )
+        if not self.module and any(curve.input == "module" for curve in self.derating):
+            problems.append("a derating curve on module temperature needs [[evse.module]]")
+        if self.board is None and any(curve.input != "module" for curve in self.derating):
+            problems.append("a derating curve on evse or plug temperature needs [evse.board]")
+        if self.dc_limits is not None and not self.module and self.dc_limits.missing_maxima():
+            missing = ", ".join(self.dc_limits.missing_maxima())
+            problems.append(f"[dc_limits] needs {missing} when no modules are configured")
+        return problems

@@ -1,0 +1,189 @@
+"""The whole file: station, reporting, logging, metrics, EVerest exports; checks across EVSEs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from csbridge.config.base import ConfigError, NonNegative, Strict, describe_validation_error
+from csbridge.config.devices import BusConfig, CanDevice
+from csbridge.config.evse import EvseConfig, Kind
+from csbridge.config.mqtt import MqttConfig
+
+
+class StationConfig(Strict):
+    sw_version: Annotated[str, Field(min_length=1)]
+    hw_version: Annotated[str, Field(min_length=1)]
+    scenario: Literal["demo"] | None = None
+    """Play a scripted scenario on the simulated devices (a module drops out, a plug heats up)."""
+    profile_dirs: list[Path] = []
+    """Folders of device profiles of your own, searched after the shipped hal/ (a profile of
+    the same name replaces the shipped one)."""
+
+    @field_validator("profile_dirs")
+    @classmethod
+    def _existing_folders(cls, folders: list[Path]) -> list[Path]:
+        # A mistyped folder would quietly leave the shipped profile of the same name in use.
+        missing = [str(folder) for folder in folders if not folder.is_dir()]
+        if missing:
+            raise ValueError(f"no such folder: {', '.join(missing)}")
+        return folders
+
+
+class ReportingConfig(Strict):
+    """How computed limits become updates: decreases at once, increases only once settled."""
+
+    settle_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    hysteresis_fraction: Annotated[float, Field(ge=0, le=0.5)] = 0.02
+    hysteresis_current_a: NonNegative = 1.0
+    hysteresis_power_w: NonNegative = 500.0
+    hysteresis_voltage_v: NonNegative = 1.0
+    max_updates_per_s: Annotated[float, Field(gt=0, le=100)] = 5.0
+    present_voltage_deadband_v: NonNegative = 2.0
+    present_current_deadband_a: NonNegative = 1.0
+    evaluate_every_s: Annotated[float, Field(gt=0, le=5)] = 0.1
+    limits_report_every_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+
+class LoggingConfig(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    repeat_interval_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
+    """A fault of one kind is logged at most once per this interval, with the count held back."""
+
+
+class MetricsConfig(Strict):
+    listen: str | None = None
+    """`host:port` for Prometheus to scrape (e.g. 127.0.0.1:9108); off when not set."""
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            listen_address(value)
+        return value
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """`host:port` or `[v6]:port` -> (host, port)."""
+    host, sep, port_text = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        msg = f"listen address {value!r} must be host:port, e.g. 127.0.0.1:9108"
+        raise ValueError(msg)
+    return host, int(port_text)
+
+
+class EverestExportConfig(Strict):
+    """Offer one DC EVSE's module stack to EVerest as a power_supply_DC API module."""
+
+    evse_id: Annotated[str, Field(min_length=1)]
+    module_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
+    topic_prefix: Annotated[str, Field(min_length=1)] = "everest_api/1"
+    communication_check_every_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """m2e/communication_check true this often (EVerest's check times out after 5 s)."""
+    voltage_current_every_s: Annotated[float, Field(gt=0, le=1)] = 0.25
+    """m2e/voltage_current: EVerest asks for at least 1 Hz, about 4 Hz recommended."""
+    heartbeat_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    """EVerest's e2m/heartbeat missing this long (once seen): the stack is switched off."""
+
+
+class Config(Strict):
+    station: StationConfig
+    mqtt: MqttConfig = MqttConfig()
+    logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    reporting: ReportingConfig = ReportingConfig()
+    bus: list[BusConfig] = []
+    evse: Annotated[list[EvseConfig], Field(min_length=1)]
+    everest_export: list[EverestExportConfig] = []
+
+    @model_validator(mode="after")
+    def _exports_name_dc_stacks(self) -> Self:
+        by_id = {evse.evse_id: evse for evse in self.evse}
+        problems = []
+        for index, export in enumerate(self.everest_export):
+            evse = by_id.get(export.evse_id)
+            if evse is None:
+                problems.append(f"everest_export[{index}].evse_id: no EVSE {export.evse_id!r}")
+            elif evse.kind is not Kind.DC or not evse.module:
+                problems.append(
+                    f"everest_export[{index}]: {export.evse_id} has no DC module stack to offer"
+                )
+        ids = [(e.topic_prefix, e.module_id) for e in self.everest_export]
+        if len(set(ids)) != len(ids):
+            problems.append("everest_export: each module_id once")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _unique_evse_ids(self) -> Self:
+        ids = [evse.evse_id for evse in self.evse]
+        duplicates = sorted({evse_id for evse_id in ids if ids.count(evse_id) > 1})
+        if duplicates:
+            msg = f"evse_id must be unique across EVSEs, repeated: {', '.join(duplicates)}"
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _devices_on_known_buses(self) -> Self:
+        buses = [bus.name for bus in self.bus]
+        if len(set(buses)) != len(buses):
+            raise ValueError(f"bus names must be unique, got {buses}")
+        problems = []
+        taken: dict[tuple[str, str, int], str] = {}
+        for index, evse in enumerate(self.evse):
+            devices: list[tuple[str, CanDevice | None, int]] = [
+                (f"evse[{index}].module[{m_index}]", m.can, m.address)
+                for m_index, m in enumerate(evse.module)
+            ]
+            if evse.imd is not None:
+                devices.append((f"evse[{index}].imd", evse.imd.can, 0))
+            if evse.board is not None:
+                devices.append((f"evse[{index}].board", evse.board.can, 0))
+            for where, device, address in devices:
+                if device is None:
+                    continue
+                if device.bus not in buses:
+                    problems.append(f"{where}.can.bus: no [[bus]] named {device.bus!r}")
+                key = (device.bus, device.profile, address)
+                if key in taken:
+                    problems.append(f"{where}: same bus, profile and address as {taken[key]}")
+                taken[key] = where
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def with_broker(self, broker: str) -> Config:
+        """A copy pointing at another broker (the CLI's --broker); ConfigError if it is bad."""
+        try:
+            mqtt = MqttConfig.model_validate({**self.mqtt.model_dump(), "broker": broker})
+        except ValidationError as error:
+            problems = [p.removeprefix("broker: ") for p in describe_validation_error(error)]
+            raise ConfigError("--broker", problems) from None
+        return self.model_copy(update={"mqtt": mqtt})
+
+    @model_validator(mode="after")
+    def _everest_modules_once(self) -> Self:
+        seen: dict[tuple[str, str, str], str] = {}
+        problems = []
+        for index, evse in enumerate(self.evse):
+            apis = [
+                (f"evse[{index}].module[{m}].everest", "power_supply_DC", module.everest)
+                for m, module in enumerate(evse.module)
+            ]
+            if evse.imd is not None:
+                apis.append((f"evse[{index}].imd.everest", "isolation_monitor", evse.imd.everest))
+            for where, interface, api in apis:
+                if api is None:
+                    continue
+                key = (api.topic_prefix, interface, api.module_id)
+                if key in seen:
+                    # Two sources on one EVerest module would both command it.
+                    problems.append(f"{where}: module_id {api.module_id!r} is also {seen[key]}")
+                seen[key] = where
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

@@ -1,1 +1,0 @@
-"""The device layer: CAN buses, declarative device profiles (hal/), codecs and replay."""

@@ -1,0 +1,257 @@
+"""The live limits engine: readings in, one reported entry per EVSE out, with its binding sources.
+
+Each reading is stored as its source's latest and its EVSE is evaluated at once (a hardware
+change reaches Josev without waiting for a tick); a periodic tick catches what silence changes
+(freshness deadlines, expiring external limits, settling increases).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from csbridge.config import Config, EvseConfig, ReportingConfig
+from csbridge.engine.latest import Entry, LatestByEvse
+from csbridge.engine.payloads import evse_entry
+from csbridge.engine.report import source_report
+from csbridge.limits import Composition, EvseComposer, EvseInputs, GateSettings, UpdateGate
+from csbridge.sources import (
+    BoardReading,
+    ExternalLimit,
+    ImdReading,
+    ModuleReading,
+    OperatorCommand,
+    SourceReading,
+    sanitized,
+)
+from csbridge.support import Counted, Counters
+
+log = logging.getLogger("csbridge.engine")
+
+Clock = Callable[[], float]
+
+
+def gate_settings(reporting: ReportingConfig) -> GateSettings:
+    return GateSettings(
+        settle_s=reporting.settle_s,
+        hysteresis_fraction=reporting.hysteresis_fraction,
+        hysteresis_current=reporting.hysteresis_current_a,
+        hysteresis_power=reporting.hysteresis_power_w,
+        hysteresis_voltage=reporting.hysteresis_voltage_v,
+        min_interval_s=1.0 / reporting.max_updates_per_s,
+        present_voltage_deadband=reporting.present_voltage_deadband_v,
+        present_current_deadband=reporting.present_current_deadband_a,
+    )
+
+
+@dataclass(slots=True)
+class _Evse:
+    config: EvseConfig
+    composer: EvseComposer
+    gate: UpdateGate
+    modules: dict[str, ModuleReading] = field(default_factory=dict)
+    imd: ImdReading | None = None
+    board: BoardReading | None = None
+    external: ExternalLimit | None = None
+    operator: OperatorCommand | None = None
+    composition: Composition | None = None
+    report_at: float = float("-inf")
+
+    def inputs(self) -> EvseInputs:
+        return EvseInputs(self.modules, self.imd, self.board, self.external, self.operator)
+
+    def store(self, reading: SourceReading) -> bool:
+        if isinstance(reading, ModuleReading):
+            if reading.name not in self.composer.module_names:
+                return False
+            self.modules[reading.name] = reading
+        elif isinstance(reading, ImdReading):
+            self.imd = reading
+        elif isinstance(reading, BoardReading):
+            self.board = reading
+        elif isinstance(reading, ExternalLimit):
+            self.external = reading
+        elif self.operator is None or not self.operator.station_stopping:
+            # Once the station stops, no operator command brings the EVSE back.
+            self.operator = reading
+        return True
+
+
+class LimitsEngine:
+    """Owns the latest readings of every source and what each EVSE reports."""
+
+    def __init__(
+        self, config: Config, counters: Counters | None = None, clock: Clock = time.monotonic
+    ) -> None:
+        self.clock = clock
+        self.counters = counters or Counters()
+        self._report_every_s = config.reporting.limits_report_every_s
+        self._tick_s = config.reporting.evaluate_every_s
+        settings = gate_settings(config.reporting)
+        self.observers: list[Callable[[str, EvseInputs, Composition | None], None]] = []
+        """Called after every evaluation (the session watches CP, contactors and faults)."""
+        self._dirty: set[str] = set()
+        self._flush_scheduled = False
+        self._reports_due: set[str] = set()
+        self._reports_scheduled = False
+        self._evses = {
+            evse.evse_id: _Evse(evse, EvseComposer(evse), UpdateGate(settings))
+            for evse in config.evse
+        }
+        now = clock()
+        initial = [
+            (evse_id, self._reported(evse_id, runtime, now))
+            for evse_id, runtime in self._evses.items()
+        ]
+        self.entries = LatestByEvse(initial)
+        self._reports = LatestByEvse(
+            (evse_id, self._report(runtime, now)) for evse_id, runtime in self._evses.items()
+        )
+
+    @property
+    def reports(self) -> LatestByEvse:
+        """Each EVSE's limits report; reading it builds any that are due first."""
+        if self._reports_due:
+            self.flush_reports()
+        return self._reports
+
+    @property
+    def evse_ids(self) -> tuple[str, ...]:
+        return tuple(self._evses)
+
+    def ingest(self, evse_id: str, reading: SourceReading) -> bool:
+        """Take one reading and evaluate its EVSE now; False (counted) if no such EVSE or
+        source is configured."""
+        if not self._store(evse_id, reading):
+            return False
+        self._evaluate(evse_id, self._evses[evse_id], self.clock())
+        return True
+
+    def ingest_soon(self, evse_id: str, reading: SourceReading) -> bool:
+        """Take one reading; evaluate its EVSE once the event loop has handled what else has
+        arrived. A burst of frames costs one evaluation, and the update still goes out in the
+        same loop iteration (must be called from the event loop)."""
+        if not self.take(evse_id, reading):
+            return False
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+        return True
+
+    def take(self, evse_id: str, reading: SourceReading) -> bool:
+        """Store a reading and mark its EVSE for the next flush (no evaluation yet)."""
+        if not self._store(evse_id, reading):
+            return False
+        self._dirty.add(evse_id)
+        return True
+
+    def flush(self) -> None:
+        """Evaluate every EVSE with readings not yet evaluated."""
+        self._flush_scheduled = False
+        now = self.clock()
+        while self._dirty:
+            evse_id = self._dirty.pop()
+            self._evaluate(evse_id, self._evses[evse_id], now)
+
+    def _store(self, evse_id: str, reading: SourceReading) -> bool:
+        runtime = self._evses.get(evse_id)
+        if runtime is None:
+            self.counters.add(Counted.READING_IGNORED, "unknown_evse")
+            return False
+        cleaned, changed = sanitized(reading)
+        if changed:
+            self.counters.add(Counted.READING_SANITIZED, type(reading).__name__)
+        if not runtime.store(cleaned):
+            self.counters.add(Counted.READING_IGNORED, "unknown_source")
+            return False
+        self.counters.add(Counted.READING_INGESTED, type(reading).__name__)
+        return True
+
+    def stop_serving(self, why: str) -> None:
+        """Every EVSE to evse_shutdown (an emergency stays visible) with its maxima at 0."""
+        now = self.clock()
+        for evse_id in self._evses:
+            self.ingest(
+                evse_id, OperatorCommand(at=now, enabled=False, reason=why, station_stopping=True)
+            )
+
+    def evaluate(self) -> None:
+        now = self.clock()
+        for evse_id, runtime in self._evses.items():
+            self._evaluate(evse_id, runtime, now)
+
+    async def run(self) -> None:
+        """Re-evaluate on a tick so silence, expiry and settling take effect; until cancelled."""
+        while True:
+            await asyncio.sleep(self._tick_s)
+            self.evaluate()
+
+    def inputs(self, evse_id: str) -> EvseInputs:
+        """The latest reading of every source of one EVSE."""
+        return self._evses[evse_id].inputs()
+
+    def composition(self, evse_id: str) -> Composition | None:
+        return self._evses[evse_id].composition
+
+    def reported_binding(self, evse_id: str) -> dict[str, str]:
+        reported = self._evses[evse_id].gate.reported
+        return {} if reported is None else {k: v.value for k, v in reported.binding.items()}
+
+    def _reported(self, evse_id: str, runtime: _Evse, now: float) -> Entry:
+        runtime.composition = runtime.composer.compose(runtime.inputs(), now)
+        entry = evse_entry(runtime.composition.snapshot)
+        reported = runtime.gate.offer(entry, runtime.composition.binding, now)
+        if reported is not None:
+            return reported.entry
+        assert runtime.gate.reported is not None  # the first offer is always accepted
+        return runtime.gate.reported.entry
+
+    def _evaluate(self, evse_id: str, runtime: _Evse, now: float) -> None:
+        try:
+            entry = self._reported(evse_id, runtime, now)
+        except ValueError as error:  # a number that cannot be reported: keep what was sent
+            self.counters.add(Counted.EVALUATION_FAILED, evse_id)
+            log.error("event=evaluation_failed evse=%s why=%s", evse_id, error)
+            return
+        changed = self.entries.set(evse_id, entry)
+        for observer in self.observers:
+            observer(evse_id, runtime.inputs(), runtime.composition)
+        # The report follows every change of what Josev is told at once; source values and
+        # ages refresh on a slower beat, which is all a person watching needs.
+        if changed or now - runtime.report_at >= self._report_every_s:
+            runtime.report_at = now
+            self._report_soon(evse_id)
+
+    def _report_soon(self, evse_id: str) -> None:
+        """The operator's report is built after the update to Josev has gone out (in the same
+        loop pass): it costs as much as the update and nobody is waiting on it."""
+        self._reports_due.add(evse_id)
+        if self._reports_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (replay, scripts): build it now
+            self.flush_reports()
+            return
+        self._reports_scheduled = True
+        loop.call_soon(self.flush_reports)
+
+    def flush_reports(self) -> None:
+        """Build every report that is due."""
+        self._reports_scheduled = False
+        now = self.clock()
+        while self._reports_due:
+            evse_id = self._reports_due.pop()
+            self._reports.set(evse_id, self._report(self._evses[evse_id], now))
+
+    def _report(self, runtime: _Evse, now: float) -> Entry:
+        reported = runtime.gate.reported
+        assert reported is not None
+        return {
+            "limits": reported.entry,
+            "binding": {key: source.value for key, source in reported.binding.items()},
+            "sources": source_report(runtime.config, runtime.inputs(), runtime.composition, now),
+        }

@@ -1,0 +1,35 @@
+"""Josev's messages on the wire: the schema registry (every file in schemas/), the envelope codec
+that checks each message in and out, and the reasons a message is rejected.
+
+Imports support only.
+"""
+
+from __future__ import annotations
+
+from csbridge.messages.envelope import (
+    Codec,
+    Message,
+    MessageType,
+    Rejected,
+    RejectReason,
+    check_document,
+    decode_local,
+    parse_json,
+    rejected_by,
+)
+from csbridge.messages.registry import Direction, SchemaRegistry, SchemaViolation
+
+__all__ = [
+    "Codec",
+    "Direction",
+    "Message",
+    "MessageType",
+    "RejectReason",
+    "Rejected",
+    "SchemaRegistry",
+    "SchemaViolation",
+    "check_document",
+    "decode_local",
+    "parse_json",
+    "rejected_by",
+]

@@ -1,0 +1,188 @@
+"""Bytes on the wire <-> validated messages, in the direction one side may receive or send.
+
+Inbound: size bound, JSON, object, envelope, known kind, right direction, the kind's schema.
+Outbound: the exact bytes that would be published are parsed back and checked, so nothing the
+serialiser changes (a NaN becoming null, say) can slip past the schema.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from csbridge.messages.registry import ENVELOPE, Direction, SchemaRegistry, SchemaViolation
+
+
+class MessageType(enum.StrEnum):
+    REQUEST = "request"
+    RESPONSE = "response"
+    UPDATE = "update"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    name: str
+    type: MessageType
+    data: dict[str, Any]
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "type": self.type.value, "data": self.data}
+
+
+class RejectReason(enum.StrEnum):
+    TOO_LARGE = "too_large"
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    ENVELOPE = "bad_envelope"
+    UNKNOWN_MESSAGE = "unknown_message"
+    UNKNOWN_EVSE = "unknown_evse"
+    UNEXPECTED_TYPE = "unexpected_type"
+    WRONG_DIRECTION = "wrong_direction"
+    SCHEMA = "schema"
+
+
+class Rejected(Exception):  # noqa: N818 - the outcome for one message, not a program error
+    """An inbound payload that is not acted on: the reason, the message if known, where and why."""
+
+    def __init__(self, reason: RejectReason, where: str, why: str, message: str = "?") -> None:
+        super().__init__(f"{reason} message={message} where={where} why={why}")
+        self.reason = reason
+        self.message = message
+        self.where = where
+        self.why = why
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _rejected(reason: RejectReason, violation: SchemaViolation, message: str) -> Rejected:
+    return Rejected(
+        reason, violation.path, f"{violation.rule}: {_short(violation.reason)}", message
+    )
+
+
+def parse_json(payload: bytes, max_payload_bytes: int, message: str = "?") -> Any:
+    """Size bound first (nothing large is parsed), then JSON: any JSON value."""
+    if len(payload) > max_payload_bytes:
+        raise Rejected(
+            RejectReason.TOO_LARGE,
+            "$",
+            f"{len(payload)} bytes is above the {max_payload_bytes} byte limit",
+            message,
+        )
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as error:
+        raise Rejected(RejectReason.NOT_JSON, "$", _short(str(error)), message) from None
+
+
+def parse_object(payload: bytes, max_payload_bytes: int, message: str = "?") -> dict[str, Any]:
+    """parse_json, and the value must be an object."""
+    document = parse_json(payload, max_payload_bytes, message)
+    if not isinstance(document, dict):
+        raise Rejected(
+            RejectReason.NOT_OBJECT,
+            "$",
+            f"a message is a JSON object, got {type(document).__name__}",
+            message,
+        )
+    return document
+
+
+def rejected_by(violation: SchemaViolation, message: str) -> Rejected:
+    """A payload that broke its schema: where, which rule, why."""
+    return _rejected(RejectReason.SCHEMA, violation, message)
+
+
+def decode_local(
+    registry: SchemaRegistry, title: str, payload: bytes, max_payload_bytes: int, message: str
+) -> dict[str, Any]:
+    """One of our own topics' payloads (no envelope), checked against schema `title`."""
+    document = parse_object(payload, max_payload_bytes, message)
+    violation = registry.violation(title, document)
+    if violation is not None:
+        raise _rejected(RejectReason.SCHEMA, violation, message)
+    return document
+
+
+def check_document(
+    registry: SchemaRegistry, document: dict[str, Any], receives: Direction | None = None
+) -> None:
+    """Envelope, known kind, direction (when `receives` is given) and the kind's own schema."""
+    raw_type = document.get("type")
+    if isinstance(document.get("name"), str) and isinstance(raw_type, str):
+        kind = registry.kind(document["name"], raw_type)
+        if (
+            kind is not None
+            and (receives is None or kind.direction is receives)
+            and registry.violation(kind.title, document) is None
+        ):
+            # Every kind's schema pins id, name, type and data with no other keys, so passing
+            # it implies passing the envelope (tests/test_schemas.py holds them to that): one
+            # validation instead of two for every good message. A bad one takes the long way
+            # below, which names the first rule it breaks.
+            return
+    raw_name = document.get("name")
+    name = raw_name if isinstance(raw_name, str) else "?"
+    violation = registry.violation(ENVELOPE, document)
+    if violation is not None:
+        raise _rejected(RejectReason.ENVELOPE, violation, name)
+    kind = registry.kind(document["name"], document["type"])
+    if kind is None:
+        known = any(n == document["name"] for n, _ in registry.kinds)
+        reason = RejectReason.UNEXPECTED_TYPE if known else RejectReason.UNKNOWN_MESSAGE
+        raise Rejected(reason, "$.name", f"no {document['type']} named {name!r} is known", name)
+    if receives is not None and kind.direction is not receives:
+        raise Rejected(
+            RejectReason.WRONG_DIRECTION,
+            "$.type",
+            f"{kind.title} travels {kind.direction}, not toward this side",
+            name,
+        )
+    violation = registry.violation(kind.title, document)
+    if violation is not None:
+        raise _rejected(RejectReason.SCHEMA, violation, name)
+
+
+class Codec:
+    """Decodes what one side receives and encodes what it sends, both checked against schemas."""
+
+    def __init__(
+        self, registry: SchemaRegistry, receives: Direction, max_payload_bytes: int
+    ) -> None:
+        self.registry = registry
+        self.receives = receives
+        self.sends = (
+            Direction.TO_JOSEV if receives is Direction.FROM_JOSEV else Direction.FROM_JOSEV
+        )
+        self.max_payload_bytes = max_payload_bytes
+
+    def decode(self, payload: bytes) -> Message:
+        document = parse_object(payload, self.max_payload_bytes)
+        check_document(self.registry, document, self.receives)
+        return Message(
+            name=document["name"],
+            type=MessageType(document["type"]),
+            data=document["data"],
+            id=document["id"],
+        )
+
+    def encode(self, message: Message) -> bytes:
+        """Serialise and check; raises SchemaViolation instead of returning anything invalid."""
+        kind = self.registry.kind(message.name, message.type.value)
+        if kind is None or kind.direction is not self.sends:
+            raise SchemaViolation(
+                f"{message.name}/{message.type}",
+                "$",
+                "catalogue",
+                "this side never sends that kind",
+            )
+        payload = orjson.dumps(message.as_json())
+        self.registry.check(kind.title, orjson.loads(payload))
+        return payload

@@ -1,0 +1,17 @@
+"""Josev's side of the bridge: the MQTT bridge that answers requests and pushes updates, and our
+own local topics (external limits, operator commands, limits reports).
+
+Imports engine, messages, mqtt, sources (readings), config and support.
+"""
+
+from __future__ import annotations
+
+from csbridge.protocol.bridge import Bridge
+from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
+
+__all__ = [
+    "SCHEMA_OF",
+    "Bridge",
+    "Leaf",
+    "LocalTopics",
+]

@@ -1,0 +1,308 @@
+"""The station side of Josev's API: answers boot requests and pushes every change as an update;
+beside it, csbridge's own topics (external limits and operator commands in, limits reports out)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from csbridge.config import Config
+from csbridge.engine import Entry, LimitsEngine, cs_parameters_data
+from csbridge.messages import (
+    Codec,
+    Direction,
+    Message,
+    MessageType,
+    Rejected,
+    RejectReason,
+    SchemaRegistry,
+    SchemaViolation,
+    decode_local,
+)
+from csbridge.mqtt import MqttLink, Subscription
+from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
+from csbridge.sources import ExternalLimit, OperatorCommand
+from csbridge.support import Counted, Counters, RateLimitedLog, Timed
+
+log = logging.getLogger("csbridge.bridge")
+
+CS_PARAMETERS = "cs_parameters"
+CS_STATUS_AND_LIMITS = "cs_status_and_limits"
+
+Handler = Callable[[Message], Awaitable[None]]
+SessionHandler = Callable[[Message], dict[str, Any] | None]
+
+
+class TopicSource(Protocol):
+    """Topics of another API the bridge also serves (EVerest's): counted and checked like ours."""
+
+    def subscriptions(self) -> list[str]: ...
+
+    def owns(self, topic: str) -> bool: ...
+
+    def handle(self, topic: str, payload: bytes) -> str:
+        """Take one message; the label it is counted under. Raise Rejected when it is bad."""
+        ...
+
+    async def on_connected(self) -> None: ...
+
+
+class Bridge:
+    """Owns the MQTT link, the codec and the answers; the engine supplies what is reported."""
+
+    def __init__(
+        self,
+        config: Config,
+        engine: LimitsEngine,
+        *,
+        registry: SchemaRegistry | None = None,
+        counters: Counters | None = None,
+        session: Mapping[tuple[str, MessageType], SessionHandler] | None = None,
+        pushed: asyncio.Queue[Message] | None = None,
+        on_mqtt_lost: Callable[[], None] | None = None,
+        on_simulate: Callable[[str, dict[str, Any]], str | None] | None = None,
+        topic_sources: Sequence[TopicSource] = (),
+    ) -> None:
+        self.config = config
+        self.engine = engine
+        self.counters = counters or engine.counters
+        self.registry = registry or SchemaRegistry()
+        self.codec = Codec(self.registry, Direction.FROM_JOSEV, config.mqtt.max_payload_bytes)
+        self.local = LocalTopics(config.mqtt.local_prefix)
+        self._parameters = cs_parameters_data(config)
+        self._handlers: dict[tuple[str, MessageType], Handler] = {
+            (CS_PARAMETERS, MessageType.REQUEST): self._answer_cs_parameters,
+            (CS_STATUS_AND_LIMITS, MessageType.REQUEST): self._answer_cs_status_and_limits,
+        }
+        for kind, handler in (session or {}).items():
+            self._handlers[kind] = self._answering(handler)
+        self._topic_sources = tuple(topic_sources)
+        self.link = MqttLink(
+            config.mqtt,
+            [Subscription(config.mqtt.request_topic)]
+            + [Subscription(topic) for topic in self.local.subscriptions()]
+            + [Subscription(t) for source in self._topic_sources for t in source.subscriptions()],
+            on_message=self.handle,
+            on_connected=self._connected,
+            on_lost=on_mqtt_lost,
+        )
+        self._pushed = pushed
+        self._on_simulate = on_simulate
+        self._faults = RateLimitedLog(log, engine.clock)
+        """A flood of one kind of bad message gives one line a minute; the counters count all."""
+        self.state_published = asyncio.Event()
+        """Set once the whole state has gone out (systemd's READY=1 waits for it)."""
+
+    async def run(self) -> None:
+        """Serve until cancelled (the link then says offline before it disconnects)."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.link.run(), name="mqtt-link")
+            tasks.create_task(self._push_updates(), name="update-pusher")
+            tasks.create_task(self._push_reports(), name="report-pusher")
+            if self._pushed is not None:
+                tasks.create_task(self._push_session_updates(self._pushed), name="session-pusher")
+
+    # -- inbound ---------------------------------------------------------------------------
+
+    async def handle(self, topic: str, payload: bytes) -> None:
+        """One inbound MQTT message; never raises, whatever arrives."""
+        started = time.perf_counter()
+        self.counters.add(Counted.INBOUND_RECEIVED)
+        outcome = "accepted"
+        try:
+            if topic == self.config.mqtt.request_topic:
+                if not await self._handle_josev(self.codec.decode(payload)):
+                    outcome = "unhandled"
+            else:
+                self._handle_local(topic, payload)
+        except Rejected as rejected:
+            outcome = "rejected"
+            self.counters.add(Counted.INBOUND_REJECTED, rejected.reason.value)
+            self._faults.warning(
+                (topic, rejected.reason),
+                "event=inbound_rejected topic=%s reason=%s message=%s where=%s why=%s",
+                topic,
+                rejected.reason,
+                rejected.message,
+                rejected.where,
+                rejected.why,
+            )
+        except Exception:
+            # A bug must not take the bridge down: the requester times out, we count and log it.
+            outcome = "failed"
+            self.counters.add(Counted.HANDLER_FAILED, topic)
+            log.exception("event=handler_failed topic=%s", topic)
+        self.counters.observe(Timed.INBOUND_HANDLING, outcome, time.perf_counter() - started)
+
+    async def _handle_josev(self, message: Message) -> bool:
+        """False when no handler takes the message (counted, not an error)."""
+        handler = self._handlers.get((message.name, message.type))
+        if handler is None:
+            self.counters.add(Counted.INBOUND_UNHANDLED, message.name)
+            log.debug("event=inbound_unhandled message=%s type=%s", message.name, message.type)
+            return False
+        await handler(message)
+        # Counted once handled: a handler that fails is counted as handler_failed alone.
+        self.counters.add(Counted.INBOUND_ACCEPTED, message.name)
+        return True
+
+    def _handle_local(self, topic: str, payload: bytes) -> None:
+        for source in self._topic_sources:
+            if source.owns(topic):
+                self.counters.add(Counted.INBOUND_ACCEPTED, source.handle(topic, payload))
+                return
+        parsed = self.local.parse(topic)
+        if parsed is None:
+            raise Rejected(RejectReason.UNKNOWN_MESSAGE, "topic", f"no handler for {topic}")
+        evse_id, leaf = parsed
+        if evse_id not in self.engine.evse_ids:
+            raise Rejected(
+                RejectReason.UNKNOWN_EVSE, "topic", f"no EVSE {evse_id!r} is configured", leaf
+            )
+        document = decode_local(
+            self.registry, SCHEMA_OF[leaf], payload, self.config.mqtt.max_payload_bytes, leaf
+        )
+        now = self.engine.clock()
+        if leaf is Leaf.SIMULATE:
+            if self._on_simulate is None:
+                raise Rejected(RejectReason.SCHEMA, "topic", "not a simulated station", leaf)
+            problem = self._on_simulate(evse_id, document)
+            if problem is not None:
+                raise Rejected(RejectReason.SCHEMA, "$.action", problem, leaf)
+            self.counters.add(Counted.INBOUND_ACCEPTED, leaf)
+            return
+        if leaf is Leaf.EXTERNAL_LIMIT:
+            reading: ExternalLimit | OperatorCommand = _external_limit(document, now)
+        else:
+            reading = OperatorCommand(
+                at=now, enabled=document["enabled"], reason=document.get("reason", "")
+            )
+        self.engine.ingest(evse_id, reading)
+        self.counters.add(Counted.INBOUND_ACCEPTED, leaf)
+
+    def _answering(self, handler: SessionHandler) -> Handler:
+        """A session handler's data becomes the response to a request (updates get none)."""
+
+        async def answer(message: Message) -> None:
+            data = handler(message)
+            if data is not None and message.type is MessageType.REQUEST:
+                await self.send(Message(message.name, MessageType.RESPONSE, data, message.id))
+
+        return answer
+
+    async def _answer_cs_parameters(self, request: Message) -> None:
+        await self.send(Message(CS_PARAMETERS, MessageType.RESPONSE, self._parameters, request.id))
+
+    async def _answer_cs_status_and_limits(self, request: Message) -> None:
+        data = {"evses": self.engine.entries.values()}
+        await self.send(Message(CS_STATUS_AND_LIMITS, MessageType.RESPONSE, data, request.id))
+
+    # -- outbound --------------------------------------------------------------------------
+
+    async def _connected(self) -> None:
+        await self.publish_full_state()
+        for source in self._topic_sources:
+            await source.on_connected()
+
+    def publish_now(self, topic: str, payload: bytes, label: str) -> bool:
+        """For a command that cannot wait (the caller has validated the payload)."""
+        if not self.link.publish_nowait(topic, payload):
+            connected = self.link.connected.is_set()
+            self.counters.add(
+                Counted.PUBLISH_FAILED if connected else Counted.PUBLISH_DEFERRED, label
+            )
+            return False
+        self.counters.add(Counted.OUTBOUND_PUBLISHED, label)
+        return True
+
+    async def publish_full_state(self) -> None:
+        """After each (re)connect (Josev may have booted while we were away), and as the last
+        word before a deliberate stop."""
+        self.engine.flush_reports()
+        self.engine.entries.clear_changed()
+        self.engine.reports.clear_changed()
+        sent = await self._send_update(self.engine.entries.values())
+        for evse_id in self.engine.evse_ids:
+            await self._publish_report(evse_id, self.engine.reports.get(evse_id))
+        if sent:
+            self.state_published.set()
+
+    async def _push_updates(self) -> None:
+        while True:
+            changed = await self.engine.entries.wait_changed()
+            await self._send_update([entry for _, entry in changed])
+
+    async def _push_session_updates(self, pushed: asyncio.Queue[Message]) -> None:
+        """cp_status, cs_contactor_status and hardware_fault updates, in the order they arose."""
+        while True:
+            await self.send(await pushed.get())
+
+    async def _push_reports(self) -> None:
+        while True:
+            for evse_id, report in await self.engine.reports.wait_changed():
+                await self._publish_report(evse_id, report)
+
+    async def _send_update(self, entries: list[Entry]) -> bool:
+        return await self.send(
+            Message(CS_STATUS_AND_LIMITS, MessageType.UPDATE, {"evses": entries})
+        )
+
+    async def send(self, message: Message) -> bool:
+        """Validate and publish on the response topic; an invalid message is never published."""
+        started = time.perf_counter()
+        try:
+            payload = self.codec.encode(message)
+        except SchemaViolation as violation:
+            self._outbound_rejected(message.name, str(violation))
+            return False
+        label = f"{message.name}/{message.type}"
+        sent = await self._publish(self.config.mqtt.response_topic, payload, label)
+        self.counters.observe(Timed.OUTBOUND_HANDLING, label, time.perf_counter() - started)
+        return sent
+
+    async def _publish_report(self, evse_id: str, report: Entry) -> bool:
+        started = time.perf_counter()
+        payload = orjson.dumps(report)
+        violation = self.registry.violation(SCHEMA_OF[Leaf.LIMITS], orjson.loads(payload))
+        if violation is not None:
+            self._outbound_rejected(Leaf.LIMITS, str(violation))
+            return False
+        topic = self.local.topic(evse_id, Leaf.LIMITS)
+        sent = await self._publish(topic, payload, Leaf.LIMITS, retain=True)
+        self.counters.observe(Timed.OUTBOUND_HANDLING, Leaf.LIMITS, time.perf_counter() - started)
+        return sent
+
+    async def _publish(
+        self, topic: str, payload: bytes, label: str, *, retain: bool = False
+    ) -> bool:
+        if not self.link.connected.is_set():
+            # Not lost: the full state is republished on reconnect.
+            self.counters.add(Counted.PUBLISH_DEFERRED, label)
+            return False
+        if not await self.link.publish(topic, payload, retain=retain):
+            self.counters.add(Counted.PUBLISH_FAILED, label)
+            return False
+        self.counters.add(Counted.OUTBOUND_PUBLISHED, label)
+        return True
+
+    def _outbound_rejected(self, name: str, why: str) -> None:
+        self.counters.add(Counted.OUTBOUND_REJECTED, name)
+        log.error(
+            "event=outbound_rejected message=%s why=%s -- not published; this is a bug", name, why
+        )
+
+
+def _external_limit(document: dict[str, Any], now: float) -> ExternalLimit:
+    max_power = document.get("max_power")
+    max_current = document.get("max_current")
+    if max_power is None and max_current is None:
+        return ExternalLimit(at=now, until=now)  # withdrawn: back to the configured default
+    valid_for = document.get("valid_for")
+    until = now + valid_for if valid_for is not None else math.inf
+    return ExternalLimit(at=now, until=until, max_power=max_power, max_current=max_current)

@@ -1,0 +1,29 @@
+"""Where readings come from: the reading types every source produces; sources.can, sources.everest
+and sources.simulated produce them.
+
+Imports nothing of csbridge.
+"""
+
+from __future__ import annotations
+
+from csbridge.sources.readings import (
+    BoardReading,
+    Capability,
+    ExternalLimit,
+    ImdReading,
+    ModuleReading,
+    OperatorCommand,
+    SourceReading,
+    sanitized,
+)
+
+__all__ = [
+    "BoardReading",
+    "Capability",
+    "ExternalLimit",
+    "ImdReading",
+    "ModuleReading",
+    "OperatorCommand",
+    "SourceReading",
+    "sanitized",
+]

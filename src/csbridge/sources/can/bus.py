@@ -1,0 +1,369 @@
+"""Live CAN: the configured buses (python-can), their frames into the router, poll requests out.
+
+Each bus is supervised: an interface that cannot be opened, or that fails while open (a
+SocketCAN interface taken down, a USB adapter pulled), is closed and opened again with backoff
+while the bridge keeps serving. Its devices fall silent meanwhile, and their freshness deadlines
+take the EVSE to the safe side. Error frames (bus-off, controller and protocol errors) are
+counted by class and logged at most once per interval per kind.
+
+Frames are read straight from the socket where there is one; otherwise (the virtual bus) by a
+reader thread of our own rather than python-can's Notifier, whose thread re-raises an interface
+error and dies with a traceback on stderr instead of letting the owner recover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from pathlib import Path
+from typing import TypeVar
+
+import can
+
+from csbridge.config import BusConfig, Config
+from csbridge.sources.can.logs import merged_frames
+from csbridge.sources.can.router import BusRoute, DeviceRouter
+from csbridge.sources.readings import SourceReading
+from csbridge.support import Counted, Counters, RateLimitedLog
+
+log = logging.getLogger("csbridge.can")
+T = TypeVar("T")
+
+Sink = Callable[[str, SourceReading], object]
+Clock = Callable[[], float]
+SILENCE_S = 5.0
+REQUEST_SPACING_S = 0.002
+"""Between the frames of one poll: a 125 kbit/s bus carries about one frame per millisecond."""
+DRAIN_AT_MOST = 256
+"""Frames read per readiness callback, so one busy bus cannot starve the event loop."""
+REOPEN_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
+"""Between attempts to open a bus again; the last repeats."""
+STABLE_AFTER_S = 10.0
+"""A bus open this long starts its backoff afresh when it fails."""
+SUPERVISE_BEAT_S = 1.0
+READ_TIMEOUT_S = 0.1
+
+OPEN_ERRORS = (can.CanError, OSError, ValueError, ImportError)
+"""What python-can raises for a missing interface, a bad channel or a driver not installed."""
+
+ERROR_CLASSES = {
+    0x001: "tx_timeout",
+    0x002: "lost_arbitration",
+    0x004: "controller",
+    0x008: "protocol",
+    0x010: "transceiver",
+    0x020: "no_ack",
+    0x040: "bus_off",
+    0x080: "bus_error",
+    0x100: "restarted",
+}
+"""SocketCAN error-frame classes, the bits of the error frame's id (linux/can/error.h)."""
+CAN_ERR_BUSOFF = 0x040
+
+
+def error_classes(frame: can.Message) -> list[str]:
+    named = [name for bit, name in ERROR_CLASSES.items() if frame.arbitration_id & bit]
+    return named or ["unspecified"]
+
+
+class _ReaderThread:
+    """Reads one bus without a file descriptor into the loop; reports a failure once and ends."""
+
+    def __init__(
+        self,
+        bus: can.BusABC,
+        name: str,
+        loop: asyncio.AbstractEventLoop,
+        on_frame: Callable[[can.Message], None],
+        on_failed: Callable[[BaseException], None],
+    ) -> None:
+        self._bus = bus
+        self._loop = loop
+        self._on_frame = on_frame
+        self._on_failed = on_failed
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"can-rx-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                frame = self._bus.recv(READ_TIMEOUT_S)
+            except Exception as error:  # any failure ends this reader; the owner reopens
+                if not self._stopping.is_set():
+                    self._call(self._on_failed, error)
+                return
+            if frame is not None and not self._call(self._on_frame, frame):
+                return
+
+    def _call(self, callback: Callable[[T], None], argument: T) -> bool:
+        try:
+            self._loop.call_soon_threadsafe(callback, argument)
+        except RuntimeError:  # the loop is closed: nobody is left to read for
+            return False
+        return True
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=1.0)
+
+
+class BusLink:
+    """One bus: opened and reopened by `supervise`, frames in, frames out, failures counted."""
+
+    def __init__(
+        self, route: BusRoute, router: DeviceRouter, sink: Sink, counters: Counters, clock: Clock
+    ) -> None:
+        self.route = route
+        self.name = route.bus.name
+        self._router = router
+        self._sink = sink
+        self._counters = counters
+        self._clock = clock
+        self._faults = RateLimitedLog(log, clock)
+        self.last_frame_at: float | None = None
+        self.bus: can.BusABC | None = None
+        self.opens = 0
+        self._reader: _ReaderThread | None = None
+        self._failed = asyncio.Event()
+        self._beat_at = time.monotonic()
+
+    def open(self) -> can.BusABC:
+        bus_config: BusConfig = self.route.bus
+        # Filters pay only in the kernel (SocketCAN), where error frames pass them by their own
+        # mask. Elsewhere python-can filters in Python, no cheaper than our router, and would
+        # drop the error frames (bus-off) we must see.
+        in_kernel = bus_config.interface == "socketcan"
+        self.bus = can.Bus(
+            channel=bus_config.interface_channel,
+            interface=bus_config.interface,
+            receive_own_messages=False,
+            can_filters=(self.route.kernel_filters() or None) if in_kernel else None,
+        )
+        return self.bus
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open the bus and read its frames into the loop: all frames that are waiting in one
+        callback where there is a socket (a burst costs one evaluation), else by a thread."""
+        self._failed = asyncio.Event()
+        bus = self.open()
+        descriptor = _descriptor(bus)
+        if descriptor >= 0:
+            loop.add_reader(descriptor, self._drain)
+        else:
+            self._reader = _ReaderThread(bus, self.name, loop, self.on_frame, self._fail)
+
+    def _drain(self) -> None:
+        if self.bus is None:
+            return
+        for _ in range(DRAIN_AT_MOST):
+            try:
+                frame = self.bus.recv(0)
+            except (can.CanError, OSError) as error:
+                self._fail(error)
+                return
+            if frame is None:
+                return
+            self.on_frame(frame)
+
+    def _fail(self, error: object) -> None:
+        if self._failed.is_set():
+            return
+        self._counters.add(Counted.CAN_BUS_FAILED, self.name)
+        self._faults.error(
+            "failed",
+            "event=can_bus_failed bus=%s why=%s -- closing it to open again",
+            self.name,
+            error,
+        )
+        self._failed.set()
+
+    def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+        bus, self.bus = self.bus, None
+        if bus is None:
+            return
+        descriptor = _descriptor(bus)
+        if descriptor >= 0:
+            loop.remove_reader(descriptor)
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
+        with suppress(*OPEN_ERRORS):
+            bus.shutdown()
+
+    async def supervise(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Keep the bus open; on a failure close it and open it again. Until cancelled."""
+        attempt = 0
+        while True:
+            self._beat_at = time.monotonic()
+            try:
+                self.attach(loop)
+            except OPEN_ERRORS as error:
+                self.detach(loop)
+                self._counters.add(Counted.CAN_BUS_OPEN_FAILED, self.name)
+                self._faults.error(
+                    "open",
+                    "event=can_bus_open_failed bus=%s interface=%s channel=%s why=%s",
+                    self.name,
+                    self.route.bus.interface,
+                    self.route.bus.interface_channel,
+                    error,
+                )
+            else:
+                opened_at = time.monotonic()
+                self._opened()
+                await self._until_failed()
+                self.detach(loop)
+                if time.monotonic() - opened_at >= STABLE_AFTER_S:
+                    attempt = 0
+            await self._back_off(REOPEN_DELAYS_S[min(attempt, len(REOPEN_DELAYS_S) - 1)])
+            attempt += 1
+
+    def _opened(self) -> None:
+        if self.opens:
+            self._counters.add(Counted.CAN_BUS_REOPENED, self.name)
+            log.info("event=can_bus_reopened bus=%s opens=%d", self.name, self.opens + 1)
+        self.opens += 1
+
+    async def _until_failed(self) -> None:
+        while not self._failed.is_set():
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._failed.wait(), SUPERVISE_BEAT_S)
+            self._beat_at = time.monotonic()
+
+    async def _back_off(self, delay: float) -> None:
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(left, SUPERVISE_BEAT_S))
+            self._beat_at = time.monotonic()
+
+    def stalled_for(self, now: float) -> float:
+        """Seconds since the supervisor last went round: a stuck or dead one stops the
+        systemd watchdog."""
+        return now - self._beat_at
+
+    def on_frame(self, frame: can.Message) -> None:
+        now = self._clock()
+        self.last_frame_at = now
+        if frame.is_error_frame:
+            self._error_frame(frame)
+            return
+        routed = self._router.route(self.name, frame, now)
+        if routed is not None:
+            self._sink(*routed)
+
+    def _error_frame(self, frame: can.Message) -> None:
+        for name in error_classes(frame):
+            self._counters.add(Counted.CAN_ERROR_FRAMES, f"{self.name}/{name}")
+            self._faults.warning(
+                ("error_frame", name),
+                "event=can_error_frame bus=%s class=%s id=0x%X data=%s",
+                self.name,
+                name,
+                frame.arbitration_id,
+                bytes(frame.data).hex(),
+            )
+        if frame.arbitration_id & CAN_ERR_BUSOFF:
+            self._counters.add(Counted.CAN_BUS_OFF, self.name)
+
+    def send(self, frame: can.Message) -> bool:
+        if self.bus is None:
+            self._counters.add(Counted.CAN_SEND_SKIPPED, self.name)
+            return False
+        try:
+            self.bus.send(frame, timeout=0.1)
+        except can.CanError as error:
+            self._counters.add(Counted.CAN_SEND_FAILED, self.name)
+            self._faults.warning(
+                "send",
+                "event=can_send_failed bus=%s id=0x%X why=%s",
+                self.name,
+                frame.arbitration_id,
+                error,
+            )
+            return False
+        return True
+
+    async def poll(self, period_s: float, frames: Sequence[can.Message]) -> None:
+        while True:
+            for frame in frames:
+                self.send(frame)
+                await asyncio.sleep(REQUEST_SPACING_S)
+            await asyncio.sleep(max(0.0, period_s - REQUEST_SPACING_S * len(frames)))
+
+    async def watch_silence(self, silence_s: float = SILENCE_S) -> None:
+        started = self._clock()
+        while True:
+            await asyncio.sleep(silence_s / 2)
+            last = self.last_frame_at if self.last_frame_at is not None else started
+            if self._clock() - last > silence_s:
+                self._counters.add(Counted.CAN_BUS_SILENT, self.name)
+                self._faults.warning(
+                    "silent",
+                    "event=can_bus_silent bus=%s for_s=%.1f",
+                    self.name,
+                    self._clock() - last,
+                )
+
+
+def _descriptor(bus: can.BusABC) -> int:
+    try:
+        return bus.fileno()
+    except NotImplementedError:
+        return -1
+
+
+class CanBuses:
+    """Every configured bus, live; or the frames of logs, paced as they were recorded."""
+
+    def __init__(
+        self, config: Config, router: DeviceRouter, sink: Sink, counters: Counters, clock: Clock
+    ) -> None:
+        self.config = config
+        self.router = router
+        self.links = {
+            name: BusLink(route, router, sink, counters, clock)
+            for name, route in router.routes.items()
+            if route.profiles
+        }
+        self._sink = sink
+        self._clock = clock
+        self.before_close: Callable[[], None] | None = None
+        """Called as the buses stop, while they can still send."""
+
+    async def run(self) -> None:
+        """Until cancelled."""
+        if not self.links:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for link in self.links.values():
+                    tasks.create_task(link.supervise(loop), name=f"bus-{link.name}")
+                    tasks.create_task(link.watch_silence(), name=f"silence-{link.name}")
+                    for period, frames in link.route.poll_frames():
+                        tasks.create_task(link.poll(period, frames), name=f"poll-{link.name}")
+        finally:
+            # The last frames out (modules off) must go before the buses close.
+            if self.before_close is not None:
+                self.before_close()
+            for link in self.links.values():
+                link.detach(loop)
+
+    async def replay(self, logs: Sequence[Path]) -> None:
+        """The logs' frames into the router at the pace they were recorded (no bus opened)."""
+        start_wall = self._clock()
+        start_log: float | None = None
+        for timestamp, bus, frame in merged_frames(logs, self.config.bus):
+            if start_log is None:
+                start_log = timestamp
+            delay = (timestamp - start_log) - (self._clock() - start_wall)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            routed = self.router.route(bus, frame, self._clock())
+            if routed is not None:
+                self._sink(*routed)

@@ -1,0 +1,170 @@
+"""Command frames for a power module: a DC setpoint and output on/off, from the profile's
+`[[command]]` tables (id-fields family; see profile.CommandSpec).
+
+The identifier is built the way a request's is: the [frame] request table (its "address" field
+takes the module's address, its "controller" field ours), then the command's own `id` values on
+top. Unlike a request, every field value must fit its field: an address that does not fit is
+refused, never masked into another module's.
+
+Numbers are refused, never clamped, when they are negative, not finite, above the profile's rated
+range, or do not fit the payload type. Each is written toward zero: the raw value, read back with
+the command's scale, is never above the setpoint asked for (a setpoint may come out up to one
+step of the type lower, 1 mV or 1/1024 A say, never higher).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import can
+
+from csbridge.sources.can.codec import FORMAT_CHAR, SINGLE_DEVICE_ADDRESS, IdFieldsCodec
+from csbridge.sources.can.profile import CommandName, CommandSpec, CommandValue, ValueType
+
+INTEGER_RANGE: dict[ValueType, tuple[int, int]] = {
+    "u8": (0, 0xFF),
+    "u16": (0, 0xFFFF),
+    "u32": (0, 0xFFFF_FFFF),
+    "i16": (-0x8000, 0x7FFF),
+    "i32": (-0x8000_0000, 0x7FFF_FFFF),
+}
+
+
+class CommandMissingError(LookupError):
+    """The profile has no command of this name: the module cannot be told this."""
+
+
+def _field_values(codec: IdFieldsCodec, spec: CommandSpec, address: int) -> dict[str, int]:
+    values: dict[str, int] = {}
+    for name, role in codec.profile.frame.request.items():
+        if role == "address":
+            values[name] = address
+        elif role == "controller":
+            values[name] = codec.controller
+        else:
+            values[name] = role
+    values.update(spec.id)
+    return values
+
+
+def command_id(codec: IdFieldsCodec, spec: CommandSpec, address: int) -> int:
+    """The identifier of a command to the module at `address`."""
+    frame = codec.profile.frame
+    if "address" not in frame.request.values() and address != SINGLE_DEVICE_ADDRESS:
+        msg = (
+            f"{codec.profile.name} identifiers carry no address: its one device per bus is "
+            f"address {SINGLE_DEVICE_ADDRESS}, not {address}"
+        )
+        raise ValueError(msg)
+    identifier = 0
+    for name, value in _field_values(codec, spec, address).items():
+        low, width = frame.fields[name]
+        if not 0 <= value < 1 << width:
+            msg = f"{name} = {value} does not fit the {width}-bit identifier field"
+            raise ValueError(msg)
+        identifier |= value << low
+    return identifier
+
+
+def _integer_raw(physical: float, value: CommandValue) -> int:
+    """The largest whole raw value whose reading (raw * scale) is not above `physical`."""
+    raw = physical / value.scale
+    if not math.isfinite(raw):
+        msg = f"{value.quantity} {physical} does not fit a {value.type}"
+        raise ValueError(msg)
+    low, high = INTEGER_RANGE[value.type]
+    number = math.floor(raw)
+    if low - 1 <= number <= high + 1:  # a float a hair off a whole number: settle it
+        while number > 0 and number * value.scale > physical:
+            number -= 1
+        if (number + 1) * value.scale <= physical:
+            number += 1
+    if not low <= number <= high:
+        msg = f"{value.quantity} {physical} is {raw:.6g} raw, which does not fit a {value.type}"
+        raise ValueError(msg)
+    return number
+
+
+def _float32_below(raw: float) -> float:
+    """The largest float32 not above `raw` (raw >= 0)."""
+    try:
+        (single,) = struct.unpack(">f", struct.pack(">f", raw))
+    except OverflowError:
+        msg = f"{raw} does not fit an f32"
+        raise ValueError(msg) from None
+    if not math.isfinite(single):
+        msg = f"{raw} does not fit an f32"
+        raise ValueError(msg)
+    if single > raw:
+        (bits,) = struct.unpack(">I", struct.pack(">f", single))
+        (single,) = struct.unpack(">f", struct.pack(">I", bits - 1))
+    return float(single)
+
+
+def _float_raw(physical: float, value: CommandValue) -> float:
+    raw = _float32_below(physical / value.scale)
+    while raw > 0 and raw * value.scale > physical:
+        raw = _float32_below(math.nextafter(raw, 0.0))
+    return raw
+
+
+def _write(data: bytearray, physical: float, value: CommandValue) -> None:
+    order = ">" if value.order == "big" else "<"
+    number: int | float = (
+        _float_raw(physical, value) if value.type == "f32" else _integer_raw(physical, value)
+    )
+    struct.pack_into(order + FORMAT_CHAR[value.type], data, value.at, number)
+
+
+def _check(codec: IdFieldsCodec, quantity: str, physical: float) -> None:
+    if not math.isfinite(physical) or physical < 0:
+        msg = f"{quantity} must be a finite number >= 0, not {physical!r}"
+        raise ValueError(msg)
+    low, high = getattr(codec.profile.rated, quantity)
+    if physical > high:
+        msg = (
+            f"{quantity} {physical} is above {codec.profile.name}'s rated {quantity} range "
+            f"[{low}, {high}]"
+        )
+        raise ValueError(msg)
+
+
+def _frames(
+    codec: IdFieldsCodec, name: CommandName, address: int, quantities: dict[str, float]
+) -> list[can.Message]:
+    specs = codec.profile.commands(name)
+    if not specs:
+        msg = f"{codec.profile.name} has no {name} command"
+        raise CommandMissingError(msg)
+    frames = []
+    for spec in specs:
+        data = bytearray(spec.payload)
+        for value in spec.values:
+            _write(data, quantities[value.quantity], value)
+        frames.append(
+            can.Message(
+                arbitration_id=command_id(codec, spec, address),
+                is_extended_id=codec.profile.frame.extended,
+                data=bytes(data),
+            )
+        )
+    return frames
+
+
+def setpoint_frames(
+    codec: IdFieldsCodec, address: int, voltage_v: float, current_a: float
+) -> list[can.Message]:
+    """Every frame that sets the module at `address` to `voltage_v` at most `current_a`, in
+    profile order. ValueError for a number that cannot be sent; CommandMissingError if the profile
+    cannot set a module."""
+    quantities = {"voltage": float(voltage_v), "current": float(current_a)}
+    for quantity, physical in quantities.items():
+        _check(codec, quantity, physical)
+    return _frames(codec, "set_output", address, quantities)
+
+
+def switch_frames(codec: IdFieldsCodec, address: int, on: bool) -> list[can.Message]:
+    """The frames that switch the module's output on or off. CommandMissingError if the profile
+    has no such command (the caller must not believe a module off that was never told)."""
+    return _frames(codec, "switch_on" if on else "switch_off", address, {})

@@ -1,0 +1,190 @@
+"""Frames from each bus to the devices configured on it, and their readings to the engine."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import can
+
+from csbridge.config import BusConfig, CanDevice, Config, ConfigError
+from csbridge.sources.can.codec import Codec, DbcCodec, IdFieldsCodec, Outcome
+from csbridge.sources.can.profile import DeviceKind, Profile, ProfileRegistry
+from csbridge.sources.can.state import BoardState, ImdState, ModuleState
+from csbridge.sources.readings import SourceReading
+from csbridge.support import Counted, Counters, RateLimitedLog
+
+log = logging.getLogger("csbridge.can")
+
+# When no codec on a bus decodes a frame, the most telling reason is the one counted.
+_SPECIFICITY = [
+    Outcome.REQUEST,
+    Outcome.OUT_OF_RANGE,
+    Outcome.WRONG_DLC,
+    Outcome.UNKNOWN_ADDRESS,
+    Outcome.ERROR_FRAME,
+    Outcome.REMOTE_FRAME,
+    Outcome.UNKNOWN_ID,
+]
+
+
+@dataclass(slots=True)
+class Target:
+    evse_id: str
+    name: str
+    state: ModuleState | ImdState | BoardState
+    frames: int = 0
+
+
+@dataclass(slots=True)
+class ProfileOnBus:
+    codec: Codec
+    targets: dict[int, Target] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BusRoute:
+    bus: BusConfig
+    profiles: list[ProfileOnBus] = field(default_factory=list)
+
+    def kernel_filters(self) -> list[dict[str, int | bool]]:
+        """Only what the bus's profiles decode passes the socket: Python never sees the rest."""
+        return [f for on_bus in self.profiles for f in on_bus.codec.kernel_filters()]
+
+    def poll_frames(self) -> list[tuple[float, list[can.Message]]]:
+        """(period, frames) per device that must be asked for its values."""
+        schedule = []
+        for on_bus in self.profiles:
+            period = on_bus.codec.profile.profile.poll_period_s
+            for address in on_bus.targets:
+                frames = on_bus.codec.poll_requests(address)
+                if frames:
+                    schedule.append((period, frames))
+        return schedule
+
+
+def _codec(profile: Profile, bus: BusConfig, registry: ProfileRegistry) -> Codec:
+    if profile.profile.family == "dbc":
+        return DbcCodec(profile, registry.dbc_path(profile))
+    return IdFieldsCodec(profile, bus.controller_address)
+
+
+class DeviceRouter:
+    """Every configured CAN device by bus name: decodes, counts, hands readings on."""
+
+    def __init__(
+        self,
+        config: Config,
+        registry: ProfileRegistry | None = None,
+        counters: Counters | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry or ProfileRegistry(extra=config.station.profile_dirs)
+        self.counters = counters or Counters()
+        self.outcomes: Counter[tuple[str, str]] = Counter()
+        self._clock = clock
+        self._faults = RateLimitedLog(log, self._clock)
+        self.routes: dict[str, BusRoute] = {bus.name: BusRoute(bus) for bus in config.bus}
+        problems: list[str] = []
+        for index, evse in enumerate(config.evse):
+            for m_index, module in enumerate(evse.module):
+                if module.can is not None:
+                    where = f"evse[{index}].module[{m_index}].can"
+                    state = ModuleState(module.name, module.address, module.freshness_deadline_s)
+                    target = Target(evse.evse_id, module.name, state)
+                    problems += self._attach(
+                        where, module.can, DeviceKind.POWER_MODULE, module.address, target
+                    )
+            if evse.imd is not None and evse.imd.can is not None:
+                target = Target(evse.evse_id, "imd", ImdState())
+                problems += self._attach(
+                    f"evse[{index}].imd.can", evse.imd.can, DeviceKind.IMD, 0, target
+                )
+            if evse.board is not None and evse.board.can is not None:
+                target = Target(evse.evse_id, "board", BoardState(evse.board.deadline_s))
+                problems += self._attach(
+                    f"evse[{index}].board.can", evse.board.can, DeviceKind.BOARD, 0, target
+                )
+        if problems:
+            raise ConfigError("configuration", problems)
+
+    def _attach(
+        self, where: str, device: CanDevice, kind: DeviceKind, address: int, target: Target
+    ) -> list[str]:
+        route = self.routes[device.bus]
+        try:
+            profile = self.registry.get(device.profile)
+        except KeyError as error:
+            return [f"{where}.profile: {error.args[0]}"]
+        except ConfigError as error:
+            return [f"{where}.profile: {problem}" for problem in error.problems]
+        if profile.profile.kind is not kind:
+            return [
+                f"{where}.profile: {profile.name} describes a {profile.profile.kind}, not a {kind}"
+            ]
+        bitrate = route.bus.bitrate
+        if bitrate is not None and bitrate != profile.profile.bitrate:
+            needs = profile.profile.bitrate
+            return [
+                f"{where}: bus {route.bus.name} runs at {bitrate} bit/s; {profile.name}: {needs}"
+            ]
+        on_bus = next((p for p in route.profiles if p.codec.profile.name == profile.name), None)
+        if on_bus is None:
+            on_bus = ProfileOnBus(_codec(profile, route.bus, self.registry))
+            route.profiles.append(on_bus)
+        on_bus.targets[address] = target
+        return []
+
+    def targets(self) -> list[Target]:
+        return [
+            t for route in self.routes.values() for p in route.profiles for t in p.targets.values()
+        ]
+
+    def route(
+        self, bus_name: str, frame: can.Message, at: float
+    ) -> tuple[str, SourceReading] | None:
+        """Decode one frame of bus `bus_name`; the reading it produced, if any. Never raises."""
+        route = self.routes.get(bus_name)
+        if route is None:
+            self._count(bus_name, "-", Outcome.UNKNOWN_ID, frame)
+            return None
+        best = Outcome.UNKNOWN_ID
+        best_profile = "-"
+        for on_bus in route.profiles:
+            try:
+                outcome, decoded = on_bus.codec.decode(frame)
+            except Exception:  # a codec bug must not take the bus down
+                log.exception(
+                    "event=codec_failed bus=%s profile=%s", bus_name, on_bus.codec.profile.name
+                )
+                outcome, decoded = Outcome.OUT_OF_RANGE, None
+            if decoded is not None:
+                target = on_bus.targets.get(decoded.address)
+                if target is None:
+                    outcome = Outcome.UNKNOWN_ADDRESS
+                else:
+                    self._count(bus_name, on_bus.codec.profile.name, Outcome.DECODED, frame)
+                    target.frames += 1
+                    return target.evse_id, target.state.apply(decoded, at)
+            if _SPECIFICITY.index(outcome) < _SPECIFICITY.index(best):
+                best, best_profile = outcome, on_bus.codec.profile.name
+        self._count(bus_name, best_profile, best, frame)
+        return None
+
+    def _count(self, bus: str, profile: str, outcome: Outcome, frame: can.Message) -> None:
+        self.outcomes[(profile, outcome.value)] += 1
+        self.counters.add(Counted.CAN_FRAMES, f"{bus}/{profile}/{outcome.value}")
+        if outcome in (Outcome.DECODED, Outcome.REQUEST):
+            return
+        self._faults.warning(
+            (bus, outcome),
+            "event=can_frame_ignored bus=%s profile=%s reason=%s id=0x%X dlc=%d",
+            bus,
+            profile,
+            outcome,
+            frame.arbitration_id,
+            len(frame.data),
+        )

@@ -1,0 +1,341 @@
+"""Devices written against EVerest's API as csbridge sources: power supplies
+(power_supply_DC) become module readings, IMDs (isolation_monitor) IMD readings; setpoints,
+self-tests and heartbeats go back the other way.
+
+Freshness follows EVerest's communication check: a device counts as in contact from its first
+`true` on m2e/communication_check until one is missing for `communication_check_s` (until then,
+as in EVerest's "Initial communication check" fault, nothing of it is reported and its EVSE is
+not ready). A device that sends `false` turns its check off; its other messages keep it fresh
+then, on the same deadline, so a silent device still falls to the safe side.
+
+Every error but VendorWarning takes the EVSE out of service, as in EVerest's EvseManager; an
+error type we do not know is an error too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from csbridge.config import Config, EverestApiDevice, ModuleConfig
+from csbridge.messages import Rejected, RejectReason, SchemaRegistry
+from csbridge.sources.everest.api import (
+    HEARTBEAT_WRAP,
+    IMD,
+    NOT_FATAL,
+    PSU,
+    DeviceKey,
+    Publish,
+    decode_value,
+    send_checked,
+)
+from csbridge.sources.readings import Capability, ImdReading, ModuleReading, SourceReading
+
+log = logging.getLogger("csbridge.everest")
+
+Sink = Callable[[str, SourceReading], object]
+Clock = Callable[[], float]
+
+TICK_S = 0.1
+SELF_TEST_TIMEOUT_S = 30.0
+"""EVerest allows an IMD about 20 s for its self-test; no result by this is a failed test."""
+
+
+@dataclass(slots=True)
+class _Contact:
+    """The communication check of one device."""
+
+    check_enabled: bool = True
+    last_at: float | None = None
+
+    def heard(self, channel: str, now: float, value: Any) -> None:
+        if channel == "m2e/communication_check":
+            self.check_enabled = bool(value)
+            if value:
+                self.last_at = now
+        elif not self.check_enabled:
+            self.last_at = now
+
+
+@dataclass(slots=True)
+class _Errors:
+    active: dict[str, set[str]] = field(default_factory=dict)
+
+    def apply(self, channel: str, error: dict[str, Any]) -> None:
+        kind, sub_type = error["type"], error.get("sub_type", "")
+        if channel == "m2e/raise_error":
+            self.active.setdefault(kind, set()).add(sub_type)
+            return
+        if "sub_type" in error:
+            self.active.get(kind, set()).discard(sub_type)
+        else:
+            self.active.pop(kind, None)
+        if not self.active.get(kind, True):
+            self.active.pop(kind, None)
+
+    @property
+    def fatal(self) -> bool:
+        return any(kind not in NOT_FATAL for kind in self.active)
+
+
+@dataclass(slots=True)
+class EverestPsu:
+    evse_id: str
+    module: ModuleConfig
+    key: DeviceKey
+    contact: _Contact = field(default_factory=_Contact)
+    errors: _Errors = field(default_factory=_Errors)
+    capabilities: dict[str, Any] | None = None
+    measured: dict[str, Any] | None = None
+    mode: str | None = None
+    commanded: tuple[dict[str, str], dict[str, float]] | None = None
+    """The last mode and setpoint sent, sent again after a reconnect."""
+
+    def absorb(self, channel: str, value: Any, now: float) -> None:
+        self.contact.heard(channel, now, value)
+        if channel == "m2e/capabilities":
+            self.capabilities = value
+        elif channel == "m2e/voltage_current":
+            self.measured = value
+        elif channel == "m2e/mode":
+            self.mode = value
+        elif channel in ("m2e/raise_error", "m2e/clear_error"):
+            self.errors.apply(channel, value)
+
+    def reading(self) -> ModuleReading | None:
+        if self.contact.last_at is None:
+            return None
+        faulted = self.mode == "Fault" or self.errors.fatal
+        return ModuleReading(
+            name=self.module.name,
+            address=self.module.address,
+            at=self.contact.last_at,
+            online=not faulted,
+            output_voltage=self.measured["voltage_V"] if self.measured else None,
+            output_current=self.measured["current_A"] if self.measured else None,
+            export=_export(self.capabilities),
+            import_=_import(self.capabilities),
+            fault=faulted,
+            stops_evse=self.errors.fatal,
+        )
+
+
+@dataclass(slots=True)
+class EverestImd:
+    evse_id: str
+    key: DeviceKey
+    deadline_s: float
+    test_voltage: float
+    contact: _Contact = field(default_factory=_Contact)
+    errors: _Errors = field(default_factory=_Errors)
+    resistance_ohm: float | None = None
+    voltage: float | None = None
+    measured_at: float | None = None
+    self_test_since: float | None = None
+    self_test_failed: bool = False
+
+    def absorb(self, channel: str, value: Any, now: float) -> None:
+        self.contact.heard(channel, now, value)
+        if channel == "m2e/isolation_measurement":
+            self.resistance_ohm = value["resistance_F_Ohm"]
+            self.voltage = value.get("voltage_V")
+            self.measured_at = now
+        elif channel == "m2e/self_test_result":
+            self.self_test_since = None
+            self.self_test_failed = not value
+        elif channel in ("m2e/raise_error", "m2e/clear_error"):
+            self.errors.apply(channel, value)
+
+    def expire_self_test(self, now: float) -> bool:
+        """True when a self-test ran out of time now (it counts as failed)."""
+        if self.self_test_since is None or now - self.self_test_since < SELF_TEST_TIMEOUT_S:
+            return False
+        self.self_test_since = None
+        self.self_test_failed = True
+        return True
+
+    def reading(self, now: float) -> ImdReading | None:
+        if self.contact.last_at is None:
+            return None
+        outdated = self.measured_at is None or now - self.measured_at > self.deadline_s
+        return ImdReading(
+            at=self.contact.last_at,
+            resistance_ohm=self.resistance_ohm,
+            voltage=self.voltage,
+            self_test_running=self.self_test_since is not None,
+            value_outdated=outdated,
+            device_fault=self.errors.fatal or self.self_test_failed,
+        )
+
+
+def _export(capabilities: dict[str, Any] | None) -> Capability | None:
+    if capabilities is None:
+        return None
+    return Capability(
+        max_voltage=capabilities["max_export_voltage_V"],
+        min_voltage=capabilities["min_export_voltage_V"],
+        max_current=capabilities["max_export_current_A"],
+        min_current=capabilities["min_export_current_A"],
+        max_power=capabilities["max_export_power_W"],
+    )
+
+
+def _import(capabilities: dict[str, Any] | None) -> Capability | None:
+    needed = ("max_import_voltage_V", "max_import_current_A", "max_import_power_W")
+    if capabilities is None or not capabilities["bidirectional"]:
+        return None
+    if any(key not in capabilities for key in needed):
+        return None  # bidirectional but no import limits told: nothing may be imported
+    return Capability(
+        max_voltage=capabilities["max_import_voltage_V"],
+        min_voltage=capabilities.get("min_import_voltage_V", 0.0),
+        max_current=capabilities["max_import_current_A"],
+        min_current=capabilities.get("min_import_current_A", 0.0),
+        max_power=capabilities["max_import_power_W"],
+    )
+
+
+class EverestSources:
+    """Every everest-api device of the station: their topics in, their commands out."""
+
+    def __init__(self, config: Config, sink: Sink, clock: Clock, registry: SchemaRegistry) -> None:
+        self._sink = sink
+        self._clock = clock
+        self._registry = registry
+        self._max_payload = config.mqtt.max_payload_bytes
+        self.publish: Publish | None = None
+        """Set by the station once the MQTT link exists."""
+        self.psus: dict[tuple[str, str], EverestPsu] = {}
+        self.imds: dict[str, EverestImd] = {}
+        self._devices: dict[DeviceKey, EverestPsu | EverestImd] = {}
+        self._heartbeats: dict[DeviceKey, float] = {}
+        for evse in config.evse:
+            for module in evse.module:
+                if module.everest is not None:
+                    key = _key(PSU, module.everest)
+                    psu = EverestPsu(evse.evse_id, module, key)
+                    self.psus[(evse.evse_id, module.name)] = psu
+                    self._add(key, psu, module.everest)
+            if evse.imd is not None and evse.imd.everest is not None:
+                key = _key(IMD, evse.imd.everest)
+                rated = evse.imd.rated_voltage_v or (
+                    evse.dc_limits.max_voltage_v if evse.dc_limits else None
+                )
+                deadline = min(evse.imd.deadline_s, evse.imd.everest.communication_check_s)
+                imd = EverestImd(evse.evse_id, key, deadline, rated or 500.0)
+                self.imds[evse.evse_id] = imd
+                self._add(key, imd, evse.imd.everest)
+        self._beats: dict[DeviceKey, int] = {}
+
+    def _add(self, key: DeviceKey, device: EverestPsu | EverestImd, api: EverestApiDevice) -> None:
+        assert key not in self._devices  # Config refuses a module_id used twice
+        self._devices[key] = device
+        if api.heartbeat_interval_s > 0:
+            self._heartbeats[key] = api.heartbeat_interval_s
+
+    def count(self) -> int:
+        return len(self._devices)
+
+    # -- in --------------------------------------------------------------------------------
+
+    def subscriptions(self) -> list[str]:
+        return [key.topic("m2e/#") for key in self._devices]
+
+    def owns(self, topic: str) -> bool:
+        return any(topic.startswith(key.topic("")) for key in self._devices)
+
+    def handle(self, topic: str, payload: bytes) -> str:
+        """One m2e message; the label it is counted under. Rejected when it is bad."""
+        for key, device in self._devices.items():
+            channel = key.channel_of(topic)
+            if channel is None:
+                continue
+            if not channel.startswith("m2e/"):
+                break
+            value = decode_value(self._registry, channel, payload, self._max_payload)
+            now = self._clock()
+            device.absorb(channel, value, now)
+            self._report(device, now)
+            return f"everest:{key.interface}/{channel}"
+        raise Rejected(
+            RejectReason.UNKNOWN_MESSAGE, "topic", f"no everest channel {topic}", "everest"
+        )
+
+    def _report(self, device: EverestPsu | EverestImd, now: float) -> None:
+        reading = device.reading() if isinstance(device, EverestPsu) else device.reading(now)
+        if reading is not None:
+            self._sink(device.evse_id, reading)
+
+    # -- out -------------------------------------------------------------------------------
+
+    def _send(self, key: DeviceKey, channel: str, value: Any) -> bool:
+        return send_checked(self._registry, self.publish, key, channel, value)
+
+    def command(
+        self, evse_id: str, module: str, voltage: float, current: float, phase: str
+    ) -> bool:
+        """Export at this voltage and current (the setpoint is already clamped)."""
+        psu = self.psus[(evse_id, module)]
+        mode = {"mode": "Export", "charging_phase": phase}
+        setpoint = {"voltage_V": voltage, "current_A": current}
+        psu.commanded = (mode, setpoint)
+        sent = self._send(psu.key, "e2m/export_voltage_current", setpoint)
+        return self._send(psu.key, "e2m/mode", mode) and sent
+
+    def switch_off(self, evse_id: str, module: str) -> bool:
+        psu = self.psus[(evse_id, module)]
+        psu.commanded = (
+            {"mode": "Off", "charging_phase": "Other"},
+            {"voltage_V": 0.0, "current_A": 0.0},
+        )
+        sent = self._send(psu.key, "e2m/mode", psu.commanded[0])
+        return self._send(psu.key, "e2m/export_voltage_current", psu.commanded[1]) and sent
+
+    def start_self_test(self, evse_id: str) -> bool:
+        imd = self.imds.get(evse_id)
+        if imd is None:
+            return False
+        imd.self_test_since = self._clock()
+        # The verdict after the test must rest on a sample taken after it.
+        imd.resistance_ohm = imd.voltage = imd.measured_at = None
+        self._report(imd, imd.self_test_since)
+        return self._send(imd.key, "e2m/receive_start_self_test", imd.test_voltage)
+
+    def stop_measuring(self) -> None:
+        for imd in self.imds.values():
+            self._send(imd.key, "e2m/receive_stop", {})
+
+    async def on_connected(self) -> None:
+        """After each (re)connect: IMDs measure again, supplies get their last command again."""
+        for imd in self.imds.values():
+            self._send(imd.key, "e2m/receive_start", {})
+        for psu in self.psus.values():
+            if psu.commanded is not None:
+                self._send(psu.key, "e2m/mode", psu.commanded[0])
+                self._send(psu.key, "e2m/export_voltage_current", psu.commanded[1])
+
+    async def run(self) -> None:
+        """Heartbeats out, and the IMDs' self-test timeouts; until cancelled."""
+        if not self._devices:
+            return
+        due = dict.fromkeys(self._heartbeats, self._clock())
+        while True:
+            now = self._clock()
+            for key, at in due.items():
+                if now >= at:
+                    beat = self._beats.get(key, 0)
+                    self._send(key, "e2m/heartbeat", beat)
+                    self._beats[key] = (beat + 1) % HEARTBEAT_WRAP
+                    due[key] = now + self._heartbeats[key]
+            for imd in self.imds.values():
+                if imd.expire_self_test(now):
+                    log.warning("event=imd_self_test_timeout evse=%s", imd.evse_id)
+                    self._report(imd, now)
+            await asyncio.sleep(TICK_S)
+
+
+def _key(interface: str, api: EverestApiDevice) -> DeviceKey:
+    return DeviceKey(api.topic_prefix.rstrip("/"), interface, api.module_id)

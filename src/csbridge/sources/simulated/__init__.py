@@ -1,0 +1,14 @@
+"""Simulated modules, IMDs and boards, reading-level or on a virtual CAN bus through the profiles:
+for the demo, the tests and the benches.
+
+Imports sources.can, sources (readings) and config.
+"""
+
+from __future__ import annotations
+
+from csbridge.sources.simulated.devices import SimulatedDevices, SimulatedModule
+
+__all__ = [
+    "SimulatedDevices",
+    "SimulatedModule",
+]

@@ -1,0 +1,448 @@
+"""Simulated devices that speak the real wire protocols on a CAN bus (python-can's virtual bus
+in the demo and the tests, or a vcan): modules answer the controller's polls as the real ones
+do, the IMD sends its cyclic frame, the control board its status and capabilities and it obeys
+BOARD_Command. The station under test runs its real codecs against them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import can
+
+from csbridge.config import BoardConfig, BusConfig, EvseConfig, ImdConfig, Kind, ModuleConfig
+from csbridge.sources.can import (
+    FORMAT_CHAR,
+    BoardCommand,
+    CommandSpec,
+    DbcCodec,
+    IdFieldsCodec,
+    MessageSpec,
+    ProfileRegistry,
+    command_id,
+    read_board_command,
+    reply_frame,
+)
+from csbridge.sources.readings import CpState
+
+log = logging.getLogger("csbridge.sim")
+
+OVER_TEMPERATURE_TRIP_C = 100.0
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True, kw_only=True)
+class ModuleControls:
+    """What a person or a scenario changes on a simulated module, however it reports it."""
+
+    evse_id: str
+    config: ModuleConfig
+    silent: bool = False
+    fault: bool = False
+    input_lost: bool = False
+    temperature_c: float = 35.0
+    output_voltage: float = 0.0
+    output_current: float = 0.0
+
+    @property
+    def over_temperature(self) -> bool:
+        return self.temperature_c >= OVER_TEMPERATURE_TRIP_C
+
+
+@dataclass(slots=True, kw_only=True)
+class WireModule(ModuleControls):
+    """An id-fields power module: replies to requests addressed to it, unless silent."""
+
+    codec: IdFieldsCodec
+    commanded_voltage: float = 0.0
+    commanded_current: float = 0.0
+    _requests: dict[int, MessageSpec] = field(default_factory=dict)
+    _commands: dict[int, list[CommandSpec]] = field(default_factory=dict)
+    switched_on: bool = False
+
+    def __post_init__(self) -> None:
+        for spec in self.codec.profile.message:
+            if spec.poll:
+                self._requests[self.codec.request_id(spec, self.config.address)] = spec
+        for command in self.codec.profile.command:
+            identifier = command_id(self.codec, command, self.config.address)
+            self._commands.setdefault(identifier, []).append(command)
+
+    def _obey(self, frame: can.Message) -> None:
+        """A command to this module: its output follows, as the real module's would."""
+        data = bytes(frame.data)
+        for command in self._commands.get(frame.arbitration_id, ()):
+            if command.name == "set_output":
+                for value in command.values:
+                    order = ">" if value.order == "big" else "<"
+                    raw = struct.unpack_from(order + FORMAT_CHAR[value.type], data, value.at)[0]
+                    physical = float(raw) * value.scale
+                    if value.quantity == "voltage":
+                        self.commanded_voltage = physical
+                    else:
+                        self.commanded_current = physical
+            elif data == command.payload:
+                self.switched_on = command.name == "switch_on"
+        on = self.switched_on and not self.fault
+        self.output_voltage = self.commanded_voltage if on else 0.0
+        self.output_current = self.commanded_current if on else 0.0
+
+    def values(self) -> dict[str, float]:
+        rated = self.config.simulated
+        assert rated is not None
+        values = {
+            "output_voltage": self.output_voltage,
+            "output_current": self.output_current,
+            "temperature_c": self.temperature_c,
+            "export.max_voltage": rated.max_voltage_v,
+            "export.min_voltage": rated.min_voltage_v,
+            "export.max_current": rated.max_current_a,
+            "export.max_power": rated.max_power_w,
+        }
+        if rated.max_import_current_a is not None:
+            values["import.max_current"] = rated.max_import_current_a
+            values["import.max_power"] = rated.max_import_power_w or 0.0
+        return values
+
+    def flags(self) -> dict[str, bool]:
+        return {
+            "fault": self.fault,
+            "input_lost": self.input_lost,
+            "over_temperature": self.over_temperature,
+        }
+
+    def answer(self, frame: can.Message) -> can.Message | None:
+        if self.silent or frame.is_error_frame:
+            return None
+        if frame.arbitration_id in self._commands:
+            self._obey(frame)
+            return None
+        spec = self._requests.get(frame.arbitration_id)
+        if spec is None:
+            return None
+        return reply_frame(self.codec, spec, self.config.address, self.values(), self.flags())
+
+
+@dataclass(slots=True)
+class WireImd:
+    """A dbc-family IMD: its cyclic frame, with resistance and status bits."""
+
+    evse_id: str
+    config: ImdConfig
+    codec: DbcCodec
+    resistance_ohm: float = 5_000_000.0
+    silent: bool = False
+    device_fault: bool = False
+    self_test_until: float = 0.0
+    clock: Clock = field(default=lambda: 0.0)
+
+    def start_self_test(self, now: float) -> None:
+        assert self.config.simulated is not None
+        self.self_test_until = now + self.config.simulated.self_test_s
+
+    @property
+    def can_bus(self) -> str | None:
+        return self.config.can.bus if self.config.can is not None else None
+
+    def frame(self) -> can.Message:
+        testing = self.clock() < self.self_test_until
+        return self.codec.encode(
+            "IMD_Info",
+            {
+                "R_ISO": min(65535, round(self.resistance_ohm / 1000)),
+                "IMC_ISO_FAILURE": 0,
+                "IMC_CHASSIS_FAULT": 0,
+                "IMC_SYSTEM_FAILURE": int(self.device_fault),
+                "IMC_CALIBRATION_RUNNING": 0,
+                "IMC_SELF_TEST_RUNNING": int(testing),
+                "IMC_ISO_WARNING": 0,
+                "VIFC_MEASUREMENT_DEACTIVATED": 0,
+                "VIFC_IMC_CONNECTION_ERROR": 0,
+                "VIFC_IMC_ALIVE_ERROR": 0,
+                "VIFC_COMMAND_ERROR": 0,
+                "VIFC_R_ISO_OUTDATED": int(testing),
+                "VIFC_SELF_TEST_OVERALL_NOT_EXECUTED": 0,
+                "VIFC_SELF_TEST_PARAMETER_NOT_EXECUTED": 0,
+            },
+        )
+
+    @property
+    def period_s(self) -> float:
+        assert self.config.simulated is not None
+        return self.config.simulated.period_s
+
+
+BOARD_STATUS_PERIOD_S = 0.1
+BOARD_CAPABILITIES_PERIOD_S = 1.0
+PP_OPEN_OHM = 0xFFFF
+CP_CODE = {state: code for code, state in enumerate(CpState)}
+"""BOARD_Status's CP_STATE: A..F as 0..5."""
+
+
+@dataclass(slots=True, kw_only=True)
+class BoardControls:
+    """What a person or a scenario changes on a simulated board, however it reports it."""
+
+    evse_id: str
+    config: BoardConfig
+    evse_temperature_c: float = 30.0
+    plug_temperature_c: float = 30.0
+    emergency_stop: bool = False
+    rcd_error: bool = False
+    fault: bool = False
+    silent: bool = False
+    cp_state: CpState = CpState.A
+    contactor_closed: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class WireBoard(BoardControls):
+    """A control board on the generic board's DBC: BOARD_Status every 100 ms, BOARD_Capabilities
+    every second, and BOARD_Command obeyed: power allowed for any reason but PowerOff closes the
+    contactor after `switch_delay_s` (the contactor's pull-in), PowerOff or power refused opens
+    it at once; the PWM is taken as commanded. Scriptable like SimulatedBoard (same attribute
+    names): the status frame reports whatever the attributes say."""
+
+    codec: DbcCodec
+    pwm_on: bool = False
+    pwm_duty_percent: float = 0.0
+    pp_ampacity_a: int = 0
+    pp_resistance_ohm: int = PP_OPEN_OHM
+    max_current_a: float = 0.0
+    max_discharge_current_a: float = 0.0
+    phases: int = 0
+    """0: no AC capability stated (a DC EVSE's board)."""
+    switch_delay_s: float = 0.1
+    clock: Clock = field(default=time.monotonic)
+    last_command: BoardCommand | None = None
+    pending_close_at: float | None = None
+    """When a commanded close takes effect (None: no close pending)."""
+
+    @property
+    def can_bus(self) -> str | None:
+        return self.config.can.bus if self.config.can is not None else None
+
+    def receive(self, frame: can.Message) -> BoardCommand | None:
+        """Obey a BOARD_Command (any other frame is not for the board): None if it was none."""
+        command = read_board_command(self.codec, frame)
+        if command is None:
+            return None
+        self.last_command = command
+        self.pwm_on = command.pwm_on
+        self.pwm_duty_percent = command.duty_percent
+        if not command.closes_contactor:
+            self.pending_close_at = None
+            self.contactor_closed = False
+        elif not self.contactor_closed and self.pending_close_at is None:
+            self.pending_close_at = self.clock() + self.switch_delay_s
+        return command
+
+    def settle(self) -> bool:
+        """Close the contactor if a commanded close is due; whether it just closed."""
+        due = self.pending_close_at
+        if due is None or self.clock() < due:
+            return False
+        self.pending_close_at = None
+        self.contactor_closed = True
+        return True
+
+    def status_frame(self) -> can.Message:
+        return self.codec.encode(
+            "BOARD_Status",
+            {
+                "CP_STATE": CP_CODE[self.cp_state],
+                "CP_PWM_ON": int(self.pwm_on),
+                "CONTACTOR_CLOSED": int(self.contactor_closed),
+                "EMERGENCY_STOP": int(self.emergency_stop),
+                "RCD_ERROR": int(self.rcd_error),
+                "BOARD_FAULT": int(self.fault),
+                "PP_AMPACITY": self.pp_ampacity_a,
+                "EVSE_TEMPERATURE": _fit(self.evse_temperature_c, -3276.8, 3276.7),
+                "PLUG_TEMPERATURE": _fit(self.plug_temperature_c, -3276.8, 3276.7),
+                "PP_RESISTANCE": self.pp_resistance_ohm,
+            },
+        )
+
+    def capabilities_frame(self) -> can.Message:
+        return self.codec.encode(
+            "BOARD_Capabilities",
+            {
+                "MAX_CURRENT": _fit(self.max_current_a, 0.0, 6553.5),
+                "MAX_DISCHARGE_CURRENT": _fit(self.max_discharge_current_a, 0.0, 6553.5),
+                "PHASES": self.phases,
+            },
+        )
+
+
+def _fit(value: float, low: float, high: float) -> float:
+    """A number a scripted simulator was given, inside what its signal can carry (the receiver
+    then judges it: beyond the rated range the frame is refused, as from a real board)."""
+    return min(max(value, low), high)
+
+
+@dataclass(slots=True)
+class WireBus:
+    """The simulators' own end of one bus."""
+
+    config: BusConfig
+    modules: list[WireModule] = field(default_factory=list)
+    imds: list[WireImd] = field(default_factory=list)
+    boards: list[WireBoard] = field(default_factory=list)
+    bus: can.BusABC | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def send(self, frame: can.Message) -> None:
+        if self.bus is None:
+            return
+        try:
+            self.bus.send(frame)
+        except can.CanError:
+            log.debug("event=sim_send_failed bus=%s", self.config.name)
+
+    def on_frame(self, frame: can.Message) -> None:
+        for module in self.modules:
+            reply = module.answer(frame)
+            if reply is not None:
+                self.send(reply)
+        for board in self.boards:
+            self._command(board, frame)
+
+    def _command(self, board: WireBoard, frame: can.Message) -> None:
+        was_closed = board.contactor_closed
+        if board.receive(frame) is None:
+            return
+        if board.contactor_closed != was_closed:
+            self.emit(board)  # opened: the board tells at once
+        due = board.pending_close_at
+        if due is not None and self.loop is not None:
+            # closed once the contactor has pulled in, told at once (not at the next cycle)
+            self.loop.call_later(max(0.0, due - board.clock()), self._settle, board)
+
+    def _settle(self, board: WireBoard) -> None:
+        if board.settle():
+            self.emit(board)
+        elif board.pending_close_at is not None and self.loop is not None:
+            # the loop may run a timer a clock tick early: look again when it is due
+            remaining = max(0.0, board.pending_close_at - board.clock())
+            self.loop.call_later(remaining, self._settle, board)
+
+    def emit(self, device: WireImd | WireBoard) -> None:
+        """The device's cyclic frame now (a board's status), unless it is silent."""
+        if isinstance(device, WireBoard):
+            device.settle()
+            if not device.silent:
+                self.send(device.status_frame())
+            return
+        if not device.silent:
+            self.send(device.frame())
+
+    async def run(self) -> None:
+        self.bus = can.Bus(channel=self.config.interface_channel, interface=self.config.interface)
+        self.loop = asyncio.get_running_loop()
+        # A short read timeout: stop() joins the thread from the event loop.
+        notifier = can.Notifier(self.bus, [self.on_frame], timeout=0.05, loop=self.loop)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for imd in self.imds:
+                    tasks.create_task(self._cyclic(imd))
+                for board in self.boards:
+                    tasks.create_task(self._board_status(board))
+                    tasks.create_task(self._board_capabilities(board))
+                if not self.imds and not self.boards:
+                    await asyncio.Event().wait()
+        finally:
+            notifier.stop(timeout=1.0)
+            self.bus.shutdown()
+            self.bus = None
+            self.loop = None
+
+    async def _cyclic(self, imd: WireImd) -> None:
+        while True:
+            self.emit(imd)
+            await asyncio.sleep(imd.period_s)
+
+    async def _board_status(self, board: WireBoard) -> None:
+        while True:
+            self.emit(board)
+            await asyncio.sleep(BOARD_STATUS_PERIOD_S)
+
+    async def _board_capabilities(self, board: WireBoard) -> None:
+        while True:
+            if not board.silent:
+                self.send(board.capabilities_frame())
+            await asyncio.sleep(BOARD_CAPABILITIES_PERIOD_S)
+
+
+def wire_bus_for(buses: dict[str, WireBus], configs: dict[str, BusConfig], name: str) -> WireBus:
+    if name not in buses:
+        buses[name] = WireBus(configs[name])
+    return buses[name]
+
+
+def build_wire_module(
+    evse_id: str, module: ModuleConfig, bus: BusConfig, registry: ProfileRegistry
+) -> WireModule:
+    assert module.can is not None
+    assert module.simulated is not None
+    codec = IdFieldsCodec(registry.get(module.can.profile), bus.controller_address)
+    return WireModule(
+        evse_id=evse_id, config=module, codec=codec, temperature_c=module.simulated.temperature_c
+    )
+
+
+def build_wire_imd(
+    evse_id: str, imd: ImdConfig, registry: ProfileRegistry, clock: Clock
+) -> WireImd:
+    assert imd.can is not None
+    assert imd.simulated is not None
+    profile = registry.get(imd.can.profile)
+    codec = DbcCodec(profile, registry.dbc_path(profile))
+    return WireImd(evse_id, imd, codec, resistance_ohm=imd.simulated.resistance_ohm, clock=clock)
+
+
+def build_wire_board(evse: EvseConfig, registry: ProfileRegistry, clock: Clock) -> WireBoard:
+    """The EVSE's simulated board on its bus. It states the capability its [simulated] table
+    gives; an AC EVSE's board states what the table leaves out as the EVSE's own nameplate
+    (phases, ac_limits, the discharge power at nominal voltage), which binds as nothing does;
+    a DC EVSE's board states no AC capability unless its table gives one."""
+    board = evse.board
+    assert board is not None
+    assert board.can is not None
+    assert board.simulated is not None
+    simulated = board.simulated
+    profile = registry.get(board.can.profile)
+    wire = WireBoard(
+        evse_id=evse.evse_id,
+        config=board,
+        codec=DbcCodec(profile, registry.dbc_path(profile)),
+        evse_temperature_c=simulated.evse_temperature_c,
+        plug_temperature_c=simulated.plug_temperature_c,
+        clock=clock,
+    )
+    stated = (
+        simulated.phases is not None
+        or simulated.max_current_a is not None
+        or simulated.max_discharge_current_a is not None
+    )
+    if evse.kind is Kind.AC or stated:
+        wire.phases = simulated.phases or evse.phases
+        wire.max_current_a = _first(
+            simulated.max_current_a,
+            evse.ac_limits.max_current_a if evse.ac_limits is not None else None,
+        )
+        nameplate_discharge = None
+        if evse.ac_bpt_limits is not None and evse.nominal_voltage:
+            nameplate_discharge = evse.ac_bpt_limits.max_discharge_power_w / evse.nominal_voltage
+        wire.max_discharge_current_a = _first(
+            simulated.max_discharge_current_a, nameplate_discharge
+        )
+    return wire
+
+
+def _first(*candidates: float | None) -> float:
+    return next((value for value in candidates if value is not None), 0.0)

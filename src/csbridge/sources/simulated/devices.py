@@ -1,0 +1,258 @@
+"""Simulated device sources: modules, IMDs and boards that report readings like the real ones,
+scriptable from tests and scenarios (silence a module, heat a plug, lower the insulation).
+
+They feed the limits engine directly. The CAN layer replaces them with simulated devices that
+speak the real wire protocols; the readings they produce are the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from csbridge.config import Config, ImdConfig
+from csbridge.sources.can import ProfileRegistry
+from csbridge.sources.readings import (
+    BoardReading,
+    Capability,
+    CpState,
+    ImdReading,
+    ModuleReading,
+    SourceReading,
+)
+from csbridge.sources.simulated.can_devices import (
+    BoardControls,
+    ModuleControls,
+    WireBoard,
+    WireBus,
+    WireImd,
+    WireModule,
+    build_wire_board,
+    build_wire_imd,
+    build_wire_module,
+    wire_bus_for,
+)
+
+Sink = Callable[[str, SourceReading], object]
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True, kw_only=True)
+class SimulatedModule(ModuleControls):
+    """A module that hands its readings to the engine directly."""
+
+    def reading(self, now: float) -> ModuleReading:
+        rated = self.config.simulated
+        assert rated is not None  # only modules with a [simulated] table are simulated
+        export = Capability(
+            max_voltage=rated.max_voltage_v,
+            min_voltage=rated.min_voltage_v,
+            max_current=rated.max_current_a,
+            min_current=rated.min_current_a,
+            max_power=rated.max_power_w,
+        )
+        import_ = None
+        if self.config.bidirectional and rated.max_import_current_a is not None:
+            import_ = Capability(
+                max_voltage=rated.max_voltage_v,
+                min_voltage=rated.min_voltage_v,
+                max_current=rated.max_import_current_a,
+                max_power=rated.max_import_power_w or 0.0,
+            )
+        return ModuleReading(
+            name=self.config.name,
+            address=self.config.address,
+            at=now,
+            online=True,
+            output_voltage=self.output_voltage,
+            output_current=self.output_current,
+            export=export,
+            import_=import_,
+            temperature_c=self.temperature_c,
+            fault=self.fault,
+            over_temperature=self.over_temperature,
+            input_lost=self.input_lost,
+        )
+
+    @property
+    def period_s(self) -> float:
+        return self.config.poll_period_s
+
+
+@dataclass(slots=True)
+class SimulatedImd:
+    evse_id: str
+    config: ImdConfig
+    resistance_ohm: float = 5_000_000.0
+    silent: bool = False
+    device_fault: bool = False
+    self_test_until: float = 0.0
+
+    def start_self_test(self, now: float) -> None:
+        assert self.config.simulated is not None
+        self.self_test_until = now + self.config.simulated.self_test_s
+
+    def reading(self, now: float) -> ImdReading:
+        testing = now < self.self_test_until
+        return ImdReading(
+            at=now,
+            resistance_ohm=None if testing else self.resistance_ohm,
+            self_test_running=testing,
+            device_fault=self.device_fault,
+        )
+
+    @property
+    def period_s(self) -> float:
+        assert self.config.simulated is not None
+        return self.config.simulated.period_s
+
+
+@dataclass(slots=True, kw_only=True)
+class SimulatedBoard(BoardControls):
+    """A board that hands its readings to the engine directly."""
+
+    def reading(self, now: float) -> BoardReading:
+        simulated = self.config.simulated
+        assert simulated is not None
+        return BoardReading(
+            at=now,
+            evse_temperature_c=self.evse_temperature_c,
+            plug_temperature_c=self.plug_temperature_c,
+            rcd_error=self.rcd_error,
+            cp_state=self.cp_state,
+            emergency_stop=self.emergency_stop,
+            contactor_closed=self.contactor_closed,
+            fault=self.fault,
+            max_current_a=simulated.max_current_a,
+            max_discharge_current_a=simulated.max_discharge_current_a,
+            phases=simulated.phases,
+        )
+
+    @property
+    def period_s(self) -> float:
+        assert self.config.simulated is not None
+        return self.config.simulated.period_s
+
+
+SimulatedDevice = SimulatedModule | SimulatedImd | SimulatedBoard
+
+
+@dataclass(slots=True)
+class SimulatedDevices:
+    """Every device of the configuration that has a [simulated] table: without `can` it hands
+    readings to the engine; with `can` it speaks the profile's wire protocol on that bus."""
+
+    sink: Sink
+    clock: Clock
+    modules: dict[tuple[str, str], SimulatedModule | WireModule] = field(default_factory=dict)
+    imds: dict[str, SimulatedImd | WireImd] = field(default_factory=dict)
+    boards: dict[str, SimulatedBoard | WireBoard] = field(default_factory=dict)
+    wire_buses: dict[str, WireBus] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(
+        cls, config: Config, sink: Sink, clock: Clock, registry: ProfileRegistry | None = None
+    ) -> SimulatedDevices:
+        devices = cls(sink, clock)
+        buses = {bus.name: bus for bus in config.bus}
+        for evse in config.evse:
+            for module in evse.module:
+                if module.simulated is None:
+                    continue
+                key = (evse.evse_id, module.name)
+                if module.can is None:
+                    devices.modules[key] = SimulatedModule(
+                        evse_id=evse.evse_id,
+                        config=module,
+                        temperature_c=module.simulated.temperature_c,
+                    )
+                else:
+                    registry = registry or ProfileRegistry(extra=config.station.profile_dirs)
+                    wire = build_wire_module(evse.evse_id, module, buses[module.can.bus], registry)
+                    wire_bus_for(devices.wire_buses, buses, module.can.bus).modules.append(wire)
+                    devices.modules[key] = wire
+            imd = evse.imd
+            if imd is not None and imd.simulated is not None:
+                if imd.can is None:
+                    devices.imds[evse.evse_id] = SimulatedImd(
+                        evse.evse_id, imd, resistance_ohm=imd.simulated.resistance_ohm
+                    )
+                else:
+                    registry = registry or ProfileRegistry(extra=config.station.profile_dirs)
+                    wire_imd = build_wire_imd(evse.evse_id, imd, registry, clock)
+                    wire_bus_for(devices.wire_buses, buses, imd.can.bus).imds.append(wire_imd)
+                    devices.imds[evse.evse_id] = wire_imd
+            board = evse.board
+            if board is not None and board.simulated is not None:
+                if board.can is None:
+                    devices.boards[evse.evse_id] = SimulatedBoard(
+                        evse_id=evse.evse_id,
+                        config=board,
+                        evse_temperature_c=board.simulated.evse_temperature_c,
+                        plug_temperature_c=board.simulated.plug_temperature_c,
+                    )
+                else:
+                    registry = registry or ProfileRegistry(extra=config.station.profile_dirs)
+                    wire_board = build_wire_board(evse, registry, clock)
+                    wire_bus_for(devices.wire_buses, buses, board.can.bus).boards.append(wire_board)
+                    devices.boards[evse.evse_id] = wire_board
+        return devices
+
+    def reading_level(self) -> list[SimulatedDevice]:
+        """The devices that hand readings over directly (no wire protocol)."""
+        found: list[SimulatedDevice] = [
+            b for b in self.boards.values() if isinstance(b, SimulatedBoard)
+        ]
+        found += [m for m in self.modules.values() if isinstance(m, SimulatedModule)]
+        found += [i for i in self.imds.values() if isinstance(i, SimulatedImd)]
+        return found
+
+    def apply(self, evse_id: str, command: dict[str, Any]) -> str | None:
+        """A person's action on the simulated station; why not, or None when done."""
+        action = command["action"]
+        if action in ("plug_in", "unplug"):
+            board = self.boards.get(evse_id)
+            if board is None:
+                return f"{evse_id} has no simulated board to plug into"
+            board.cp_state = CpState.B if action == "plug_in" else CpState.A
+            self.emit(board)
+            return None
+        module = self.modules.get((evse_id, command["module"]))
+        if module is None:
+            return f"{evse_id} has no simulated module {command['module']!r}"
+        module.silent = action == "silence_module"
+        self.emit(module)
+        return None
+
+    def count(self) -> int:
+        return len(self.modules) + len(self.imds) + len(self.boards)
+
+    def emit(self, device: SimulatedDevice | WireModule | WireImd | WireBoard) -> None:
+        """Report now (unless silent), as the device does on its period (a wire board: its
+        status frame). A wire module only answers polls, so it has nothing to say unasked."""
+        if isinstance(device, WireModule):
+            return
+        if isinstance(device, WireImd | WireBoard):
+            if device.can_bus is not None:
+                self.wire_buses[device.can_bus].emit(device)
+            return
+        if not device.silent:
+            self.sink(device.evse_id, device.reading(self.clock()))
+
+    async def run(self) -> None:
+        """Every device reports on its own period (or answers on its bus); until cancelled."""
+        devices = self.reading_level()
+        if not devices and not self.wire_buses:
+            return
+        async with asyncio.TaskGroup() as tasks:
+            for device in devices:
+                tasks.create_task(self._report(device))
+            for bus in self.wire_buses.values():
+                tasks.create_task(bus.run(), name=f"sim-bus-{bus.config.name}")
+
+    async def _report(self, device: SimulatedDevice) -> None:
+        while True:
+            self.emit(device)
+            await asyncio.sleep(device.period_s)

@@ -1,0 +1,234 @@
+"""Counters of what the bridge did with every message, by outcome and label, and histograms of
+how long it took. Both are read from another thread by the metrics endpoint (service.metrics),
+which is why the readers hand out copies."""
+
+from __future__ import annotations
+
+import enum
+from bisect import bisect_left
+from collections import Counter
+from dataclasses import dataclass, field
+
+DURATION_BOUNDS_S = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+)
+"""Upper bounds of the duration buckets: handling a message takes well under a millisecond when
+all is well, so the resolution is there; a slow second still lands in a bucket of its own."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """How one counted event is shown to Prometheus: its metric name (no `_total`/`_seconds`
+    suffix), what it means, and the label names its label splits into at "/"."""
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...] = ()
+
+
+_MESSAGE = ("name", "type")
+
+
+class Counted(enum.StrEnum):
+    """Every event `Counters` counts. Each has exactly one metric (`.metric`), so what is counted
+    and what is exported cannot drift apart."""
+
+    INBOUND_RECEIVED = "inbound_received"
+    INBOUND_ACCEPTED = "inbound_accepted"
+    INBOUND_UNHANDLED = "inbound_unhandled"
+    INBOUND_REJECTED = "inbound_rejected"
+    HANDLER_FAILED = "handler_failed"
+    OUTBOUND_PUBLISHED = "outbound_published"
+    PUBLISH_DEFERRED = "publish_deferred"
+    PUBLISH_FAILED = "publish_failed"
+    OUTBOUND_REJECTED = "outbound_rejected"
+    CAN_FRAMES = "can_frames"
+    CAN_ERROR_FRAMES = "can_error_frames"
+    CAN_BUS_OFF = "can_bus_off"
+    CAN_BUS_FAILED = "can_bus_failed"
+    CAN_BUS_OPEN_FAILED = "can_bus_open_failed"
+    CAN_BUS_REOPENED = "can_bus_reopened"
+    CAN_BUS_SILENT = "can_bus_silent"
+    CAN_SEND_FAILED = "can_send_failed"
+    CAN_SEND_SKIPPED = "can_send_skipped"
+    READING_INGESTED = "reading_ingested"
+    READING_SANITIZED = "reading_sanitized"
+    READING_IGNORED = "reading_ignored"
+    EVALUATION_FAILED = "evaluation_failed"
+    WATCHDOG_PINGS = "watchdog_pings"
+    WATCHDOG_WITHHELD = "watchdog_withheld"
+
+    @property
+    def metric(self) -> MetricSpec:
+        return _COUNTED_METRICS[self]
+
+
+class Timed(enum.StrEnum):
+    """Every duration `Counters` keeps a histogram of; each is one Prometheus histogram."""
+
+    INBOUND_HANDLING = "inbound_handling"
+    OUTBOUND_HANDLING = "outbound_handling"
+
+    @property
+    def metric(self) -> MetricSpec:
+        return _TIMED_METRICS[self]
+
+
+_COUNTED_METRICS: dict[Counted, MetricSpec] = {
+    Counted.INBOUND_RECEIVED: MetricSpec(
+        "messages_received", "Every inbound MQTT message, whatever became of it."
+    ),
+    Counted.INBOUND_ACCEPTED: MetricSpec(
+        "messages_in", "Inbound messages acted on, by message name or local topic.", ("name",)
+    ),
+    Counted.INBOUND_UNHANDLED: MetricSpec(
+        "messages_unhandled", "Valid inbound messages that no handler takes.", ("name",)
+    ),
+    Counted.INBOUND_REJECTED: MetricSpec(
+        "inbound_rejected", "Inbound payloads not acted on, by reason.", ("reason",)
+    ),
+    Counted.HANDLER_FAILED: MetricSpec(
+        "handler_failures", "Inbound messages whose handler raised (a bug), by topic.", ("topic",)
+    ),
+    Counted.OUTBOUND_PUBLISHED: MetricSpec(
+        "messages_out",
+        "Messages handed to MQTT, by name and type (type is empty for limits reports).",
+        _MESSAGE,
+    ),
+    Counted.PUBLISH_DEFERRED: MetricSpec(
+        "publish_deferred",
+        "Messages not sent while MQTT was down; the full state follows the reconnect.",
+        _MESSAGE,
+    ),
+    Counted.PUBLISH_FAILED: MetricSpec(
+        "publish_failures", "Messages MQTT refused to queue while connected.", _MESSAGE
+    ),
+    Counted.OUTBOUND_REJECTED: MetricSpec(
+        "outbound_rejected", "Messages that failed their own schema, never sent (a bug).", ("name",)
+    ),
+    Counted.CAN_FRAMES: MetricSpec(
+        "can_frames",
+        "CAN frames by bus, device profile and outcome.",
+        ("bus", "profile", "outcome"),
+    ),
+    Counted.CAN_ERROR_FRAMES: MetricSpec(
+        "can_error_frames", "CAN error frames by bus and error class.", ("bus", "class")
+    ),
+    Counted.CAN_BUS_OFF: MetricSpec("can_bus_off", "Bus-off error frames on a CAN bus.", ("bus",)),
+    Counted.CAN_BUS_FAILED: MetricSpec(
+        "can_bus_error",
+        "Errors receiving from a CAN bus (the bus is closed and opened again).",
+        ("bus",),
+    ),
+    Counted.CAN_BUS_OPEN_FAILED: MetricSpec(
+        "can_bus_open_failures", "Attempts to open a CAN bus that failed.", ("bus",)
+    ),
+    Counted.CAN_BUS_REOPENED: MetricSpec(
+        "can_bus_reopened", "A CAN bus opened again after it had failed.", ("bus",)
+    ),
+    Counted.CAN_BUS_SILENT: MetricSpec(
+        "can_bus_silent", "Checks that found a CAN bus silent for too long.", ("bus",)
+    ),
+    Counted.CAN_SEND_FAILED: MetricSpec("can_send_failed", "Frames a CAN bus refused.", ("bus",)),
+    Counted.CAN_SEND_SKIPPED: MetricSpec(
+        "can_send_skipped", "Frames not sent because the CAN bus was closed.", ("bus",)
+    ),
+    Counted.READING_INGESTED: MetricSpec(
+        "readings_ingested", "Source readings stored by the limits engine.", ("kind",)
+    ),
+    Counted.READING_SANITIZED: MetricSpec(
+        "readings_sanitized", "Readings with values the engine had to clean up.", ("kind",)
+    ),
+    Counted.READING_IGNORED: MetricSpec(
+        "readings_ignored", "Readings for no configured EVSE or source.", ("reason",)
+    ),
+    Counted.EVALUATION_FAILED: MetricSpec(
+        "evaluation_failures", "Evaluations that could not be reported, by EVSE.", ("evse_id",)
+    ),
+    Counted.WATCHDOG_PINGS: MetricSpec("watchdog_pings", "WATCHDOG=1 pings sent to systemd."),
+    Counted.WATCHDOG_WITHHELD: MetricSpec(
+        "watchdog_withheld",
+        "Watchdog pings withheld because a part stalled, by the stalled parts.",
+        ("stalled",),
+    ),
+}
+
+_TIMED_METRICS: dict[Timed, MetricSpec] = {
+    Timed.INBOUND_HANDLING: MetricSpec(
+        "inbound_handling",
+        "Time to handle one inbound message, answer included, by outcome.",
+        ("outcome",),
+    ),
+    Timed.OUTBOUND_HANDLING: MetricSpec(
+        "outbound_handling", "Time to validate and publish one message, by name and type.", _MESSAGE
+    ),
+}
+
+
+@dataclass(slots=True)
+class Durations:
+    """One histogram: how many durations fell in each bucket (not cumulative; the last bucket is
+    everything above the largest bound), and their sum."""
+
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BOUNDS_S) + 1))
+    sum_s: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        # bisect_left puts a duration equal to a bound in that bound's bucket: Prometheus's `le`.
+        self.buckets[bisect_left(DURATION_BOUNDS_S, seconds)] += 1
+        self.sum_s += seconds
+
+
+class Counters:
+    """Monotonic counts keyed by (event, label); cheap enough for the hot path."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._durations: dict[tuple[str, str], Durations] = {}
+
+    def add(self, event: Counted, label: str = "", amount: int = 1) -> None:
+        self._counts[(event, label)] += amount
+
+    def observe(self, event: Timed, label: str, seconds: float) -> None:
+        """One duration into the histogram of (event, label)."""
+        durations = self._durations.get((event, label))
+        if durations is None:
+            durations = self._durations[(event, label)] = Durations()
+        durations.observe(seconds)
+
+    def get(self, event: str, label: str = "") -> int:
+        return self._counts[(event, label)]
+
+    def total(self, event: str) -> int:
+        return sum(count for (name, _), count in self._counts.items() if name == event)
+
+    def counts(self) -> list[tuple[tuple[str, str], int]]:
+        """Every count. list() of a dict's items is one C call under the GIL, so another thread
+        gets a consistent copy while the event loop keeps adding keys."""
+        return list(self._counts.items())
+
+    def durations(self) -> list[tuple[tuple[str, str], Durations]]:
+        """Every histogram, copied (see `counts`). Each copy's buckets are consistent, which
+        Prometheus needs (the count is their total); its sum may miss the latest duration."""
+        return [
+            (key, Durations(list(durations.buckets), durations.sum_s))
+            for key, durations in list(self._durations.items())
+        ]
+
+    def snapshot(self) -> dict[str, int]:
+        return {
+            f"{event}{{{label}}}" if label else event: count
+            for (event, label), count in sorted(self._counts.items())
+        }

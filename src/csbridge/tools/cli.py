@@ -1,0 +1,338 @@
+"""The `csbridge` command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from csbridge.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from csbridge.mqtt import BrokerLogin
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="The charging-station side of Josev's MQTT API.",
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_INVALID = 1
+EXIT_BAD_CONFIG = 2
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Station configuration (TOML).", show_default=False)
+]
+UsernameOption = Annotated[
+    str | None,
+    typer.Option(help="Broker user (the password: --password-file or $CSBRIDGE_MQTT_PASSWORD)."),
+]
+PasswordFileOption = Annotated[
+    Path | None, typer.Option(help="File holding the broker password.", show_default=False)
+]
+CaFileOption = Annotated[
+    Path | None, typer.Option(help="CA of the broker's certificate (mqtts://).", show_default=False)
+]
+CertFileOption = Annotated[
+    Path | None, typer.Option(help="Client certificate (PEM), with --key-file.", show_default=False)
+]
+KeyFileOption = Annotated[Path | None, typer.Option(help="Client key (PEM).", show_default=False)]
+BrokerOption = Annotated[
+    str | None, typer.Option("--broker", help="Override the broker, e.g. mqtt://127.0.0.1:1883.")
+]
+
+
+def _refuse(error: ConfigError, source: object | None = None, *, kind: str = "config") -> NoReturn:
+    """Every problem on its own line, then exit 2. Printed as plain text: a problem names
+    TOML tables in brackets, which rich markup would swallow."""
+    for problem in error.problems:
+        line = Text(f"{kind} error", style="red")
+        line.append(f" {source if source is not None else error.source}: {problem}")
+        err.print(line)
+    raise typer.Exit(EXIT_BAD_CONFIG)
+
+
+def _login(
+    broker: str,
+    username: str | None,
+    password_file: Path | None,
+    ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
+) -> BrokerLogin:
+    from csbridge.config import broker_address  # noqa: PLC0415
+    from csbridge.mqtt import BrokerLogin  # noqa: PLC0415
+
+    try:
+        broker_address(broker)
+    except ValueError as error:
+        err.print(f"--broker: {error}", markup=False)
+        raise typer.Exit(EXIT_BAD_CONFIG) from None
+    try:
+        return BrokerLogin.for_broker(
+            broker,
+            username=username,
+            password_file=password_file,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+        )
+    except ConfigError as error:
+        _refuse(error)
+
+
+def _load(path: Path, broker: str | None) -> Config:
+    try:
+        config = load_config(path)
+        return config.with_broker(broker) if broker else config
+    except ConfigError as error:
+        _refuse(error)
+
+
+@app.command()
+def run(
+    config: ConfigOption,
+    broker: BrokerOption = None,
+    replay: Annotated[
+        list[Path] | None,
+        typer.Option(help="Feed these CAN logs in real time instead of opening the buses."),
+    ] = None,
+) -> None:
+    """Answer Josev and push every change, until SIGTERM or Ctrl-C (then: modules off, every
+    EVSE to evse_shutdown, status offline, exit 0). Under systemd: READY=1 and the watchdog."""
+    from csbridge.service import run_station  # noqa: PLC0415
+    from csbridge.support import configure_logging  # noqa: PLC0415 - keep --help fast
+
+    settings = _load(config, broker)
+    configure_logging(settings.logging.level, settings.logging.repeat_interval_s)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_station(settings, replay or ()))
+    except ConfigError as error:
+        _refuse(error)
+
+
+@app.command("check-config")
+def check_config(
+    path: Annotated[Path, typer.Argument(help="Configuration file to check.")],
+) -> None:
+    """Check a configuration file and the device profiles it names; exit 2 with every problem
+    named by key."""
+    from csbridge.sources.can import DeviceRouter  # noqa: PLC0415
+
+    settings = _load(path, None)
+    try:
+        DeviceRouter(settings)
+    except ConfigError as error:
+        _refuse(error, path)
+    out.print(f"{path}: ok, broker {settings.mqtt.broker}")
+    for evse in settings.evse:
+        kind = f"{evse.kind.value}{' + bpt' if evse.bpt else ''}"
+        connectors = ", ".join(f"{c.id}:{c.connector_type}" for c in evse.connectors)
+        out.print(f"  {evse.evse_id}: {kind}, {evse.network_interface}, connectors {connectors}")
+
+
+@app.command()
+def validate(
+    source: Annotated[str, typer.Argument(help="A message as a JSON file, or - for stdin.")],
+) -> None:
+    """Check one message against the envelope and its own schema; exit 1 with what, where, why."""
+    from csbridge.messages import (  # noqa: PLC0415
+        Rejected,
+        SchemaRegistry,
+        check_document,
+    )
+
+    raw = sys.stdin.buffer.read() if source == "-" else _read_bytes(source)
+    try:
+        document: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        err.print(f"invalid: {source}: not JSON: {error}")
+        raise typer.Exit(EXIT_INVALID) from None
+    if not isinstance(document, dict):
+        err.print(f"invalid: {source}: a message is a JSON object, got {type(document).__name__}")
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        check_document(SchemaRegistry(), document)
+    except Rejected as rejected:
+        err.print(
+            f"invalid: {source}: message={rejected.message} where={rejected.where} "
+            f"why={rejected.why}"
+        )
+        raise typer.Exit(EXIT_INVALID) from None
+    out.print(f"valid: {source}: {document['name']}/{document['type']}")
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        err.print(f"invalid: {path}: cannot read: {error}")
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+@app.command()
+def demo(
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
+    ] = None,
+) -> None:
+    """Embedded broker, the bridge on a simulated station and a Josev emulator: no setup."""
+    from csbridge.support import configure_logging  # noqa: PLC0415
+    from csbridge.tools.demo import run_demo  # noqa: PLC0415
+
+    configure_logging("error")
+    try:
+        code = asyncio.run(run_demo(duration, out))
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+@app.command()
+def emulate(
+    broker: Annotated[str, typer.Option(help="Broker URL, e.g. mqtt://127.0.0.1:1883.")],
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each response.")] = 10.0,
+    request_topic: Annotated[str, typer.Option(help="Where Josev publishes.")] = "josev/cs",
+    response_topic: Annotated[str, typer.Option(help="Where the station answers.")] = "cs/josev",
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="dc-session: a whole DC session against a simulated station."),
+    ] = None,
+    local_prefix: Annotated[str, typer.Option(help="The station's own topics.")] = "csbridge",
+    username: UsernameOption = None,
+    password_file: PasswordFileOption = None,
+    ca_file: CaFileOption = None,
+    cert_file: CertFileOption = None,
+    key_file: KeyFileOption = None,
+) -> None:
+    """Act as Josev: boot requests, check every answer and update; exit 1 on any problem."""
+    from csbridge.tools.emulate_command import emulate_session, run_dc_session  # noqa: PLC0415
+
+    if scenario not in (None, "dc-session"):
+        err.print(f"--scenario: unknown scenario {scenario!r} (have: dc-session)")
+        raise typer.Exit(EXIT_BAD_CONFIG)
+    login = _login(broker, username, password_file, ca_file, cert_file, key_file)
+    try:
+        if scenario == "dc-session":
+            code = asyncio.run(
+                run_dc_session(
+                    broker, request_topic, response_topic, local_prefix, out, login=login
+                )
+            )
+            raise typer.Exit(code)
+        code = asyncio.run(
+            emulate_session(
+                broker,
+                duration_s=duration,
+                timeout_s=timeout,
+                request_topic=request_topic,
+                response_topic=response_topic,
+                console=out,
+                login=login,
+            )
+        )
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    broker: Annotated[str, typer.Option(help="Broker URL, e.g. mqtt://127.0.0.1:1883.")],
+    prefix: Annotated[
+        str, typer.Option(help="The bridge's topic prefix (mqtt.local_prefix).")
+    ] = "csbridge",
+    status_topic: Annotated[
+        str, typer.Option(help="The bridge's online/offline topic (mqtt.status_topic).")
+    ] = "csbridge/status",
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
+    ] = None,
+    username: UsernameOption = None,
+    password_file: PasswordFileOption = None,
+    ca_file: CaFileOption = None,
+    cert_file: CertFileOption = None,
+    key_file: KeyFileOption = None,
+) -> None:
+    """Watch the bridge's retained reports: each limit, what binds it, each source's health."""
+    from csbridge.tools.status_view import argument_problems, watch_status  # noqa: PLC0415
+
+    problems = argument_problems(broker, prefix, status_topic, duration)
+    for problem in problems:
+        err.print(problem, markup=False)
+    if problems:
+        raise typer.Exit(EXIT_BAD_CONFIG)
+    login = _login(broker, username, password_file, ca_file, cert_file, key_file)
+    try:
+        code = asyncio.run(
+            watch_status(
+                broker,
+                prefix=prefix,
+                status_topic=status_topic,
+                duration_s=duration,
+                console=out,
+                login=login,
+            )
+        )
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+@app.command()
+def replay(
+    config: ConfigOption,
+    logs: Annotated[
+        list[Path], typer.Argument(help="candump -L (.log) or Vector ASC (.asc) logs.")
+    ],
+    only_josev: Annotated[
+        bool, typer.Option("--only-josev", help="Print only what goes to Josev.")
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Also draw limits, present values and isolation over time (PNG)."),
+    ] = None,
+) -> None:
+    """Feed CAN logs through the profiles and the limits engine on the log's clock; print every
+    message the bridge would publish as a JSON line, then a summary on stderr."""
+    from csbridge.sources.can import LogError  # noqa: PLC0415
+    from csbridge.tools.replay import ReplayRun, summary, write_lines  # noqa: PLC0415
+
+    settings = _load(config, None)
+    try:
+        run = ReplayRun(settings)
+        publications = run.publications(logs)
+    except ConfigError as error:
+        _refuse(error, config)
+    except LogError as error:
+        _refuse(ConfigError(str(config), [str(error)]), kind="log")
+    only = settings.mqtt.response_topic if only_josev else None
+    written = write_lines(publications, sys.stdout, only_topic=only)
+    for line in [*summary(run), f"published: {written} messages"]:
+        err.print(line)
+    if plot is not None:
+        from csbridge.tools.plot import PlotUnavailableError, plot_publications  # noqa: PLC0415
+
+        try:
+            plot_publications(publications, settings.mqtt.response_topic, plot)
+        except PlotUnavailableError:
+            err.print("--plot needs the plot extra: pip install 'csbridge[plot]'")
+            raise typer.Exit(EXIT_BAD_CONFIG) from None
+        err.print(f"plot: {plot}")
+
+
+def main() -> None:
+    app()

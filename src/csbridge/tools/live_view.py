@@ -1,0 +1,144 @@
+"""The demo's screen: what Josev believes about each EVSE, and the latest exchanges."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from csbridge.engine import LimitsEngine
+from csbridge.support import Counters
+from csbridge.tools.emulator import Exchange, StationView
+
+READY_STYLES = {"evse_ready": "green", "evse_not_ready": "yellow"}
+
+
+def _limits_summary(entry: dict[str, Any]) -> str:
+    parts = []
+    if "dc" in entry:
+        dc = entry["dc"]
+        parts.append(
+            f"DC {dc['min_voltage']}-{dc['max_voltage']} V, <= {dc['max_current']} A, "
+            f"<= {dc['max_power'] / 1000:g} kW, iso {dc.get('isolation_status', '-')}"
+        )
+    if "dc_bpt" in entry:
+        bpt = entry["dc_bpt"]
+        parts.append(
+            f"discharge <= {bpt['evse_max_discharge_current']} A, "
+            f"<= {bpt['evse_max_discharge_power'] / 1000:g} kW"
+        )
+    if "ac" in entry:
+        ac = entry["ac"]
+        current = ac["max_current"]
+        parts.append(
+            f"AC {ac['nominal_voltage']} V, <= {current['l1']}/{current['l2']}/{current['l3']} A"
+        )
+    if "ac_bpt" in entry:
+        power = entry["ac_bpt"]["evse_max_discharge_power"]
+        parts.append(f"discharge <= {power['l1']}/{power['l2']}/{power['l3']} W")
+    return "\n".join(parts)
+
+
+def describe_exchange(exchange: Exchange) -> str:
+    arrow = "josev -> cs" if exchange.outgoing else "cs -> josev"
+    latency = f" {exchange.latency_s * 1000:.2f} ms" if exchange.latency_s is not None else ""
+    evses = ""
+    if exchange.name == "cs_status_and_limits" and "evses" in exchange.data:
+        evses = " evses=" + ",".join(e["evse_id"] for e in exchange.data["evses"])
+    problem = f" PROBLEM: {exchange.problem}" if exchange.problem else ""
+    return f"{arrow} {exchange.name}/{exchange.type} id={exchange.id[:8]}{latency}{evses}{problem}"
+
+
+class DemoView:
+    """Renders on every refresh from the emulator's view; prints plain lines when not a terminal."""
+
+    def __init__(
+        self, broker: str, console: Console, counters: Counters, engine: LimitsEngine
+    ) -> None:
+        self.broker = broker
+        self.engine = engine
+        self.console = console
+        self.counters = counters
+        self.started = time.perf_counter()  # the clock Exchange.at is read from
+        self.station_view: StationView | None = None
+        self.exchanges: deque[Exchange] = deque(maxlen=12)
+        self.events: deque[str] = deque(maxlen=5)
+        self.problems = 0
+
+    @property
+    def plain(self) -> bool:
+        return not self.console.is_terminal
+
+    def exchange(self, exchange: Exchange) -> None:
+        self.exchanges.append(exchange)
+        if exchange.problem:
+            self.problems += 1
+        if self.plain:
+            self.console.print(describe_exchange(exchange), highlight=False, soft_wrap=True)
+
+    def event(self, text: str) -> None:
+        stamped = f"{time.perf_counter() - self.started:6.1f} s  {text}"
+        self.events.append(stamped)
+        if self.plain:
+            self.console.print(f"-- {text}", highlight=False)
+
+    def print_final_view(self) -> None:
+        self.console.print(self._evse_table())
+
+    def __rich__(self) -> RenderableType:
+        header = Text.assemble(
+            ("csbridge demo", "bold"),
+            f"  broker {self.broker} (embedded)  up {time.perf_counter() - self.started:.0f} s  ",
+            (f"sent {self.counters.total('outbound_published')}", "cyan"),
+            f"  rejected {self.counters.total('inbound_rejected')}  ",
+            ("Ctrl-C to stop", "dim"),
+        )
+        events = Text("\n".join(self.events) or "waiting for the first event", style="magenta")
+        return Group(
+            Panel(header),
+            self._evse_table(),
+            Panel(events, title="what happens"),
+            self._exchange_table(),
+        )
+
+    def _evse_table(self) -> Table:
+        table = Table(title="What Josev knows (from responses and updates)", expand=True)
+        table.add_column("EVSE")
+        table.add_column("status")
+        table.add_column("limits")
+        table.add_column("bound by (bridge)")
+        evses = self.station_view.evses if self.station_view else {}
+        for evse_id, entry in evses.items():
+            status = entry["status_code"]
+            binding = self.engine.reported_binding(evse_id)
+            bound_by = "\n".join(
+                f"{key}: {source}"
+                for key, source in binding.items()
+                if key.startswith(("max_current", "max_power", "evse_max"))
+            )
+            table.add_row(
+                evse_id,
+                Text(status, style=READY_STYLES.get(status, "red")),
+                _limits_summary(entry),
+                bound_by,
+            )
+        return table
+
+    def _exchange_table(self) -> Table:
+        table = Table(title="MQTT exchanges (josev/cs <-> cs/josev)", expand=True)
+        for column in ("t", "direction", "message", "id", "latency"):
+            table.add_column(column)
+        for exchange in self.exchanges:
+            table.add_row(
+                f"{max(0.0, exchange.at - self.started):5.1f}",
+                "josev -> cs" if exchange.outgoing else "cs -> josev",
+                Text(f"{exchange.name}/{exchange.type}", style="red" if exchange.problem else ""),
+                exchange.id[:8],
+                f"{exchange.latency_s * 1000:.2f} ms" if exchange.latency_s is not None else "",
+            )
+        return table
