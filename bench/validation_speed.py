@@ -1,5 +1,5 @@
 """Schema validation per message: the fast path (jsonschema-rs) against jsonschema, on the same
-messages, and the whole wire path (Codec.decode, Codec.encode) with either backend.
+messages, and the whole wire path (EnvelopeCodec.decode, EnvelopeCodec.encode) with either backend.
 
 The messages are every valid example of fixtures/messages and fixtures/messages-session (Josev's
 and the station's, requests, responses and updates). Each message is checked first: both
@@ -7,9 +7,9 @@ backends must pass all of them, or the comparison means nothing.
 
 - validate: `check_document` (the envelope, then the kind's own schema): what each message
   costs in validation alone.
-- Codec.decode: bytes as they arrive -> size bound, orjson, checks -> Message, for a codec that
-  receives the message's direction.
-- Codec.encode: Message -> orjson -> parsed back and checked (what goes out is what was
+- EnvelopeCodec.decode: bytes as they arrive -> size bound, orjson, checks -> Message, for a
+  codec that receives the message's direction.
+- EnvelopeCodec.encode: Message -> orjson -> parsed back and checked (what goes out is what was
   checked), for a codec that sends the message's direction.
 
 Each sample is a number of passes over all messages, long enough for the clock (autoranged
@@ -28,7 +28,7 @@ import orjson
 
 from bench.common import summary_row
 from bench.stats import percentile
-from csbridge.messages.envelope import Codec, Message, MessageType, check_document
+from csbridge.messages.envelope import EnvelopeCodec, Message, MessageType, check_document
 from csbridge.messages.registry import Backend, Direction, SchemaRegistry
 from csbridge.support.resources import resource_dir
 
@@ -75,7 +75,7 @@ def validate_pass(registry: SchemaRegistry, messages: Sequence[Fixture]) -> Pass
 
 
 def decode_pass(registry: SchemaRegistry, messages: Sequence[Fixture]) -> Pass:
-    codecs = {d: Codec(registry, d, MAX_PAYLOAD) for d in Direction}
+    codecs = {d: EnvelopeCodec(registry, d, MAX_PAYLOAD) for d in Direction}
     work = [(codecs[message.direction].decode, message.payload) for message in messages]
 
     def run() -> None:
@@ -87,7 +87,7 @@ def decode_pass(registry: SchemaRegistry, messages: Sequence[Fixture]) -> Pass:
 
 def encode_pass(registry: SchemaRegistry, messages: Sequence[Fixture]) -> Pass:
     # A codec that receives one direction sends the other.
-    codecs = {d: Codec(registry, _other(d), MAX_PAYLOAD) for d in Direction}
+    codecs = {d: EnvelopeCodec(registry, _other(d), MAX_PAYLOAD) for d in Direction}
     work = [
         (
             codecs[message.direction].encode,
@@ -181,7 +181,7 @@ def run(quick: bool) -> dict[str, Any]:
             ),
             *(
                 summary_row(
-                    f"Codec.{path} us/message (vs the same on jsonschema)",
+                    f"EnvelopeCodec.{path} us/message (vs the same on jsonschema)",
                     rows[path]["fast_us"],
                     rows[path]["reference_us"],
                     ratio=rows[path]["ratio"],
@@ -201,7 +201,7 @@ def print_table(result: dict[str, Any]) -> None:
         f"{'':14}{'fast us':>10}{'p99 us':>10}{'jsonschema us':>15}{'p99 us':>10}{'x faster':>10}"
     )
     for path, row in result["paths"].items():
-        name = "validate" if path == "validate" else f"Codec.{path}"
+        name = "validate" if path == "validate" else f"EnvelopeCodec.{path}"
         print(
             f"{name:14}{row['fast_us']:10.2f}{row['fast_p99_us']:10.2f}"
             f"{row['reference_us']:15.2f}{row['reference_p99_us']:10.2f}{row['ratio']:10.1f}"

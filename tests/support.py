@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from csbridge.config import Config
-from csbridge.messages.envelope import Codec, Rejected
+from csbridge.messages.envelope import EnvelopeCodec, InboundRejected
 from csbridge.messages.registry import Direction, SchemaRegistry
 from csbridge.testing.harness import isolated_config
 from tests.mutations import _containers
@@ -182,10 +182,10 @@ def _damaged(rng: random.Random, payload: bytes) -> bytes:
     return bytes(data)
 
 
-def _decodes(codec: Codec, document: dict[str, Any]) -> bool:
+def _decodes(codec: EnvelopeCodec, document: dict[str, Any]) -> bool:
     try:
         codec.decode(orjson.dumps(document))
-    except Rejected:
+    except InboundRejected:
         return False
     return True
 
@@ -205,7 +205,7 @@ class Fuzzer:
         self.rng = rng
         self.config = config
         self.corpus = list(corpus)
-        josev = Codec(SchemaRegistry(), Direction.FROM_JOSEV, config.mqtt.max_payload_bytes)
+        josev = EnvelopeCodec(SchemaRegistry(), Direction.FROM_JOSEV, config.mqtt.max_payload_bytes)
         self.sendable = [d for d in corpus if _decodes(josev, d)]
         self.evse_ids = [evse.evse_id for evse in config.evse]
         self.modules = sorted({module.name for evse in config.evse for module in evse.module})

@@ -45,7 +45,7 @@ from csbridge.sources.can.profile import (
 from csbridge.sources.can.router import DeviceRouter
 from csbridge.sources.can.state import BoardState, cp_state_of, cp_status
 from csbridge.sources.readings import BoardReading, CpState
-from csbridge.sources.simulated.can_devices import WireBoard, build_wire_board
+from csbridge.sources.simulated.can_devices import SimulatedCanBoard, build_wire_board
 from csbridge.support.resources import example_config
 from csbridge.testing.brokers import Broker
 from csbridge.testing.harness import wait_until as _until
@@ -117,9 +117,9 @@ def reading_of(*frames: can.Message, at: float = 0.0) -> BoardReading:
 
 
 def test_the_profile_is_a_dbc_board_profile_mapping_reading_fields() -> None:
-    assert PROFILE.profile.kind is DeviceKind.BOARD
-    assert PROFILE.profile.family == "dbc"
-    assert PROFILE.profile.bitrate == 250000
+    assert PROFILE.header.kind is DeviceKind.BOARD
+    assert PROFILE.header.family == "dbc"
+    assert PROFILE.header.bitrate == 250000
     mapped = {signal.field for message in PROFILE.message for signal in message.signals}
     assert mapped == BOARD_VALUES | BOARD_FLAGS
     assert [message.name for message in PROFILE.message] == ["BOARD_Status", "BOARD_Capabilities"]
@@ -514,11 +514,11 @@ def test_read_board_command_ignores_other_frames() -> None:
 # --- the simulated board, without a bus ---------------------------------------------------------
 
 
-def _sim_board(now: list[float]) -> WireBoard:
+def _sim_board(now: list[float]) -> SimulatedCanBoard:
     station = _board_config()
     board = station.evse[0].board
     assert board is not None
-    return WireBoard(evse_id=DC, config=board, codec=CODEC, clock=lambda: now[0])
+    return SimulatedCanBoard(evse_id=DC, config=board, codec=CODEC, clock=lambda: now[0])
 
 
 def _board_config(bus: str = "can1") -> Config:
@@ -603,7 +603,7 @@ def test_a_scripted_value_beyond_its_signal_is_sent_clamped_and_refused() -> Non
     assert refused(board.status_frame()) is Outcome.OUT_OF_RANGE
 
 
-def _ac_board(simulated: dict[str, Any]) -> WireBoard:
+def _ac_board(simulated: dict[str, Any]) -> SimulatedCanBoard:
     raw = load_config(example_config("sim-station.toml")).model_dump(mode="json", exclude_none=True)
     ac = next(evse for evse in raw["evse"] if evse["kind"] == "ac")
     ac["board"] = {
@@ -707,9 +707,9 @@ async def board_station(board_config: Config) -> AsyncIterator[Station]:
         await stop_bridge(task)
 
 
-def _wire_board(station: Station) -> WireBoard:
+def _wire_board(station: Station) -> SimulatedCanBoard:
     board = station.devices.boards[DC]
-    assert isinstance(board, WireBoard)
+    assert isinstance(board, SimulatedCanBoard)
     return board
 
 

@@ -29,7 +29,7 @@ import pytest
 import trustme
 
 from csbridge.config import PASSWORD_ENV, Config, MqttConfig, exposed_secret_files
-from csbridge.messages.envelope import Codec, Message, MessageType
+from csbridge.messages.envelope import EnvelopeCodec, Message, MessageType
 from csbridge.messages.registry import Direction, SchemaRegistry
 from csbridge.mqtt.embedded_broker import LOOPBACK, free_port
 from csbridge.mqtt.link import QOS
@@ -254,7 +254,7 @@ class Josev(Listener):
 
     def __init__(self, client: aiomqtt.Client) -> None:
         super().__init__(client)
-        self.codec = Codec(registry(), Direction.TO_JOSEV, 1024 * 1024)
+        self.codec = EnvelopeCodec(registry(), Direction.TO_JOSEV, 1024 * 1024)
 
     async def request(self, name: str, timeout: float = 5.0) -> Message:
         message = Message(name, MessageType.REQUEST, {})

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csbridge.config import load_config
-from csbridge.sources.can.codec import Codec, DbcCodec, IdFieldsCodec, Outcome
+from csbridge.sources.can.codec import DbcCodec, FrameCodec, IdFieldsCodec, Outcome
 from csbridge.sources.can.profile import QUANTITY_OF, ProfileRegistry
 from csbridge.sources.can.router import DeviceRouter
 from csbridge.support.resources import example_config
@@ -39,9 +39,9 @@ EXAMPLES = 1_300  # at least 80 frames each: at least 104,000 frames
 REGISTRY = ProfileRegistry()
 
 
-def _codec(name: str) -> Codec:
+def _codec(name: str) -> FrameCodec:
     profile = REGISTRY.get(name)
-    if profile.profile.family == "dbc":
+    if profile.header.family == "dbc":
         return DbcCodec(profile, REGISTRY.dbc_path(profile))
     return IdFieldsCodec(profile, CONTROLLER)
 
@@ -144,7 +144,9 @@ FUZZ_SETTINGS = settings(
 )
 
 
-def _check(name: str, codec: Codec, frame: can.Message, seen: Counter[tuple[str, str]]) -> None:
+def _check(
+    name: str, codec: FrameCodec, frame: can.Message, seen: Counter[tuple[str, str]]
+) -> None:
     outcome, decoded = codec.decode(frame)
     assert isinstance(outcome, Outcome)
     seen[(name, outcome.value)] += 1

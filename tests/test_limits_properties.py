@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csbridge.engine.engine import LimitsEngine
-from csbridge.messages.envelope import Codec, Message, MessageType
+from csbridge.messages.envelope import EnvelopeCodec, Message, MessageType
 from csbridge.messages.registry import Direction, SchemaRegistry
 from csbridge.sources.readings import (
     BoardReading,
@@ -30,7 +30,7 @@ from tests.support import station_config
 CONFIG = station_config("mqtt://127.0.0.1:1", "props")
 DC, AC = (evse.evse_id for evse in CONFIG.evse)
 REGISTRY = SchemaRegistry()
-CODEC = Codec(REGISTRY, Direction.FROM_JOSEV, 1 << 20)
+CODEC = EnvelopeCodec(REGISTRY, Direction.FROM_JOSEV, 1 << 20)
 EXAMPLES = settings(
     max_examples=2000,
     deadline=None,

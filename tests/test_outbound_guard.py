@@ -13,7 +13,7 @@ import pytest
 from csbridge.config import Config
 from csbridge.engine.engine import LimitsEngine
 from csbridge.engine.latest import LatestByEvse
-from csbridge.messages.envelope import Codec, Message, MessageType
+from csbridge.messages.envelope import EnvelopeCodec, Message, MessageType
 from csbridge.messages.registry import Direction, SchemaRegistry, SchemaViolation
 from csbridge.protocol.bridge import Bridge
 from csbridge.tools.emulator import EmulatorError, JosevEmulator
@@ -73,7 +73,7 @@ def _first_request_id(josev: JosevEmulator) -> str:
 
 def test_codec_checks_the_serialised_bytes_not_the_python_object() -> None:
     """orjson turns NaN into null; only checking the bytes catches that."""
-    codec = Codec(SchemaRegistry(), Direction.FROM_JOSEV, 65536)
+    codec = EnvelopeCodec(SchemaRegistry(), Direction.FROM_JOSEV, 65536)
     document = load_fixture("cs_status_and_limits_response_dc")
     document["data"]["evses"][0]["dc"]["max_current"] = math.nan
     message = Message("cs_status_and_limits", MessageType.RESPONSE, document["data"])
@@ -83,7 +83,7 @@ def test_codec_checks_the_serialised_bytes_not_the_python_object() -> None:
 
 
 def test_codec_refuses_to_send_what_this_side_never_sends() -> None:
-    codec = Codec(SchemaRegistry(), Direction.FROM_JOSEV, 65536)
+    codec = EnvelopeCodec(SchemaRegistry(), Direction.FROM_JOSEV, 65536)
     with pytest.raises(SchemaViolation):
         codec.encode(Message("cs_status_and_limits", MessageType.REQUEST, {}))
 

@@ -82,7 +82,7 @@ def test_every_profile_in_hal_loads_under_its_file_name() -> None:
         profile = REGISTRY.get(name)
         assert profile.name == name
         assert (REGISTRY.directory / f"{name}.toml").is_file()
-        if profile.profile.family == "dbc":
+        if profile.header.family == "dbc":
             assert REGISTRY.dbc_path(profile).is_file()
 
 
@@ -732,8 +732,8 @@ def test_a_vendor_folder_adds_and_replaces_profiles(tmp_path: Path) -> None:
     )
     (own / "acme-pm.toml").write_text(text.replace('name = "infypower-reg"', 'name = "acme-pm"'))
     registry = ProfileRegistry(extra=[own])
-    assert registry.get("infypower-reg").profile.poll_period_s == 0.5
-    assert registry.get("acme-pm").profile.kind.value == "power_module"
+    assert registry.get("infypower-reg").header.poll_period_s == 0.5
+    assert registry.get("acme-pm").header.kind.value == "power_module"
     assert "bender-iso165c" in registry.names()
     bender = registry.get("bender-iso165c")
     assert registry.dbc_path(bender) == shipped.directory / "bender-iso165c.dbc"

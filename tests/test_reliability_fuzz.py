@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 
 from csbridge.config import Config, broker_address
 from csbridge.messages.envelope import (
-    Codec,
+    EnvelopeCodec,
+    InboundRejected,
     Message,
     MessageType,
-    Rejected,
     RejectReason,
     decode_local,
 )
@@ -111,7 +111,7 @@ def _needs_answer(message: Message, evse_ids: Collection[str]) -> bool:
 
 def _expected(config: Config, messages: list[tuple[str, bytes]]) -> Expected:
     registry = SchemaRegistry()
-    codec = Codec(registry, Direction.FROM_JOSEV, config.mqtt.max_payload_bytes)
+    codec = EnvelopeCodec(registry, Direction.FROM_JOSEV, config.mqtt.max_payload_bytes)
     local = LocalTopics(config.mqtt.local_prefix)
     evse_ids = {evse.evse_id for evse in config.evse}
     expected = Expected()
@@ -127,16 +127,16 @@ def _expected(config: Config, messages: list[tuple[str, bytes]]) -> Expected:
                 continue
             parsed = local.parse(topic)
             if parsed is None:
-                raise Rejected(RejectReason.UNKNOWN_MESSAGE, "topic", topic)
+                raise InboundRejected(RejectReason.UNKNOWN_MESSAGE, "topic", topic)
             evse_id, leaf = parsed
             if evse_id not in evse_ids:
-                raise Rejected(RejectReason.UNKNOWN_EVSE, "topic", evse_id)
+                raise InboundRejected(RejectReason.UNKNOWN_EVSE, "topic", evse_id)
             decode_local(registry, SCHEMA_OF[leaf], payload, config.mqtt.max_payload_bytes, leaf)
             if leaf is Leaf.SIMULATE:
                 expected.simulate_valid += 1
             else:
                 expected.local_accepted[leaf.value] += 1
-        except Rejected as rejected:
+        except InboundRejected as rejected:
             expected.rejected[rejected.reason.value] += 1
     return expected
 
@@ -326,13 +326,13 @@ async def test_a_hundred_thousand_fuzzed_payloads_over_mosquitto(
 
     # What went out is valid, and answers the valid requests, each exactly once.
     registry = SchemaRegistry()
-    codec = Codec(registry, Direction.TO_JOSEV, 16 * 1024 * 1024)
+    codec = EnvelopeCodec(registry, Direction.TO_JOSEV, 16 * 1024 * 1024)
     problems: list[str] = []
     answered: Counter[str] = Counter()
     for payload in observed.wire:
         try:
             message = codec.decode(payload)
-        except Rejected as invalid:
+        except InboundRejected as invalid:
             problems.append(f"{invalid}: {payload[:200]!r}")
             continue
         if message.type is MessageType.RESPONSE:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from csbridge.messages.envelope import Rejected, RejectReason, check_document
+from csbridge.messages.envelope import InboundRejected, RejectReason, check_document
 from csbridge.messages.registry import (
     Backend,
     Direction,
@@ -85,7 +85,7 @@ def test_every_invalid_fixture_has_an_expectation() -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED_FAILURES))
 def test_invalid_fixture_fails_where_and_why(registry: SchemaRegistry, name: str) -> None:
     where, rules = EXPECTED_FAILURES[name]
-    with pytest.raises(Rejected) as caught:
+    with pytest.raises(InboundRejected) as caught:
         check_document(registry, load_fixture(name, "invalid"))
     assert caught.value.reason in (RejectReason.SCHEMA, RejectReason.ENVELOPE)
     assert caught.value.where == where
@@ -102,21 +102,21 @@ def test_optional_fields_may_be_omitted(registry: SchemaRegistry) -> None:
 def test_update_without_status_code_is_refused(registry: SchemaRegistry) -> None:
     document = load_fixture("cs_status_and_limits_update_dc")
     del document["data"]["evses"][0]["status_code"]
-    with pytest.raises(Rejected):
+    with pytest.raises(InboundRejected):
         check_document(registry, document)
 
 
 def test_bpt_alone_is_refused_in_updates_too(registry: SchemaRegistry) -> None:
     document = load_fixture("cs_status_and_limits_update_four_evses")
     del document["data"]["evses"][1]["ac"]
-    with pytest.raises(Rejected) as caught:
+    with pytest.raises(InboundRejected) as caught:
         check_document(registry, document)
     assert caught.value.where == "$.data.evses[1]"
 
 
 def test_direction_is_enforced() -> None:
     registry = SchemaRegistry()
-    with pytest.raises(Rejected) as caught:
+    with pytest.raises(InboundRejected) as caught:
         check_document(
             registry, load_fixture("cs_status_and_limits_response_dc"), Direction.FROM_JOSEV
         )

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from csbridge.messages.envelope import Rejected, RejectReason, check_document
+from csbridge.messages.envelope import InboundRejected, RejectReason, check_document
 from csbridge.messages.registry import (
     Backend,
     Direction,
@@ -206,7 +206,7 @@ def test_valid_fixture_is_refused_travelling_the_other_way(
     document = load_fixture(name, VALID)
     direction = SESSION_KINDS[_kind_of(document)]
     other = Direction.TO_JOSEV if direction is Direction.FROM_JOSEV else Direction.FROM_JOSEV
-    with pytest.raises(Rejected) as caught:
+    with pytest.raises(InboundRejected) as caught:
         check_document(registry, document, other)
     assert caught.value.reason is RejectReason.WRONG_DIRECTION
 
@@ -298,7 +298,7 @@ def test_every_invalid_fixture_has_an_expectation() -> None:
 @pytest.mark.parametrize("name", sorted(EXPECTED_FAILURES))
 def test_invalid_fixture_fails_where_and_why(registry: SchemaRegistry, name: str) -> None:
     reason, where, rules = EXPECTED_FAILURES[name]
-    with pytest.raises(Rejected) as caught:
+    with pytest.raises(InboundRejected) as caught:
         check_document(registry, load_fixture(name, INVALID))
     assert caught.value.reason is reason
     assert caught.value.where == where
@@ -343,7 +343,7 @@ def test_null_is_never_a_value(registry: SchemaRegistry, name: str) -> None:
             continue
         nulled = copy.deepcopy(document)
         _set(nulled, path, None)
-        with pytest.raises(Rejected):
+        with pytest.raises(InboundRejected):
             check_document(registry, nulled)
 
 
@@ -420,7 +420,7 @@ def test_timestamps_are_rfc_3339(registry: SchemaRegistry, stamp: str) -> None:
         if stamp in GOOD_TIMESTAMPS:
             check_document(registry, document)
         else:
-            with pytest.raises(Rejected) as caught:
+            with pytest.raises(InboundRejected) as caught:
                 check_document(registry, document)
             assert caught.value.where == "$.data.timestamp"
 

@@ -19,7 +19,7 @@ from csbridge.limits.setpoint import (
     DcRequest,
     ModuleContact,
     Refusal,
-    Rejected,
+    Refused,
     Setpoint,
     dc_setpoint,
     module_contacts,
@@ -73,13 +73,13 @@ def request(
 THREE = [ModuleContact("m1", True), ModuleContact("m2", True), ModuleContact("m3", True)]
 
 
-def ok(result: Setpoint | Rejected) -> Setpoint:
+def ok(result: Setpoint | Refused) -> Setpoint:
     assert isinstance(result, Setpoint), result
     return result
 
 
-def refused(result: Setpoint | Rejected) -> Refusal:
-    assert isinstance(result, Rejected), result
+def refused(result: Setpoint | Refused) -> Refusal:
+    assert isinstance(result, Refused), result
     return result.reason
 
 
@@ -396,10 +396,10 @@ def test_a_setpoint_never_exceeds_what_was_reported(
 ) -> None:
     result = dc_setpoint(limits, wanted, modules)
     if limits["status_code"] != "evse_ready":
-        assert isinstance(result, Rejected)
+        assert isinstance(result, Refused)
         assert result.reason is Refusal.NOT_READY
         return
-    if isinstance(result, Rejected):
+    if isinstance(result, Refused):
         return
     check_invariants(limits, wanted, result)
     assert [m.name for m in result.modules] == [m.name for m in modules if m.healthy]
@@ -422,7 +422,7 @@ def test_a_setpoint_never_exceeds_what_was_reported(
         min_voltage=limits["dc"]["min_voltage"],
     )
     before = dc_setpoint(before_limits, wanted, before_modules)
-    if isinstance(before, Rejected):
+    if isinstance(before, Refused):
         assert before.reason is Refusal.INVALID_LIMITS  # an infinite "before": nothing to compare
         return
     assert result.counted == before.counted

@@ -27,11 +27,9 @@ from csbridge.sources import (
     SourceReading,
     sanitized,
 )
-from csbridge.support import Counted, Counters
+from csbridge.support import Clock, Counted, Counters
 
 log = logging.getLogger("csbridge.engine")
-
-Clock = Callable[[], float]
 
 
 def gate_settings(reporting: ReportingConfig) -> GateSettings:

@@ -20,7 +20,7 @@ from csbridge.limits.model import (
 )
 from csbridge.limits.setpoint import (
     DcRequest,
-    Rejected,
+    Refused,
     Setpoint,
     dc_setpoint,
     module_contacts,
@@ -41,7 +41,7 @@ __all__ = [
     "EvseSnapshot",
     "GateSettings",
     "PerPhase",
-    "Rejected",
+    "Refused",
     "Setpoint",
     "StatusCode",
     "UpdateGate",

@@ -60,7 +60,7 @@ class Refusal(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Rejected:
+class Refused:
     reason: Refusal
     detail: str
 
@@ -155,15 +155,15 @@ def _number(value: object) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
-def _reported_dc(entry: Mapping[str, Any]) -> dict[str, float] | Rejected:
+def _reported_dc(entry: Mapping[str, Any]) -> dict[str, float] | Refused:
     dc = entry.get("dc")
     if not isinstance(dc, Mapping):
-        return Rejected(Refusal.NO_DC_LIMITS, "the reported entry has no dc block")
+        return Refused(Refusal.NO_DC_LIMITS, "the reported entry has no dc block")
     limits: dict[str, float] = {}
     for field in DC_FIELDS:
         number = _number(dc.get(field))
         if number is None:
-            return Rejected(Refusal.INVALID_LIMITS, f"dc.{field} = {dc.get(field)!r}")
+            return Refused(Refusal.INVALID_LIMITS, f"dc.{field} = {dc.get(field)!r}")
         limits[field] = number
     return limits
 
@@ -211,24 +211,24 @@ def _share(total: float, counted: int) -> float:
 
 def dc_setpoint(
     entry: Mapping[str, Any], request: DcRequest, modules: Sequence[ModuleContact]
-) -> Setpoint | Rejected:
+) -> Setpoint | Refused:
     """The setpoint for one EVSE's stack, or why there is none (see the module doc)."""
     status = entry.get("status_code")
     if status != StatusCode.EVSE_READY.value:
-        return Rejected(Refusal.NOT_READY, f"status is {status!r}, not evse_ready")
+        return Refused(Refusal.NOT_READY, f"status is {status!r}, not evse_ready")
     limits = _reported_dc(entry)
-    if isinstance(limits, Rejected):
+    if isinstance(limits, Refused):
         return limits
     problem = _request_problem(request)
     if problem is not None:
-        return Rejected(Refusal.INVALID_REQUEST, problem)
+        return Refused(Refusal.INVALID_REQUEST, problem)
     healthy = list({module.name: module for module in modules if module.healthy}.values())
     if not healthy:
-        return Rejected(Refusal.NO_HEALTHY_MODULE, "no healthy module to command")
+        return Refused(Refusal.NO_HEALTHY_MODULE, "no healthy module to command")
 
     voltage = float(min(request.voltage, limits["max_voltage"], request.ev_max_voltage))
     if voltage <= 0 or voltage < limits["min_voltage"]:
-        return Rejected(
+        return Refused(
             Refusal.BELOW_MIN_VOLTAGE,
             f"{voltage} V is below the reported minimum {limits['min_voltage']} V",
         )

@@ -7,10 +7,10 @@ Imports support only.
 from __future__ import annotations
 
 from csbridge.messages.envelope import (
-    Codec,
+    EnvelopeCodec,
+    InboundRejected,
     Message,
     MessageType,
-    Rejected,
     RejectReason,
     check_document,
     decode_local,
@@ -20,12 +20,12 @@ from csbridge.messages.envelope import (
 from csbridge.messages.registry import Direction, SchemaRegistry, SchemaViolation
 
 __all__ = [
-    "Codec",
     "Direction",
+    "EnvelopeCodec",
+    "InboundRejected",
     "Message",
     "MessageType",
     "RejectReason",
-    "Rejected",
     "SchemaRegistry",
     "SchemaViolation",
     "check_document",

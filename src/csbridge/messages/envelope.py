@@ -46,7 +46,7 @@ class RejectReason(enum.StrEnum):
     SCHEMA = "schema"
 
 
-class Rejected(Exception):  # noqa: N818 - the outcome for one message, not a program error
+class InboundRejected(Exception):  # noqa: N818 - the outcome for one message, not a program error
     """An inbound payload that is not acted on: the reason, the message if known, where and why."""
 
     def __init__(self, reason: RejectReason, where: str, why: str, message: str = "?") -> None:
@@ -61,8 +61,8 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _rejected(reason: RejectReason, violation: SchemaViolation, message: str) -> Rejected:
-    return Rejected(
+def _rejected(reason: RejectReason, violation: SchemaViolation, message: str) -> InboundRejected:
+    return InboundRejected(
         reason, violation.path, f"{violation.rule}: {_short(violation.reason)}", message
     )
 
@@ -70,7 +70,7 @@ def _rejected(reason: RejectReason, violation: SchemaViolation, message: str) ->
 def parse_json(payload: bytes, max_payload_bytes: int, message: str = "?") -> Any:
     """Size bound first (nothing large is parsed), then JSON: any JSON value."""
     if len(payload) > max_payload_bytes:
-        raise Rejected(
+        raise InboundRejected(
             RejectReason.TOO_LARGE,
             "$",
             f"{len(payload)} bytes is above the {max_payload_bytes} byte limit",
@@ -79,14 +79,14 @@ def parse_json(payload: bytes, max_payload_bytes: int, message: str = "?") -> An
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as error:
-        raise Rejected(RejectReason.NOT_JSON, "$", _short(str(error)), message) from None
+        raise InboundRejected(RejectReason.NOT_JSON, "$", _short(str(error)), message) from None
 
 
 def parse_object(payload: bytes, max_payload_bytes: int, message: str = "?") -> dict[str, Any]:
     """parse_json, and the value must be an object."""
     document = parse_json(payload, max_payload_bytes, message)
     if not isinstance(document, dict):
-        raise Rejected(
+        raise InboundRejected(
             RejectReason.NOT_OBJECT,
             "$",
             f"a message is a JSON object, got {type(document).__name__}",
@@ -95,7 +95,7 @@ def parse_object(payload: bytes, max_payload_bytes: int, message: str = "?") -> 
     return document
 
 
-def rejected_by(violation: SchemaViolation, message: str) -> Rejected:
+def rejected_by(violation: SchemaViolation, message: str) -> InboundRejected:
     """A payload that broke its schema: where, which rule, why."""
     return _rejected(RejectReason.SCHEMA, violation, message)
 
@@ -137,9 +137,11 @@ def check_document(
     if kind is None:
         known = any(n == document["name"] for n, _ in registry.kinds)
         reason = RejectReason.UNEXPECTED_TYPE if known else RejectReason.UNKNOWN_MESSAGE
-        raise Rejected(reason, "$.name", f"no {document['type']} named {name!r} is known", name)
+        raise InboundRejected(
+            reason, "$.name", f"no {document['type']} named {name!r} is known", name
+        )
     if receives is not None and kind.direction is not receives:
-        raise Rejected(
+        raise InboundRejected(
             RejectReason.WRONG_DIRECTION,
             "$.type",
             f"{kind.title} travels {kind.direction}, not toward this side",
@@ -150,7 +152,7 @@ def check_document(
         raise _rejected(RejectReason.SCHEMA, violation, name)
 
 
-class Codec:
+class EnvelopeCodec:
     """Decodes what one side receives and encodes what it sends, both checked against schemas."""
 
     def __init__(

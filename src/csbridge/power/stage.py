@@ -66,7 +66,7 @@ class PowerStage:
             profile = None
             if module.can is not None:
                 codec = self._codec(module.can.bus, module.can.profile)
-                profile = codec.profile.profile.watchdog_s if codec is not None else None
+                profile = codec.profile.header.watchdog_s if codec is not None else None
             watchdogs[module.name] = watchdog_or_default(profile)
         return watchdogs
 

@@ -15,11 +15,11 @@ import orjson
 from csbridge.config import Config
 from csbridge.engine import Entry, LimitsEngine, cs_parameters_data
 from csbridge.messages import (
-    Codec,
     Direction,
+    EnvelopeCodec,
+    InboundRejected,
     Message,
     MessageType,
-    Rejected,
     RejectReason,
     SchemaRegistry,
     SchemaViolation,
@@ -47,7 +47,7 @@ class TopicSource(Protocol):
     def owns(self, topic: str) -> bool: ...
 
     def handle(self, topic: str, payload: bytes) -> str:
-        """Take one message; the label it is counted under. Raise Rejected when it is bad."""
+        """Take one message; the label it is counted under. Raise InboundRejected when it is bad."""
         ...
 
     async def on_connected(self) -> None: ...
@@ -73,7 +73,9 @@ class Bridge:
         self.engine = engine
         self.counters = counters or engine.counters
         self.registry = registry or SchemaRegistry()
-        self.codec = Codec(self.registry, Direction.FROM_JOSEV, config.mqtt.max_payload_bytes)
+        self.codec = EnvelopeCodec(
+            self.registry, Direction.FROM_JOSEV, config.mqtt.max_payload_bytes
+        )
         self.local = LocalTopics(config.mqtt.local_prefix)
         self._parameters = cs_parameters_data(config)
         self._handlers: dict[tuple[str, MessageType], Handler] = {
@@ -121,7 +123,7 @@ class Bridge:
                     outcome = "unhandled"
             else:
                 self._handle_local(topic, payload)
-        except Rejected as rejected:
+        except InboundRejected as rejected:
             outcome = "rejected"
             self.counters.add(Counted.INBOUND_REJECTED, rejected.reason.value)
             self._faults.warning(
@@ -159,10 +161,10 @@ class Bridge:
                 return
         parsed = self.local.parse(topic)
         if parsed is None:
-            raise Rejected(RejectReason.UNKNOWN_MESSAGE, "topic", f"no handler for {topic}")
+            raise InboundRejected(RejectReason.UNKNOWN_MESSAGE, "topic", f"no handler for {topic}")
         evse_id, leaf = parsed
         if evse_id not in self.engine.evse_ids:
-            raise Rejected(
+            raise InboundRejected(
                 RejectReason.UNKNOWN_EVSE, "topic", f"no EVSE {evse_id!r} is configured", leaf
             )
         document = decode_local(
@@ -171,10 +173,10 @@ class Bridge:
         now = self.engine.clock()
         if leaf is Leaf.SIMULATE:
             if self._on_simulate is None:
-                raise Rejected(RejectReason.SCHEMA, "topic", "not a simulated station", leaf)
+                raise InboundRejected(RejectReason.SCHEMA, "topic", "not a simulated station", leaf)
             problem = self._on_simulate(evse_id, document)
             if problem is not None:
-                raise Rejected(RejectReason.SCHEMA, "$.action", problem, leaf)
+                raise InboundRejected(RejectReason.SCHEMA, "$.action", problem, leaf)
             self.counters.add(Counted.INBOUND_ACCEPTED, leaf)
             return
         if leaf is Leaf.EXTERNAL_LIMIT:

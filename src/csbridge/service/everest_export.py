@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from csbridge.config import Config, EverestExportConfig
 from csbridge.engine import LimitsEngine
 from csbridge.limits import DcRequest
-from csbridge.messages import Rejected, RejectReason, SchemaRegistry
+from csbridge.messages import InboundRejected, RejectReason, SchemaRegistry
 from csbridge.session import SessionHandlers
 from csbridge.sources.everest import PSU, DeviceKey, Publish, decode_value, send_checked
+from csbridge.support import Clock
 
 log = logging.getLogger("csbridge.everest.export")
 
-Clock = Callable[[], float]
 TICK_S = 0.05
 
 ERROR_OF_STATUS = {
@@ -94,7 +93,7 @@ class EverestExport:
             value = decode_value(self._registry, channel, payload, self._max_payload)
             self._take(evse_id, offer, channel, value)
             return f"everest-export:{channel}"
-        raise Rejected(
+        raise InboundRejected(
             RejectReason.UNKNOWN_MESSAGE, "topic", f"no everest channel {topic}", "everest"
         )
 

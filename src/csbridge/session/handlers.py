@@ -25,7 +25,7 @@ from csbridge.limits import (
     Composition,
     DcRequest,
     EvseInputs,
-    Rejected,
+    Refused,
     dc_setpoint,
     module_contacts,
 )
@@ -269,7 +269,7 @@ class SessionHandlers:
     def _apply(self, evse_id: str, request: DcRequest) -> bool:
         """Clamp `request` to what is reported now and command the modules; False: refused."""
         result = dc_setpoint(self._engine.entries.get(evse_id), request, self._contacts(evse_id))
-        if isinstance(result, Rejected):
+        if isinstance(result, Refused):
             log.warning(
                 "event=setpoint_rejected evse=%s reason=%s why=%s",
                 evse_id,

@@ -13,6 +13,7 @@ from csbridge.sources.readings import (
     ImdReading,
     ModuleReading,
     OperatorCommand,
+    ReadingSink,
     SourceReading,
     sanitized,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "ImdReading",
     "ModuleReading",
     "OperatorCommand",
+    "ReadingSink",
     "SourceReading",
     "sanitized",
 ]

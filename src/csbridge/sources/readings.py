@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -194,3 +195,7 @@ def _replaced(reading: _R, **fields: Any) -> _R:
         if not (value is getattr(reading, name) or value == getattr(reading, name))
     }
     return dataclasses.replace(reading, **changed) if changed else reading
+
+
+ReadingSink = Callable[[str, SourceReading], object]
+"""Where a source hands its readings: (evse_id, reading); the engine's ingest."""

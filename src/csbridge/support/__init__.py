@@ -6,6 +6,7 @@ Imports nothing of csbridge.
 
 from __future__ import annotations
 
+from csbridge.support.clock import Clock
 from csbridge.support.counters import (
     DURATION_BOUNDS_S,
     Counted,
@@ -20,6 +21,7 @@ from csbridge.support.resources import example_config, resource_dir, schema_dir
 
 __all__ = [
     "DURATION_BOUNDS_S",
+    "Clock",
     "Counted",
     "Counters",
     "Durations",

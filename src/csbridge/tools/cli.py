@@ -147,7 +147,7 @@ def validate(
 ) -> None:
     """Check one message against the envelope and its own schema; exit 1 with what, where, why."""
     from csbridge.messages import (  # noqa: PLC0415
-        Rejected,
+        InboundRejected,
         SchemaRegistry,
         check_document,
     )
@@ -163,7 +163,7 @@ def validate(
         raise typer.Exit(EXIT_INVALID)
     try:
         check_document(SchemaRegistry(), document)
-    except Rejected as rejected:
+    except InboundRejected as rejected:
         err.print(
             f"invalid: {source}: message={rejected.message} where={rejected.where} "
             f"why={rejected.why}"

@@ -16,7 +16,14 @@ from typing import Any, Self
 import aiomqtt
 import orjson
 
-from csbridge.messages import Codec, Direction, Message, MessageType, Rejected, SchemaRegistry
+from csbridge.messages import (
+    Direction,
+    EnvelopeCodec,
+    InboundRejected,
+    Message,
+    MessageType,
+    SchemaRegistry,
+)
 from csbridge.mqtt import QOS, BrokerLogin
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
@@ -73,7 +80,7 @@ class JosevEmulator:
         on_exchange: Callable[[Exchange], None] | None = None,
     ) -> None:
         self._client = client
-        self.codec = Codec(registry, Direction.TO_JOSEV, DEFAULT_MAX_PAYLOAD)
+        self.codec = EnvelopeCodec(registry, Direction.TO_JOSEV, DEFAULT_MAX_PAYLOAD)
         self.request_topic = request_topic
         self.response_topic = response_topic
         self._on_exchange = on_exchange
@@ -140,7 +147,7 @@ class JosevEmulator:
     async def _receive(self, raw: bytes, now: float) -> None:
         try:
             message = self.codec.decode(raw)
-        except Rejected as rejected:
+        except InboundRejected as rejected:
             problem = f"station sent an invalid message: {rejected}"
             self.problems.append(problem)
             self._record(Exchange(now, False, rejected.message, "?", "?", {}, problem=problem))

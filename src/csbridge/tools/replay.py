@@ -12,7 +12,7 @@ import orjson
 
 from csbridge.config import Config
 from csbridge.engine import LimitsEngine
-from csbridge.messages import Codec, Direction, Message, MessageType, SchemaRegistry
+from csbridge.messages import Direction, EnvelopeCodec, Message, MessageType, SchemaRegistry
 from csbridge.protocol import SCHEMA_OF, Leaf, LocalTopics
 from csbridge.sources.can import DeviceRouter, merged_frames
 from csbridge.support import Counters
@@ -43,7 +43,7 @@ class ReplayRun:
     def __post_init__(self) -> None:
         self.engine = LimitsEngine(self.config, self.counters, clock=self.clock)
         self.router = DeviceRouter(self.config, counters=self.counters, clock=self.clock)
-        self.codec = Codec(self.registry, Direction.FROM_JOSEV, 1 << 24)
+        self.codec = EnvelopeCodec(self.registry, Direction.FROM_JOSEV, 1 << 24)
         self.local = LocalTopics(self.config.mqtt.local_prefix)
         self.frames = 0
 

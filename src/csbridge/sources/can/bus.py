@@ -27,14 +27,12 @@ import can
 from csbridge.config import BusConfig, Config
 from csbridge.sources.can.logs import merged_frames
 from csbridge.sources.can.router import BusRoute, DeviceRouter
-from csbridge.sources.readings import SourceReading
-from csbridge.support import Counted, Counters, RateLimitedLog
+from csbridge.sources.readings import ReadingSink
+from csbridge.support import Clock, Counted, Counters, RateLimitedLog
 
 log = logging.getLogger("csbridge.can")
 T = TypeVar("T")
 
-Sink = Callable[[str, SourceReading], object]
-Clock = Callable[[], float]
 SILENCE_S = 5.0
 REQUEST_SPACING_S = 0.002
 """Between the frames of one poll: a 125 kbit/s bus carries about one frame per millisecond."""
@@ -116,7 +114,12 @@ class BusLink:
     """One bus: opened and reopened by `supervise`, frames in, frames out, failures counted."""
 
     def __init__(
-        self, route: BusRoute, router: DeviceRouter, sink: Sink, counters: Counters, clock: Clock
+        self,
+        route: BusRoute,
+        router: DeviceRouter,
+        sink: ReadingSink,
+        counters: Counters,
+        clock: Clock,
     ) -> None:
         self.route = route
         self.name = route.bus.name
@@ -321,7 +324,12 @@ class CanBuses:
     """Every configured bus, live; or the frames of logs, paced as they were recorded."""
 
     def __init__(
-        self, config: Config, router: DeviceRouter, sink: Sink, counters: Counters, clock: Clock
+        self,
+        config: Config,
+        router: DeviceRouter,
+        sink: ReadingSink,
+        counters: Counters,
+        clock: Clock,
     ) -> None:
         self.config = config
         self.router = router

@@ -58,7 +58,7 @@ class Decoded:
     flags: Mapping[str, bool]
 
 
-class Codec(Protocol):
+class FrameCodec(Protocol):
     profile: Profile
 
     def decode(self, frame: can.Message) -> tuple[Outcome, Decoded | None]: ...

@@ -304,7 +304,8 @@ class ProfileHeader(_Strict):
 
 
 class Profile(_Strict):
-    profile: ProfileHeader
+    header: Annotated[ProfileHeader, Field(alias="profile")]
+    """The file's [profile] table: name, family, bitrate, watchdog."""
     frame: FrameSpec = FrameSpec()
     rated: RatedRanges = RatedRanges()
     constants: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = {}
@@ -318,7 +319,7 @@ class Profile(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         problems: list[str] = []
-        values, flags = FIELDS_OF_KIND[self.profile.kind]
+        values, flags = FIELDS_OF_KIND[self.header.kind]
         for index, message in enumerate(self.message):
             where = f"message[{index}] ({message.name})"
             for spec in message.values:
@@ -339,10 +340,10 @@ class Profile(_Strict):
             for name in message.id:
                 if name not in self.frame.fields:
                     problems.append(f"{where}: id.{name} names no field in [frame] fields")
-            if message.error_reply and self.profile.family != "id-fields":
+            if message.error_reply and self.header.family != "id-fields":
                 problems.append(f"{where}: error_reply is for the id-fields family")
         problems += self._constant_problems(values)
-        if self.profile.family == "dbc" and self.profile.dbc is None:
+        if self.header.family == "dbc" and self.header.dbc is None:
             problems.append("profile.dbc: the dbc family needs its DBC file")
         if problems:
             raise ValueError("; ".join(problems))
@@ -375,7 +376,7 @@ class Profile(_Strict):
         if not self.command:
             return self
         problems: list[str] = []
-        if self.profile.family != "id-fields" or self.profile.kind is not DeviceKind.POWER_MODULE:
+        if self.header.family != "id-fields" or self.header.kind is not DeviceKind.POWER_MODULE:
             problems.append("command: only id-fields power module profiles carry commands")
         for index, command in enumerate(self.command):
             where = f"command[{index}] ({command.name})"
@@ -405,7 +406,7 @@ class Profile(_Strict):
 
     @property
     def name(self) -> str:
-        return self.profile.name
+        return self.header.name
 
 
 def load_profile(path: Path) -> Profile:
@@ -450,5 +451,5 @@ class ProfileRegistry:
 
     def dbc_path(self, profile: Profile) -> Path:
         """The DBC file, beside the profile that names it."""
-        assert profile.profile.dbc is not None
-        return self._paths[profile.name].parent / profile.profile.dbc
+        assert profile.header.dbc is not None
+        return self._paths[profile.name].parent / profile.header.dbc

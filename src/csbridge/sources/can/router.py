@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import can
 
 from csbridge.config import BusConfig, CanDevice, Config, ConfigError
-from csbridge.sources.can.codec import Codec, DbcCodec, IdFieldsCodec, Outcome
+from csbridge.sources.can.codec import DbcCodec, FrameCodec, IdFieldsCodec, Outcome
 from csbridge.sources.can.profile import DeviceKind, Profile, ProfileRegistry
 from csbridge.sources.can.state import BoardState, ImdState, ModuleState
 from csbridge.sources.readings import SourceReading
@@ -41,7 +41,7 @@ class Target:
 
 @dataclass(slots=True)
 class ProfileOnBus:
-    codec: Codec
+    codec: FrameCodec
     targets: dict[int, Target] = field(default_factory=dict)
 
 
@@ -58,7 +58,7 @@ class BusRoute:
         """(period, frames) per device that must be asked for its values."""
         schedule = []
         for on_bus in self.profiles:
-            period = on_bus.codec.profile.profile.poll_period_s
+            period = on_bus.codec.profile.header.poll_period_s
             for address in on_bus.targets:
                 frames = on_bus.codec.poll_requests(address)
                 if frames:
@@ -66,8 +66,8 @@ class BusRoute:
         return schedule
 
 
-def _codec(profile: Profile, bus: BusConfig, registry: ProfileRegistry) -> Codec:
-    if profile.profile.family == "dbc":
+def _codec(profile: Profile, bus: BusConfig, registry: ProfileRegistry) -> FrameCodec:
+    if profile.header.family == "dbc":
         return DbcCodec(profile, registry.dbc_path(profile))
     return IdFieldsCodec(profile, bus.controller_address)
 
@@ -121,13 +121,13 @@ class DeviceRouter:
             return [f"{where}.profile: {error.args[0]}"]
         except ConfigError as error:
             return [f"{where}.profile: {problem}" for problem in error.problems]
-        if profile.profile.kind is not kind:
+        if profile.header.kind is not kind:
             return [
-                f"{where}.profile: {profile.name} describes a {profile.profile.kind}, not a {kind}"
+                f"{where}.profile: {profile.name} describes a {profile.header.kind}, not a {kind}"
             ]
         bitrate = route.bus.bitrate
-        if bitrate is not None and bitrate != profile.profile.bitrate:
-            needs = profile.profile.bitrate
+        if bitrate is not None and bitrate != profile.header.bitrate:
+            needs = profile.header.bitrate
             return [
                 f"{where}: bus {route.bus.name} runs at {bitrate} bit/s; {profile.name}: {needs}"
             ]

@@ -97,7 +97,7 @@ class DeviceKey:
 def decode_value(
     registry: SchemaRegistry, channel: str, payload: bytes, max_payload_bytes: int
 ) -> Any:
-    """One channel's payload, parsed and checked against its schema; Rejected names why."""
+    """One channel's payload, parsed and checked against its schema; InboundRejected names why."""
     value = parse_json(payload, max_payload_bytes, channel)
     violation = registry.violation(SCHEMA_OF_CHANNEL[channel], value)
     if violation is not None:

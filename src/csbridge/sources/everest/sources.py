@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from csbridge.config import Config, EverestApiDevice, ModuleConfig
-from csbridge.messages import Rejected, RejectReason, SchemaRegistry
+from csbridge.messages import InboundRejected, RejectReason, SchemaRegistry
 from csbridge.sources.everest.api import (
     HEARTBEAT_WRAP,
     IMD,
@@ -32,12 +31,16 @@ from csbridge.sources.everest.api import (
     decode_value,
     send_checked,
 )
-from csbridge.sources.readings import Capability, ImdReading, ModuleReading, SourceReading
+from csbridge.sources.readings import (
+    Capability,
+    ImdReading,
+    ModuleReading,
+    ReadingSink,
+)
+from csbridge.support import Clock
 
 log = logging.getLogger("csbridge.everest")
 
-Sink = Callable[[str, SourceReading], object]
-Clock = Callable[[], float]
 
 TICK_S = 0.1
 SELF_TEST_TIMEOUT_S = 30.0
@@ -201,7 +204,9 @@ def _import(capabilities: dict[str, Any] | None) -> Capability | None:
 class EverestSources:
     """Every everest-api device of the station: their topics in, their commands out."""
 
-    def __init__(self, config: Config, sink: Sink, clock: Clock, registry: SchemaRegistry) -> None:
+    def __init__(
+        self, config: Config, sink: ReadingSink, clock: Clock, registry: SchemaRegistry
+    ) -> None:
         self._sink = sink
         self._clock = clock
         self._registry = registry
@@ -248,7 +253,7 @@ class EverestSources:
         return any(topic.startswith(key.topic("")) for key in self._devices)
 
     def handle(self, topic: str, payload: bytes) -> str:
-        """One m2e message; the label it is counted under. Rejected when it is bad."""
+        """One m2e message; the label it is counted under. InboundRejected when it is bad."""
         for key, device in self._devices.items():
             channel = key.channel_of(topic)
             if channel is None:
@@ -260,7 +265,7 @@ class EverestSources:
             device.absorb(channel, value, now)
             self._report(device, now)
             return f"everest:{key.interface}/{channel}"
-        raise Rejected(
+        raise InboundRejected(
             RejectReason.UNKNOWN_MESSAGE, "topic", f"no everest channel {topic}", "everest"
         )
 

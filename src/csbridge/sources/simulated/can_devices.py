@@ -10,7 +10,6 @@ import asyncio
 import logging
 import struct
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import can
@@ -29,11 +28,11 @@ from csbridge.sources.can import (
     reply_frame,
 )
 from csbridge.sources.readings import CpState
+from csbridge.support import Clock
 
 log = logging.getLogger("csbridge.sim")
 
 OVER_TEMPERATURE_TRIP_C = 100.0
-Clock = Callable[[], float]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -55,7 +54,7 @@ class ModuleControls:
 
 
 @dataclass(slots=True, kw_only=True)
-class WireModule(ModuleControls):
+class SimulatedCanModule(ModuleControls):
     """An id-fields power module: replies to requests addressed to it, unless silent."""
 
     codec: IdFieldsCodec
@@ -129,7 +128,7 @@ class WireModule(ModuleControls):
 
 
 @dataclass(slots=True)
-class WireImd:
+class SimulatedCanImd:
     """A dbc-family IMD: its cyclic frame, with resistance and status bits."""
 
     evse_id: str
@@ -201,7 +200,7 @@ class BoardControls:
 
 
 @dataclass(slots=True, kw_only=True)
-class WireBoard(BoardControls):
+class SimulatedCanBoard(BoardControls):
     """A control board on the generic board's DBC: BOARD_Status every 100 ms, BOARD_Capabilities
     every second, and BOARD_Command obeyed: power allowed for any reason but PowerOff closes the
     contactor after `switch_delay_s` (the contactor's pull-in), PowerOff or power refused opens
@@ -286,13 +285,13 @@ def _fit(value: float, low: float, high: float) -> float:
 
 
 @dataclass(slots=True)
-class WireBus:
+class SimulatedCanBus:
     """The simulators' own end of one bus."""
 
     config: BusConfig
-    modules: list[WireModule] = field(default_factory=list)
-    imds: list[WireImd] = field(default_factory=list)
-    boards: list[WireBoard] = field(default_factory=list)
+    modules: list[SimulatedCanModule] = field(default_factory=list)
+    imds: list[SimulatedCanImd] = field(default_factory=list)
+    boards: list[SimulatedCanBoard] = field(default_factory=list)
     bus: can.BusABC | None = None
     loop: asyncio.AbstractEventLoop | None = None
 
@@ -312,7 +311,7 @@ class WireBus:
         for board in self.boards:
             self._command(board, frame)
 
-    def _command(self, board: WireBoard, frame: can.Message) -> None:
+    def _command(self, board: SimulatedCanBoard, frame: can.Message) -> None:
         was_closed = board.contactor_closed
         if board.receive(frame) is None:
             return
@@ -323,7 +322,7 @@ class WireBus:
             # closed once the contactor has pulled in, told at once (not at the next cycle)
             self.loop.call_later(max(0.0, due - board.clock()), self._settle, board)
 
-    def _settle(self, board: WireBoard) -> None:
+    def _settle(self, board: SimulatedCanBoard) -> None:
         if board.settle():
             self.emit(board)
         elif board.pending_close_at is not None and self.loop is not None:
@@ -331,9 +330,9 @@ class WireBus:
             remaining = max(0.0, board.pending_close_at - board.clock())
             self.loop.call_later(remaining, self._settle, board)
 
-    def emit(self, device: WireImd | WireBoard) -> None:
+    def emit(self, device: SimulatedCanImd | SimulatedCanBoard) -> None:
         """The device's cyclic frame now (a board's status), unless it is silent."""
-        if isinstance(device, WireBoard):
+        if isinstance(device, SimulatedCanBoard):
             device.settle()
             if not device.silent:
                 self.send(device.status_frame())
@@ -361,51 +360,57 @@ class WireBus:
             self.bus = None
             self.loop = None
 
-    async def _cyclic(self, imd: WireImd) -> None:
+    async def _cyclic(self, imd: SimulatedCanImd) -> None:
         while True:
             self.emit(imd)
             await asyncio.sleep(imd.period_s)
 
-    async def _board_status(self, board: WireBoard) -> None:
+    async def _board_status(self, board: SimulatedCanBoard) -> None:
         while True:
             self.emit(board)
             await asyncio.sleep(BOARD_STATUS_PERIOD_S)
 
-    async def _board_capabilities(self, board: WireBoard) -> None:
+    async def _board_capabilities(self, board: SimulatedCanBoard) -> None:
         while True:
             if not board.silent:
                 self.send(board.capabilities_frame())
             await asyncio.sleep(BOARD_CAPABILITIES_PERIOD_S)
 
 
-def wire_bus_for(buses: dict[str, WireBus], configs: dict[str, BusConfig], name: str) -> WireBus:
+def wire_bus_for(
+    buses: dict[str, SimulatedCanBus], configs: dict[str, BusConfig], name: str
+) -> SimulatedCanBus:
     if name not in buses:
-        buses[name] = WireBus(configs[name])
+        buses[name] = SimulatedCanBus(configs[name])
     return buses[name]
 
 
 def build_wire_module(
     evse_id: str, module: ModuleConfig, bus: BusConfig, registry: ProfileRegistry
-) -> WireModule:
+) -> SimulatedCanModule:
     assert module.can is not None
     assert module.simulated is not None
     codec = IdFieldsCodec(registry.get(module.can.profile), bus.controller_address)
-    return WireModule(
+    return SimulatedCanModule(
         evse_id=evse_id, config=module, codec=codec, temperature_c=module.simulated.temperature_c
     )
 
 
 def build_wire_imd(
     evse_id: str, imd: ImdConfig, registry: ProfileRegistry, clock: Clock
-) -> WireImd:
+) -> SimulatedCanImd:
     assert imd.can is not None
     assert imd.simulated is not None
     profile = registry.get(imd.can.profile)
     codec = DbcCodec(profile, registry.dbc_path(profile))
-    return WireImd(evse_id, imd, codec, resistance_ohm=imd.simulated.resistance_ohm, clock=clock)
+    return SimulatedCanImd(
+        evse_id, imd, codec, resistance_ohm=imd.simulated.resistance_ohm, clock=clock
+    )
 
 
-def build_wire_board(evse: EvseConfig, registry: ProfileRegistry, clock: Clock) -> WireBoard:
+def build_wire_board(
+    evse: EvseConfig, registry: ProfileRegistry, clock: Clock
+) -> SimulatedCanBoard:
     """The EVSE's simulated board on its bus. It states the capability its [simulated] table
     gives; an AC EVSE's board states what the table leaves out as the EVSE's own nameplate
     (phases, ac_limits, the discharge power at nominal voltage), which binds as nothing does;
@@ -416,7 +421,7 @@ def build_wire_board(evse: EvseConfig, registry: ProfileRegistry, clock: Clock) 
     assert board.simulated is not None
     simulated = board.simulated
     profile = registry.get(board.can.profile)
-    wire = WireBoard(
+    wire = SimulatedCanBoard(
         evse_id=evse.evse_id,
         config=board,
         codec=DbcCodec(profile, registry.dbc_path(profile)),

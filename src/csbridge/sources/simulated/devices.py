@@ -8,7 +8,6 @@ speak the real wire protocols; the readings they produce are the same.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,23 +19,21 @@ from csbridge.sources.readings import (
     CpState,
     ImdReading,
     ModuleReading,
-    SourceReading,
+    ReadingSink,
 )
 from csbridge.sources.simulated.can_devices import (
     BoardControls,
     ModuleControls,
-    WireBoard,
-    WireBus,
-    WireImd,
-    WireModule,
+    SimulatedCanBoard,
+    SimulatedCanBus,
+    SimulatedCanImd,
+    SimulatedCanModule,
     build_wire_board,
     build_wire_imd,
     build_wire_module,
     wire_bus_for,
 )
-
-Sink = Callable[[str, SourceReading], object]
-Clock = Callable[[], float]
+from csbridge.support import Clock
 
 
 @dataclass(slots=True, kw_only=True)
@@ -144,16 +141,22 @@ class SimulatedDevices:
     """Every device of the configuration that has a [simulated] table: without `can` it hands
     readings to the engine; with `can` it speaks the profile's wire protocol on that bus."""
 
-    sink: Sink
+    sink: ReadingSink
     clock: Clock
-    modules: dict[tuple[str, str], SimulatedModule | WireModule] = field(default_factory=dict)
-    imds: dict[str, SimulatedImd | WireImd] = field(default_factory=dict)
-    boards: dict[str, SimulatedBoard | WireBoard] = field(default_factory=dict)
-    wire_buses: dict[str, WireBus] = field(default_factory=dict)
+    modules: dict[tuple[str, str], SimulatedModule | SimulatedCanModule] = field(
+        default_factory=dict
+    )
+    imds: dict[str, SimulatedImd | SimulatedCanImd] = field(default_factory=dict)
+    boards: dict[str, SimulatedBoard | SimulatedCanBoard] = field(default_factory=dict)
+    wire_buses: dict[str, SimulatedCanBus] = field(default_factory=dict)
 
     @classmethod
     def from_config(
-        cls, config: Config, sink: Sink, clock: Clock, registry: ProfileRegistry | None = None
+        cls,
+        config: Config,
+        sink: ReadingSink,
+        clock: Clock,
+        registry: ProfileRegistry | None = None,
     ) -> SimulatedDevices:
         devices = cls(sink, clock)
         buses = {bus.name: bus for bus in config.bus}
@@ -229,12 +232,14 @@ class SimulatedDevices:
     def count(self) -> int:
         return len(self.modules) + len(self.imds) + len(self.boards)
 
-    def emit(self, device: SimulatedDevice | WireModule | WireImd | WireBoard) -> None:
+    def emit(
+        self, device: SimulatedDevice | SimulatedCanModule | SimulatedCanImd | SimulatedCanBoard
+    ) -> None:
         """Report now (unless silent), as the device does on its period (a wire board: its
         status frame). A wire module only answers polls, so it has nothing to say unasked."""
-        if isinstance(device, WireModule):
+        if isinstance(device, SimulatedCanModule):
             return
-        if isinstance(device, WireImd | WireBoard):
+        if isinstance(device, SimulatedCanImd | SimulatedCanBoard):
             if device.can_bus is not None:
                 self.wire_buses[device.can_bus].emit(device)
             return
