@@ -23,6 +23,7 @@ from csbridge.sources.can.profile import (
     IMD_VALUES,
     MODULE_VALUES,
     QUANTITY_OF,
+    CommandSpec,
     DataMatch,
     FlagSpec,
     MessageSpec,
@@ -198,16 +199,25 @@ class IdFieldsCodec:
             self._groups.setdefault(mask, {}).setdefault(value, []).append(compiled)
             self._request_keys.add(self._request_key(spec))
 
+    def _request_fields(
+        self, spec: MessageSpec | CommandSpec, address: int | None
+    ) -> dict[str, int]:
+        """A request's identifier fields by name, in [frame] request order, then the spec's own
+        `id` values on top; without `address`, the address field is left out (a mask for any)."""
+        fields: dict[str, int] = {}
+        for name, role in self.profile.frame.request.items():
+            if isinstance(role, int):
+                fields[name] = role
+            elif role == "controller":
+                fields[name] = self.controller
+            elif address is not None:
+                fields[name] = address
+        fields.update(spec.id)
+        return fields
+
     def _request_key(self, spec: MessageSpec) -> tuple[int, int]:
         mask = value = 0
-        fixed: dict[str, int] = {}
-        for name, role in self.profile.frame.request.items():
-            if role == "controller":
-                fixed[name] = self.controller
-            elif isinstance(role, int):
-                fixed[name] = role
-        fixed.update(spec.id)
-        for name, field_value in fixed.items():
+        for name, field_value in self._request_fields(spec, None).items():
             field_mask, field_bits = self._field_bits(name, field_value)
             mask |= field_mask
             value |= field_bits
@@ -231,16 +241,30 @@ class IdFieldsCodec:
             value |= field_bits
         return mask, value
 
-    def request_id(self, spec: MessageSpec, address: int) -> int:
-        identifier = 0
-        fields: dict[str, int] = {}
-        for name, role in self.profile.frame.request.items():
-            fields[name] = (
-                address if role == "address" else self.controller if role == "controller" else role
+    def request_id(
+        self, spec: MessageSpec | CommandSpec, address: int, *, exact: bool = False
+    ) -> int:
+        """The identifier of a request to the device at `address`, a poll or a command: the
+        [frame] request table (its "address" field takes `address`, its "controller" field ours),
+        then the spec's own `id` values on top.
+
+        A poll masks each value into its field. `exact` (a command) refuses with ValueError what
+        the identifier cannot carry, an address where identifiers carry none (but the single
+        device's) or a value wider than its field: never masked into another device's."""
+        frame = self.profile.frame
+        if exact and "address" not in frame.request.values() and address != SINGLE_DEVICE_ADDRESS:
+            msg = (
+                f"{self.profile.name} identifiers carry no address: its one device per bus is "
+                f"address {SINGLE_DEVICE_ADDRESS}, not {address}"
             )
-        fields.update(spec.id)
-        for name, field_value in fields.items():
-            identifier |= self._field_bits(name, field_value)[1]
+            raise ValueError(msg)
+        identifier = 0
+        for name, value in self._request_fields(spec, address).items():
+            width = frame.fields[name][1]
+            if exact and not 0 <= value < 1 << width:
+                msg = f"{name} = {value} does not fit the {width}-bit identifier field"
+                raise ValueError(msg)
+            identifier |= self._field_bits(name, value)[1]
         return identifier
 
     def reply_id(self, spec: MessageSpec, address: int) -> int:

@@ -1,10 +1,10 @@
 """Command frames for a power module: a DC setpoint and output on/off, from the profile's
 `[[command]]` tables (id-fields family; see profile.CommandSpec).
 
-The identifier is built the way a request's is: the [frame] request table (its "address" field
-takes the module's address, its "controller" field ours), then the command's own `id` values on
-top. Unlike a request, every field value must fit its field: an address that does not fit is
-refused, never masked into another module's.
+The identifier is a request's (IdFieldsCodec.request_id): the [frame] request table (its "address"
+field takes the module's address, its "controller" field ours), then the command's own `id`
+values on top. Unlike a poll's, every field value must fit its field: an address that does not
+fit is refused, never masked into another module's.
 
 Numbers are refused, never clamped, when they are negative, not finite, above the profile's rated
 range, or do not fit the payload type. Each is written toward zero: the raw value, read back with
@@ -19,7 +19,7 @@ import struct
 
 import can
 
-from csbridge.sources.can.codec import FORMAT_CHAR, SINGLE_DEVICE_ADDRESS, IdFieldsCodec
+from csbridge.sources.can.codec import FORMAT_CHAR, IdFieldsCodec
 from csbridge.sources.can.profile import CommandName, CommandSpec, CommandValue, ValueType
 
 INTEGER_RANGE: dict[ValueType, tuple[int, int]] = {
@@ -35,36 +35,10 @@ class CommandMissingError(LookupError):
     """The profile has no command of this name: the module cannot be told this."""
 
 
-def _field_values(codec: IdFieldsCodec, spec: CommandSpec, address: int) -> dict[str, int]:
-    values: dict[str, int] = {}
-    for name, role in codec.profile.frame.request.items():
-        if role == "address":
-            values[name] = address
-        elif role == "controller":
-            values[name] = codec.controller
-        else:
-            values[name] = role
-    values.update(spec.id)
-    return values
-
-
 def command_id(codec: IdFieldsCodec, spec: CommandSpec, address: int) -> int:
-    """The identifier of a command to the module at `address`."""
-    frame = codec.profile.frame
-    if "address" not in frame.request.values() and address != SINGLE_DEVICE_ADDRESS:
-        msg = (
-            f"{codec.profile.name} identifiers carry no address: its one device per bus is "
-            f"address {SINGLE_DEVICE_ADDRESS}, not {address}"
-        )
-        raise ValueError(msg)
-    identifier = 0
-    for name, value in _field_values(codec, spec, address).items():
-        low, width = frame.fields[name]
-        if not 0 <= value < 1 << width:
-            msg = f"{name} = {value} does not fit the {width}-bit identifier field"
-            raise ValueError(msg)
-        identifier |= value << low
-    return identifier
+    """The identifier of a command to the module at `address`: the codec's request identifier,
+    every value checked to fit its field (ValueError), never masked."""
+    return codec.request_id(spec, address, exact=True)
 
 
 def _integer_raw(physical: float, value: CommandValue) -> int:
