@@ -43,8 +43,8 @@ from csbridge.sources.can.profile import (
     ProfileRegistry,
 )
 from csbridge.sources.can.router import DeviceRouter
-from csbridge.sources.can.state import BoardState, cp_state_of, cp_status
-from csbridge.sources.readings import BoardReading, CpState
+from csbridge.sources.can.state import BoardState, cp_state_of
+from csbridge.sources.readings import BoardReading, CpState, cp_status
 from csbridge.sources.simulated.can_devices import SimulatedCanBoard, build_wire_board
 from csbridge.support.resources import example_config
 from csbridge.testing.brokers import Broker
@@ -224,7 +224,8 @@ def test_cp_status_tells_the_pwm_apart() -> None:
     assert cp_status(CpState.B, pwm_on=False) == "B1"
     assert cp_status(CpState.B, pwm_on=True) == "B2"
     assert cp_status(CpState.C, pwm_on=True) == "C2"
-    assert cp_status(CpState.A, pwm_on=True) == "A"
+    assert cp_status(CpState.A, pwm_on=True) == "A2"
+    assert cp_status(CpState.A, pwm_on=False) == "A1"
     assert cp_status(CpState.F, pwm_on=False) == "F"
     assert cp_status(None, pwm_on=True) is None
     assert cp_state_of(None) is None

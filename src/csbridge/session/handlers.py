@@ -31,6 +31,7 @@ from csbridge.limits import (
 )
 from csbridge.messages import Message, MessageType
 from csbridge.power import PowerStage
+from csbridge.sources import CpState, cp_status
 from csbridge.sources.can import PowerReason
 from csbridge.sources.simulated import SimulatedDevices
 
@@ -375,10 +376,9 @@ class SessionHandlers:
         session = self.sessions[evse_id]
         board = inputs.board
         if board is not None and board.cp_state is not None:
-            letter = board.cp_state.value
-            if letter == "A":
+            if board.cp_state is CpState.A:
                 session.pwm_on = False  # unplugged: the board stops the PWM until asked again
-            state = letter if letter in "EF" else f"{letter}{2 if session.pwm_on else 1}"
+            state = cp_status(board.cp_state, session.pwm_on)
             if state != session.cp_status:
                 session.cp_status = state
                 connector = self._config[evse_id].connectors[0].id

@@ -9,23 +9,27 @@ from __future__ import annotations
 from csbridge.sources.readings import (
     BoardReading,
     Capability,
+    CpState,
     ExternalLimit,
     ImdReading,
     ModuleReading,
     OperatorCommand,
     ReadingSink,
     SourceReading,
+    cp_status,
     sanitized,
 )
 
 __all__ = [
     "BoardReading",
     "Capability",
+    "CpState",
     "ExternalLimit",
     "ImdReading",
     "ModuleReading",
     "OperatorCommand",
     "ReadingSink",
     "SourceReading",
+    "cp_status",
     "sanitized",
 ]

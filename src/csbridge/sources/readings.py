@@ -11,7 +11,7 @@ import enum
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,6 +72,21 @@ class CpState(enum.StrEnum):
     D = "D"
     E = "E"
     F = "F"
+
+
+@overload
+def cp_status(state: CpState, pwm_on: bool) -> str: ...
+@overload
+def cp_status(state: None, pwm_on: bool) -> None: ...
+def cp_status(state: CpState | None, pwm_on: bool) -> str | None:
+    """The CP state as Josev's CpStatusUpdate names it (IEC 61851-1): A to D with the PWM told
+    apart, 1 without it and 2 with it (A1, B2, ...); E and F carry no PWM digit. None: not
+    known."""
+    if state is None:
+        return None
+    if state in (CpState.E, CpState.F):
+        return state.value
+    return f"{state.value}{2 if pwm_on else 1}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -97,16 +97,6 @@ def cp_state_of(code: float | None) -> CpState | None:
     return CP_STATES[int(code)]
 
 
-def cp_status(state: CpState | None, pwm_on: bool) -> str | None:
-    """IEC 61851-1's CP status with the PWM told apart: B1 (no PWM) or B2 (PWM), likewise C and
-    D; A, E and F carry no PWM digit."""
-    if state is None:
-        return None
-    if state in (CpState.B, CpState.C, CpState.D):
-        return f"{state.value}{2 if pwm_on else 1}"
-    return state.value
-
-
 @dataclass(slots=True)
 class BoardState:
     """A control board's status (CP, contactor, e-stop, RCD, fault, temperatures) and its
