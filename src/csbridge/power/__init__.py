@@ -1,13 +1,33 @@
 """The EVSE's power modules, IMD and board as things to command: setpoints, on/off, contactors,
-the CP PWM, the IMD self-test, over CAN, EVerest's API or into simulated devices.
+the CP PWM, the IMD self-test, each through the driver of its transport (CAN, EVerest's API,
+simulated devices, or none), chosen once when the station is wired.
 
 Imports limits, sources (can, everest, simulated) and config.
 """
 
 from __future__ import annotations
 
-from csbridge.power.stage import PowerStage
+from csbridge.power.drivers import (
+    BoardDriver,
+    ImdDriver,
+    ModuleDriver,
+    NoBoardDriver,
+    NoImdDriver,
+    NoModuleDriver,
+    PowerOnReason,
+)
+from csbridge.power.stage import EvsePower, PowerStage
+from csbridge.power.wiring import wire_power
 
 __all__ = [
+    "BoardDriver",
+    "EvsePower",
+    "ImdDriver",
+    "ModuleDriver",
+    "NoBoardDriver",
+    "NoImdDriver",
+    "NoModuleDriver",
+    "PowerOnReason",
     "PowerStage",
+    "wire_power",
 ]

@@ -9,7 +9,7 @@ from pathlib import Path
 from csbridge.config import Config
 from csbridge.engine import LimitsEngine
 from csbridge.messages import SchemaRegistry
-from csbridge.power import PowerStage
+from csbridge.power import wire_power
 from csbridge.protocol import Bridge
 from csbridge.service.everest_export import EverestExport
 from csbridge.service.scenario import Step, demo_scenario, play
@@ -40,10 +40,8 @@ class Station:
         )
         schemas = SchemaRegistry()
         self.everest = EverestSources(config, self.engine.ingest, self.engine.clock, schemas)
-        self.stage = PowerStage(config, self.router, self.buses, self.devices, self.everest)
-        self.session = SessionHandlers(
-            config, self.engine, self.stage, self.devices, self.engine.clock
-        )
+        self.stage = wire_power(config, self.router, self.buses, self.devices, self.everest)
+        self.session = SessionHandlers(config, self.engine, self.stage, self.engine.clock)
         self.export = EverestExport(config, self.engine, self.session, schemas)
         self.buses.before_close = lambda: self.session.switch_everything_off("the bridge stops")
         self.bridge = Bridge(

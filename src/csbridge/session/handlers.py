@@ -30,10 +30,8 @@ from csbridge.limits import (
     module_contacts,
 )
 from csbridge.messages import Message, MessageType
-from csbridge.power import PowerStage
+from csbridge.power import PowerOnReason, PowerStage
 from csbridge.sources import CpState, cp_status
-from csbridge.sources.can import PowerReason
-from csbridge.sources.simulated import SimulatedDevices
 
 log = logging.getLogger("csbridge.session")
 
@@ -74,13 +72,11 @@ class SessionHandlers:
         config: Config,
         engine: LimitsEngine,
         stage: PowerStage,
-        devices: SimulatedDevices,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = {evse.evse_id: evse for evse in config.evse}
         self._engine = engine
         self._stage = stage
-        self._devices = devices
         self._clock = clock
         self.sessions = {evse.evse_id: EvseSession() for evse in config.evse}
         self.pushed: asyncio.Queue[Message] = asyncio.Queue()
@@ -180,12 +176,7 @@ class SessionHandlers:
         if message.data["cable_check_action"] == "start" or session.cable_check_started is None:
             session.cable_check_started = now
             self._set_contactor(evse_id, closed=True)
-            imd = self._devices.imds.get(evse_id)
-            if imd is not None:
-                imd.start_self_test(now)
-                self._devices.emit(imd)
-            else:
-                self._stage.start_imd_self_test(evse_id)
+            self._stage.start_imd_self_test(evse_id)
             return self._cable_check_answer(evse_id, "ongoing")
         return self._cable_check_status(evse_id, evse, session, now)
 
@@ -253,8 +244,10 @@ class SessionHandlers:
         )
         if not self._apply(evse_id, request):
             return {"evse_id": evse_id, "status": "rejected"}
-        stage = "DCPreCharge" if request.precharge else "FullPowerCharging"
-        self._set_contactor(evse_id, closed=True, reason=stage)
+        reason = (
+            PowerOnReason.DC_PRE_CHARGE if request.precharge else PowerOnReason.FULL_POWER_CHARGING
+        )
+        self._set_contactor(evse_id, closed=True, reason=reason)
         self.sessions[evse_id].request = request
         return {"evse_id": evse_id, "status": "accepted"}
 
@@ -334,8 +327,7 @@ class SessionHandlers:
         pwm_on = not (data["error_state"] or data["fault_state"])
         # HLC: 5 % duty; basic charging: the current as a duty per IEC 61851-1 (A / 0.6 up to 51 A).
         duty = 5.0 if data["hlc"] else min(100.0, max(0.0, float(data.get("current", 0.0)) / 0.6))
-        on_can = self._stage.board(evse_id, pwm_on=pwm_on, duty_percent=duty)
-        if not on_can and self._devices.boards.get(evse_id) is None:
+        if not self._stage.drive_pwm(evse_id, on=pwm_on, duty_percent=duty):
             return {"evse_id": evse_id, "status": "error", "info": "no board to pass the PWM to"}
         self.sessions[evse_id].pwm_on = pwm_on
         self._observe(evse_id, self._engine.inputs(evse_id), self._engine.composition(evse_id))
@@ -403,14 +395,17 @@ class SessionHandlers:
     def _push(self, name: str, data: Data) -> None:
         self.pushed.put_nowait(Message(name, MessageType.UPDATE, data))
 
-    def _set_contactor(self, evse_id: str, *, closed: bool, reason: str = "DCCableCheck") -> None:
-        power = PowerReason.from_everest(reason if closed else "PowerOff")
-        if self._stage.board(evse_id, reason=power):
-            return  # the board on CAN switches its contactors and reports them
-        board = self._devices.boards.get(evse_id)
-        if board is not None:
-            board.contactor_closed = closed
-            self._devices.emit(board)
+    def _set_contactor(
+        self,
+        evse_id: str,
+        *,
+        closed: bool,
+        reason: PowerOnReason = PowerOnReason.DC_CABLE_CHECK,
+    ) -> None:
+        if closed:
+            self._stage.close_contactors(evse_id, reason)
+        else:
+            self._stage.open_contactors(evse_id)
 
 
 def _faults(inputs: EvseInputs, composition: Composition | None) -> frozenset[tuple[str, str]]:

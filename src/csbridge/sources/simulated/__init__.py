@@ -6,9 +6,19 @@ Imports sources.can, sources (readings) and config.
 
 from __future__ import annotations
 
-from csbridge.sources.simulated.devices import SimulatedDevices, SimulatedModule
+from csbridge.sources.simulated.can_devices import SimulatedCanBoard, SimulatedCanImd
+from csbridge.sources.simulated.devices import (
+    SimulatedBoard,
+    SimulatedDevices,
+    SimulatedImd,
+    SimulatedModule,
+)
 
 __all__ = [
+    "SimulatedBoard",
+    "SimulatedCanBoard",
+    "SimulatedCanImd",
     "SimulatedDevices",
+    "SimulatedImd",
     "SimulatedModule",
 ]

@@ -1,0 +1,202 @@
+"""The power path over CAN: modules through their profiles' [[command]] tables, the generic
+board's BOARD_Command, the iso165C IMD's self-test request."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import can
+
+from csbridge.config import BoardConfig, CanDevice, ImdConfig, ModuleConfig
+from csbridge.limits import watchdog_or_default
+from csbridge.power.drivers import NoModuleDriver, PowerOnReason
+from csbridge.sources.can import (
+    BoardCommand,
+    CanBuses,
+    CommandMissingError,
+    DbcCodec,
+    DeviceRouter,
+    IdFieldsCodec,
+    PowerReason,
+    board_command,
+    setpoint_frames,
+    switch_frames,
+)
+
+log = logging.getLogger("csbridge.power")
+
+BENDER_SELF_TEST = {"REQ_COMMAND": 0x21, "REQ_DATA_WORD_1": 1, "REQ_DATA_WORD_2": 0}
+"""iso165C IMD_Request: command 0x21 runs the self-test, data word 1 = 1 the overall test."""
+
+
+class CanLink(Protocol):
+    """One bus as the drivers see it (sources.can's BusLink)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def bus(self) -> object | None:
+        """None while the bus is closed (stopping) or being opened again."""
+        ...
+
+    def send(self, frame: can.Message) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CanModule:
+    """An id-fields module: a setpoint is its set_output frames then switch_on, in profile
+    order; off is switch_off, or a 0 V 0 A setpoint for a profile without it."""
+
+    name: str
+    address: int
+    bus: str
+    codec: IdFieldsCodec
+    link: CanLink | None
+
+    @property
+    def watchdog_s(self) -> float:
+        return watchdog_or_default(self.codec.profile.header.watchdog_s)
+
+    def command(self, voltage: float, current: float, *, precharge: bool) -> None:
+        try:
+            frames = setpoint_frames(self.codec, self.address, voltage, current)
+            frames += switch_frames(self.codec, self.address, on=True)
+        except (ValueError, CommandMissingError) as error:
+            # Never leave a module on an older, possibly larger, setpoint: off it goes.
+            log.error("event=setpoint_not_encodable module=%s why=%s -- off", self.name, error)
+            with contextlib.suppress(CommandMissingError):
+                self._send(switch_frames(self.codec, self.address, on=False))
+            return
+        self._send(frames)
+
+    def switch_off(self) -> None:
+        try:
+            frames = switch_frames(self.codec, self.address, on=False)
+        except CommandMissingError:
+            frames = setpoint_frames(self.codec, self.address, 0.0, 0.0)
+        self._send(frames)
+
+    def _send(self, frames: list[can.Message]) -> None:
+        link = self.link
+        if link is not None and link.bus is None:
+            # Closed (stopping) or being opened again: its failure is logged by the bus itself,
+            # and the module's own watchdog ends its output when our commands stop.
+            log.debug("event=command_not_sent module=%s bus=%s why=closed", self.name, link.name)
+            return
+        for frame in frames:
+            if link is None or not link.send(frame):
+                log.warning("event=command_not_sent module=%s bus=%s", self.name, self.bus)
+
+
+@dataclass(slots=True)
+class CanBoard:
+    """A board on the generic board's DBC: every command is one BOARD_Command carrying the
+    contactors and the PWM both, what is not being changed as last commanded."""
+
+    codec: DbcCodec
+    link: CanLink
+    last: BoardCommand = field(default_factory=lambda: BoardCommand(False, PowerReason.POWER_OFF))
+
+    def close_contactors(self, reason: PowerOnReason) -> None:
+        self._send(reason=PowerReason.from_everest(reason.value))
+
+    def open_contactors(self) -> None:
+        self._send(reason=PowerReason.POWER_OFF)
+
+    def drive_pwm(self, on: bool, duty_percent: float) -> bool:
+        self._send(pwm_on=on, duty_percent=duty_percent)
+        return True
+
+    def _send(
+        self,
+        *,
+        reason: PowerReason | None = None,
+        pwm_on: bool | None = None,
+        duty_percent: float | None = None,
+    ) -> None:
+        last = self.last
+        reason = last.reason if reason is None else reason
+        self.last = BoardCommand(
+            allow_power_on=reason is not PowerReason.POWER_OFF,
+            reason=reason,
+            pwm_on=last.pwm_on if pwm_on is None else pwm_on,
+            duty_percent=last.duty_percent if duty_percent is None else duty_percent,
+        )
+        self.link.send(
+            board_command(
+                self.codec,
+                allow_power_on=self.last.allow_power_on,
+                reason=self.last.reason,
+                pwm_on=self.last.pwm_on,
+                duty_percent=self.last.duty_percent,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CanImd:
+    """A dbc-family IMD told to test itself with the iso165C's IMD_Request."""
+
+    codec: DbcCodec
+    link: CanLink
+
+    def start_self_test(self) -> None:
+        try:
+            self.link.send(self.codec.encode("IMD_Request", BENDER_SELF_TEST))
+        except KeyError:
+            log.warning("event=imd_self_test_unsupported profile=%s", self.codec.profile.name)
+
+
+@dataclass(frozen=True, slots=True)
+class CanTransport:
+    """The station's buses, where the CAN drivers find their device's codec and link."""
+
+    router: DeviceRouter
+    buses: CanBuses
+
+    def _codec(self, device: CanDevice) -> IdFieldsCodec | DbcCodec | None:
+        route = self.router.routes.get(device.bus)
+        if route is None:
+            return None
+        for on_bus in route.profiles:
+            if on_bus.codec.profile.name == device.profile and isinstance(
+                on_bus.codec, IdFieldsCodec | DbcCodec
+            ):
+                return on_bus.codec
+        return None
+
+    def module(self, module: ModuleConfig) -> CanModule | NoModuleDriver:
+        """A module on CAN; one whose profile cannot command it keeps its profile's watchdog."""
+        assert module.can is not None
+        codec = self._codec(module.can)
+        if isinstance(codec, IdFieldsCodec):
+            link = self.buses.links.get(module.can.bus)
+            return CanModule(module.name, module.address, module.can.bus, codec, link)
+        watchdog = codec.profile.header.watchdog_s if codec is not None else None
+        return NoModuleDriver(watchdog_or_default(watchdog))
+
+    def board(self, board: BoardConfig) -> CanBoard | None:
+        """The board's CAN driver; None for a board not on CAN, or whose bus holds no DBC codec
+        for its profile."""
+        if board.can is None:
+            return None
+        codec = self._codec(board.can)
+        link = self.buses.links.get(board.can.bus)
+        if not isinstance(codec, DbcCodec) or link is None:
+            return None
+        return CanBoard(codec, link)
+
+    def imd(self, imd: ImdConfig) -> CanImd | None:
+        """The IMD's CAN driver; None for an IMD not on CAN, or whose bus holds no DBC codec for
+        its profile."""
+        if imd.can is None:
+            return None
+        codec = self._codec(imd.can)
+        link = self.buses.links.get(imd.can.bus)
+        if not isinstance(codec, DbcCodec) or link is None:
+            return None
+        return CanImd(codec, link)

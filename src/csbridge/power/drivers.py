@@ -1,0 +1,94 @@
+"""What a power path is asked to do, whatever carries it: the drivers' protocols, one driver per
+transport behind each (power/can.py, power/everest.py, power/simulated.py), and the "none"
+drivers of a device that no transport can command."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from csbridge.limits import watchdog_or_default
+
+DEFAULT_WATCHDOG_S = watchdog_or_default(None)
+
+
+class PowerOnReason(enum.StrEnum):
+    """Why the contactors may close: EVerest's PowerOnOff reasons, by EVerest's names (opening
+    them is PowerOff, which needs no reason)."""
+
+    DC_CABLE_CHECK = "DCCableCheck"
+    DC_PRE_CHARGE = "DCPreCharge"
+    FULL_POWER_CHARGING = "FullPowerCharging"
+
+
+class ModuleDriver(Protocol):
+    """One power module of a stack."""
+
+    @property
+    def watchdog_s(self) -> float:
+        """How long the module holds its output without a fresh command."""
+        ...
+
+    def command(self, voltage: float, current: float, *, precharge: bool) -> None:
+        """Output `voltage` at most `current`, and on (the setpoint is already clamped)."""
+        ...
+
+    def switch_off(self) -> None:
+        """Output off."""
+        ...
+
+
+class BoardDriver(Protocol):
+    """The EVSE's control board: contactors and the CP PWM."""
+
+    def close_contactors(self, reason: PowerOnReason) -> None: ...
+
+    def open_contactors(self) -> None: ...
+
+    def drive_pwm(self, on: bool, duty_percent: float) -> bool:
+        """Drive the CP PWM; False when there is no board to pass it to."""
+        ...
+
+
+class ImdDriver(Protocol):
+    """The EVSE's insulation monitor."""
+
+    def start_self_test(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NoModuleDriver:
+    """A module no transport can command (a profile without [[command]] tables, or no way to
+    reach it): every command goes nowhere. Its watchdog is still its profile's, if it has one."""
+
+    watchdog_s: float = DEFAULT_WATCHDOG_S
+
+    def command(self, voltage: float, current: float, *, precharge: bool) -> None:
+        pass
+
+    def switch_off(self) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class NoBoardDriver:
+    """No board, or none that can be commanded: contactors go unswitched and the PWM is refused."""
+
+    def close_contactors(self, reason: PowerOnReason) -> None:
+        pass
+
+    def open_contactors(self) -> None:
+        pass
+
+    def drive_pwm(self, on: bool, duty_percent: float) -> bool:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class NoImdDriver:
+    """No IMD, or none that can be told to test itself: the cable check then rests on its
+    readings alone, and ends in `fault` when no verdict comes in time."""
+
+    def start_self_test(self) -> None:
+        pass

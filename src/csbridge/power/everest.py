@@ -1,0 +1,38 @@
+"""The power path through EVerest's API: power supplies (power_supply_DC) take a mode and an
+export setpoint, IMDs (isolation_monitor) a self-test request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from csbridge.power.drivers import DEFAULT_WATCHDOG_S
+from csbridge.sources.everest import EverestSources
+
+
+@dataclass(frozen=True, slots=True)
+class EverestApiModule:
+    """A power supply behind EVerest's API; its charging phase is EVerest's PreCharge or
+    Charging."""
+
+    sources: EverestSources
+    evse_id: str
+    name: str
+    watchdog_s: float = DEFAULT_WATCHDOG_S
+
+    def command(self, voltage: float, current: float, *, precharge: bool) -> None:
+        phase = "PreCharge" if precharge else "Charging"
+        self.sources.command(self.evse_id, self.name, voltage, current, phase)
+
+    def switch_off(self) -> None:
+        self.sources.switch_off(self.evse_id, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class EverestApiImd:
+    """An IMD behind EVerest's API."""
+
+    sources: EverestSources
+    evse_id: str
+
+    def start_self_test(self) -> None:
+        self.sources.start_self_test(self.evse_id)

@@ -1,0 +1,68 @@
+"""The power path into simulated devices: what the session commands shows in their next
+reading (or, for a simulated device on a CAN bus, its next frame)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from csbridge.power.drivers import DEFAULT_WATCHDOG_S, PowerOnReason
+from csbridge.sources.simulated import (
+    SimulatedBoard,
+    SimulatedCanBoard,
+    SimulatedCanImd,
+    SimulatedDevices,
+    SimulatedImd,
+    SimulatedModule,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedModuleDriver:
+    """A reading-level simulated module (no wire protocol): its output is the setpoint."""
+
+    module: SimulatedModule
+    watchdog_s: float = DEFAULT_WATCHDOG_S
+
+    def command(self, voltage: float, current: float, *, precharge: bool) -> None:
+        self.module.output_voltage = voltage
+        self.module.output_current = current
+
+    def switch_off(self) -> None:
+        self.module.output_current = 0.0
+        self.module.output_voltage = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedBoardDriver:
+    """A simulated board that takes no BOARD_Command: its contactors follow at once, and it
+    reports them straight away as a real board's feedback would."""
+
+    devices: SimulatedDevices
+    board: SimulatedBoard | SimulatedCanBoard
+
+    def close_contactors(self, reason: PowerOnReason) -> None:
+        self._switch(closed=True)
+
+    def open_contactors(self) -> None:
+        self._switch(closed=False)
+
+    def drive_pwm(self, on: bool, duty_percent: float) -> bool:
+        # Its readings carry no PWM: the session keeps whether it is on.
+        return True
+
+    def _switch(self, *, closed: bool) -> None:
+        self.board.contactor_closed = closed
+        self.devices.emit(self.board)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedImdDriver:
+    """A simulated IMD (reading-level or on a CAN bus): told directly, never over the bus, and
+    it reports the running test at once."""
+
+    devices: SimulatedDevices
+    imd: SimulatedImd | SimulatedCanImd
+
+    def start_self_test(self) -> None:
+        self.imd.start_self_test(self.devices.clock())
+        self.devices.emit(self.imd)

@@ -1,0 +1,79 @@
+"""The one place a power path's transport is chosen: for each module, board and IMD of the
+configuration, the driver that reaches it, once, when the station is wired."""
+
+from __future__ import annotations
+
+from csbridge.config import Config, EvseConfig, ModuleConfig
+from csbridge.power.can import CanTransport
+from csbridge.power.drivers import (
+    BoardDriver,
+    ImdDriver,
+    ModuleDriver,
+    NoBoardDriver,
+    NoImdDriver,
+    NoModuleDriver,
+)
+from csbridge.power.everest import EverestApiImd, EverestApiModule
+from csbridge.power.simulated import SimulatedBoardDriver, SimulatedImdDriver, SimulatedModuleDriver
+from csbridge.power.stage import EvsePower, PowerStage
+from csbridge.sources.can import CanBuses, DeviceRouter
+from csbridge.sources.everest import EverestSources
+from csbridge.sources.simulated import SimulatedDevices, SimulatedModule
+
+
+def wire_power(
+    config: Config,
+    router: DeviceRouter,
+    buses: CanBuses,
+    devices: SimulatedDevices,
+    everest: EverestSources | None = None,
+) -> PowerStage:
+    wiring = _Wiring(CanTransport(router, buses), devices, everest)
+    return PowerStage({evse.evse_id: wiring.evse(evse) for evse in config.evse})
+
+
+class _Wiring:
+    def __init__(
+        self, can: CanTransport, devices: SimulatedDevices, everest: EverestSources | None
+    ) -> None:
+        self._can = can
+        self._devices = devices
+        self._everest = everest
+
+    def evse(self, evse: EvseConfig) -> EvsePower:
+        modules = {module.name: self._module(evse.evse_id, module) for module in evse.module}
+        return EvsePower(modules, self._board(evse), self._imd(evse))
+
+    def _module(self, evse_id: str, module: ModuleConfig) -> ModuleDriver:
+        if module.everest is not None and self._everest is not None:
+            return EverestApiModule(self._everest, evse_id, module.name)
+        if module.can is not None:
+            # A simulated module on CAN obeys the frames, as the real one does.
+            return self._can.module(module)
+        simulated = self._devices.modules.get((evse_id, module.name))
+        if isinstance(simulated, SimulatedModule):
+            return SimulatedModuleDriver(simulated)
+        return NoModuleDriver()
+
+    def _board(self, evse: EvseConfig) -> BoardDriver:
+        on_can = self._can.board(evse.board) if evse.board is not None else None
+        if on_can is not None:
+            return on_can
+        simulated = self._devices.boards.get(evse.evse_id)
+        if simulated is not None:
+            return SimulatedBoardDriver(self._devices, simulated)
+        return NoBoardDriver()
+
+    def _imd(self, evse: EvseConfig) -> ImdDriver:
+        imd = evse.imd
+        # A simulated IMD is told directly, even one on a CAN bus: the wire simulator does not
+        # read IMD_Request.
+        simulated = self._devices.imds.get(evse.evse_id)
+        if simulated is not None:
+            return SimulatedImdDriver(self._devices, simulated)
+        if imd is not None and imd.everest is not None and self._everest is not None:
+            return EverestApiImd(self._everest, evse.evse_id)
+        on_can = self._can.imd(imd) if imd is not None else None
+        if on_can is not None:
+            return on_can
+        return NoImdDriver()
