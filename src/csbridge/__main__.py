@@ -1,3 +1,3 @@
-from csbridge.tools.cli import main
+from csbridge.tools.launcher import main
 
 main()

@@ -66,3 +66,11 @@ class SimulatedImdDriver:
     def start_self_test(self) -> None:
         self.imd.start_self_test(self.devices.clock())
         self.devices.emit(self.imd)
+
+
+def simulated_module_driver(
+    devices: SimulatedDevices, evse_id: str, name: str
+) -> SimulatedModuleDriver | None:
+    """The driver of a reading-level simulated module; None when `name` is not one."""
+    simulated = devices.modules.get((evse_id, name))
+    return SimulatedModuleDriver(simulated) if isinstance(simulated, SimulatedModule) else None

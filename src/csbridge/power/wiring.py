@@ -3,6 +3,8 @@ configuration, the driver that reaches it, once, when the station is wired."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from csbridge.config import Config, EvseConfig, ModuleConfig
 from csbridge.power.can import CanTransport
 from csbridge.power.drivers import (
@@ -14,27 +16,30 @@ from csbridge.power.drivers import (
     NoModuleDriver,
 )
 from csbridge.power.everest import EverestApiImd, EverestApiModule
-from csbridge.power.simulated import SimulatedBoardDriver, SimulatedImdDriver, SimulatedModuleDriver
 from csbridge.power.stage import EvsePower, PowerStage
 from csbridge.sources.can import CanBuses, DeviceRouter
 from csbridge.sources.everest import EverestSources
-from csbridge.sources.simulated import SimulatedDevices, SimulatedModule
+
+if TYPE_CHECKING:
+    from csbridge.sources.simulated import SimulatedDevices
 
 
 def wire_power(
     config: Config,
     router: DeviceRouter,
     buses: CanBuses,
-    devices: SimulatedDevices,
+    devices: SimulatedDevices | None,
     everest: EverestSources | None = None,
 ) -> PowerStage:
+    """Every EVSE's drivers; `devices` None: the configuration simulates nothing (and the
+    simulators are never imported)."""
     wiring = _Wiring(CanTransport(router, buses), devices, everest)
     return PowerStage({evse.evse_id: wiring.evse(evse) for evse in config.evse})
 
 
 class _Wiring:
     def __init__(
-        self, can: CanTransport, devices: SimulatedDevices, everest: EverestSources | None
+        self, can: CanTransport, devices: SimulatedDevices | None, everest: EverestSources | None
     ) -> None:
         self._can = can
         self._devices = devices
@@ -50,27 +55,32 @@ class _Wiring:
         if module.can is not None:
             # A simulated module on CAN obeys the frames, as the real one does.
             return self._can.module(module)
-        simulated = self._devices.modules.get((evse_id, module.name))
-        if isinstance(simulated, SimulatedModule):
-            return SimulatedModuleDriver(simulated)
+        if self._devices is not None:
+            from csbridge.power.simulated import simulated_module_driver  # noqa: PLC0415
+
+            driver = simulated_module_driver(self._devices, evse_id, module.name)
+            if driver is not None:
+                return driver
         return NoModuleDriver()
 
     def _board(self, evse: EvseConfig) -> BoardDriver:
         on_can = self._can.board(evse.board) if evse.board is not None else None
         if on_can is not None:
             return on_can
-        simulated = self._devices.boards.get(evse.evse_id)
-        if simulated is not None:
-            return SimulatedBoardDriver(self._devices, simulated)
+        if self._devices is not None and evse.evse_id in self._devices.boards:
+            from csbridge.power.simulated import SimulatedBoardDriver  # noqa: PLC0415
+
+            return SimulatedBoardDriver(self._devices, self._devices.boards[evse.evse_id])
         return NoBoardDriver()
 
     def _imd(self, evse: EvseConfig) -> ImdDriver:
         imd = evse.imd
         # A simulated IMD is told directly, even one on a CAN bus: the wire simulator does not
         # read IMD_Request.
-        simulated = self._devices.imds.get(evse.evse_id)
-        if simulated is not None:
-            return SimulatedImdDriver(self._devices, simulated)
+        if self._devices is not None and evse.evse_id in self._devices.imds:
+            from csbridge.power.simulated import SimulatedImdDriver  # noqa: PLC0415
+
+            return SimulatedImdDriver(self._devices, self._devices.imds[evse.evse_id])
         if imd is not None and imd.everest is not None and self._everest is not None:
             return EverestApiImd(self._everest, evse.evse_id)
         on_can = self._can.imd(imd) if imd is not None else None

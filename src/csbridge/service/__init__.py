@@ -7,8 +7,8 @@ Imports every package below tools.
 from __future__ import annotations
 
 from csbridge.service.runner import run_station
-from csbridge.service.scenario import Step
 from csbridge.service.station import Station
+from csbridge.service.steps import Step
 
 __all__ = [
     "Station",

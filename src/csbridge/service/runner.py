@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from csbridge.config import Config, exposed_secret_files, read_password
-from csbridge.service.scenario import Step
 from csbridge.service.sd_notify import SystemdNotifier
 from csbridge.service.station import Station
 from csbridge.service.watchdog import feed_watchdog
 
 if TYPE_CHECKING:
     from csbridge.service.metrics import MetricsServer
+    from csbridge.service.steps import Step
 
 log = logging.getLogger("csbridge.run")
 
@@ -57,7 +57,7 @@ async def run_station(
         "event=start broker=%s evses=%s simulated_devices=%d scenario=%s systemd=%s",
         config.mqtt.broker,
         ",".join(station.engine.evse_ids),
-        station.devices.count(),
+        station.simulated_count(),
         config.station.scenario or "none",
         "yes" if notifier.enabled else "no",
     )

@@ -3,24 +3,11 @@ charger, replayed (a module drops out, a plug heats up, the site caps an EVSE, t
 
 from __future__ import annotations
 
-import asyncio
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from csbridge.config import Config, Kind
 from csbridge.engine import LimitsEngine
+from csbridge.service.steps import Step
 from csbridge.sources import ExternalLimit
 from csbridge.sources.simulated import SimulatedDevices
-
-Action = Callable[[], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    after_s: float
-    description: str
-    action: Action
 
 
 def demo_scenario(config: Config, devices: SimulatedDevices, engine: LimitsEngine) -> list[Step]:
@@ -77,15 +64,3 @@ def demo_scenario(config: Config, devices: SimulatedDevices, engine: LimitsEngin
 
         steps.append(Step(7.0, f"{tester.evse_id}: IMD self-test", self_test))
     return steps
-
-
-async def play(steps: list[Step], on_step: Callable[[Step], None] | None = None) -> None:
-    """Play the steps in a loop, until cancelled."""
-    if not steps:
-        await asyncio.sleep(math.inf)
-    while True:
-        for step in steps:
-            await asyncio.sleep(step.after_s)
-            step.action()
-            if on_step is not None:
-                on_step(step)

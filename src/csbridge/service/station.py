@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from csbridge.config import Config
 from csbridge.engine import LimitsEngine
@@ -12,12 +13,14 @@ from csbridge.messages import SchemaRegistry
 from csbridge.power import wire_power
 from csbridge.protocol import Bridge
 from csbridge.service.everest_export import EverestExport
-from csbridge.service.scenario import Step, demo_scenario, play
+from csbridge.service.steps import Step, play
 from csbridge.service.watchdog import Watched
 from csbridge.session import SessionHandlers
 from csbridge.sources.can import CanBuses, DeviceRouter, ProfileRegistry
 from csbridge.sources.everest import EverestSources
-from csbridge.sources.simulated import SimulatedDevices
+
+if TYPE_CHECKING:
+    from csbridge.sources.simulated import SimulatedDevices
 
 
 class Station:
@@ -35,12 +38,10 @@ class Station:
             config, self.router, self.engine.ingest, self.engine.counters, self.engine.clock
         )
         self.replay_logs = tuple(replay_logs)
-        self.devices = SimulatedDevices.from_config(
-            config, self.engine.ingest, self.engine.clock, registry
-        )
+        self._devices = _simulated_devices(config, self.engine, registry)
         schemas = SchemaRegistry()
         self.everest = EverestSources(config, self.engine.ingest, self.engine.clock, schemas)
-        self.stage = wire_power(config, self.router, self.buses, self.devices, self.everest)
+        self.stage = wire_power(config, self.router, self.buses, self._devices, self.everest)
         self.session = SessionHandlers(config, self.engine, self.stage, self.engine.clock)
         self.export = EverestExport(config, self.engine, self.session, schemas)
         self.buses.before_close = lambda: self.session.switch_everything_off("the bridge stops")
@@ -50,7 +51,7 @@ class Station:
             session=self.session.handlers(),
             pushed=self.session.pushed,
             on_mqtt_lost=lambda: self.session.switch_everything_off("MQTT lost"),
-            on_simulate=self.devices.apply if self.devices.count() else None,
+            on_simulate=self._devices.apply if self._devices is not None else None,
             registry=schemas,
             topic_sources=[source for source in (self.everest, self.export) if source.count()],
         )
@@ -60,12 +61,21 @@ class Station:
         self.export.publish = lambda topic, payload: self.bridge.publish_now(
             topic, payload, "everest-export"
         )
-        self.steps = (
-            demo_scenario(config, self.devices, self.engine)
-            if config.station.scenario == "demo"
-            else []
-        )
+        self.steps = _scenario(config, self._devices, self.engine)
         self.on_step = on_step
+
+    @property
+    def devices(self) -> SimulatedDevices:
+        """The simulated devices (none, for a configuration that simulates nothing)."""
+        if self._devices is None:
+            from csbridge.sources.simulated import SimulatedDevices  # noqa: PLC0415
+
+            self._devices = SimulatedDevices(self.engine.ingest, self.engine.clock)
+        return self._devices
+
+    def simulated_count(self) -> int:
+        """How many devices are simulated (without loading the simulators to say none)."""
+        return 0 if self._devices is None else self._devices.count()
 
     async def shut_down(self, why: str = "csbridge stops") -> None:
         """The goodbye before a deliberate stop: modules off, every EVSE to evse_shutdown, and
@@ -94,7 +104,8 @@ class Station:
     async def _run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.session.keep_alive(), name="setpoint-keepalive")
-            tasks.create_task(self.devices.run(), name="simulated-devices")
+            if self._devices is not None:
+                tasks.create_task(self._devices.run(), name="simulated-devices")
             tasks.create_task(self.everest.run(), name="everest-api")
             tasks.create_task(self.export.run(), name="everest-export")
             if self.replay_logs:
@@ -105,3 +116,33 @@ class Station:
             tasks.create_task(self.bridge.run(), name="bridge")
             if self.steps:
                 tasks.create_task(play(self.steps, self.on_step), name="scenario")
+
+
+def _simulates_something(config: Config) -> bool:
+    return any(
+        device is not None and device.simulated is not None
+        for evse in config.evse
+        for device in (*evse.module, evse.imd, evse.board)
+    )
+
+
+def _simulated_devices(
+    config: Config, engine: LimitsEngine, registry: ProfileRegistry
+) -> SimulatedDevices | None:
+    """The configuration's simulated devices; None, and the simulators never imported, when it
+    simulates nothing (a charger in the field)."""
+    if not _simulates_something(config):
+        return None
+    from csbridge.sources.simulated import SimulatedDevices  # noqa: PLC0415
+
+    return SimulatedDevices.from_config(config, engine.ingest, engine.clock, registry)
+
+
+def _scenario(config: Config, devices: SimulatedDevices | None, engine: LimitsEngine) -> list[Step]:
+    """The demo's script, when the configuration asks for it (on whatever it simulates)."""
+    if config.station.scenario != "demo":
+        return []
+    from csbridge.service.scenario import demo_scenario  # noqa: PLC0415
+    from csbridge.sources.simulated import SimulatedDevices  # noqa: PLC0415
+
+    return demo_scenario(config, devices or SimulatedDevices(engine.ingest, engine.clock), engine)
