@@ -241,6 +241,29 @@ class IdFieldsCodec:
             value |= field_bits
         return mask, value
 
+    def address_problem(self, address: int) -> str | None:
+        """Why a device at `address` cannot be told apart on this profile's identifiers, or None:
+        an address wider than its field would be masked into another device's, and commands to
+        it refused."""
+        frame = self.profile.frame
+        fields = {
+            name
+            for table in (frame.request, frame.reply)
+            for name, role in table.items()
+            if role == "address"
+        }
+        if not fields:
+            if address == SINGLE_DEVICE_ADDRESS:
+                return None
+            return (
+                f"{self.profile.name} identifiers carry no address: its one device per bus is "
+                f"address {SINGLE_DEVICE_ADDRESS}, not {address}"
+            )
+        width = min(frame.fields[name][1] for name in fields)
+        if address < 1 << width:
+            return None
+        return f"{self.profile.name} carries addresses 0-{(1 << width) - 1} ({width} bits)"
+
     def request_id(
         self, spec: MessageSpec | CommandSpec, address: int, *, exact: bool = False
     ) -> int:

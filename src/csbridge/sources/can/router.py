@@ -135,6 +135,12 @@ class DeviceRouter:
         if on_bus is None:
             on_bus = ProfileOnBus(_codec(profile, route.bus, self.registry))
             route.profiles.append(on_bus)
+        if isinstance(on_bus.codec, IdFieldsCodec):
+            # Commands to an address the identifier cannot carry would fail (or reach another
+            # module): refused here, before anything runs.
+            problem = on_bus.codec.address_problem(address)
+            if problem is not None:
+                return [f"{where.removesuffix('.can')}.address: {address}: {problem}"]
         on_bus.targets[address] = target
         return []
 
