@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from csbridge.messages.registry import ENVELOPE, Direction, SchemaRegistry, SchemaViolation
+from csbridge.support import CsbridgeError
 
 
 class MessageType(enum.StrEnum):
@@ -46,12 +47,13 @@ class RejectReason(enum.StrEnum):
     SCHEMA = "schema"
 
 
-class InboundRejected(Exception):  # noqa: N818 - the outcome for one message, not a program error
+class InboundRejected(CsbridgeError):  # noqa: N818 - the outcome for one message, not a bug
     """An inbound payload that is not acted on: the reason, the message if known, where and why."""
 
+    reason: RejectReason
+
     def __init__(self, reason: RejectReason, where: str, why: str, message: str = "?") -> None:
-        super().__init__(f"{reason} message={message} where={where} why={why}")
-        self.reason = reason
+        super().__init__(reason, f"{reason} message={message} where={where} why={why}")
         self.message = message
         self.where = where
         self.why = why
