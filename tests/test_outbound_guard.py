@@ -14,6 +14,7 @@ from csbridge.config import Config
 from csbridge.engine.engine import LimitsEngine
 from csbridge.engine.latest import LatestByEvse
 from csbridge.messages.envelope import EnvelopeCodec, Message, MessageType
+from csbridge.messages.outbound import checked_payload
 from csbridge.messages.registry import Direction, SchemaRegistry, SchemaViolation
 from csbridge.protocol.bridge import Bridge
 from csbridge.tools.emulator import EmulatorError, JosevEmulator
@@ -100,3 +101,22 @@ async def test_a_bug_in_a_handler_does_not_stop_the_bridge(
     monkeypatch.undo()
     assert (await josev.request("cs_status_and_limits", timeout=5)).data["evses"]
     assert bridge.counters.get("handler_failed", bridge.config.mqtt.request_topic) == 1
+
+
+def test_what_cannot_be_serialised_is_refused_like_what_breaks_its_schema() -> None:
+    with pytest.raises(SchemaViolation) as caught:
+        checked_payload(SchemaRegistry(), "EverestFlag", {1, 2})
+    assert (caught.value.schema, caught.value.rule) == ("EverestFlag", "json")
+
+
+async def test_a_broken_limits_report_is_never_published(
+    config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="csbridge")
+    bridge = Bridge(config, LimitsEngine(config))
+    evse_id = config.evse[0].evse_id
+    report = {**bridge.engine.reports.get(evse_id), "limits": math.nan}
+    assert not await bridge._publish_report(evse_id, report)
+    assert bridge.counters.get("outbound_rejected", "limits") == 1
+    assert bridge.counters.total("publish_deferred") == 0
+    assert any("event=outbound_rejected message=limits" in r.getMessage() for r in caplog.records)

@@ -1,5 +1,6 @@
 """Josev's messages on the wire: the schema registry (every file in schemas/), the envelope codec
-that checks each message in and out, and the reasons a message is rejected.
+that checks each message in and out, the one check of everything published, and the reasons a
+message is rejected.
 
 Imports support only.
 """
@@ -17,6 +18,7 @@ from csbridge.messages.envelope import (
     parse_json,
     rejected_by,
 )
+from csbridge.messages.outbound import checked_payload
 from csbridge.messages.registry import Direction, SchemaRegistry, SchemaViolation
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "SchemaRegistry",
     "SchemaViolation",
     "check_document",
+    "checked_payload",
     "decode_local",
     "parse_json",
     "rejected_by",

@@ -1,8 +1,7 @@
 """Bytes on the wire <-> validated messages, in the direction one side may receive or send.
 
 Inbound: size bound, JSON, object, envelope, known kind, right direction, the kind's schema.
-Outbound: the exact bytes that would be published are parsed back and checked, so nothing the
-serialiser changes (a NaN becoming null, say) can slip past the schema.
+Outbound: outbound.checked_payload, the one check of what is published.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from csbridge.messages.outbound import checked_payload
 from csbridge.messages.registry import ENVELOPE, Direction, SchemaRegistry, SchemaViolation
 from csbridge.support import CsbridgeError
 
@@ -187,6 +187,4 @@ class EnvelopeCodec:
                 "catalogue",
                 "this side never sends that kind",
             )
-        payload = orjson.dumps(message.as_json())
-        self.registry.check(kind.title, orjson.loads(payload))
-        return payload
+        return checked_payload(self.registry, kind.title, message.as_json())

@@ -10,8 +10,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-import orjson
-
 from csbridge.config import Config
 from csbridge.engine import Entry, LimitsEngine, cs_parameters_data
 from csbridge.messages import (
@@ -23,6 +21,7 @@ from csbridge.messages import (
     RejectReason,
     SchemaRegistry,
     SchemaViolation,
+    checked_payload,
     decode_local,
 )
 from csbridge.mqtt import MqttLink, Subscription
@@ -270,9 +269,9 @@ class Bridge:
 
     async def _publish_report(self, evse_id: str, report: Entry) -> bool:
         started = time.perf_counter()
-        payload = orjson.dumps(report)
-        violation = self.registry.violation(SCHEMA_OF[Leaf.LIMITS], orjson.loads(payload))
-        if violation is not None:
+        try:
+            payload = checked_payload(self.registry, SCHEMA_OF[Leaf.LIMITS], report)
+        except SchemaViolation as violation:
             self._outbound_rejected(Leaf.LIMITS, str(violation))
             return False
         topic = self.local.topic(evse_id, Leaf.LIMITS)
