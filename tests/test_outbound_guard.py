@@ -13,8 +13,9 @@ import pytest
 from csbridge.config import Config
 from csbridge.engine.engine import LimitsEngine
 from csbridge.engine.latest import LatestByEvse
-from csbridge.messages.envelope import EnvelopeCodec, Message, MessageType
+from csbridge.messages.envelope import EnvelopeCodec, Message
 from csbridge.messages.outbound import checked_payload
+from csbridge.messages.payloads import CsStatusAndLimitsRequest, CsStatusAndLimitsResponse
 from csbridge.messages.registry import Direction, SchemaRegistry, SchemaViolation
 from csbridge.protocol.bridge import Bridge
 from csbridge.tools.emulator import EmulatorError, JosevEmulator
@@ -77,7 +78,7 @@ def test_codec_checks_the_serialised_bytes_not_the_python_object() -> None:
     codec = EnvelopeCodec(SchemaRegistry(), Direction.FROM_JOSEV, 65536)
     document = load_fixture("cs_status_and_limits_response_dc")
     document["data"]["evses"][0]["dc"]["max_current"] = math.nan
-    message = Message("cs_status_and_limits", MessageType.RESPONSE, document["data"])
+    message = Message(CsStatusAndLimitsResponse.from_json(document["data"]))
     with pytest.raises(SchemaViolation) as caught:
         codec.encode(message)
     assert caught.value.path == "$.data.evses[0].dc.max_current"
@@ -86,7 +87,7 @@ def test_codec_checks_the_serialised_bytes_not_the_python_object() -> None:
 def test_codec_refuses_to_send_what_this_side_never_sends() -> None:
     codec = EnvelopeCodec(SchemaRegistry(), Direction.FROM_JOSEV, 65536)
     with pytest.raises(SchemaViolation):
-        codec.encode(Message("cs_status_and_limits", MessageType.REQUEST, {}))
+        codec.encode(Message(CsStatusAndLimitsRequest()))
 
 
 async def test_a_bug_in_a_handler_does_not_stop_the_bridge(

@@ -13,10 +13,10 @@ import orjson
 from csbridge.config import Config
 from csbridge.engine import LimitsEngine
 from csbridge.messages import (
+    CsStatusAndLimitsUpdate,
     Direction,
     EnvelopeCodec,
     Message,
-    MessageType,
     SchemaRegistry,
     checked_payload,
 )
@@ -96,10 +96,8 @@ class ReplayRun:
             reports.clear_changed()
         out = []
         if changed:
-            message = Message(
-                "cs_status_and_limits", MessageType.UPDATE, {"evses": [e for _, e in changed]}
-            )
-            payload = self.codec.encode(message)  # the same guard as the bridge: never invalid
+            update = CsStatusAndLimitsUpdate.from_json({"evses": [e for _, e in changed]})
+            payload = self.codec.encode(Message(update))  # the bridge's guard: never invalid
             out.append(Publication(now, self.config.mqtt.response_topic, orjson.loads(payload)))
         for evse_id, report in changed_reports:
             payload = checked_payload(self.registry, SCHEMA_OF[Leaf.LIMITS], report)
