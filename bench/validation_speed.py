@@ -91,7 +91,7 @@ def encode_pass(registry: SchemaRegistry, messages: Sequence[Fixture]) -> Pass:
     work = [
         (
             codecs[message.direction].encode,
-            Message(
+            Message.from_data(
                 message.document["name"],
                 MessageType(message.document["type"]),
                 message.document["data"],

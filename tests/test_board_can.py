@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from csbridge.config import Config, ConfigError, load_config, parse_config
 from csbridge.limits.compose import EvseComposer, EvseInputs
-from csbridge.messages.envelope import Message, MessageType
+from csbridge.messages.payloads import CableCheckRequest, CpPwmRequest, StopChargingRequest
 from csbridge.service.station import Station
 from csbridge.sources.can.codec import (
     BoardCommand,
@@ -798,19 +798,19 @@ async def test_the_session_drives_the_board_over_can(board_station: Station) -> 
     """cable_check closes the contactors with BOARD_Command; cp_pwm turns the PWM on; stop opens
     them: all over the bus, seen back in the board's own status frames."""
     session = board_station.session
-    message = Message(
-        "cable_check", MessageType.REQUEST, {"evse_id": DC, "cable_check_action": "start"}
-    )
-    assert (session.cable_check(message) or {})["cable_check_status"] == "ongoing"
+    message = CableCheckRequest(evse_id=DC, cable_check_action="start")
+    started = session.cable_check(message)
+    assert started is not None
+    assert started.cable_check_status == "ongoing"
     await _until(lambda: _contactor(board_station) is True)
-    pwm = Message(
-        "cp_pwm",
-        MessageType.REQUEST,
-        {"evse_id": DC, "hlc": True, "error_state": False, "fault_state": False},
-    )
-    assert (session.cp_pwm(pwm) or {})["status"] == "valid"
+    pwm = CpPwmRequest(evse_id=DC, hlc=True, error_state=False, fault_state=False)
+    answered = session.cp_pwm(pwm)
+    assert answered is not None
+    assert answered.status == "valid"
     await _until(lambda: _wire_board(board_station).pwm_on)
     assert _wire_board(board_station).pwm_duty_percent == pytest.approx(5.0)
-    stop = Message("stop_charging", MessageType.REQUEST, {"evse_id": DC})
-    assert (session.stop_charging(stop) or {})["status"] == "accepted"
+    stop = StopChargingRequest(evse_id=DC)
+    stopped = session.stop_charging(stop)
+    assert stopped is not None
+    assert stopped.status == "accepted"
     await _until(lambda: _contactor(board_station) is False)

@@ -257,7 +257,7 @@ class Josev(Listener):
         self.codec = EnvelopeCodec(registry(), Direction.TO_JOSEV, 1024 * 1024)
 
     async def request(self, name: str, timeout: float = 5.0) -> Message:
-        message = Message(name, MessageType.REQUEST, {})
+        message = Message.from_data(name, MessageType.REQUEST, {})
         await self.client.publish(REQUEST_TOPIC, self.codec.encode(message), qos=QOS)
 
         def answers(topic: str, payload: bytes) -> bool:

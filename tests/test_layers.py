@@ -26,11 +26,13 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("sources.can",),
     ("sources",),
     ("mqtt", "messages"),
-    ("config", "support"),
+    ("config",),
+    ("support",),
 )
 """Top to bottom; a package may import those on lower floors (and its own subpackages' parent).
 sources.simulated sits above sources.can because the simulated CAN devices speak through the
-profiles' codecs."""
+profiles' codecs; support sits below config because ConfigError derives from support's error
+base."""
 
 TOP_FLOORS = ("testing", "tools", "tools.scenarios")
 """Their __init__ exports nothing, so that each command imports only what it runs; the plugin

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from csbridge.engine.engine import LimitsEngine
-from csbridge.messages.envelope import EnvelopeCodec, Message, MessageType
+from csbridge.messages.envelope import EnvelopeCodec, MessageType, new_message_id
 from csbridge.messages.registry import Direction, SchemaRegistry
 from csbridge.sources.readings import (
     BoardReading,
@@ -280,7 +280,14 @@ def test_everything_the_bridge_would_publish_passes_its_schema(sequence: list[An
         run.play(step)
         entries = run.engine.entries.values()
         for message_type in (MessageType.UPDATE, MessageType.RESPONSE):
-            CODEC.encode(Message("cs_status_and_limits", message_type, {"evses": entries}))
+            CODEC.encode_document(
+                {
+                    "id": new_message_id(),
+                    "name": "cs_status_and_limits",
+                    "type": message_type.value,
+                    "data": {"evses": entries},
+                }
+            )
         for evse_id in run.engine.evse_ids:
             report = orjson.loads(orjson.dumps(run.engine.reports.get(evse_id)))
             assert REGISTRY.violation("EvseLimitsReport", report) is None

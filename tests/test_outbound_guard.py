@@ -13,7 +13,9 @@ import pytest
 from csbridge.config import Config
 from csbridge.engine.engine import LimitsEngine
 from csbridge.engine.latest import LatestByEvse
-from csbridge.messages.envelope import EnvelopeCodec, Message, MessageType
+from csbridge.messages.envelope import EnvelopeCodec, Message
+from csbridge.messages.outbound import checked_payload
+from csbridge.messages.payloads import CsStatusAndLimitsRequest, CsStatusAndLimitsResponse
 from csbridge.messages.registry import Direction, SchemaRegistry, SchemaViolation
 from csbridge.protocol.bridge import Bridge
 from csbridge.tools.emulator import EmulatorError, JosevEmulator
@@ -76,7 +78,7 @@ def test_codec_checks_the_serialised_bytes_not_the_python_object() -> None:
     codec = EnvelopeCodec(SchemaRegistry(), Direction.FROM_JOSEV, 65536)
     document = load_fixture("cs_status_and_limits_response_dc")
     document["data"]["evses"][0]["dc"]["max_current"] = math.nan
-    message = Message("cs_status_and_limits", MessageType.RESPONSE, document["data"])
+    message = Message(CsStatusAndLimitsResponse.from_json(document["data"]))
     with pytest.raises(SchemaViolation) as caught:
         codec.encode(message)
     assert caught.value.path == "$.data.evses[0].dc.max_current"
@@ -85,7 +87,7 @@ def test_codec_checks_the_serialised_bytes_not_the_python_object() -> None:
 def test_codec_refuses_to_send_what_this_side_never_sends() -> None:
     codec = EnvelopeCodec(SchemaRegistry(), Direction.FROM_JOSEV, 65536)
     with pytest.raises(SchemaViolation):
-        codec.encode(Message("cs_status_and_limits", MessageType.REQUEST, {}))
+        codec.encode(Message(CsStatusAndLimitsRequest()))
 
 
 async def test_a_bug_in_a_handler_does_not_stop_the_bridge(
@@ -100,3 +102,22 @@ async def test_a_bug_in_a_handler_does_not_stop_the_bridge(
     monkeypatch.undo()
     assert (await josev.request("cs_status_and_limits", timeout=5)).data["evses"]
     assert bridge.counters.get("handler_failed", bridge.config.mqtt.request_topic) == 1
+
+
+def test_what_cannot_be_serialised_is_refused_like_what_breaks_its_schema() -> None:
+    with pytest.raises(SchemaViolation) as caught:
+        checked_payload(SchemaRegistry(), "EverestFlag", {1, 2})
+    assert (caught.value.schema, caught.value.rule) == ("EverestFlag", "json")
+
+
+async def test_a_broken_limits_report_is_never_published(
+    config: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="csbridge")
+    bridge = Bridge(config, LimitsEngine(config))
+    evse_id = config.evse[0].evse_id
+    report = {**bridge.engine.reports.get(evse_id), "limits": math.nan}
+    assert not await bridge._publish_report(evse_id, report)
+    assert bridge.counters.get("outbound_rejected", "limits") == 1
+    assert bridge.counters.total("publish_deferred") == 0
+    assert any("event=outbound_rejected message=limits" in r.getMessage() for r in caplog.records)

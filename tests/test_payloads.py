@@ -19,7 +19,7 @@ from csbridge.limits.model import (
     PerPhase,
     StatusCode,
 )
-from csbridge.messages.envelope import Message, MessageType, check_document
+from csbridge.messages.envelope import MessageType, check_document, new_message_id
 from csbridge.messages.registry import SchemaRegistry
 from tests.support import station_config, walk
 
@@ -27,7 +27,7 @@ REGISTRY = SchemaRegistry()
 
 
 def _as_message(name: str, message_type: MessageType, data: dict[str, Any]) -> dict[str, Any]:
-    return Message(name, message_type, data).as_json()
+    return {"id": new_message_id(), "name": name, "type": message_type.value, "data": data}
 
 
 def _config() -> Config:

@@ -16,7 +16,7 @@ from csbridge.config import Config, load_config
 from csbridge.engine import LimitsEngine
 from csbridge.limits import Setpoint
 from csbridge.limits.setpoint import ModuleSetpoint
-from csbridge.messages import Message, MessageType, SchemaRegistry
+from csbridge.messages import CableCheckRequest, CpPwmRequest, SchemaRegistry, StopChargingRequest
 from csbridge.power import (
     EvsePower,
     NoBoardDriver,
@@ -301,15 +301,16 @@ def test_the_session_drives_the_board_and_imd_through_power() -> None:
         }
     )
     session = SessionHandlers(config, LimitsEngine(config), stage)
-    check = {"evse_id": DC, "cable_check_action": "start"}
-    session.cable_check(Message("cable_check", MessageType.REQUEST, check))
-    pwm = {"evse_id": DC, "hlc": True, "error_state": False, "fault_state": False}
-    assert (session.cp_pwm(Message("cp_pwm", MessageType.REQUEST, pwm)) or {})["status"] == "valid"
-    session.stop_charging(Message("stop_charging", MessageType.REQUEST, {"evse_id": DC}))
+    session.cable_check(CableCheckRequest(evse_id=DC, cable_check_action="start"))
+    pwm = CpPwmRequest(evse_id=DC, hlc=True, error_state=False, fault_state=False)
+    answer = session.cp_pwm(pwm)
+    assert answer is not None
+    assert answer.status == "valid"
+    session.stop_charging(StopChargingRequest(evse_id=DC))
     assert recorder.calls == ["close DCCableCheck", "self-test", "pwm True 5.0", "open"]
-    no_board = {**pwm, "evse_id": AC}
-    answer = session.cp_pwm(Message("cp_pwm", MessageType.REQUEST, no_board)) or {}
-    assert (answer["status"], answer["info"]) == ("error", "no board to pass the PWM to")
+    answer = session.cp_pwm(dataclasses.replace(pwm, evse_id=AC))
+    assert answer is not None
+    assert (answer.status, answer.info) == ("error", "no board to pass the PWM to")
 
 
 def test_the_session_imports_no_transport() -> None:

@@ -6,18 +6,22 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from csbridge.support import CsbridgeError
+
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
-class ConfigError(Exception):
+class ConfigError(CsbridgeError):
     """The configuration cannot be used; each line names the file, the key and why."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(
+            "\n".join(problems), "\n".join(f"{source}: {problem}" for problem in problems)
+        )
         self.source = source
         self.problems = problems
-        super().__init__("\n".join(f"{source}: {problem}" for problem in problems))
 
 
 class Strict(BaseModel):

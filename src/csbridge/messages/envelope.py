@@ -1,37 +1,86 @@
 """Bytes on the wire <-> validated messages, in the direction one side may receive or send.
 
-Inbound: size bound, JSON, object, envelope, known kind, right direction, the kind's schema.
-Outbound: the exact bytes that would be published are parsed back and checked, so nothing the
-serialiser changes (a NaN becoming null, say) can slip past the schema.
+Inbound: size bound, JSON, object, envelope, known kind, right direction, the kind's schema, and
+only then the kind's typed payload. Outbound: outbound.checked_payload, the one check of what is
+published.
 """
 
 from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from csbridge.messages.registry import ENVELOPE, Direction, SchemaRegistry, SchemaViolation
+from csbridge.messages.json_object import MessageType as MessageType  # noqa: PLC0414 - re-exported
+from csbridge.messages.json_object import Payload
+from csbridge.messages.outbound import checked_payload
+from csbridge.messages.payloads import PAYLOADS
+from csbridge.messages.registry import (
+    ENVELOPE,
+    Direction,
+    SchemaRegistry,
+    SchemaViolation,
+    schema_title,
+)
+from csbridge.support import CsbridgeError
 
 
-class MessageType(enum.StrEnum):
-    REQUEST = "request"
-    RESPONSE = "response"
-    UPDATE = "update"
+def new_message_id() -> str:
+    return str(uuid.uuid4())
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    name: str
-    type: MessageType
-    data: dict[str, Any]
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    """One Josev message: the envelope's id and the typed payload, whose class gives the name
+    and type. `data` is the payload as JSON, for what handles any message (the emulator, tests).
+    """
+
+    payload: Payload
+    id: str = field(default_factory=new_message_id)
+
+    @property
+    def name(self) -> str:
+        return self.payload.NAME
+
+    @property
+    def type(self) -> MessageType:
+        return self.payload.TYPE
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.payload.to_json()
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "type": self.type.value, "data": self.data}
+
+    @classmethod
+    def from_data(
+        cls,
+        name: str,
+        message_type: MessageType | str,
+        data: Mapping[str, Any],
+        message_id: str | None = None,
+    ) -> Message:
+        """The way in for whoever holds a message as name, type and JSON data: SchemaViolation
+        when no such kind exists or the data does not fit its class (no schema is checked here:
+        encoding does that)."""
+        kind = PAYLOADS.get((name, message_type))
+        if kind is None:
+            raise SchemaViolation(
+                f"{name}/{message_type}", "$", "catalogue", "no message of that name and type"
+            )
+        try:
+            payload = kind.from_json(data)
+        except (KeyError, TypeError, AttributeError) as error:
+            title = schema_title(name, message_type)
+            raise SchemaViolation(
+                title, "$.data", "shape", f"not a {kind.__name__}: {error}"
+            ) from None
+        return cls(payload, message_id or new_message_id())
 
 
 class RejectReason(enum.StrEnum):
@@ -46,12 +95,13 @@ class RejectReason(enum.StrEnum):
     SCHEMA = "schema"
 
 
-class InboundRejected(Exception):  # noqa: N818 - the outcome for one message, not a program error
+class InboundRejected(CsbridgeError):  # noqa: N818 - the outcome for one message, not a bug
     """An inbound payload that is not acted on: the reason, the message if known, where and why."""
 
+    reason: RejectReason
+
     def __init__(self, reason: RejectReason, where: str, why: str, message: str = "?") -> None:
-        super().__init__(f"{reason} message={message} where={where} why={why}")
-        self.reason = reason
+        super().__init__(reason, f"{reason} message={message} where={where} why={why}")
         self.message = message
         self.where = where
         self.why = why
@@ -168,23 +218,24 @@ class EnvelopeCodec:
     def decode(self, payload: bytes) -> Message:
         document = parse_object(payload, self.max_payload_bytes)
         check_document(self.registry, document, self.receives)
-        return Message(
-            name=document["name"],
-            type=MessageType(document["type"]),
-            data=document["data"],
-            id=document["id"],
-        )
+        payload_class = PAYLOADS[(document["name"], document["type"])]
+        return Message(payload_class.from_json(document["data"]), document["id"])
 
     def encode(self, message: Message) -> bytes:
         """Serialise and check; raises SchemaViolation instead of returning anything invalid."""
-        kind = self.registry.kind(message.name, message.type.value)
+        return self.encode_document(message.as_json())
+
+    def encode_document(self, document: Mapping[str, Any]) -> bytes:
+        """`encode` for a message held as JSON, by a tool that sends whatever it is given (the
+        emulator, as Josev, may send a field only a newer Josev knows): the same checks."""
+        name, message_type = document.get("name"), document.get("type")
+        kind = (
+            self.registry.kind(name, message_type)
+            if isinstance(name, str) and isinstance(message_type, str)
+            else None
+        )
         if kind is None or kind.direction is not self.sends:
             raise SchemaViolation(
-                f"{message.name}/{message.type}",
-                "$",
-                "catalogue",
-                "this side never sends that kind",
+                f"{name}/{message_type}", "$", "catalogue", "this side never sends that kind"
             )
-        payload = orjson.dumps(message.as_json())
-        self.registry.check(kind.title, orjson.loads(payload))
-        return payload
+        return checked_payload(self.registry, kind.title, document)

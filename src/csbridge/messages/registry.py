@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from csbridge.support import schema_dir
+from csbridge.support import CsbridgeError, schema_dir
 
 ENVELOPE = "Envelope"
 
@@ -28,15 +28,15 @@ class Direction(enum.StrEnum):
     """The station publishes it on the response topic (cs/josev)."""
 
 
-class SchemaViolation(Exception):  # noqa: N818 - a verdict, not a crash: the name says what it holds
-    """A message broke its schema: which schema, where in the message, which rule, and why."""
+class SchemaViolation(CsbridgeError):  # noqa: N818 - a verdict, not a crash: the name says what it holds
+    """A message broke its schema: which schema, where in the message, which rule, and why (the
+    reason)."""
 
     def __init__(self, schema: str, path: str, rule: str, reason: str) -> None:
-        super().__init__(f"{schema}: {path}: {rule}: {reason}")
+        super().__init__(reason, f"{schema}: {path}: {rule}: {reason}")
         self.schema = schema
         self.path = path
         self.rule = rule
-        self.reason = reason
 
 
 def json_path(parts: Iterable[str | int]) -> str:

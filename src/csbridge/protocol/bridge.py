@@ -7,23 +7,30 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
-
-import orjson
 
 from csbridge.config import Config
 from csbridge.engine import Entry, LimitsEngine, cs_parameters_data
 from csbridge.messages import (
+    CsParametersRequest,
+    CsParametersResponse,
+    CsStatusAndLimitsRequest,
+    CsStatusAndLimitsResponse,
+    CsStatusAndLimitsUpdate,
     Direction,
     EnvelopeCodec,
+    EvseStatusAndLimits,
+    HandlerTable,
     InboundRejected,
     Message,
     MessageType,
     RejectReason,
     SchemaRegistry,
     SchemaViolation,
+    checked_payload,
     decode_local,
+    handles,
 )
 from csbridge.mqtt import MqttLink, Subscription
 from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
@@ -31,12 +38,6 @@ from csbridge.sources import ExternalLimit, OperatorCommand
 from csbridge.support import Counted, Counters, RateLimitedLog, Timed
 
 log = logging.getLogger("csbridge.bridge")
-
-CS_PARAMETERS = "cs_parameters"
-CS_STATUS_AND_LIMITS = "cs_status_and_limits"
-
-Handler = Callable[[Message], Awaitable[None]]
-SessionHandler = Callable[[Message], dict[str, Any] | None]
 
 
 class TopicSource(Protocol):
@@ -54,7 +55,8 @@ class TopicSource(Protocol):
 
 
 class Bridge:
-    """Owns the MQTT link, the codec and the answers; the engine supplies what is reported."""
+    """Owns the MQTT link, the codec and the answers; the engine supplies what is reported.
+    Josev's messages go to one handler table: the boot answers below and the session's."""
 
     def __init__(
         self,
@@ -63,7 +65,7 @@ class Bridge:
         *,
         registry: SchemaRegistry | None = None,
         counters: Counters | None = None,
-        session: Mapping[tuple[str, MessageType], SessionHandler] | None = None,
+        session: HandlerTable | None = None,
         pushed: asyncio.Queue[Message] | None = None,
         on_mqtt_lost: Callable[[], None] | None = None,
         on_simulate: Callable[[str, dict[str, Any]], str | None] | None = None,
@@ -77,13 +79,8 @@ class Bridge:
             self.registry, Direction.FROM_JOSEV, config.mqtt.max_payload_bytes
         )
         self.local = LocalTopics(config.mqtt.local_prefix)
-        self._parameters = cs_parameters_data(config)
-        self._handlers: dict[tuple[str, MessageType], Handler] = {
-            (CS_PARAMETERS, MessageType.REQUEST): self._answer_cs_parameters,
-            (CS_STATUS_AND_LIMITS, MessageType.REQUEST): self._answer_cs_status_and_limits,
-        }
-        for kind, handler in (session or {}).items():
-            self._handlers[kind] = self._answering(handler)
+        self._parameters = CsParametersResponse.from_json(cs_parameters_data(config))
+        self._handlers = HandlerTable.of(self) | (session or HandlerTable())
         self._topic_sources = tuple(topic_sources)
         self.link = MqttLink(
             config.mqtt,
@@ -144,12 +141,17 @@ class Bridge:
 
     async def _handle_josev(self, message: Message) -> bool:
         """False when no handler takes the message (counted, not an error)."""
-        handler = self._handlers.get((message.name, message.type))
+        handler = self._handlers.get(type(message.payload))
         if handler is None:
             self.counters.add(Counted.INBOUND_UNHANDLED, message.name)
             log.debug("event=inbound_unhandled message=%s type=%s", message.name, message.type)
             return False
-        await handler(message)
+        answer = handler(message.payload)
+        if answer is not None and message.type is MessageType.REQUEST:
+            if message.name != answer.NAME or answer.TYPE is not MessageType.RESPONSE:
+                msg = f"{message.name} answered with {answer.NAME}/{answer.TYPE}"
+                raise TypeError(msg)  # a bug: counted and logged as handler_failed
+            await self.send(Message(answer, message.id))
         # Counted once handled: a handler that fails is counted as handler_failed alone.
         self.counters.add(Counted.INBOUND_ACCEPTED, message.name)
         return True
@@ -188,22 +190,15 @@ class Bridge:
         self.engine.ingest(evse_id, reading)
         self.counters.add(Counted.INBOUND_ACCEPTED, leaf)
 
-    def _answering(self, handler: SessionHandler) -> Handler:
-        """A session handler's data becomes the response to a request (updates get none)."""
+    @handles(CsParametersRequest)
+    def _answer_cs_parameters(self, request: CsParametersRequest) -> CsParametersResponse:
+        return self._parameters
 
-        async def answer(message: Message) -> None:
-            data = handler(message)
-            if data is not None and message.type is MessageType.REQUEST:
-                await self.send(Message(message.name, MessageType.RESPONSE, data, message.id))
-
-        return answer
-
-    async def _answer_cs_parameters(self, request: Message) -> None:
-        await self.send(Message(CS_PARAMETERS, MessageType.RESPONSE, self._parameters, request.id))
-
-    async def _answer_cs_status_and_limits(self, request: Message) -> None:
-        data = {"evses": self.engine.entries.values()}
-        await self.send(Message(CS_STATUS_AND_LIMITS, MessageType.RESPONSE, data, request.id))
+    @handles(CsStatusAndLimitsRequest)
+    def _answer_cs_status_and_limits(
+        self, request: CsStatusAndLimitsRequest
+    ) -> CsStatusAndLimitsResponse:
+        return CsStatusAndLimitsResponse(evses=_typed(self.engine.entries.values()))
 
     # -- outbound --------------------------------------------------------------------------
 
@@ -251,9 +246,7 @@ class Bridge:
                 await self._publish_report(evse_id, report)
 
     async def _send_update(self, entries: list[Entry]) -> bool:
-        return await self.send(
-            Message(CS_STATUS_AND_LIMITS, MessageType.UPDATE, {"evses": entries})
-        )
+        return await self.send(Message(CsStatusAndLimitsUpdate(evses=_typed(entries))))
 
     async def send(self, message: Message) -> bool:
         """Validate and publish on the response topic; an invalid message is never published."""
@@ -270,9 +263,9 @@ class Bridge:
 
     async def _publish_report(self, evse_id: str, report: Entry) -> bool:
         started = time.perf_counter()
-        payload = orjson.dumps(report)
-        violation = self.registry.violation(SCHEMA_OF[Leaf.LIMITS], orjson.loads(payload))
-        if violation is not None:
+        try:
+            payload = checked_payload(self.registry, SCHEMA_OF[Leaf.LIMITS], report)
+        except SchemaViolation as violation:
             self._outbound_rejected(Leaf.LIMITS, str(violation))
             return False
         topic = self.local.topic(evse_id, Leaf.LIMITS)
@@ -298,6 +291,11 @@ class Bridge:
         log.error(
             "event=outbound_rejected message=%s why=%s -- not published; this is a bug", name, why
         )
+
+
+def _typed(entries: Iterable[Entry]) -> list[EvseStatusAndLimits]:
+    """The engine's JSON-ready entries as what cs_status_and_limits holds."""
+    return [EvseStatusAndLimits.from_json(entry) for entry in entries]
 
 
 def _external_limit(document: dict[str, Any], now: float) -> ExternalLimit:

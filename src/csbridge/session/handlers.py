@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Literal, Protocol, cast
 
 from csbridge.config import Config, EvseConfig, Kind
 from csbridge.engine import LimitsEngine
@@ -29,7 +29,40 @@ from csbridge.limits import (
     dc_setpoint,
     module_contacts,
 )
-from csbridge.messages import Message, MessageType
+from csbridge.messages import (
+    ABSENT,
+    CableCheckRequest,
+    CableCheckResponse,
+    ContactorStatus,
+    CpPilotState,
+    CpPwmRequest,
+    CpPwmResponse,
+    CpStatusUpdate,
+    CsContactorStatusRequest,
+    CsContactorStatusResponse,
+    CsContactorStatusUpdate,
+    EvRatedLimitsUpdate,
+    FaultName,
+    HandlerTable,
+    HardwareFaultUpdate,
+    HlcChargingUpdate,
+    Iso15118StateInfoUpdate,
+    IsolationStatus,
+    Message,
+    MeterValuesRequest,
+    MeterValuesResponse,
+    Payload,
+    PerPhase,
+    PowerElectronicsSetpointRequest,
+    PowerElectronicsSetpointResponse,
+    ServiceStatusUpdate,
+    SlacStatusUpdate,
+    StopChargingRequest,
+    StopChargingResponse,
+    TransactionStatusUpdate,
+    handles,
+    value_or,
+)
 from csbridge.power import PowerOnReason, PowerStage
 from csbridge.sources import CpState, cp_status
 
@@ -40,8 +73,15 @@ KEEPALIVE_S = 1.0
 SELF_TEST_TIMEOUT_S = 30.0
 SAMPLE_TIMEOUT_S = 5.0
 SESSION_OVER = frozenset({"SessionStop", "Idle"})
-Data = dict[str, Any]
-Handler = Callable[[Message], Data | None]
+
+
+class ForEvse(Protocol):
+    """A message about one EVSE."""
+
+    NAME: ClassVar[str]
+
+    @property
+    def evse_id(self) -> str: ...
 
 
 @dataclass(slots=True)
@@ -53,8 +93,8 @@ class EvseSession:
     """Josev said whether an HLC session runs (DC power needs one)."""
     slac_status: str | None = None
     iso15118_state: str | None = None
-    ev_rated_limits: Data | None = None
-    transaction: Data | None = None
+    ev_rated_limits: EvRatedLimitsUpdate | None = None
+    transaction: TransactionStatusUpdate | None = None
     cable_check_started: float | None = None
     energy_wh: float = 0.0
     metered_at: float | None = None
@@ -63,7 +103,7 @@ class EvseSession:
     pwm_on: bool = False
     cp_status: str | None = None
     contactor: str | None = None
-    faults: frozenset[tuple[str, str]] = frozenset()
+    faults: frozenset[tuple[str, FaultName]] = frozenset()
 
 
 class SessionHandlers:
@@ -83,80 +123,66 @@ class SessionHandlers:
         """Updates for Josev that the station raises itself (CP, contactors, faults)."""
         engine.observers.append(self._observe)
 
-    def handlers(self) -> dict[tuple[str, MessageType], Handler]:
-        request, update = MessageType.REQUEST, MessageType.UPDATE
-        return {
-            ("cable_check", request): self.cable_check,
-            ("cs_contactor_status", request): self.contactor_status,
-            ("power_electronics_setpoint", request): self.setpoint,
-            ("stop_charging", request): self.stop_charging,
-            ("cp_pwm", request): self.cp_pwm,
-            ("meter_values", request): self.meter_values,
-            ("hlc_charging", update): self.hlc_charging,
-            ("slac_status", update): self._keep("slac_status", "status"),
-            ("ev_rated_limits", update): self._keep_whole("ev_rated_limits"),
-            ("transaction_status", update): self.transaction_status,
-            ("iso15118_state_info", update): self.state_info,
-            ("service_status", update): self.service_status,
-        }
+    def handlers(self) -> HandlerTable:
+        """The methods below marked @handles."""
+        return HandlerTable.of(self)
 
-    def _evse(self, message: Message) -> tuple[str, EvseConfig] | None:
-        evse_id = message.data.get("evse_id")
-        if not isinstance(evse_id, str) or evse_id not in self._config:
-            log.warning("event=unknown_evse message=%s evse_id=%r", message.name, evse_id)
+    def _evse(self, message: ForEvse) -> tuple[str, EvseConfig] | None:
+        evse_id = message.evse_id
+        if evse_id not in self._config:
+            log.warning("event=unknown_evse message=%s evse_id=%r", message.NAME, evse_id)
             return None
         return evse_id, self._config[evse_id]
 
     # -- updates from Josev ------------------------------------------------------------------
 
-    def _keep(self, attribute: str, key: str) -> Handler:
-        def keep(message: Message) -> None:
-            found = self._evse(message)
-            if found is not None:
-                setattr(self.sessions[found[0]], attribute, message.data[key])
+    @handles(SlacStatusUpdate)
+    def slac_status(self, message: SlacStatusUpdate) -> None:
+        found = self._evse(message)
+        if found is not None:
+            self.sessions[found[0]].slac_status = message.status
 
-        return keep
+    @handles(EvRatedLimitsUpdate)
+    def ev_rated_limits(self, message: EvRatedLimitsUpdate) -> None:
+        found = self._evse(message)
+        if found is not None:
+            self.sessions[found[0]].ev_rated_limits = message
 
-    def _keep_whole(self, attribute: str) -> Handler:
-        def keep(message: Message) -> None:
-            found = self._evse(message)
-            if found is not None:
-                setattr(self.sessions[found[0]], attribute, dict(message.data))
-
-        return keep
-
-    def hlc_charging(self, message: Message) -> None:
+    @handles(HlcChargingUpdate)
+    def hlc_charging(self, message: HlcChargingUpdate) -> None:
         found = self._evse(message)
         if found is None:
             return
         session = self.sessions[found[0]]
-        session.hlc_charging = bool(message.data["status"])
+        session.hlc_charging = message.status
         session.hlc_reported = True
         if not session.hlc_charging:
             self.switch_off(found[0], "the HLC session ended")
 
-    def transaction_status(self, message: Message) -> None:
-        data = message.data
-        evse_id = data.get("evse_id")
-        if evse_id not in self.sessions:
+    @handles(TransactionStatusUpdate)
+    def transaction_status(self, message: TransactionStatusUpdate) -> None:
+        evse_id = message.evse_id
+        if evse_id is ABSENT or evse_id not in self.sessions:
             return
-        self.sessions[evse_id].transaction = dict(data)
-        if data["status"] == "ended":
+        self.sessions[evse_id].transaction = message
+        if message.status == "ended":
             self.switch_off(evse_id, "the transaction ended")
 
-    def service_status(self, message: Message) -> None:
+    @handles(ServiceStatusUpdate)
+    def service_status(self, message: ServiceStatusUpdate) -> None:
         """Josev's service going down takes its sessions with it: the safe side."""
-        status = message.data["status"]
+        status = message.status
         if status in ("stopping", "error"):
-            service = message.data.get("service", "josev")
+            service = value_or(message.service, "josev")
             self.switch_everything_off(f"Josev's {service} reports {status}")
 
-    def state_info(self, message: Message) -> None:
+    @handles(Iso15118StateInfoUpdate)
+    def state_info(self, message: Iso15118StateInfoUpdate) -> None:
         found = self._evse(message)
         if found is None:
             return
         evse_id = found[0]
-        state = message.data["session_status"]
+        state = message.session_status
         self.sessions[evse_id].iso15118_state = state
         if state in SESSION_OVER:
             self.switch_off(evse_id, f"Josev reports {state}")
@@ -164,7 +190,8 @@ class SessionHandlers:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def cable_check(self, message: Message) -> Data | None:
+    @handles(CableCheckRequest)
+    def cable_check(self, message: CableCheckRequest) -> CableCheckResponse | None:
         found = self._evse(message)
         if found is None:
             return None
@@ -173,7 +200,7 @@ class SessionHandlers:
             return self._cable_check_answer(evse_id, "finished", "no_imd")
         session = self.sessions[evse_id]
         now = self._clock()
-        if message.data["cable_check_action"] == "start" or session.cable_check_started is None:
+        if message.cable_check_action == "start" or session.cable_check_started is None:
             session.cable_check_started = now
             self._set_contactor(evse_id, closed=True)
             self._stage.start_imd_self_test(evse_id)
@@ -182,7 +209,7 @@ class SessionHandlers:
 
     def _cable_check_status(
         self, evse_id: str, evse: EvseConfig, session: EvseSession, now: float
-    ) -> Data:
+    ) -> CableCheckResponse:
         assert session.cable_check_started is not None
         started = session.cable_check_started
         reading = self._engine.inputs(evse_id).imd
@@ -200,56 +227,69 @@ class SessionHandlers:
         return self._cable_check_answer(evse_id, "ongoing")
 
     @staticmethod
-    def _cable_check_answer(evse_id: str, status: str, isolation: str | None = None) -> Data:
-        data: Data = {"evse_id": evse_id, "cable_check_status": status}
-        if isolation is not None:
-            data["isolation_level"] = isolation
-        return data
+    def _cable_check_answer(
+        evse_id: str,
+        status: Literal["ongoing", "finished"],
+        isolation: IsolationStatus | None = None,
+    ) -> CableCheckResponse:
+        return CableCheckResponse(
+            evse_id=evse_id,
+            cable_check_status=status,
+            isolation_level=isolation if isolation is not None else ABSENT,
+        )
 
-    def contactor_status(self, message: Message) -> Data | None:
+    @handles(CsContactorStatusRequest)
+    def contactor_status(
+        self, message: CsContactorStatusRequest
+    ) -> CsContactorStatusResponse | None:
         found = self._evse(message)
         if found is None:
             return None
         evse_id = found[0]
         board = self._engine.inputs(evse_id).board
         if board is None or board.contactor_closed is None:
-            return {"evse_id": evse_id, "status": "error", "info": "no contactor feedback"}
-        return {"evse_id": evse_id, "status": "closed" if board.contactor_closed else "opened"}
+            return CsContactorStatusResponse(
+                evse_id=evse_id, status="error", info="no contactor feedback"
+            )
+        return CsContactorStatusResponse(
+            evse_id=evse_id, status="closed" if board.contactor_closed else "opened"
+        )
 
-    def setpoint(self, message: Message) -> Data | None:
+    @handles(PowerElectronicsSetpointRequest)
+    def setpoint(
+        self, message: PowerElectronicsSetpointRequest
+    ) -> PowerElectronicsSetpointResponse | None:
         found = self._evse(message)
         if found is None:
             return None
         evse_id, evse = found
-        data = message.data
-        if evse.kind is Kind.AC or "dc" not in data:
+        dc = message.dc
+        if evse.kind is Kind.AC or dc is ABSENT:
             # An AC EV draws what the PWM allows: there is no power stage to command.
-            return {
-                "evse_id": evse_id,
-                "status": "accepted" if evse.kind is Kind.AC else "rejected",
-            }
+            return PowerElectronicsSetpointResponse(
+                evse_id=evse_id, status="accepted" if evse.kind is Kind.AC else "rejected"
+            )
         session = self.sessions[evse_id]
         if session.hlc_charging is False and session.hlc_reported:
             log.warning(
                 "event=setpoint_rejected evse=%s why=no HLC session (basic charging)", evse_id
             )
-            return {"evse_id": evse_id, "status": "rejected"}
-        dc = data["dc"]
+            return PowerElectronicsSetpointResponse(evse_id=evse_id, status="rejected")
         request = DcRequest(
-            voltage=dc.get("voltage", 0.0),
-            ev_max_voltage=min(data["ev_limits"]["maximum_voltage"], _rated_max_voltage(session)),
-            current=dc.get("charge_current"),
-            power=dc.get("charge_power"),
-            precharge=bool(data.get("is_precharge", False)),
+            voltage=value_or(dc.voltage, 0.0),
+            ev_max_voltage=min(message.ev_limits.maximum_voltage, _rated_max_voltage(session)),
+            current=value_or(dc.charge_current, None),
+            power=value_or(dc.charge_power, None),
+            precharge=message.is_precharge is True,
         )
         if not self._apply(evse_id, request):
-            return {"evse_id": evse_id, "status": "rejected"}
+            return PowerElectronicsSetpointResponse(evse_id=evse_id, status="rejected")
         reason = (
             PowerOnReason.DC_PRE_CHARGE if request.precharge else PowerOnReason.FULL_POWER_CHARGING
         )
         self._set_contactor(evse_id, closed=True, reason=reason)
         self.sessions[evse_id].request = request
-        return {"evse_id": evse_id, "status": "accepted"}
+        return PowerElectronicsSetpointResponse(evse_id=evse_id, status="accepted")
 
     def drive(self, evse_id: str, request: DcRequest) -> bool:
         """Run the stack at `request` (clamped now and on every keepalive), for a caller other
@@ -308,7 +348,8 @@ class SessionHandlers:
         }
         return module_contacts(stack.healthy, silent, self._clock(), self._stage.watchdogs(evse_id))
 
-    def stop_charging(self, message: Message) -> Data | None:
+    @handles(StopChargingRequest)
+    def stop_charging(self, message: StopChargingRequest) -> StopChargingResponse | None:
         found = self._evse(message)
         if found is None:
             return None
@@ -316,25 +357,29 @@ class SessionHandlers:
         self.switch_off(evse_id, "stop_charging")
         self._set_contactor(evse_id, closed=False)
         self.sessions[evse_id].cable_check_started = None
-        return {"evse_id": evse_id, "status": "accepted"}
+        return StopChargingResponse(evse_id=evse_id, status="accepted")
 
-    def cp_pwm(self, message: Message) -> Data | None:
+    @handles(CpPwmRequest)
+    def cp_pwm(self, message: CpPwmRequest) -> CpPwmResponse | None:
         found = self._evse(message)
         if found is None:
             return None
         evse_id = found[0]
-        data = message.data
-        pwm_on = not (data["error_state"] or data["fault_state"])
+        pwm_on = not (message.error_state or message.fault_state)
         # HLC: 5 % duty; basic charging: the current as a duty per IEC 61851-1 (A / 0.6 up to 51 A).
-        duty = 5.0 if data["hlc"] else min(100.0, max(0.0, float(data.get("current", 0.0)) / 0.6))
+        current = float(value_or(message.current, 0.0))
+        duty = 5.0 if message.hlc else min(100.0, max(0.0, current / 0.6))
         if not self._stage.drive_pwm(evse_id, on=pwm_on, duty_percent=duty):
-            return {"evse_id": evse_id, "status": "error", "info": "no board to pass the PWM to"}
+            return CpPwmResponse(
+                evse_id=evse_id, status="error", info="no board to pass the PWM to"
+            )
         self.sessions[evse_id].pwm_on = pwm_on
         self._observe(evse_id, self._engine.inputs(evse_id), self._engine.composition(evse_id))
-        return {"evse_id": evse_id, "status": "valid"}
+        return CpPwmResponse(evse_id=evse_id, status="valid")
 
-    def meter_values(self, message: Message) -> Data | None:
-        evse_id = message.data.get("evse_id") or next(iter(self._config))
+    @handles(MeterValuesRequest)
+    def meter_values(self, message: MeterValuesRequest) -> MeterValuesResponse | None:
+        evse_id = value_or(message.evse_id, None) or next(iter(self._config))
         if evse_id not in self._config:
             return None
         entry = self._engine.entries.get(evse_id)
@@ -346,21 +391,19 @@ class SessionHandlers:
         if session.metered_at is not None:
             session.energy_wh += max(0.0, voltage * current) * (now - session.metered_at) / 3600
         session.metered_at = now
-        zero = {"l1": 0.0, "l2": 0.0, "l3": 0.0}
-        return {
-            "evse_id": evse_id,
-            "timestamp": datetime.now(UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "voltage": zero,
-            "current": zero,
-            "power_factor": 1.0,
-            "frequency": 50.0,
-            "total_active_energy_imported": round(session.energy_wh, 3),
-            "total_reactive_energy_imported": 0.0,
-            "dc_voltage": voltage,
-            "dc_current": current,
-        }
+        zero = PerPhase(l1=0.0, l2=0.0, l3=0.0)
+        return MeterValuesResponse(
+            evse_id=evse_id,
+            timestamp=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            voltage=zero,
+            current=zero,
+            power_factor=1.0,
+            frequency=50.0,
+            total_active_energy_imported=round(session.energy_wh, 3),
+            total_reactive_energy_imported=0.0,
+            dc_voltage=voltage,
+            dc_current=current,
+        )
 
     # -- what the station tells Josev by itself ---------------------------------------------
 
@@ -375,25 +418,28 @@ class SessionHandlers:
                 session.cp_status = state
                 connector = self._config[evse_id].connectors[0].id
                 self._push(
-                    "cp_status", {"evse_id": evse_id, "connector_id": connector, "state": state}
+                    CpStatusUpdate(
+                        evse_id=evse_id,
+                        connector_id=connector,
+                        state=cast(CpPilotState, state),  # a letter of CpState, 1 or 2 added
+                    )
                 )
         if board is not None and board.contactor_closed is not None:
-            contactor = "closed" if board.contactor_closed else "opened"
+            contactor: ContactorStatus = "closed" if board.contactor_closed else "opened"
             if contactor != session.contactor:
                 session.contactor = contactor
-                self._push("cs_contactor_status", {"evse_id": evse_id, "status": contactor})
+                self._push(CsContactorStatusUpdate(evse_id=evse_id, status=contactor))
         faults = _faults(inputs, composition)
         for component, fault in sorted(faults - session.faults):
             self._push(
-                "hardware_fault",
-                {"evse_id": evse_id, "component_name": component, "fault_name": fault},
+                HardwareFaultUpdate(evse_id=evse_id, component_name=component, fault_name=fault)
             )
             if session.request is not None:
                 self.switch_off(evse_id, f"{component}: {fault}")
         session.faults = faults
 
-    def _push(self, name: str, data: Data) -> None:
-        self.pushed.put_nowait(Message(name, MessageType.UPDATE, data))
+    def _push(self, payload: Payload) -> None:
+        self.pushed.put_nowait(Message(payload))
 
     def _set_contactor(
         self,
@@ -408,9 +454,11 @@ class SessionHandlers:
             self._stage.open_contactors(evse_id)
 
 
-def _faults(inputs: EvseInputs, composition: Composition | None) -> frozenset[tuple[str, str]]:
+def _faults(
+    inputs: EvseInputs, composition: Composition | None
+) -> frozenset[tuple[str, FaultName]]:
     """(component, fault_name) of every fault the sources report now."""
-    faults: set[tuple[str, str]] = set()
+    faults: set[tuple[str, FaultName]] = set()
     for name, module in inputs.modules.items():
         if module.fault or module.over_temperature:
             faults.add((name, "other"))
@@ -428,7 +476,8 @@ def _faults(inputs: EvseInputs, composition: Composition | None) -> frozenset[tu
 
 def _rated_max_voltage(session: EvseSession) -> float:
     """The EV's own maximum voltage from its rated limits (ev_rated_limits), if it told one."""
-    rated = (session.ev_rated_limits or {}).get("dc_rated_limits") or {}
+    limits = session.ev_rated_limits
+    rated = value_or(limits.dc_rated_limits, {}) if limits is not None else {}
     values = [
         float(value)
         for key, value in rated.items()

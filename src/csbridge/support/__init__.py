@@ -1,5 +1,5 @@
-"""What every floor uses: counters and histograms, the rate-limited log, logging set-up, and where
-the packaged files (schemas, examples, hal) live.
+"""What every floor uses: the error base, counters and histograms, the rate-limited log, logging
+set-up, and where the packaged files (schemas, examples, hal) live.
 
 Imports nothing of csbridge.
 """
@@ -15,6 +15,7 @@ from csbridge.support.counters import (
     MetricSpec,
     Timed,
 )
+from csbridge.support.errors import CsbridgeError
 from csbridge.support.log_limit import RateLimitedLog
 from csbridge.support.logging_setup import configure_logging
 from csbridge.support.resources import example_config, resource_dir, schema_dir
@@ -24,6 +25,7 @@ __all__ = [
     "Clock",
     "Counted",
     "Counters",
+    "CsbridgeError",
     "Durations",
     "MetricSpec",
     "RateLimitedLog",

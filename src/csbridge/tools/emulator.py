@@ -23,6 +23,7 @@ from csbridge.messages import (
     Message,
     MessageType,
     SchemaRegistry,
+    new_message_id,
 )
 from csbridge.mqtt import QOS, BrokerLogin
 
@@ -187,18 +188,19 @@ class JosevEmulator:
         self, name: str, data: dict[str, Any] | None = None, timeout: float = 10.0
     ) -> Message:
         """Send a request and wait for its response (matched by id); EmulatorError if none."""
-        message = Message(name, MessageType.REQUEST, data or {})
-        payload = self.codec.encode(message)
+        request_id = new_message_id()
+        data = data or {}
+        payload = self._encode(request_id, name, MessageType.REQUEST, data)
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         sent_at = time.perf_counter()
-        self._pending[message.id] = _Pending(sent_at, future)
-        self._record(Exchange(sent_at, True, name, message.type, message.id, message.data))
+        self._pending[request_id] = _Pending(sent_at, future)
+        self._record(Exchange(sent_at, True, name, MessageType.REQUEST, request_id, data))
         await self._client.publish(self.request_topic, payload, qos=QOS)
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
-            self._pending.pop(message.id, None)
-            problem = f"no response to {name} {message.id} within {timeout} s"
+            self._pending.pop(request_id, None)
+            problem = f"no response to {name} {request_id} within {timeout} s"
             self.problems.append(problem)
             raise EmulatorError(problem) from None
 
@@ -221,9 +223,18 @@ class JosevEmulator:
 
     async def update(self, name: str, data: dict[str, Any]) -> None:
         """An update from Josev to the station (no answer expected), validated like the rest."""
-        message = Message(name, MessageType.UPDATE, data)
-        self._record(Exchange(time.perf_counter(), True, name, message.type, message.id, data))
-        await self._client.publish(self.request_topic, self.codec.encode(message), qos=QOS)
+        update_id = new_message_id()
+        payload = self._encode(update_id, name, MessageType.UPDATE, data)
+        self._record(Exchange(time.perf_counter(), True, name, MessageType.UPDATE, update_id, data))
+        await self._client.publish(self.request_topic, payload, qos=QOS)
+
+    def _encode(
+        self, message_id: str, name: str, message_type: MessageType, data: dict[str, Any]
+    ) -> bytes:
+        """As Josev writes it: the data as given (a field only a newer Josev knows included),
+        checked like everything else sent; SchemaViolation if it is not a valid message."""
+        document = {"id": message_id, "name": name, "type": message_type.value, "data": data}
+        return self.codec.encode_document(document)
 
     async def boot(self, timeout: float = 10.0) -> tuple[Message, Message]:
         """What Josev does at every start: ask for cs_parameters and cs_status_and_limits."""

@@ -12,7 +12,14 @@ import orjson
 
 from csbridge.config import Config
 from csbridge.engine import LimitsEngine
-from csbridge.messages import Direction, EnvelopeCodec, Message, MessageType, SchemaRegistry
+from csbridge.messages import (
+    CsStatusAndLimitsUpdate,
+    Direction,
+    EnvelopeCodec,
+    Message,
+    SchemaRegistry,
+    checked_payload,
+)
 from csbridge.protocol import SCHEMA_OF, Leaf, LocalTopics
 from csbridge.sources.can import DeviceRouter, merged_frames
 from csbridge.support import Counters
@@ -89,15 +96,13 @@ class ReplayRun:
             reports.clear_changed()
         out = []
         if changed:
-            message = Message(
-                "cs_status_and_limits", MessageType.UPDATE, {"evses": [e for _, e in changed]}
-            )
-            payload = self.codec.encode(message)  # the same guard as the bridge: never invalid
+            update = CsStatusAndLimitsUpdate.from_json({"evses": [e for _, e in changed]})
+            payload = self.codec.encode(Message(update))  # the bridge's guard: never invalid
             out.append(Publication(now, self.config.mqtt.response_topic, orjson.loads(payload)))
         for evse_id, report in changed_reports:
-            document = orjson.loads(orjson.dumps(report))
-            self.registry.check(SCHEMA_OF[Leaf.LIMITS], document)
-            out.append(Publication(now, self.local.topic(evse_id, Leaf.LIMITS), document))
+            payload = checked_payload(self.registry, SCHEMA_OF[Leaf.LIMITS], report)
+            topic = self.local.topic(evse_id, Leaf.LIMITS)
+            out.append(Publication(now, topic, orjson.loads(payload)))
         return out
 
 

@@ -13,9 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
-from csbridge.messages import SchemaRegistry, SchemaViolation, parse_json, rejected_by
+from csbridge.messages import (
+    SchemaRegistry,
+    SchemaViolation,
+    checked_payload,
+    parse_json,
+    rejected_by,
+)
 
 log = logging.getLogger("csbridge.everest")
 
@@ -107,8 +111,7 @@ def decode_value(
 
 def encode_value(registry: SchemaRegistry, channel: str, value: Any) -> bytes:
     """Serialise one outgoing payload; SchemaViolation (a bug) if it breaks its schema."""
-    registry.check(SCHEMA_OF_CHANNEL[channel], value)
-    return orjson.dumps(value)
+    return checked_payload(registry, SCHEMA_OF_CHANNEL[channel], value)
 
 
 def send_checked(

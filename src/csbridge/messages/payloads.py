@@ -1,0 +1,542 @@
+"""One class per kind of Josev message (each schema in schemas/ with an `x-direction`), and the
+objects they hold, as mobilityhouse/ocpp writes its call and call-result payloads.
+
+Fields are the schemas' property names. A property every message of the kind carries is a
+required field; any other defaults to ABSENT and is left out of the JSON. An object whose schema
+names its properties is a class here (named after its $defs entry); one the schema leaves open
+stays a mapping. Every class is frozen, slotted and built by keyword (so required and optional
+fields may come in any order). Fields keep the order the station has always written them in:
+what goes out is byte for byte what went out before. tests/test_message_classes.py holds all of
+this against the schema catalogue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from csbridge.messages.json_object import ABSENT, Absent, JsonObject, MessageType, Payload
+
+JsonValue = Any
+"""A property the schema gives no type: any JSON value, null included."""
+
+# -- Definitions.json --------------------------------------------------------------------------
+
+StatusCode = Literal[
+    "evse_not_ready",
+    "evse_ready",
+    "evse_shutdown",
+    "evse_utility_interrupt_event",
+    "evse_isolation_monitoring_active",
+    "evse_emergency_shutdown",
+    "evse_malfunction",
+]
+IsolationStatus = Literal["invalid", "valid", "warning", "fault", "no_imd"]
+AcConnectorType = Literal["AC_single_phase_core", "AC_three_phase_core"]
+DcConnectorType = Literal["DC_core", "DC_extended", "DC_combo_core", "DC_unique"]
+ControlMode = Literal["scheduled", "dynamic"]
+BptChannel = Literal["unified", "separated"]
+GeneratorMode = Literal["grid_following", "grid_forming"]
+GridIslandDetectionMode = Literal["active", "passive"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PerPhase(JsonObject):
+    l1: float
+    l2: float
+    l3: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcLimits(JsonObject):
+    max_current: PerPhase
+    nominal_voltage: float
+    rcd_error: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcBptLimits(JsonObject):
+    evse_max_discharge_power: PerPhase
+    evse_min_discharge_power: PerPhase
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DcLimits(JsonObject):
+    present_voltage: float
+    present_current: float
+    max_current: float
+    min_current: float
+    max_voltage: float
+    min_voltage: float
+    max_power: float
+    peak_current_ripple: float
+    current_reg_tolerance: float | Absent = ABSENT
+    energy_to_be_delivered: float | Absent = ABSENT
+    evse_power_ramp_limit: float | Absent = ABSENT
+    isolation_status: IsolationStatus | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DcBptLimits(JsonObject):
+    evse_max_discharge_power: float
+    evse_min_discharge_power: float
+    evse_max_discharge_current: float
+    evse_min_discharge_current: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvseStatusAndLimits(JsonObject):
+    evse_id: str
+    status_code: StatusCode
+    ac: AcLimits | Absent = ABSENT
+    ac_bpt: AcBptLimits | Absent = ABSENT
+    dc: DcLimits | Absent = ABSENT
+    dc_bpt: DcBptLimits | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusAndLimitsData(JsonObject):
+    evses: Sequence[EvseStatusAndLimits]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcService(JsonObject):
+    connector_type: AcConnectorType
+    nominal_voltage: int
+    control_mode: ControlMode | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcBptService(JsonObject):
+    connector_type: AcConnectorType
+    nominal_voltage: int
+    control_mode: ControlMode | Absent = ABSENT
+    bpt_channel: BptChannel | Absent = ABSENT
+    generator_mode: GeneratorMode | Absent = ABSENT
+    grid_island_detection_mode: GridIslandDetectionMode | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DcService(JsonObject):
+    connector_type: DcConnectorType
+    control_mode: ControlMode | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DcBptService(JsonObject):
+    connector_type: DcConnectorType
+    control_mode: ControlMode | Absent = ABSENT
+    bpt_channel: BptChannel | Absent = ABSENT
+    generator_mode: GeneratorMode | Absent = ABSENT
+    grid_island_detection_mode: GridIslandDetectionMode | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectorServices(JsonObject):
+    ac: AcService | Absent = ABSENT
+    ac_bpt: AcBptService | Absent = ABSENT
+    dc: DcService | Absent = ABSENT
+    dc_bpt: DcBptService | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Connector(JsonObject):
+    id: int
+    services: ConnectorServices
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvseParameters(JsonObject):
+    evse_id: str
+    supports_eim: bool
+    network_interface: str
+    connectors: Sequence[Connector]
+
+
+# -- SessionDefinitions.json -------------------------------------------------------------------
+
+Acceptance = Literal["accepted", "rejected"]
+ContactorStatus = Literal["closed", "opened", "error"]
+CpPilotState = Literal["A1", "A2", "B1", "B2", "C1", "C2", "D1", "D2", "E", "F"]
+FaultName = Literal[
+    "overcurrent_fault",
+    "emergency_stop",
+    "ground_fault",
+    "energy_limit_reached",
+    "power_loss",
+    "power_quality",
+    "reboot",
+    "other",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcceptanceData(JsonObject):
+    evse_id: str
+    status: Acceptance
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvseOnlyRequestData(JsonObject):
+    evse_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContactorStatusData(JsonObject):
+    evse_id: str
+    status: ContactorStatus
+    info: str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeterValuesData(JsonObject):
+    evse_id: str | Absent = ABSENT
+    timestamp: str
+    voltage: PerPhase
+    current: PerPhase
+    power_factor: float
+    frequency: float
+    total_active_energy_imported: float
+    total_reactive_energy_imported: float
+    # dc_voltage before dc_current (the schema lists them the other way): the station has
+    # always written them in this order.
+    dc_voltage: float | Absent = ABSENT
+    dc_current: float | Absent = ABSENT
+    soc: float | Absent = ABSENT
+
+
+# -- what PowerElectronicsSetpointRequest and Iso15118StateInfoUpdate hold ---------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvLimits(JsonObject):
+    maximum_voltage: float
+    minimum_voltage: float | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcSetpoint(JsonObject):
+    charge_active_power: float | Absent = ABSENT
+    charge_reactive_power: float | Absent = ABSENT
+    discharge_active_power: float | Absent = ABSENT
+    discharge_reactive_power: float | Absent = ABSENT
+    charge_current: float | Absent = ABSENT
+    discharge_current: float | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DcSetpoint(JsonObject):
+    voltage: float | Absent = ABSENT
+    charge_current: float | Absent = ABSENT
+    charge_power: float | Absent = ABSENT
+    discharge_current: float | Absent = ABSENT
+    discharge_power: float | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Iso15118StateInfo(JsonObject):
+    session_id: str | Absent = ABSENT
+    evcc_id: str | Absent = ABSENT
+    evcc_mac: str | Absent = ABSENT
+    selected_payment_option: Literal["EIM", "PNC"] | Absent = ABSENT
+    protocol: str | Absent = ABSENT
+    stop_action: JsonValue | Absent = ABSENT
+
+
+# -- the messages: boot ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsParametersRequest(Payload):
+    NAME = "cs_parameters"
+    TYPE = MessageType.REQUEST
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsParametersResponse(Payload):
+    NAME = "cs_parameters"
+    TYPE = MessageType.RESPONSE
+
+    sw_version: str
+    hw_version: str
+    number_of_evses: int
+    parameters: Sequence[EvseParameters]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsStatusAndLimitsRequest(Payload):
+    NAME = "cs_status_and_limits"
+    TYPE = MessageType.REQUEST
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsStatusAndLimitsResponse(StatusAndLimitsData, Payload):
+    NAME = "cs_status_and_limits"
+    TYPE = MessageType.RESPONSE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsStatusAndLimitsUpdate(StatusAndLimitsData, Payload):
+    NAME = "cs_status_and_limits"
+    TYPE = MessageType.UPDATE
+
+
+# -- the messages: the session's requests and their responses ---------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CableCheckRequest(Payload):
+    NAME = "cable_check"
+    TYPE = MessageType.REQUEST
+
+    evse_id: str
+    cable_check_action: Literal["start", "status"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CableCheckResponse(Payload):
+    NAME = "cable_check"
+    TYPE = MessageType.RESPONSE
+
+    evse_id: str
+    cable_check_status: Literal["ongoing", "finished"]
+    isolation_level: IsolationStatus | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsContactorStatusRequest(EvseOnlyRequestData, Payload):
+    NAME = "cs_contactor_status"
+    TYPE = MessageType.REQUEST
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsContactorStatusResponse(ContactorStatusData, Payload):
+    NAME = "cs_contactor_status"
+    TYPE = MessageType.RESPONSE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PowerElectronicsSetpointRequest(Payload):
+    NAME = "power_electronics_setpoint"
+    TYPE = MessageType.REQUEST
+
+    evse_id: str
+    is_precharge: bool | Absent = ABSENT
+    ev_limits: EvLimits
+    ac: AcSetpoint | Absent = ABSENT
+    dc: DcSetpoint | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PowerElectronicsSetpointResponse(AcceptanceData, Payload):
+    NAME = "power_electronics_setpoint"
+    TYPE = MessageType.RESPONSE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopChargingRequest(EvseOnlyRequestData, Payload):
+    NAME = "stop_charging"
+    TYPE = MessageType.REQUEST
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopChargingResponse(AcceptanceData, Payload):
+    NAME = "stop_charging"
+    TYPE = MessageType.RESPONSE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CpPwmRequest(Payload):
+    NAME = "cp_pwm"
+    TYPE = MessageType.REQUEST
+
+    evse_id: str
+    hlc: bool
+    current: float | Absent = ABSENT
+    error_state: bool
+    fault_state: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CpPwmResponse(Payload):
+    NAME = "cp_pwm"
+    TYPE = MessageType.RESPONSE
+
+    evse_id: str | Absent = ABSENT
+    status: Literal["valid", "invalid", "error"]
+    info: str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeterValuesRequest(Payload):
+    NAME = "meter_values"
+    TYPE = MessageType.REQUEST
+
+    evse_id: str | Absent = ABSENT
+    timestamp: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeterValuesResponse(MeterValuesData, Payload):
+    NAME = "meter_values"
+    TYPE = MessageType.RESPONSE
+
+
+# -- the messages: updates ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeterValuesUpdate(MeterValuesData, Payload):
+    NAME = "meter_values"
+    TYPE = MessageType.UPDATE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsContactorStatusUpdate(ContactorStatusData, Payload):
+    NAME = "cs_contactor_status"
+    TYPE = MessageType.UPDATE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CpStatusUpdate(Payload):
+    NAME = "cp_status"
+    TYPE = MessageType.UPDATE
+
+    evse_id: str
+    connector_id: int
+    state: CpPilotState
+    max_voltage: float | Absent = ABSENT
+    min_voltage: float | Absent = ABSENT
+    duty_cycle: float | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HardwareFaultUpdate(Payload):
+    NAME = "hardware_fault"
+    TYPE = MessageType.UPDATE
+
+    evse_id: str
+    component_name: str
+    fault_name: FaultName
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HlcChargingUpdate(Payload):
+    NAME = "hlc_charging"
+    TYPE = MessageType.UPDATE
+
+    evse_id: str
+    status: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlacStatusUpdate(Payload):
+    NAME = "slac_status"
+    TYPE = MessageType.UPDATE
+
+    evse_id: str
+    run_id: JsonValue
+    status: Literal["matching", "failed", "matched", "unmatched", "basic_charging"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvRatedLimitsUpdate(Payload):
+    NAME = "ev_rated_limits"
+    TYPE = MessageType.UPDATE
+
+    evse_id: str
+    ac_rated_limits: Mapping[str, JsonValue] | Absent = ABSENT
+    dc_rated_limits: Mapping[str, JsonValue] | Absent = ABSENT
+    departure_time: float | str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionStatusUpdate(Payload):
+    NAME = "transaction_status"
+    TYPE = MessageType.UPDATE
+
+    transaction_id: str | int
+    status: Literal["started", "in_progress", "ended"]
+    evse_id: str | Absent = ABSENT
+    id_token: str | Absent = ABSENT
+    token_type: str | Absent = ABSENT
+
+
+SessionStatus = Literal[
+    "Idle",
+    "SessionSetup",
+    "SupportedAppProtocol",
+    "ServiceDiscovery",
+    "ServiceDetail",
+    "CertificateInstallation",
+    "ServiceSelection",
+    "AuthorizationSetup",
+    "Authorization",
+    "ChargeParameterDiscovery",
+    "CableCheck",
+    "PreCharge",
+    "PowerDelivery",
+    "ChargingLoop",
+    "MeteringReceipt",
+    "ScheduleExchange",
+    "WeldingDetection",
+    "SessionStop",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Iso15118StateInfoUpdate(Payload):
+    NAME = "iso15118_state_info"
+    TYPE = MessageType.UPDATE
+
+    evse_id: str
+    session_status: SessionStatus
+    info: Iso15118StateInfo | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceStatusUpdate(Payload):
+    NAME = "service_status"
+    TYPE = MessageType.UPDATE
+
+    service: str | Absent = ABSENT
+    software_version: str | Absent = ABSENT
+    api_version: str | Absent = ABSENT
+    status: Literal["ready", "starting", "stopping", "error", "busy"]
+
+
+PAYLOADS: Mapping[tuple[str, str], type[Payload]] = {
+    (payload.NAME, payload.TYPE): payload
+    for payload in (
+        CsParametersRequest,
+        CsParametersResponse,
+        CsStatusAndLimitsRequest,
+        CsStatusAndLimitsResponse,
+        CsStatusAndLimitsUpdate,
+        CableCheckRequest,
+        CableCheckResponse,
+        CsContactorStatusRequest,
+        CsContactorStatusResponse,
+        CsContactorStatusUpdate,
+        PowerElectronicsSetpointRequest,
+        PowerElectronicsSetpointResponse,
+        StopChargingRequest,
+        StopChargingResponse,
+        CpPwmRequest,
+        CpPwmResponse,
+        MeterValuesRequest,
+        MeterValuesResponse,
+        MeterValuesUpdate,
+        CpStatusUpdate,
+        HardwareFaultUpdate,
+        HlcChargingUpdate,
+        SlacStatusUpdate,
+        EvRatedLimitsUpdate,
+        TransactionStatusUpdate,
+        Iso15118StateInfoUpdate,
+        ServiceStatusUpdate,
+    )
+}
+"""The class of every kind of message, by (name, type): the one lookup from the wire to a class.
+A MessageType is a str, so either spelling of the type finds it."""
