@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
-from rich.text import Text
 
-from csbridge.config import Config, ConfigError, load_config
+from csbridge.config import ConfigError
+from csbridge.tools.launcher import EXIT_BAD_CONFIG, load_settings, refuse, serve
 
 if TYPE_CHECKING:
     from csbridge.mqtt import BrokerLogin
@@ -27,7 +26,7 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_INVALID = 1
-EXIT_BAD_CONFIG = 2
+
 
 ConfigOption = Annotated[
     Path, typer.Option("--config", "-c", help="Station configuration (TOML).", show_default=False)
@@ -49,16 +48,6 @@ KeyFileOption = Annotated[Path | None, typer.Option(help="Client key (PEM).", sh
 BrokerOption = Annotated[
     str | None, typer.Option("--broker", help="Override the broker, e.g. mqtt://127.0.0.1:1883.")
 ]
-
-
-def _refuse(error: ConfigError, source: object | None = None, *, kind: str = "config") -> NoReturn:
-    """Every problem on its own line, then exit 2. Printed as plain text: a problem names
-    TOML tables in brackets, which rich markup would swallow."""
-    for problem in error.problems:
-        line = Text(f"{kind} error", style="red")
-        line.append(f" {source if source is not None else error.source}: {problem}")
-        err.print(line)
-    raise typer.Exit(EXIT_BAD_CONFIG)
 
 
 def _login(
@@ -87,15 +76,7 @@ def _login(
             key_file=key_file,
         )
     except ConfigError as error:
-        _refuse(error)
-
-
-def _load(path: Path, broker: str | None) -> Config:
-    try:
-        config = load_config(path)
-        return config.with_broker(broker) if broker else config
-    except ConfigError as error:
-        _refuse(error)
+        refuse(error)
 
 
 @app.command()
@@ -109,16 +90,7 @@ def run(
 ) -> None:
     """Answer Josev and push every change, until SIGTERM or Ctrl-C (then: modules off, every
     EVSE to evse_shutdown, status offline, exit 0). Under systemd: READY=1 and the watchdog."""
-    from csbridge.service import run_station  # noqa: PLC0415
-    from csbridge.support import configure_logging  # noqa: PLC0415 - keep --help fast
-
-    settings = _load(config, broker)
-    configure_logging(settings.logging.level, settings.logging.repeat_interval_s)
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_station(settings, replay or ()))
-    except ConfigError as error:
-        _refuse(error)
+    serve(load_settings(config, broker), replay or ())
 
 
 @app.command("check-config")
@@ -129,11 +101,11 @@ def check_config(
     named by key."""
     from csbridge.sources.can import DeviceRouter  # noqa: PLC0415
 
-    settings = _load(path, None)
+    settings = load_settings(path, None)
     try:
         DeviceRouter(settings)
     except ConfigError as error:
-        _refuse(error, path)
+        refuse(error, path)
     out.print(f"{path}: ok, broker {settings.mqtt.broker}")
     for evse in settings.evse:
         kind = f"{evse.kind.value}{' + bpt' if evse.bpt else ''}"
@@ -311,14 +283,14 @@ def replay(
     from csbridge.sources.can import LogError  # noqa: PLC0415
     from csbridge.tools.replay import ReplayRun, summary, write_lines  # noqa: PLC0415
 
-    settings = _load(config, None)
+    settings = load_settings(config, None)
     try:
         run = ReplayRun(settings)
         publications = run.publications(logs)
     except ConfigError as error:
-        _refuse(error, config)
+        refuse(error, config)
     except LogError as error:
-        _refuse(ConfigError(str(config), [str(error)]), kind="log")
+        refuse(ConfigError(str(config), [str(error)]), kind="log")
     only = settings.mqtt.response_topic if only_josev else None
     written = write_lines(publications, sys.stdout, only_topic=only)
     for line in [*summary(run), f"published: {written} messages"]:
