@@ -11,7 +11,9 @@ from csbridge.sources.can.codec import (
     FORMAT_CHAR,
     BoardCommand,
     DbcCodec,
+    FrameCodec,
     IdFieldsCodec,
+    Outcome,
     PowerReason,
     board_command,
     read_board_command,
@@ -24,7 +26,13 @@ from csbridge.sources.can.commands import (
 )
 from csbridge.sources.can.encoder import reply_frame
 from csbridge.sources.can.logs import LogError, merged_frames
-from csbridge.sources.can.profile import CommandSpec, MessageSpec, ProfileRegistry
+from csbridge.sources.can.profile import (
+    CommandSpec,
+    MessageSpec,
+    Profile,
+    ProfileRegistry,
+    load_profile,
+)
 from csbridge.sources.can.router import DeviceRouter
 
 __all__ = [
@@ -35,13 +43,17 @@ __all__ = [
     "CommandSpec",
     "DbcCodec",
     "DeviceRouter",
+    "FrameCodec",
     "IdFieldsCodec",
     "LogError",
     "MessageSpec",
+    "Outcome",
     "PowerReason",
+    "Profile",
     "ProfileRegistry",
     "board_command",
     "command_id",
+    "load_profile",
     "merged_frames",
     "read_board_command",
     "reply_frame",
