@@ -7,10 +7,15 @@ from typing import Any
 
 import pytest
 
-from csbridge.config import Config, EvseConfig, parse_config
+from csbridge.config import Config, EvseConfig, ExternalDefaults, parse_config
 from csbridge.engine.payloads import evse_entry
 from csbridge.limits.bounds import LimitSource
-from csbridge.limits.compose import Composition, EvseComposer, EvseInputs
+from csbridge.limits.compose import (
+    Composition,
+    EvseComposer,
+    EvseInputs,
+    external_in_force,
+)
 from csbridge.limits.model import IsolationStatus, PerPhase, StatusCode
 from csbridge.sources.readings import (
     BoardReading,
@@ -254,6 +259,21 @@ def test_external_limit_equal_to_the_stack_is_named_external() -> None:
     composition = compose_dc(dc_inputs(external=external))
     assert composition.binding["max_power"] is S.EXTERNAL
     assert composition.binding["max_current"] is S.EXTERNAL
+
+
+def test_an_external_limit_holds_until_its_until_and_fills_gaps_from_the_default() -> None:
+    defaults = ExternalDefaults(max_power_w=22_000.0, max_current_a=32.0)
+    power_only = ExternalLimit(at=NOW, until=NOW + 60.0, max_power=11_000.0)
+    valid = external_in_force(defaults, power_only, NOW + 59.0)
+    assert valid.limit is power_only
+    assert (valid.max_power, valid.max_current) == (11_000.0, 32.0)
+    for lapsed in (
+        external_in_force(defaults, power_only, NOW + 60.0),
+        external_in_force(defaults, None, NOW),
+    ):
+        assert lapsed.limit is None
+        assert (lapsed.max_power, lapsed.max_current) == (22_000.0, 32.0)
+    assert external_in_force(ExternalDefaults(), None, NOW).max_power is None
 
 
 def test_small_installation_binds_dc_power_through_its_efficiency() -> None:

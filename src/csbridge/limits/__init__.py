@@ -7,7 +7,13 @@ Imports sources (readings) and config.
 
 from __future__ import annotations
 
-from csbridge.limits.compose import Composition, EvseComposer, EvseInputs
+from csbridge.limits.compose import (
+    Composition,
+    EvseComposer,
+    EvseInputs,
+    ExternalInForce,
+    external_in_force,
+)
 from csbridge.limits.gate import GateSettings, UpdateGate
 from csbridge.limits.model import (
     AcBptLimits,
@@ -39,6 +45,7 @@ __all__ = [
     "EvseComposer",
     "EvseInputs",
     "EvseSnapshot",
+    "ExternalInForce",
     "GateSettings",
     "PerPhase",
     "Refused",
@@ -46,6 +53,7 @@ __all__ = [
     "StatusCode",
     "UpdateGate",
     "dc_setpoint",
+    "external_in_force",
     "module_contacts",
     "watchdog_or_default",
 ]
