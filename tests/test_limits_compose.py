@@ -9,6 +9,7 @@ import pytest
 
 from csbridge.config import Config, EvseConfig, ExternalDefaults, parse_config
 from csbridge.engine.payloads import evse_entry
+from csbridge.engine.rounding import rounded
 from csbridge.limits.bounds import LimitSource
 from csbridge.limits.compose import (
     Composition,
@@ -153,7 +154,7 @@ def test_dc_discharge_is_the_bidirectional_stack_bounded_by_the_nameplate() -> N
 
 
 def test_dc_entry_carries_the_rounded_limits_and_the_static_fields() -> None:
-    entry = evse_entry(compose_dc(dc_inputs()).snapshot)
+    entry = evse_entry(rounded(compose_dc(dc_inputs()).snapshot))
     assert entry["evse_id"] == "DE*CSB*E0001"
     assert entry["status_code"] == "evse_ready"
     assert entry["dc"]["max_current"] == 240.0
@@ -421,7 +422,7 @@ def test_nothing_seen_yet_is_not_ready_at_zero() -> None:
     assert composition.snapshot.status_code is StatusCode.EVSE_NOT_READY
     assert dc.isolation_status is IsolationStatus.INVALID
     assert_dc_maxima_zero(composition, S.SAFETY)
-    entry = evse_entry(composition.snapshot)
+    entry = evse_entry(rounded(composition.snapshot))
     assert entry["dc"]["max_current"] == 0.0
     assert entry["dc"]["max_power"] == 0
 
@@ -524,7 +525,7 @@ def test_ac_external_power_limit_becomes_per_phase_current_binding_external() ->
     assert ac_current(composition).l1 == pytest.approx(per_phase)
     assert ac_current(composition) == PerPhase(per_phase, per_phase, per_phase)
     assert composition.binding["max_current"] is S.EXTERNAL
-    entry = evse_entry(composition.snapshot)
+    entry = evse_entry(rounded(composition.snapshot))
     assert entry["ac"]["max_current"] == {"l1": 15.9, "l2": 15.9, "l3": 15.9}
     # discharge: the same per-phase current at 230 V
     assert ac_discharge(composition).l1 == pytest.approx(11_000.0 / 3)
@@ -535,7 +536,7 @@ def test_ac_single_phase_board_zeroes_l2_and_l3() -> None:
     composition = compose_ac(EvseInputs(board=ac_board(phases=1)))
     assert ac_current(composition) == PerPhase(25.0, 0.0, 0.0)
     assert ac_discharge(composition) == PerPhase(3680.0, 0.0, 0.0)
-    entry = evse_entry(composition.snapshot)
+    entry = evse_entry(rounded(composition.snapshot))
     assert entry["ac"]["max_current"] == {"l1": 25.0, "l2": 0.0, "l3": 0.0}
 
 

@@ -1,4 +1,5 @@
-"""The live limits engine: readings in, one reported entry per EVSE out, with its binding sources.
+"""The live limits engine: readings in, one reported snapshot per EVSE out, with its binding
+sources.
 
 Each reading is stored as its source's latest and its EVSE is evaluated at once (a hardware
 change reaches Josev without waiting for a tick); a periodic tick catches what silence changes
@@ -14,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from csbridge.config import Config, EvseConfig, ReportingConfig
-from csbridge.engine.latest import Entry, LatestByEvse
+from csbridge.engine.latest import AsDocuments, Documents, Entry, LatestByEvse
 from csbridge.engine.payloads import evse_entry
-from csbridge.engine.report import source_report
+from csbridge.engine.report import LimitsReport, report_document, source_report
+from csbridge.engine.rounding import RoundedSnapshot, rounded
 from csbridge.limits import Composition, EvseComposer, EvseInputs, GateSettings, UpdateGate
 from csbridge.sources import (
     BoardReading,
@@ -100,18 +102,30 @@ class LimitsEngine:
             for evse in config.evse
         }
         now = clock()
-        initial = [
-            (evse_id, self._reported(evse_id, runtime, now))
-            for evse_id, runtime in self._evses.items()
-        ]
-        self.entries = LatestByEvse(initial)
-        self._reports = LatestByEvse(
+        self.snapshots = LatestByEvse(
+            (evse_id, self._reported(runtime, now)) for evse_id, runtime in self._evses.items()
+        )
+        """What Josev is told about each EVSE, typed; its change marks drive the updates."""
+        self._entries = AsDocuments(self.snapshots, evse_entry)
+        self.entries: Documents = self._entries
+        """`snapshots` as the cs_status_and_limits entries the wire carries, each made once, when
+        first read: the bridge builds its response and updates from these."""
+        self._limits_reports = LatestByEvse(
             (evse_id, self._report(runtime, now)) for evse_id, runtime in self._evses.items()
         )
+        self._reports = AsDocuments(self._limits_reports, self._report_document)
 
     @property
-    def reports(self) -> LatestByEvse:
-        """Each EVSE's limits report; reading it builds any that are due first."""
+    def limits_reports(self) -> LatestByEvse[LimitsReport]:
+        """Each EVSE's limits report, typed; reading it builds any that are due first."""
+        if self._reports_due:
+            self.flush_reports()
+        return self._limits_reports
+
+    @property
+    def reports(self) -> AsDocuments[LimitsReport]:
+        """Each EVSE's limits report as its topic carries it; reading it builds any that are
+        due first."""
         if self._reports_due:
             self.flush_reports()
         return self._reports
@@ -198,23 +212,22 @@ class LimitsEngine:
         reported = self._evses[evse_id].gate.reported
         return {} if reported is None else {k: v.value for k, v in reported.binding.items()}
 
-    def _reported(self, evse_id: str, runtime: _Evse, now: float) -> Entry:
+    @staticmethod
+    def _reported(runtime: _Evse, now: float) -> RoundedSnapshot:
         runtime.composition = runtime.composer.compose(runtime.inputs(), now)
-        entry = evse_entry(runtime.composition.snapshot)
-        reported = runtime.gate.offer(entry, runtime.composition.binding, now)
-        if reported is not None:
-            return reported.entry
+        runtime.gate.offer(rounded(runtime.composition.snapshot), runtime.composition.binding, now)
         assert runtime.gate.reported is not None  # the first offer is always accepted
-        return runtime.gate.reported.entry
+        # The gate only ever reports numbers of the rounded snapshots it was offered.
+        return RoundedSnapshot(runtime.gate.reported.limits)
 
     def _evaluate(self, evse_id: str, runtime: _Evse, now: float) -> None:
         try:
-            entry = self._reported(evse_id, runtime, now)
+            snapshot = self._reported(runtime, now)
         except ValueError as error:  # a number that cannot be reported: keep what was sent
             self.counters.add(Counted.EVALUATION_FAILED, evse_id)
             log.error("event=evaluation_failed evse=%s why=%s", evse_id, error)
             return
-        changed = self.entries.set(evse_id, entry)
+        changed = self.snapshots.set(evse_id, snapshot)
         for observer in self.observers:
             observer(evse_id, runtime.inputs(), runtime.composition)
         # The report follows every change of what Josev is told at once; source values and
@@ -243,13 +256,19 @@ class LimitsEngine:
         now = self.clock()
         while self._reports_due:
             evse_id = self._reports_due.pop()
-            self._reports.set(evse_id, self._report(self._evses[evse_id], now))
+            self._limits_reports.set(evse_id, self._report(self._evses[evse_id], now))
 
-    def _report(self, runtime: _Evse, now: float) -> Entry:
+    @staticmethod
+    def _report(runtime: _Evse, now: float) -> LimitsReport:
         reported = runtime.gate.reported
         assert reported is not None
-        return {
-            "limits": reported.entry,
-            "binding": {key: source.value for key, source in reported.binding.items()},
-            "sources": source_report(runtime.config, runtime.inputs(), runtime.composition, now),
-        }
+        return LimitsReport(
+            limits=RoundedSnapshot(reported.limits),
+            binding=reported.binding,
+            sources=source_report(runtime.config, runtime.inputs(), runtime.composition, now),
+        )
+
+    def _report_document(self, report: LimitsReport) -> Entry:
+        """Its limits are the entry the update carried, made once for both."""
+        limits = report.limits
+        return report_document(report, self._entries.document_of(limits.evse_id, limits))

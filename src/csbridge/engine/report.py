@@ -4,13 +4,38 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from csbridge.config import BoardConfig, EvseConfig, ImdConfig
-from csbridge.limits import Composition, EvseInputs, external_in_force
+from csbridge.engine.latest import Entry
+from csbridge.engine.rounding import RoundedSnapshot
+from csbridge.limits import Composition, EvseInputs, LimitSource, external_in_force
 from csbridge.sources import BoardReading, ExternalLimit, ImdReading
 
 AGE_DECIMALS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsReport:
+    """One EVSE's limits report (csbridge/<evse_id>/limits)."""
+
+    limits: RoundedSnapshot
+    """What Josev was told."""
+    binding: Mapping[str, LimitSource]
+    """The source that binds each reported limit, by Josev's name for the limit."""
+    sources: dict[str, Any]
+    """The health and latest value of every source, JSON-ready (`source_report`)."""
+
+
+def report_document(report: LimitsReport, limits: Entry) -> Entry:
+    """The report as its topic carries it; `limits` is the entry of `report.limits`."""
+    return {
+        "limits": limits,
+        "binding": {key: source.value for key, source in report.binding.items()},
+        "sources": report.sources,
+    }
 
 
 def _compact(values: dict[str, Any]) -> dict[str, Any]:

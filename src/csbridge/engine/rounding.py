@@ -1,6 +1,7 @@
-"""Rounding to a fixed resolution, toward the safe side.
+"""Rounding to a fixed resolution, toward the safe side: numbers, and whole snapshots.
 
-Maxima go down and minima go up, so a reported limit never exceeds what was computed. The
+Maxima go down and minima go up (never above their maximum), so a reported limit never exceeds
+what was computed; present values go to the nearest step; ripple and tolerance go up. The
 result is the float nearest to a multiple of the step (123.4, never 123.40000000000001), and it
 is checked against the input, so a float never comes back a hair above its input.
 """
@@ -9,7 +10,11 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import NewType
+
+from csbridge.limits import AcBptLimits, AcLimits, DcBptLimits, DcLimits, EvseSnapshot, PerPhase
 
 CURRENT_STEP = Decimal("0.1")
 """A, for every current Josev is told."""
@@ -17,6 +22,8 @@ VOLTAGE_STEP = Decimal("0.1")
 """V, for every voltage Josev is told."""
 POWER_STEP = Decimal("1")
 """W (and Wh, W/s), for every power and energy Josev is told."""
+
+Rounder = Callable[[float, Decimal], float | int]
 
 _FAST_LIMIT = 1e12
 """Below this magnitude float arithmetic on the scaled value is exact enough; above, Decimal."""
@@ -80,3 +87,91 @@ def nearest(value: float, step: Decimal) -> float | int:
         return _decimal(value, step, ROUND_HALF_EVEN)
     scale = _scale(step)
     return _finish(round(value * scale), scale)
+
+
+RoundedSnapshot = NewType("RoundedSnapshot", EvseSnapshot)
+"""A snapshot whose every number is what Josev is told: the gate works on these, and only these
+become entries on the wire."""
+
+
+def rounded(snapshot: EvseSnapshot) -> RoundedSnapshot:
+    """Every number of `snapshot` at its reporting resolution, to the safe side; ValueError for
+    a number that cannot be reported (not finite)."""
+    return RoundedSnapshot(
+        EvseSnapshot(
+            evse_id=snapshot.evse_id,
+            status_code=snapshot.status_code,
+            dc=None if snapshot.dc is None else _dc(snapshot.dc),
+            dc_bpt=None if snapshot.dc_bpt is None else _dc_bpt(snapshot.dc_bpt),
+            ac=None if snapshot.ac is None else _ac(snapshot.ac),
+            ac_bpt=None if snapshot.ac_bpt is None else _ac_bpt(snapshot.ac_bpt),
+        )
+    )
+
+
+def _max_min(maximum: float, minimum: float, step: Decimal) -> tuple[float, float]:
+    """Round a max/min pair to the safe side without letting the minimum pass the maximum."""
+    high = floor_to(maximum, step)
+    low = ceil_to(minimum, step)
+    return high, min(low, high)
+
+
+def _optional(value: float | None, rounder: Rounder, step: Decimal) -> float | None:
+    return None if value is None else rounder(value, step)
+
+
+def _dc(dc: DcLimits) -> DcLimits:
+    max_current, min_current = _max_min(dc.max_current, dc.min_current, CURRENT_STEP)
+    max_voltage, min_voltage = _max_min(dc.max_voltage, dc.min_voltage, VOLTAGE_STEP)
+    return DcLimits(
+        present_voltage=nearest(dc.present_voltage, VOLTAGE_STEP),
+        present_current=nearest(dc.present_current, CURRENT_STEP),
+        max_current=max_current,
+        min_current=min_current,
+        max_voltage=max_voltage,
+        min_voltage=min_voltage,
+        max_power=floor_to(dc.max_power, POWER_STEP),
+        # Ripple and tolerance are promises about our own regulation: a larger figure is the
+        # honest side, so they round up.
+        peak_current_ripple=ceil_to(dc.peak_current_ripple, CURRENT_STEP),
+        current_reg_tolerance=_optional(dc.current_reg_tolerance, ceil_to, CURRENT_STEP),
+        energy_to_be_delivered=_optional(dc.energy_to_be_delivered, floor_to, POWER_STEP),
+        power_ramp_limit=_optional(dc.power_ramp_limit, floor_to, POWER_STEP),
+        isolation_status=dc.isolation_status,
+    )
+
+
+def _dc_bpt(bpt: DcBptLimits) -> DcBptLimits:
+    max_power, min_power = _max_min(bpt.max_discharge_power, bpt.min_discharge_power, POWER_STEP)
+    max_current, min_current = _max_min(
+        bpt.max_discharge_current, bpt.min_discharge_current, CURRENT_STEP
+    )
+    return DcBptLimits(
+        max_discharge_power=max_power,
+        min_discharge_power=min_power,
+        max_discharge_current=max_current,
+        min_discharge_current=min_current,
+    )
+
+
+def _phases(values: PerPhase, rounder: Rounder, step: Decimal) -> PerPhase:
+    return PerPhase(rounder(values.l1, step), rounder(values.l2, step), rounder(values.l3, step))
+
+
+def _ac(ac: AcLimits) -> AcLimits:
+    return AcLimits(
+        max_current=_phases(ac.max_current, floor_to, CURRENT_STEP),
+        nominal_voltage=nearest(ac.nominal_voltage, VOLTAGE_STEP),
+        rcd_error=ac.rcd_error,
+    )
+
+
+def _ac_bpt(bpt: AcBptLimits) -> AcBptLimits:
+    maximum = _phases(bpt.max_discharge_power, floor_to, POWER_STEP)
+    minimum = _phases(bpt.min_discharge_power, ceil_to, POWER_STEP)
+    return AcBptLimits(
+        max_discharge_power=maximum,
+        min_discharge_power=PerPhase(
+            min(minimum.l1, maximum.l1), min(minimum.l2, maximum.l2), min(minimum.l3, maximum.l3)
+        ),
+    )

@@ -7,6 +7,7 @@ Imports sources (readings) and config.
 
 from __future__ import annotations
 
+from csbridge.limits.bounds import LimitSource
 from csbridge.limits.compose import (
     Composition,
     EvseComposer,
@@ -16,13 +17,21 @@ from csbridge.limits.compose import (
 )
 from csbridge.limits.gate import GateSettings, UpdateGate
 from csbridge.limits.model import (
+    BLOCKS,
+    PHASES,
     AcBptLimits,
     AcLimits,
     DcBptLimits,
     DcLimits,
     EvseSnapshot,
+    IsolationStatus,
+    LimitBlock,
+    LimitField,
     PerPhase,
+    Quantity,
+    Role,
     StatusCode,
+    limit_fields,
 )
 from csbridge.limits.setpoint import (
     DcRequest,
@@ -35,6 +44,8 @@ from csbridge.limits.setpoint import (
 from csbridge.limits.stack import Absence
 
 __all__ = [
+    "BLOCKS",
+    "PHASES",
     "Absence",
     "AcBptLimits",
     "AcLimits",
@@ -47,13 +58,20 @@ __all__ = [
     "EvseSnapshot",
     "ExternalInForce",
     "GateSettings",
+    "IsolationStatus",
+    "LimitBlock",
+    "LimitField",
+    "LimitSource",
     "PerPhase",
+    "Quantity",
     "Refused",
+    "Role",
     "Setpoint",
     "StatusCode",
     "UpdateGate",
     "dc_setpoint",
     "external_in_force",
+    "limit_fields",
     "module_contacts",
     "watchdog_or_default",
 ]
