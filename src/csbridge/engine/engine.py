@@ -2,8 +2,10 @@
 sources.
 
 Each reading is stored as its source's latest and its EVSE is evaluated at once (a hardware
-change reaches Josev without waiting for a tick); a periodic tick catches what silence changes
-(freshness deadlines, expiring external limits, settling increases).
+change reaches Josev without waiting for a tick). A CAN bus that reads a burst of frames in one
+callback stores each reading and evaluates each EVSE they touched once, at the end (see
+`Ingest`). A periodic tick catches what silence changes (freshness deadlines, expiring external
+limits, settling increases).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from csbridge.config import Config, EvseConfig, ReportingConfig
@@ -80,6 +82,29 @@ class _Evse:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class Ingest:
+    """The engine's door for readings, which the station hands every source as its sink.
+
+    Called, it stores one reading and evaluates its EVSE now. A bus that drains a burst of
+    frames stores each reading (`store`) and then evaluates each EVSE they touched once
+    (`evaluate`)."""
+
+    store: Callable[[str, SourceReading], bool]
+    """Keep a reading as its source's latest, not evaluated yet; False (counted) if no such EVSE
+    or source is configured."""
+    evaluate: Callable[[Iterable[str]], None]
+    """Evaluate these EVSEs now."""
+
+    def __call__(self, evse_id: str, reading: SourceReading) -> bool:
+        """Take one reading and evaluate its EVSE now; False (counted) if no such EVSE or
+        source is configured."""
+        if not self.store(evse_id, reading):
+            return False
+        self.evaluate((evse_id,))
+        return True
+
+
 class LimitsEngine:
     """Owns the latest readings of every source and what each EVSE reports."""
 
@@ -93,8 +118,7 @@ class LimitsEngine:
         settings = gate_settings(config.reporting)
         self.observers: list[Callable[[str, EvseInputs, Composition | None], None]] = []
         """Called after every evaluation (the session watches CP, contactors and faults)."""
-        self._dirty: set[str] = set()
-        self._flush_scheduled = False
+        self.ingest = Ingest(self._store, self.evaluate)
         self._reports_due: set[str] = set()
         self._reports_scheduled = False
         self._evses = {
@@ -134,40 +158,6 @@ class LimitsEngine:
     def evse_ids(self) -> tuple[str, ...]:
         return tuple(self._evses)
 
-    def ingest(self, evse_id: str, reading: SourceReading) -> bool:
-        """Take one reading and evaluate its EVSE now; False (counted) if no such EVSE or
-        source is configured."""
-        if not self._store(evse_id, reading):
-            return False
-        self._evaluate(evse_id, self._evses[evse_id], self.clock())
-        return True
-
-    def ingest_soon(self, evse_id: str, reading: SourceReading) -> bool:
-        """Take one reading; evaluate its EVSE once the event loop has handled what else has
-        arrived. A burst of frames costs one evaluation, and the update still goes out in the
-        same loop iteration (must be called from the event loop)."""
-        if not self.take(evse_id, reading):
-            return False
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
-        return True
-
-    def take(self, evse_id: str, reading: SourceReading) -> bool:
-        """Store a reading and mark its EVSE for the next flush (no evaluation yet)."""
-        if not self._store(evse_id, reading):
-            return False
-        self._dirty.add(evse_id)
-        return True
-
-    def flush(self) -> None:
-        """Evaluate every EVSE with readings not yet evaluated."""
-        self._flush_scheduled = False
-        now = self.clock()
-        while self._dirty:
-            evse_id = self._dirty.pop()
-            self._evaluate(evse_id, self._evses[evse_id], now)
-
     def _store(self, evse_id: str, reading: SourceReading) -> bool:
         runtime = self._evses.get(evse_id)
         if runtime is None:
@@ -190,10 +180,11 @@ class LimitsEngine:
                 evse_id, OperatorCommand(at=now, enabled=False, reason=why, station_stopping=True)
             )
 
-    def evaluate(self) -> None:
+    def evaluate(self, evse_ids: Iterable[str] | None = None) -> None:
+        """Evaluate these EVSEs (by default every one) now, with the latest of every source."""
         now = self.clock()
-        for evse_id, runtime in self._evses.items():
-            self._evaluate(evse_id, runtime, now)
+        for evse_id in self._evses if evse_ids is None else evse_ids:
+            self._evaluate(evse_id, self._evses[evse_id], now)
 
     async def run(self) -> None:
         """Re-evaluate on a tick so silence, expiry and settling take effect; until cancelled."""
