@@ -145,6 +145,8 @@ class UpdateGate:
             return self._send(Reported(limits, dict(binding)), now)
         walk = _Walk(binding, dict(reported.binding))
         blocks: dict[str, Any] = {}
+        as_offered = True
+        """Every number is reported as offered: the offered snapshot itself is reported."""
         for name in BLOCKS:
             was: LimitBlock | None = getattr(reported.limits, name)
             offered: LimitBlock | None = getattr(limits, name)
@@ -159,6 +161,7 @@ class UpdateGate:
             block = self._keep_minima_below_maxima(name, block, offered, walk)
             if block is not was:
                 blocks[name] = block
+            as_offered = as_offered and (block is offered or (block is was and offered == was))
         due = walk.urgent or (
             (walk.released or walk.moved) and now - self.last_sent >= self.settings.min_interval_s
         )
@@ -166,9 +169,9 @@ class UpdateGate:
             return None
         for leaf in walk.released:
             self._pending.pop(leaf, None)
-        return self._send(
-            Reported(dataclasses.replace(reported.limits, **blocks), walk.binding), now
-        )
+        if not as_offered:
+            limits = dataclasses.replace(reported.limits, **blocks)
+        return self._send(Reported(limits, walk.binding), now)
 
     def _forget(self, name: str, block: LimitBlock) -> None:
         """Nothing of `block` is held back any more: what is computed is what was reported."""
@@ -184,24 +187,29 @@ class UpdateGate:
     ) -> LimitBlock:
         """`was` with each number that is due now taken from `offered`."""
         changes: dict[str, Any] = {}
+        behind = False
+        """Some number stays behind what was offered."""
         for spec in _plan(type(offered)).gated:
             current = getattr(was, spec.name)
             computed = getattr(offered, spec.name)
             if isinstance(current, PerPhase):
+                wanted = _numbers(computed)
                 phases = [
                     self._number((name, spec.name, phase), spec, old, new, now=now, walk=walk)
-                    for phase, old, new in zip(
-                        PHASES, _numbers(current), _numbers(computed), strict=True
-                    )
+                    for phase, old, new in zip(PHASES, _numbers(current), wanted, strict=True)
                 ]
+                behind = behind or phases != wanted
                 if phases != _numbers(current):
                     changes[spec.name] = PerPhase(*phases)
             else:
                 value = self._number(
                     (name, spec.name, ""), spec, current, computed, now=now, walk=walk
                 )
+                behind = behind or value != computed
                 if value != current:
                     changes[spec.name] = value
+        if not behind:
+            return offered  # the usual urgent update: every number as offered, nothing to build
         return dataclasses.replace(was, **changes) if changes else was
 
     def _number(
