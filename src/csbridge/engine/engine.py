@@ -21,7 +21,14 @@ from csbridge.engine.latest import AsDocuments, Documents, Entry, LatestByEvse
 from csbridge.engine.payloads import evse_entry
 from csbridge.engine.report import LimitsReport, report_document, source_report
 from csbridge.engine.rounding import RoundedSnapshot, rounded
-from csbridge.limits import Composition, EvseComposer, EvseInputs, GateSettings, UpdateGate
+from csbridge.limits import (
+    Composition,
+    EvseComposer,
+    EvseInputs,
+    EvseSnapshot,
+    GateSettings,
+    UpdateGate,
+)
 from csbridge.sources import (
     BoardReading,
     ExternalLimit,
@@ -61,9 +68,20 @@ class _Evse:
     operator: OperatorCommand | None = None
     composition: Composition | None = None
     report_at: float = float("-inf")
+    last_rounded: tuple[EvseSnapshot, RoundedSnapshot] | None = None
+    """The last composed snapshot and its rounding: a tick usually composes the same again."""
 
     def inputs(self) -> EvseInputs:
         return EvseInputs(self.modules, self.imd, self.board, self.external, self.operator)
+
+    def rounded(self, composed: EvseSnapshot) -> RoundedSnapshot:
+        """`composed` rounded; equal snapshots round alike, so an equal one is not redone."""
+        last = self.last_rounded
+        if last is not None and last[0] == composed:
+            return last[1]
+        result = rounded(composed)
+        self.last_rounded = (composed, result)
+        return result
 
     def store(self, reading: SourceReading) -> bool:
         if isinstance(reading, ModuleReading):
@@ -206,7 +224,8 @@ class LimitsEngine:
     @staticmethod
     def _reported(runtime: _Evse, now: float) -> RoundedSnapshot:
         runtime.composition = runtime.composer.compose(runtime.inputs(), now)
-        runtime.gate.offer(rounded(runtime.composition.snapshot), runtime.composition.binding, now)
+        composition = runtime.composition
+        runtime.gate.offer(runtime.rounded(composition.snapshot), composition.binding, now)
         assert runtime.gate.reported is not None  # the first offer is always accepted
         # The gate only ever reports numbers of the rounded snapshots it was offered.
         return RoundedSnapshot(runtime.gate.reported.limits)

@@ -136,7 +136,7 @@ class UpdateGate:
     ) -> Reported | None:
         """The new reported state if an update is due now, else None (keep what was sent)."""
         reported = self.reported
-        if reported is not None and limits == reported.limits:
+        if reported is not None and (limits is reported.limits or limits == reported.limits):
             # The usual tick: nothing moved. Nothing pending either, as in the walk below.
             self._pending.clear()
             return None
