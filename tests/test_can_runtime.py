@@ -226,16 +226,18 @@ class _WaitingFrames(can.BusABC):
         raise NotImplementedError
 
 
-def test_the_reader_thread_hands_frames_that_waited_over_in_one_callback() -> None:
+def test_the_reader_thread_hands_each_frame_over_in_a_callback_of_its_own() -> None:
+    """The virtual bus carries the simulated stations: their frames are evaluated one by one,
+    as before, even those that waited for the loop (a stack fills module by module)."""
     bus = _WaitingFrames(_capability(address, 80.0) for address in (1, 2, 3, 1, 2))
     batches: list[list[can.Message]] = []
     loop = asyncio.new_event_loop()
     reader = _ReaderThread(bus, "can0", loop, lambda frames: batches.append(list(frames)), print)
     try:
         assert bus.all_read.wait(5), "the reader read every frame"
-        loop.run_until_complete(asyncio.sleep(0))  # the loop's next pass: the hand-over
+        loop.run_until_complete(asyncio.sleep(0))  # the loop's next pass: the hand-overs
     finally:
         bus.stopped.set()
         reader.stop()
         loop.close()
-    assert [len(batch) for batch in batches] == [5]
+    assert [len(batch) for batch in batches] == [1, 1, 1, 1, 1]

@@ -10,10 +10,12 @@ Frames are read straight from the socket where there is one; otherwise (the virt
 reader thread of our own rather than python-can's Notifier, whose thread re-raises an interface
 error and dies with a traceback on stderr instead of letting the owner recover.
 
-A burst costs one evaluation per EVSE: every frame waiting is read in one callback on the loop
-(from the socket, or as the reader thread handed them over), each reading is stored as its frame
-is decoded, and each EVSE the readings touched is evaluated once, at the end. A lone frame is
-evaluated in the same callback, so its update still goes out in the same loop pass.
+A burst costs one evaluation per EVSE: every frame waiting on the socket is read in one
+callback, each reading is stored as its frame is decoded, and each EVSE the readings touched is
+evaluated once, at the end. A lone frame is evaluated in the same callback, so its update still
+goes out in the same loop pass. The reader thread hands each frame over in a callback of its
+own, evaluated as it comes: the virtual bus carries the simulated stations, whose sequences
+(a stack that fills module by module) stay as they were.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -87,10 +88,8 @@ def error_classes(frame: can.Message) -> list[str]:
 
 
 class _ReaderThread:
-    """Reads one bus without a file descriptor into the loop; reports a failure once and ends.
-
-    Frames that arrive while the loop is busy wait here and are handed over together, in one
-    callback."""
+    """Reads one bus without a file descriptor into the loop, each frame in a callback of its
+    own; reports a failure once and ends."""
 
     def __init__(
         self,
@@ -104,9 +103,6 @@ class _ReaderThread:
         self._loop = loop
         self._on_frames = on_frames
         self._on_failed = on_failed
-        self._waiting: deque[can.Message] = deque()
-        self._handover_due = False
-        """A hand-over is scheduled on the loop and has not started yet."""
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"can-rx-{name}", daemon=True)
         self._thread.start()
@@ -119,24 +115,8 @@ class _ReaderThread:
                 if not self._stopping.is_set():
                     self._call(self._on_failed, error)
                 return
-            if frame is None:
-                continue
-            self._waiting.append(frame)
-            if not self._handover_due:
-                self._handover_due = True
-                if not self._call(self._hand_over, None):
-                    return
-
-    def _hand_over(self, _: None) -> None:
-        """On the loop: every frame waiting now (at most DRAIN_AT_MOST) in one batch."""
-        # Cleared first: a frame queued from here on schedules a hand-over of its own.
-        self._handover_due = False
-        waiting = self._waiting
-        count = min(len(waiting), DRAIN_AT_MOST)
-        self._on_frames([waiting.popleft() for _ in range(count)])
-        if waiting and not self._handover_due:
-            self._handover_due = True
-            self._loop.call_soon(self._hand_over, None)
+            if frame is not None and not self._call(self._on_frames, (frame,)):
+                return
 
     def _call(self, callback: Callable[[T], None], argument: T) -> bool:
         try:
@@ -191,7 +171,7 @@ class BusLink:
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Open the bus and read its frames into the loop: all frames that are waiting in one
-        callback, from the socket where there is one, else as a thread hands them over."""
+        callback where there is a socket, else one by one as a thread hands them over."""
         self._failed = asyncio.Event()
         bus = self.open()
         descriptor = _descriptor(bus)
