@@ -226,6 +226,16 @@ class _WaitingFrames(can.BusABC):
         raise NotImplementedError
 
 
+def test_a_socket_drain_reads_every_waiting_frame_into_one_evaluation() -> None:
+    engine, link, evaluated = _can0_link()
+    link.bus = _WaitingFrames(_capability(address, 80.0) for address in (1, 2, 3, 1))
+
+    link._drain()  # what the loop calls when the socket is readable
+
+    assert evaluated == [INFY_DC]
+    assert engine.counters.get("reading_ingested", "ModuleReading") == 4
+
+
 def test_the_reader_thread_hands_each_frame_over_in_a_callback_of_its_own() -> None:
     """The virtual bus carries the simulated stations: their frames are evaluated one by one,
     as before, even those that waited for the loop (a stack fills module by module)."""
