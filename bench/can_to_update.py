@@ -187,16 +187,15 @@ class Rig:
 
 
 def _observe_frames(station: Station, seen: list[float]) -> None:
-    """Time each frame as the bridge's bus link takes it (wrapped before the bus is opened:
-    the reader binds the callback then)."""
+    """Time each frame as the bridge's bus link takes it on the event loop."""
     for link in station.buses.links.values():
         original = link.on_frame
 
         def on_frame(
-            frame: can.Message, original: Callable[[can.Message], None] = original
-        ) -> None:
+            frame: can.Message, original: Callable[[can.Message], str | None] = original
+        ) -> str | None:
             seen.append(time.perf_counter())
-            original(frame)
+            return original(frame)
 
         setattr(link, "on_frame", on_frame)  # noqa: B010 - a measuring shim on one instance
 
@@ -208,7 +207,7 @@ async def _tell_capabilities(
     station has opened its end of the bus is lost)."""
     async with asyncio.timeout(15):
         while any(
-            station.engine.entries.get(spec.evse_id(index))["status_code"] != "evse_ready"
+            station.engine.snapshots.get(spec.evse_id(index)).status_code != "evse_ready"
             for index in range(spec.evses)
         ):
             for bus in modules:

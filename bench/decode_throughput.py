@@ -11,9 +11,10 @@ Variants, each over the same frames, in interleaved rounds so machine noise fall
 - decode: `DeviceRouter.route(bus, frame, t)`: identify, check, unpack, scale, range-check, and
   update the device's state into a reading.
 - decode+compose: the same, then the EVSE's limits composed the way the station does it live:
-  a socket's waiting frames are drained in one callback and the engine evaluates each EVSE once
-  per burst (`LimitsEngine.take` then `flush`). A burst here is 1 ms of the goal's bus, 31
-  frames; under more load the bursts grow and the cost per frame falls.
+  a bus's waiting frames are read in one callback, each reading stored and each EVSE they
+  touched evaluated once per burst (`ingest.store`, then `ingest.evaluate`, as
+  `BusLink.on_frames` does). A burst here is 1 ms of the goal's bus, 31 frames; under more load
+  the bursts grow and the cost per frame falls.
 - decode+compose per frame: every reading composed at once (`LimitsEngine.ingest`), as replay
   does to stay exact on the log's clock: the worst case, shown for comparison.
 - cantools: `Database.decode_message` of a DBC describing the same reply fields (one database
@@ -234,20 +235,22 @@ BURST_FRAMES = 31
 
 def decode_and_compose_per_burst() -> Decoder:
     clock, engine, router = _composing_station()
-    route, take, flush = router.route, engine.take, engine.flush
+    route, store, evaluate = router.route, engine.ingest.store, engine.ingest.evaluate
 
     def run(frames: Sequence[Frame], t0: float) -> None:
         step = 1.0 / SATURATED_BUS_FRAMES_PER_S
         t = t0
+        touched: dict[str, None] = {}
         for index, frame in enumerate(frames, start=1):
             t += step
             clock.now = t
             routed = route(frame.bus, frame.message, t)
-            if routed is not None:
-                take(*routed)
+            if routed is not None and store(*routed):
+                touched[routed[0]] = None
             if index % BURST_FRAMES == 0:
-                flush()
-        flush()
+                evaluate(touched)
+                touched.clear()
+        evaluate(touched)
 
     return run
 

@@ -7,10 +7,16 @@ from typing import Any
 
 import pytest
 
-from csbridge.config import Config, EvseConfig, parse_config
+from csbridge.config import Config, EvseConfig, ExternalDefaults, parse_config
 from csbridge.engine.payloads import evse_entry
+from csbridge.engine.rounding import rounded
 from csbridge.limits.bounds import LimitSource
-from csbridge.limits.compose import Composition, EvseComposer, EvseInputs
+from csbridge.limits.compose import (
+    Composition,
+    EvseComposer,
+    EvseInputs,
+    external_in_force,
+)
 from csbridge.limits.model import IsolationStatus, PerPhase, StatusCode
 from csbridge.sources.readings import (
     BoardReading,
@@ -148,7 +154,7 @@ def test_dc_discharge_is_the_bidirectional_stack_bounded_by_the_nameplate() -> N
 
 
 def test_dc_entry_carries_the_rounded_limits_and_the_static_fields() -> None:
-    entry = evse_entry(compose_dc(dc_inputs()).snapshot)
+    entry = evse_entry(rounded(compose_dc(dc_inputs()).snapshot))
     assert entry["evse_id"] == "DE*CSB*E0001"
     assert entry["status_code"] == "evse_ready"
     assert entry["dc"]["max_current"] == 240.0
@@ -254,6 +260,21 @@ def test_external_limit_equal_to_the_stack_is_named_external() -> None:
     composition = compose_dc(dc_inputs(external=external))
     assert composition.binding["max_power"] is S.EXTERNAL
     assert composition.binding["max_current"] is S.EXTERNAL
+
+
+def test_an_external_limit_holds_until_its_until_and_fills_gaps_from_the_default() -> None:
+    defaults = ExternalDefaults(max_power_w=22_000.0, max_current_a=32.0)
+    power_only = ExternalLimit(at=NOW, until=NOW + 60.0, max_power=11_000.0)
+    valid = external_in_force(defaults, power_only, NOW + 59.0)
+    assert valid.limit is power_only
+    assert (valid.max_power, valid.max_current) == (11_000.0, 32.0)
+    for lapsed in (
+        external_in_force(defaults, power_only, NOW + 60.0),
+        external_in_force(defaults, None, NOW),
+    ):
+        assert lapsed.limit is None
+        assert (lapsed.max_power, lapsed.max_current) == (22_000.0, 32.0)
+    assert external_in_force(ExternalDefaults(), None, NOW).max_power is None
 
 
 def test_small_installation_binds_dc_power_through_its_efficiency() -> None:
@@ -401,7 +422,7 @@ def test_nothing_seen_yet_is_not_ready_at_zero() -> None:
     assert composition.snapshot.status_code is StatusCode.EVSE_NOT_READY
     assert dc.isolation_status is IsolationStatus.INVALID
     assert_dc_maxima_zero(composition, S.SAFETY)
-    entry = evse_entry(composition.snapshot)
+    entry = evse_entry(rounded(composition.snapshot))
     assert entry["dc"]["max_current"] == 0.0
     assert entry["dc"]["max_power"] == 0
 
@@ -504,7 +525,7 @@ def test_ac_external_power_limit_becomes_per_phase_current_binding_external() ->
     assert ac_current(composition).l1 == pytest.approx(per_phase)
     assert ac_current(composition) == PerPhase(per_phase, per_phase, per_phase)
     assert composition.binding["max_current"] is S.EXTERNAL
-    entry = evse_entry(composition.snapshot)
+    entry = evse_entry(rounded(composition.snapshot))
     assert entry["ac"]["max_current"] == {"l1": 15.9, "l2": 15.9, "l3": 15.9}
     # discharge: the same per-phase current at 230 V
     assert ac_discharge(composition).l1 == pytest.approx(11_000.0 / 3)
@@ -515,7 +536,7 @@ def test_ac_single_phase_board_zeroes_l2_and_l3() -> None:
     composition = compose_ac(EvseInputs(board=ac_board(phases=1)))
     assert ac_current(composition) == PerPhase(25.0, 0.0, 0.0)
     assert ac_discharge(composition) == PerPhase(3680.0, 0.0, 0.0)
-    entry = evse_entry(composition.snapshot)
+    entry = evse_entry(rounded(composition.snapshot))
     assert entry["ac"]["max_current"] == {"l1": 25.0, "l2": 0.0, "l3": 0.0}
 
 

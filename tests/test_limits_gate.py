@@ -11,9 +11,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csbridge.engine.payloads import evse_entry
+from csbridge.engine.rounding import RoundedSnapshot, rounded
 from csbridge.limits.bounds import LimitSource
 from csbridge.limits.compose import EvseComposer, EvseInputs
 from csbridge.limits.gate import GateSettings, Reported, UpdateGate
+from csbridge.limits.model import (
+    AcLimits,
+    DcBptLimits,
+    DcLimits,
+    EvseSnapshot,
+    IsolationStatus,
+    PerPhase,
+    Quantity,
+    StatusCode,
+)
 from csbridge.sources.readings import (
     BoardReading,
     Capability,
@@ -46,8 +57,9 @@ BINDING = {
 T0 = 10.0
 
 
-def dc_entry(status: str = "evse_ready", **dc: Any) -> Entry:
-    """An entry shaped like cs_status_and_limits' DC ones; max_current 200 A unless told."""
+def dc_entry(status: str = "evse_ready", **dc: Any) -> RoundedSnapshot:
+    """A snapshot as the engine offers it (rounded), for a DC EVSE; max_current 200 A unless
+    told. Fields as cs_status_and_limits names them."""
     block: Entry = {
         "present_voltage": 0.0,
         "present_current": 0.0,
@@ -61,26 +73,32 @@ def dc_entry(status: str = "evse_ready", **dc: Any) -> Entry:
         "isolation_status": "valid",
     }
     block.update(dc)
-    return {"evse_id": "DE*CSB*E0001", "status_code": status, "dc": block}
+    block["isolation_status"] = IsolationStatus(block["isolation_status"])
+    return RoundedSnapshot(
+        EvseSnapshot(evse_id="DE*CSB*E0001", status_code=StatusCode(status), dc=DcLimits(**block))
+    )
 
 
-def ac_entry(l1: float = 32.0, l2: float = 32.0, l3: float = 32.0) -> Entry:
-    return {
-        "evse_id": "DE*CSB*E0002",
-        "status_code": "evse_ready",
-        "ac": {
-            "max_current": {"l1": l1, "l2": l2, "l3": l3},
-            "nominal_voltage": 230.0,
-            "rcd_error": False,
-        },
-    }
+def ac_entry(l1: float = 32.0, l2: float = 32.0, l3: float = 32.0) -> RoundedSnapshot:
+    return RoundedSnapshot(
+        EvseSnapshot(
+            evse_id="DE*CSB*E0002",
+            status_code=StatusCode.EVSE_READY,
+            ac=AcLimits(max_current=PerPhase(l1, l2, l3), nominal_voltage=230.0, rcd_error=False),
+        )
+    )
+
+
+def entry_of(reported: Reported) -> Entry:
+    """What Josev is told: the reported snapshot as its cs_status_and_limits entry."""
+    return evse_entry(RoundedSnapshot(reported.limits))
 
 
 def binding(**changes: LimitSource) -> dict[str, LimitSource]:
     return {**BINDING, **changes}
 
 
-def started(entry: Entry | None = None, at: float = T0) -> UpdateGate:
+def started(entry: RoundedSnapshot | None = None, at: float = T0) -> UpdateGate:
     gate = UpdateGate(SETTINGS)
     assert gate.offer(entry or dc_entry(), BINDING, at) is not None
     return gate
@@ -88,7 +106,7 @@ def started(entry: Entry | None = None, at: float = T0) -> UpdateGate:
 
 def reported_dc(gate: UpdateGate) -> Entry:
     assert gate.reported is not None
-    block: Entry = gate.reported.entry["dc"]
+    block: Entry = entry_of(gate.reported)["dc"]
     return block
 
 
@@ -104,7 +122,7 @@ def test_first_offer_is_always_sent_as_given() -> None:
     gate = UpdateGate(SETTINGS)
     entry = dc_entry(status="evse_not_ready", max_current=0.0)
     reported = sent(gate.offer(entry, BINDING, T0))
-    assert reported.entry == entry
+    assert reported.limits == entry
     assert reported.binding == BINDING
     assert gate.reported == reported
     assert gate.last_sent == T0
@@ -114,7 +132,9 @@ def test_first_offer_is_a_copy_of_the_computed_entry() -> None:
     gate = UpdateGate(SETTINGS)
     entry = dc_entry()
     gate.offer(entry, BINDING, T0)
-    entry["dc"]["max_current"] = 1.0
+    # Snapshots are frozen: what the gate keeps cannot change behind its back.
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(entry.dc, "max_current", 1.0)  # noqa: B010 - the attempt is the test
     assert reported_dc(gate)["max_current"] == 200.0
 
 
@@ -127,7 +147,7 @@ def test_identical_offer_sends_nothing() -> None:
 def test_decrease_of_a_maximum_is_sent_at_once_even_within_the_rate_cap() -> None:
     gate = started()
     reported = sent(gate.offer(dc_entry(max_current=150.0), binding(max_current=S.EXTERNAL), 10.01))
-    assert reported.entry["dc"]["max_current"] == 150.0
+    assert entry_of(reported)["dc"]["max_current"] == 150.0
     assert reported.binding["max_current"] is S.EXTERNAL
     assert gate.last_sent == 10.01
 
@@ -135,7 +155,7 @@ def test_decrease_of_a_maximum_is_sent_at_once_even_within_the_rate_cap() -> Non
 def test_tiny_decrease_inside_the_hysteresis_is_still_sent_at_once() -> None:
     gate = started()
     reported = sent(gate.offer(dc_entry(max_current=199.9), BINDING, 10.01))
-    assert reported.entry["dc"]["max_current"] == 199.9
+    assert entry_of(reported)["dc"]["max_current"] == 199.9
 
 
 def test_back_to_back_decreases_are_never_delayed() -> None:
@@ -143,7 +163,9 @@ def test_back_to_back_decreases_are_never_delayed() -> None:
     for index, value in enumerate((190.0, 180.0, 170.0, 160.0)):
         now = T0 + (index + 1) * 0.001
         assert (
-            sent(gate.offer(dc_entry(max_current=value), BINDING, now)).entry["dc"]["max_current"]
+            entry_of(sent(gate.offer(dc_entry(max_current=value), BINDING, now)))["dc"][
+                "max_current"
+            ]
             == value
         )
 
@@ -151,13 +173,13 @@ def test_back_to_back_decreases_are_never_delayed() -> None:
 def test_increase_of_a_minimum_is_sent_at_once() -> None:
     gate = started()
     reported = sent(gate.offer(dc_entry(min_voltage=200.0), BINDING, 10.01))
-    assert reported.entry["dc"]["min_voltage"] == 200.0
+    assert entry_of(reported)["dc"]["min_voltage"] == 200.0
 
 
 def test_ac_decrease_on_one_phase_is_sent_at_once() -> None:
     gate = started(ac_entry())
     reported = sent(gate.offer(ac_entry(l2=16.0), {"max_current": S.TEMPERATURE}, 10.01))
-    assert reported.entry["ac"]["max_current"] == {"l1": 32.0, "l2": 16.0, "l3": 32.0}
+    assert entry_of(reported)["ac"]["max_current"] == {"l1": 32.0, "l2": 16.0, "l3": 32.0}
     assert reported.binding["max_current"] is S.TEMPERATURE
 
 
@@ -165,8 +187,8 @@ def test_urgent_update_carries_only_settled_or_tightened_limits() -> None:
     gate = started()
     assert gate.offer(dc_entry(max_current=230.0), BINDING, 10.5) is None
     reported = sent(gate.offer(dc_entry(max_current=230.0, max_power=90_000), BINDING, 10.6))
-    assert reported.entry["dc"]["max_power"] == 90_000
-    assert reported.entry["dc"]["max_current"] == 200.0  # still settling
+    assert entry_of(reported)["dc"]["max_power"] == 90_000
+    assert entry_of(reported)["dc"]["max_current"] == 200.0  # still settling
 
 
 # -- increases: hysteresis and settling -----------------------------------------------------------
@@ -193,12 +215,12 @@ def test_increase_beyond_hysteresis_is_held_for_settle_s_then_released_at_its_mi
     assert gate.offer(dc_entry(max_current=240.0), BINDING, 11.75) is None
     assert gate.offer(dc_entry(max_current=240.0), BINDING, 11.9375) is None
     reported = sent(gate.offer(dc_entry(max_current=235.0), BINDING, 12.0))
-    assert reported.entry["dc"]["max_current"] == 215.0
+    assert entry_of(reported)["dc"]["max_current"] == 215.0
     # the next step up settles from the new reported value
     assert gate.offer(dc_entry(max_current=235.0), BINDING, 12.25) is None
     assert gate.offer(dc_entry(max_current=235.0), BINDING, 13.0) is None
     later = sent(gate.offer(dc_entry(max_current=235.0), BINDING, 13.25))
-    assert later.entry["dc"]["max_current"] == 235.0
+    assert entry_of(later)["dc"]["max_current"] == 235.0
 
 
 def test_increase_that_dips_back_inside_the_hysteresis_restarts_the_settle_clock() -> None:
@@ -209,20 +231,20 @@ def test_increase_that_dips_back_inside_the_hysteresis_restarts_the_settle_clock
     assert gate.offer(dc_entry(max_current=230.0), BINDING, 12.0) is None  # old clock: due
     assert gate.offer(dc_entry(max_current=230.0), BINDING, 12.25) is None
     reported = sent(gate.offer(dc_entry(max_current=230.0), BINDING, 12.5))
-    assert reported.entry["dc"]["max_current"] == 230.0
+    assert entry_of(reported)["dc"]["max_current"] == 230.0
 
 
 def test_increase_interrupted_by_a_decrease_restarts_the_settle_clock() -> None:
     gate = started()
     assert gate.offer(dc_entry(max_current=230.0), BINDING, 11.0) is None
     assert (
-        sent(gate.offer(dc_entry(max_current=190.0), BINDING, 11.5)).entry["dc"]["max_current"]
+        entry_of(sent(gate.offer(dc_entry(max_current=190.0), BINDING, 11.5)))["dc"]["max_current"]
         == 190.0
     )
     assert gate.offer(dc_entry(max_current=230.0), BINDING, 11.75) is None
     assert gate.offer(dc_entry(max_current=230.0), BINDING, 12.5) is None
     assert (
-        sent(gate.offer(dc_entry(max_current=230.0), BINDING, 12.75)).entry["dc"]["max_current"]
+        entry_of(sent(gate.offer(dc_entry(max_current=230.0), BINDING, 12.75)))["dc"]["max_current"]
         == 230.0
     )
 
@@ -234,7 +256,7 @@ def test_settled_increase_waits_for_the_rate_cap_and_keeps_its_minimum() -> None
     # settled at 12.0, but the last send was at 11.875: rate-capped until 12.125
     assert gate.offer(dc_entry(max_current=225.0, max_power=90_000), BINDING, 12.0) is None
     reported = sent(gate.offer(dc_entry(max_current=240.0, max_power=90_000), BINDING, 12.125))
-    assert reported.entry["dc"]["max_current"] == 225.0
+    assert entry_of(reported)["dc"]["max_current"] == 225.0
 
 
 def test_decrease_of_a_minimum_is_held_and_released_at_the_highest_value_seen() -> None:
@@ -243,7 +265,7 @@ def test_decrease_of_a_minimum_is_held_and_released_at_the_highest_value_seen() 
     assert gate.offer(dc_entry(min_voltage=100.0), BINDING, 11.0) is None
     assert gate.offer(dc_entry(min_voltage=120.0), BINDING, 11.5) is None
     reported = sent(gate.offer(dc_entry(min_voltage=90.0), BINDING, 12.0))
-    assert reported.entry["dc"]["min_voltage"] == 120.0
+    assert entry_of(reported)["dc"]["min_voltage"] == 120.0
 
 
 def test_hysteresis_grows_with_the_reported_value() -> None:
@@ -252,14 +274,14 @@ def test_hysteresis_grows_with_the_reported_value() -> None:
     assert gate.offer(dc_entry(max_power=102_000), BINDING, 12.5) is None
     assert gate.offer(dc_entry(max_power=102_001), BINDING, 13.0) is None
     released = sent(gate.offer(dc_entry(max_power=102_001), BINDING, 14.0))
-    assert released.entry["dc"]["max_power"] == 102_001
+    assert entry_of(released)["dc"]["max_power"] == 102_001
 
 
 def test_zero_settle_time_releases_an_increase_at_once() -> None:
     gate = UpdateGate(dataclasses.replace(SETTINGS, settle_s=0.0))
     gate.offer(dc_entry(), BINDING, T0)
     reported = sent(gate.offer(dc_entry(max_current=230.0), BINDING, 11.0))
-    assert reported.entry["dc"]["max_current"] == 230.0
+    assert entry_of(reported)["dc"]["max_current"] == 230.0
 
 
 # -- status and exact fields ----------------------------------------------------------------------
@@ -277,7 +299,7 @@ def test_status_change_is_sent_at_once_with_the_full_computed_entry() -> None:
     )
     new_binding = binding(max_current=S.CABLE)
     reported = sent(gate.offer(computed, new_binding, 10.125))
-    assert reported.entry == computed
+    assert reported.limits == computed
     assert reported.binding == new_binding
     assert gate.last_sent == 10.125
 
@@ -298,19 +320,19 @@ def test_exact_field_change_is_sent_at_once(field: str, value: Any) -> None:
     gate = started()
     computed = dc_entry(max_current=230.0, **{field: value})
     reported = sent(gate.offer(computed, BINDING, 10.01))
-    assert reported.entry == computed
+    assert reported.limits == computed
 
 
 def test_shape_change_is_sent_at_once_as_computed() -> None:
     gate = started()
-    computed = dc_entry()
-    computed["dc_bpt"] = {
-        "evse_max_discharge_power": 50_000,
-        "evse_min_discharge_power": 0,
-        "evse_max_discharge_current": 100.0,
-        "evse_min_discharge_current": 1.0,
-    }
-    assert sent(gate.offer(computed, BINDING, 10.01)).entry == computed
+    bpt = DcBptLimits(
+        max_discharge_power=50_000,
+        min_discharge_power=0,
+        max_discharge_current=100.0,
+        min_discharge_current=1.0,
+    )
+    computed = RoundedSnapshot(dataclasses.replace(dc_entry(), dc_bpt=bpt))
+    assert sent(gate.offer(computed, BINDING, 10.01)).limits == computed
 
 
 # -- present values -------------------------------------------------------------------------------
@@ -326,13 +348,13 @@ def test_present_values_inside_the_deadband_are_not_sent() -> None:
 def test_present_value_beyond_the_deadband_is_sent_subject_to_the_rate_cap() -> None:
     gate = started()
     reported = sent(gate.offer(dc_entry(present_current=1.5), BINDING, 10.5))
-    assert reported.entry["dc"]["present_current"] == 1.5
+    assert entry_of(reported)["dc"]["present_current"] == 1.5
     assert gate.offer(dc_entry(present_current=5.0), BINDING, 10.625) is None  # rate cap
     reported = sent(
         gate.offer(dc_entry(present_current=5.0, present_voltage=400.0), BINDING, 10.75)
     )
-    assert reported.entry["dc"]["present_current"] == 5.0
-    assert reported.entry["dc"]["present_voltage"] == 400.0
+    assert entry_of(reported)["dc"]["present_current"] == 5.0
+    assert entry_of(reported)["dc"]["present_voltage"] == 400.0
 
 
 def test_present_value_drift_is_measured_from_what_was_reported() -> None:
@@ -340,13 +362,13 @@ def test_present_value_drift_is_measured_from_what_was_reported() -> None:
     assert gate.offer(dc_entry(present_voltage=1.0), BINDING, 11.0) is None
     assert gate.offer(dc_entry(present_voltage=2.0), BINDING, 12.0) is None
     reported = sent(gate.offer(dc_entry(present_voltage=2.5), BINDING, 13.0))
-    assert reported.entry["dc"]["present_voltage"] == 2.5
+    assert entry_of(reported)["dc"]["present_voltage"] == 2.5
 
 
 def test_present_value_rides_along_with_an_urgent_update() -> None:
     gate = started()
     reported = sent(gate.offer(dc_entry(max_current=100.0, present_current=50.0), BINDING, 10.01))
-    assert reported.entry["dc"]["present_current"] == 50.0
+    assert entry_of(reported)["dc"]["present_current"] == 50.0
 
 
 # -- binding --------------------------------------------------------------------------------------
@@ -361,12 +383,12 @@ def test_binding_of_a_held_field_stays_the_previously_reported_binding() -> None
 
     urgent = binding(max_current=S.TEMPERATURE, max_power=S.INSTALLATION)
     reported = sent(gate.offer(dc_entry(max_current=230.0, max_power=90_000), urgent, 11.5))
-    assert reported.entry["dc"]["max_current"] == 200.0
+    assert entry_of(reported)["dc"]["max_current"] == 200.0
     assert reported.binding["max_current"] is S.HARDWARE
     assert reported.binding["max_power"] is S.INSTALLATION
 
     released = sent(gate.offer(dc_entry(max_current=230.0, max_power=90_000), held, 12.0))
-    assert released.entry["dc"]["max_current"] == 230.0
+    assert entry_of(released)["dc"]["max_current"] == 230.0
     assert released.binding["max_current"] is S.EXTERNAL
 
 
@@ -380,7 +402,7 @@ def test_binding_change_without_a_reportable_value_change_is_not_sent() -> None:
 def test_gate_never_reports_a_minimum_above_its_maximum() -> None:
     gate = started()
     reported = sent(gate.offer(dc_entry(max_current=0.5, min_current=0.5), BINDING, 10.5))
-    assert reported.entry["dc"]["min_current"] <= reported.entry["dc"]["max_current"]
+    assert entry_of(reported)["dc"]["min_current"] <= entry_of(reported)["dc"]["max_current"]
 
 
 # -- with composed entries ------------------------------------------------------------------------
@@ -404,7 +426,7 @@ def _module(name: str, at: float) -> ModuleReading:
 
 def _composed(
     now: float, m2_at: float, external: ExternalLimit | None = None
-) -> tuple[Entry, dict[str, LimitSource]]:
+) -> tuple[RoundedSnapshot, dict[str, LimitSource]]:
     inputs = EvseInputs(
         modules={"m1": _module("m1", now), "m2": _module("m2", m2_at), "m3": _module("m3", now)},
         imd=ImdReading(at=now, resistance_ohm=5_000_000.0),
@@ -412,18 +434,18 @@ def _composed(
         external=external,
     )
     composition = EvseComposer(DC).compose(inputs, now)
-    return evse_entry(composition.snapshot), dict(composition.binding)
+    return rounded(composition.snapshot), dict(composition.binding)
 
 
 def test_module_dropout_goes_out_at_once_and_its_return_only_after_settling() -> None:
     gate = UpdateGate(SETTINGS)
     entry, bound = _composed(NOW, NOW)
-    assert sent(gate.offer(entry, bound, NOW)).entry["dc"]["max_current"] == 240.0
+    assert entry_of(sent(gate.offer(entry, bound, NOW)))["dc"]["max_current"] == 240.0
 
     entry, bound = _composed(NOW + 0.125, NOW - 3.5)  # m2 silent past its 3 s deadline
     dropped = sent(gate.offer(entry, bound, NOW + 0.125))
-    assert dropped.entry["dc"]["max_current"] == 160.0
-    assert dropped.entry["dc_bpt"]["evse_max_discharge_current"] == 120.0
+    assert entry_of(dropped)["dc"]["max_current"] == 160.0
+    assert entry_of(dropped)["dc_bpt"]["evse_max_discharge_current"] == 120.0
     assert dropped.binding["max_current"] is S.MODULE_DROPOUT
 
     for step in (0.5, 1.0, 1.25):
@@ -434,7 +456,7 @@ def test_module_dropout_goes_out_at_once_and_its_return_only_after_settling() ->
 
     entry, bound = _composed(NOW + 1.5, NOW + 1.5)
     back = sent(gate.offer(entry, bound, NOW + 1.5))
-    assert back.entry["dc"]["max_current"] == 240.0
+    assert entry_of(back)["dc"]["max_current"] == 240.0
     assert back.binding["max_current"] is S.HARDWARE
 
 
@@ -449,7 +471,7 @@ def test_external_pause_never_leaves_a_minimum_above_its_maximum() -> None:
     assert dc["max_current"] == 0.0
     assert dc["min_current"] <= dc["max_current"]
     assert gate.reported is not None
-    bpt = gate.reported.entry["dc_bpt"]
+    bpt = entry_of(gate.reported)["dc_bpt"]
     assert bpt["evse_min_discharge_current"] <= bpt["evse_max_discharge_current"]
 
 
@@ -506,7 +528,7 @@ def test_a_maximum_rises_only_after_settle_s_above_the_hysteresis(
         if after > before:
             window = [value for at, value in history if at >= now - SETTINGS.settle_s]
             assert min(window) >= after
-            assert after - before > SETTINGS.hysteresis(("dc", "max_current"), before)
+            assert after - before > SETTINGS.hysteresis(Quantity.CURRENT, before)
 
 
 def test_offered_entries_are_not_mutated() -> None:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from csbridge.config import Config
 from csbridge.engine.engine import LimitsEngine
 from csbridge.engine.payloads import cs_parameters_data, evse_entry
+from csbridge.engine.rounding import rounded
 from csbridge.limits.model import (
     AcBptLimits,
     AcLimits,
@@ -59,7 +60,7 @@ def test_single_phase_ac_reports_zero_on_unused_phases() -> None:
         status_code=StatusCode.EVSE_READY,
         ac=AcLimits(max_current=PerPhase.uniform(16.0, 1), nominal_voltage=230.0, rcd_error=False),
     )
-    assert evse_entry(snapshot)["ac"]["max_current"] == {"l1": 16.0, "l2": 0.0, "l3": 0.0}
+    assert evse_entry(rounded(snapshot))["ac"]["max_current"] == {"l1": 16.0, "l2": 0.0, "l3": 0.0}
 
 
 limits = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -108,7 +109,7 @@ def snapshots(draw: st.DrawFn) -> EvseSnapshot:
 def test_every_snapshot_becomes_a_valid_message_rounded_to_the_safe_side(
     snapshot: EvseSnapshot,
 ) -> None:
-    entry = evse_entry(snapshot)
+    entry = evse_entry(rounded(snapshot))
     for message_type in (MessageType.RESPONSE, MessageType.UPDATE):
         check_document(
             REGISTRY, _as_message("cs_status_and_limits", message_type, {"evses": [entry]})

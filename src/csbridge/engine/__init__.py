@@ -1,5 +1,6 @@
 """The limits engine: the latest reading of every source, one evaluation per EVSE, the update
-gate, the rounded entries Josev is told and the operator's limits reports.
+gate, the rounded snapshots Josev is told (typed; JSON only at the edge, as entries) and the
+operator's limits reports.
 
 Imports limits, sources (readings), config and support.
 """
@@ -7,12 +8,18 @@ Imports limits, sources (readings), config and support.
 from __future__ import annotations
 
 from csbridge.engine.engine import LimitsEngine
-from csbridge.engine.latest import Entry, LatestByEvse
+from csbridge.engine.latest import AsDocuments, Documents, Entry, LatestByEvse
 from csbridge.engine.payloads import cs_parameters_data
+from csbridge.engine.report import LimitsReport
+from csbridge.engine.rounding import RoundedSnapshot
 
 __all__ = [
+    "AsDocuments",
+    "Documents",
     "Entry",
     "LatestByEvse",
     "LimitsEngine",
+    "LimitsReport",
+    "RoundedSnapshot",
     "cs_parameters_data",
 ]

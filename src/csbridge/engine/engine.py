@@ -1,8 +1,11 @@
-"""The live limits engine: readings in, one reported entry per EVSE out, with its binding sources.
+"""The live limits engine: readings in, one reported snapshot per EVSE out, with its binding
+sources.
 
 Each reading is stored as its source's latest and its EVSE is evaluated at once (a hardware
-change reaches Josev without waiting for a tick); a periodic tick catches what silence changes
-(freshness deadlines, expiring external limits, settling increases).
+change reaches Josev without waiting for a tick). A CAN bus that reads a burst of frames in one
+callback stores each reading and evaluates each EVSE they touched once, at the end (see
+`Ingest`). A periodic tick catches what silence changes (freshness deadlines, expiring external
+limits, settling increases).
 """
 
 from __future__ import annotations
@@ -10,14 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from csbridge.config import Config, EvseConfig, ReportingConfig
-from csbridge.engine.latest import Entry, LatestByEvse
+from csbridge.engine.latest import AsDocuments, Documents, Entry, LatestByEvse
 from csbridge.engine.payloads import evse_entry
-from csbridge.engine.report import source_report
-from csbridge.limits import Composition, EvseComposer, EvseInputs, GateSettings, UpdateGate
+from csbridge.engine.report import LimitsReport, report_document, source_report
+from csbridge.engine.rounding import RoundedSnapshot, rounded
+from csbridge.limits import (
+    Composition,
+    EvseComposer,
+    EvseInputs,
+    EvseSnapshot,
+    GateSettings,
+    UpdateGate,
+)
 from csbridge.sources import (
     BoardReading,
     ExternalLimit,
@@ -57,9 +68,20 @@ class _Evse:
     operator: OperatorCommand | None = None
     composition: Composition | None = None
     report_at: float = float("-inf")
+    last_rounded: tuple[EvseSnapshot, RoundedSnapshot] | None = None
+    """The last composed snapshot and its rounding: a tick usually composes the same again."""
 
     def inputs(self) -> EvseInputs:
         return EvseInputs(self.modules, self.imd, self.board, self.external, self.operator)
+
+    def rounded(self, composed: EvseSnapshot) -> RoundedSnapshot:
+        """`composed` rounded; equal snapshots round alike, so an equal one is not redone."""
+        last = self.last_rounded
+        if last is not None and last[0] == composed:
+            return last[1]
+        result = rounded(composed)
+        self.last_rounded = (composed, result)
+        return result
 
     def store(self, reading: SourceReading) -> bool:
         if isinstance(reading, ModuleReading):
@@ -78,6 +100,29 @@ class _Evse:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class Ingest:
+    """The engine's door for readings, which the station hands every source as its sink.
+
+    Called, it stores one reading and evaluates its EVSE now. A bus that drains a burst of
+    frames stores each reading (`store`) and then evaluates each EVSE they touched once
+    (`evaluate`)."""
+
+    store: Callable[[str, SourceReading], bool]
+    """Keep a reading as its source's latest, not evaluated yet; False (counted) if no such EVSE
+    or source is configured."""
+    evaluate: Callable[[Iterable[str]], None]
+    """Evaluate these EVSEs now."""
+
+    def __call__(self, evse_id: str, reading: SourceReading) -> bool:
+        """Take one reading and evaluate its EVSE now; False (counted) if no such EVSE or
+        source is configured."""
+        if not self.store(evse_id, reading):
+            return False
+        self.evaluate((evse_id,))
+        return True
+
+
 class LimitsEngine:
     """Owns the latest readings of every source and what each EVSE reports."""
 
@@ -91,8 +136,7 @@ class LimitsEngine:
         settings = gate_settings(config.reporting)
         self.observers: list[Callable[[str, EvseInputs, Composition | None], None]] = []
         """Called after every evaluation (the session watches CP, contactors and faults)."""
-        self._dirty: set[str] = set()
-        self._flush_scheduled = False
+        self.ingest = Ingest(self._store, self.evaluate)
         self._reports_due: set[str] = set()
         self._reports_scheduled = False
         self._evses = {
@@ -100,18 +144,30 @@ class LimitsEngine:
             for evse in config.evse
         }
         now = clock()
-        initial = [
-            (evse_id, self._reported(evse_id, runtime, now))
-            for evse_id, runtime in self._evses.items()
-        ]
-        self.entries = LatestByEvse(initial)
-        self._reports = LatestByEvse(
+        self.snapshots = LatestByEvse(
+            (evse_id, self._reported(runtime, now)) for evse_id, runtime in self._evses.items()
+        )
+        """What Josev is told about each EVSE, typed; its change marks drive the updates."""
+        self._entries = AsDocuments(self.snapshots, evse_entry)
+        self.entries: Documents = self._entries
+        """`snapshots` as the cs_status_and_limits entries the wire carries, each made once, when
+        first read: the bridge builds its response and updates from these."""
+        self._limits_reports = LatestByEvse(
             (evse_id, self._report(runtime, now)) for evse_id, runtime in self._evses.items()
         )
+        self._reports = AsDocuments(self._limits_reports, self._report_document)
 
     @property
-    def reports(self) -> LatestByEvse:
-        """Each EVSE's limits report; reading it builds any that are due first."""
+    def limits_reports(self) -> LatestByEvse[LimitsReport]:
+        """Each EVSE's limits report, typed; reading it builds any that are due first."""
+        if self._reports_due:
+            self.flush_reports()
+        return self._limits_reports
+
+    @property
+    def reports(self) -> AsDocuments[LimitsReport]:
+        """Each EVSE's limits report as its topic carries it; reading it builds any that are
+        due first."""
         if self._reports_due:
             self.flush_reports()
         return self._reports
@@ -119,40 +175,6 @@ class LimitsEngine:
     @property
     def evse_ids(self) -> tuple[str, ...]:
         return tuple(self._evses)
-
-    def ingest(self, evse_id: str, reading: SourceReading) -> bool:
-        """Take one reading and evaluate its EVSE now; False (counted) if no such EVSE or
-        source is configured."""
-        if not self._store(evse_id, reading):
-            return False
-        self._evaluate(evse_id, self._evses[evse_id], self.clock())
-        return True
-
-    def ingest_soon(self, evse_id: str, reading: SourceReading) -> bool:
-        """Take one reading; evaluate its EVSE once the event loop has handled what else has
-        arrived. A burst of frames costs one evaluation, and the update still goes out in the
-        same loop iteration (must be called from the event loop)."""
-        if not self.take(evse_id, reading):
-            return False
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush)
-        return True
-
-    def take(self, evse_id: str, reading: SourceReading) -> bool:
-        """Store a reading and mark its EVSE for the next flush (no evaluation yet)."""
-        if not self._store(evse_id, reading):
-            return False
-        self._dirty.add(evse_id)
-        return True
-
-    def flush(self) -> None:
-        """Evaluate every EVSE with readings not yet evaluated."""
-        self._flush_scheduled = False
-        now = self.clock()
-        while self._dirty:
-            evse_id = self._dirty.pop()
-            self._evaluate(evse_id, self._evses[evse_id], now)
 
     def _store(self, evse_id: str, reading: SourceReading) -> bool:
         runtime = self._evses.get(evse_id)
@@ -176,10 +198,11 @@ class LimitsEngine:
                 evse_id, OperatorCommand(at=now, enabled=False, reason=why, station_stopping=True)
             )
 
-    def evaluate(self) -> None:
+    def evaluate(self, evse_ids: Iterable[str] | None = None) -> None:
+        """Evaluate these EVSEs (by default every one) now, with the latest of every source."""
         now = self.clock()
-        for evse_id, runtime in self._evses.items():
-            self._evaluate(evse_id, runtime, now)
+        for evse_id in self._evses if evse_ids is None else evse_ids:
+            self._evaluate(evse_id, self._evses[evse_id], now)
 
     async def run(self) -> None:
         """Re-evaluate on a tick so silence, expiry and settling take effect; until cancelled."""
@@ -198,23 +221,23 @@ class LimitsEngine:
         reported = self._evses[evse_id].gate.reported
         return {} if reported is None else {k: v.value for k, v in reported.binding.items()}
 
-    def _reported(self, evse_id: str, runtime: _Evse, now: float) -> Entry:
+    @staticmethod
+    def _reported(runtime: _Evse, now: float) -> RoundedSnapshot:
         runtime.composition = runtime.composer.compose(runtime.inputs(), now)
-        entry = evse_entry(runtime.composition.snapshot)
-        reported = runtime.gate.offer(entry, runtime.composition.binding, now)
-        if reported is not None:
-            return reported.entry
+        composition = runtime.composition
+        runtime.gate.offer(runtime.rounded(composition.snapshot), composition.binding, now)
         assert runtime.gate.reported is not None  # the first offer is always accepted
-        return runtime.gate.reported.entry
+        # The gate only ever reports numbers of the rounded snapshots it was offered.
+        return RoundedSnapshot(runtime.gate.reported.limits)
 
     def _evaluate(self, evse_id: str, runtime: _Evse, now: float) -> None:
         try:
-            entry = self._reported(evse_id, runtime, now)
+            snapshot = self._reported(runtime, now)
         except ValueError as error:  # a number that cannot be reported: keep what was sent
             self.counters.add(Counted.EVALUATION_FAILED, evse_id)
             log.error("event=evaluation_failed evse=%s why=%s", evse_id, error)
             return
-        changed = self.entries.set(evse_id, entry)
+        changed = self.snapshots.set(evse_id, snapshot)
         for observer in self.observers:
             observer(evse_id, runtime.inputs(), runtime.composition)
         # The report follows every change of what Josev is told at once; source values and
@@ -243,13 +266,19 @@ class LimitsEngine:
         now = self.clock()
         while self._reports_due:
             evse_id = self._reports_due.pop()
-            self._reports.set(evse_id, self._report(self._evses[evse_id], now))
+            self._limits_reports.set(evse_id, self._report(self._evses[evse_id], now))
 
-    def _report(self, runtime: _Evse, now: float) -> Entry:
+    @staticmethod
+    def _report(runtime: _Evse, now: float) -> LimitsReport:
         reported = runtime.gate.reported
         assert reported is not None
-        return {
-            "limits": reported.entry,
-            "binding": {key: source.value for key, source in reported.binding.items()},
-            "sources": source_report(runtime.config, runtime.inputs(), runtime.composition, now),
-        }
+        return LimitsReport(
+            limits=RoundedSnapshot(reported.limits),
+            binding=reported.binding,
+            sources=source_report(runtime.config, runtime.inputs(), runtime.composition, now),
+        )
+
+    def _report_document(self, report: LimitsReport) -> Entry:
+        """Its limits are the entry the update carried, made once for both."""
+        limits = report.limits
+        return report_document(report, self._entries.document_of(limits.evse_id, limits))

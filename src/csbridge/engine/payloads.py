@@ -1,7 +1,8 @@
-"""The data of cs_parameters and cs_status_and_limits, built from config and snapshots.
+"""The data of cs_parameters and cs_status_and_limits, built from config and rounded snapshots.
 
-Limits are rounded here, on the way out, to the safe side (see rounding.py); optional fields
-that have no value are left out, never sent as null.
+This is the edge: a rounded snapshot (see rounding.py) becomes a JSON entry only here, when a
+message for the wire is built. Optional fields that have no value are left out, never sent as
+null.
 """
 
 from __future__ import annotations
@@ -9,15 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from csbridge.config import Config, EvseConfig, Kind
-from csbridge.engine.rounding import (
-    CURRENT_STEP,
-    POWER_STEP,
-    VOLTAGE_STEP,
-    ceil_to,
-    floor_to,
-    nearest,
-)
-from csbridge.limits import AcBptLimits, AcLimits, DcBptLimits, DcLimits, EvseSnapshot, PerPhase
+from csbridge.engine.rounding import RoundedSnapshot
+from csbridge.limits import AcBptLimits, AcLimits, DcBptLimits, DcLimits, PerPhase
 
 JsonObject = dict[str, Any]
 
@@ -62,7 +56,9 @@ def _services(evse: EvseConfig, connector_type: str) -> JsonObject:
     return services
 
 
-def evse_entry(snapshot: EvseSnapshot) -> JsonObject:
+def evse_entry(snapshot: RoundedSnapshot) -> JsonObject:
+    """The snapshot as its cs_status_and_limits entry: Josev's names, optional fields that
+    have no value left out."""
     entry: JsonObject = {"evse_id": snapshot.evse_id, "status_code": snapshot.status_code.value}
     if snapshot.ac is not None:
         entry["ac"] = _ac(snapshot.ac)
@@ -75,74 +71,51 @@ def evse_entry(snapshot: EvseSnapshot) -> JsonObject:
     return entry
 
 
-def _max_min(maximum: float, minimum: float, step: Any) -> tuple[float, float]:
-    """Round a max/min pair to the safe side without letting the minimum pass the maximum."""
-    high = floor_to(maximum, step)
-    low = ceil_to(minimum, step)
-    return high, min(low, high)
-
-
 def _dc(dc: DcLimits) -> JsonObject:
-    max_current, min_current = _max_min(dc.max_current, dc.min_current, CURRENT_STEP)
-    max_voltage, min_voltage = _max_min(dc.max_voltage, dc.min_voltage, VOLTAGE_STEP)
     block: JsonObject = {
-        "present_voltage": nearest(dc.present_voltage, VOLTAGE_STEP),
-        "present_current": nearest(dc.present_current, CURRENT_STEP),
-        "max_current": max_current,
-        "min_current": min_current,
-        "max_voltage": max_voltage,
-        "min_voltage": min_voltage,
-        "max_power": floor_to(dc.max_power, POWER_STEP),
-        # Ripple and tolerance are promises about our own regulation: a larger figure is the
-        # honest side, so they round up.
-        "peak_current_ripple": ceil_to(dc.peak_current_ripple, CURRENT_STEP),
+        "present_voltage": dc.present_voltage,
+        "present_current": dc.present_current,
+        "max_current": dc.max_current,
+        "min_current": dc.min_current,
+        "max_voltage": dc.max_voltage,
+        "min_voltage": dc.min_voltage,
+        "max_power": dc.max_power,
+        "peak_current_ripple": dc.peak_current_ripple,
     }
     if dc.current_reg_tolerance is not None:
-        block["current_reg_tolerance"] = ceil_to(dc.current_reg_tolerance, CURRENT_STEP)
+        block["current_reg_tolerance"] = dc.current_reg_tolerance
     if dc.energy_to_be_delivered is not None:
-        block["energy_to_be_delivered"] = floor_to(dc.energy_to_be_delivered, POWER_STEP)
+        block["energy_to_be_delivered"] = dc.energy_to_be_delivered
     if dc.power_ramp_limit is not None:
-        block["evse_power_ramp_limit"] = floor_to(dc.power_ramp_limit, POWER_STEP)
+        block["evse_power_ramp_limit"] = dc.power_ramp_limit
     if dc.isolation_status is not None:
         block["isolation_status"] = dc.isolation_status.value
     return block
 
 
 def _dc_bpt(bpt: DcBptLimits) -> JsonObject:
-    max_power, min_power = _max_min(bpt.max_discharge_power, bpt.min_discharge_power, POWER_STEP)
-    max_current, min_current = _max_min(
-        bpt.max_discharge_current, bpt.min_discharge_current, CURRENT_STEP
-    )
     return {
-        "evse_max_discharge_power": max_power,
-        "evse_min_discharge_power": min_power,
-        "evse_max_discharge_current": max_current,
-        "evse_min_discharge_current": min_current,
+        "evse_max_discharge_power": bpt.max_discharge_power,
+        "evse_min_discharge_power": bpt.min_discharge_power,
+        "evse_max_discharge_current": bpt.max_discharge_current,
+        "evse_min_discharge_current": bpt.min_discharge_current,
     }
 
 
-def _phases(values: PerPhase, rounder: Any, step: Any) -> JsonObject:
-    return {
-        "l1": rounder(values.l1, step),
-        "l2": rounder(values.l2, step),
-        "l3": rounder(values.l3, step),
-    }
+def _phases(values: PerPhase) -> JsonObject:
+    return {"l1": values.l1, "l2": values.l2, "l3": values.l3}
 
 
 def _ac(ac: AcLimits) -> JsonObject:
     return {
-        "max_current": _phases(ac.max_current, floor_to, CURRENT_STEP),
-        "nominal_voltage": nearest(ac.nominal_voltage, VOLTAGE_STEP),
+        "max_current": _phases(ac.max_current),
+        "nominal_voltage": ac.nominal_voltage,
         "rcd_error": ac.rcd_error,
     }
 
 
 def _ac_bpt(bpt: AcBptLimits) -> JsonObject:
-    maximum = _phases(bpt.max_discharge_power, floor_to, POWER_STEP)
-    minimum = _phases(bpt.min_discharge_power, ceil_to, POWER_STEP)
     return {
-        "evse_max_discharge_power": maximum,
-        "evse_min_discharge_power": {
-            phase: min(minimum[phase], maximum[phase]) for phase in maximum
-        },
+        "evse_max_discharge_power": _phases(bpt.max_discharge_power),
+        "evse_min_discharge_power": _phases(bpt.min_discharge_power),
     }

@@ -4,13 +4,38 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from csbridge.config import BoardConfig, EvseConfig, ImdConfig
-from csbridge.limits import Composition, EvseInputs
+from csbridge.engine.latest import Entry
+from csbridge.engine.rounding import RoundedSnapshot
+from csbridge.limits import Composition, EvseInputs, LimitSource, external_in_force
 from csbridge.sources import BoardReading, ExternalLimit, ImdReading
 
 AGE_DECIMALS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsReport:
+    """One EVSE's limits report (csbridge/<evse_id>/limits)."""
+
+    limits: RoundedSnapshot
+    """What Josev was told."""
+    binding: Mapping[str, LimitSource]
+    """The source that binds each reported limit, by Josev's name for the limit."""
+    sources: dict[str, Any]
+    """The health and latest value of every source, JSON-ready (`source_report`)."""
+
+
+def report_document(report: LimitsReport, limits: Entry) -> Entry:
+    """The report as its topic carries it; `limits` is the entry of `report.limits`."""
+    return {
+        "limits": limits,
+        "binding": {key: source.value for key, source in report.binding.items()},
+        "sources": report.sources,
+    }
 
 
 def _compact(values: dict[str, Any]) -> dict[str, Any]:
@@ -117,16 +142,17 @@ def _board(config: BoardConfig, board: BoardReading | None, now: float) -> dict[
 
 
 def _external(config: EvseConfig, external: ExternalLimit | None, now: float) -> dict[str, Any]:
-    if external is None or now >= external.until:
-        defaults = config.external
+    in_force = external_in_force(config.external, external, now)
+    if in_force.limit is None:
         return {"active": False} | _compact(
-            {"max_power": defaults.max_power_w, "max_current": defaults.max_current_a}
+            {"max_power": in_force.max_power, "max_current": in_force.max_current}
         )
-    remaining = external.until - now
+    # What the energy manager sent, as it sent it: a quantity it left out is not its to show.
+    remaining = in_force.limit.until - now
     return {"active": True} | _compact(
         {
-            "max_power": external.max_power,
-            "max_current": external.max_current,
+            "max_power": in_force.limit.max_power,
+            "max_current": in_force.limit.max_current,
             "expires_in_s": round(remaining, AGE_DECIMALS) if math.isfinite(remaining) else None,
         }
     )

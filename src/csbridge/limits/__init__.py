@@ -7,16 +7,31 @@ Imports sources (readings) and config.
 
 from __future__ import annotations
 
-from csbridge.limits.compose import Composition, EvseComposer, EvseInputs
+from csbridge.limits.bounds import LimitSource
+from csbridge.limits.compose import (
+    Composition,
+    EvseComposer,
+    EvseInputs,
+    ExternalInForce,
+    external_in_force,
+)
 from csbridge.limits.gate import GateSettings, UpdateGate
 from csbridge.limits.model import (
+    BLOCKS,
+    PHASES,
     AcBptLimits,
     AcLimits,
     DcBptLimits,
     DcLimits,
     EvseSnapshot,
+    IsolationStatus,
+    LimitBlock,
+    LimitField,
     PerPhase,
+    Quantity,
+    Role,
     StatusCode,
+    limit_fields,
 )
 from csbridge.limits.setpoint import (
     DcRequest,
@@ -29,6 +44,8 @@ from csbridge.limits.setpoint import (
 from csbridge.limits.stack import Absence
 
 __all__ = [
+    "BLOCKS",
+    "PHASES",
     "Absence",
     "AcBptLimits",
     "AcLimits",
@@ -39,13 +56,22 @@ __all__ = [
     "EvseComposer",
     "EvseInputs",
     "EvseSnapshot",
+    "ExternalInForce",
     "GateSettings",
+    "IsolationStatus",
+    "LimitBlock",
+    "LimitField",
+    "LimitSource",
     "PerPhase",
+    "Quantity",
     "Refused",
+    "Role",
     "Setpoint",
     "StatusCode",
     "UpdateGate",
     "dc_setpoint",
+    "external_in_force",
+    "limit_fields",
     "module_contacts",
     "watchdog_or_default",
 ]

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from csbridge.config import CableConfig, DeratingConfig, EvseConfig, InstallationConfig, Kind
+from csbridge.config import (
+    CableConfig,
+    DeratingConfig,
+    EvseConfig,
+    ExternalDefaults,
+    InstallationConfig,
+    Kind,
+)
 from csbridge.limits.bounds import Bound, LimitSource, tightest_lower, tightest_upper
 from csbridge.limits.derating import DeratingCurve
 from csbridge.limits.isolation import IsolationRule, isolation_status
@@ -94,6 +101,31 @@ def _cable_bounds(cable: CableConfig | None, board: BoardReading | None) -> list
     return bounds
 
 
+@dataclass(frozen=True, slots=True)
+class ExternalInForce:
+    """The external limit that holds now."""
+
+    limit: ExternalLimit | None
+    """The external limit still valid now, as it was given; None: the configured default holds."""
+    max_power: float | None
+    """What binds: the valid limit's own value, else the configured default (None: no bound)."""
+    max_current: float | None
+
+
+def external_in_force(
+    defaults: ExternalDefaults, external: ExternalLimit | None, now: float
+) -> ExternalInForce:
+    """A valid external limit, else the configured default; a quantity the valid limit leaves
+    out falls back to its default too."""
+    if external is not None and now < external.until:
+        return ExternalInForce(
+            external,
+            external.max_power if external.max_power is not None else defaults.max_power_w,
+            external.max_current if external.max_current is not None else defaults.max_current_a,
+        )
+    return ExternalInForce(None, defaults.max_power_w, defaults.max_current_a)
+
+
 def _fresh(reading: BoardReading | ImdReading | None, now: float, deadline_s: float) -> bool:
     return reading is not None and now - reading.at <= deadline_s
 
@@ -142,19 +174,6 @@ class EvseComposer:
             for name, curve in self._curves.evse_power
         ]
         return current, power
-
-    def _external(self, inputs: EvseInputs, now: float) -> tuple[float | None, float | None]:
-        """(max_power, max_current) from a valid external limit, else the configured default."""
-        defaults = self.config.external
-        external = inputs.external
-        if external is not None and now < external.until:
-            return (
-                external.max_power if external.max_power is not None else defaults.max_power_w,
-                external.max_current
-                if external.max_current is not None
-                else defaults.max_current_a,
-            )
-        return defaults.max_power_w, defaults.max_current_a
 
     def _facts(
         self,
@@ -238,11 +257,11 @@ class EvseComposer:
         installation = self._installation_power(config.installation)
         if installation is not None:
             power.append(installation)
-        external_power, external_current = self._external(inputs, now)
-        if external_power is not None:
-            power.append(Bound(external_power, LimitSource.EXTERNAL))
-        if external_current is not None:
-            current.append(Bound(external_current, LimitSource.EXTERNAL))
+        external = external_in_force(config.external, inputs.external, now)
+        if external.max_power is not None:
+            power.append(Bound(external.max_power, LimitSource.EXTERNAL))
+        if external.max_current is not None:
+            current.append(Bound(external.max_current, LimitSource.EXTERNAL))
         return _SiteBounds(tuple(current), tuple(power))
 
     def _direction(
@@ -407,11 +426,11 @@ class EvseComposer:
         thermal_current, thermal_power = self._temperature_bounds(board)
         current += thermal_current
         current += [Bound(b.value / per_phase_w, b.source) for b in thermal_power]
-        external_power, external_current = self._external(inputs, now)
-        if external_current is not None:
-            current.append(Bound(external_current, LimitSource.EXTERNAL))
-        if external_power is not None:
-            current.append(Bound(external_power / per_phase_w, LimitSource.EXTERNAL))
+        external = external_in_force(config.external, inputs.external, now)
+        if external.max_current is not None:
+            current.append(Bound(external.max_current, LimitSource.EXTERNAL))
+        if external.max_power is not None:
+            current.append(Bound(external.max_power / per_phase_w, LimitSource.EXTERNAL))
         return current
 
     def _compose_ac(self, inputs: EvseInputs, now: float) -> Composition:

@@ -1,4 +1,4 @@
-"""When a computed EVSE entry becomes what Josev is told.
+"""When a computed EVSE snapshot becomes what Josev is told.
 
 Decreases of a maximum (and increases of a minimum) and status changes go out at once. An
 increase goes out only after it has stayed above the reported value by more than a hysteresis
@@ -6,65 +6,38 @@ for a settle time, and then at the lowest value seen during that time, so noise 
 EV. Measured present values go out when they move past a deadband. Everything that is not
 urgent waits for the per-EVSE rate cap; nothing urgent ever does.
 
-The gate works on the rounded JSON entry, so it reasons about exactly what Josev receives.
+The gate works on rounded snapshots, so it reasons about exactly what Josev receives. Which
+fields are maxima, minima, present values or exact, and what each measures, the model declares
+(limits/model.py: `limit_fields`).
 """
 
 from __future__ import annotations
 
-import enum
-import functools
+import dataclasses
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from csbridge.limits.bounds import LimitSource
+from csbridge.limits.model import (
+    BLOCKS,
+    PHASES,
+    AcBptLimits,
+    AcLimits,
+    DcBptLimits,
+    DcLimits,
+    EvseSnapshot,
+    LimitBlock,
+    LimitField,
+    PerPhase,
+    Quantity,
+    Role,
+    limit_fields,
+)
 
-Path = tuple[str, ...]
-Entry = dict[str, Any]
-
-
-class Role(enum.Enum):
-    MAXIMUM = "maximum"
-    MINIMUM = "minimum"
-    PRESENT = "present"
-    EXACT = "exact"
-
-
-@functools.lru_cache(maxsize=512)
-def _role(path: Path) -> Role:
-    name = next((part for part in reversed(path) if part not in ("l1", "l2", "l3")), "")
-    if name.startswith(("max_", "evse_max_")):
-        return Role.MAXIMUM
-    if name.startswith(("min_", "evse_min_")):
-        return Role.MINIMUM
-    if name.startswith("present_"):
-        return Role.PRESENT
-    return Role.EXACT
-
-
-def binding_key(path: Path) -> str:
-    """The limit a leaf belongs to: ("ac", "max_current", "l2") -> "max_current"."""
-    return next(part for part in reversed(path) if part not in ("l1", "l2", "l3"))
-
-
-def leaves(entry: Mapping[str, Any], prefix: Path = ()) -> Iterator[tuple[Path, Any]]:
-    for key, value in entry.items():
-        if isinstance(value, Mapping):
-            yield from leaves(value, (*prefix, key))
-        else:
-            yield (*prefix, key), value
-
-
-def _set(entry: Entry, path: Path, value: Any) -> None:
-    target = entry
-    for part in path[:-1]:
-        target = target[part]
-    target[path[-1]] = value
-
-
-def _copy(entry: Mapping[str, Any]) -> Entry:
-    return {k: _copy(v) if isinstance(v, Mapping) else v for k, v in entry.items()}
+Leaf = tuple[str, str, str]
+"""(block, field, phase): one number of a snapshot; the phase is "" outside per-phase fields."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,21 +51,20 @@ class GateSettings:
     present_voltage_deadband: float = 2.0
     present_current_deadband: float = 1.0
 
-    def hysteresis(self, path: Path, reference: float) -> float:
-        name = binding_key(path)
+    def hysteresis(self, quantity: Quantity | None, reference: float) -> float:
         absolute = (
             self.hysteresis_power
-            if "power" in name
+            if quantity is Quantity.POWER
             else self.hysteresis_voltage
-            if "voltage" in name
+            if quantity is Quantity.VOLTAGE
             else self.hysteresis_current
         )
         return max(absolute, abs(reference) * self.hysteresis_fraction)
 
-    def deadband(self, path: Path) -> float:
+    def deadband(self, quantity: Quantity | None) -> float:
         return (
             self.present_voltage_deadband
-            if "voltage" in path[-1]
+            if quantity is Quantity.VOLTAGE
             else self.present_current_deadband
         )
 
@@ -106,10 +78,50 @@ class _Pending:
 
 @dataclass(frozen=True, slots=True)
 class Reported:
-    entry: Entry
+    limits: EvseSnapshot
     binding: dict[str, LimitSource]
-    flat: dict[Path, Any] = field(default_factory=dict)
-    """The entry's leaves by path, kept to compare the next offer against."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A block type's fields as the gate walks them."""
+
+    gated: tuple[LimitField, ...]
+    """Maxima, minima and present values."""
+    exact: tuple[LimitField, ...]
+    minima: tuple[LimitField, ...]
+
+
+def _plan_of(block: type[LimitBlock]) -> _Plan:
+    declared = limit_fields(block)
+    return _Plan(
+        gated=tuple(spec for spec in declared if spec.role is not Role.EXACT),
+        exact=tuple(spec for spec in declared if spec.role is Role.EXACT),
+        minima=tuple(spec for spec in declared if spec.role is Role.MINIMUM),
+    )
+
+
+_PLANS = {block: _plan_of(block) for block in (DcLimits, DcBptLimits, AcLimits, AcBptLimits)}
+
+
+def _plan(block: type[LimitBlock]) -> _Plan:
+    return _PLANS[block]
+
+
+@dataclass(slots=True)
+class _Walk:
+    """What one offer's walk over the changed numbers found."""
+
+    offered_binding: Mapping[str, LimitSource]
+    binding: dict[str, LimitSource]
+    """The binding to report: the reported one, with the offered source of each number taken."""
+    urgent: bool = False
+    moved: bool = False
+    released: list[Leaf] = field(default_factory=list)
+
+    def take_binding(self, spec: LimitField) -> None:
+        if spec.wire in self.offered_binding:
+            self.binding[spec.wire] = self.offered_binding[spec.wire]
 
 
 @dataclass(slots=True)
@@ -117,102 +129,182 @@ class UpdateGate:
     settings: GateSettings = field(default_factory=GateSettings)
     reported: Reported | None = None
     last_sent: float = -math.inf
-    _pending: dict[Path, _Pending] = field(default_factory=dict)
+    _pending: dict[Leaf, _Pending] = field(default_factory=dict)
 
     def offer(
-        self, entry: Mapping[str, Any], binding: Mapping[str, LimitSource], now: float
+        self, limits: EvseSnapshot, binding: Mapping[str, LimitSource], now: float
     ) -> Reported | None:
         """The new reported state if an update is due now, else None (keep what was sent)."""
         reported = self.reported
-        if reported is not None and entry == reported.entry:
+        if reported is not None and (limits is reported.limits or limits == reported.limits):
             # The usual tick: nothing moved. Nothing pending either, as in the walk below.
             self._pending.clear()
             return None
-        offered = dict(leaves(entry))
-        if reported is None or _shape_or_exact_changed(reported.flat, offered):
+        if reported is None or _shape_or_exact_changed(reported.limits, limits):
             self._pending.clear()
-            return self._send(Reported(_copy(entry), dict(binding), offered), now)
-        new_entry = _copy(reported.entry)
-        new_flat = dict(reported.flat)
-        new_binding = dict(reported.binding)
-        urgent = False
-        released: list[Path] = []
-        moved = False
-        for path, computed in offered.items():
-            role = _role(path)
-            current = reported.flat[path]
-            if computed == current:
-                self._pending.pop(path, None)
-                continue
-            if role is Role.MAXIMUM or role is Role.MINIMUM:
-                tightened, value = self._limit(path, role, current, computed, now)
-                if value is None:
-                    continue
-                _set(new_entry, path, value)
-                new_flat[path] = value
-                key = binding_key(path)
-                if key in binding:
-                    new_binding[key] = binding[key]
-                if tightened:
-                    urgent = True
-                else:
-                    released.append(path)
-            elif role is Role.PRESENT and abs(computed - current) > self.settings.deadband(path):
-                _set(new_entry, path, computed)
-                new_flat[path] = computed
-                moved = True
-        urgent |= self._keep_minima_below_maxima(offered, new_entry, new_flat, new_binding, binding)
-        due = urgent or (
-            (released or moved) and now - self.last_sent >= self.settings.min_interval_s
+            return self._send(Reported(limits, dict(binding)), now)
+        walk = _Walk(binding, dict(reported.binding))
+        blocks: dict[str, Any] = {}
+        as_offered = True
+        """Every number is reported as offered: the offered snapshot itself is reported."""
+        for name in BLOCKS:
+            was: LimitBlock | None = getattr(reported.limits, name)
+            offered: LimitBlock | None = getattr(limits, name)
+            if was is None or offered is None:
+                continue  # the shapes agree: both are absent
+            if offered == was:
+                block = was
+                if self._pending:
+                    self._forget(name, was)
+            else:
+                block = self._walk_block(name, was, offered, now, walk)
+            block = self._keep_minima_below_maxima(name, block, offered, walk)
+            if block is not was:
+                blocks[name] = block
+            as_offered = as_offered and (block is offered or (block is was and offered == was))
+        due = walk.urgent or (
+            (walk.released or walk.moved) and now - self.last_sent >= self.settings.min_interval_s
         )
         if not due:
             return None
-        for path in released:
-            self._pending.pop(path, None)
-        return self._send(Reported(new_entry, new_binding, new_flat), now)
+        for leaf in walk.released:
+            self._pending.pop(leaf, None)
+        if not as_offered:
+            limits = dataclasses.replace(reported.limits, **blocks)
+        return self._send(Reported(limits, walk.binding), now)
+
+    def _forget(self, name: str, block: LimitBlock) -> None:
+        """Nothing of `block` is held back any more: what is computed is what was reported."""
+        for spec in _plan(type(block)).gated:
+            if isinstance(getattr(block, spec.name), PerPhase):
+                for phase in PHASES:
+                    self._pending.pop((name, spec.name, phase), None)
+            else:
+                self._pending.pop((name, spec.name, ""), None)
+
+    def _walk_block(
+        self, name: str, was: LimitBlock, offered: LimitBlock, now: float, walk: _Walk
+    ) -> LimitBlock:
+        """`was` with each number that is due now taken from `offered`."""
+        changes: dict[str, Any] = {}
+        behind = False
+        """Some number stays behind what was offered."""
+        for spec in _plan(type(offered)).gated:
+            current = getattr(was, spec.name)
+            computed = getattr(offered, spec.name)
+            if isinstance(current, PerPhase):
+                wanted = _numbers(computed)
+                phases = [
+                    self._number((name, spec.name, phase), spec, old, new, now=now, walk=walk)
+                    for phase, old, new in zip(PHASES, _numbers(current), wanted, strict=True)
+                ]
+                behind = behind or phases != wanted
+                if phases != _numbers(current):
+                    changes[spec.name] = PerPhase(*phases)
+            else:
+                value = self._number(
+                    (name, spec.name, ""), spec, current, computed, now=now, walk=walk
+                )
+                behind = behind or value != computed
+                if value != current:
+                    changes[spec.name] = value
+        if not behind:
+            return offered  # the usual urgent update: every number as offered, nothing to build
+        return dataclasses.replace(was, **changes) if changes else was
+
+    def _number(
+        self,
+        leaf: Leaf,
+        spec: LimitField,
+        current: float,
+        computed: float,
+        *,
+        now: float,
+        walk: _Walk,
+    ) -> float:
+        """The value to report for one number (`current`: keep what was reported)."""
+        if computed == current:
+            self._pending.pop(leaf, None)
+            return current
+        if spec.role is Role.PRESENT:
+            if abs(computed - current) > self.settings.deadband(spec.quantity):
+                walk.moved = True
+                return computed
+            return current
+        tightened, value = self._limit(leaf, spec, current, computed, now)
+        if value is None:
+            return current
+        walk.take_binding(spec)
+        if tightened:
+            walk.urgent = True
+        else:
+            walk.released.append(leaf)
+        return value
 
     def _keep_minima_below_maxima(
-        self,
-        offered: Mapping[Path, Any],
-        entry: Entry,
-        flat: dict[Path, Any],
-        binding: dict[str, LimitSource],
-        offered_binding: Mapping[str, LimitSource],
-    ) -> bool:
+        self, name: str, block: LimitBlock, offered: LimitBlock, walk: _Walk
+    ) -> LimitBlock:
         """Never a minimum above its maximum in what is reported."""
-        dragged = False
-        for path, value in list(flat.items()):
-            if _role(path) is not Role.MINIMUM:
-                continue
-            partner = _maximum_of(path)
-            if partner in flat and value > flat[partner]:
-                # Either the maximum fell at once, or its rise is held while the minimum rose:
-                # the minimum follows, never above the maximum that is reported with it.
-                coherent = min(offered[path], flat[partner])
-                flat[path] = coherent
-                _set(entry, path, coherent)
-                self._pending.pop(path, None)
-                key = binding_key(path)
-                if key in offered_binding:
-                    binding[key] = offered_binding[key]
-                dragged = True
-        return dragged
+        changes: dict[str, Any] = {}
+        for spec in _plan(type(block)).minima:
+            assert spec.maximum is not None  # the model names every minimum's maximum
+            minimum = getattr(block, spec.name)
+            maximum = getattr(block, spec.maximum)
+            computed = getattr(offered, spec.name)
+            if isinstance(minimum, PerPhase):
+                lows, highs = _numbers(minimum), _numbers(maximum)
+                coherent = [
+                    self._coherent(
+                        (name, spec.name, phase), spec, low, high, computed=wanted, walk=walk
+                    )
+                    for phase, low, high, wanted in zip(
+                        PHASES, lows, highs, _numbers(computed), strict=True
+                    )
+                ]
+                if coherent != lows:
+                    changes[spec.name] = PerPhase(*coherent)
+            else:
+                value = self._coherent(
+                    (name, spec.name, ""), spec, minimum, maximum, computed=computed, walk=walk
+                )
+                if value != minimum:
+                    changes[spec.name] = value
+        return dataclasses.replace(block, **changes) if changes else block
+
+    def _coherent(
+        self,
+        leaf: Leaf,
+        spec: LimitField,
+        minimum: float,
+        maximum: float,
+        *,
+        computed: float,
+        walk: _Walk,
+    ) -> float:
+        if not minimum > maximum:
+            return minimum
+        # Either the maximum fell at once, or its rise is held while the minimum rose: the
+        # minimum follows, never above the maximum that is reported with it.
+        self._pending.pop(leaf, None)
+        walk.take_binding(spec)
+        walk.urgent = True
+        return min(computed, maximum)
 
     def _limit(
-        self, path: Path, role: Role, reported: float, computed: float, now: float
+        self, leaf: Leaf, spec: LimitField, reported: float, computed: float, now: float
     ) -> tuple[bool, float | None]:
         """(tightened?, the value to report now or None to keep the reported one)."""
-        sign = 1.0 if role is Role.MAXIMUM else -1.0
+        sign = 1.0 if spec.role is Role.MAXIMUM else -1.0
         loosening = (computed - reported) * sign
         if loosening < 0:
-            self._pending.pop(path, None)
+            self._pending.pop(leaf, None)
             return True, computed
-        if loosening <= self.settings.hysteresis(path, reported):
-            self._pending.pop(path, None)
+        if loosening <= self.settings.hysteresis(spec.quantity, reported):
+            self._pending.pop(leaf, None)
             return False, None
-        pending = self._pending.get(path)
+        pending = self._pending.get(leaf)
         if pending is None:
-            pending = self._pending[path] = _Pending(since=now, floor=computed)
+            pending = self._pending[leaf] = _Pending(since=now, floor=computed)
         else:
             pending.floor = (
                 min(pending.floor, computed) if sign > 0 else max(pending.floor, computed)
@@ -227,18 +319,22 @@ class UpdateGate:
         return reported
 
 
-@functools.lru_cache(maxsize=512)
-def _maximum_of(path: Path) -> Path:
-    """("dc", "min_current") -> ("dc", "max_current"); ("ac_bpt", "evse_min_...", "l1") too."""
-    return tuple(
-        part.replace("min_", "max_", 1) if part.startswith(("min_", "evse_min_")) else part
-        for part in path
-    )
+def _numbers(values: PerPhase) -> list[float]:
+    return [values.l1, values.l2, values.l3]
 
 
-def _shape_or_exact_changed(reported: Mapping[Path, Any], offered: Mapping[Path, Any]) -> bool:
-    if reported.keys() != offered.keys():
+def _shape_or_exact_changed(reported: EvseSnapshot, offered: EvseSnapshot) -> bool:
+    if reported.evse_id != offered.evse_id or reported.status_code != offered.status_code:
         return True
-    return any(
-        reported[path] != value for path, value in offered.items() if _role(path) is Role.EXACT
-    )
+    for name in BLOCKS:
+        was: LimitBlock | None = getattr(reported, name)
+        new: LimitBlock | None = getattr(offered, name)
+        if was is None or new is None:
+            if was is not new:
+                return True
+            continue
+        if any(
+            getattr(was, spec.name) != getattr(new, spec.name) for spec in _plan(type(new)).exact
+        ):
+            return True
+    return False

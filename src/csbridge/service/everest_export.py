@@ -17,7 +17,7 @@ from typing import Any
 
 from csbridge.config import Config, EverestExportConfig
 from csbridge.engine import LimitsEngine
-from csbridge.limits import DcRequest
+from csbridge.limits import DcLimits, DcRequest
 from csbridge.messages import InboundRejected, RejectReason, SchemaRegistry
 from csbridge.session import SessionHandlers
 from csbridge.sources.everest import PSU, DeviceKey, Publish, decode_value, send_checked
@@ -33,6 +33,18 @@ ERROR_OF_STATUS = {
     "evse_utility_interrupt_event": ("UnderVoltageAC", "csbridge: grid input lost"),
 }
 """What EVerest is told when the stack cannot serve; every one of these stops its session."""
+
+_NO_DC = DcLimits(
+    present_voltage=0.0,
+    present_current=0.0,
+    max_current=0.0,
+    min_current=0.0,
+    max_voltage=0.0,
+    min_voltage=0.0,
+    max_power=0.0,
+    peak_current_ripple=0.0,
+)
+"""What an EVSE without a DC block offers: nothing."""
 
 
 @dataclass(slots=True)
@@ -152,9 +164,9 @@ class EverestExport:
             self._session.switch_off(evse_id, "EVerest's heartbeat stopped")
 
     def _publish_state(self, evse_id: str, offer: _Offer, now: float) -> None:
-        entry = self._engine.entries.get(evse_id)
-        dc = entry.get("dc", {})
-        status = entry["status_code"]
+        snapshot = self._engine.snapshots.get(evse_id)
+        dc = snapshot.dc or _NO_DC
+        status = snapshot.status_code.value
         self._on_change(offer, "m2e/capabilities", _capabilities(dc))
         driving = self._session.sessions[evse_id].request is not None
         mode = "Fault" if status in ERROR_OF_STATUS else ("Export" if driving else "Off")
@@ -166,8 +178,8 @@ class EverestExport:
         if now >= offer.next_measurement_at:
             offer.next_measurement_at = now + offer.config.voltage_current_every_s
             measured = {
-                "voltage_V": float(dc.get("present_voltage", 0.0)),
-                "current_A": float(dc.get("present_current", 0.0)),
+                "voltage_V": float(dc.present_voltage),
+                "current_A": float(dc.present_current),
             }
             self._send(offer, "m2e/voltage_current", measured)
 
@@ -191,16 +203,17 @@ class EverestExport:
         return send_checked(self._registry, self.publish, offer.key, channel, value)
 
 
-def _capabilities(dc: dict[str, Any]) -> dict[str, Any]:
+def _capabilities(dc: DcLimits) -> dict[str, Any]:
     """The EVSE's reported DC limits, which already hold the stack, the nameplate, the cable,
     derating and the status (0 when it cannot serve): EVerest never sees more."""
+    tolerance = dc.current_reg_tolerance
     return {
         "bidirectional": False,
-        "max_export_voltage_V": float(dc.get("max_voltage", 0.0)),
-        "min_export_voltage_V": float(dc.get("min_voltage", 0.0)),
-        "max_export_current_A": float(dc.get("max_current", 0.0)),
-        "min_export_current_A": float(dc.get("min_current", 0.0)),
-        "max_export_power_W": float(dc.get("max_power", 0.0)),
-        "current_regulation_tolerance_A": float(dc.get("current_reg_tolerance", 0.0)),
-        "peak_current_ripple_A": float(dc.get("peak_current_ripple", 0.0)),
+        "max_export_voltage_V": float(dc.max_voltage),
+        "min_export_voltage_V": float(dc.min_voltage),
+        "max_export_current_A": float(dc.max_current),
+        "min_export_current_A": float(dc.min_current),
+        "max_export_power_W": float(dc.max_power),
+        "current_regulation_tolerance_A": float(tolerance) if tolerance is not None else 0.0,
+        "peak_current_ripple_A": float(dc.peak_current_ripple),
     }

@@ -2,10 +2,10 @@
 
 Everything is read at scrape time from what the station keeps anyway: `Counters` (messages,
 rejections, publishing, CAN frames, handling durations), the MQTT link's connection counts and
-the engine's latest limits report per EVSE. The hot path pays for nothing but the durations it
-records. Scrapes run in the HTTP server's threads while the event loop keeps going, so the
-collectors only read: copies out of `Counters`, and reports, which the engine replaces whole
-rather than mutates.
+the engine's latest limits report per EVSE, typed (a scrape makes no JSON of it). The hot path
+pays for nothing but the durations it records. Scrapes run in the HTTP server's threads while
+the event loop keeps going, so the collectors only read: copies out of `Counters`, and reports,
+which the engine replaces whole rather than mutates.
 
 Each station gets a registry of its own, not prometheus_client's global one, so that several
 stations in one process (the tests) do not collide.
@@ -29,7 +29,8 @@ from prometheus_client.metrics_core import (
 )
 
 from csbridge.config import Config, listen_address
-from csbridge.engine import LatestByEvse
+from csbridge.engine import LatestByEvse, LimitsReport
+from csbridge.limits import BLOCKS, EvseSnapshot, LimitBlock, PerPhase, limit_fields
 from csbridge.messages import RejectReason
 from csbridge.mqtt import MqttLink
 from csbridge.service.station import Station
@@ -43,7 +44,7 @@ POLL_S = 0.1
 """How often the server thread looks whether to stop: what closing it may take."""
 
 LabelValues = tuple[str, ...]
-Reports = Sequence[tuple[str, Mapping[str, Any]]]
+Reports = Sequence[tuple[str, LimitsReport]]
 
 
 ALWAYS: dict[Counted, tuple[LabelValues, ...]] = {
@@ -160,7 +161,7 @@ class EvseCollector:
     """Each EVSE's limits, their binding sources and the health of its sources, as the latest
     limits report (csbridge/<evse_id>/limits) has them."""
 
-    def __init__(self, reports: LatestByEvse) -> None:
+    def __init__(self, reports: LatestByEvse[LimitsReport]) -> None:
         self._reports = reports
 
     def collect(self) -> Iterator[Metric]:
@@ -176,23 +177,23 @@ class EvseCollector:
             (
                 (evse_id, quantity, str(source))
                 for evse_id, report in reports
-                for quantity, source in report["binding"].items()
+                for quantity, source in report.binding.items()
             ),
         )
         yield _info(
             "evse_status",
             "1 for the status code Josev was told.",
             ("evse_id", "status"),
-            ((evse_id, str(report["limits"]["status_code"])) for evse_id, report in reports),
+            ((evse_id, report.limits.status_code.value) for evse_id, report in reports),
         )
         yield _info(
             "evse_isolation",
             "1 for the isolation status Josev was told (DC).",
             ("evse_id", "status"),
             (
-                (evse_id, str(report["limits"]["dc"]["isolation_status"]))
+                (evse_id, report.limits.dc.isolation_status.value)
                 for evse_id, report in reports
-                if "isolation_status" in report["limits"].get("dc", {})
+                if report.limits.dc is not None and report.limits.dc.isolation_status is not None
             ),
         )
         yield from _modules(reports)
@@ -206,24 +207,26 @@ def _limits(reports: Reports) -> Metric:
         labels=("evse_id", "quantity", "phase"),
     )
     for evse_id, report in reports:
-        for quantity, phase, value in _numbers(report["limits"]):
+        for quantity, phase, value in _numbers(report.limits):
             family.add_metric((evse_id, quantity, phase), value)
     return family
 
 
-def _numbers(limits: Mapping[str, Any]) -> Iterator[tuple[str, str, float]]:
-    """(quantity, phase, value) of every number in the ac/dc/.._bpt blocks; the blocks share no
-    field names, so the field alone names the quantity."""
-    for block in limits.values():
-        if not isinstance(block, Mapping):
+def _numbers(limits: EvseSnapshot) -> Iterator[tuple[str, str, float]]:
+    """(quantity, phase, value) of every number in the ac/dc/.._bpt blocks, named as Josev
+    names them; the blocks share no such names, so the name alone is the quantity."""
+    for name in BLOCKS:
+        block: LimitBlock | None = getattr(limits, name)
+        if block is None:
             continue
-        for quantity, value in block.items():
-            if _is_number(value):
-                yield quantity, "", float(value)
-            elif isinstance(value, Mapping):
-                for phase in PHASES:
-                    if _is_number(value.get(phase)):
-                        yield quantity, phase, float(value[phase])
+        for spec in limit_fields(type(block)):
+            value = getattr(block, spec.name)
+            if isinstance(value, PerPhase):
+                yield spec.wire, "l1", float(value.l1)
+                yield spec.wire, "l2", float(value.l2)
+                yield spec.wire, "l3", float(value.l3)
+            elif _is_number(value):
+                yield spec.wire, "", float(value)
 
 
 def _is_number(value: Any) -> bool:
@@ -255,7 +258,7 @@ def _modules(reports: Reports) -> Iterator[Metric]:
         labels=("evse_id", "module", "state"),
     )
     for evse_id, report in reports:
-        modules: Mapping[str, Mapping[str, Any]] = report["sources"].get("modules", {})
+        modules: Mapping[str, Mapping[str, Any]] = report.sources.get("modules", {})
         if not modules:
             continue
         up = sum(1 for module in modules.values() if module["state"] == MODULE_ONLINE)
@@ -272,10 +275,10 @@ def _sources(reports: Reports) -> Iterator[Metric]:
         "1 for the state of each EVSE's IMD and board.",
         ("evse_id", "source", "state"),
         (
-            (evse_id, source, str(report["sources"][source]["state"]))
+            (evse_id, source, str(report.sources[source]["state"]))
             for evse_id, report in reports
             for source in ("imd", "board")
-            if source in report["sources"]
+            if source in report.sources
         ),
     )
     external = GaugeMetricFamily(
@@ -289,7 +292,7 @@ def _sources(reports: Reports) -> Iterator[Metric]:
         labels=("evse_id",),
     )
     for evse_id, report in reports:
-        sources = report["sources"]
+        sources = report.sources
         external.add_metric((evse_id,), 1 if sources["external"]["active"] else 0)
         operator.add_metric((evse_id,), 1 if sources["operator"]["enabled"] else 0)
     yield from (external, operator)
@@ -303,7 +306,7 @@ def station_registry(station: Station) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(CountersCollector(station.bridge.counters))
     registry.register(LinkCollector(station.bridge.link))
-    registry.register(EvseCollector(station.engine.reports))
+    registry.register(EvseCollector(station.engine.limits_reports))
     return registry
 
 

@@ -213,7 +213,9 @@ class SessionHandlers:
         assert session.cable_check_started is not None
         started = session.cable_check_started
         reading = self._engine.inputs(evse_id).imd
-        isolation = self._engine.entries.get(evse_id)["dc"].get("isolation_status", "invalid")
+        dc = self._engine.snapshots.get(evse_id).dc
+        reported = dc.isolation_status if dc is not None else None
+        isolation = reported.value if reported is not None else "invalid"
         fresh_after_start = reading is not None and reading.at > started
         verdict = isolation in ("valid", "warning", "fault")
         if fresh_after_start and reading is not None and not reading.self_test_running and verdict:
@@ -382,10 +384,9 @@ class SessionHandlers:
         evse_id = value_or(message.evse_id, None) or next(iter(self._config))
         if evse_id not in self._config:
             return None
-        entry = self._engine.entries.get(evse_id)
-        dc = entry.get("dc", {})
-        voltage = float(dc.get("present_voltage", 0.0))
-        current = float(dc.get("present_current", 0.0))
+        dc = self._engine.snapshots.get(evse_id).dc
+        voltage = float(dc.present_voltage) if dc is not None else 0.0
+        current = float(dc.present_current) if dc is not None else 0.0
         session = self.sessions[evse_id]
         now = self._clock()
         if session.metered_at is not None:

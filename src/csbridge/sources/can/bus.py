@@ -9,6 +9,13 @@ counted by class and logged at most once per interval per kind.
 Frames are read straight from the socket where there is one; otherwise (the virtual bus) by a
 reader thread of our own rather than python-can's Notifier, whose thread re-raises an interface
 error and dies with a traceback on stderr instead of letting the owner recover.
+
+A burst costs one evaluation per EVSE: every frame waiting on the socket is read in one
+callback, each reading is stored as its frame is decoded, and each EVSE the readings touched is
+evaluated once, at the end. A lone frame is evaluated in the same callback, so its update still
+goes out in the same loop pass. The reader thread hands each frame over in a callback of its
+own, evaluated as it comes: the virtual bus carries the simulated stations, whose sequences
+(a stack that fills module by module) stay as they were.
 """
 
 from __future__ import annotations
@@ -17,17 +24,17 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import can
 
 from csbridge.config import BusConfig, Config
 from csbridge.sources.can.logs import merged_frames
 from csbridge.sources.can.router import BusRoute, DeviceRouter
-from csbridge.sources.readings import ReadingSink
+from csbridge.sources.readings import SourceReading
 from csbridge.support import Clock, Counted, Counters, RateLimitedLog
 
 log = logging.getLogger("csbridge.can")
@@ -63,25 +70,38 @@ ERROR_CLASSES = {
 CAN_ERR_BUSOFF = 0x040
 
 
+class DrainSink(Protocol):
+    """Where a bus hands its readings (the engine's `ingest`)."""
+
+    def store(self, evse_id: str, reading: SourceReading) -> bool:
+        """Keep a reading as its source's latest, not evaluated yet; False: nobody takes it."""
+        ...
+
+    def evaluate(self, evse_ids: Iterable[str]) -> None:
+        """Evaluate these EVSEs now."""
+        ...
+
+
 def error_classes(frame: can.Message) -> list[str]:
     named = [name for bit, name in ERROR_CLASSES.items() if frame.arbitration_id & bit]
     return named or ["unspecified"]
 
 
 class _ReaderThread:
-    """Reads one bus without a file descriptor into the loop; reports a failure once and ends."""
+    """Reads one bus without a file descriptor into the loop, each frame in a callback of its
+    own; reports a failure once and ends."""
 
     def __init__(
         self,
         bus: can.BusABC,
         name: str,
         loop: asyncio.AbstractEventLoop,
-        on_frame: Callable[[can.Message], None],
+        on_frames: Callable[[Iterable[can.Message]], None],
         on_failed: Callable[[BaseException], None],
     ) -> None:
         self._bus = bus
         self._loop = loop
-        self._on_frame = on_frame
+        self._on_frames = on_frames
         self._on_failed = on_failed
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"can-rx-{name}", daemon=True)
@@ -95,7 +115,7 @@ class _ReaderThread:
                 if not self._stopping.is_set():
                     self._call(self._on_failed, error)
                 return
-            if frame is not None and not self._call(self._on_frame, frame):
+            if frame is not None and not self._call(self._on_frames, (frame,)):
                 return
 
     def _call(self, callback: Callable[[T], None], argument: T) -> bool:
@@ -117,7 +137,7 @@ class BusLink:
         self,
         route: BusRoute,
         router: DeviceRouter,
-        sink: ReadingSink,
+        sink: DrainSink,
         counters: Counters,
         clock: Clock,
     ) -> None:
@@ -151,27 +171,29 @@ class BusLink:
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Open the bus and read its frames into the loop: all frames that are waiting in one
-        callback where there is a socket (a burst costs one evaluation), else by a thread."""
+        callback where there is a socket, else one by one as a thread hands them over."""
         self._failed = asyncio.Event()
         bus = self.open()
         descriptor = _descriptor(bus)
         if descriptor >= 0:
             loop.add_reader(descriptor, self._drain)
         else:
-            self._reader = _ReaderThread(bus, self.name, loop, self.on_frame, self._fail)
+            self._reader = _ReaderThread(bus, self.name, loop, self.on_frames, self._fail)
 
     def _drain(self) -> None:
-        if self.bus is None:
-            return
+        if self.bus is not None:
+            self.on_frames(self._waiting_frames(self.bus))
+
+    def _waiting_frames(self, bus: can.BusABC) -> Iterator[can.Message]:
         for _ in range(DRAIN_AT_MOST):
             try:
-                frame = self.bus.recv(0)
+                frame = bus.recv(0)
             except (can.CanError, OSError) as error:
                 self._fail(error)
                 return
             if frame is None:
                 return
-            self.on_frame(frame)
+            yield frame
 
     def _fail(self, error: object) -> None:
         if self._failed.is_set():
@@ -249,15 +271,29 @@ class BusLink:
         systemd watchdog."""
         return now - self._beat_at
 
-    def on_frame(self, frame: can.Message) -> None:
+    def on_frames(self, frames: Iterable[can.Message]) -> None:
+        """Store the reading of each frame; then evaluate each EVSE they touched, once."""
+        touched: dict[str, None] = {}  # insertion-ordered set
+        try:
+            for frame in frames:
+                evse_id = self.on_frame(frame)
+                if evse_id is not None:
+                    touched[evse_id] = None
+        finally:  # what was stored is evaluated, whatever stopped the batch
+            if touched:
+                self._sink.evaluate(touched)
+
+    def on_frame(self, frame: can.Message) -> str | None:
+        """Decode and store one frame's reading; the EVSE it touched, if any."""
         now = self._clock()
         self.last_frame_at = now
         if frame.is_error_frame:
             self._error_frame(frame)
-            return
+            return None
         routed = self._router.route(self.name, frame, now)
-        if routed is not None:
-            self._sink(*routed)
+        if routed is None or not self._sink.store(*routed):
+            return None
+        return routed[0]
 
     def _error_frame(self, frame: can.Message) -> None:
         for name in error_classes(frame):
@@ -327,7 +363,7 @@ class CanBuses:
         self,
         config: Config,
         router: DeviceRouter,
-        sink: ReadingSink,
+        sink: DrainSink,
         counters: Counters,
         clock: Clock,
     ) -> None:
@@ -373,5 +409,5 @@ class CanBuses:
             if delay > 0:
                 await asyncio.sleep(delay)
             routed = self.router.route(bus, frame, self._clock())
-            if routed is not None:
-                self._sink(*routed)
+            if routed is not None and self._sink.store(*routed):
+                self._sink.evaluate((routed[0],))
