@@ -215,7 +215,7 @@ class SessionHandlers:
         reading = self._engine.inputs(evse_id).imd
         dc = self._engine.snapshots.get(evse_id).dc
         reported = dc.isolation_status if dc is not None else None
-        isolation = reported.value if reported is not None else "invalid"
+        isolation: IsolationStatus = reported.value if reported is not None else "invalid"
         fresh_after_start = reading is not None and reading.at > started
         verdict = isolation in ("valid", "warning", "fault")
         if fresh_after_start and reading is not None and not reading.self_test_running and verdict:
