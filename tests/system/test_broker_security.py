@@ -38,7 +38,7 @@ from csbridge.support import log_limit
 from csbridge.tools.emulator import check_consistent
 from tests.conftest import start_station, stop_bridge
 from tests.support import load_fixture, station_config, unique_prefix
-from tests.test_packaging import PackagedBroker, make_password_file
+from tests.system.test_packaging import PackagedBroker, make_password_file
 
 REQUEST_TOPIC = "josev/cs"
 RESPONSE_TOPIC = "cs/josev"

@@ -28,7 +28,7 @@ from csbridge.support.counters import Counters
 from csbridge.support.resources import example_config
 from csbridge.testing.brokers import MosquittoBroker
 from tests.conftest import josev_for
-from tests.test_dc_session import _setpoint
+from tests.integration.test_dc_session import _setpoint
 
 STOP_BOUND_S = 2.0
 DC = "DE*CSB*E0001"

@@ -2,7 +2,7 @@
 board's mosquitto config and ACL, each checked by the real tool that will load it.
 
 The broker helpers here (`make_password_file`, `PackagedBroker`) are shared with
-tests/test_broker_security.py, which runs a station against the same packaged broker config.
+tests/system/test_broker_security.py, which runs a station against the same packaged broker config.
 """
 
 from __future__ import annotations

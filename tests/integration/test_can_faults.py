@@ -15,7 +15,7 @@ from csbridge.service.station import Station
 from csbridge.sources.can.bus import BusLink
 from csbridge.testing.harness import wait_until as _until
 from tests.conftest import josev_for, stop_bridge
-from tests.test_can_runtime import DC, _dc
+from tests.integration.test_can_runtime import DC, _dc
 
 BUS_OFF = 0x040
 CONTROLLER = 0x004

@@ -1,6 +1,7 @@
 """The tree reads as the data flow: each package imports only packages on floors below its own,
 never a module inside another package (only what that package's `__all__` offers), and no two
-packages import each other. `python -m tests.test_layers` prints the floors and who imports whom.
+packages import each other. `python -m tests.unit.test_layers` prints the floors and who imports
+whom.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("testing",),

@@ -26,8 +26,8 @@ from csbridge.testing.harness import isolated_config
 from csbridge.testing.harness import wait_until as _until
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import josev_for, stop_bridge
+from tests.integration.test_dc_session import _setpoint
 from tests.support import unique_prefix
-from tests.test_dc_session import _setpoint
 
 EVSE = "DE*CSB*E0002"
 CHECK_S = 1.0
