@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import aiomqtt
 import pytest
@@ -118,6 +120,18 @@ async def wire_station(wire_config: Config) -> AsyncIterator[Station]:
 
     async with running_station(wire_config, ready=full) as running:
         yield running
+
+
+@pytest.fixture
+def systemd_socket() -> Iterator[tuple[socket.socket, str]]:
+    """What systemd listens on for sd_notify(3): an abstract unix datagram socket (no path
+    length limit) and its name as NOTIFY_SOCKET gives it."""
+    name = f"@csbridge-test-{uuid.uuid4().hex}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name[1:])
+    sock.settimeout(0.1)
+    yield sock, name
+    sock.close()
 
 
 # -- helpers for tests that start and stop stations themselves -------------------------------

@@ -4,20 +4,38 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import json
 import logging
 import os
 import random
+import socket
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
 
 from csbridge.config import Config
-from csbridge.messages.envelope import EnvelopeCodec, InboundRejected
+from csbridge.engine.engine import LimitsEngine
+from csbridge.messages.envelope import (
+    EnvelopeCodec,
+    InboundRejected,
+    Message,
+    MessageType,
+    RejectReason,
+    decode_local,
+)
 from csbridge.messages.registry import Direction, SchemaRegistry
+from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
+from csbridge.sources.readings import BoardReading, Capability, ImdReading, ModuleReading
 from csbridge.testing.harness import isolated_config
 from tests.mutations import _containers
 
@@ -63,6 +81,97 @@ def walk(value: Any, path: str = "$") -> list[tuple[str, Any]]:
             item for index, child in enumerate(value) for item in walk(child, f"{path}[{index}]")
         ]
     return [(path, value)]
+
+
+# -- Prometheus text, shared by the metrics tests -----------------------------------------
+
+
+def parse(text: str) -> list[Metric]:
+    """Metric families from the Prometheus text format."""
+    return list(text_string_to_metric_families(text))
+
+
+def value(families: list[Metric], metric: str, /, **labels: str) -> float:
+    """The one sample called `metric` with exactly these labels."""
+    found = [
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == metric and sample.labels == labels
+    ]
+    assert len(found) == 1, f"{metric}{labels}: {len(found)} samples"
+    return found[0]
+
+
+def labelled(families: list[Metric], name: str) -> list[dict[str, str]]:
+    return [
+        sample.labels for family in families for sample in family.samples if sample.name == name
+    ]
+
+
+# -- `csbridge status` output, shared by the status tests ------------------------------------
+
+STATUS_DC = "DE*CSB*E0001"
+STATUS_MODULE_EXPORT = Capability(
+    max_voltage=1000, min_voltage=150, max_current=80, max_power=40000
+)
+
+
+def status_engine() -> LimitsEngine:
+    """A limits engine of the tests' station (reading-station.toml), fed by hand."""
+    return LimitsEngine(station_config("mqtt://127.0.0.1:1", "unit"))
+
+
+def dc_report(modules: tuple[str, ...]) -> dict[str, Any]:
+    """The DC EVSE's report with only `modules` of m1/m2/m3 ever heard from."""
+    engine = status_engine()
+    for name in modules:
+        reading = ModuleReading(
+            name=name,
+            address=int(name[1]),
+            at=engine.clock(),
+            output_voltage=400.0,
+            output_current=12.5,
+            export=STATUS_MODULE_EXPORT,
+            temperature_c=41.0,
+        )
+        engine.ingest(STATUS_DC, reading)
+    engine.ingest(STATUS_DC, ImdReading(at=engine.clock(), resistance_ohm=5_000_000.0))
+    engine.ingest(
+        STATUS_DC, BoardReading(at=engine.clock(), evse_temperature_c=30.0, plug_temperature_c=33.0)
+    )
+    return dict(engine.reports.get(STATUS_DC))
+
+
+def line_of(text: str, start: str) -> str:
+    """The one line of `text` that starts with `start` (after the indent)."""
+    lines = [line for line in text.splitlines() if line.strip().startswith(start)]
+    assert len(lines) == 1, f"{start!r} in:\n{text}"
+    return lines[0]
+
+
+def text_console(*, terminal: bool = False) -> tuple[Console, io.StringIO]:
+    """A rich console 200 columns wide, without colour, writing into the returned buffer."""
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer, width=200, force_terminal=terminal, color_system=None, highlight=False
+    )
+    return console, buffer
+
+
+# -- systemd's side of sd_notify, shared by the service tests --------------------------------
+
+
+def notifications_until(sock: socket.socket, until: float) -> list[str]:
+    """Every sd_notify message on `sock` until the monotonic time `until` (blocking: run it in
+    a thread)."""
+    states = []
+    while time.monotonic() < until:
+        try:
+            states.append(sock.recv(4096).decode())
+        except TimeoutError:
+            continue
+    return states
 
 
 # -- seeded fuzzing, shared by the reliability tests -----------------------------------------
@@ -278,6 +387,69 @@ class Fuzzer:
             if document["action"].endswith("_module") or rng.random() < 0.2:
                 document["module"] = rng.choice([*self.modules, "m9"])
         return document
+
+
+BRIDGE_ANSWERS = ("cs_parameters", "cs_status_and_limits")
+
+
+@dataclass
+class Expected:
+    """What a station must make of a batch, worked out one payload at a time, without it."""
+
+    decoded: Counter[str] = field(default_factory=Counter)
+    """Josev's messages that pass the envelope and their schema, by name."""
+    rejected: Counter[str] = field(default_factory=Counter)
+    local_accepted: Counter[str] = field(default_factory=Counter)
+    simulate_valid: int = 0
+    """Schema-valid simulate commands: accepted, or refused (schema) by the simulated devices."""
+    must_answer: Counter[str] = field(default_factory=Counter)
+    """Request ids that need one response each (a configured EVSE, or none needed)."""
+    may_answer: Counter[str] = field(default_factory=Counter)
+    """Every valid request's id: nothing else may be answered."""
+
+
+def needs_answer(message: Message, evse_ids: Collection[str]) -> bool:
+    """A valid request the station must answer: the boot requests, and those naming one of
+    `evse_ids` (or none where none is needed)."""
+    if message.name in BRIDGE_ANSWERS:
+        return True
+    evse_id = message.data.get("evse_id")
+    if message.name == "meter_values" and not evse_id:
+        return True  # the station's meter
+    return evse_id in evse_ids
+
+
+def expected_outcomes(config: Config, messages: list[tuple[str, bytes]]) -> Expected:
+    """What a station running `config` must make of `messages`, worked out without it."""
+    registry = SchemaRegistry()
+    codec = EnvelopeCodec(registry, Direction.FROM_JOSEV, config.mqtt.max_payload_bytes)
+    local = LocalTopics(config.mqtt.local_prefix)
+    evse_ids = {evse.evse_id for evse in config.evse}
+    expected = Expected()
+    for topic, payload in messages:
+        try:
+            if topic == config.mqtt.request_topic:
+                message = codec.decode(payload)
+                expected.decoded[message.name] += 1
+                if message.type is MessageType.REQUEST:
+                    expected.may_answer[message.id] += 1
+                    if needs_answer(message, evse_ids):
+                        expected.must_answer[message.id] += 1
+                continue
+            parsed = local.parse(topic)
+            if parsed is None:
+                raise InboundRejected(RejectReason.UNKNOWN_MESSAGE, "topic", topic)
+            evse_id, leaf = parsed
+            if evse_id not in evse_ids:
+                raise InboundRejected(RejectReason.UNKNOWN_EVSE, "topic", evse_id)
+            decode_local(registry, SCHEMA_OF[leaf], payload, config.mqtt.max_payload_bytes, leaf)
+            if leaf is Leaf.SIMULATE:
+                expected.simulate_valid += 1
+            else:
+                expected.local_accepted[leaf.value] += 1
+        except InboundRejected as rejected:
+            expected.rejected[rejected.reason.value] += 1
+    return expected
 
 
 @contextlib.contextmanager

@@ -17,9 +17,7 @@ import pytest
 import pytest_asyncio
 
 from csbridge.config import Config, broker_address
-from csbridge.messages.registry import SchemaRegistry
 from csbridge.service.station import Station
-from csbridge.sources.everest.api import DeviceKey, send_checked
 from csbridge.support.resources import example_config
 from csbridge.testing.brokers import Broker
 from csbridge.testing.harness import isolated_config
@@ -288,23 +286,3 @@ async def test_a_graceful_stop_turns_the_supply_off_and_stops_the_imd(
     await _until(lambda: bool(modules.seen("e2m/receive_stop")), timeout=5)
     assert modules.seen("e2m/mode")[-1] == {"mode": "Off", "charging_phase": "Other"}
     assert station.engine.entries.get(EVSE)["status_code"] == "evse_shutdown"
-
-
-def test_an_outgoing_everest_message_that_breaks_its_schema_is_never_published(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    published: list[tuple[str, bytes]] = []
-
-    def publish(topic: str, payload: bytes) -> bool:
-        published.append((topic, payload))
-        return True
-
-    registry = SchemaRegistry()
-    key = DeviceKey("everest_api/1", "power_supply_DC", "psu1")
-    bad = {"mode": "Precharge", "charging_phase": "Charging"}  # no such mode in EVerest
-    assert not send_checked(registry, publish, key, "e2m/mode", bad)
-    assert published == []
-    assert any("event=outbound_rejected" in r.getMessage() for r in caplog.records)
-    good = {"mode": "Off", "charging_phase": "Other"}
-    assert send_checked(registry, publish, key, "e2m/mode", good)
-    assert published == [(key.topic("e2m/mode"), orjson.dumps(good))]

@@ -153,6 +153,41 @@ async def _wait_retained(url: str, topic: str, expected: bytes, timeout: float =
             await asyncio.sleep(0.1)
 
 
+async def test_the_scenario_passes_against_csbridge_run_on_the_example(broker: Broker) -> None:
+    """The issue's check: `csbridge emulate --scenario dc-session` against `csbridge run
+    --config examples/sim-station.toml` (modules and IMD on the virtual CAN bus)."""
+    run = await asyncio.create_subprocess_exec(
+        *CSBRIDGE,
+        "run",
+        "--config",
+        str(example_config("sim-station.toml")),
+        "--broker",
+        broker.url,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        await asyncio.sleep(2.0)  # the stack fills up module by module
+        emulate = await asyncio.create_subprocess_exec(
+            *CSBRIDGE,
+            "emulate",
+            "--broker",
+            broker.url,
+            "--scenario",
+            "dc-session",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={"COLUMNS": "200", "NO_COLOR": "1", **os.environ},
+        )
+        out, err = await asyncio.wait_for(emulate.communicate(), 90)
+        text = out.decode()
+        assert emulate.returncode == 0, text + err.decode()
+        assert "OK: 11 of 11 steps passed" in text
+    finally:
+        run.kill()
+        await run.wait()
+
+
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1", "mqtt://"])
 def test_emulate_refuses_a_bad_broker_url(url: str) -> None:
     result = _run("emulate", "--broker", url)

@@ -1,12 +1,10 @@
 """csbridge's pytest plugin (csbridge.testing.plugin): its example test file passes as a test
 engineer runs it, in pytest-asyncio's strict and auto modes, and from a fresh virtual
-environment that installs nothing but the built wheel; its parts behave as docs/testing.md
-says."""
+environment that installs nothing but the built wheel (its parts: tests/unit/test_plugin_parts.py
+and tests/integration/test_plugin_fixtures.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import importlib.metadata
 import os
 import re
 import shutil
@@ -15,47 +13,19 @@ import sys
 import time
 from pathlib import Path
 
-import aiomqtt
 import pytest
 
-from csbridge.config import Config, load_config
-from csbridge.service.station import Station
-from csbridge.support.resources import example_config
-from csbridge.testing import plugin
-from csbridge.testing.brokers import Broker
-from csbridge.testing.harness import isolated_config, start_station
-from csbridge.testing.josev import JosevClient
-from csbridge.tools.emulator import EmulatorError
 from tests.support import FIXTURES, REPO
 
 pytest_plugins = ["pytester"]
 
 EXAMPLE = REPO / "examples" / "test_example_station.py"
-DOCS = REPO / "docs" / "testing.md"
 EXAMPLE_TESTS = 5
-DC = "DE*CSB*E0001"
 
 
 def _passed(outcome: str) -> int:
     found = re.search(r"(\d+) passed", outcome)
     return int(found.group(1)) if found else 0
-
-
-# -- the example, run as a test engineer runs it ---------------------------------------------
-
-
-def test_the_plugin_is_registered_through_its_entry_point(request: pytest.FixtureRequest) -> None:
-    (entry,) = [
-        ep for ep in importlib.metadata.entry_points(group="pytest11") if ep.name == "csbridge"
-    ]
-    assert entry.value == "csbridge.testing.plugin"
-    assert request.config.pluginmanager.get_plugin("csbridge") is plugin
-
-
-def test_the_docs_show_the_example_file_as_it_is() -> None:
-    """docs/testing.md holds the whole file to copy: it must not drift from the tested one."""
-    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.DOTALL)
-    assert EXAMPLE.read_text(encoding="utf-8") in blocks
 
 
 def test_the_example_passes_in_auto_mode(pytester: pytest.Pytester) -> None:
@@ -177,95 +147,3 @@ def _run(command: list[str], cwd: Path | None = None) -> str:
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{command} failed:\n{output}"
     return result.stdout
-
-
-# -- the parts -------------------------------------------------------------------------------
-
-
-def test_isolated_configs_share_no_topic_channel_or_port() -> None:
-    raw = load_config(example_config("sim-station.toml")).model_dump(mode="json", exclude_none=True)
-    raw["station"]["scenario"] = "demo"
-    raw["mqtt"].update(
-        broker="mqtts://broker.example:8883",
-        ca_file="/etc/csbridge/ca.pem",
-        username="csbridge",
-        password_file="/etc/csbridge/mqtt-password",  # noqa: S106 - a path, no secret
-    )
-    raw["metrics"] = {"listen": "127.0.0.1:9108"}
-    module = raw["evse"][0]["module"][0]
-    del module["can"], module["simulated"]
-    module["everest"] = {"module_id": "psu1"}
-    source = Config.model_validate(raw)
-
-    first = isolated_config(source, "mqtt://127.0.0.1:1", "ta", settle_s=0.2)
-    second = isolated_config(source, "mqtt://127.0.0.1:1", "tb")
-    for config, prefix in ((first, "ta"), (second, "tb")):
-        mqtt = config.mqtt
-        assert mqtt.broker == "mqtt://127.0.0.1:1"
-        assert (mqtt.username, mqtt.password_file, mqtt.ca_file) == (None, None, None)
-        assert mqtt.client_id == f"csbridge-{prefix}"
-        assert mqtt.request_topic == f"{prefix}/josev/cs"
-        assert mqtt.response_topic == f"{prefix}/cs/josev"
-        assert mqtt.status_topic == f"{prefix}/csbridge/status"
-        assert mqtt.local_prefix == f"{prefix}/csbridge"
-        assert [bus.name for bus in config.bus] == ["sim-can0", "sim-can1"]
-        assert [bus.interface_channel for bus in config.bus] == [
-            f"{prefix}-sim-can0",
-            f"{prefix}-sim-can1",
-        ]
-        everest = config.evse[0].module[0].everest
-        assert everest is not None
-        assert everest.topic_prefix == f"{prefix}/everest_api/1"
-        assert config.station.scenario is None
-        assert config.metrics.listen is not None
-        assert config.metrics.listen != "127.0.0.1:9108"
-    assert first.metrics.listen != second.metrics.listen
-    assert first.reporting.settle_s == 0.2
-    assert second.reporting.settle_s == source.reporting.settle_s
-
-
-async def test_josev_waits_only_past_its_mark_and_says_where_things_stand(
-    csbridge_station: Station, csbridge_josev: JosevClient
-) -> None:
-    """The project's own station (fixtures/configs/reading-station.toml, via conftest.py)."""
-    first = await csbridge_josev.wait_for_update()  # the station's full state as it connects
-    assert first.name == "cs_status_and_limits"
-    entry = await csbridge_josev.wait_for_evse(DC, lambda e: e["status_code"] == "evse_ready")
-    assert entry["evse_id"] == DC
-
-    since = csbridge_josev.mark()
-    with pytest.raises(EmulatorError, match=f"Josev's view: .*{re.escape(DC)}: evse_ready"):
-        await csbridge_josev.wait_for_update(lambda message: message is first, 0.3, since=since)
-
-    await csbridge_josev.boot()
-    incoming = csbridge_josev.seen
-    assert {seen.name for seen in incoming} >= {"cs_parameters", "cs_status_and_limits"}
-    assert all(not seen.outgoing for seen in incoming)
-    assert len(csbridge_josev.exchanges) == len(incoming) + 2  # and the two requests it sent
-    csbridge_josev.assert_no_problems()
-
-
-async def test_josev_reports_an_invalid_message_as_a_problem(
-    csbridge_josev: JosevClient, raw_client: aiomqtt.Client
-) -> None:
-    await raw_client.publish(csbridge_josev.response_topic, b'{"not": "a message"}', qos=1)
-    async with asyncio.timeout(5):
-        while not csbridge_josev.problems:
-            await asyncio.sleep(0.01)
-    assert csbridge_josev.seen[-1].problem is not None
-    with pytest.raises(AssertionError, match="station sent an invalid message"):
-        csbridge_josev.assert_no_problems()
-
-
-async def test_simulate_needs_the_station_config(broker: Broker) -> None:
-    async with JosevClient.connect(broker.url, request_topic="x/req", response_topic="x/resp") as c:
-        with pytest.raises(EmulatorError, match="for_config"):
-            await c.simulate(DC, "plug_in")
-
-
-async def test_a_station_that_cannot_connect_times_out_saying_so(
-    csbridge_config_factory: plugin.ConfigFactory,
-) -> None:
-    config = csbridge_config_factory().with_broker("mqtt://127.0.0.1:1")
-    with pytest.raises(TimeoutError, match=r"no broker connection within 0\.5 s .*NOT connected"):
-        await start_station(config, connect_timeout=0.5)

@@ -7,49 +7,34 @@ examples."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import random
 import struct
 import sys
 import time
 from collections import Counter
-from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiomqtt
 import orjson
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from csbridge.config import Config, broker_address
-from csbridge.messages.envelope import (
-    EnvelopeCodec,
-    InboundRejected,
-    Message,
-    MessageType,
-    RejectReason,
-    decode_local,
-)
+from csbridge.messages.envelope import EnvelopeCodec, InboundRejected, MessageType, RejectReason
 from csbridge.messages.envelope import check_document as check_wire_document
 from csbridge.messages.registry import Backend, Direction, SchemaRegistry
 from csbridge.mqtt.link import TCP_NODELAY_OPTION
-from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
+from csbridge.protocol.local_topics import Leaf
 from csbridge.service.station import Station
 from csbridge.support.counters import Counters
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import start_station, stop_bridge
-from tests.mutations import mutations
 from tests.support import (
-    ADDED_KEYS,
-    ODD_JSON_VALUES,
+    Expected,
     Fuzzer,
     csbridge_logs_to_devnull,
+    expected_outcomes,
     fixture_corpus,
-    station_config,
-    unique_prefix,
 )
 
 MESSAGES = 100_000
@@ -60,23 +45,6 @@ RECEIVE_TIMEOUT_S = 90.0
 REFERENCE_SAMPLE = 100
 OUTCOMES = ("inbound_rejected", "inbound_accepted", "inbound_unhandled", "handler_failed")
 CORPUS = fixture_corpus("messages", "messages-session", "invalid", "invalid-session")
-BRIDGE_ANSWERS = ("cs_parameters", "cs_status_and_limits")
-
-
-@dataclass
-class Expected:
-    """What a station must make of a batch, worked out one payload at a time, without it."""
-
-    decoded: Counter[str] = field(default_factory=Counter)
-    """Josev's messages that pass the envelope and their schema, by name."""
-    rejected: Counter[str] = field(default_factory=Counter)
-    local_accepted: Counter[str] = field(default_factory=Counter)
-    simulate_valid: int = 0
-    """Schema-valid simulate commands: accepted, or refused (schema) by the simulated devices."""
-    must_answer: Counter[str] = field(default_factory=Counter)
-    """Request ids that need one response each (a configured EVSE, or none needed)."""
-    may_answer: Counter[str] = field(default_factory=Counter)
-    """Every valid request's id: nothing else may be answered."""
 
 
 @dataclass
@@ -98,47 +66,6 @@ class Observed:
     def labels(self, event: str) -> dict[str, int]:
         prefix = event + "{"
         return {k[len(prefix) : -1]: v for k, v in self.counters.items() if k.startswith(prefix)}
-
-
-def _needs_answer(message: Message, evse_ids: Collection[str]) -> bool:
-    if message.name in BRIDGE_ANSWERS:
-        return True
-    evse_id = message.data.get("evse_id")
-    if message.name == "meter_values" and not evse_id:
-        return True  # the station's meter
-    return evse_id in evse_ids
-
-
-def _expected(config: Config, messages: list[tuple[str, bytes]]) -> Expected:
-    registry = SchemaRegistry()
-    codec = EnvelopeCodec(registry, Direction.FROM_JOSEV, config.mqtt.max_payload_bytes)
-    local = LocalTopics(config.mqtt.local_prefix)
-    evse_ids = {evse.evse_id for evse in config.evse}
-    expected = Expected()
-    for topic, payload in messages:
-        try:
-            if topic == config.mqtt.request_topic:
-                message = codec.decode(payload)
-                expected.decoded[message.name] += 1
-                if message.type is MessageType.REQUEST:
-                    expected.may_answer[message.id] += 1
-                    if _needs_answer(message, evse_ids):
-                        expected.must_answer[message.id] += 1
-                continue
-            parsed = local.parse(topic)
-            if parsed is None:
-                raise InboundRejected(RejectReason.UNKNOWN_MESSAGE, "topic", topic)
-            evse_id, leaf = parsed
-            if evse_id not in evse_ids:
-                raise InboundRejected(RejectReason.UNKNOWN_EVSE, "topic", evse_id)
-            decode_local(registry, SCHEMA_OF[leaf], payload, config.mqtt.max_payload_bytes, leaf)
-            if leaf is Leaf.SIMULATE:
-                expected.simulate_valid += 1
-            else:
-                expected.local_accepted[leaf.value] += 1
-        except InboundRejected as rejected:
-            expected.rejected[rejected.reason.value] += 1
-    return expected
 
 
 def _outcomes(counters: Counters) -> dict[str, int]:
@@ -297,7 +224,7 @@ async def test_a_hundred_thousand_fuzzed_payloads_over_mosquitto(
 ) -> None:
     started = time.perf_counter()
     messages = list(itertools.islice(Fuzzer(random.Random(SEED), config, CORPUS), MESSAGES))
-    expected = _expected(config, messages)
+    expected = expected_outcomes(config, messages)
     prepared_s = time.perf_counter() - started
 
     observed = await _flood_station(config, messages, tmp_path)
@@ -346,74 +273,3 @@ async def test_a_hundred_thousand_fuzzed_payloads_over_mosquitto(
     unanswered = {i: n for i, n in expected.must_answer.items() if answered[i] != n}
     assert unanswered == {}, f"{len(unanswered)} valid requests not answered exactly once"
     assert expected.must_answer.total() > 10_000, "the batch must hold many valid requests"
-
-
-def test_the_fuzzer_is_deterministic_and_mixed(config: Config) -> None:
-    """Same seed, same batch; and a batch holds every kind of outcome."""
-    first = list(itertools.islice(Fuzzer(random.Random(SEED), config, CORPUS), 20_000))
-    again = list(itertools.islice(Fuzzer(random.Random(SEED), config, CORPUS), 20_000))
-    assert first == again
-    expected = _expected(config, first)
-    assert expected.must_answer.total() > 2000
-    assert expected.simulate_valid > 100
-    assert set(expected.local_accepted) == {"external_limit", "operator"}
-    assert set(expected.decoded) >= {"cs_parameters", "cs_status_and_limits", "meter_values"}
-    assert {r.value for r in RejectReason} <= set(expected.rejected), expected.rejected
-
-
-# -- the same through Bridge.handle, with examples hypothesis can shrink ---------------------
-
-OFFLINE = station_config("mqtt://127.0.0.1:9", unique_prefix())
-JSON_VALUES = st.recursive(
-    st.sampled_from(ODD_JSON_VALUES) | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(st.sampled_from(["id", "name", "type", "data", "evse_id"]), children)
-    ),
-    max_leaves=12,
-)
-TOPICS = st.sampled_from([OFFLINE.mqtt.request_topic]) | st.builds(
-    "{}/{}/{}".format,
-    st.just(OFFLINE.mqtt.local_prefix),
-    st.sampled_from([e.evse_id for e in OFFLINE.evse] + ["DE*CSB*E9999", ""]),
-    st.sampled_from([leaf.value for leaf in Leaf]),
-)
-
-
-def _dumps(document: Any) -> bytes:
-    try:
-        return orjson.dumps(document)
-    except orjson.JSONEncodeError:  # integers beyond 64 bits
-        return repr(document).encode()
-
-
-PAYLOADS = (
-    (mutations(CORPUS, st.sampled_from(ODD_JSON_VALUES), st.sampled_from(ADDED_KEYS)) | JSON_VALUES)
-    .map(_dumps)
-    .filter(lambda payload: len(payload) < 10_000)
-) | st.binary(max_size=300)
-
-
-@functools.cache
-def _offline_station() -> Station:
-    """A station that is never started: Bridge.handle still decodes, answers (the answer is
-    encoded and checked, then deferred for want of a broker) and feeds the engine."""
-    return Station(OFFLINE)
-
-
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(topic=TOPICS, payload=PAYLOADS)
-async def test_bridge_handle_counts_every_hypothesis_example_once(
-    topic: str, payload: bytes
-) -> None:
-    bridge = _offline_station().bridge
-    before = _outcomes(bridge.counters)
-    received = bridge.counters.get("inbound_received")
-    rejected_outbound = bridge.counters.total("outbound_rejected")
-    with csbridge_logs_to_devnull() as errors:
-        await bridge.handle(topic, payload)
-    after = _outcomes(bridge.counters)
-    assert bridge.counters.get("inbound_received") == received + 1
-    assert after["handler_failed"] == before["handler_failed"], errors
-    assert sum(after.values()) == sum(before.values()) + 1, (before, after)
-    assert bridge.counters.total("outbound_rejected") == rejected_outbound, errors
