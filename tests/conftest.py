@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 import aiomqtt
 import pytest
 import pytest_asyncio
+from hypothesis import settings
 
 from csbridge.config import Config, broker_address
 from csbridge.mqtt.link import TCP_NODELAY_OPTION
@@ -28,11 +29,20 @@ from csbridge.testing.brokers import Broker, MosquittoBroker
 from csbridge.testing.harness import all_ready, running_station, wait_until
 from csbridge.testing.josev import JosevClient
 from csbridge.testing.plugin import ConfigFactory, marked_config
-from tests.support import FIXTURES
+from tests.support import CI_EXAMPLES, DEV_EXAMPLES, FIXTURES
 
 WIRE_DC = "DE*CSB*E0001"
 READING_STATION = FIXTURES / "configs" / "reading-station.toml"
 START_TIMEOUT_S = 5.0
+
+
+# hypothesis: `dev` keeps a local run quick; `ci` (`--hypothesis-profile=ci`, as .ci/run runs the
+# suite) is the thorough one. Tests that set their own max_examples scale with the profile
+# through tests.support.examples(). pytest loads a profile given on its command line after
+# importing this file, so that one wins over the default loaded here.
+settings.register_profile("dev", max_examples=DEV_EXAMPLES)
+settings.register_profile("ci", max_examples=CI_EXAMPLES)
+settings.load_profile("dev")
 
 
 def pytest_configure(config: pytest.Config) -> None:

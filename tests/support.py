@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from hypothesis import settings
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
@@ -41,6 +42,19 @@ from tests.mutations import _containers
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
+
+
+DEV_EXAMPLES = 100
+CI_EXAMPLES = 2_000
+"""max_examples of hypothesis's `dev` profile (the default) and `ci` profile (the thorough run,
+`--hypothesis-profile=ci`), registered in tests/conftest.py."""
+
+
+def examples(at_ci: int) -> int:
+    """A property test's max_examples: `at_ci` under the ci profile, and the same share of the
+    loaded profile's count under another (a twentieth under dev), so each test keeps its weight
+    against the others. Read as the test module is imported, after pytest loaded the profile."""
+    return max(1, round(at_ci * settings().max_examples / CI_EXAMPLES))
 
 
 def load_fixture(name: str, folder: str = "messages") -> dict[str, Any]:

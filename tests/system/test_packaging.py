@@ -31,6 +31,8 @@ from csbridge.testing.brokers import (
 )
 from tests.support import REPO
 
+pytestmark = pytest.mark.packaging
+
 PACKAGING = REPO / "packaging"
 UNIT = PACKAGING / "systemd" / "csbridge.service"
 SYSUSERS = PACKAGING / "systemd" / "csbridge.sysusers"

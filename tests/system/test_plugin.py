@@ -98,6 +98,7 @@ def test_without_pytest_asyncio_only_the_async_fixtures_fail(
     assert "pip install 'csbridge[testing]'" in result.stdout.str()
 
 
+@pytest.mark.packaging
 @pytest.mark.timeout(300)
 def test_the_example_passes_from_a_fresh_venv_with_only_the_wheel(tmp_path: Path) -> None:
     """The issue's check: build the wheel, install it (its testing extra: pytest and

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiomqtt
 import orjson
+import pytest
 
 from csbridge.config import Config, broker_address
 from csbridge.messages.envelope import Message
@@ -24,6 +25,8 @@ from csbridge.testing.brokers import MosquittoBroker
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import start_station, stop_bridge
 from tests.support import station_config, unique_prefix
+
+pytestmark = pytest.mark.soak
 
 DOWNTIMES_S = (0.1, 0.3, 0.6, 1.0, 0.2, 2.5, 0.4, 1.5, 3.0, 0.8)
 """Short outages reconnect early in the backoff; the long ones reach its cap."""

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiomqtt
 import orjson
+import pytest
 
 from csbridge.config import Config, broker_address
 from csbridge.messages.envelope import EnvelopeCodec, InboundRejected, MessageType, RejectReason
@@ -36,6 +37,8 @@ from tests.support import (
     expected_outcomes,
     fixture_corpus,
 )
+
+pytestmark = pytest.mark.soak
 
 MESSAGES = 100_000
 SEED = 20261123

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import pytest
 
 from csbridge.config import Config, broker_address
 from csbridge.messages.registry import Direction, SchemaRegistry
@@ -29,6 +30,8 @@ from csbridge.service.station import Station
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import start_station, stop_bridge
 from tests.support import Fuzzer, csbridge_logs_to_devnull, fixture_corpus
+
+pytestmark = pytest.mark.soak
 
 WARM_UP = 10_000
 MEASURED = 100_000

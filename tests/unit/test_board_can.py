@@ -43,7 +43,7 @@ from csbridge.sources.can.state import BoardState, cp_state_of, cp_status
 from csbridge.sources.readings import BoardReading, CpState
 from csbridge.sources.simulated.can_devices import SimulatedCanBoard, build_wire_board
 from csbridge.support.resources import example_config
-from tests.support import FIXTURES
+from tests.support import FIXTURES, examples
 
 REGISTRY = ProfileRegistry()
 PROFILE = REGISTRY.get("generic-charger-board")
@@ -399,7 +399,7 @@ FRAMES = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(frames=FRAMES)
 def test_arbitrary_frames_decode_inside_the_rated_ranges(frames: list[can.Message]) -> None:
     state = BoardState()

@@ -23,6 +23,7 @@ from tests.support import (
     ODD_JSON_VALUES,
     Fuzzer,
     csbridge_logs_to_devnull,
+    examples,
     expected_outcomes,
     fixture_corpus,
     station_config,
@@ -92,7 +93,7 @@ def _offline_station() -> Station:
     return Station(OFFLINE)
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(topic=TOPICS, payload=PAYLOADS)
 async def test_bridge_handle_counts_every_hypothesis_example_once(
     topic: str, payload: bytes

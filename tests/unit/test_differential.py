@@ -69,6 +69,7 @@ def test_backends_agree_on_fixtures(index: int) -> None:
     assert _verdicts(CORPUS[index]) == _reference_verdicts(CORPUS[index])
 
 
+# The "thousands of mutations" the docstring promises: the same count under every profile.
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_backends_agree_on_mutations(document: Any) -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from csbridge.limits.bounds import Bound, LimitSource, tightest_lower, tightest_upper
 from csbridge.limits.derating import DeratingCurve
+from tests.support import examples
 
 S = LimitSource
 
@@ -110,7 +111,7 @@ VALUES = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 BOUNDS = st.lists(st.builds(Bound, st.one_of(VALUES, st.just(math.nan)), st.sampled_from(S)))
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(BOUNDS)
 def test_tightest_upper_value_is_the_minimum_of_the_real_candidates(bounds: list[Bound]) -> None:
     real = [b for b in bounds if not math.isnan(b.value)]
@@ -123,7 +124,7 @@ def test_tightest_upper_value_is_the_minimum_of_the_real_candidates(bounds: list
     assert chosen.source is min(tied, key=TIE_BREAK_ORDER.index)
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.lists(st.builds(Bound, VALUES, st.sampled_from(S)), min_size=1))
 def test_tightest_lower_value_is_the_maximum_of_the_candidates(bounds: list[Bound]) -> None:
     chosen = tightest_lower(bounds)
@@ -243,7 +244,7 @@ def curves(draw: st.DrawFn) -> DeratingCurve:
 TEMPERATURES = st.floats(min_value=-100, max_value=300, allow_nan=False)
 
 
-@settings(max_examples=500)
+@settings(max_examples=examples(500))
 @given(curves(), TEMPERATURES)
 def test_derated_limit_stays_within_its_neighbours_values(
     curve: DeratingCurve, temperature: float
@@ -262,7 +263,7 @@ def test_derated_limit_stays_within_its_neighbours_values(
     assert curve.floor <= value <= max(limit for _, limit in points)
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(curves(), TEMPERATURES, TEMPERATURES)
 def test_derating_is_monotonic_on_a_falling_curve(
     curve: DeratingCurve, first: float, second: float
@@ -280,7 +281,7 @@ def test_derating_is_monotonic_on_a_falling_curve(
     assert falling.limit_at(hotter) <= falling.limit_at(cooler)
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(curves())
 def test_a_missing_temperature_is_never_better_than_any_measured_one(
     curve: DeratingCurve,

@@ -21,7 +21,7 @@ from csbridge.sources.readings import (
     ImdReading,
     ModuleReading,
 )
-from tests.support import station_config
+from tests.support import examples, station_config
 
 S = LimitSource
 Entry = dict[str, Any]
@@ -466,7 +466,7 @@ STEPS = st.lists(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.floats(min_value=0.0, max_value=300.0, allow_nan=False), STEPS)
 def test_reported_limits_are_never_looser_than_the_latest_computed_ones(
     first: float, steps: list[tuple[float, float, float]]
@@ -488,7 +488,7 @@ def test_reported_limits_are_never_looser_than_the_latest_computed_ones(
         assert block["min_voltage"] in computed_minima
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(STEPS)
 def test_a_maximum_rises_only_after_settle_s_above_the_hysteresis(
     steps: list[tuple[float, float, float]],

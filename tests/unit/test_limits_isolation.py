@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from csbridge.limits.isolation import IsolationRule, classify_resistance, isolation_status
 from csbridge.limits.model import IsolationStatus
 from csbridge.sources.readings import ImdReading
+from tests.support import examples
 
 R2023 = IsolationRule.IEC_61851_23_2023
 R2014 = IsolationRule.IEC_61851_23_2014
@@ -50,7 +51,7 @@ def test_2023_rule_faults_below_100_kohm_and_is_valid_from_100_kohm(
     assert classify_resistance(resistance, R2023, rated_voltage=1000.0) is expected
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(
     st.floats(min_value=0, max_value=1e9, allow_nan=False),
     st.floats(min_value=0, max_value=1500, allow_nan=False),

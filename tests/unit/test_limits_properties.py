@@ -25,14 +25,14 @@ from csbridge.sources.readings import (
     OperatorCommand,
     SourceReading,
 )
-from tests.support import station_config
+from tests.support import examples, station_config
 
 CONFIG = station_config("mqtt://127.0.0.1:1", "props")
 DC, AC = (evse.evse_id for evse in CONFIG.evse)
 REGISTRY = SchemaRegistry()
 CODEC = EnvelopeCodec(REGISTRY, Direction.FROM_JOSEV, 1 << 20)
 EXAMPLES = settings(
-    max_examples=2000,
+    max_examples=examples(2000),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

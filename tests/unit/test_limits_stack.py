@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from csbridge.limits.derating import DeratingCurve
 from csbridge.limits.stack import Absence, ModuleSpec, compose_stack
 from csbridge.sources.readings import Capability, ModuleReading
+from tests.support import examples
 
 NOW = 1000.0
 DEADLINE = 3.0
@@ -384,7 +385,7 @@ def stacks(draw: st.DrawFn) -> tuple[tuple[ModuleSpec, ...], dict[str, ModuleRea
     return specs, readings
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(stacks(), st.booleans())
 def test_stack_maxima_never_exceed_the_sums_over_healthy_modules(
     stack_input: tuple[tuple[ModuleSpec, ...], dict[str, ModuleReading]], derate: bool

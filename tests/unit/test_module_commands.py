@@ -23,6 +23,7 @@ from csbridge.sources.can.commands import (
     switch_frames,
 )
 from csbridge.sources.can.profile import ProfileRegistry, load_profile
+from tests.support import examples
 
 CONTROLLER = 0xF0
 REGISTRY = ProfileRegistry()
@@ -170,7 +171,7 @@ SCALES = {
 }
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     name=st.sampled_from(FAMILIES),
     voltage=st.floats(0, 58.5),
@@ -291,7 +292,7 @@ def commands(draw: st.DrawFn) -> tuple[str, list[can.Message]]:
     return name, switch_frames(built, address, on=kind == "on")
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=examples(600), deadline=None)
 @given(commands())
 def test_command_frames_are_never_decoded_as_replies(
     command: tuple[str, list[can.Message]],

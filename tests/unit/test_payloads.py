@@ -21,7 +21,7 @@ from csbridge.limits.model import (
 )
 from csbridge.messages.envelope import Message, MessageType, check_document
 from csbridge.messages.registry import SchemaRegistry
-from tests.support import station_config, walk
+from tests.support import examples, station_config, walk
 
 REGISTRY = SchemaRegistry()
 
@@ -103,7 +103,7 @@ def snapshots(draw: st.DrawFn) -> EvseSnapshot:
     return EvseSnapshot(evse_id="AC", status_code=status, ac=ac, ac_bpt=ac_bpt)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(snapshots())
 def test_every_snapshot_becomes_a_valid_message_rounded_to_the_safe_side(
     snapshot: EvseSnapshot,

@@ -10,12 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csbridge.engine.rounding import CURRENT_STEP, POWER_STEP, ceil_to, floor_to, nearest
+from tests.support import examples
 
 FINITE = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 STEPS = st.sampled_from([CURRENT_STEP, POWER_STEP, Decimal("0.01")])
 
 
-@settings(max_examples=3000)
+@settings(max_examples=examples(3000))
 @given(FINITE, STEPS)
 def test_floor_never_rises_and_loses_less_than_a_step(value: float, step: Decimal) -> None:
     rounded = floor_to(value, step)
@@ -23,7 +24,7 @@ def test_floor_never_rises_and_loses_less_than_a_step(value: float, step: Decima
     assert value - rounded < float(step) * (1 + 1e-9) + abs(value) * 1e-15
 
 
-@settings(max_examples=3000)
+@settings(max_examples=examples(3000))
 @given(FINITE, STEPS)
 def test_ceil_never_falls(value: float, step: Decimal) -> None:
     assert ceil_to(value, step) >= value

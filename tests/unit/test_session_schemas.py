@@ -25,7 +25,7 @@ from csbridge.messages.registry import (
 )
 from csbridge.support.resources import schema_dir
 from tests.mutations import mutations
-from tests.support import fixture_names, load_fixture, walk
+from tests.support import examples, fixture_names, load_fixture, walk
 
 VALID = "messages-session"
 INVALID = "invalid-session"
@@ -521,6 +521,7 @@ def test_backends_agree_on_fixtures(index: int) -> None:
 
 
 @needs_fast
+# The "thousands of mutations" the docstring promises: the same count under every profile.
 @settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_backends_agree_on_mutations(document: Any) -> None:
@@ -547,7 +548,7 @@ def near_timestamps(draw: st.DrawFn) -> str:
 
 
 @needs_fast
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=examples(1000), deadline=None)
 @given(near_timestamps())
 def test_backends_agree_on_timestamps(stamp: str) -> None:
     document = load_fixture("meter_values_request", VALID)

@@ -26,7 +26,7 @@ from csbridge.limits.setpoint import (
     watchdog_or_default,
 )
 from csbridge.sources.readings import BoardReading, Capability, ImdReading, ModuleReading
-from tests.support import station_config
+from tests.support import examples, station_config
 
 
 def entry(
@@ -378,7 +378,7 @@ def check_invariants(limits: dict[str, Any], wanted: DcRequest, result: Setpoint
 
 
 PROPERTY = settings(
-    max_examples=2_500,
+    max_examples=examples(2_500),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

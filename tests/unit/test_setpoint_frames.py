@@ -13,6 +13,7 @@ from csbridge.limits.setpoint import DcRequest, ModuleContact, Setpoint, dc_setp
 from csbridge.sources.can.codec import IdFieldsCodec
 from csbridge.sources.can.commands import setpoint_frames
 from csbridge.sources.can.profile import ProfileRegistry
+from tests.support import examples
 
 CODEC = IdFieldsCodec(ProfileRegistry().get("infypower-reg"), 0xF0)
 SET_OUTPUT = 0x1C
@@ -41,7 +42,7 @@ def _wire_setpoints(setpoint: Setpoint) -> list[tuple[int, float, float]]:
     return found
 
 
-@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(2000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     max_current=limits,
     max_power=st.floats(min_value=0, max_value=200_000, allow_nan=False),
