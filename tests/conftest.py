@@ -135,11 +135,12 @@ async def wire_station(wire_config: Config) -> AsyncIterator[Station]:
 @pytest.fixture
 def systemd_socket() -> Iterator[tuple[socket.socket, str]]:
     """What systemd listens on for sd_notify(3): an abstract unix datagram socket (no path
-    length limit) and its name as NOTIFY_SOCKET gives it."""
+    length limit) and its name as NOTIFY_SOCKET gives it. Non-blocking: read it with
+    tests.support.notification() and its kin, on the test's loop."""
     name = f"@csbridge-test-{uuid.uuid4().hex}"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind("\0" + name[1:])
-    sock.settimeout(0.1)
+    sock.setblocking(False)
     yield sock, name
     sock.close()
 
@@ -166,9 +167,10 @@ async def start_bridge(config: Config) -> tuple[Bridge, asyncio.Task[None]]:
 
 
 async def stop_bridge(task: asyncio.Task[None]) -> None:
-    """Cancel and wait, whatever the task ended with: some tests stop a station they broke."""
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    """Stop a station's (or a bare bridge's) task. One that crashed meanwhile raises
+    StationCrashedError here, from its own exception: a failure in the background never passes
+    unnoticed."""
+    await harness.stop_station(task)
 
 
 def josev_for(config: Config) -> contextlib.AbstractAsyncContextManager[JosevClient]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import io
@@ -10,7 +11,6 @@ import logging
 import os
 import random
 import socket
-import time
 import uuid
 from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
@@ -176,16 +176,34 @@ def text_console(*, terminal: bool = False) -> tuple[Console, io.StringIO]:
 # -- systemd's side of sd_notify, shared by the service tests --------------------------------
 
 
-def notifications_until(sock: socket.socket, until: float) -> list[str]:
-    """Every sd_notify message on `sock` until the monotonic time `until` (blocking: run it in
-    a thread)."""
-    states = []
-    while time.monotonic() < until:
-        try:
-            states.append(sock.recv(4096).decode())
-        except TimeoutError:
-            continue
-    return states
+async def notification(sock: socket.socket) -> str:
+    """The next sd_notify message on `sock` (non-blocking, as the systemd_socket fixture makes
+    it), awaited on the running loop."""
+    return (await asyncio.get_running_loop().sock_recv(sock, 4096)).decode()
+
+
+async def notifications_within(sock: socket.socket, seconds: float) -> list[str]:
+    """Every sd_notify message that arrives on `sock` in the next `seconds`: the window is what
+    the test measures (how many pings, or none)."""
+    received: list[str] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while True:
+                received.append(await notification(sock))
+    return received
+
+
+async def notifications_until(sock: socket.socket, wanted: str, timeout: float) -> list[str]:
+    """The sd_notify messages on `sock` up to and including the first `wanted` one; an
+    AssertionError listing them when `wanted` has not come within `timeout` seconds."""
+    received: list[str] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not received or received[-1] != wanted:
+                received.append(await notification(sock))
+    except TimeoutError:
+        raise AssertionError(f"no {wanted} within {timeout} s; got {received}") from None
+    return received
 
 
 # -- seeded fuzzing, shared by the reliability tests -----------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import can
 
@@ -11,6 +10,7 @@ from csbridge.config import Config, load_config
 from csbridge.service.station import Station
 from csbridge.support.resources import example_config
 from csbridge.testing.brokers import Broker
+from csbridge.testing.can_tap import CanTap
 from csbridge.testing.harness import wait_until as _until
 from tests.conftest import stop_bridge
 from tests.support import FIXTURES, unique_prefix
@@ -54,22 +54,21 @@ async def test_low_insulation_on_the_wire_is_an_emergency_shutdown(wire_station:
 async def test_the_station_polls_every_module_on_its_period(
     wire_station: Station, wire_config: Config
 ) -> None:
-    channel = wire_config.bus[0].interface_channel
-    sniffer = can.Bus(channel=channel, interface="virtual")
-    try:
-        seen: set[int] = set()
-        deadline = time.monotonic() + 2.5
-        while time.monotonic() < deadline:
-            frame = await asyncio.to_thread(sniffer.recv, 0.2)
-            if frame is not None and frame.arbitration_id & 0xFF == 0xF0:  # source: the controller
-                seen.add(frame.arbitration_id)
-    finally:
-        sniffer.shutdown()
     expected = {
         (0x0A << 22) | (command << 16) | (address << 8) | 0xF0
         for address in (1, 2, 3)
         for command in (0x03, 0x04, 0x0A, 0x0C)
     }
+    sniffer = CanTap(wire_config.bus[0])
+    try:
+        polls = await sniffer.collect(
+            2.5,
+            lambda frame: frame.arbitration_id & 0xFF == 0xF0,  # source: the controller
+            until=lambda found: expected <= {frame.arbitration_id for frame in found},
+        )
+    finally:
+        sniffer.close()
+    seen = {frame.arbitration_id for frame in polls}
     assert expected <= seen
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from typing import Any
 
 import aiomqtt
-import can
 import orjson
 import pytest
 
@@ -16,6 +14,8 @@ from csbridge.config import Config
 from csbridge.service.station import Station
 from csbridge.sources.readings import CpState
 from csbridge.testing.brokers import MosquittoBroker
+from csbridge.testing.can_tap import CanTap
+from csbridge.testing.harness import wait_until
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import stop_bridge
 from tests.support import station_config, unique_prefix, wire_station_config
@@ -35,20 +35,42 @@ def _setpoint(
     }
 
 
+async def _finished_cable_check(
+    josev: JosevEmulator, evse_id: str, timeout: float, every: float
+) -> dict[str, Any]:
+    """What Josev does after starting a cable check: ask for its status, `every` seconds,
+    until it is finished; that last answer."""
+    answers: list[dict[str, Any]] = []
+
+    async def finished() -> bool:
+        status = await josev.request(
+            "cable_check", {"evse_id": evse_id, "cable_check_action": "status"}, timeout=5
+        )
+        answers.append(status.data)
+        return bool(status.data["cable_check_status"] == "finished")
+
+    await wait_until(finished, timeout, "a finished cable check", every=every)
+    return answers[-1]
+
+
 async def _cable_check_verdict(josev: JosevEmulator, timeout: float = 15.0) -> dict[str, Any]:
     started = await josev.request(
         "cable_check", {"evse_id": DC, "cable_check_action": "start"}, timeout=5
     )
     assert started.data["cable_check_status"] == "ongoing"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = await josev.request(
-            "cable_check", {"evse_id": DC, "cable_check_action": "status"}, timeout=5
-        )
-        if status.data["cable_check_status"] == "finished":
-            return status.data
-        await asyncio.sleep(0.25)
-    raise AssertionError("the cable check never finished")
+    return await _finished_cable_check(josev, DC, timeout, every=0.25)
+
+
+def _stack_current(station: Station) -> float:
+    return sum(station.devices.modules[(DC, n)].output_current for n in ("m1", "m2", "m3"))
+
+
+def _stack_off(station: Station) -> bool:
+    return not any(station.devices.modules[(DC, n)].output_current for n in ("m1", "m2", "m3"))
+
+
+def _status(station: Station) -> str:
+    return str(station.engine.entries.get(DC)["status_code"])
 
 
 async def test_cable_check_runs_the_self_test_then_answers_with_the_isolation(
@@ -90,9 +112,7 @@ async def test_a_setpoint_is_rejected_when_the_evse_is_not_ready(
     await raw_client.publish(
         f"{config.mqtt.local_prefix}/{DC}/operator", orjson.dumps({"enabled": False}), qos=1
     )
-    async with asyncio.timeout(5):
-        while station.engine.entries.get(DC)["status_code"] != "evse_shutdown":
-            await asyncio.sleep(0.02)
+    await wait_until(lambda: _status(station) == "evse_shutdown", 5, "the EVSE shut down")
     answer = await josev.request("power_electronics_setpoint", _setpoint(400.0, 100.0), timeout=5)
     assert answer.data == {"evse_id": DC, "status": "rejected"}
     assert all(station.devices.modules[(DC, n)].output_current == 0.0 for n in ("m1", "m2", "m3"))
@@ -126,9 +146,9 @@ async def test_josev_ending_the_session_switches_the_modules_off(
     ):
         message = {"id": str(uuid.uuid4()), "name": name, "type": "update", "data": data}
         await raw_client.publish(config.mqtt.request_topic, orjson.dumps(message), qos=1)
-    async with asyncio.timeout(5):
-        while station.devices.modules[(DC, "m1")].output_current != 0.0:
-            await asyncio.sleep(0.02)
+    await wait_until(
+        lambda: station.devices.modules[(DC, "m1")].output_current == 0.0, 5, "m1 switched off"
+    )
     assert station.session.sessions[DC].hlc_charging is True
     assert station.session.sessions[DC].iso15118_state == "SessionStop"
 
@@ -137,11 +157,13 @@ async def test_setpoints_go_out_over_can_never_above_the_reported_limits(broker:
     config = wire_station_config(broker.url, unique_prefix())
     station = Station(config)
     task = asyncio.create_task(station.run())
-    sniffer = can.Bus(channel=config.bus[0].interface_channel, interface="virtual")
+    sniffer = CanTap(config.bus[0])
     try:
-        async with asyncio.timeout(10):
-            while station.engine.entries.get(DC)["dc"]["max_current"] != 240.0:
-                await asyncio.sleep(0.02)
+        await wait_until(
+            lambda: station.engine.entries.get(DC)["dc"]["max_current"] == 240.0,
+            10,
+            "the full stack",
+        )
         async with JosevEmulator.connect(
             config.mqtt.broker,
             request_topic=config.mqtt.request_topic,
@@ -151,18 +173,18 @@ async def test_setpoints_go_out_over_can_never_above_the_reported_limits(broker:
                 "power_electronics_setpoint", _setpoint(600.0, 900.0), timeout=5
             )
             assert answer.data["status"] == "accepted"
-        setpoints: list[tuple[float, float]] = []
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and len(setpoints) < 3:
-            frame = await asyncio.to_thread(sniffer.recv, 0.2)
-            if (
-                frame is not None and (frame.arbitration_id >> 16) & 0x3F == 0x1C
-            ):  # Infypower set V/I
-                millivolts, milliamps = (
-                    int.from_bytes(frame.data[:4], "big"),
-                    int.from_bytes(frame.data[4:], "big"),
-                )
-                setpoints.append((millivolts / 1000, milliamps / 1000))
+        frames = await sniffer.collect(
+            2.0,
+            lambda frame: (frame.arbitration_id >> 16) & 0x3F == 0x1C,  # Infypower set V/I
+            until=lambda found: len(found) >= 3,
+        )
+        setpoints = [
+            (
+                int.from_bytes(frame.data[:4], "big") / 1000,
+                int.from_bytes(frame.data[4:], "big") / 1000,
+            )
+            for frame in frames[:3]
+        ]
         assert len(setpoints) == 3
         assert all(volts == 600.0 for volts, _ in setpoints)
         total = sum(amps for _, amps in setpoints)
@@ -170,7 +192,7 @@ async def test_setpoints_go_out_over_can_never_above_the_reported_limits(broker:
         assert 600.0 * total <= 120_000  # 900 A asked; the 120 kW reported binds at 600 V
         assert all(amps == pytest.approx(200.0 / 3, abs=0.001) for _, amps in setpoints)
     finally:
-        sniffer.shutdown()
+        sniffer.close()
         await stop_bridge(task)
 
 
@@ -222,9 +244,7 @@ async def test_losing_mqtt_switches_the_modules_off(own_mosquitto: MosquittoBrok
     task = asyncio.create_task(station.run())
     try:
         await asyncio.wait_for(station.bridge.link.connected.wait(), 5)
-        async with asyncio.timeout(5):
-            while station.engine.entries.get(DC)["status_code"] != "evse_ready":
-                await asyncio.sleep(0.02)
+        await wait_until(lambda: _status(station) == "evse_ready", 5, "the EVSE ready")
         async with JosevEmulator.connect(
             config.mqtt.broker,
             request_topic=config.mqtt.request_topic,
@@ -233,9 +253,11 @@ async def test_losing_mqtt_switches_the_modules_off(own_mosquitto: MosquittoBrok
             await josev.request("power_electronics_setpoint", _setpoint(400.0, 90.0), timeout=5)
             assert station.devices.modules[(DC, "m1")].output_current > 0
             own_mosquitto.kill()
-            async with asyncio.timeout(5):
-                while station.devices.modules[(DC, "m1")].output_current != 0.0:
-                    await asyncio.sleep(0.02)
+            await wait_until(
+                lambda: station.devices.modules[(DC, "m1")].output_current == 0.0,
+                5,
+                "m1 switched off",
+            )
     finally:
         own_mosquitto.start()
         await stop_bridge(task)
@@ -252,12 +274,7 @@ async def test_the_keepalive_follows_a_limit_that_falls(
     board = station.devices.boards[DC]
     board.plug_temperature_c = 85.0  # the plug curve: 100 A at 85 degC
     station.devices.emit(board)
-    async with asyncio.timeout(5):
-        while (
-            sum(station.devices.modules[(DC, n)].output_current for n in ("m1", "m2", "m3"))
-            > 100.0 + 1e-6
-        ):
-            await asyncio.sleep(0.05)
+    await wait_until(lambda: _stack_current(station) <= 100.0 + 1e-6, 5, "the stack at 100 A")
     assert station.engine.entries.get(DC)["dc"]["max_current"] == 100.0
 
 
@@ -266,12 +283,6 @@ async def _josev_update(
 ) -> None:
     message = {"id": str(uuid.uuid4()), "name": name, "type": "update", "data": data}
     await raw_client.publish(config.mqtt.request_topic, orjson.dumps(message), qos=1)
-
-
-async def _until_off(station: Station) -> None:
-    async with asyncio.timeout(5):
-        while any(station.devices.modules[(DC, n)].output_current for n in ("m1", "m2", "m3")):
-            await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize(
@@ -294,7 +305,7 @@ async def test_josev_going_away_switches_the_modules_off(
     await josev.request("power_electronics_setpoint", _setpoint(400.0, 90.0), timeout=5)
     assert station.devices.modules[(DC, "m1")].output_current > 0
     await _josev_update(raw_client, config, name, data)
-    await _until_off(station)
+    await wait_until(lambda: _stack_off(station), 5, "the stack switched off")
 
 
 async def test_the_evs_rated_maximum_voltage_clamps_the_setpoint(
@@ -307,9 +318,9 @@ async def test_the_evs_rated_maximum_voltage_clamps_the_setpoint(
         "ev_rated_limits",
         {"evse_id": DC, "dc_rated_limits": {"ev_max_voltage": 420.0}},
     )
-    async with asyncio.timeout(5):
-        while station.session.sessions[DC].ev_rated_limits is None:
-            await asyncio.sleep(0.02)
+    await wait_until(
+        lambda: station.session.sessions[DC].ev_rated_limits is not None, 5, "the EV's limits"
+    )
     await josev.request(
         "power_electronics_setpoint", _setpoint(480.0, 30.0, ev_max=500.0), timeout=5
     )

@@ -24,7 +24,7 @@ from csbridge.testing.harness import isolated_config
 from csbridge.testing.harness import wait_until as _until
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import josev_for, stop_bridge
-from tests.integration.test_dc_session import _setpoint
+from tests.integration.test_dc_session import _finished_cable_check, _setpoint
 from tests.support import unique_prefix
 
 EVSE = "DE*CSB*E0002"
@@ -74,6 +74,8 @@ class EverestModules:
         await self.send("isolation_monitor", channel, value)
 
     async def keep_checking(self) -> None:
+        """The modules' side of EVerest's communication check, on its own period: the
+        behaviour the station watches, not a wait."""
         while True:
             if self.alive:
                 await self.psu("m2e/communication_check", True)
@@ -133,6 +135,12 @@ async def josev(config: Config, station: Station) -> AsyncIterator[JosevEmulator
         yield emulator
 
 
+def _taken(station: Station, channel: str) -> int:
+    """How many messages the station has taken from psu1 on `channel`: each is applied to the
+    engine before it is counted."""
+    return station.bridge.counters.get("inbound_accepted", f"everest:power_supply_DC/{channel}")
+
+
 def _dc(josev: JosevEmulator) -> dict[str, Any]:
     entry: dict[str, Any] = josev.view.evses[EVSE]
     return {**entry["dc"], "status_code": entry["status_code"]}
@@ -152,8 +160,9 @@ async def test_capabilities_reach_josev_as_the_evse_limits(josev: JosevEmulator)
 async def test_capabilities_above_the_nameplate_are_capped(
     josev: JosevEmulator, modules: EverestModules, station: Station
 ) -> None:
+    taken = _taken(station, "m2e/capabilities")
     await modules.psu("m2e/capabilities", {**CAPABILITIES, "max_export_current_A": 900.0})
-    await asyncio.sleep(0.3)
+    await _until(lambda: _taken(station, "m2e/capabilities") > taken, 5, "the capabilities")
     await josev.boot(timeout=5)
     assert _dc(josev)["max_current"] == 400.0  # 150 kW still binds at 1000 V... and the cap:
     assert station.engine.entries.get(EVSE)["dc"]["max_current"] <= 500.0  # nameplate
@@ -196,8 +205,9 @@ async def test_a_silenced_communication_check_is_evse_malfunction_within_the_dea
 async def test_every_error_but_vendor_warning_takes_the_evse_out_of_service(
     modules: EverestModules, station: Station, error: dict[str, str], stops: bool
 ) -> None:
+    taken = _taken(station, "m2e/raise_error")
     await modules.psu("m2e/raise_error", error)
-    await asyncio.sleep(0.5)
+    await _until(lambda: _taken(station, "m2e/raise_error") > taken, 5, "the error")
     status = station.engine.entries.get(EVSE)["status_code"]
     assert status == ("evse_malfunction" if stops else "evse_ready")
     await modules.psu("m2e/clear_error", {"type": error["type"]})
@@ -243,16 +253,7 @@ async def test_cable_check_runs_the_imd_self_test_over_the_api(
     await _until(lambda: bool(modules.seen("e2m/receive_start_self_test")), timeout=5)
     assert modules.seen("e2m/receive_start_self_test") == [1000.0]
     await modules.imd("m2e/self_test_result", True)
-    deadline = time.monotonic() + 5
-    verdict: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        status = await josev.request(
-            "cable_check", {"evse_id": EVSE, "cable_check_action": "status"}, timeout=5
-        )
-        if status.data["cable_check_status"] == "finished":
-            verdict = status.data
-            break
-        await asyncio.sleep(0.1)
+    verdict = await _finished_cable_check(josev, EVSE, 5, every=0.1)
     assert verdict.get("isolation_level") == "valid"
 
 
@@ -274,6 +275,7 @@ async def test_bad_everest_payloads_are_rejected_and_change_nothing(
     await modules.client.publish(topic, payload, qos=1)
     await _until(lambda: station.bridge.counters.get("inbound_rejected", reason) == 1, timeout=5)
     assert station.engine.entries.get(EVSE)["dc"]["max_current"] == before
+    # Half a second in which the EVSE must stay ready: the behaviour, not a wait for an event.
     with contextlib.suppress(TimeoutError):
         await _until(lambda: station.engine.entries.get(EVSE)["status_code"] != "evse_ready", 0.5)
     assert station.engine.entries.get(EVSE)["status_code"] == "evse_ready"

@@ -41,6 +41,7 @@ class Everest:
             self.received.append((message.topic.value.rsplit("/m2e/", 1)[1], orjson.loads(payload)))
 
     async def heartbeat(self) -> None:
+        """EVerest's heartbeat on its own period: the behaviour the export watches."""
         count = 0
         while True:
             if self.beating:
@@ -101,7 +102,7 @@ async def test_everest_sees_the_stack_as_a_power_supply(setup: tuple[Station, Ev
     await until(lambda: everest.last("communication_check") is True)
     assert everest.last("mode") == "Off"
     count_before = len([n for n, _ in everest.received if n == "voltage_current"])
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # the window the rate is measured over
     count_after = len([n for n, _ in everest.received if n == "voltage_current"])
     assert count_after - count_before >= 3  # about 4 Hz
 

@@ -14,6 +14,7 @@ import pytest
 from csbridge.config import Config
 from csbridge.messages.envelope import RejectReason
 from csbridge.protocol.bridge import Bridge
+from csbridge.testing.harness import wait_until
 from csbridge.tools.emulator import JosevEmulator
 from tests.support import load_fixture
 
@@ -126,11 +127,9 @@ async def test_flood_of_ten_thousand_requests_is_answered_and_counted_exactly(
     for start in range(0, flood, 500):
         await asyncio.gather(*sends[start : start + 500])
 
-    async def all_received() -> None:
-        while bridge.counters.get("inbound_received") < flood:
-            await asyncio.sleep(0.05)
-
-    await asyncio.wait_for(all_received(), 60)
+    await wait_until(
+        lambda: bridge.counters.get("inbound_received") >= flood, 60, "the whole flood received"
+    )
     last = await josev.request("cs_parameters", timeout=10)
     assert last.name == "cs_parameters"
     # The raw client's requests are answered to the emulator too, which never asked for them:

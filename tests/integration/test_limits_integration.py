@@ -14,6 +14,7 @@ from csbridge.config import Config
 from csbridge.messages.envelope import Message
 from csbridge.messages.registry import SchemaRegistry
 from csbridge.service.station import Station
+from csbridge.testing.harness import wait_until
 from csbridge.tools.emulator import JosevEmulator
 
 DC = "DE*CSB*E0001"
@@ -125,9 +126,9 @@ async def test_a_bad_external_limit_changes_nothing_and_is_counted(
     await josev.boot(timeout=5)
     before = station.engine.entries.values()
     await raw_client.publish(f"{config.mqtt.local_prefix}/{evse_id}/external_limit", payload, qos=1)
-    async with asyncio.timeout(5):
-        while station.bridge.counters.total("inbound_rejected") == 0:
-            await asyncio.sleep(0.01)
+    await wait_until(
+        lambda: station.bridge.counters.total("inbound_rejected") > 0, 5, "the rejection"
+    )
     assert station.bridge.counters.get("inbound_rejected", reason) == 1
     assert station.engine.entries.values() == before
     lines = [r.getMessage() for r in caplog.records if "inbound_rejected" in r.getMessage()]

@@ -6,7 +6,7 @@ import asyncio
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import aiomqtt
 import prometheus_client
@@ -17,6 +17,7 @@ from prometheus_client.metrics_core import Metric
 from csbridge.config import Config, MetricsConfig
 from csbridge.service.metrics import MetricsServer, serve_metrics, start_metrics, station_registry
 from csbridge.service.station import Station
+from csbridge.testing.harness import wait_until
 from csbridge.tools.emulator import JosevEmulator
 from tests.support import labelled, parse, value
 
@@ -54,12 +55,6 @@ async def metrics(station: Station) -> AsyncIterator[MetricsServer]:
     await asyncio.to_thread(server.close)
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-
 # -- a running station, scraped over HTTP --------------------------------------------------
 
 
@@ -72,7 +67,11 @@ async def test_boot_and_garbage_are_counted_and_timed(
 ) -> None:
     await josev.boot(timeout=5)
     await raw_client.publish(config.mqtt.request_topic, b"{not json", qos=1)
-    await wait_for(lambda: station.bridge.counters.get("inbound_rejected", "not_json") == 1)
+    await wait_until(
+        lambda: station.bridge.counters.get("inbound_rejected", "not_json") == 1,
+        5,
+        "the garbage counted",
+    )
 
     families = await scrape(metrics.port)
 
@@ -129,11 +128,11 @@ async def test_a_silent_module_is_no_longer_online(
     station: Station, metrics: MetricsServer
 ) -> None:
     station.devices.modules[(DC, "m2")].silent = True
-    online = "csbridge_modules_online"
 
-    async with asyncio.timeout(10):
-        while value(await scrape(metrics.port), online, evse_id=DC) != 2:
-            await asyncio.sleep(0.05)
+    async def two_online() -> bool:
+        return value(await scrape(metrics.port), "csbridge_modules_online", evse_id=DC) == 2
+
+    await wait_until(two_online, 10, "two modules online on the endpoint", every=0.05)
 
     families = await scrape(metrics.port)
     assert value(families, "csbridge_module_state", evse_id=DC, module="m2", state="stale") == 1

@@ -1,19 +1,22 @@
 """csbridge's pytest plugin, its fixtures on the project's own station: Josev waits past its
-mark and says where things stand, reports invalid messages, and a station that cannot connect
-times out saying so."""
+mark and says where things stand, reports invalid messages, a station that cannot connect
+times out saying so, and a CAN tap collects until it has what it waits for."""
 
 from __future__ import annotations
 
-import asyncio
 import re
+import time
 
 import aiomqtt
+import can
 import pytest
 
+from csbridge.config import Config
 from csbridge.service.station import Station
 from csbridge.testing import plugin
 from csbridge.testing.brokers import Broker
-from csbridge.testing.harness import start_station
+from csbridge.testing.can_tap import CanTap, StationCan
+from csbridge.testing.harness import start_station, wait_until
 from csbridge.testing.josev import JosevClient
 from csbridge.tools.emulator import EmulatorError
 
@@ -45,9 +48,7 @@ async def test_josev_reports_an_invalid_message_as_a_problem(
     csbridge_josev: JosevClient, raw_client: aiomqtt.Client
 ) -> None:
     await raw_client.publish(csbridge_josev.response_topic, b'{"not": "a message"}', qos=1)
-    async with asyncio.timeout(5):
-        while not csbridge_josev.problems:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: bool(csbridge_josev.problems), 5, "the problem recorded")
     assert csbridge_josev.seen[-1].problem is not None
     with pytest.raises(AssertionError, match="station sent an invalid message"):
         csbridge_josev.assert_no_problems()
@@ -65,3 +66,25 @@ async def test_a_station_that_cannot_connect_times_out_saying_so(
     config = csbridge_config_factory().with_broker("mqtt://127.0.0.1:1")
     with pytest.raises(TimeoutError, match=r"no broker connection within 0\.5 s .*NOT connected"):
         await start_station(config, connect_timeout=0.5)
+
+
+async def test_a_tap_stops_collecting_once_it_has_what_it_waits_for(wire_config: Config) -> None:
+    """No station here: a second node on the bus sends, the tap collects."""
+    taps = StationCan(wire_config)
+    listening = taps.tap()  # hears the bus from here on
+    sender = CanTap(wire_config.bus[0])
+    try:
+        for identifier in range(6):
+            sender.send(can.Message(arbitration_id=identifier, data=b"", is_extended_id=False))
+        started = time.monotonic()
+        found = await listening.collect(
+            5.0,
+            lambda frame: frame.arbitration_id % 2 == 0,
+            until=lambda frames: len(frames) >= 2,
+        )
+        took = time.monotonic() - started
+    finally:
+        sender.close()
+        taps.close()
+    assert [frame.arbitration_id for frame in found] == [0, 2]
+    assert took < 1.0, "it returned once two even frames had come, not after 5 s"

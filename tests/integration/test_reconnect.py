@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from csbridge.engine.engine import LimitsEngine
 from csbridge.mqtt.link import BACKOFF_CAP_S
 from csbridge.protocol.bridge import Bridge
 from csbridge.testing.brokers import MosquittoBroker
+from csbridge.testing.harness import wait_until
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import start_bridge, stop_bridge
 from tests.support import station_config, unique_prefix
@@ -16,13 +16,15 @@ from tests.support import station_config, unique_prefix
 RECONNECT_BOUND_S = BACKOFF_CAP_S + 0.5
 
 
-async def _wait_for_connects(bridge: Bridge, count: int, timeout: float) -> float:
-    started = time.monotonic()
-    while bridge.link.connects < count:
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"only {bridge.link.connects} connects after {timeout} s")
-        await asyncio.sleep(0.01)
-    return time.monotonic() - started
+def _published_updates(bridge: Bridge) -> int:
+    return bridge.counters.get("outbound_published", "cs_status_and_limits/update")
+
+
+async def _connect_number(bridge: Bridge, count: int) -> float:
+    """Seconds until the bridge's `count`th connect."""
+    return await wait_until(
+        lambda: bridge.link.connects >= count, RECONNECT_BOUND_S + 1, f"connect number {count}"
+    )
 
 
 async def test_broker_killed_and_back_bridge_reconnects_and_republishes(
@@ -31,23 +33,18 @@ async def test_broker_killed_and_back_bridge_reconnects_and_republishes(
     config = station_config(own_mosquitto.url, unique_prefix())
     bridge, task = await start_bridge(config)
     try:
-        await _wait_until(
-            lambda: bridge.counters.get("outbound_published", "cs_status_and_limits/update") == 1
-        )
+        await wait_until(lambda: _published_updates(bridge) == 1, 3, "the first full update")
         for round_number in range(2, 5):
-            updates_before = bridge.counters.get(
-                "outbound_published", "cs_status_and_limits/update"
-            )
+            updates_before = _published_updates(bridge)
             own_mosquitto.kill()
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # the outage itself: the broker stays away this long
             own_mosquitto.start()
-            elapsed = await _wait_for_connects(bridge, round_number, RECONNECT_BOUND_S)
+            elapsed = await _connect_number(bridge, round_number)
             assert elapsed <= RECONNECT_BOUND_S
-            await _wait_until(
-                lambda b=updates_before: (
-                    bridge.counters.get("outbound_published", "cs_status_and_limits/update")
-                    == b + 1
-                )
+            await wait_until(
+                lambda b=updates_before: _published_updates(bridge) == b + 1,
+                3,
+                "the full update after the reconnect",
             )
         async with JosevEmulator.connect(
             config.mqtt.broker,
@@ -66,20 +63,12 @@ async def test_broker_absent_at_start_is_waited_for(own_mosquitto: MosquittoBrok
     bridge = Bridge(config, LimitsEngine(config))
     task = asyncio.create_task(bridge.run())
     try:
-        await asyncio.sleep(1.0)
+        # Three refused attempts (0.1 + 0.2 + 0.4 s of backoff): the bridge keeps trying.
+        await wait_until(lambda: bridge.link.failed_connects >= 3, 5, "three failed connects")
         assert bridge.link.connects == 0
         assert not task.done(), "a missing broker must not end the bridge"
         own_mosquitto.start()
-        elapsed = await _wait_for_connects(bridge, 1, RECONNECT_BOUND_S)
+        elapsed = await _connect_number(bridge, 1)
         assert elapsed <= RECONNECT_BOUND_S
     finally:
         await stop_bridge(task)
-
-
-async def _wait_until(condition: object, timeout: float = 3.0) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")  # pragma: no cover
-        await asyncio.sleep(0.01)

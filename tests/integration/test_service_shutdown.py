@@ -14,9 +14,10 @@ from csbridge.service.station import Station
 from csbridge.service.watchdog import MIN_STALL_S, Watched, feed_watchdog
 from csbridge.sources.readings import OperatorCommand
 from csbridge.support.counters import Counters
+from csbridge.testing.harness import wait_until
 from tests.conftest import josev_for
 from tests.integration.test_dc_session import _setpoint
-from tests.support import notifications_until
+from tests.support import notifications_within
 
 DC = "DE*CSB*E0001"
 
@@ -29,13 +30,15 @@ async def test_shut_down_switches_the_modules_off_and_no_operator_brings_them_ba
         setpoint = _setpoint(400.0, 90.0)
         answer = await josev.request("power_electronics_setpoint", setpoint, timeout=5)
         assert answer.data["status"] == "accepted"
-        async with asyncio.timeout(5):
-            while station.devices.modules[(DC, "m1")].output_current == 0.0:
-                await asyncio.sleep(0.02)
+        await wait_until(
+            lambda: station.devices.modules[(DC, "m1")].output_current != 0.0, 5, "m1 on"
+        )
         await station.shut_down()
-        async with asyncio.timeout(3):
-            while any(m.output_current for m in station.devices.modules.values()):
-                await asyncio.sleep(0.02)
+        await wait_until(
+            lambda: not any(m.output_current for m in station.devices.modules.values()),
+            3,
+            "every module off",
+        )
         assert station.engine.entries.get(DC)["status_code"] == "evse_shutdown"
         station.engine.ingest(DC, OperatorCommand(at=station.engine.clock(), enabled=True))
         assert station.engine.entries.get(DC)["status_code"] == "evse_shutdown"
@@ -58,12 +61,15 @@ async def test_the_watchdog_is_fed_only_while_every_part_makes_progress(
         feed_watchdog(notifier, [Watched("can:can0", progress)], counters)
     )
     try:
-        healthy = await asyncio.to_thread(notifications_until, sock, time.monotonic() + 0.5)
+        healthy = await notifications_within(sock, 0.5)
         assert healthy.count("WATCHDOG=1") >= 3
         stuck_since.append(time.monotonic() - MIN_STALL_S - 1)
-        await asyncio.sleep(0.15)  # a ping already under way may still arrive
-        await asyncio.to_thread(notifications_until, sock, time.monotonic() + 0.05)
-        withheld = await asyncio.to_thread(notifications_until, sock, time.monotonic() + 0.5)
+        # From the first ping withheld on, none follows; drop those sent before it.
+        await wait_until(
+            lambda: counters.get("watchdog_withheld", "can:can0") >= 1, 2, "a ping withheld"
+        )
+        await notifications_within(sock, 0.05)
+        withheld = await notifications_within(sock, 0.5)
         assert withheld == []
         assert counters.get("watchdog_withheld", "can:can0") >= 2
     finally:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiomqtt
+import orjson
 import pytest
 
 from csbridge.config import broker_address
@@ -95,97 +98,113 @@ def test_demo_runs_without_broker_or_hardware_and_exits_zero() -> None:
 
 async def test_run_on_the_example_station_passes_the_emulator(broker: Broker) -> None:
     """The issue's check: `csbridge run` on examples/sim-station.toml meets Josev's rules."""
-    run = subprocess.Popen(
-        [
+    async with _listening(broker.url, "csbridge/status") as status:
+        run = subprocess.Popen(
+            [
+                *CSBRIDGE,
+                "run",
+                "--config",
+                str(example_config("sim-station.toml")),
+                "--broker",
+                broker.url,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=ENV,
+        )
+        try:
+            await _first(status, b"online".__eq__)
+            emulate = await asyncio.create_subprocess_exec(
+                *CSBRIDGE,
+                "emulate",
+                "--broker",
+                broker.url,
+                "--duration",
+                "8",
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=ENV,
+            )
+            out, err = await asyncio.wait_for(emulate.communicate(), 60)
+            text = out.decode()
+            assert emulate.returncode == 0, text + err.decode()
+            assert "cs -> josev cs_parameters/response" in text
+            assert "cs -> josev cs_status_and_limits/response" in text
+            assert "cs_status_and_limits/update" in text, (
+                "the stack fills up module by module: updates follow the boot"
+            )
+            assert "OK: 2 responses" in text
+        finally:
+            run.send_signal(signal.SIGKILL)
+            run.wait()
+        # Killed without a goodbye: the broker publishes the retained last will.
+        await _first(status, b"offline".__eq__)
+
+
+@contextlib.asynccontextmanager
+async def _listening(url: str, topic: str) -> AsyncIterator[aiomqtt.Client]:
+    """A client subscribed to `topic`: it gets the retained message first, then each new one."""
+    host, port, _ = broker_address(url)
+    async with aiomqtt.Client(host, port) as client:
+        await client.subscribe(topic, qos=1)
+        yield client
+
+
+async def _first(
+    client: aiomqtt.Client, matches: Callable[[bytes], bool], timeout: float = 10
+) -> None:
+    """Until the next message to `client` whose payload `matches`."""
+    async with asyncio.timeout(timeout):
+        async for message in client.messages:
+            if isinstance(message.payload, bytes) and matches(message.payload):
+                return
+
+
+def _full_stack(payload: bytes) -> bool:
+    """A cs_status_and_limits update showing all three modules of the example's DC EVSE."""
+    message = orjson.loads(payload)
+    if (message["name"], message["type"]) != ("cs_status_and_limits", "update"):
+        return False
+    return any(
+        entry["evse_id"] == "DE*CSB*E0001" and entry["dc"]["max_current"] == 240.0
+        for entry in message["data"]["evses"]
+    )
+
+
+async def test_the_scenario_passes_against_csbridge_run_on_the_example(broker: Broker) -> None:
+    """The issue's check: `csbridge emulate --scenario dc-session` against `csbridge run
+    --config examples/sim-station.toml` (modules and IMD on the virtual CAN bus)."""
+    async with _listening(broker.url, "cs/josev") as josev_topic:
+        run = await asyncio.create_subprocess_exec(
             *CSBRIDGE,
             "run",
             "--config",
             str(example_config("sim-station.toml")),
             "--broker",
             broker.url,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=ENV,
-    )
-    try:
-        await _wait_retained(broker.url, "csbridge/status", b"online")
-        emulate = await asyncio.create_subprocess_exec(
-            *CSBRIDGE,
-            "emulate",
-            "--broker",
-            broker.url,
-            "--duration",
-            "8",
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            env=ENV,
         )
-        out, err = await asyncio.wait_for(emulate.communicate(), 60)
-        text = out.decode()
-        assert emulate.returncode == 0, text + err.decode()
-        assert "cs -> josev cs_parameters/response" in text
-        assert "cs -> josev cs_status_and_limits/response" in text
-        assert "cs_status_and_limits/update" in text, (
-            "the stack fills up module by module: updates follow the boot"
-        )
-        assert "OK: 2 responses" in text
-    finally:
-        run.send_signal(signal.SIGKILL)
-        run.wait()
-    # Killed without a goodbye: the broker publishes the retained last will.
-    await _wait_retained(broker.url, "csbridge/status", b"offline")
-
-
-async def _wait_retained(url: str, topic: str, expected: bytes, timeout: float = 10) -> None:
-    host, port, _ = broker_address(url)
-    async with asyncio.timeout(timeout):
-        while True:
-            async with aiomqtt.Client(host, port) as client:
-                await client.subscribe(topic, qos=1)
-                try:
-                    async with asyncio.timeout(0.5):
-                        async for message in client.messages:
-                            if message.payload == expected:
-                                return
-                except TimeoutError:
-                    pass
-            await asyncio.sleep(0.1)
-
-
-async def test_the_scenario_passes_against_csbridge_run_on_the_example(broker: Broker) -> None:
-    """The issue's check: `csbridge emulate --scenario dc-session` against `csbridge run
-    --config examples/sim-station.toml` (modules and IMD on the virtual CAN bus)."""
-    run = await asyncio.create_subprocess_exec(
-        *CSBRIDGE,
-        "run",
-        "--config",
-        str(example_config("sim-station.toml")),
-        "--broker",
-        broker.url,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        await asyncio.sleep(2.0)  # the stack fills up module by module
-        emulate = await asyncio.create_subprocess_exec(
-            *CSBRIDGE,
-            "emulate",
-            "--broker",
-            broker.url,
-            "--scenario",
-            "dc-session",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={"COLUMNS": "200", "NO_COLOR": "1", **os.environ},
-        )
-        out, err = await asyncio.wait_for(emulate.communicate(), 90)
-        text = out.decode()
-        assert emulate.returncode == 0, text + err.decode()
-        assert "OK: 11 of 11 steps passed" in text
-    finally:
-        run.kill()
-        await run.wait()
+        try:
+            await _first(josev_topic, _full_stack, 15)  # the stack fills up module by module
+            emulate = await asyncio.create_subprocess_exec(
+                *CSBRIDGE,
+                "emulate",
+                "--broker",
+                broker.url,
+                "--scenario",
+                "dc-session",
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={"COLUMNS": "200", "NO_COLOR": "1", **os.environ},
+            )
+            out, err = await asyncio.wait_for(emulate.communicate(), 90)
+            text = out.decode()
+            assert emulate.returncode == 0, text + err.decode()
+            assert "OK: 11 of 11 steps passed" in text
+        finally:
+            run.kill()
+            await run.wait()
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1", "mqtt://"])

@@ -22,6 +22,7 @@ from csbridge.mqtt.link import TCP_NODELAY_OPTION
 from csbridge.protocol.bridge import Bridge
 from csbridge.service.station import Station
 from csbridge.testing.brokers import MosquittoBroker
+from csbridge.testing.harness import wait_until
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import start_station, stop_bridge
 from tests.support import station_config, unique_prefix
@@ -64,27 +65,22 @@ class LimitStream:
                         topic = f"{self._config.mqtt.local_prefix}/{evse_id}/external_limit"
                         await client.publish(topic, orjson.dumps(limit), qos=1, timeout=1)
                         self.sent += 1
-                        await asyncio.sleep(STREAM_PERIOD_S)
+                        await asyncio.sleep(STREAM_PERIOD_S)  # the energy manager's pace
             except aiomqtt.MqttError:
                 self.refused += 1
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # the energy manager's own retry
 
 
 async def _seconds_until_connected(bridge: Bridge, before: int, since: float) -> float:
     """From `since` (the broker's return) until the bridge's next connect, polled every
     millisecond in a task of its own so nothing else the test awaits delays the reading."""
-    async with asyncio.timeout(RECONNECT_LIMIT_S + 3):
-        while bridge.link.connects == before:
-            await asyncio.sleep(0.001)
+    await wait_until(
+        lambda: bridge.link.connects != before,
+        RECONNECT_LIMIT_S + 3,
+        "the reconnect",
+        every=0.001,
+    )
     return time.monotonic() - since
-
-
-async def _until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.005)
 
 
 def _whole_state(station: Station) -> Any:
@@ -104,7 +100,7 @@ async def _check_republished(
     persistence can only have from the station."""
     config = station.config
     counters = station.bridge.counters
-    await _until(
+    await wait_until(
         lambda: counters.get("outbound_published", FULL_STATE) > updates_before,
         2,
         "no cs_status_and_limits update after the connect",
@@ -130,13 +126,13 @@ async def test_broker_killed_ten_times_during_a_stream_of_limit_changes(
     listened_first = 0
     async with contextlib.AsyncExitStack() as watchers:
         try:
-            await _until(lambda: stream.sent >= 20, 5, "the stream did not start")
+            await wait_until(lambda: stream.sent >= 20, 5, "the stream did not start")
             for downtime in DOWNTIMES_S:
                 await watchers.aclose()  # before the kill: the watcher cannot outlive it
                 connects = bridge.link.connects
                 updates = bridge.counters.get("outbound_published", FULL_STATE)
                 own_mosquitto.kill()
-                await asyncio.sleep(downtime)
+                await asyncio.sleep(downtime)  # the outage itself
                 assert not task.done(), "the station stopped while the broker was away"
                 own_mosquitto.start()
                 returned = time.monotonic()
@@ -156,7 +152,7 @@ async def test_broker_killed_ten_times_during_a_stream_of_limit_changes(
                     station, josev, listened_first=first, updates_before=updates
                 )
                 taken = bridge.counters.get("inbound_accepted", "external_limit")
-                await _until(
+                await wait_until(
                     lambda t=taken: (
                         bridge.counters.get("inbound_accepted", "external_limit") >= t + 5
                     ),
@@ -167,10 +163,10 @@ async def test_broker_killed_ten_times_during_a_stream_of_limit_changes(
 
             # The last watcher has heard everything since the last return: let the stream
             # run on, stop it, and its view must settle on exactly what the station reports.
-            await asyncio.sleep(1.5)
+            await asyncio.sleep(1.5)  # the stream running on, with nobody killing the broker
             streaming.cancel()
             await asyncio.gather(streaming, return_exceptions=True)
-            await _until(
+            await wait_until(
                 lambda: (
                     [josev.view.evses.get(e) for e in station.engine.evse_ids]
                     == station.engine.entries.values()

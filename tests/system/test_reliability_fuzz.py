@@ -28,6 +28,7 @@ from csbridge.mqtt.link import TCP_NODELAY_OPTION
 from csbridge.protocol.local_topics import Leaf
 from csbridge.service.station import Station
 from csbridge.support.counters import Counters
+from csbridge.testing.harness import wait_until
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import start_station, stop_bridge
 from tests.support import (
@@ -180,10 +181,16 @@ async def _flood_station(
             try:
                 started = time.perf_counter()
                 publisher = await _publish_all(config, batch)
-                async with asyncio.timeout(RECEIVE_TIMEOUT_S):
-                    while counters.get("inbound_received") < len(messages):
-                        assert publisher.returncode in (None, 0), await publisher.communicate()
-                        await asyncio.sleep(0.02)
+                # Stops early should the publisher fail: its output says why.
+                await wait_until(
+                    lambda: (
+                        counters.get("inbound_received") >= len(messages)
+                        or publisher.returncode not in (None, 0)
+                    ),
+                    RECEIVE_TIMEOUT_S,
+                    "every payload received",
+                )
+                assert publisher.returncode in (None, 0), await publisher.communicate()
                 received_s = time.perf_counter() - started
                 assert not task.done(), "the station stopped under fuzzing"
                 # Read now, before the boot below adds its own two requests.
@@ -193,9 +200,7 @@ async def _flood_station(
                 sent, unacknowledged, publish_s = out.split()
                 assert (int(sent), int(unacknowledged)) == (len(messages), 0)
                 published = _published_to_josev(counters, SchemaRegistry())
-                async with asyncio.timeout(10):
-                    while len(wire) < published:
-                        await asyncio.sleep(0.02)
+                await wait_until(lambda: len(wire) >= published, 10, "every answer heard")
                 seen = wire[:published]
                 await _boot_fresh_josev(config, station)
                 assert not task.done(), "the station stopped after fuzzing"

@@ -27,6 +27,7 @@ from csbridge.config import Config, broker_address
 from csbridge.messages.registry import Direction, SchemaRegistry
 from csbridge.mqtt.link import TCP_NODELAY_OPTION
 from csbridge.service.station import Station
+from csbridge.testing.harness import wait_until
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import start_station, stop_bridge
 from tests.support import Fuzzer, csbridge_logs_to_devnull, fixture_corpus
@@ -94,9 +95,12 @@ async def _drive(station: Station, fuzzer: Fuzzer, count: int, heard: Heard) -> 
         topic, payload = fuzzer.next()
         await station.bridge.handle(topic, payload)
         if index % DRAIN_EVERY == 0:
-            async with asyncio.timeout(10):
-                while heard.count < _published_to_josev(station, registry):
-                    await asyncio.sleep(0.001)
+            await wait_until(
+                lambda: heard.count >= _published_to_josev(station, registry),
+                10,
+                "every answer heard back",
+                every=0.001,  # the drive waits on this a hundred times: keep each wait short
+            )
 
 
 async def _measure(config: Config) -> Measurement:

@@ -5,6 +5,7 @@ exit 0 within 2 s. systemd's side is a real unix datagram socket, as in sd_notif
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -18,22 +19,10 @@ import orjson
 from csbridge.config import broker_address, load_config
 from csbridge.support.resources import example_config
 from csbridge.testing.brokers import MosquittoBroker
-from tests.support import notifications_until
+from csbridge.testing.harness import wait_until
+from tests.support import notifications_until, notifications_within
 
 STOP_BOUND_S = 2.0
-
-
-def _wait_for_state(sock: socket.socket, wanted: str, timeout: float) -> list[str]:
-    deadline = time.monotonic() + timeout
-    states: list[str] = []
-    while time.monotonic() < deadline:
-        try:
-            states.append(sock.recv(4096).decode())
-        except TimeoutError:
-            continue
-        if states[-1] == wanted:
-            return states
-    raise AssertionError(f"no {wanted} within {timeout} s; got {states}")
 
 
 async def _collect(client: aiomqtt.Client, into: list[tuple[str, bytes]]) -> None:
@@ -74,29 +63,34 @@ async def test_run_under_systemd_readies_feeds_the_watchdog_and_stops_within_two
             stderr=subprocess.PIPE,
         )
         try:
-            before_ready = await asyncio.to_thread(_wait_for_state, sock, "READY=1", 15.0)
+            before_ready = await notifications_until(sock, "READY=1", 15.0)
             assert "WATCHDOG=1" not in before_ready
             # READY=1 follows the hand-off of the full state to the broker connection.
-            async with asyncio.timeout(1.0):
-                while not any(
+            await wait_until(
+                lambda: any(
                     topic == "cs/josev" and orjson.loads(payload)["type"] == "update"
                     for topic, payload in seen
-                ):
-                    await asyncio.sleep(0.01)
-            pings = await asyncio.to_thread(notifications_until, sock, time.monotonic() + 1.6)
+                ),
+                1.0,
+                "the full state on cs/josev",
+            )
+            pings = await notifications_within(sock, 1.6)
             assert pings.count("WATCHDOG=1") >= 2, pings  # every WatchdogSec/2 = 0.5 s
             seen.clear()
             stop_sent = time.monotonic()
             process.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(process.wait, 5.0)
             stopped_in = time.monotonic() - stop_sent
-            goodbye = await asyncio.to_thread(notifications_until, sock, time.monotonic() + 0.2)
+            goodbye = await notifications_within(sock, 0.2)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
         stderr = process.stderr.read().decode() if process.stderr else ""
-        await asyncio.sleep(0.3)
+        # The goodbye (a final update, then status offline) is on its way to the watcher; the
+        # assertions below say what is missing if it never comes.
+        with contextlib.suppress(TimeoutError):
+            await wait_until(lambda: ("csbridge/status", b"offline") in seen, 2, "offline")
         collecting.cancel()
     assert code == 0, stderr
     assert stopped_in < STOP_BOUND_S, f"stopped in {stopped_in:.2f} s"

@@ -14,6 +14,7 @@ from csbridge.config import Config
 from csbridge.mqtt.embedded_broker import free_port
 from csbridge.sources.readings import ExternalLimit
 from csbridge.testing.brokers import Broker
+from csbridge.testing.harness import wait_until
 from tests.conftest import start_station, stop_bridge
 from tests.support import line_of
 
@@ -53,9 +54,11 @@ async def test_status_command_shows_a_running_station(config: Config, broker: Br
         # the bridge does not take <prefix>/<evse>/external_limit from MQTT.
         now = station.engine.clock()
         station.engine.ingest(AC, ExternalLimit(at=now, until=now + 60, max_current=10))
-        async with asyncio.timeout(5):
-            while station.engine.reported_binding(AC).get("max_current") != "external":
-                await asyncio.sleep(0.01)
+        await wait_until(
+            lambda: station.engine.reported_binding(AC).get("max_current") == "external",
+            5,
+            "the external limit binding",
+        )
         process = await asyncio.create_subprocess_exec(
             *CSBRIDGE,
             "status",

@@ -4,6 +4,7 @@ example run as a test engineer runs it: tests/system/test_plugin.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import re
 
@@ -12,7 +13,7 @@ import pytest
 from csbridge.config import Config, load_config
 from csbridge.support.resources import example_config
 from csbridge.testing import plugin
-from csbridge.testing.harness import isolated_config
+from csbridge.testing.harness import isolated_config, wait_until
 from tests.support import REPO
 
 EXAMPLE = REPO / "examples" / "test_example_station.py"
@@ -73,3 +74,25 @@ def test_isolated_configs_share_no_topic_channel_or_port() -> None:
     assert first.metrics.listen != second.metrics.listen
     assert first.reporting.settle_s == 0.2
     assert second.reporting.settle_s == source.reporting.settle_s
+
+
+async def test_wait_until_awaits_a_round_trip_and_names_what_never_came() -> None:
+    answers = iter([False, False, True])
+    asked = 0
+
+    async def third_time_lucky() -> bool:
+        nonlocal asked
+        asked += 1
+        return next(answers)
+
+    assert await wait_until(third_time_lucky, 5, "the third answer", every=0.001) < 5
+    assert asked == 3
+
+    never = asyncio.Event()
+
+    async def no_answer() -> bool:
+        await never.wait()  # a round trip that never comes back
+        return True
+
+    with pytest.raises(TimeoutError, match=r"the answer not met within 0\.05 s"):
+        await wait_until(no_answer, 0.05, "the answer")
