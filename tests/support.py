@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import socket
+import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
@@ -84,6 +85,24 @@ def wire_station_config(broker_url: str, prefix: str) -> Config:
     of this test's own: python-can's virtual buses are shared by everything in the process.
     Increases settle in 0.2 s: the stack fills up module by module."""
     return isolated_config(None, broker_url, prefix, settle_s=0.2)
+
+
+def run_clean(command: list[str], cwd: Path | None = None) -> str:
+    """The command's output; its output in the failure when it fails. Outside this checkout
+    and its venv: no PYTHONPATH, no VIRTUAL_ENV, so nothing of theirs leaks into a fresh one."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    result = subprocess.run(
+        command,
+        cwd=cwd or Path("/"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{command} failed:\n{output}"
+    return result.stdout
 
 
 def walk(value: Any, path: str = "$") -> list[tuple[str, Any]]:
