@@ -67,21 +67,34 @@ capabilities = st.builds(
 )
 
 
+# Drawn by the composites below: built once here, not again for every draw (hypothesis checks
+# each new strategy before its first use, which cost more than the examples' own engine work).
+maybe_numbers = st.none() | numbers
+maybe_capabilities = st.none() | capabilities
+module_names = st.sampled_from(["m1", "m2", "m3", "stranger"])
+addresses = st.integers(0, 255)
+flags = st.booleans()
+resistances = st.none() | st.floats(-1, 1e8) | st.sampled_from([99_999.0, 100_000.0, math.nan])
+either_evse = st.sampled_from([DC, AC])
+phase_counts = st.none() | st.sampled_from([1, 2, 3, 0])
+validity_s = st.floats(0, 10)
+
+
 @st.composite
 def module_readings(draw: st.DrawFn) -> tuple[str, SourceReading]:
     return DC, ModuleReading(
-        name=draw(st.sampled_from(["m1", "m2", "m3", "stranger"])),
-        address=draw(st.integers(0, 255)),
+        name=draw(module_names),
+        address=draw(addresses),
         at=0.0,
-        online=draw(st.booleans()),
-        output_voltage=draw(st.none() | numbers),
-        output_current=draw(st.none() | numbers),
-        export=draw(st.none() | capabilities),
-        import_=draw(st.none() | capabilities),
-        temperature_c=draw(st.none() | numbers),
-        fault=draw(st.booleans()),
-        over_temperature=draw(st.booleans()),
-        input_lost=draw(st.booleans()),
+        online=draw(flags),
+        output_voltage=draw(maybe_numbers),
+        output_current=draw(maybe_numbers),
+        export=draw(maybe_capabilities),
+        import_=draw(maybe_capabilities),
+        temperature_c=draw(maybe_numbers),
+        fault=draw(flags),
+        over_temperature=draw(flags),
+        input_lost=draw(flags),
     )
 
 
@@ -89,44 +102,42 @@ def module_readings(draw: st.DrawFn) -> tuple[str, SourceReading]:
 def imd_readings(draw: st.DrawFn) -> tuple[str, SourceReading]:
     return DC, ImdReading(
         at=0.0,
-        resistance_ohm=draw(
-            st.none() | st.floats(-1, 1e8) | st.sampled_from([99_999.0, 100_000.0, math.nan])
-        ),
-        self_test_running=draw(st.booleans()),
-        value_outdated=draw(st.booleans()),
-        device_fault=draw(st.booleans()),
+        resistance_ohm=draw(resistances),
+        self_test_running=draw(flags),
+        value_outdated=draw(flags),
+        device_fault=draw(flags),
     )
 
 
 @st.composite
 def board_readings(draw: st.DrawFn) -> tuple[str, SourceReading]:
-    return draw(st.sampled_from([DC, AC])), BoardReading(
+    return draw(either_evse), BoardReading(
         at=0.0,
-        evse_temperature_c=draw(st.none() | numbers),
-        plug_temperature_c=draw(st.none() | numbers),
-        rcd_error=draw(st.booleans()),
-        emergency_stop=draw(st.booleans()),
-        fault=draw(st.booleans()),
-        max_current_a=draw(st.none() | numbers),
-        max_discharge_current_a=draw(st.none() | numbers),
-        phases=draw(st.none() | st.sampled_from([1, 2, 3, 0])),
+        evse_temperature_c=draw(maybe_numbers),
+        plug_temperature_c=draw(maybe_numbers),
+        rcd_error=draw(flags),
+        emergency_stop=draw(flags),
+        fault=draw(flags),
+        max_current_a=draw(maybe_numbers),
+        max_discharge_current_a=draw(maybe_numbers),
+        phases=draw(phase_counts),
     )
 
 
 @st.composite
 def external_limits(draw: st.DrawFn) -> tuple[str, SourceReading]:
-    valid_for = draw(st.floats(0, 10))
-    return draw(st.sampled_from([DC, AC])), ExternalLimit(
+    valid_for = draw(validity_s)
+    return draw(either_evse), ExternalLimit(
         at=0.0,
         until=valid_for,  # made absolute when applied
-        max_power=draw(st.none() | numbers),
-        max_current=draw(st.none() | numbers),
+        max_power=draw(maybe_numbers),
+        max_current=draw(maybe_numbers),
     )
 
 
 @st.composite
 def operator_commands(draw: st.DrawFn) -> tuple[str, SourceReading]:
-    return draw(st.sampled_from([DC, AC])), OperatorCommand(at=0.0, enabled=draw(st.booleans()))
+    return draw(either_evse), OperatorCommand(at=0.0, enabled=draw(flags))
 
 
 steps = st.lists(
