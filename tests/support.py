@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import io
 import json
 import logging
@@ -17,7 +18,7 @@ from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from hypothesis import settings
@@ -35,11 +36,15 @@ from csbridge.messages.envelope import (
     RejectReason,
     decode_local,
 )
-from csbridge.messages.registry import Direction, SchemaRegistry
+from csbridge.messages.registry import Direction, SchemaRegistry, load_schema_files
 from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
 from csbridge.sources.readings import BoardReading, Capability, ImdReading, ModuleReading
+from csbridge.support.resources import schema_dir
 from csbridge.testing.harness import isolated_config
 from tests.mutations import _containers
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -114,6 +119,28 @@ def walk(value: Any, path: str = "$") -> list[tuple[str, Any]]:
             item for index, child in enumerate(value) for item in walk(child, f"{path}[{index}]")
         ]
     return [(path, value)]
+
+
+# -- jsonschema as the oracle of the differential tests ---------------------------------------
+
+
+@functools.cache
+def schema_oracle() -> dict[str, Draft202012Validator]:
+    """jsonschema's own validator of every schema file, by title, built as the reference backend
+    builds its own (Draft 2020-12, the files as one registry for their $refs). The differential
+    tests ask it `is_valid`: the same verdict as the backend's `violation(...) is None`, without
+    the backend's search of every error for the best one to report, which was most of their
+    time."""
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 - only these tests need it
+    from referencing import Registry, Resource  # noqa: PLC0415
+
+    schemas = load_schema_files(schema_dir())
+    resources = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
+    )
+    return {
+        title: Draft202012Validator(schema, registry=resources) for title, schema in schemas.items()
+    }
 
 
 # -- Prometheus text, shared by the metrics tests -----------------------------------------
