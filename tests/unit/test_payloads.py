@@ -63,24 +63,32 @@ def test_single_phase_ac_reports_zero_on_unused_phases() -> None:
 
 
 limits = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
+# Drawn by the composite below: built once here, not again for every draw (hypothesis checks
+# each new strategy before its first use).
+kinds = st.sampled_from(["ac", "ac_bpt", "dc", "dc_bpt"])
+statuses = st.sampled_from(list(StatusCode))
+present_currents = st.floats(-1e4, 1e4)
+maybe_limits = st.none() | limits
+phases = st.builds(PerPhase, limits, limits, limits)
+flags = st.booleans()
 
 
 @st.composite
 def snapshots(draw: st.DrawFn) -> EvseSnapshot:
-    kind = draw(st.sampled_from(["ac", "ac_bpt", "dc", "dc_bpt"]))
-    status = draw(st.sampled_from(list(StatusCode)))
+    kind = draw(kinds)
+    status = draw(statuses)
     if kind.startswith("dc"):
         dc = DcLimits(
             present_voltage=draw(limits),
-            present_current=draw(st.floats(-1e4, 1e4)),
+            present_current=draw(present_currents),
             max_current=draw(limits),
             min_current=draw(limits),
             max_voltage=draw(limits),
             min_voltage=draw(limits),
             max_power=draw(limits),
             peak_current_ripple=draw(limits),
-            current_reg_tolerance=draw(st.none() | limits),
-            energy_to_be_delivered=draw(st.none() | limits),
+            current_reg_tolerance=draw(maybe_limits),
+            energy_to_be_delivered=draw(maybe_limits),
         )
         bpt = None
         if kind == "dc_bpt":
@@ -91,12 +99,9 @@ def snapshots(draw: st.DrawFn) -> EvseSnapshot:
                 min_discharge_current=draw(limits),
             )
         return EvseSnapshot(evse_id="DC", status_code=status, dc=dc, dc_bpt=bpt)
-    phase = st.builds(PerPhase, limits, limits, limits)
-    ac = AcLimits(
-        max_current=draw(phase), nominal_voltage=draw(limits), rcd_error=draw(st.booleans())
-    )
+    ac = AcLimits(max_current=draw(phases), nominal_voltage=draw(limits), rcd_error=draw(flags))
     ac_bpt = (
-        AcBptLimits(max_discharge_power=draw(phase), min_discharge_power=draw(phase))
+        AcBptLimits(max_discharge_power=draw(phases), min_discharge_power=draw(phases))
         if kind == "ac_bpt"
         else None
     )

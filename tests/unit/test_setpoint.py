@@ -309,6 +309,18 @@ def mostly(sane: st.SearchStrategy[float]) -> st.SearchStrategy[float]:
 voltages = mostly(st.floats(0, 1200))
 currents = mostly(st.floats(0, 600))
 powers = mostly(st.floats(0, 400_000))
+# Drawn by the composites below: built once here, not again for every draw (hypothesis checks
+# each new strategy before its first use, which cost more than the setpoint's own work).
+reported_max_voltages = mostly(st.floats(100, 1200))
+reported_min_voltages = mostly(st.floats(0, 250))
+asked_for = st.sampled_from(["current", "power", "both", "both", "current", "nothing"])
+requested_voltages = mostly(st.floats(0, 1100))
+ev_max_voltages = mostly(st.floats(100, 1100))
+flags = st.booleans()
+stack_sizes = st.integers(1, 8)
+watchdogs_s = st.floats(0.5, 60)
+module_states = st.sampled_from(["healthy", "healthy", "silent", "silent", "unhealthy"])
+silences_s = mostly(st.floats(0, 30))
 statuses = st.integers(0, 3).flatmap(
     lambda pick: (
         st.sampled_from([s.value for s in StatusCode])
@@ -324,20 +336,20 @@ def reported(draw: st.DrawFn) -> dict[str, Any]:
         draw(statuses),
         max_current=draw(currents),
         max_power=draw(powers),
-        max_voltage=draw(mostly(st.floats(100, 1200))),
-        min_voltage=draw(mostly(st.floats(0, 250))),
+        max_voltage=draw(reported_max_voltages),
+        min_voltage=draw(reported_min_voltages),
     )
 
 
 @st.composite
 def requests(draw: st.DrawFn) -> DcRequest:
-    asks = draw(st.sampled_from(["current", "power", "both", "both", "current", "nothing"]))
+    asks = draw(asked_for)
     return DcRequest(
-        voltage=draw(mostly(st.floats(0, 1100))),
-        ev_max_voltage=draw(mostly(st.floats(100, 1100))),
+        voltage=draw(requested_voltages),
+        ev_max_voltage=draw(ev_max_voltages),
         current=draw(currents) if asks in ("current", "both") else None,
         power=draw(powers) if asks in ("power", "both") else None,
-        precharge=draw(st.booleans()),
+        precharge=draw(flags),
     )
 
 
@@ -346,10 +358,10 @@ def stacks(draw: st.DrawFn) -> list[ModuleContact]:
     """Modules each healthy, silent for some time (maybe past its watchdog), or answering but
     unhealthy."""
     contacts = []
-    for index in range(draw(st.integers(1, 8))):
-        watchdog = draw(st.floats(0.5, 60))
-        state = draw(st.sampled_from(["healthy", "healthy", "silent", "silent", "unhealthy"]))
-        silent_for = draw(mostly(st.floats(0, 30))) if state == "silent" else None
+    for index in range(draw(stack_sizes)):
+        watchdog = draw(watchdogs_s)
+        state = draw(module_states)
+        silent_for = draw(silences_s) if state == "silent" else None
         contacts.append(ModuleContact(f"m{index}", state == "healthy", silent_for, watchdog))
     return contacts
 
