@@ -103,6 +103,7 @@ async def test_hostile_payload_is_counted_and_the_next_request_answered(
     assert "why=" in rejected_lines[0]
 
 
+@pytest.mark.soak
 async def test_flood_of_ten_thousand_requests_is_answered_and_counted_exactly(
     bridge: Bridge,
     josev: JosevEmulator,
