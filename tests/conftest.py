@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import aiomqtt
 import pytest
 import pytest_asyncio
+from hypothesis import settings
 
 from csbridge.config import Config, broker_address
 from csbridge.mqtt.link import TCP_NODELAY_OPTION
@@ -26,11 +29,20 @@ from csbridge.testing.brokers import Broker, MosquittoBroker
 from csbridge.testing.harness import all_ready, running_station, wait_until
 from csbridge.testing.josev import JosevClient
 from csbridge.testing.plugin import ConfigFactory, marked_config
-from tests.support import FIXTURES
+from tests.support import CI_EXAMPLES, DEV_EXAMPLES, FIXTURES
 
 WIRE_DC = "DE*CSB*E0001"
 READING_STATION = FIXTURES / "configs" / "reading-station.toml"
 START_TIMEOUT_S = 5.0
+
+
+# hypothesis: `dev` keeps a local run quick; `ci` (`--hypothesis-profile=ci`, as .ci/run runs the
+# suite) is the thorough one. Tests that set their own max_examples scale with the profile
+# through tests.support.examples(). pytest loads a profile given on its command line after
+# importing this file, so that one wins over the default loaded here.
+settings.register_profile("dev", max_examples=DEV_EXAMPLES)
+settings.register_profile("ci", max_examples=CI_EXAMPLES)
+settings.load_profile("dev")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -120,6 +132,19 @@ async def wire_station(wire_config: Config) -> AsyncIterator[Station]:
         yield running
 
 
+@pytest.fixture
+def systemd_socket() -> Iterator[tuple[socket.socket, str]]:
+    """What systemd listens on for sd_notify(3): an abstract unix datagram socket (no path
+    length limit) and its name as NOTIFY_SOCKET gives it. Non-blocking: read it with
+    tests.support.notification() and its kin, on the test's loop."""
+    name = f"@csbridge-test-{uuid.uuid4().hex}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name[1:])
+    sock.setblocking(False)
+    yield sock, name
+    sock.close()
+
+
 # -- helpers for tests that start and stop stations themselves -------------------------------
 
 
@@ -142,9 +167,10 @@ async def start_bridge(config: Config) -> tuple[Bridge, asyncio.Task[None]]:
 
 
 async def stop_bridge(task: asyncio.Task[None]) -> None:
-    """Cancel and wait, whatever the task ended with: some tests stop a station they broke."""
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    """Stop a station's (or a bare bridge's) task. One that crashed meanwhile raises
+    StationCrashedError here, from its own exception: a failure in the background never passes
+    unnoticed."""
+    await harness.stop_station(task)
 
 
 def josev_for(config: Config) -> contextlib.AbstractAsyncContextManager[JosevClient]:

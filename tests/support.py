@@ -2,27 +2,65 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
+import functools
+import io
 import json
 import logging
 import os
 import random
+import socket
+import subprocess
 import uuid
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+from hypothesis import settings
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
 
 from csbridge.config import Config
-from csbridge.messages.envelope import EnvelopeCodec, InboundRejected
-from csbridge.messages.registry import Direction, SchemaRegistry
+from csbridge.engine.engine import LimitsEngine
+from csbridge.messages.envelope import (
+    EnvelopeCodec,
+    InboundRejected,
+    Message,
+    MessageType,
+    RejectReason,
+    decode_local,
+)
+from csbridge.messages.registry import Direction, SchemaRegistry, load_schema_files
+from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
+from csbridge.sources.readings import BoardReading, Capability, ImdReading, ModuleReading
+from csbridge.support.resources import schema_dir
 from csbridge.testing.harness import isolated_config
 from tests.mutations import _containers
 
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
+
+
+DEV_EXAMPLES = 100
+CI_EXAMPLES = 2_000
+"""max_examples of hypothesis's `dev` profile (the default) and `ci` profile (the thorough run,
+`--hypothesis-profile=ci`), registered in tests/conftest.py."""
+
+
+def examples(at_ci: int) -> int:
+    """A property test's max_examples: `at_ci` under the ci profile, and the same share of the
+    loaded profile's count under another (a twentieth under dev), so each test keeps its weight
+    against the others. Read as the test module is imported, after pytest loaded the profile."""
+    return max(1, round(at_ci * settings().max_examples / CI_EXAMPLES))
 
 
 def load_fixture(name: str, folder: str = "messages") -> dict[str, Any]:
@@ -54,6 +92,24 @@ def wire_station_config(broker_url: str, prefix: str) -> Config:
     return isolated_config(None, broker_url, prefix, settle_s=0.2)
 
 
+def run_clean(command: list[str], cwd: Path | None = None) -> str:
+    """The command's output; its output in the failure when it fails. Outside this checkout
+    and its venv: no PYTHONPATH, no VIRTUAL_ENV, so nothing of theirs leaks into a fresh one."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    result = subprocess.run(
+        command,
+        cwd=cwd or Path("/"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{command} failed:\n{output}"
+    return result.stdout
+
+
 def walk(value: Any, path: str = "$") -> list[tuple[str, Any]]:
     """Every (path, leaf) in a JSON document."""
     if isinstance(value, dict):
@@ -63,6 +119,137 @@ def walk(value: Any, path: str = "$") -> list[tuple[str, Any]]:
             item for index, child in enumerate(value) for item in walk(child, f"{path}[{index}]")
         ]
     return [(path, value)]
+
+
+# -- jsonschema as the oracle of the differential tests ---------------------------------------
+
+
+@functools.cache
+def schema_oracle() -> dict[str, Draft202012Validator]:
+    """jsonschema's own validator of every schema file, by title, built as the reference backend
+    builds its own (Draft 2020-12, the files as one registry for their $refs). The differential
+    tests ask it `is_valid`: the same verdict as the backend's `violation(...) is None`, without
+    the backend's search of every error for the best one to report, which was most of their
+    time."""
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 - only these tests need it
+    from referencing import Registry, Resource  # noqa: PLC0415
+
+    schemas = load_schema_files(schema_dir())
+    resources = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
+    )
+    return {
+        title: Draft202012Validator(schema, registry=resources) for title, schema in schemas.items()
+    }
+
+
+# -- Prometheus text, shared by the metrics tests -----------------------------------------
+
+
+def parse(text: str) -> list[Metric]:
+    """Metric families from the Prometheus text format."""
+    return list(text_string_to_metric_families(text))
+
+
+def value(families: list[Metric], metric: str, /, **labels: str) -> float:
+    """The one sample called `metric` with exactly these labels."""
+    found = [
+        sample.value
+        for family in families
+        for sample in family.samples
+        if sample.name == metric and sample.labels == labels
+    ]
+    assert len(found) == 1, f"{metric}{labels}: {len(found)} samples"
+    return found[0]
+
+
+def labelled(families: list[Metric], name: str) -> list[dict[str, str]]:
+    return [
+        sample.labels for family in families for sample in family.samples if sample.name == name
+    ]
+
+
+# -- `csbridge status` output, shared by the status tests ------------------------------------
+
+STATUS_DC = "DE*CSB*E0001"
+STATUS_MODULE_EXPORT = Capability(
+    max_voltage=1000, min_voltage=150, max_current=80, max_power=40000
+)
+
+
+def status_engine() -> LimitsEngine:
+    """A limits engine of the tests' station (reading-station.toml), fed by hand."""
+    return LimitsEngine(station_config("mqtt://127.0.0.1:1", "unit"))
+
+
+def dc_report(modules: tuple[str, ...]) -> dict[str, Any]:
+    """The DC EVSE's report with only `modules` of m1/m2/m3 ever heard from."""
+    engine = status_engine()
+    for name in modules:
+        reading = ModuleReading(
+            name=name,
+            address=int(name[1]),
+            at=engine.clock(),
+            output_voltage=400.0,
+            output_current=12.5,
+            export=STATUS_MODULE_EXPORT,
+            temperature_c=41.0,
+        )
+        engine.ingest(STATUS_DC, reading)
+    engine.ingest(STATUS_DC, ImdReading(at=engine.clock(), resistance_ohm=5_000_000.0))
+    engine.ingest(
+        STATUS_DC, BoardReading(at=engine.clock(), evse_temperature_c=30.0, plug_temperature_c=33.0)
+    )
+    return dict(engine.reports.get(STATUS_DC))
+
+
+def line_of(text: str, start: str) -> str:
+    """The one line of `text` that starts with `start` (after the indent)."""
+    lines = [line for line in text.splitlines() if line.strip().startswith(start)]
+    assert len(lines) == 1, f"{start!r} in:\n{text}"
+    return lines[0]
+
+
+def text_console(*, terminal: bool = False) -> tuple[Console, io.StringIO]:
+    """A rich console 200 columns wide, without colour, writing into the returned buffer."""
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer, width=200, force_terminal=terminal, color_system=None, highlight=False
+    )
+    return console, buffer
+
+
+# -- systemd's side of sd_notify, shared by the service tests --------------------------------
+
+
+async def notification(sock: socket.socket) -> str:
+    """The next sd_notify message on `sock` (non-blocking, as the systemd_socket fixture makes
+    it), awaited on the running loop."""
+    return (await asyncio.get_running_loop().sock_recv(sock, 4096)).decode()
+
+
+async def notifications_within(sock: socket.socket, seconds: float) -> list[str]:
+    """Every sd_notify message that arrives on `sock` in the next `seconds`: the window is what
+    the test measures (how many pings, or none)."""
+    received: list[str] = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while True:
+                received.append(await notification(sock))
+    return received
+
+
+async def notifications_until(sock: socket.socket, wanted: str, timeout: float) -> list[str]:
+    """The sd_notify messages on `sock` up to and including the first `wanted` one; an
+    AssertionError listing them when `wanted` has not come within `timeout` seconds."""
+    received: list[str] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not received or received[-1] != wanted:
+                received.append(await notification(sock))
+    except TimeoutError:
+        raise AssertionError(f"no {wanted} within {timeout} s; got {received}") from None
+    return received
 
 
 # -- seeded fuzzing, shared by the reliability tests -----------------------------------------
@@ -278,6 +465,69 @@ class Fuzzer:
             if document["action"].endswith("_module") or rng.random() < 0.2:
                 document["module"] = rng.choice([*self.modules, "m9"])
         return document
+
+
+BRIDGE_ANSWERS = ("cs_parameters", "cs_status_and_limits")
+
+
+@dataclass
+class Expected:
+    """What a station must make of a batch, worked out one payload at a time, without it."""
+
+    decoded: Counter[str] = field(default_factory=Counter)
+    """Josev's messages that pass the envelope and their schema, by name."""
+    rejected: Counter[str] = field(default_factory=Counter)
+    local_accepted: Counter[str] = field(default_factory=Counter)
+    simulate_valid: int = 0
+    """Schema-valid simulate commands: accepted, or refused (schema) by the simulated devices."""
+    must_answer: Counter[str] = field(default_factory=Counter)
+    """Request ids that need one response each (a configured EVSE, or none needed)."""
+    may_answer: Counter[str] = field(default_factory=Counter)
+    """Every valid request's id: nothing else may be answered."""
+
+
+def needs_answer(message: Message, evse_ids: Collection[str]) -> bool:
+    """A valid request the station must answer: the boot requests, and those naming one of
+    `evse_ids` (or none where none is needed)."""
+    if message.name in BRIDGE_ANSWERS:
+        return True
+    evse_id = message.data.get("evse_id")
+    if message.name == "meter_values" and not evse_id:
+        return True  # the station's meter
+    return evse_id in evse_ids
+
+
+def expected_outcomes(config: Config, messages: list[tuple[str, bytes]]) -> Expected:
+    """What a station running `config` must make of `messages`, worked out without it."""
+    registry = SchemaRegistry()
+    codec = EnvelopeCodec(registry, Direction.FROM_JOSEV, config.mqtt.max_payload_bytes)
+    local = LocalTopics(config.mqtt.local_prefix)
+    evse_ids = {evse.evse_id for evse in config.evse}
+    expected = Expected()
+    for topic, payload in messages:
+        try:
+            if topic == config.mqtt.request_topic:
+                message = codec.decode(payload)
+                expected.decoded[message.name] += 1
+                if message.type is MessageType.REQUEST:
+                    expected.may_answer[message.id] += 1
+                    if needs_answer(message, evse_ids):
+                        expected.must_answer[message.id] += 1
+                continue
+            parsed = local.parse(topic)
+            if parsed is None:
+                raise InboundRejected(RejectReason.UNKNOWN_MESSAGE, "topic", topic)
+            evse_id, leaf = parsed
+            if evse_id not in evse_ids:
+                raise InboundRejected(RejectReason.UNKNOWN_EVSE, "topic", evse_id)
+            decode_local(registry, SCHEMA_OF[leaf], payload, config.mqtt.max_payload_bytes, leaf)
+            if leaf is Leaf.SIMULATE:
+                expected.simulate_valid += 1
+            else:
+                expected.local_accepted[leaf.value] += 1
+        except InboundRejected as rejected:
+            expected.rejected[rejected.reason.value] += 1
+    return expected
 
 
 @contextlib.contextmanager

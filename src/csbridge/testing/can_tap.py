@@ -35,12 +35,20 @@ class CanTap:
         return frame
 
     async def collect(
-        self, duration: float, predicate: Callable[[can.Message], bool] = lambda _: True
+        self,
+        duration: float,
+        predicate: Callable[[can.Message], bool] = lambda _: True,
+        *,
+        until: Callable[[list[can.Message]], bool] | None = None,
     ) -> list[can.Message]:
-        """Every frame seen for `duration` seconds that satisfies `predicate`."""
+        """Every frame seen for `duration` seconds that satisfies `predicate`. With `until`,
+        stops as soon as `until(found)` holds: `duration` is then a timeout, after which the
+        test asserts on what did come (and says what was missing)."""
         found: list[can.Message] = []
         deadline = time.monotonic() + duration
         while (left := deadline - time.monotonic()) > 0:
+            if until is not None and until(found):
+                break
             frame = await self.recv(min(left, 0.2))
             if frame is not None and predicate(frame):
                 found.append(frame)

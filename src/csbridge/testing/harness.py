@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ READY_TIMEOUT_S = 10.0
 POLL_S = 0.01
 
 ReadyCheck = Callable[[Station], bool]
+Condition = Callable[[], bool] | Callable[[], Awaitable[bool]]
+"""What wait_until polls: a plain check, or a coroutine function for a round trip."""
 
 
 def unique_prefix() -> str:
@@ -131,16 +134,33 @@ def describe(station: Station) -> str:
 
 
 async def wait_until(
-    condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+    condition: Condition,
+    timeout: float = 10.0,
+    what: str = "condition",
+    *,
+    every: float = POLL_S,
 ) -> float:
     """Poll `condition()` (every 10 ms, on the running loop) until true; the seconds it took.
-    TimeoutError naming `what` after `timeout` seconds."""
+    TimeoutError naming `what` after `timeout` seconds.
+
+    `condition` may also be a coroutine function, for a state that only a round trip can read
+    (a request answered over MQTT, a scrape over HTTP): it is awaited, within what is left of
+    `timeout`, and asked again `every` seconds after each answer (choose a pace the other side
+    can take)."""
     started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
+    deadline = started + timeout
+    while True:
+        answer = condition()
+        if inspect.isawaitable(answer):
+            try:
+                answer = await asyncio.wait_for(answer, max(deadline - time.monotonic(), 0.0))
+            except TimeoutError:
+                raise TimeoutError(f"{what} not met within {timeout} s") from None
+        if answer:
+            return time.monotonic() - started
+        if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not met within {timeout} s")
-        await asyncio.sleep(POLL_S)
-    return time.monotonic() - started
+        await asyncio.sleep(every)
 
 
 class StationCrashedError(RuntimeError):

@@ -41,7 +41,7 @@ from csbridge.testing.josev import JosevClient
 
 try:
     import pytest_asyncio
-except ImportError:  # pragma: no cover - exercised by tests/test_plugin.py in a subprocess
+except ImportError:  # pragma: no cover - exercised by tests/system/test_plugin.py in a subprocess
     # The plugin is loaded by every pytest run in an environment holding csbridge, including
     # runs that never use it: it must not break them for want of pytest-asyncio.
     pytest_asyncio = None  # type: ignore[assignment]

@@ -1,0 +1,213 @@
+"""The command line as a user runs it: real processes, a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiomqtt
+import orjson
+import pytest
+
+from csbridge.config import broker_address
+from csbridge.support.resources import example_config
+from csbridge.testing.brokers import Broker
+from tests.support import FIXTURES
+
+CSBRIDGE = [sys.executable, "-m", "csbridge"]
+ENV = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+
+
+def _run(
+    *args: str, stdin: bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CSBRIDGE, *args],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=ENV,
+        check=False,
+    )
+
+
+def test_validate_accepts_a_valid_message() -> None:
+    result = _run(
+        "validate", str(FIXTURES / "messages" / "cs_status_and_limits_response_dc_bpt.json")
+    )
+    assert result.returncode == 0, result.stderr
+    assert "valid:" in result.stdout
+    assert "cs_status_and_limits/response" in result.stdout
+
+
+def test_validate_names_what_where_and_why() -> None:
+    result = _run("validate", str(FIXTURES / "invalid" / "response_dc_missing_ripple.json"))
+    assert result.returncode == 1
+    assert "message=cs_status_and_limits" in result.stderr
+    assert "where=$.data.evses[0].dc" in result.stderr
+    assert "peak_current_ripple" in result.stderr
+
+
+def test_validate_reads_stdin() -> None:
+    result = _run("validate", "-", stdin=b'{"id": "x", "name": "cs_parameters"}')
+    assert result.returncode == 1
+    assert "where=$" in result.stderr
+    ok = _run(
+        "validate", "-", stdin=(FIXTURES / "messages" / "cs_parameters_request.json").read_bytes()
+    )
+    assert ok.returncode == 0
+
+
+def test_validate_refuses_what_is_not_json() -> None:
+    result = _run("validate", "-", stdin=b"\x00\x01")
+    assert result.returncode == 1
+    assert "not JSON" in result.stderr
+
+
+def test_check_config_accepts_the_example_and_names_mistakes(tmp_path: Path) -> None:
+    result = _run("check-config", str(example_config("sim-station.toml")))
+    assert result.returncode == 0, result.stderr
+    assert "DE*CSB*E0001: dc + bpt" in result.stdout
+    broken = tmp_path / "broken.toml"
+    broken.write_text(
+        example_config("sim-station.toml")
+        .read_text()
+        .replace("max_power_w = 150000", "max_power_w = -5")
+    )
+    result = _run("check-config", str(broken))
+    assert result.returncode == 2
+    assert "evse[0].dc_limits.max_power_w" in result.stderr
+
+
+def test_demo_runs_without_broker_or_hardware_and_exits_zero() -> None:
+    result = _run("demo", "--duration", "9", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cs_parameters/response" in result.stdout
+    assert "cs_status_and_limits/response" in result.stdout
+    assert "cs_status_and_limits/update" in result.stdout
+    assert "PROBLEM" not in result.stdout
+    assert "DE*CSB*E0001" in result.stdout
+
+
+async def test_run_on_the_example_station_passes_the_emulator(broker: Broker) -> None:
+    """The issue's check: `csbridge run` on examples/sim-station.toml meets Josev's rules."""
+    async with _listening(broker.url, "csbridge/status") as status:
+        run = subprocess.Popen(
+            [
+                *CSBRIDGE,
+                "run",
+                "--config",
+                str(example_config("sim-station.toml")),
+                "--broker",
+                broker.url,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=ENV,
+        )
+        try:
+            await _first(status, b"online".__eq__)
+            emulate = await asyncio.create_subprocess_exec(
+                *CSBRIDGE,
+                "emulate",
+                "--broker",
+                broker.url,
+                "--duration",
+                "8",
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=ENV,
+            )
+            out, err = await asyncio.wait_for(emulate.communicate(), 60)
+            text = out.decode()
+            assert emulate.returncode == 0, text + err.decode()
+            assert "cs -> josev cs_parameters/response" in text
+            assert "cs -> josev cs_status_and_limits/response" in text
+            assert "cs_status_and_limits/update" in text, (
+                "the stack fills up module by module: updates follow the boot"
+            )
+            assert "OK: 2 responses" in text
+        finally:
+            run.send_signal(signal.SIGKILL)
+            run.wait()
+        # Killed without a goodbye: the broker publishes the retained last will.
+        await _first(status, b"offline".__eq__)
+
+
+@contextlib.asynccontextmanager
+async def _listening(url: str, topic: str) -> AsyncIterator[aiomqtt.Client]:
+    """A client subscribed to `topic`: it gets the retained message first, then each new one."""
+    host, port, _ = broker_address(url)
+    async with aiomqtt.Client(host, port) as client:
+        await client.subscribe(topic, qos=1)
+        yield client
+
+
+async def _first(
+    client: aiomqtt.Client, matches: Callable[[bytes], bool], timeout: float = 10
+) -> None:
+    """Until the next message to `client` whose payload `matches`."""
+    async with asyncio.timeout(timeout):
+        async for message in client.messages:
+            if isinstance(message.payload, bytes) and matches(message.payload):
+                return
+
+
+def _full_stack(payload: bytes) -> bool:
+    """A cs_status_and_limits update showing all three modules of the example's DC EVSE."""
+    message = orjson.loads(payload)
+    if (message["name"], message["type"]) != ("cs_status_and_limits", "update"):
+        return False
+    return any(
+        entry["evse_id"] == "DE*CSB*E0001" and entry["dc"]["max_current"] == 240.0
+        for entry in message["data"]["evses"]
+    )
+
+
+async def test_the_scenario_passes_against_csbridge_run_on_the_example(broker: Broker) -> None:
+    """The issue's check: `csbridge emulate --scenario dc-session` against `csbridge run
+    --config examples/sim-station.toml` (modules and IMD on the virtual CAN bus)."""
+    async with _listening(broker.url, "cs/josev") as josev_topic:
+        run = await asyncio.create_subprocess_exec(
+            *CSBRIDGE,
+            "run",
+            "--config",
+            str(example_config("sim-station.toml")),
+            "--broker",
+            broker.url,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            await _first(josev_topic, _full_stack, 15)  # the stack fills up module by module
+            emulate = await asyncio.create_subprocess_exec(
+                *CSBRIDGE,
+                "emulate",
+                "--broker",
+                broker.url,
+                "--scenario",
+                "dc-session",
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={"COLUMNS": "200", "NO_COLOR": "1", **os.environ},
+            )
+            out, err = await asyncio.wait_for(emulate.communicate(), 90)
+            text = out.decode()
+            assert emulate.returncode == 0, text + err.decode()
+            assert "OK: 11 of 11 steps passed" in text
+        finally:
+            run.kill()
+            await run.wait()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:1", "mqtt://"])
+def test_emulate_refuses_a_bad_broker_url(url: str) -> None:
+    result = _run("emulate", "--broker", url)
+    assert result.returncode == 2
