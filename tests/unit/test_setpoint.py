@@ -515,3 +515,15 @@ def test_on_the_engine_a_silent_module_does_not_raise_the_others_share() -> None
     assert after.counted == 2
     assert after.total_current == engine.entries.get(DC)["dc"]["max_current"]
     assert after.module_current * 2 <= after.total_current
+
+
+def test_the_modules_power_stays_within_the_limit_at_the_bottom_of_the_float_range() -> None:
+    """Found by hypothesis: share x 2 modules at 2.6e-40 V came to 1e-323 W against a reported
+    5e-324 W, one step of the smallest floats too many."""
+    limits = entry(max_current=240.0, max_power=5e-324, min_voltage=0.0)
+    wanted = request(voltage=400.0, current=100.0, ev_max_voltage=2.6386818401130916e-40)
+
+    result = dc_setpoint(limits, wanted, THREE[:2])
+
+    assert isinstance(result, Setpoint)
+    check_invariants(limits, wanted, result)

@@ -21,7 +21,8 @@ Rules, in order:
    silent less than their own watchdog time ago (profile `watchdog_s`, 10 s if unset): such a
    module may still deliver the current it was last told, so the others do not take over its
    share until it has surely switched itself off. Silent modules get no setpoint frames. The
-   share times the divisor never exceeds the total (stepped down by ulps if needed).
+   share times the divisor never exceeds the total, nor voltage x share x divisor a power
+   limit (stepped down by ulps if needed).
 
 Limits of the model: a silent module holds its *last* setpoint. If the total drops while it is
 silent, it may deliver its old, larger share until its watchdog fires. A module that answers but
@@ -199,11 +200,13 @@ def _at_most_product(current: float, voltage: float, power: float) -> float:
     return 0.0
 
 
-def _share(total: float, counted: int) -> float:
-    """total / counted, stepped down by ulps until share x counted <= total in floats."""
+def _share(total: float, counted: int, voltage: float, powers: Sequence[float]) -> float:
+    """total / counted, stepped down by ulps until share x counted <= total and the modules'
+    power, voltage x share x counted, is within every power limit, in floats (near the bottom
+    of the float range a product may round up past a limit its factors respect)."""
     share = total / counted
     for _ in range(MAX_ULP_STEPS):
-        if share * counted <= total:
+        if share * counted <= total and all(voltage * share * counted <= p for p in powers):
             return share
         share = math.nextafter(share, 0.0)
     return 0.0
@@ -239,12 +242,12 @@ def dc_setpoint(
     if request.precharge:
         candidates.append(PRECHARGE_MAX_CURRENT_A)
     total = float(min(candidates))
-    for power in (limits["max_power"], request.power):
-        if power is not None:
-            total = _at_most_product(min(total, power / voltage), voltage, power)
+    powers = [power for power in (limits["max_power"], request.power) if power is not None]
+    for power in powers:
+        total = _at_most_product(min(total, power / voltage), voltage, power)
 
     counted = len({module.name for module in modules if module.counted})
-    share = _share(total, counted)
+    share = _share(total, counted, voltage, powers)
     return Setpoint(
         voltage=voltage,
         total_current=total,
