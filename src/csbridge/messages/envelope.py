@@ -174,7 +174,7 @@ def check_document(
             and registry.violation(kind.title, document) is None
         ):
             # Every kind's schema pins id, name, type and data with no other keys, so passing
-            # it implies passing the envelope (tests/test_schemas.py holds them to that): one
+            # it implies passing the envelope (tests/unit/test_schemas.py holds them to that): one
             # validation instead of two for every good message. A bad one takes the long way
             # below, which names the first rule it breaks.
             return

@@ -6,7 +6,7 @@ required field; any other defaults to ABSENT and is left out of the JSON. An obj
 names its properties is a class here (named after its $defs entry); one the schema leaves open
 stays a mapping. Every class is frozen, slotted and built by keyword (so required and optional
 fields may come in any order). Fields keep the order the station has always written them in:
-what goes out is byte for byte what went out before. tests/test_message_classes.py holds all of
+what goes out is byte for byte what went out before. tests/unit/test_message_classes.py holds all of
 this against the schema catalogue.
 """
 
