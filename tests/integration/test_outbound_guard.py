@@ -4,6 +4,7 @@ error level, counted, and never published."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from csbridge.config import Config
 from csbridge.engine.engine import LimitsEngine
 from csbridge.engine.latest import LatestByEvse
+from csbridge.messages import DcLimits
 from csbridge.protocol.bridge import Bridge
 from csbridge.tools.emulator import EmulatorError, JosevEmulator
 from tests.conftest import stop_bridge
@@ -22,10 +24,12 @@ def _broken_engine(config: Config, **dc_overrides: Any) -> LimitsEngine:
     """An engine whose entries carry a bug: the bridge must refuse to send them."""
     engine = LimitsEngine(config)
     broken = []
-    for entry in engine.entries.values():
-        faulty = {**entry, "dc": {**entry["dc"], **dc_overrides}} if "dc" in entry else entry
-        broken.append((entry["evse_id"], faulty))
-    engine.entries = LatestByEvse(broken)
+    for entry in engine.wire_entries.values():
+        faulty = entry
+        if isinstance(entry.dc, DcLimits):
+            faulty = dataclasses.replace(entry, dc=dataclasses.replace(entry.dc, **dc_overrides))
+        broken.append((entry.evse_id, faulty))
+    engine.wire_entries = LatestByEvse(broken)
     return engine
 
 
@@ -74,7 +78,7 @@ async def test_a_bug_in_a_handler_does_not_stop_the_bridge(
     def explode() -> None:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(bridge.engine.entries, "values", explode)
+    monkeypatch.setattr(bridge.engine.wire_entries, "values", explode)
     with pytest.raises(EmulatorError):
         await josev.request("cs_status_and_limits", timeout=0.5)
     monkeypatch.undo()

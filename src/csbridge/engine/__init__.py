@@ -8,7 +8,7 @@ Imports limits, sources (readings), config and support.
 from __future__ import annotations
 
 from csbridge.engine.engine import LimitsEngine
-from csbridge.engine.latest import AsDocuments, Documents, Entry, LatestByEvse
+from csbridge.engine.latest import AsDocuments, Documents, Entry, Latest, LatestByEvse
 from csbridge.engine.payloads import cs_parameters_data
 from csbridge.engine.report import LimitsReport
 from csbridge.engine.rounding import RoundedSnapshot
@@ -17,6 +17,7 @@ __all__ = [
     "AsDocuments",
     "Documents",
     "Entry",
+    "Latest",
     "LatestByEvse",
     "LimitsEngine",
     "LimitsReport",

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from csbridge.config import Config, EvseConfig, ReportingConfig
-from csbridge.engine.latest import AsDocuments, Documents, Entry, LatestByEvse
-from csbridge.engine.payloads import evse_entry
+from csbridge.engine.latest import AsDocuments, Documents, Entry, Latest, LatestByEvse
+from csbridge.engine.payloads import wire_entry
 from csbridge.engine.report import LimitsReport, report_document, source_report
 from csbridge.engine.rounding import RoundedSnapshot, rounded
 from csbridge.limits import (
@@ -29,6 +29,7 @@ from csbridge.limits import (
     GateSettings,
     UpdateGate,
 )
+from csbridge.messages import EvseStatusAndLimits
 from csbridge.sources import (
     BoardReading,
     ExternalLimit,
@@ -148,14 +149,21 @@ class LimitsEngine:
             (evse_id, self._reported(runtime, now)) for evse_id, runtime in self._evses.items()
         )
         """What Josev is told about each EVSE, typed; its change marks drive the updates."""
-        self._entries = AsDocuments(self.snapshots, evse_entry)
+        self._wire = AsDocuments(self.snapshots, wire_entry)
+        self.wire_entries: Latest[EvseStatusAndLimits] = self._wire
+        """`snapshots` as the entries of cs_status_and_limits, each made once, when first read:
+        the bridge builds its response and updates from these."""
+        self._entries = AsDocuments(self.snapshots, self._entry_document)
         self.entries: Documents = self._entries
-        """`snapshots` as the cs_status_and_limits entries the wire carries, each made once, when
-        first read: the bridge builds its response and updates from these."""
+        """The same entries as JSON documents (a setpoint is clamped to them, replay prints
+        them), each made once from its message entry."""
         self._limits_reports = LatestByEvse(
             (evse_id, self._report(runtime, now)) for evse_id, runtime in self._evses.items()
         )
         self._reports = AsDocuments(self._limits_reports, self._report_document)
+
+    def _entry_document(self, snapshot: RoundedSnapshot) -> Entry:
+        return self._wire.document_of(snapshot.evse_id, snapshot).to_json()
 
     @property
     def limits_reports(self) -> LatestByEvse[LimitsReport]:
@@ -165,7 +173,7 @@ class LimitsEngine:
         return self._limits_reports
 
     @property
-    def reports(self) -> AsDocuments[LimitsReport]:
+    def reports(self) -> AsDocuments[LimitsReport, Entry]:
         """Each EVSE's limits report as its topic carries it; reading it builds any that are
         due first."""
         if self._reports_due:

@@ -11,6 +11,7 @@ Entry = dict[str, Any]
 """A JSON document: what the wire carries."""
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 
 class LatestByEvse(Generic[T]):
@@ -62,53 +63,57 @@ class LatestByEvse(Generic[T]):
         self._changed.clear()
 
 
-class Documents(Protocol):
-    """The latest JSON document per EVSE, with change marks: what the bridge publishes."""
+class Latest(Protocol[D]):
+    """The latest value per EVSE, with change marks: what the bridge publishes."""
 
     @property
     def evse_ids(self) -> tuple[str, ...]: ...
 
-    def values(self) -> list[Entry]: ...
+    def values(self) -> list[D]: ...
 
-    def get(self, evse_id: str) -> Entry: ...
+    def get(self, evse_id: str) -> D: ...
 
-    async def wait_changed(self) -> list[tuple[str, Entry]]: ...
+    async def wait_changed(self) -> list[tuple[str, D]]: ...
 
-    def drain_changed(self) -> list[tuple[str, Entry]]: ...
+    def drain_changed(self) -> list[tuple[str, D]]: ...
 
     def clear_changed(self) -> None: ...
 
 
-class AsDocuments(Generic[T]):
-    """A LatestByEvse of typed values read as JSON documents: each value becomes its document
-    once, the first time it is read (for the wire, or by a test), and that document is kept
-    while the value stays. Change marks are the typed store's."""
+Documents = Latest[Entry]
+"""The latest JSON document per EVSE."""
 
-    def __init__(self, typed: LatestByEvse[T], document: Callable[[T], Entry]) -> None:
+
+class AsDocuments(Generic[T, D]):
+    """A LatestByEvse of values read as other values (the messages or the JSON documents the
+    wire carries): each value becomes its document once, the first time it is read, and that
+    document is kept while the value stays. Change marks are the typed store's."""
+
+    def __init__(self, typed: LatestByEvse[T], document: Callable[[T], D]) -> None:
         self.typed = typed
         self._document = document
-        self._made: dict[str, tuple[T, Entry]] = {}
+        self._made: dict[str, tuple[T, D]] = {}
 
     @property
     def evse_ids(self) -> tuple[str, ...]:
         return self.typed.evse_ids
 
-    def values(self) -> list[Entry]:
+    def values(self) -> list[D]:
         return [self.document_of(evse_id, self.typed.get(evse_id)) for evse_id in self.evse_ids]
 
-    def get(self, evse_id: str) -> Entry:
+    def get(self, evse_id: str) -> D:
         return self.document_of(evse_id, self.typed.get(evse_id))
 
-    async def wait_changed(self) -> list[tuple[str, Entry]]:
+    async def wait_changed(self) -> list[tuple[str, D]]:
         return [(i, self.document_of(i, value)) for i, value in await self.typed.wait_changed()]
 
-    def drain_changed(self) -> list[tuple[str, Entry]]:
+    def drain_changed(self) -> list[tuple[str, D]]:
         return [(i, self.document_of(i, value)) for i, value in self.typed.drain_changed()]
 
     def clear_changed(self) -> None:
         self.typed.clear_changed()
 
-    def document_of(self, evse_id: str, value: T) -> Entry:
+    def document_of(self, evse_id: str, value: T) -> D:
         """`value`'s document: made now unless it was made for this very value before."""
         made = self._made.get(evse_id)
         if made is not None and made[0] is value:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import csbridge.messages as wire
 from csbridge.config import Config, EvseConfig, Kind
 from csbridge.engine.rounding import RoundedSnapshot
 from csbridge.limits import AcBptLimits, AcLimits, DcBptLimits, DcLimits, PerPhase
+from csbridge.messages import ABSENT, Absent
 
 JsonObject = dict[str, Any]
 
@@ -56,66 +58,68 @@ def _services(evse: EvseConfig, connector_type: str) -> JsonObject:
     return services
 
 
+def wire_entry(snapshot: RoundedSnapshot) -> wire.EvseStatusAndLimits:
+    """The snapshot as its cs_status_and_limits entry: Josev's names, optional fields that have
+    no value absent (left out of the JSON, never sent as null)."""
+    return wire.EvseStatusAndLimits(
+        evse_id=snapshot.evse_id,
+        status_code=snapshot.status_code.value,
+        ac=_ac(snapshot.ac) if snapshot.ac is not None else ABSENT,
+        ac_bpt=_ac_bpt(snapshot.ac_bpt) if snapshot.ac_bpt is not None else ABSENT,
+        dc=_dc(snapshot.dc) if snapshot.dc is not None else ABSENT,
+        dc_bpt=_dc_bpt(snapshot.dc_bpt) if snapshot.dc_bpt is not None else ABSENT,
+    )
+
+
 def evse_entry(snapshot: RoundedSnapshot) -> JsonObject:
-    """The snapshot as its cs_status_and_limits entry: Josev's names, optional fields that
-    have no value left out."""
-    entry: JsonObject = {"evse_id": snapshot.evse_id, "status_code": snapshot.status_code.value}
-    if snapshot.ac is not None:
-        entry["ac"] = _ac(snapshot.ac)
-    if snapshot.ac_bpt is not None:
-        entry["ac_bpt"] = _ac_bpt(snapshot.ac_bpt)
-    if snapshot.dc is not None:
-        entry["dc"] = _dc(snapshot.dc)
-    if snapshot.dc_bpt is not None:
-        entry["dc_bpt"] = _dc_bpt(snapshot.dc_bpt)
-    return entry
+    """The snapshot's cs_status_and_limits entry as the JSON document the wire carries."""
+    return wire_entry(snapshot).to_json()
 
 
-def _dc(dc: DcLimits) -> JsonObject:
-    block: JsonObject = {
-        "present_voltage": dc.present_voltage,
-        "present_current": dc.present_current,
-        "max_current": dc.max_current,
-        "min_current": dc.min_current,
-        "max_voltage": dc.max_voltage,
-        "min_voltage": dc.min_voltage,
-        "max_power": dc.max_power,
-        "peak_current_ripple": dc.peak_current_ripple,
-    }
-    if dc.current_reg_tolerance is not None:
-        block["current_reg_tolerance"] = dc.current_reg_tolerance
-    if dc.energy_to_be_delivered is not None:
-        block["energy_to_be_delivered"] = dc.energy_to_be_delivered
-    if dc.power_ramp_limit is not None:
-        block["evse_power_ramp_limit"] = dc.power_ramp_limit
-    if dc.isolation_status is not None:
-        block["isolation_status"] = dc.isolation_status.value
-    return block
+def _absent_if_none(value: float | None) -> float | Absent:
+    return ABSENT if value is None else value
 
 
-def _dc_bpt(bpt: DcBptLimits) -> JsonObject:
-    return {
-        "evse_max_discharge_power": bpt.max_discharge_power,
-        "evse_min_discharge_power": bpt.min_discharge_power,
-        "evse_max_discharge_current": bpt.max_discharge_current,
-        "evse_min_discharge_current": bpt.min_discharge_current,
-    }
+def _dc(dc: DcLimits) -> wire.DcLimits:
+    return wire.DcLimits(
+        present_voltage=dc.present_voltage,
+        present_current=dc.present_current,
+        max_current=dc.max_current,
+        min_current=dc.min_current,
+        max_voltage=dc.max_voltage,
+        min_voltage=dc.min_voltage,
+        max_power=dc.max_power,
+        peak_current_ripple=dc.peak_current_ripple,
+        current_reg_tolerance=_absent_if_none(dc.current_reg_tolerance),
+        energy_to_be_delivered=_absent_if_none(dc.energy_to_be_delivered),
+        evse_power_ramp_limit=_absent_if_none(dc.power_ramp_limit),
+        isolation_status=(dc.isolation_status.value if dc.isolation_status is not None else ABSENT),
+    )
 
 
-def _phases(values: PerPhase) -> JsonObject:
-    return {"l1": values.l1, "l2": values.l2, "l3": values.l3}
+def _dc_bpt(bpt: DcBptLimits) -> wire.DcBptLimits:
+    return wire.DcBptLimits(
+        evse_max_discharge_power=bpt.max_discharge_power,
+        evse_min_discharge_power=bpt.min_discharge_power,
+        evse_max_discharge_current=bpt.max_discharge_current,
+        evse_min_discharge_current=bpt.min_discharge_current,
+    )
 
 
-def _ac(ac: AcLimits) -> JsonObject:
-    return {
-        "max_current": _phases(ac.max_current),
-        "nominal_voltage": ac.nominal_voltage,
-        "rcd_error": ac.rcd_error,
-    }
+def _phases(values: PerPhase) -> wire.PerPhase:
+    return wire.PerPhase(l1=values.l1, l2=values.l2, l3=values.l3)
 
 
-def _ac_bpt(bpt: AcBptLimits) -> JsonObject:
-    return {
-        "evse_max_discharge_power": _phases(bpt.max_discharge_power),
-        "evse_min_discharge_power": _phases(bpt.min_discharge_power),
-    }
+def _ac(ac: AcLimits) -> wire.AcLimits:
+    return wire.AcLimits(
+        max_current=_phases(ac.max_current),
+        nominal_voltage=ac.nominal_voltage,
+        rcd_error=ac.rcd_error,
+    )
+
+
+def _ac_bpt(bpt: AcBptLimits) -> wire.AcBptLimits:
+    return wire.AcBptLimits(
+        evse_max_discharge_power=_phases(bpt.max_discharge_power),
+        evse_min_discharge_power=_phases(bpt.min_discharge_power),
+    )

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from csbridge.config import Config
@@ -198,7 +198,7 @@ class Bridge:
     def _answer_cs_status_and_limits(
         self, request: CsStatusAndLimitsRequest
     ) -> CsStatusAndLimitsResponse:
-        return CsStatusAndLimitsResponse(evses=_typed(self.engine.entries.values()))
+        return CsStatusAndLimitsResponse(evses=self.engine.wire_entries.values())
 
     # -- outbound --------------------------------------------------------------------------
 
@@ -222,9 +222,9 @@ class Bridge:
         """After each (re)connect (Josev may have booted while we were away), and as the last
         word before a deliberate stop."""
         self.engine.flush_reports()
-        self.engine.entries.clear_changed()
+        self.engine.wire_entries.clear_changed()
         self.engine.reports.clear_changed()
-        sent = await self._send_update(self.engine.entries.values())
+        sent = await self._send_update(self.engine.wire_entries.values())
         for evse_id in self.engine.evse_ids:
             await self._publish_report(evse_id, self.engine.reports.get(evse_id))
         if sent:
@@ -232,7 +232,7 @@ class Bridge:
 
     async def _push_updates(self) -> None:
         while True:
-            changed = await self.engine.entries.wait_changed()
+            changed = await self.engine.wire_entries.wait_changed()
             await self._send_update([entry for _, entry in changed])
 
     async def _push_session_updates(self, pushed: asyncio.Queue[Message]) -> None:
@@ -245,8 +245,8 @@ class Bridge:
             for evse_id, report in await self.engine.reports.wait_changed():
                 await self._publish_report(evse_id, report)
 
-    async def _send_update(self, entries: list[Entry]) -> bool:
-        return await self.send(Message(CsStatusAndLimitsUpdate(evses=_typed(entries))))
+    async def _send_update(self, entries: list[EvseStatusAndLimits]) -> bool:
+        return await self.send(Message(CsStatusAndLimitsUpdate(evses=entries)))
 
     async def send(self, message: Message) -> bool:
         """Validate and publish on the response topic; an invalid message is never published."""
@@ -291,11 +291,6 @@ class Bridge:
         log.error(
             "event=outbound_rejected message=%s why=%s -- not published; this is a bug", name, why
         )
-
-
-def _typed(entries: Iterable[Entry]) -> list[EvseStatusAndLimits]:
-    """The engine's JSON-ready entries as what cs_status_and_limits holds."""
-    return [EvseStatusAndLimits.from_json(entry) for entry in entries]
 
 
 def _external_limit(document: dict[str, Any], now: float) -> ExternalLimit:
