@@ -1,8 +1,8 @@
 """The limits engine: the latest reading of every source, one evaluation per EVSE, the update
-gate, the rounded snapshots Josev is told (typed; JSON only at the edge, as entries) and the
-operator's limits reports.
+gate, the rounded snapshots Josev is told and their cs_status_and_limits entries (typed; JSON
+only at the edge) and the operator's limits reports.
 
-Imports limits, sources (readings), config and support.
+Imports limits, sources (readings), messages (Josev's entry class), config and support.
 """
 
 from __future__ import annotations

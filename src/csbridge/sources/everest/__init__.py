@@ -1,6 +1,6 @@
 """Devices behind EVerest's MQTT API (power_supply_DC, isolation_monitor) as csbridge sources.
 
-Imports sources (readings), messages and config.
+Imports sources (readings), messages, config and support.
 """
 
 from __future__ import annotations

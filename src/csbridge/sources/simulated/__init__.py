@@ -1,7 +1,7 @@
 """Simulated modules, IMDs and boards, reading-level or on a virtual CAN bus through the profiles:
 for the demo, the tests and the benches.
 
-Imports sources.can, sources (readings) and config.
+Imports sources.can, sources (readings), config and support.
 """
 
 from __future__ import annotations
