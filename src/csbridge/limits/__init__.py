@@ -34,6 +34,7 @@ from csbridge.limits.model import (
     limit_fields,
 )
 from csbridge.limits.setpoint import (
+    DEFAULT_WATCHDOG_S,
     DcRequest,
     Refused,
     Setpoint,
@@ -45,6 +46,7 @@ from csbridge.limits.stack import Absence
 
 __all__ = [
     "BLOCKS",
+    "DEFAULT_WATCHDOG_S",
     "PHASES",
     "Absence",
     "AcBptLimits",

@@ -8,9 +8,7 @@ import enum
 from dataclasses import dataclass
 from typing import Protocol
 
-from csbridge.limits import watchdog_or_default
-
-DEFAULT_WATCHDOG_S = watchdog_or_default(None)
+from csbridge.limits import DEFAULT_WATCHDOG_S
 
 
 class PowerOnReason(enum.StrEnum):

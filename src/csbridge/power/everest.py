@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from csbridge.power.drivers import DEFAULT_WATCHDOG_S
+from csbridge.limits import DEFAULT_WATCHDOG_S
 from csbridge.sources.everest import EverestSources
 
 

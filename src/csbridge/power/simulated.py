@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from csbridge.power.drivers import DEFAULT_WATCHDOG_S, PowerOnReason
+from csbridge.limits import DEFAULT_WATCHDOG_S
+from csbridge.power.drivers import PowerOnReason
 from csbridge.sources.simulated import (
     SimulatedBoard,
     SimulatedCanBoard,
