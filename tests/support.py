@@ -38,12 +38,21 @@ from csbridge.messages.envelope import (
 )
 from csbridge.messages.registry import Direction, SchemaRegistry, load_schema_files
 from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
-from csbridge.sources.readings import BoardReading, Capability, ImdReading, ModuleReading
+from csbridge.session.machine import Pilot, State
+from csbridge.sources.readings import (
+    BoardReading,
+    Capability,
+    CpState,
+    ImdReading,
+    ModuleReading,
+)
 from csbridge.support.resources import schema_dir
-from csbridge.testing.harness import isolated_config
+from csbridge.testing.harness import isolated_config, wait_until
 from tests.mutations import _containers
 
 if TYPE_CHECKING:
+    from csbridge.service.station import Station
+    from csbridge.testing.josev import JosevClient
     from jsonschema import Draft202012Validator
 
 REPO = Path(__file__).resolve().parent.parent
@@ -555,3 +564,41 @@ def csbridge_logs_to_devnull() -> Iterator[list[str]]:
             logger.propagate = saved
             for handler in handlers:
                 logger.removeHandler(handler)
+
+
+async def ready_for_cable_check(station: Station, josev: JosevClient, evse_id: str) -> None:
+    """What an EV and Josev do before a DC cable check: plug in (free vend authorizes), the HLC
+    session comes up, the EV closes S2 (pilot C)."""
+    board = station.devices.boards[evse_id]
+    board.cp_state = CpState.B
+    station.devices.emit(board)
+    await josev.update("hlc_charging", {"evse_id": evse_id, "status": True})
+    board.cp_state = CpState.C
+    station.devices.emit(board)
+    session = station.session.sessions[evse_id]
+    await wait_until(
+        lambda: session.state is State.AUTHORIZED and session.machine.facts.pilot is Pilot.CD,
+        5,
+        f"{evse_id} authorized at pilot C",
+    )
+
+
+async def ready_to_charge(
+    station: Station, josev: JosevClient, evse_id: str, timeout: float = 15.0
+) -> None:
+    """ready_for_cable_check, then a cable check that passes: precharge and charging may go."""
+    await ready_for_cable_check(station, josev, evse_id)
+    started = await josev.request(
+        "cable_check", {"evse_id": evse_id, "cable_check_action": "start"}, timeout=5
+    )
+    assert started.data["cable_check_status"] == "ongoing", started.data
+
+    async def passed() -> bool:
+        status = await josev.request(
+            "cable_check", {"evse_id": evse_id, "cable_check_action": "status"}, timeout=5
+        )
+        finished = status.data["cable_check_status"] == "finished"
+        assert not finished or status.data["isolation_level"] in ("valid", "warning"), status
+        return bool(finished)
+
+    await wait_until(passed, timeout, f"{evse_id}'s cable check passed", every=0.2)

@@ -18,7 +18,13 @@ from csbridge.testing.can_tap import CanTap
 from csbridge.testing.harness import wait_until
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import stop_bridge
-from tests.support import station_config, unique_prefix, wire_station_config
+from tests.support import (
+    ready_for_cable_check,
+    ready_to_charge,
+    station_config,
+    unique_prefix,
+    wire_station_config,
+)
 
 DC = "DE*CSB*E0001"
 AC = "DE*CSB*E0002"
@@ -77,6 +83,7 @@ async def test_cable_check_runs_the_self_test_then_answers_with_the_isolation(
     station: Station, josev: JosevEmulator
 ) -> None:
     await josev.boot(timeout=5)
+    await ready_for_cable_check(station, josev, DC)
     verdict = await _cable_check_verdict(josev)
     assert verdict == {"evse_id": DC, "cable_check_status": "finished", "isolation_level": "valid"}
     contactor = await josev.request("cs_contactor_status", {"evse_id": DC}, timeout=5)
@@ -88,6 +95,12 @@ async def test_a_setpoint_reaches_the_modules_clamped_and_split(
     station: Station, josev: JosevEmulator
 ) -> None:
     await josev.boot(timeout=5)
+    await ready_to_charge(station, josev, DC)
+    precharge = await josev.request(
+        "power_electronics_setpoint", _setpoint(400.0, 50.0, precharge=True), timeout=5
+    )
+    assert precharge.data["status"] == "accepted"
+    assert sum(station.devices.modules[(DC, n)].output_current for n in ("m1", "m2", "m3")) <= 2.0
     answer = await josev.request("power_electronics_setpoint", _setpoint(400.0, 500.0), timeout=5)
     assert answer.data == {"evse_id": DC, "status": "accepted"}
     currents = [station.devices.modules[(DC, name)].output_current for name in ("m1", "m2", "m3")]
@@ -95,11 +108,6 @@ async def test_a_setpoint_reaches_the_modules_clamped_and_split(
         [80.0, 80.0, 80.0]
     )  # 500 A asked, 240 A reported, three modules
     assert sum(currents) <= station.engine.entries.get(DC)["dc"]["max_current"]
-    precharge = await josev.request(
-        "power_electronics_setpoint", _setpoint(400.0, 50.0, precharge=True), timeout=5
-    )
-    assert precharge.data["status"] == "accepted"
-    assert sum(station.devices.modules[(DC, n)].output_current for n in ("m1", "m2", "m3")) <= 2.0
     stopped = await josev.request("stop_charging", {"evse_id": DC}, timeout=5)
     assert stopped.data == {"evse_id": DC, "status": "accepted"}
     assert all(station.devices.modules[(DC, n)].output_current == 0.0 for n in ("m1", "m2", "m3"))
@@ -138,6 +146,7 @@ async def test_josev_ending_the_session_switches_the_modules_off(
     station: Station, josev: JosevEmulator, config: Config, raw_client: aiomqtt.Client
 ) -> None:
     await josev.boot(timeout=5)
+    await ready_to_charge(station, josev, DC)
     await josev.request("power_electronics_setpoint", _setpoint(400.0, 90.0), timeout=5)
     assert station.devices.modules[(DC, "m1")].output_current == pytest.approx(30.0)
     for name, data in (
@@ -169,6 +178,7 @@ async def test_setpoints_go_out_over_can_never_above_the_reported_limits(broker:
             request_topic=config.mqtt.request_topic,
             response_topic=config.mqtt.response_topic,
         ) as josev:
+            await ready_to_charge(station, josev, DC)
             answer = await josev.request(
                 "power_electronics_setpoint", _setpoint(600.0, 900.0), timeout=5
             )
@@ -221,13 +231,16 @@ async def test_contactor_changes_and_faults_are_pushed_to_josev(
     station: Station, josev: JosevEmulator
 ) -> None:
     await josev.boot(timeout=5)
+    await ready_for_cable_check(station, josev, DC)
     seen = len(josev.updates)
     await josev.request("cable_check", {"evse_id": DC, "cable_check_action": "start"}, timeout=5)
     closed = await josev.wait_update(
         lambda m: m.name == "cs_contactor_status", timeout=5, since=seen
     )
     assert closed.data == {"evse_id": DC, "status": "closed"}
-    await josev.request("power_electronics_setpoint", _setpoint(400.0, 90.0), timeout=5)
+    await _finished_cable_check(josev, DC, 15.0, every=0.25)
+    answer = await josev.request("power_electronics_setpoint", _setpoint(400.0, 90.0), timeout=5)
+    assert answer.data["status"] == "accepted"
     seen = len(josev.updates)
     module = station.devices.modules[(DC, "m3")]
     module.fault = True
@@ -250,6 +263,7 @@ async def test_losing_mqtt_switches_the_modules_off(own_mosquitto: MosquittoBrok
             request_topic=config.mqtt.request_topic,
             response_topic=config.mqtt.response_topic,
         ) as josev:
+            await ready_to_charge(station, josev, DC)
             await josev.request("power_electronics_setpoint", _setpoint(400.0, 90.0), timeout=5)
             assert station.devices.modules[(DC, "m1")].output_current > 0
             own_mosquitto.kill()
@@ -267,6 +281,7 @@ async def test_the_keepalive_follows_a_limit_that_falls(
     station: Station, josev: JosevEmulator
 ) -> None:
     await josev.boot(timeout=5)
+    await ready_to_charge(station, josev, DC)
     await josev.request("power_electronics_setpoint", _setpoint(400.0, 240.0), timeout=5)
     assert sum(
         station.devices.modules[(DC, n)].output_current for n in ("m1", "m2", "m3")
@@ -302,6 +317,7 @@ async def test_josev_going_away_switches_the_modules_off(
     data: dict[str, Any],
 ) -> None:
     await josev.boot(timeout=5)
+    await ready_to_charge(station, josev, DC)
     await josev.request("power_electronics_setpoint", _setpoint(400.0, 90.0), timeout=5)
     assert station.devices.modules[(DC, "m1")].output_current > 0
     await _josev_update(raw_client, config, name, data)
@@ -312,6 +328,7 @@ async def test_the_evs_rated_maximum_voltage_clamps_the_setpoint(
     station: Station, josev: JosevEmulator, config: Config, raw_client: aiomqtt.Client
 ) -> None:
     await josev.boot(timeout=5)
+    await ready_to_charge(station, josev, DC)
     await _josev_update(
         raw_client,
         config,

@@ -36,6 +36,7 @@ from csbridge.sources import (
     ImdReading,
     ModuleReading,
     OperatorCommand,
+    SessionCondition,
     SourceReading,
     sanitized,
 )
@@ -67,13 +68,16 @@ class _Evse:
     board: BoardReading | None = None
     external: ExternalLimit | None = None
     operator: OperatorCommand | None = None
+    session: SessionCondition | None = None
     composition: Composition | None = None
     report_at: float = float("-inf")
     last_rounded: tuple[EvseSnapshot, RoundedSnapshot] | None = None
     """The last composed snapshot and its rounding: a tick usually composes the same again."""
 
     def inputs(self) -> EvseInputs:
-        return EvseInputs(self.modules, self.imd, self.board, self.external, self.operator)
+        return EvseInputs(
+            self.modules, self.imd, self.board, self.external, self.operator, self.session
+        )
 
     def rounded(self, composed: EvseSnapshot) -> RoundedSnapshot:
         """`composed` rounded; equal snapshots round alike, so an equal one is not redone."""
@@ -95,6 +99,8 @@ class _Evse:
             self.board = reading
         elif isinstance(reading, ExternalLimit):
             self.external = reading
+        elif isinstance(reading, SessionCondition):
+            self.session = reading
         elif self.operator is None or not self.operator.station_stopping:
             # Once the station stops, no operator command brings the EVSE back.
             self.operator = reading

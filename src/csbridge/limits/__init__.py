@@ -39,6 +39,7 @@ from csbridge.limits.setpoint import (
     Refused,
     Setpoint,
     dc_setpoint,
+    fewest_modules,
     module_contacts,
     watchdog_or_default,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "UpdateGate",
     "dc_setpoint",
     "external_in_force",
+    "fewest_modules",
     "limit_fields",
     "module_contacts",
     "watchdog_or_default",

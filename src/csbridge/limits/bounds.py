@@ -20,6 +20,8 @@ class LimitSource(enum.StrEnum):
     """A safety or fault state (e-stop, isolation fault, malfunction) holds the EVSE at zero."""
     OPERATOR = "operator"
     """Disabled by the operator."""
+    AVAILABILITY = "availability"
+    """Taken out of service (change_availability inoperative)."""
     EXTERNAL = "external"
     """An external limit (site energy manager)."""
     TEMPERATURE = "temperature"

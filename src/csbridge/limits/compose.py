@@ -39,6 +39,7 @@ from csbridge.sources import (
     ImdReading,
     ModuleReading,
     OperatorCommand,
+    SessionCondition,
 )
 
 
@@ -51,6 +52,7 @@ class EvseInputs:
     board: BoardReading | None = None
     external: ExternalLimit | None = None
     operator: OperatorCommand | None = None
+    session: SessionCondition | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,8 @@ class EvseComposer:
         self._specs = tuple(
             ModuleSpec(m.name, m.freshness_deadline_s, m.bidirectional) for m in config.module
         )
+        self._out_of_service = False
+        """The last composition's shutdown came from availability alone (its binding source)."""
 
     @property
     def module_names(self) -> frozenset[str]:
@@ -215,13 +219,16 @@ class EvseComposer:
             board_failed=board_failed,
             input_lost=stack is not None and stack.input_lost,
             disabled=inputs.operator is not None and not inputs.operator.enabled,
+            unavailable=inputs.session is not None and not inputs.session.operative,
+            stray_output=inputs.session is not None and bool(inputs.session.stray_output),
             self_test_running=self_test,
             waiting_for_first_data=waiting,
         )
 
-    @staticmethod
-    def _zero_source(status: StatusCode) -> LimitSource:
-        return LimitSource.OPERATOR if status is StatusCode.EVSE_SHUTDOWN else LimitSource.SAFETY
+    def _zero_source(self, status: StatusCode) -> LimitSource:
+        if status is not StatusCode.EVSE_SHUTDOWN:
+            return LimitSource.SAFETY
+        return LimitSource.AVAILABILITY if self._out_of_service else LimitSource.OPERATOR
 
     # -- DC ------------------------------------------------------------------------------
 
@@ -346,6 +353,7 @@ class EvseComposer:
         isolation = self._isolation(inputs, now)
         facts = self._facts(inputs, now, board, isolation=isolation, stack=stack)
         status = decide_status(facts)
+        self._out_of_service = _out_of_service_only(facts)
         max_voltage, min_voltage = self._dc_voltage(stack, status)
         site = self._site_bounds(inputs, now, board)
         max_current, max_power = self._direction(
@@ -446,6 +454,7 @@ class EvseComposer:
         site = self._ac_site_current(inputs, now, board, voltage * phases)
         facts = self._facts(inputs, now, board)
         status = decide_status(facts)
+        self._out_of_service = _out_of_service_only(facts)
         zero = [] if allows_energy(status) else [Bound(0.0, self._zero_source(status))]
 
         current = [*site, *zero, Bound(rated.max_current_a, LimitSource.HARDWARE)]
@@ -476,3 +485,8 @@ class EvseComposer:
             binding["evse_max_discharge_power"] = maximum.source
         snapshot = EvseSnapshot(evse_id=config.evse_id, status_code=status, ac=ac, ac_bpt=ac_bpt)
         return Composition(snapshot, binding, facts)
+
+
+def _out_of_service_only(facts: StatusFacts) -> bool:
+    """Shut down because change_availability took the EVSE out of service, and nothing else."""
+    return facts.unavailable and not facts.disabled and not facts.station_stopping

@@ -39,7 +39,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from csbridge.limits.model import StatusCode
@@ -255,4 +255,44 @@ def dc_setpoint(
         counted=counted,
         modules=tuple(ModuleSetpoint(module.name, voltage, share) for module in healthy),
         precharge=request.precharge,
+    )
+
+
+DEFAULT_MIN_REGULATED_CURRENT_A = 1.0
+"""A module's smallest well-regulated output current when its profile states none."""
+
+
+def fewest_modules(setpoint: Setpoint, min_current_a: Mapping[str, float]) -> Setpoint:
+    """A setpoint whose share is below what its modules regulate well, on the fewest modules
+    whose minimum the share then meets (the others are left out, to be held off).
+
+    Only when every counted module is healthy: a silent module may still deliver its last
+    share, which the even split over every counted module already allows for. The shares stay
+    total / k, so the stack's total and power stay where dc_setpoint put them."""
+    healthy = setpoint.modules
+    if not healthy or setpoint.counted != len(healthy) or setpoint.total_current <= 0:
+        return setpoint
+    minimum = max(
+        min_current_a.get(module.name, DEFAULT_MIN_REGULATED_CURRENT_A) for module in healthy
+    )
+    if setpoint.module_current >= minimum:
+        return setpoint
+    k = max(1, min(len(healthy), math.floor(setpoint.total_current / minimum)))
+    if k == len(healthy):
+        return setpoint
+    voltage = setpoint.voltage
+    power_before = voltage * setpoint.module_current * setpoint.counted
+    share = setpoint.total_current / k
+    for _ in range(MAX_ULP_STEPS):
+        if share * k <= setpoint.total_current and voltage * share * k <= power_before:
+            break
+        share = math.nextafter(share, 0.0)
+    else:
+        return setpoint
+    chosen = healthy[:k]
+    return replace(
+        setpoint,
+        module_current=share,
+        counted=k,
+        modules=tuple(replace(module, current=share) for module in chosen),
     )

@@ -6,10 +6,10 @@
 3. no module fresh and healthy now although one has told its capability (silent, faulted,
    offline, too hot), or a module with a fault that stops the EVSE; an IMD that reports a
    device fault or went silent after it was seen; a board that reports a fault or went
-   silent after it was seen
+   silent after it was seen; a module that delivers output while commanded off
                                                     -> evse_malfunction
 4. grid input lost (any fresh module's input flags) -> evse_utility_interrupt_event
-5. disabled by the operator                         -> evse_shutdown
+5. disabled by the operator, or out of service      -> evse_shutdown
 6. the IMD runs its self-test                       -> evse_isolation_monitoring_active
 7. a configured source has not reported since start (modules: none has told its capability
    yet)                                             -> evse_not_ready
@@ -36,6 +36,8 @@ class StatusFacts:
     board_failed: bool = False
     input_lost: bool = False
     disabled: bool = False
+    unavailable: bool = False
+    stray_output: bool = False
     self_test_running: bool = False
     waiting_for_first_data: bool = False
 
@@ -46,11 +48,11 @@ def decide_status(facts: StatusFacts) -> StatusCode:
     if facts.station_stopping:
         # Whatever else is wrong, nothing will serve this EVSE any more: say so plainly.
         return StatusCode.EVSE_SHUTDOWN
-    if facts.modules_lost or facts.imd_failed or facts.board_failed:
+    if facts.modules_lost or facts.imd_failed or facts.board_failed or facts.stray_output:
         return StatusCode.EVSE_MALFUNCTION
     if facts.input_lost:
         return StatusCode.EVSE_UTILITY_INTERRUPT_EVENT
-    if facts.disabled:
+    if facts.disabled or facts.unavailable:
         return StatusCode.EVSE_SHUTDOWN
     if facts.self_test_running:
         return StatusCode.EVSE_ISOLATION_MONITORING_ACTIVE

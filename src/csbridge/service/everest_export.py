@@ -168,7 +168,7 @@ class EverestExport:
         dc = snapshot.dc or _NO_DC
         status = snapshot.status_code.value
         self._on_change(offer, "m2e/capabilities", _capabilities(dc))
-        driving = self._session.sessions[evse_id].request is not None
+        driving = self._session.driving(evse_id)
         mode = "Fault" if status in ERROR_OF_STATUS else ("Export" if driving else "Off")
         self._on_change(offer, "m2e/mode", mode)
         self._errors(offer, ERROR_OF_STATUS.get(status))

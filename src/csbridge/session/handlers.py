@@ -1,11 +1,7 @@
-"""The DC session requests Josev sends the station, and the updates it keeps per EVSE.
-
-cable_check runs the IMD's self-test and answers `ongoing` until a fresh verdict (bounded like
-EVerest's: the self-test 30 s, a sample within 5 s, else `fault`); cs_contactor_status comes
-from the board's feedback; power_electronics_setpoint is clamped by limits/setpoint.py and sent
-to the modules; stop_charging switches them off; cp_pwm goes to the board; meter_values comes
-from the modules' telemetry. A session that Josev ends (SessionStop, Idle) switches the modules
-off: the safe side.
+"""The session's I/O: Josev's session messages and the devices' readings become events of each
+EVSE's state machine (session/machine.py), and its commands reach the power path, the board
+and the IMD. A request the machine refuses is answered `rejected` (a cable check: `finished`,
+`invalid`) and nothing is commanded.
 """
 
 from __future__ import annotations
@@ -16,19 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, Protocol, cast
+from typing import ClassVar, Literal, Protocol, cast
 
 from csbridge.config import Config, EvseConfig, Kind
 from csbridge.engine import LimitsEngine
-from csbridge.limits import (
-    Absence,
-    Composition,
-    DcRequest,
-    EvseInputs,
-    Refused,
-    dc_setpoint,
-    module_contacts,
-)
+from csbridge.limits import Composition, DcRequest, EvseInputs, Refused, StatusCode
 from csbridge.messages import (
     ABSENT,
     CableCheckRequest,
@@ -64,15 +52,39 @@ from csbridge.messages import (
     value_or,
 )
 from csbridge.power import PowerOnReason, PowerStage
-from csbridge.sources import CpState, cp_status
+from csbridge.session.cable_check import cable_check_verdict
+from csbridge.session.machine import (
+    ENERGY_STATES,
+    Command,
+    Event,
+    Machine,
+    State,
+    Step,
+    step,
+)
+from csbridge.session.power_path import PowerPath
+from csbridge.sources import CpState, SessionCondition, cp_status
 
 log = logging.getLogger("csbridge.session")
 
 KEEPALIVE_S = 1.0
 """Setpoints are sent again this often: well inside a module's own 10 s watchdog."""
-SELF_TEST_TIMEOUT_S = 30.0
-SAMPLE_TIMEOUT_S = 5.0
+SAFE_VOLTAGE_V = 60.0
+"""Below this the output may be touched (IEC 61851-23): the connector may unlock."""
 SESSION_OVER = frozenset({"SessionStop", "Idle"})
+_PILOT_EVENT = {
+    CpState.A: Event.CP_A,
+    CpState.B: Event.CP_B,
+    CpState.C: Event.CP_CD,
+    CpState.D: Event.CP_CD,
+    CpState.E: Event.CP_EF,
+    CpState.F: Event.CP_EF,
+}
+_CLOSE_REASON = {
+    Command.CLOSE_FOR_CABLE_CHECK: PowerOnReason.DC_CABLE_CHECK,
+    Command.CLOSE_FOR_PRECHARGE: PowerOnReason.DC_PRE_CHARGE,
+    Command.CLOSE_FOR_CHARGING: PowerOnReason.FULL_POWER_CHARGING,
+}
 
 
 class ForEvse(Protocol):
@@ -86,11 +98,14 @@ class ForEvse(Protocol):
 
 @dataclass(slots=True)
 class EvseSession:
-    """What Josev told about one EVSE's session, and the cable check under way."""
+    """One EVSE's state machine and what Josev and the devices told about its session."""
 
+    machine: Machine
+    since: datetime
+    """When the machine entered its state (wall clock, for people)."""
+    last_stop: tuple[str, datetime] | None = None
+    """Why and when energy last stopped."""
     hlc_charging: bool = False
-    hlc_reported: bool = False
-    """Josev said whether an HLC session runs (DC power needs one)."""
     slac_status: str | None = None
     iso15118_state: str | None = None
     ev_rated_limits: EvRatedLimitsUpdate | None = None
@@ -98,12 +113,18 @@ class EvseSession:
     cable_check_started: float | None = None
     energy_wh: float = 0.0
     metered_at: float | None = None
-    request: DcRequest | None = None
-    """The EV's last accepted DC request: resent, re-clamped, while the session runs."""
     pwm_on: bool = False
     cp_status: str | None = None
+    pilot_event: Event | None = None
     contactor: str | None = None
     faults: frozenset[tuple[str, FaultName]] = frozenset()
+    troubled: bool = False
+    """The limits say the EVSE cannot serve for a fault (emergency or malfunction)."""
+    limits_ready: bool = False
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
 
 
 class SessionHandlers:
@@ -113,14 +134,21 @@ class SessionHandlers:
         engine: LimitsEngine,
         stage: PowerStage,
         clock: Callable[[], float] = time.monotonic,
+        power: PowerPath | None = None,
     ) -> None:
         self._config = {evse.evse_id: evse for evse in config.evse}
         self._engine = engine
         self._stage = stage
         self._clock = clock
-        self.sessions = {evse.evse_id: EvseSession() for evse in config.evse}
+        self.power = power or PowerPath(config, engine, stage, clock)
+        now = datetime.now(UTC)
+        self.sessions = {
+            evse.evse_id: EvseSession(Machine.start(dc=evse.kind is Kind.DC), now)
+            for evse in config.evse
+        }
         self.pushed: asyncio.Queue[Message] = asyncio.Queue()
         """Updates for Josev that the station raises itself (CP, contactors, faults)."""
+        self._feeding = False
         engine.observers.append(self._observe)
 
     def handlers(self) -> HandlerTable:
@@ -134,13 +162,97 @@ class SessionHandlers:
             return None
         return evse_id, self._config[evse_id]
 
+    # -- the machine -------------------------------------------------------------------------
+
+    def feed(self, evse_id: str, event: Event, why: str = "") -> Step:
+        """Run one event through the EVSE's machine and carry out its commands."""
+        session = self.sessions[evse_id]
+        before = session.machine
+        result = step(before, event)
+        session.machine = result.machine
+        if not result.accepted:
+            log.warning(
+                "event=session_refused evse=%s state=%s on=%s why=%s",
+                evse_id,
+                before.state,
+                event,
+                result.why,
+            )
+            return result
+        after = result.machine.state
+        if after is not before.state:
+            session.since = datetime.now(UTC)
+            log.info(
+                "event=session_state evse=%s from=%s to=%s on=%s%s",
+                evse_id,
+                before.state,
+                after,
+                event,
+                f" why={why}" if why else "",
+            )
+            if before.state in ENERGY_STATES and after not in ENERGY_STATES:
+                session.last_stop = (why or event.value, session.since)
+        for command in result.commands:
+            self._carry_out(evse_id, command, why or event.value)
+        self._progress(evse_id)
+        return result
+
+    def _carry_out(self, evse_id: str, command: Command, why: str) -> None:
+        match command:
+            case Command.ALL_OFF:
+                if self.power.off(evse_id):
+                    log.warning("event=modules_off evse=%s why=%s", evse_id, why)
+                self._stage.open_contactors(evse_id)
+                self.sessions[evse_id].cable_check_started = None
+            case Command.CLOSE_FOR_CABLE_CHECK | Command.CLOSE_FOR_PRECHARGE:
+                self._stage.close_contactors(evse_id, _CLOSE_REASON[command])
+            case Command.CLOSE_FOR_CHARGING:
+                self._stage.close_contactors(evse_id, _CLOSE_REASON[command])
+            case Command.START_SELF_TEST:
+                self.sessions[evse_id].cable_check_started = self._clock()
+                self._stage.start_imd_self_test(evse_id)
+            case Command.LOCK | Command.UNLOCK:
+                pass  # the board's lock arrives with the connector lock
+            case Command.OFFER_AUTHORIZATION:
+                self._offer_authorization(evse_id)
+
+    def _offer_authorization(self, evse_id: str) -> None:
+        """Free vend: every EV that plugs in is authorized."""
+        self.feed(evse_id, Event.AUTH_ACCEPTED, "free vend")
+
+    def _progress(self, evse_id: str) -> None:
+        """Steps the devices have already taken: contactors that read open, an output that is
+        below the safe voltage."""
+        if self._feeding:
+            return
+        self._feeding = True
+        try:
+            state = self.sessions[evse_id].state
+            if state is State.STOPPING and not self._contactors_closed(evse_id):
+                self.feed(evse_id, Event.CONTACTORS_OPEN)
+                state = self.sessions[evse_id].state
+            if state is State.FINISHING and self.power.measured_voltage(evse_id) < SAFE_VOLTAGE_V:
+                self.feed(evse_id, Event.DISCHARGED)
+        finally:
+            self._feeding = False
+
+    def _contactors_closed(self, evse_id: str) -> bool:
+        """As the feedback says; a board without feedback opened them when told."""
+        board = self._engine.inputs(evse_id).board
+        return board is not None and board.contactor_closed is True
+
     # -- updates from Josev ------------------------------------------------------------------
 
     @handles(SlacStatusUpdate)
     def slac_status(self, message: SlacStatusUpdate) -> None:
         found = self._evse(message)
-        if found is not None:
-            self.sessions[found[0]].slac_status = message.status
+        if found is None:
+            return
+        self.sessions[found[0]].slac_status = message.status
+        if message.status == "matched":
+            self.feed(found[0], Event.HLC_ON)
+        elif message.status in ("failed", "unmatched", "basic_charging"):
+            self.feed(found[0], Event.HLC_OFF, f"SLAC {message.status}")
 
     @handles(EvRatedLimitsUpdate)
     def ev_rated_limits(self, message: EvRatedLimitsUpdate) -> None:
@@ -153,11 +265,11 @@ class SessionHandlers:
         found = self._evse(message)
         if found is None:
             return
-        session = self.sessions[found[0]]
-        session.hlc_charging = message.status
-        session.hlc_reported = True
-        if not session.hlc_charging:
-            self.switch_off(found[0], "the HLC session ended")
+        self.sessions[found[0]].hlc_charging = message.status
+        if message.status:
+            self.feed(found[0], Event.HLC_ON)
+        else:
+            self.feed(found[0], Event.HLC_OFF, "the HLC session ended")
 
     @handles(TransactionStatusUpdate)
     def transaction_status(self, message: TransactionStatusUpdate) -> None:
@@ -166,7 +278,7 @@ class SessionHandlers:
             return
         self.sessions[evse_id].transaction = message
         if message.status == "ended":
-            self.switch_off(evse_id, "the transaction ended")
+            self.feed(evse_id, Event.TRANSACTION_ENDED, "the transaction ended")
 
     @handles(ServiceStatusUpdate)
     def service_status(self, message: ServiceStatusUpdate) -> None:
@@ -185,8 +297,9 @@ class SessionHandlers:
         state = message.session_status
         self.sessions[evse_id].iso15118_state = state
         if state in SESSION_OVER:
-            self.switch_off(evse_id, f"Josev reports {state}")
-            self._set_contactor(evse_id, closed=False)
+            self.feed(evse_id, Event.SESSION_STOP, f"Josev reports {state}")
+        else:
+            self.feed(evse_id, Event.HLC_ON)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -196,49 +309,30 @@ class SessionHandlers:
         if found is None:
             return None
         evse_id, evse = found
-        if evse.imd is None:
-            return self._cable_check_answer(evse_id, "finished", "no_imd")
         session = self.sessions[evse_id]
-        now = self._clock()
-        if message.cable_check_action == "start" or session.cable_check_started is None:
-            session.cable_check_started = now
-            self._set_contactor(evse_id, closed=True)
-            self._stage.start_imd_self_test(evse_id)
-            return self._cable_check_answer(evse_id, "ongoing")
-        return self._cable_check_status(evse_id, evse, session, now)
-
-    def _cable_check_status(
-        self, evse_id: str, evse: EvseConfig, session: EvseSession, now: float
-    ) -> CableCheckResponse:
-        assert session.cable_check_started is not None
+        starting = message.cable_check_action == "start" or session.state is State.AUTHORIZED
+        if starting or session.cable_check_started is None:
+            if not self.feed(evse_id, Event.CABLE_CHECK_START).accepted:
+                return _cable_check_answer(evse_id, "finished", "invalid")
+            if evse.imd is None:
+                self.feed(evse_id, Event.ISOLATION_FAILED, "no IMD")
+                return _cable_check_answer(evse_id, "finished", "no_imd")
+            return _cable_check_answer(evse_id, "ongoing")
         started = session.cable_check_started
-        reading = self._engine.inputs(evse_id).imd
         dc = self._engine.snapshots.get(evse_id).dc
         reported = dc.isolation_status if dc is not None else None
-        isolation: IsolationStatus = reported.value if reported is not None else "invalid"
-        fresh_after_start = reading is not None and reading.at > started
-        verdict = isolation in ("valid", "warning", "fault")
-        if fresh_after_start and reading is not None and not reading.self_test_running and verdict:
-            return self._cable_check_answer(evse_id, "finished", isolation)
-        testing = fresh_after_start and reading is not None and reading.self_test_running
-        if now - started > SELF_TEST_TIMEOUT_S:
-            return self._cable_check_answer(evse_id, "finished", "fault")
-        last_sample = reading.at if reading is not None else started
-        if not testing and now - max(last_sample, started) > SAMPLE_TIMEOUT_S:
-            return self._cable_check_answer(evse_id, "finished", "fault")
-        return self._cable_check_answer(evse_id, "ongoing")
-
-    @staticmethod
-    def _cable_check_answer(
-        evse_id: str,
-        status: Literal["ongoing", "finished"],
-        isolation: IsolationStatus | None = None,
-    ) -> CableCheckResponse:
-        return CableCheckResponse(
-            evse_id=evse_id,
-            cable_check_status=status,
-            isolation_level=isolation if isolation is not None else ABSENT,
+        verdict = cable_check_verdict(
+            started,
+            self._clock(),
+            self._engine.inputs(evse_id).imd,
+            reported.value if reported is not None else None,
         )
+        if not verdict.finished:
+            return _cable_check_answer(evse_id, "ongoing")
+        isolation = verdict.isolation or "invalid"
+        event = Event.ISOLATION_OK if verdict.passed else Event.ISOLATION_FAILED
+        self.feed(evse_id, event, f"isolation {isolation}")
+        return _cable_check_answer(evse_id, "finished", isolation)
 
     @handles(CsContactorStatusRequest)
     def contactor_status(
@@ -266,89 +360,110 @@ class SessionHandlers:
             return None
         evse_id, evse = found
         dc = message.dc
-        if evse.kind is Kind.AC or dc is ABSENT:
-            # An AC EV draws what the PWM allows: there is no power stage to command.
-            return PowerElectronicsSetpointResponse(
-                evse_id=evse_id, status="accepted" if evse.kind is Kind.AC else "rejected"
-            )
-        session = self.sessions[evse_id]
-        if session.hlc_charging is False and session.hlc_reported:
-            log.warning(
-                "event=setpoint_rejected evse=%s why=no HLC session (basic charging)", evse_id
-            )
-            return PowerElectronicsSetpointResponse(evse_id=evse_id, status="rejected")
+        if evse.kind is Kind.AC:
+            # An AC EV draws what the PWM allows: the setpoint only needs the session to allow it.
+            accepted = self.feed(evse_id, Event.CHARGE_SETPOINT).accepted
+            return _setpoint_answer(evse_id, accepted=accepted)
+        if dc is ABSENT:
+            return _setpoint_answer(evse_id, accepted=False)
         request = DcRequest(
             voltage=value_or(dc.voltage, 0.0),
-            ev_max_voltage=min(message.ev_limits.maximum_voltage, _rated_max_voltage(session)),
+            ev_max_voltage=min(
+                message.ev_limits.maximum_voltage, _rated_max_voltage(self.sessions[evse_id])
+            ),
             current=value_or(dc.charge_current, None),
             power=value_or(dc.charge_power, None),
             precharge=message.is_precharge is True,
         )
-        if not self._apply(evse_id, request):
-            return PowerElectronicsSetpointResponse(evse_id=evse_id, status="rejected")
-        reason = (
-            PowerOnReason.DC_PRE_CHARGE if request.precharge else PowerOnReason.FULL_POWER_CHARGING
-        )
-        self._set_contactor(evse_id, closed=True, reason=reason)
-        self.sessions[evse_id].request = request
-        return PowerElectronicsSetpointResponse(evse_id=evse_id, status="accepted")
+        clamped = self.power.clamp(evse_id, request)
+        if isinstance(clamped, Refused):
+            _log_refused(evse_id, clamped)
+            return _setpoint_answer(evse_id, accepted=False)
+        event = Event.PRECHARGE_SETPOINT if request.precharge else Event.CHARGE_SETPOINT
+        if not self.feed(evse_id, event).accepted:
+            return _setpoint_answer(evse_id, accepted=False)
+        result = self.power.run(evse_id, request)
+        if isinstance(result, Refused):
+            _log_refused(evse_id, result)
+            self.feed(evse_id, Event.STOP_CHARGING, "the setpoint is not allowed")
+            return _setpoint_answer(evse_id, accepted=False)
+        return _setpoint_answer(evse_id, accepted=True)
 
     def drive(self, evse_id: str, request: DcRequest) -> bool:
-        """Run the stack at `request` (clamped now and on every keepalive), for a caller other
-        than Josev (EVerest through the export); False: refused, and the stack is off."""
-        if not self._apply(evse_id, request):
+        """Run the stack at `request` (clamped now and on every keepalive) for EVerest through
+        the export, whose EvseManager runs the session; False: refused, and the stack is off."""
+        result = self.power.run(evse_id, request)
+        if isinstance(result, Refused):
+            _log_refused(evse_id, result)
             self.switch_off(evse_id, "the requested setpoint is not allowed")
             return False
-        self.sessions[evse_id].request = request
         return True
 
-    def _apply(self, evse_id: str, request: DcRequest) -> bool:
-        """Clamp `request` to what is reported now and command the modules; False: refused."""
-        result = dc_setpoint(self._engine.entries.get(evse_id), request, self._contacts(evse_id))
-        if isinstance(result, Refused):
-            log.warning(
-                "event=setpoint_rejected evse=%s reason=%s why=%s",
-                evse_id,
-                result.reason,
-                result.detail,
-            )
-            return False
-        self._stage.command(evse_id, result)
-        return True
+    def driving(self, evse_id: str) -> bool:
+        """A setpoint runs on the EVSE's modules."""
+        return self.power.request(evse_id) is not None
 
     async def keep_alive(self) -> None:
-        """Resend every running session's setpoint, clamped to the limits of now, faster than
-        the modules' watchdog; a session the limits no longer allow is switched off."""
+        """Resend every running setpoint, clamped to the limits of now, faster than the modules'
+        watchdog; hold every idle EVSE's modules off once per poll period; a session the limits
+        no longer allow is switched off."""
+        tick = min(
+            (m.poll_period_s for evse in self._config.values() for m in evse.module),
+            default=KEEPALIVE_S,
+        )
+        tick = min(tick, KEEPALIVE_S)
+        next_keepalive = self._clock() + KEEPALIVE_S
         while True:
-            await asyncio.sleep(KEEPALIVE_S)
-            for evse_id, session in self.sessions.items():
-                if session.request is not None and not self._apply(evse_id, session.request):
-                    self.switch_off(evse_id, "the setpoint is no longer allowed")
+            await asyncio.sleep(tick)
+            now = self._clock()
+            if now >= next_keepalive:
+                next_keepalive = now + KEEPALIVE_S
+                for evse_id in self.sessions:
+                    refused = self.power.keep_alive(evse_id)
+                    if refused is not None:
+                        self._stop_refused(evse_id, refused)
+            self.hold_off(now)
+
+    def hold_off(self, now: float) -> None:
+        """Modules off again where nothing runs; stray output reported to the limits."""
+        for evse_id, stray in self.power.hold_off(now).items():
+            if stray:
+                log.error(
+                    "event=stray_output evse=%s modules=%s -- output while commanded off",
+                    evse_id,
+                    ",".join(sorted(stray)),
+                )
+            for name in sorted(stray):
+                self._push(
+                    HardwareFaultUpdate(
+                        evse_id=evse_id, component_name=name, fault_name="overcurrent_fault"
+                    )
+                )
+            self._engine.ingest(
+                evse_id,
+                SessionCondition(at=now, operative=self._operative(evse_id), stray_output=stray),
+            )
+
+    def _operative(self, evse_id: str) -> bool:
+        return self.sessions[evse_id].machine.facts.operative
 
     def switch_off(self, evse_id: str, why: str) -> None:
-        session = self.sessions[evse_id]
-        if session.request is not None:
+        """Energy off now (EVerest's heartbeat lost, a refused drive): the modules off and,
+        in a Josev session, the session stopped."""
+        if self.power.off(evse_id):
             log.warning("event=modules_off evse=%s why=%s", evse_id, why)
-        session.request = None
-        self._stage.switch_off(evse_id)
+        if self.sessions[evse_id].state in ENERGY_STATES:
+            self.feed(evse_id, Event.STOP_CHARGING, why)
 
     def switch_everything_off(self, why: str) -> None:
-        """The safe side: MQTT lost, the bridge stopping."""
+        """The safe side: MQTT lost, the bridge stopping, Josev's service down."""
         for evse_id in self.sessions:
             self.switch_off(evse_id, why)
+            self._stage.open_contactors(evse_id)
 
-    def _contacts(self, evse_id: str) -> list[Any]:
-        composition = self._engine.composition(evse_id)
-        if composition is None or composition.stack is None:
-            return []
-        stack = composition.stack
-        readings = self._engine.inputs(evse_id).modules
-        silent = {
-            name: readings[name].at
-            for name, reason in stack.absent.items()
-            if reason is Absence.STALE and name in readings
-        }
-        return module_contacts(stack.healthy, silent, self._clock(), self._stage.watchdogs(evse_id))
+    def _stop_refused(self, evse_id: str, refused: Refused) -> None:
+        _log_refused(evse_id, refused)
+        self.switch_off(evse_id, "the setpoint is no longer allowed")
 
     @handles(StopChargingRequest)
     def stop_charging(self, message: StopChargingRequest) -> StopChargingResponse | None:
@@ -356,9 +471,7 @@ class SessionHandlers:
         if found is None:
             return None
         evse_id = found[0]
-        self.switch_off(evse_id, "stop_charging")
-        self._set_contactor(evse_id, closed=False)
-        self.sessions[evse_id].cable_check_started = None
+        self.feed(evse_id, Event.STOP_CHARGING, "stop_charging")
         return StopChargingResponse(evse_id=evse_id, status="accepted")
 
     @handles(CpPwmRequest)
@@ -384,9 +497,9 @@ class SessionHandlers:
         evse_id = value_or(message.evse_id, None) or next(iter(self._config))
         if evse_id not in self._config:
             return None
-        dc = self._engine.snapshots.get(evse_id).dc
-        voltage = float(dc.present_voltage) if dc is not None else 0.0
-        current = float(dc.present_current) if dc is not None else 0.0
+        # Measured, never the deadbanded values of the updates: a meter reads what flows.
+        voltage = self.power.measured_voltage(evse_id)
+        current = self.power.measured_current(evse_id)
         session = self.sessions[evse_id]
         now = self._clock()
         if session.metered_at is not None:
@@ -402,11 +515,11 @@ class SessionHandlers:
             frequency=50.0,
             total_active_energy_imported=round(session.energy_wh, 3),
             total_reactive_energy_imported=0.0,
-            dc_voltage=voltage,
-            dc_current=current,
+            dc_voltage=round(voltage, 3),
+            dc_current=round(current, 3),
         )
 
-    # -- what the station tells Josev by itself ---------------------------------------------
+    # -- what the station sees and tells Josev by itself -----------------------------------
 
     def _observe(self, evse_id: str, inputs: EvseInputs, composition: Composition | None) -> None:
         session = self.sessions[evse_id]
@@ -414,45 +527,87 @@ class SessionHandlers:
         if board is not None and board.cp_state is not None:
             if board.cp_state is CpState.A:
                 session.pwm_on = False  # unplugged: the board stops the PWM until asked again
-            state = cp_status(board.cp_state, session.pwm_on)
-            if state != session.cp_status:
-                session.cp_status = state
-                connector = self._config[evse_id].connectors[0].id
-                self._push(
-                    CpStatusUpdate(
-                        evse_id=evse_id,
-                        connector_id=connector,
-                        state=cast(CpPilotState, state),  # a letter of CpState, 1 or 2 added
-                    )
-                )
+            self._pilot(evse_id, session, board.cp_state)
         if board is not None and board.contactor_closed is not None:
             contactor: ContactorStatus = "closed" if board.contactor_closed else "opened"
             if contactor != session.contactor:
                 session.contactor = contactor
                 self._push(CsContactorStatusUpdate(evse_id=evse_id, status=contactor))
         faults = _faults(inputs, composition)
-        for component, fault in sorted(faults - session.faults):
+        raised = sorted(faults - session.faults)
+        session.faults = faults
+        for component, fault in raised:
             self._push(
                 HardwareFaultUpdate(evse_id=evse_id, component_name=component, fault_name=fault)
             )
-            if session.request is not None:
-                self.switch_off(evse_id, f"{component}: {fault}")
-        session.faults = faults
+        if raised and session.state in ENERGY_STATES:
+            # Any new fault ends the energy of a running session, even one the stack outlives.
+            component, fault = raised[0]
+            self.feed(evse_id, Event.STOP_CHARGING, f"{component}: {fault}")
+        self._limits(evse_id, session)
+        refused = self.power.follow_limits(evse_id)
+        if refused is not None:
+            self._stop_refused(evse_id, refused)
+        self._progress(evse_id)
+
+    def _pilot(self, evse_id: str, session: EvseSession, pilot: CpState) -> None:
+        state = cp_status(pilot, session.pwm_on)
+        if state != session.cp_status:
+            session.cp_status = state
+            connector = self._config[evse_id].connectors[0].id
+            self._push(
+                CpStatusUpdate(
+                    evse_id=evse_id,
+                    connector_id=connector,
+                    state=cast(CpPilotState, state),  # a letter of CpState, 1 or 2 added
+                )
+            )
+        event = _PILOT_EVENT.get(pilot)
+        if event is not None and event is not session.pilot_event:
+            session.pilot_event = event
+            self.feed(evse_id, event, f"pilot {pilot.value}")
+
+    def _limits(self, evse_id: str, session: EvseSession) -> None:
+        """The reported status as the machine's facts: a fault, or limits ready or not."""
+        status = self._engine.snapshots.get(evse_id).status_code
+        troubled = status in (StatusCode.EVSE_EMERGENCY_SHUTDOWN, StatusCode.EVSE_MALFUNCTION)
+        ready = status in (StatusCode.EVSE_READY, StatusCode.EVSE_ISOLATION_MONITORING_ACTIVE)
+        if troubled != session.troubled:
+            session.troubled = troubled
+            self.feed(evse_id, Event.FAULT if troubled else Event.FAULT_CLEARED, status.value)
+        if ready != session.limits_ready:
+            session.limits_ready = ready
+            self.feed(evse_id, Event.LIMITS_READY if ready else Event.LIMITS_NOT_READY, status)
 
     def _push(self, payload: Payload) -> None:
         self.pushed.put_nowait(Message(payload))
 
-    def _set_contactor(
-        self,
-        evse_id: str,
-        *,
-        closed: bool,
-        reason: PowerOnReason = PowerOnReason.DC_CABLE_CHECK,
-    ) -> None:
-        if closed:
-            self._stage.close_contactors(evse_id, reason)
-        else:
-            self._stage.open_contactors(evse_id)
+
+def _cable_check_answer(
+    evse_id: str,
+    status: Literal["ongoing", "finished"],
+    isolation: IsolationStatus | None = None,
+) -> CableCheckResponse:
+    return CableCheckResponse(
+        evse_id=evse_id,
+        cable_check_status=status,
+        isolation_level=isolation if isolation is not None else ABSENT,
+    )
+
+
+def _setpoint_answer(evse_id: str, *, accepted: bool) -> PowerElectronicsSetpointResponse:
+    return PowerElectronicsSetpointResponse(
+        evse_id=evse_id, status="accepted" if accepted else "rejected"
+    )
+
+
+def _log_refused(evse_id: str, refused: Refused) -> None:
+    log.warning(
+        "event=setpoint_rejected evse=%s reason=%s why=%s",
+        evse_id,
+        refused.reason,
+        refused.detail,
+    )
 
 
 def _faults(

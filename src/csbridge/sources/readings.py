@@ -130,7 +130,19 @@ class OperatorCommand:
     station_stopping: bool = False
 
 
-SourceReading = ModuleReading | ImdReading | BoardReading | ExternalLimit | OperatorCommand
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionCondition:
+    """What the session knows of the EVSE that the limits must follow: whether it is in
+    service (change_availability), and which modules deliver output while commanded off."""
+
+    at: float
+    operative: bool = True
+    stray_output: frozenset[str] = frozenset()
+
+
+SourceReading = (
+    ModuleReading | ImdReading | BoardReading | ExternalLimit | OperatorCommand | SessionCondition
+)
 _R = TypeVar("_R", ModuleReading, ImdReading, BoardReading, ExternalLimit)
 
 
