@@ -13,8 +13,14 @@ import pytest
 import pytest_asyncio
 
 from csbridge.config import Config
-from csbridge.messages.payloads import CableCheckRequest, CpPwmRequest, StopChargingRequest
+from csbridge.messages.payloads import (
+    CableCheckRequest,
+    CpPwmRequest,
+    HlcChargingUpdate,
+    StopChargingRequest,
+)
 from csbridge.service.station import Station
+from csbridge.session.machine import Pilot
 from csbridge.sources.can.codec import DbcCodec, PowerReason, board_command
 from csbridge.sources.can.profile import ProfileRegistry
 from csbridge.sources.readings import CpState
@@ -152,6 +158,13 @@ async def test_the_session_drives_the_board_over_can(board_station: Station) -> 
     """cable_check closes the contactors with BOARD_Command; cp_pwm turns the PWM on; stop opens
     them: all over the bus, seen back in the board's own status frames."""
     session = board_station.session
+    board = _wire_board(board_station)
+    board.cp_state = CpState.B  # plugged in: free vend authorizes
+    board_station.devices.emit(board)
+    session.hlc_charging(HlcChargingUpdate(evse_id=DC, status=True))
+    board.cp_state = CpState.C  # the EV closed S2
+    board_station.devices.emit(board)
+    await _until(lambda: session.sessions[DC].machine.facts.pilot is Pilot.CD)
     message = CableCheckRequest(evse_id=DC, cable_check_action="start")
     started = session.cable_check(message)
     assert started is not None

@@ -25,7 +25,7 @@ from csbridge.testing.harness import wait_until as _until
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import josev_for, stop_bridge
 from tests.integration.test_dc_session import _finished_cable_check, _setpoint
-from tests.support import unique_prefix
+from tests.support import ready_for_cable_check, unique_prefix
 
 EVSE = "DE*CSB*E0002"
 CHECK_S = 1.0
@@ -49,6 +49,9 @@ def everest_config(broker_url: str, prefix: str) -> Config:
     for api in (evse["module"][0]["everest"], evse["imd"]["everest"]):
         api["communication_check_s"] = CHECK_S
     evse["imd"]["deadline_s"] = CHECK_S
+    # The pilot comes from a board (EVerest's modules here are the supply and the IMD only):
+    # without one no session may start.
+    evse["board"] = {"simulated": {"evse_temperature_c": 30, "plug_temperature_c": 30}}
     return Config.model_validate(raw)
 
 
@@ -214,20 +217,37 @@ async def test_every_error_but_vendor_warning_takes_the_evse_out_of_service(
     await _until(lambda: station.engine.entries.get(EVSE)["status_code"] == "evse_ready")
 
 
+async def _cable_check_passed(
+    station: Station, josev: JosevEmulator, modules: EverestModules
+) -> dict[str, Any]:
+    await ready_for_cable_check(station, josev, EVSE)
+    started = await josev.request(
+        "cable_check", {"evse_id": EVSE, "cable_check_action": "start"}, timeout=5
+    )
+    assert started.data["cable_check_status"] == "ongoing"
+    await _until(lambda: bool(modules.seen("e2m/receive_start_self_test")), timeout=5)
+    await modules.imd("m2e/self_test_result", True)
+    return await _finished_cable_check(josev, EVSE, 5, every=0.1)
+
+
 async def test_setpoints_go_out_as_mode_and_export_voltage_current(
-    josev: JosevEmulator, modules: EverestModules
+    josev: JosevEmulator, modules: EverestModules, station: Station
 ) -> None:
     await josev.boot(timeout=5)
+    assert (await _cable_check_passed(station, josev, modules))["isolation_level"] == "valid"
     setpoint_request = {**_setpoint(500.0, 900.0), "evse_id": EVSE}
     answer = await josev.request("power_electronics_setpoint", setpoint_request, timeout=5)
     assert answer.data["status"] == "accepted"
+    exporting = {"mode": "Export", "charging_phase": "Charging"}
+    # The supply was told Off while no session ran; the setpoint turns it to Export.
     await _until(
-        lambda: bool(modules.seen("e2m/export_voltage_current") and modules.seen("e2m/mode"))
+        lambda: bool(modules.seen("e2m/export_voltage_current"))
+        and modules.seen("e2m/mode")[-1:] == [exporting]
     )
     setpoint = modules.seen("e2m/export_voltage_current")[-1]
     assert setpoint["voltage_V"] == 500.0
     assert setpoint["current_A"] <= 300.0  # 150 kW at 500 V: never above what was reported
-    assert modules.seen("e2m/mode")[-1] == {"mode": "Export", "charging_phase": "Charging"}
+    assert modules.seen("e2m/mode")[-1] == exporting
     stop = {"evse_id": EVSE}
     await josev.request("stop_charging", stop, timeout=5)
     await _until(lambda: modules.seen("e2m/mode")[-1]["mode"] == "Off")
@@ -243,17 +263,11 @@ async def test_heartbeats_count_up_and_the_imd_is_started(
 
 
 async def test_cable_check_runs_the_imd_self_test_over_the_api(
-    josev: JosevEmulator, modules: EverestModules
+    josev: JosevEmulator, modules: EverestModules, station: Station
 ) -> None:
     await josev.boot(timeout=5)
-    started = await josev.request(
-        "cable_check", {"evse_id": EVSE, "cable_check_action": "start"}, timeout=5
-    )
-    assert started.data["cable_check_status"] == "ongoing"
-    await _until(lambda: bool(modules.seen("e2m/receive_start_self_test")), timeout=5)
+    verdict = await _cable_check_passed(station, josev, modules)
     assert modules.seen("e2m/receive_start_self_test") == [1000.0]
-    await modules.imd("m2e/self_test_result", True)
-    verdict = await _finished_cable_check(josev, EVSE, 5, every=0.1)
     assert verdict.get("isolation_level") == "valid"
 
 

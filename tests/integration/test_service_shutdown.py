@@ -17,7 +17,7 @@ from csbridge.support.counters import Counters
 from csbridge.testing.harness import wait_until
 from tests.conftest import josev_for
 from tests.integration.test_dc_session import _setpoint
-from tests.support import notifications_within
+from tests.support import ready_to_charge, notifications_within
 
 DC = "DE*CSB*E0001"
 
@@ -27,6 +27,7 @@ async def test_shut_down_switches_the_modules_off_and_no_operator_brings_them_ba
 ) -> None:
     station = wire_station
     async with josev_for(wire_config) as josev:
+        await ready_to_charge(station, josev, DC)
         setpoint = _setpoint(400.0, 90.0)
         answer = await josev.request("power_electronics_setpoint", setpoint, timeout=5)
         assert answer.data["status"] == "accepted"
