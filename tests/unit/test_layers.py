@@ -23,7 +23,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("session", "protocol"),
     ("power", "engine"),
     ("limits",),
-    ("sources.simulated", "sources.everest"),
+    ("sources.simulated", "sources.everest", "sources.rfid"),
     ("sources.can",),
     ("sources",),
     ("mqtt", "messages"),

@@ -1,9 +1,11 @@
-"""One EVSE: its kind, connectors, nameplate limits, cable, installation, derating, devices."""
+"""One EVSE: its kind, connectors, nameplate limits, cable, installation, derating, devices,
+authorization."""
 
 from __future__ import annotations
 
 import enum
 import itertools
+from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
@@ -128,6 +130,48 @@ class ExternalDefaults(Strict):
     max_current_a: Positive | None = None
 
 
+CardTokenType = Literal["ISO14443", "ISO15693"]
+"""The token types of the contactless cards a reader reports by UID (Josev's names)."""
+
+AuthorizationMode = Literal["free", "allowlist", "josev"]
+
+
+class SerialReaderConfig(Strict):
+    """An RFID reader on a serial port that prints each card's UID as a line of hex digits."""
+
+    kind: Literal["serial"]
+    port: Annotated[str, Field(min_length=1)]
+    """The device, e.g. /dev/ttyUSB0 (better a stable /dev/serial/by-id/... link)."""
+    baudrate: Annotated[int, Field(gt=0)] = 9600
+    token_type: CardTokenType = "ISO14443"  # noqa: S105 - a card standard, not a secret
+    """What the reader's cards are; their UIDs are sent to Josev with this token type."""
+
+
+class AuthorizationConfig(Strict):
+    """How this EVSE decides that a driver may charge (EIM: external identification means).
+
+    `free`: anyone who plugs in (free-vend); `allowlist`: the tokens in `allowlist_file`;
+    `josev`: every token is asked of Josev (and so of the CSMS behind it).
+    """
+
+    mode: AuthorizationMode = "free"
+    allowlist_file: Path | None = None
+    """One `token_type id_token` a line; read again when it changes. It may be missing at
+    start (every token is then rejected until it appears), so only its name is checked here."""
+    josev_timeout_s: Positive = 30.0
+    """mode = "josev": how long to wait for Josev's answer before the token counts as rejected."""
+    reader: SerialReaderConfig | None = None
+
+    @model_validator(mode="after")
+    def _allowlist_file_with_allowlist_mode(self) -> Self:
+        if self.mode == "allowlist" and self.allowlist_file is None:
+            raise ValueError('mode = "allowlist" needs allowlist_file')
+        if self.mode != "allowlist" and self.allowlist_file is not None:
+            msg = f'allowlist_file is only read with mode = "allowlist" (mode is "{self.mode}")'
+            raise ValueError(msg)
+        return self
+
+
 def _ordered(model: BaseModel, *quantities: str) -> None:
     """min_<quantity> never above max_<quantity> (a missing maximum bounds nothing)."""
     for quantity in quantities:
@@ -165,6 +209,8 @@ class EvseConfig(Strict):
     imd: ImdConfig | None = None
     board: BoardConfig | None = None
     external: ExternalDefaults = ExternalDefaults()
+    authorization: AuthorizationConfig = AuthorizationConfig()
+    """Absent: free-vend, as before authorization existed."""
 
     @model_validator(mode="after")
     def _consistent_with_kind(self) -> Self:

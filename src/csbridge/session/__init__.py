@@ -1,13 +1,31 @@
 """The station's handlers for Josev's DC session messages: cable check, contactors, setpoints,
-stop, CP PWM, meter values, and the updates the station pushes by itself.
+stop, CP PWM, meter values, and the updates the station pushes by itself; EIM authorization
+(free-vend, the local allowlist file, or Josev) per EVSE.
 
 Imports power, engine, limits, sources, messages and config.
 """
 
 from __future__ import annotations
 
+from csbridge.session.allowlist import Allowlist, BadLine, ParsedAllowlist, parse_allowlist
+from csbridge.session.authorization import (
+    AuthorizationDecision,
+    AuthorizationRequest,
+    AuthorizationResult,
+    Authorizer,
+    build_authorizers,
+)
 from csbridge.session.handlers import SessionHandlers
 
 __all__ = [
+    "Allowlist",
+    "AuthorizationDecision",
+    "AuthorizationRequest",
+    "AuthorizationResult",
+    "Authorizer",
+    "BadLine",
+    "ParsedAllowlist",
     "SessionHandlers",
+    "build_authorizers",
+    "parse_allowlist",
 ]
