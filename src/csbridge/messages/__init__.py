@@ -1,5 +1,5 @@
 """Josev's messages on the wire: one typed class per kind of message (and the objects they
-hold; Josev's date-time both ways), the envelope codec
+hold; our token and session-report objects; Josev's date-time both ways), the envelope codec
 that checks each message in and decodes it into its class, the one check of everything
 published, the table of who handles which kind, the schema registry (every file in schemas/)
 and the reasons a message is rejected.
@@ -79,6 +79,7 @@ from csbridge.messages.payloads import (
     EvLimits,
     EvRatedLimitsUpdate,
     EvseParameters,
+    EvseSession,
     EvseStatusAndLimits,
     FaultName,
     HardwareFaultUpdate,
@@ -86,6 +87,7 @@ from csbridge.messages.payloads import (
     Iso15118StateInfo,
     Iso15118StateInfoUpdate,
     IsolationStatus,
+    LastStop,
     LockStatus,
     MeterValuesRequest,
     MeterValuesResponse,
@@ -98,9 +100,13 @@ from csbridge.messages.payloads import (
     ProcessAuthorizedTokenRequest,
     ProcessAuthorizedTokenResponse,
     ServiceStatusUpdate,
+    SessionAuthorization,
+    SessionAuthorizationStatus,
+    SessionState,
     SlacStatusUpdate,
     StopChargingRequest,
     StopChargingResponse,
+    TokenPresented,
     TokenType,
     TransactionStatusUpdate,
     josev_date_time,
@@ -160,6 +166,7 @@ __all__ = [
     "EvLimits",
     "EvRatedLimitsUpdate",
     "EvseParameters",
+    "EvseSession",
     "EvseStatusAndLimits",
     "FaultName",
     "HandlerTable",
@@ -170,6 +177,7 @@ __all__ = [
     "Iso15118StateInfoUpdate",
     "IsolationStatus",
     "JsonObject",
+    "LastStop",
     "LockStatus",
     "Message",
     "MessageType",
@@ -188,9 +196,13 @@ __all__ = [
     "SchemaRegistry",
     "SchemaViolation",
     "ServiceStatusUpdate",
+    "SessionAuthorization",
+    "SessionAuthorizationStatus",
+    "SessionState",
     "SlacStatusUpdate",
     "StopChargingRequest",
     "StopChargingResponse",
+    "TokenPresented",
     "TokenType",
     "TransactionStatusUpdate",
     "check_document",

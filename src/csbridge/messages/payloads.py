@@ -1,6 +1,7 @@
 """One class per kind of Josev message (each schema in schemas/ with an `x-direction`), and the
-objects they hold, as mobilityhouse/ocpp writes its call and call-result payloads; and Josev's
-date-time both ways.
+objects they hold, as mobilityhouse/ocpp writes its call and call-result payloads; and the
+objects of our own topics that the session reads or writes (a presented token, an EVSE's
+session in its limits report), and Josev's date-time both ways.
 
 Fields are the schemas' property names. A property every message of the kind carries is a
 required field; any other defaults to ABSENT and is left out of the JSON. An object whose schema
@@ -673,6 +674,64 @@ class ConnectorAndChargingUpdate(Payload):
     connector_id: float
     charging_status: ChargingStatus | Absent = ABSENT
     connector_status: ConnectorStatus | Absent = ABSENT
+
+
+# -- our own topics: a presented token, an EVSE's session in its limits report -----------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenPresented(JsonObject):
+    """csbridge/<evse_id>/token (TokenPresented.json)."""
+
+    id_token: str
+    token_type: PresentedTokenType
+
+
+SessionState = Literal[
+    "available",
+    "occupied",
+    "authorizing",
+    "authorized",
+    "cable_check",
+    "precharge",
+    "charging",
+    "paused",
+    "stopping",
+    "finishing",
+    "faulted",
+    "unavailable",
+]
+SessionAuthorizationStatus = Literal["none", "pending", "accepted", "rejected", "deauthorized"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionAuthorization(JsonObject):
+    status: SessionAuthorizationStatus
+    token_type: TokenType | Absent = ABSENT
+    id_token: str | Absent = ABSENT
+    """At most 36 characters (OCPP's IdToken bound), or the report fails its schema."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LastStop(JsonObject):
+    reason: str
+    """At most 200 characters."""
+    at: str
+    """josev_date_time of the moment."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvseSession(JsonObject):
+    """The `session` block of csbridge/<evse_id>/limits (EvseLimitsReport.json)."""
+
+    state: SessionState
+    since: str
+    """josev_date_time of the moment the state was entered."""
+    authorization: SessionAuthorization
+    last_stop: LastStop | Absent = ABSENT
+    connector_status: ConnectorStatus
+    charging_status: ChargingStatus | Absent = ABSENT
+    lock: LockStatus | Absent = ABSENT
 
 
 PAYLOADS: Mapping[tuple[str, str], type[Payload]] = {
