@@ -31,6 +31,7 @@ from csbridge.messages import (
     CsStatusAndLimitsUpdate,
     Direction,
     EnvelopeCodec,
+    EvseSession,
     EvseStatusAndLimits,
     HardwareFaultUpdate,
     Iso15118StateInfo,
@@ -43,6 +44,7 @@ from csbridge.messages import (
     SchemaRegistry,
     SchemaViolation,
     StopChargingResponse,
+    TokenPresented,
     value_or,
 )
 from tests.support import fixture_names, load_fixture, station_config
@@ -134,7 +136,7 @@ def _check_field(hint: Any, schema: dict[str, Any], document: str, where: str) -
 
 def test_every_kind_has_a_class_and_every_class_a_kind() -> None:
     assert set(PAYLOADS) == set(REGISTRY.kinds)
-    assert len(PAYLOADS) == 27
+    assert len(PAYLOADS) == 38
     for (name, message_type), cls in PAYLOADS.items():
         assert (name, message_type) == (cls.NAME, cls.TYPE)
         assert REGISTRY.kinds[(name, message_type)].title == cls.__name__
@@ -146,6 +148,28 @@ def test_every_schema_property_is_a_field(kind: tuple[str, str]) -> None:
     title = REGISTRY.kinds[kind].title
     data, document = _resolve(RAW[title]["properties"]["data"], title)
     assert _check_object(cls, data, document, f"{title}.data") == []
+
+
+# Our own topics' objects the session reads or writes: (class, the schema, where in it).
+LOCAL_OBJECTS: list[tuple[type[JsonObject], str, tuple[str, ...]]] = [
+    (TokenPresented, "TokenPresented", ()),
+    (EvseSession, "EvseLimitsReport", ("properties", "session")),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "title", "pointer"), LOCAL_OBJECTS, ids=[cls.__name__ for cls, *_ in LOCAL_OBJECTS]
+)
+def test_local_topic_objects_match_their_schemas(
+    cls: type[JsonObject], title: str, pointer: tuple[str, ...]
+) -> None:
+    node: Any = RAW[title]
+    for part in pointer:
+        node = node[part]
+    schema, document = _resolve(node, title)
+    assert _check_object(cls, schema, document, cls.__name__) == []
+    assert dataclasses.is_dataclass(cls)
+    assert cls.__dataclass_params__.frozen
 
 
 CLASSES: list[type[Payload]] = sorted(PAYLOADS.values(), key=lambda cls: cls.__name__)

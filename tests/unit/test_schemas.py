@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import orjson
 import pytest
 
 from csbridge.messages.envelope import InboundRejected, RejectReason, check_document
@@ -12,6 +16,7 @@ from csbridge.messages.registry import (
     fast_backend_available,
     schema_title,
 )
+from csbridge.support.resources import schema_dir
 from tests.support import fixture_names, load_fixture
 
 BACKENDS = [Backend.REFERENCE] + ([Backend.FAST] if fast_backend_available() else [])
@@ -149,3 +154,41 @@ def test_every_schema_compiles(backend: Backend) -> None:
     registry = SchemaRegistry(backend=backend)
     registry.compile_all()
     assert len(registry.titles()) == len(registry.raw)
+
+
+def test_every_response_goes_back_the_way_its_request_came(registry: SchemaRegistry) -> None:
+    """Most answers travel to Josev, but Josev answers the station's authorization request: a
+    response's direction is read from its schema, never assumed from its type."""
+    responses = {k: kind for k, kind in registry.kinds.items() if k[1] == "response"}
+    assert responses
+    for (name, _), kind in responses.items():
+        request = registry.kind(name, "request")
+        assert request is not None, kind.title
+        assert request.direction is not kind.direction, kind.title
+    authorization = registry.kind("authorization", "response")
+    assert authorization is not None
+    assert authorization.direction is Direction.FROM_JOSEV
+
+
+def _schema_copy(tmp_path: Path) -> Path:
+    copied = tmp_path / "schemas"
+    shutil.copytree(schema_dir(), copied)
+    return copied
+
+
+def test_a_response_travelling_like_its_request_is_refused_at_load(tmp_path: Path) -> None:
+    directory = _schema_copy(tmp_path)
+    path = directory / "AuthorizationResponse.json"
+    schema = orjson.loads(path.read_bytes())
+    schema["x-direction"] = "to_josev"
+    path.write_bytes(orjson.dumps(schema))
+    with pytest.raises(ValueError, match="AuthorizationResponse travels to_josev like its request"):
+        SchemaRegistry(directory)
+
+
+def test_a_response_to_no_request_is_refused_at_load(tmp_path: Path) -> None:
+    directory = _schema_copy(tmp_path)
+    (directory / "AuthorizationRequest.json").unlink()
+    with pytest.raises(ValueError, match="AuthorizationResponse answers no request"):
+        SchemaRegistry(directory)
+    assert SchemaRegistry(_schema_copy(tmp_path / "again")).kind("authorization", "request")

@@ -1,5 +1,7 @@
 """One class per kind of Josev message (each schema in schemas/ with an `x-direction`), and the
-objects they hold, as mobilityhouse/ocpp writes its call and call-result payloads.
+objects they hold, as mobilityhouse/ocpp writes its call and call-result payloads; and the
+objects of our own topics that the session reads or writes (a presented token, an EVSE's
+session in its limits report), and Josev's date-time both ways.
 
 Fields are the schemas' property names. A property every message of the kind carries is a
 required field; any other defaults to ABSENT and is left out of the JSON. An object whose schema
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from csbridge.messages.json_object import ABSENT, Absent, JsonObject, MessageType, Payload
@@ -204,6 +207,49 @@ class MeterValuesData(JsonObject):
     dc_voltage: float | Absent = ABSENT
     dc_current: float | Absent = ABSENT
     soc: float | Absent = ABSENT
+
+
+# -- StationDefinitions.json -------------------------------------------------------------------
+
+PresentedTokenType = Literal[
+    "ISO14443", "ISO15693", "key_code", "local", "no_authorization", "mac_address"
+]
+"""What a person presents at the station: the token types its authorization request may name."""
+TokenType = Literal[
+    "central",
+    "e_maid",
+    "ISO14443",
+    "ISO15693",
+    "key_code",
+    "local",
+    "no_authorization",
+    "mac_address",
+]
+"""Every token type Josev names: central (a remote start) and e_maid (Plug & Charge) come only
+from Josev."""
+AuthorizationStatus = Literal["accepted", "rejected", "deauthorized"]
+OperationalStatus = Literal["operative", "inoperative"]
+ConnectorStatus = Literal["available", "occupied", "unavailable", "reserved", "faulted"]
+ChargingStatus = Literal["ev_connected", "suspended_ev", "suspended_evse", "charging", "idle"]
+LockStatus = Literal["locked", "unlocked", "error", "unknown"]
+
+
+def josev_date_time(moment: datetime) -> str:
+    """`moment` as Josev's date-time rule takes it: UTC, milliseconds (never more than three
+    fraction digits), 'Z'. A naive moment is read as UTC, as Josev reads a missing offset."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_josev_date_time(text: str) -> datetime | None:
+    """A date-time that passed Josev's rule, as an aware datetime (no offset: UTC); None for one
+    the rule's shape lets through but no calendar holds (month 13, second 60)."""
+    try:
+        moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 # -- what PowerElectronicsSetpointRequest and Iso15118StateInfoUpdate hold ---------------------
@@ -506,6 +552,188 @@ class ServiceStatusUpdate(Payload):
     status: Literal["ready", "starting", "stopping", "error", "busy"]
 
 
+# -- the messages: authorization, availability, the connector ---------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthorizationRequest(Payload):
+    NAME = "authorization"
+    TYPE = MessageType.REQUEST
+
+    token_type: PresentedTokenType
+    id_token: str | Absent = ABSENT
+    evse_id: str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthorizationResponse(Payload):
+    """Josev's answer to the station's AuthorizationRequest: a response that travels from
+    Josev, matched to the request by id."""
+
+    NAME = "authorization"
+    TYPE = MessageType.RESPONSE
+
+    status: AuthorizationStatus
+    evse_id: str | Absent = ABSENT
+    group_id_token: str | Absent = ABSENT
+    group_id_token_type: TokenType | Absent = ABSENT
+    cache_expiry_date_time: str | Absent = ABSENT
+    """Josev's date-time: parse_josev_date_time reads it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthorizationUpdate(Payload):
+    NAME = "authorization"
+    TYPE = MessageType.UPDATE
+
+    evse_id: str
+    token_type: TokenType
+    status: AuthorizationStatus
+    id_token: str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessAuthorizedTokenRequest(Payload):
+    NAME = "process_authorized_token"
+    TYPE = MessageType.REQUEST
+
+    token_type: TokenType
+    id_token: str | Absent = ABSENT
+    evse_id: str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessAuthorizedTokenResponse(Payload):
+    NAME = "process_authorized_token"
+    TYPE = MessageType.RESPONSE
+
+    status: Literal["accepted", "discarded"]
+    evse_id: str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeAvailabilityRequest(Payload):
+    NAME = "change_availability"
+    TYPE = MessageType.REQUEST
+
+    operational_status: OperationalStatus
+    evse_id: str | Absent = ABSENT
+    connector_id: int | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeAvailabilityResponse(Payload):
+    NAME = "change_availability"
+    TYPE = MessageType.RESPONSE
+
+    status: Acceptance
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeAvailabilityUpdate(Payload):
+    """A local availability change told to Josev; a connector_id needs its evse_id."""
+
+    NAME = "change_availability"
+    TYPE = MessageType.UPDATE
+
+    operational_status: OperationalStatus
+    evse_id: str | Absent = ABSENT
+    connector_id: float | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsConnectorRequest(Payload):
+    NAME = "cs_connector"
+    TYPE = MessageType.REQUEST
+
+    evse_id: str
+    connector_id: float
+    """A JSON number in Josev's rule: echo it in the response as it came."""
+    action: Literal["lock", "unlock", "status"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CsConnectorResponse(Payload):
+    NAME = "cs_connector"
+    TYPE = MessageType.RESPONSE
+
+    evse_id: str
+    connector_id: float
+    status: LockStatus
+    info: str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectorAndChargingUpdate(Payload):
+    """At least one of the two statuses (the schema refuses neither)."""
+
+    NAME = "connector_and_charging"
+    TYPE = MessageType.UPDATE
+
+    evse_id: str
+    connector_id: float
+    charging_status: ChargingStatus | Absent = ABSENT
+    connector_status: ConnectorStatus | Absent = ABSENT
+
+
+# -- our own topics: a presented token, an EVSE's session in its limits report -----------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenPresented(JsonObject):
+    """csbridge/<evse_id>/token (TokenPresented.json)."""
+
+    id_token: str
+    token_type: PresentedTokenType
+
+
+SessionState = Literal[
+    "available",
+    "occupied",
+    "authorizing",
+    "authorized",
+    "cable_check",
+    "precharge",
+    "charging",
+    "paused",
+    "stopping",
+    "finishing",
+    "faulted",
+    "unavailable",
+]
+SessionAuthorizationStatus = Literal["none", "pending", "accepted", "rejected", "deauthorized"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionAuthorization(JsonObject):
+    status: SessionAuthorizationStatus
+    token_type: TokenType | Absent = ABSENT
+    id_token: str | Absent = ABSENT
+    """At most 36 characters (OCPP's IdToken bound), or the report fails its schema."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LastStop(JsonObject):
+    reason: str
+    """At most 200 characters."""
+    at: str
+    """josev_date_time of the moment."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvseSession(JsonObject):
+    """The `session` block of csbridge/<evse_id>/limits (EvseLimitsReport.json)."""
+
+    state: SessionState
+    since: str
+    """josev_date_time of the moment the state was entered."""
+    authorization: SessionAuthorization
+    last_stop: LastStop | Absent = ABSENT
+    connector_status: ConnectorStatus
+    charging_status: ChargingStatus | Absent = ABSENT
+    lock: LockStatus | Absent = ABSENT
+
+
 PAYLOADS: Mapping[tuple[str, str], type[Payload]] = {
     (payload.NAME, payload.TYPE): payload
     for payload in (
@@ -536,6 +764,17 @@ PAYLOADS: Mapping[tuple[str, str], type[Payload]] = {
         TransactionStatusUpdate,
         Iso15118StateInfoUpdate,
         ServiceStatusUpdate,
+        AuthorizationRequest,
+        AuthorizationResponse,
+        AuthorizationUpdate,
+        ProcessAuthorizedTokenRequest,
+        ProcessAuthorizedTokenResponse,
+        ChangeAvailabilityRequest,
+        ChangeAvailabilityResponse,
+        ChangeAvailabilityUpdate,
+        CsConnectorRequest,
+        CsConnectorResponse,
+        ConnectorAndChargingUpdate,
     )
 }
 """The class of every kind of message, by (name, type): the one lookup from the wire to a class.

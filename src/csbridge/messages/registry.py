@@ -142,6 +142,22 @@ def _message_kind(title: str, schema: Mapping[str, Any]) -> MessageKind | None:
     return kind
 
 
+def check_pairs(kinds: Mapping[tuple[str, str], MessageKind]) -> None:
+    """Every response answers a request of its name and goes back the way that request came:
+    most answers travel to Josev, but Josev answers the station's own requests (authorization),
+    so a response's direction is its request's, reversed, never assumed. ValueError otherwise."""
+    for (name, message_type), kind in kinds.items():
+        if message_type != "response":
+            continue
+        request = kinds.get((name, "request"))
+        if request is None:
+            msg = f"schema {kind.title} answers no request: add {schema_title(name, 'request')}"
+            raise ValueError(msg)
+        if request.direction is kind.direction:
+            msg = f"{kind.title} travels {kind.direction} like its request; it must go back"
+            raise ValueError(msg)
+
+
 class SchemaRegistry:
     """Compiles each schema once; answers "does this instance pass schema X, and if not why"."""
 
@@ -153,6 +169,7 @@ class SchemaRegistry:
             kind = _message_kind(title, schema)
             if kind is not None:
                 self.kinds[(kind.name, kind.type)] = kind
+        check_pairs(self.kinds)
         self._resources = self._build_registry()
         self._compile_one = _RustSchema if self.backend is Backend.FAST else _ReferenceSchema
         self._compiled: dict[str, CompiledSchema] = {}
