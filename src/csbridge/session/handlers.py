@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar, Literal, Protocol, cast
@@ -21,6 +21,10 @@ from csbridge.messages import (
     ABSENT,
     CableCheckRequest,
     CableCheckResponse,
+    ChangeAvailabilityRequest,
+    ChangeAvailabilityResponse,
+    ChangeAvailabilityUpdate,
+    ConnectorAndChargingUpdate,
     ContactorStatus,
     CpPilotState,
     CpPwmRequest,
@@ -52,6 +56,8 @@ from csbridge.messages import (
     value_or,
 )
 from csbridge.power import PowerOnReason, PowerStage
+from csbridge.session.authorization import Authorizer, build_authorizers
+from csbridge.session.authorization_flow import AuthorizationFlow
 from csbridge.session.cable_check import cable_check_verdict
 from csbridge.session.machine import (
     ENERGY_STATES,
@@ -60,6 +66,8 @@ from csbridge.session.machine import (
     Machine,
     State,
     Step,
+    charging_status,
+    connector_status,
     step,
 )
 from csbridge.session.power_path import PowerPath
@@ -134,7 +142,10 @@ class SessionHandlers:
         engine: LimitsEngine,
         stage: PowerStage,
         clock: Callable[[], float] = time.monotonic,
+        *,
         power: PowerPath | None = None,
+        authorizers: Mapping[str, Authorizer] | None = None,
+        operative: Mapping[str, bool] | None = None,
     ) -> None:
         self._config = {evse.evse_id: evse for evse in config.evse}
         self._engine = engine
@@ -142,18 +153,33 @@ class SessionHandlers:
         self._clock = clock
         self.power = power or PowerPath(config, engine, stage, clock)
         now = datetime.now(UTC)
+        in_service = operative or {}
         self.sessions = {
-            evse.evse_id: EvseSession(Machine.start(dc=evse.kind is Kind.DC), now)
+            evse.evse_id: EvseSession(
+                Machine.start(
+                    dc=evse.kind is Kind.DC, operative=in_service.get(evse.evse_id, True)
+                ),
+                now,
+            )
             for evse in config.evse
         }
+        self.authorization = AuthorizationFlow(
+            authorizers if authorizers is not None else build_authorizers(config, clock=clock),
+            self.feed,
+            lambda evse_id: self.sessions[evse_id].state,
+            clock,
+        )
+        self.on_availability: Callable[[str, bool], None] | None = None
+        """Told every change of an EVSE's availability (the state file keeps it)."""
+        self._announced: dict[str, tuple[str, str]] = {}
         self.pushed: asyncio.Queue[Message] = asyncio.Queue()
         """Updates for Josev that the station raises itself (CP, contactors, faults)."""
         self._feeding = False
         engine.observers.append(self._observe)
 
     def handlers(self) -> HandlerTable:
-        """The methods below marked @handles."""
-        return HandlerTable.of(self)
+        """The methods below marked @handles, and the authorization's."""
+        return HandlerTable.of(self, self.authorization)
 
     def _evse(self, message: ForEvse) -> tuple[str, EvseConfig] | None:
         evse_id = message.evse_id
@@ -194,8 +220,38 @@ class SessionHandlers:
                 session.last_stop = (why or event.value, session.since)
         for command in result.commands:
             self._carry_out(evse_id, command, why or event.value)
+        if before.facts.operative != session.machine.facts.operative:
+            self._availability_changed(evse_id, session.machine.facts.operative)
+        self.announce(evse_id)
         self._progress(evse_id)
         return result
+
+    def announce(self, evse_id: str, *, again: bool = False) -> None:
+        """connector_and_charging to Josev (for OCPP) when either status changed."""
+        machine = self.sessions[evse_id].machine
+        statuses = (connector_status(machine), charging_status(machine))
+        if not again and self._announced.get(evse_id) == statuses:
+            return
+        self._announced[evse_id] = statuses
+        self._push(
+            ConnectorAndChargingUpdate(
+                evse_id=evse_id,
+                connector_id=self._config[evse_id].connectors[0].id,
+                connector_status=statuses[0],
+                charging_status=statuses[1],
+            )
+        )
+
+    def _availability_changed(self, evse_id: str, operative: bool) -> None:
+        log.info("event=availability evse=%s operative=%s", evse_id, operative)
+        self._engine.ingest(
+            evse_id,
+            SessionCondition(
+                at=self._clock(), operative=operative, stray_output=self.power.stray_output(evse_id)
+            ),
+        )
+        if self.on_availability is not None:
+            self.on_availability(evse_id, operative)
 
     def _carry_out(self, evse_id: str, command: Command, why: str) -> None:
         match command:
@@ -217,8 +273,7 @@ class SessionHandlers:
                 self._offer_authorization(evse_id)
 
     def _offer_authorization(self, evse_id: str) -> None:
-        """Free vend: every EV that plugs in is authorized."""
-        self.feed(evse_id, Event.AUTH_ACCEPTED, "free vend")
+        self.authorization.on_plug_in(evse_id)
 
     def _progress(self, evse_id: str) -> None:
         """Steps the devices have already taken: contactors that read open, an output that is
@@ -473,6 +528,33 @@ class SessionHandlers:
         evse_id = found[0]
         self.feed(evse_id, Event.STOP_CHARGING, "stop_charging")
         return StopChargingResponse(evse_id=evse_id, status="accepted")
+
+    @handles(ChangeAvailabilityRequest)
+    def change_availability(self, message: ChangeAvailabilityRequest) -> ChangeAvailabilityResponse:
+        """The station, one EVSE or one connector (each EVSE has one) in or out of service; out
+        of service waits for a running session's end."""
+        evse_id = value_or(message.evse_id, None)
+        if evse_id is not None and evse_id not in self._config:
+            log.warning("event=unknown_evse message=change_availability evse_id=%r", evse_id)
+            return ChangeAvailabilityResponse(status="rejected")
+        connector = value_or(message.connector_id, None)
+        targets = [evse_id] if evse_id is not None else list(self._config)
+        known = {c.id for c in self._config[evse_id].connectors} if evse_id is not None else set()
+        if connector is not None and evse_id is not None and connector not in known:
+            return ChangeAvailabilityResponse(status="rejected")
+        operative = message.operational_status == "operative"
+        for target in targets:
+            self.feed(target, Event.OPERATIVE if operative else Event.INOPERATIVE, "Josev")
+        return ChangeAvailabilityResponse(status="accepted")
+
+    def set_available_locally(self, evse_id: str, operative: bool, why: str) -> None:
+        """A local change (the operator topic): taken like Josev's, and told to Josev."""
+        self.feed(evse_id, Event.OPERATIVE if operative else Event.INOPERATIVE, why)
+        self._push(
+            ChangeAvailabilityUpdate(
+                operational_status="operative" if operative else "inoperative", evse_id=evse_id
+            )
+        )
 
     @handles(CpPwmRequest)
     def cp_pwm(self, message: CpPwmRequest) -> CpPwmResponse | None:
