@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 
 from csbridge.messages import (
@@ -128,7 +128,7 @@ class AuthorizationFlow:
             self.by_evse[evse_id].preauthorized_until = self._clock() + PREAUTHORIZED_FOR_S
         else:
             self._feed(evse_id, Event.AUTH_ACCEPTED, why)
-        if result.request is not None:
+        if result.request is not None and self.ask is not None:
             # Josev (and OCPP behind it) hears of it; a refusal from there still stops it.
             self._spawn(self._announce(evse_id, result.request))
 
@@ -178,14 +178,21 @@ class AuthorizationFlow:
         )
         return await self.ask(message, timeout_s)
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a script driving the session): nobody to ask
+            work.close()
+            log.warning("event=authorization_not_sent why=no event loop")
+            return
+
         async def run() -> None:
             try:
                 await work
             except Exception:
                 log.exception("event=authorization_failed")
 
-        task = asyncio.get_running_loop().create_task(run())
+        task = loop.create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
