@@ -14,7 +14,7 @@ import random
 import socket
 import subprocess
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -477,6 +477,9 @@ class Fuzzer:
 
 
 BRIDGE_ANSWERS = ("cs_parameters", "cs_status_and_limits")
+REMEMBERED = 1024
+"""How many handled messages the bridge remembers to spot one received again (its minute
+never runs out within a batch: a repeat in the fuzz comes within a second of the first)."""
 
 
 @dataclass
@@ -490,7 +493,8 @@ class Expected:
     simulate_valid: int = 0
     """Schema-valid simulate commands: accepted, or refused (schema) by the simulated devices."""
     must_answer: Counter[str] = field(default_factory=Counter)
-    """Request ids that need one response each (a configured EVSE, or none needed)."""
+    """Request ids that need one response each (a configured EVSE, or none needed); a repeat
+    is answered again, so it needs one more."""
     may_answer: Counter[str] = field(default_factory=Counter)
     """Every valid request's id: nothing else may be answered."""
 
@@ -506,6 +510,27 @@ def needs_answer(message: Message, evse_ids: Collection[str]) -> bool:
     return evse_id in evse_ids
 
 
+class _Remembered:
+    """The messages the bridge remembers having handled, by name and id, most recent last;
+    the boot requests, answered afresh every time, are not among them."""
+
+    def __init__(self) -> None:
+        self._handled: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+
+    def repeated(self, message: Message) -> bool:
+        """Whether `message` (same name, id and data) was handled already; remembers it if not."""
+        if message.name in BRIDGE_ANSWERS:
+            return False
+        key = (message.name, message.id)
+        if self._handled.get(key) == message.data:
+            return True
+        self._handled.pop(key, None)
+        self._handled[key] = message.data
+        while len(self._handled) > REMEMBERED:
+            self._handled.popitem(last=False)
+        return False
+
+
 def expected_outcomes(config: Config, messages: list[tuple[str, bytes]]) -> Expected:
     """What a station running `config` must make of `messages`, worked out without it."""
     registry = SchemaRegistry()
@@ -513,11 +538,18 @@ def expected_outcomes(config: Config, messages: list[tuple[str, bytes]]) -> Expe
     local = LocalTopics(config.mqtt.local_prefix)
     evse_ids = {evse.evse_id for evse in config.evse}
     expected = Expected()
+    remembered = _Remembered()
     for topic, payload in messages:
         try:
             if topic == config.mqtt.request_topic:
                 message = codec.decode(payload)
-                expected.decoded[message.name] += 1
+                if message.type is MessageType.RESPONSE:
+                    expected.rejected["unmatched_response"] += 1  # the fuzz asks Josev nothing
+                    continue
+                if remembered.repeated(message):
+                    expected.rejected["duplicate"] += 1  # answered again, if it was answered
+                else:
+                    expected.decoded[message.name] += 1
                 if message.type is MessageType.REQUEST:
                     expected.may_answer[message.id] += 1
                     if needs_answer(message, evse_ids):

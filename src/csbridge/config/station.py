@@ -21,6 +21,10 @@ class StationConfig(Strict):
     profile_dirs: list[Path] = []
     """Folders of device profiles of your own, searched after the shipped hal/ (a profile of
     the same name replaces the shipped one)."""
+    state_dir: Path = Path("/var/lib/csbridge")
+    """Where the station keeps what must survive a restart (each EVSE's availability), in one
+    small JSON file written atomically. A folder that cannot be written is logged and the
+    state kept in memory; tests and examples point it at a folder of their own."""
 
     @field_validator("profile_dirs")
     @classmethod
@@ -30,6 +34,16 @@ class StationConfig(Strict):
         if missing:
             raise ValueError(f"no such folder: {', '.join(missing)}")
         return folders
+
+    @field_validator("state_dir")
+    @classmethod
+    def _absolute(cls, folder: Path) -> Path:
+        if not folder.is_absolute():
+            raise ValueError(
+                "must be an absolute path (a relative one follows the directory "
+                "csbridge happens to start in)"
+            )
+        return folder
 
 
 class ReportingConfig(Strict):

@@ -1,6 +1,6 @@
 """Pure arithmetic that turns readings and configuration into what Josev is told: composition,
 the module stack, derating, isolation, status, bounds, the update gate, setpoint clamps, the
-snapshot model.
+snapshot model, the pilot's duty cycle.
 
 Imports sources (readings) and config.
 """
@@ -33,6 +33,7 @@ from csbridge.limits.model import (
     StatusCode,
     limit_fields,
 )
+from csbridge.limits.pilot import duty_percent, offered_current_a
 from csbridge.limits.setpoint import (
     DEFAULT_WATCHDOG_S,
     DcRequest,
@@ -73,9 +74,11 @@ __all__ = [
     "StatusCode",
     "UpdateGate",
     "dc_setpoint",
+    "duty_percent",
     "external_in_force",
     "fewest_modules",
     "limit_fields",
     "module_contacts",
+    "offered_current_a",
     "watchdog_or_default",
 ]

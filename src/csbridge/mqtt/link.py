@@ -39,7 +39,9 @@ log = logging.getLogger("csbridge.mqtt")
 faults = RateLimitedLog(log)
 """Shared by every link: a broker away for an hour gives one line a minute, not 1800."""
 
-MessageHandler = Callable[[str, bytes], Awaitable[None]]
+MessageHandler = Callable[[str, bytes, bool], Awaitable[None]]
+"""(topic, payload, retained): retained is MQTT's retain flag as the broker delivered it, set
+only on a message the broker stored earlier and replays because we (re)subscribed."""
 ConnectedHook = Callable[[], Awaitable[None]]
 
 
@@ -166,7 +168,7 @@ class MqttLink:
                 payload = b"" if payload is None else str(payload).encode()
             self._busy_since = time.monotonic()
             try:
-                await self._on_message(message.topic.value, bytes(payload))
+                await self._on_message(message.topic.value, bytes(payload), message.retain)
             finally:
                 self._busy_since = None
 

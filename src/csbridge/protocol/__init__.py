@@ -6,12 +6,15 @@ Imports engine, messages, mqtt, sources (readings), config and support.
 
 from __future__ import annotations
 
-from csbridge.protocol.bridge import Bridge
+from csbridge.protocol.bridge import READ_ONLY_REQUESTS, Bridge
+from csbridge.protocol.discards import Discard
 from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
 
 __all__ = [
+    "READ_ONLY_REQUESTS",
     "SCHEMA_OF",
     "Bridge",
+    "Discard",
     "Leaf",
     "LocalTopics",
 ]

@@ -1,5 +1,10 @@
 """The station side of Josev's API: answers boot requests and pushes every change as an update;
-beside it, csbridge's own topics (external limits and operator commands in, limits reports out)."""
+beside it, csbridge's own topics (external limits and operator commands in, limits reports out).
+
+What comes in on Josev's request topic is acted on once, and only when it is asked now: a
+retained message (the broker's replay at a subscribe) is never acted on, a message handled
+within the last minute is answered again the way it was and not acted on twice, and a response
+goes to the station's own request that waits for it (`Bridge.ask`), never to a handler."""
 
 from __future__ import annotations
 
@@ -25,19 +30,31 @@ from csbridge.messages import (
     InboundRejected,
     Message,
     MessageType,
+    Payload,
     RejectReason,
     SchemaRegistry,
     SchemaViolation,
     checked_payload,
     decode_local,
     handles,
+    parse_json,
 )
 from csbridge.mqtt import MqttLink, Subscription
+from csbridge.protocol.asks import PendingAsks
+from csbridge.protocol.discards import Discard
 from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
+from csbridge.protocol.recent import RecentMessages
 from csbridge.sources import ExternalLimit, OperatorCommand
 from csbridge.support import Counted, Counters, RateLimitedLog, Timed
 
 log = logging.getLogger("csbridge.bridge")
+
+READ_ONLY_REQUESTS: frozenset[type[Payload]] = frozenset(
+    {CsParametersRequest, CsStatusAndLimitsRequest}
+)
+"""Requests whose answer only reads the present state: one received again is answered afresh.
+A replayed status answer could carry limits older than updates sent since, and Josev, still
+waiting for it, would take the older limits as the latest."""
 
 
 class TopicSource(Protocol):
@@ -97,6 +114,9 @@ class Bridge:
         """A flood of one kind of bad message gives one line a minute; the counters count all."""
         self.state_published = asyncio.Event()
         """Set once the whole state has gone out (systemd's READY=1 waits for it)."""
+        self._recent = RecentMessages(engine.clock)
+        self._asks = PendingAsks()
+        self._known_names = frozenset(name for name, _ in self.registry.kinds)
 
     async def run(self) -> None:
         """Serve until cancelled (the link then says offline before it disconnects)."""
@@ -109,15 +129,24 @@ class Bridge:
 
     # -- inbound ---------------------------------------------------------------------------
 
-    async def handle(self, topic: str, payload: bytes) -> None:
-        """One inbound MQTT message; never raises, whatever arrives."""
+    async def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        """One inbound MQTT message (`retained`: MQTT's retain flag as the broker delivered
+        it); never raises, whatever arrives."""
         started = time.perf_counter()
         self.counters.add(Counted.INBOUND_RECEIVED)
         outcome = "accepted"
         try:
             if topic == self.config.mqtt.request_topic:
-                if not await self._handle_josev(self.codec.decode(payload)):
-                    outcome = "unhandled"
+                if retained:
+                    outcome = "rejected"
+                    self._discard(
+                        Discard.RETAINED,
+                        self._name_in(payload),
+                        "retain flag",
+                        "stored by the broker and replayed at our subscribe, not asked now",
+                    )
+                else:
+                    outcome = await self._handle_josev(self.codec.decode(payload))
             else:
                 self._handle_local(topic, payload)
         except InboundRejected as rejected:
@@ -139,22 +168,108 @@ class Bridge:
             log.exception("event=handler_failed topic=%s", topic)
         self.counters.observe(Timed.INBOUND_HANDLING, outcome, time.perf_counter() - started)
 
-    async def _handle_josev(self, message: Message) -> bool:
-        """False when no handler takes the message (counted, not an error)."""
+    async def _handle_josev(self, message: Message) -> str:
+        """The outcome: accepted, unhandled (no handler takes the message: counted, not an
+        error) or rejected (a repeat, or a response nothing waits for)."""
+        if message.type is MessageType.RESPONSE:
+            return self._take_response(message)
+        handled = None
+        if type(message.payload) not in READ_ONLY_REQUESTS:
+            earlier = self._recent.earlier(message)
+            if earlier is not None:
+                return await self._repeat(message, earlier.answer, earlier.at)
+            handled = self._recent.remember(message)
         handler = self._handlers.get(type(message.payload))
         if handler is None:
             self.counters.add(Counted.INBOUND_UNHANDLED, message.name)
             log.debug("event=inbound_unhandled message=%s type=%s", message.name, message.type)
-            return False
+            return "unhandled"
         answer = handler(message.payload)
         if answer is not None and message.type is MessageType.REQUEST:
             if message.name != answer.NAME or answer.TYPE is not MessageType.RESPONSE:
                 msg = f"{message.name} answered with {answer.NAME}/{answer.TYPE}"
                 raise TypeError(msg)  # a bug: counted and logged as handler_failed
-            await self.send(Message(answer, message.id))
+            response = Message(answer, message.id)
+            if handled is not None:
+                handled.answer = response
+            await self.send(response)
         # Counted once handled: a handler that fails is counted as handler_failed alone.
         self.counters.add(Counted.INBOUND_ACCEPTED, message.name)
-        return True
+        return "accepted"
+
+    async def _repeat(self, message: Message, answer: Message | None, at: float) -> str:
+        """A message handled `at` received again: its answer once more, and nothing done."""
+        age_s = self.engine.clock() - at
+        if answer is not None:
+            await self.send(answer)
+            why = f"handled {age_s:.1f} s ago; its answer is sent again"
+        else:
+            why = f"handled {age_s:.1f} s ago, without an answer; dropped"
+        self._discard(Discard.DUPLICATE, message.name, "$.id", why)
+        return "rejected"
+
+    def _take_response(self, message: Message) -> str:
+        problem = self._asks.resolve(message)
+        if problem is not None:
+            self._discard(Discard.UNMATCHED_RESPONSE, message.name, "$.id", problem)
+            return "rejected"
+        self.counters.add(Counted.INBOUND_ACCEPTED, message.name)
+        return "accepted"
+
+    def _discard(self, reason: Discard, name: str, where: str, why: str) -> None:
+        """A well-formed message not acted on. `name` is one of the registry's message names
+        (or ?), so one line a minute per reason and name keeps to a bounded set of kinds."""
+        self.counters.add(Counted.INBOUND_REJECTED, reason)
+        self._faults.warning(
+            (reason, name),
+            "event=inbound_rejected topic=%s reason=%s message=%s where=%s why=%s",
+            self.config.mqtt.request_topic,
+            reason,
+            name,
+            where,
+            why,
+        )
+
+    def _name_in(self, payload: bytes) -> str:
+        """The name of a message that is not decoded, for the log: a known name, else ?."""
+        try:
+            document = parse_json(payload, self.config.mqtt.max_payload_bytes)
+        except InboundRejected:
+            return "?"
+        name = document.get("name") if isinstance(document, dict) else None
+        return name if isinstance(name, str) and name in self._known_names else "?"
+
+    async def ask(self, payload: Payload, timeout_s: float) -> Payload | None:
+        """Send a request of the station's to Josev (on the response topic, with an id of its
+        own) and wait for Josev's response, which comes on the request topic with that id:
+        its payload, or None when the request could not be sent or no response came within
+        `timeout_s` (counted and logged)."""
+        if payload.TYPE is not MessageType.REQUEST:
+            raise ValueError(f"{payload.NAME}/{payload.TYPE} is not a request")
+        request = Message(payload)
+        answer = self._asks.open(request)
+        try:
+            if not await self.send(request):
+                self._unanswered(request, "not sent (MQTT is down, or it broke its schema)")
+                return None
+            try:
+                async with asyncio.timeout(timeout_s):
+                    return await answer
+            except TimeoutError:
+                self._unanswered(request, f"no response within {timeout_s:g} s")
+                return None
+        finally:
+            self._asks.close(request.id)
+
+    def _unanswered(self, request: Message, why: str) -> None:
+        self.counters.add(Counted.REQUEST_UNANSWERED, request.name)
+        self._faults.warning(
+            ("unanswered", request.name),
+            "event=request_unanswered message=%s id=%s why=%s",
+            request.name,
+            request.id,
+            why,
+        )
 
     def _handle_local(self, topic: str, payload: bytes) -> None:
         for source in self._topic_sources:

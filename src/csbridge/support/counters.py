@@ -69,6 +69,8 @@ class Counted(enum.StrEnum):
     EVALUATION_FAILED = "evaluation_failed"
     WATCHDOG_PINGS = "watchdog_pings"
     WATCHDOG_WITHHELD = "watchdog_withheld"
+    REQUEST_UNANSWERED = "request_unanswered"
+    STATE_FILE_FAILED = "state_file_failed"
 
     @property
     def metric(self) -> MetricSpec:
@@ -162,6 +164,16 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "watchdog_withheld",
         "Watchdog pings withheld because a part stalled, by the stalled parts.",
         ("stalled",),
+    ),
+    Counted.REQUEST_UNANSWERED: MetricSpec(
+        "requests_unanswered",
+        "Requests the station sent to Josev that got no answer in time or could not be sent.",
+        ("name",),
+    ),
+    Counted.STATE_FILE_FAILED: MetricSpec(
+        "state_file_failures",
+        "State files that could not be read (corrupt) or written (the state stays in memory).",
+        ("problem",),
     ),
 }
 
