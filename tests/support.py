@@ -51,9 +51,10 @@ from csbridge.testing.harness import isolated_config, wait_until
 from tests.mutations import _containers
 
 if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+
     from csbridge.service.station import Station
     from csbridge.testing.josev import JosevClient
-    from jsonschema import Draft202012Validator
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"

@@ -241,8 +241,10 @@ async def test_setpoints_go_out_as_mode_and_export_voltage_current(
     exporting = {"mode": "Export", "charging_phase": "Charging"}
     # The supply was told Off while no session ran; the setpoint turns it to Export.
     await _until(
-        lambda: bool(modules.seen("e2m/export_voltage_current"))
-        and modules.seen("e2m/mode")[-1:] == [exporting]
+        lambda: (
+            bool(modules.seen("e2m/export_voltage_current"))
+            and modules.seen("e2m/mode")[-1:] == [exporting]
+        )
     )
     setpoint = modules.seen("e2m/export_voltage_current")[-1]
     assert setpoint["voltage_V"] == 500.0

@@ -17,7 +17,7 @@ from csbridge.support.counters import Counters
 from csbridge.testing.harness import wait_until
 from tests.conftest import josev_for
 from tests.integration.test_dc_session import _setpoint
-from tests.support import ready_to_charge, notifications_within
+from tests.support import notifications_within, ready_to_charge
 
 DC = "DE*CSB*E0001"
 

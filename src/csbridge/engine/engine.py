@@ -290,6 +290,7 @@ class LimitsEngine:
             limits=RoundedSnapshot(reported.limits),
             binding=reported.binding,
             sources=source_report(runtime.config, runtime.inputs(), runtime.composition, now),
+            session=runtime.session.report if runtime.session is not None else None,
         )
 
     def _report_document(self, report: LimitsReport) -> Entry:

@@ -27,15 +27,20 @@ class LimitsReport:
     """The source that binds each reported limit, by Josev's name for the limit."""
     sources: dict[str, Any]
     """The health and latest value of every source, JSON-ready (`source_report`)."""
+    session: Mapping[str, Any] | None = None
+    """The EVSE's session as the session tells it (its state, authorization, last stop)."""
 
 
 def report_document(report: LimitsReport, limits: Entry) -> Entry:
     """The report as its topic carries it; `limits` is the entry of `report.limits`."""
-    return {
+    document: Entry = {
         "limits": limits,
         "binding": {key: source.value for key, source in report.binding.items()},
         "sources": report.sources,
     }
+    if report.session is not None:
+        document["session"] = dict(report.session)
+    return document
 
 
 def _compact(values: dict[str, Any]) -> dict[str, Any]:

@@ -1,21 +1,24 @@
 """Who handles which kind of Josev message: methods marked `@handles(Kind)`, collected into one
 table from the objects that own them (the bridge's boot answers, the session's handlers), as
 mobilityhouse/ocpp's `@on(Action)` routes. A request's handler returns the response's payload,
-or None for no answer; the bridge sends it with the request's id. An update's returns None."""
+or None for no answer; the bridge sends it with the request's id. An update's returns None. A
+handler that must wait for the hardware (a connector lock) returns an awaitable of its answer:
+the bridge sends it when it resolves, meanwhile taking other messages."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from csbridge.messages.json_object import Payload
 
-Handler = Callable[[Any], Payload | None]
+Reply = Payload | None | Awaitable[Payload | None]
+Handler = Callable[[Any], Reply]
 """A bound handler: takes the payload of the kind it was registered for."""
 
 Owner = TypeVar("Owner")
 Handled = TypeVar("Handled", bound=Payload)
-Answer = TypeVar("Answer", bound=Payload | None)
+Answer = TypeVar("Answer", bound=Reply)
 
 _MARK = "_csbridge_handles"
 

@@ -9,10 +9,11 @@ goes to the station's own request that waits for it (`Bridge.ask`), never to a h
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from csbridge.config import Config
@@ -34,6 +35,7 @@ from csbridge.messages import (
     RejectReason,
     SchemaRegistry,
     SchemaViolation,
+    TokenPresented,
     checked_payload,
     decode_local,
     handles,
@@ -71,6 +73,24 @@ class TopicSource(Protocol):
     async def on_connected(self) -> None: ...
 
 
+class SessionSide(Protocol):
+    """What the session takes from csbridge's own topics and adds to its reports."""
+
+    def present_token(self, evse_id: str, token: TokenPresented) -> str | None:
+        """A token on csbridge/<evse_id>/token; why it cannot be taken, or None."""
+        ...
+
+    def operator_changed(self, evse_id: str, enabled: bool, reason: str) -> None: ...
+
+    def report_block(self, evse_id: str) -> dict[str, Any] | None:
+        """The `session` block of the EVSE's limits report."""
+        ...
+
+    def announce_all(self) -> None:
+        """Everything Josev hears of by update only (after each connect)."""
+        ...
+
+
 class Bridge:
     """Owns the MQTT link, the codec and the answers; the engine supplies what is reported.
     Josev's messages go to one handler table: the boot answers below and the session's."""
@@ -87,6 +107,7 @@ class Bridge:
         on_mqtt_lost: Callable[[], None] | None = None,
         on_simulate: Callable[[str, dict[str, Any]], str | None] | None = None,
         topic_sources: Sequence[TopicSource] = (),
+        session_side: SessionSide | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -110,6 +131,8 @@ class Bridge:
         )
         self._pushed = pushed
         self._on_simulate = on_simulate
+        self._session_side = session_side
+        self._answering: set[asyncio.Task[None]] = set()
         self._faults = RateLimitedLog(log, engine.clock)
         """A flood of one kind of bad message gives one line a minute; the counters count all."""
         self.state_published = asyncio.Event()
@@ -184,18 +207,39 @@ class Bridge:
             self.counters.add(Counted.INBOUND_UNHANDLED, message.name)
             log.debug("event=inbound_unhandled message=%s type=%s", message.name, message.type)
             return "unhandled"
-        answer = handler(message.payload)
-        if answer is not None and message.type is MessageType.REQUEST:
-            if message.name != answer.NAME or answer.TYPE is not MessageType.RESPONSE:
-                msg = f"{message.name} answered with {answer.NAME}/{answer.TYPE}"
-                raise TypeError(msg)  # a bug: counted and logged as handler_failed
-            response = Message(answer, message.id)
-            if handled is not None:
-                handled.answer = response
-            await self.send(response)
+        reply = handler(message.payload)
+        if inspect.isawaitable(reply):
+            # Waits on the hardware: answered when it resolves, other messages go on meanwhile.
+            task = asyncio.get_running_loop().create_task(
+                self._answer_later(message, reply, handled)
+            )
+            self._answering.add(task)
+            task.add_done_callback(self._answering.discard)
+        else:
+            await self._answer(message, reply, handled)
         # Counted once handled: a handler that fails is counted as handler_failed alone.
         self.counters.add(Counted.INBOUND_ACCEPTED, message.name)
         return "accepted"
+
+    async def _answer(self, message: Message, answer: Payload | None, handled: Any) -> None:
+        if answer is None or message.type is not MessageType.REQUEST:
+            return
+        if message.name != answer.NAME or answer.TYPE is not MessageType.RESPONSE:
+            msg = f"{message.name} answered with {answer.NAME}/{answer.TYPE}"
+            raise TypeError(msg)  # a bug: counted and logged as handler_failed
+        response = Message(answer, message.id)
+        if handled is not None:
+            handled.answer = response
+        await self.send(response)
+
+    async def _answer_later(
+        self, message: Message, reply: Awaitable[Payload | None], handled: Any
+    ) -> None:
+        try:
+            await self._answer(message, await reply, handled)
+        except Exception:
+            self.counters.add(Counted.HANDLER_FAILED, self.config.mqtt.request_topic)
+            log.exception("event=handler_failed message=%s", message.name)
 
     async def _repeat(self, message: Message, answer: Message | None, at: float) -> str:
         """A message handled `at` received again: its answer once more, and nothing done."""
@@ -296,13 +340,24 @@ class Bridge:
                 raise InboundRejected(RejectReason.SCHEMA, "$.action", problem, leaf)
             self.counters.add(Counted.INBOUND_ACCEPTED, leaf)
             return
+        if leaf is Leaf.TOKEN:
+            problem = (
+                self._session_side.present_token(evse_id, TokenPresented.from_json(document))
+                if self._session_side is not None
+                else "no session to authorize"
+            )
+            if problem is not None:
+                raise InboundRejected(RejectReason.SCHEMA, "$.id_token", problem, leaf)
+            self.counters.add(Counted.INBOUND_ACCEPTED, leaf)
+            return
         if leaf is Leaf.EXTERNAL_LIMIT:
             reading: ExternalLimit | OperatorCommand = _external_limit(document, now)
         else:
-            reading = OperatorCommand(
-                at=now, enabled=document["enabled"], reason=document.get("reason", "")
-            )
+            enabled, reason = document["enabled"], document.get("reason", "")
+            reading = OperatorCommand(at=now, enabled=enabled, reason=reason)
         self.engine.ingest(evse_id, reading)
+        if leaf is Leaf.OPERATOR and self._session_side is not None:
+            self._session_side.operator_changed(evse_id, enabled, reason)
         self.counters.add(Counted.INBOUND_ACCEPTED, leaf)
 
     @handles(CsParametersRequest)
@@ -319,6 +374,8 @@ class Bridge:
 
     async def _connected(self) -> None:
         await self.publish_full_state()
+        if self._session_side is not None:
+            self._session_side.announce_all()
         for source in self._topic_sources:
             await source.on_connected()
 

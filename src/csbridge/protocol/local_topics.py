@@ -15,14 +15,17 @@ class Leaf(enum.StrEnum):
     """In: enable or disable the EVSE."""
     SIMULATE = "simulate"
     """In: plug in, unplug, silence a module, on a simulated station."""
+    TOKEN = "token"  # noqa: S105 -- a topic name, not a secret
+    """In: an RFID card or other token presented at the EVSE."""
 
 
-INBOUND = (Leaf.EXTERNAL_LIMIT, Leaf.OPERATOR, Leaf.SIMULATE)
+INBOUND = (Leaf.EXTERNAL_LIMIT, Leaf.OPERATOR, Leaf.SIMULATE, Leaf.TOKEN)
 SCHEMA_OF = {
     Leaf.LIMITS: "EvseLimitsReport",
     Leaf.EXTERNAL_LIMIT: "ExternalLimit",
     Leaf.OPERATOR: "OperatorCommand",
     Leaf.SIMULATE: "SimulationCommand",
+    Leaf.TOKEN: "TokenPresented",
 }
 
 

@@ -13,11 +13,16 @@ from csbridge.messages import SchemaRegistry
 from csbridge.power import wire_power
 from csbridge.protocol import Bridge
 from csbridge.service.everest_export import EverestExport
+from csbridge.service.state_file import StateFile
 from csbridge.service.steps import Step, play
 from csbridge.service.watchdog import Watched
 from csbridge.session import SessionHandlers
 from csbridge.sources.can import CanBuses, DeviceRouter, ProfileRegistry
 from csbridge.sources.everest import EverestSources
+from csbridge.sources.rfid import serial_readers
+
+AVAILABILITY_KEY = "availability"
+"""The state file's per-EVSE availability (true: operative)."""
 
 if TYPE_CHECKING:
     from csbridge.sources.simulated import SimulatedDevices
@@ -42,7 +47,16 @@ class Station:
         schemas = SchemaRegistry()
         self.everest = EverestSources(config, self.engine.ingest, self.engine.clock, schemas)
         self.stage = wire_power(config, self.router, self.buses, self._devices, self.everest)
-        self.session = SessionHandlers(config, self.engine, self.stage, self.engine.clock)
+        self.state = StateFile(config.station.state_dir, self.engine.counters)
+        stored = self.state.load().get(AVAILABILITY_KEY, {})
+        self.session = SessionHandlers(
+            config,
+            self.engine,
+            self.stage,
+            self.engine.clock,
+            operative={evse_id: bool(v) for evse_id, v in stored.items()},
+        )
+        self.session.on_availability = self._keep_availability
         self.export = EverestExport(config, self.engine, self.session, schemas)
         self.buses.before_close = lambda: self.session.switch_everything_off("the bridge stops")
         self.bridge = Bridge(
@@ -54,7 +68,10 @@ class Station:
             on_simulate=self._devices.apply if self._devices is not None else None,
             registry=schemas,
             topic_sources=[source for source in (self.everest, self.export) if source.count()],
+            session_side=self.session,
         )
+        self.session.authorization.ask = self.bridge.ask
+        self.readers = serial_readers(config, self.session.authorization.present)
         self.everest.publish = lambda topic, payload: self.bridge.publish_now(
             topic, payload, "everest"
         )
@@ -63,6 +80,12 @@ class Station:
         )
         self.steps = _scenario(config, self._devices, self.engine)
         self.on_step = on_step
+
+    def _keep_availability(self, evse_id: str, operative: bool) -> None:
+        """Availability survives a restart: the state file holds it."""
+        stored = self.state.get(AVAILABILITY_KEY, {})
+        stored[evse_id] = operative
+        self.state.put(AVAILABILITY_KEY, stored)
 
     @property
     def devices(self) -> SimulatedDevices:
@@ -114,6 +137,8 @@ class Station:
                 tasks.create_task(self.buses.run(), name="can-buses")
             tasks.create_task(self.engine.run(), name="limits-engine")
             tasks.create_task(self.bridge.run(), name="bridge")
+            for reader in self.readers:
+                tasks.create_task(reader.run(), name=f"rfid-{reader.evse_id}")
             if self.steps:
                 tasks.create_task(play(self.steps, self.on_step), name="scenario")
 

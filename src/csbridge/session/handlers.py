@@ -7,12 +7,13 @@ and the IMD. A request the machine refuses is answered `rejected` (a cable check
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar, Literal, Protocol, cast
+from typing import Any, ClassVar, Literal, Protocol, cast
 
 from csbridge.config import Config, EvseConfig, Kind
 from csbridge.engine import LimitsEngine
@@ -40,6 +41,7 @@ from csbridge.messages import (
     HlcChargingUpdate,
     Iso15118StateInfoUpdate,
     IsolationStatus,
+    LockStatus,
     Message,
     MeterValuesRequest,
     MeterValuesResponse,
@@ -51,8 +53,10 @@ from csbridge.messages import (
     SlacStatusUpdate,
     StopChargingRequest,
     StopChargingResponse,
+    TokenPresented,
     TransactionStatusUpdate,
     handles,
+    josev_date_time,
     value_or,
 )
 from csbridge.power import PowerOnReason, PowerStage
@@ -72,9 +76,13 @@ from csbridge.session.machine import (
 )
 from csbridge.session.power_path import PowerPath
 from csbridge.sources import CpState, SessionCondition, cp_status
+from csbridge.sources.rfid import Token, TokenError
 
 log = logging.getLogger("csbridge.session")
 
+MAX_REPORTED_TOKEN = 36
+"""The report's id_token bound (OCPP's IdToken); a longer one from Josev is left out."""
+MAX_STOP_REASON = 200
 KEEPALIVE_S = 1.0
 """Setpoints are sent again this often: well inside a module's own 10 s watchdog."""
 SAFE_VOLTAGE_V = 60.0
@@ -129,6 +137,7 @@ class EvseSession:
     troubled: bool = False
     """The limits say the EVSE cannot serve for a fault (emergency or malfunction)."""
     limits_ready: bool = False
+    lock: LockStatus | None = None
 
     @property
     def state(self) -> State:
@@ -172,10 +181,13 @@ class SessionHandlers:
         self.on_availability: Callable[[str, bool], None] | None = None
         """Told every change of an EVSE's availability (the state file keeps it)."""
         self._announced: dict[str, tuple[str, str]] = {}
+        self._conditions: dict[str, SessionCondition] = {}
+        engine.observers.append(self._observe)
+        for evse_id in self.sessions:  # an EVSE kept out of service says so from the start
+            self.publish_condition(evse_id)
         self.pushed: asyncio.Queue[Message] = asyncio.Queue()
         """Updates for Josev that the station raises itself (CP, contactors, faults)."""
         self._feeding = False
-        engine.observers.append(self._observe)
 
     def handlers(self) -> HandlerTable:
         """The methods below marked @handles, and the authorization's."""
@@ -223,6 +235,7 @@ class SessionHandlers:
         if before.facts.operative != session.machine.facts.operative:
             self._availability_changed(evse_id, session.machine.facts.operative)
         self.announce(evse_id)
+        self.publish_condition(evse_id)
         self._progress(evse_id)
         return result
 
@@ -244,14 +257,46 @@ class SessionHandlers:
 
     def _availability_changed(self, evse_id: str, operative: bool) -> None:
         log.info("event=availability evse=%s operative=%s", evse_id, operative)
-        self._engine.ingest(
-            evse_id,
-            SessionCondition(
-                at=self._clock(), operative=operative, stray_output=self.power.stray_output(evse_id)
-            ),
-        )
         if self.on_availability is not None:
             self.on_availability(evse_id, operative)
+
+    def report_block(self, evse_id: str) -> dict[str, Any]:
+        """The `session` block of the EVSE's limits report."""
+        session = self.sessions[evse_id]
+        machine = session.machine
+        record = self.authorization.by_evse[evse_id]
+        authorization: dict[str, Any] = {"status": record.status}
+        if record.token_type is not None:
+            authorization["token_type"] = record.token_type
+        if record.id_token is not None and len(record.id_token) <= MAX_REPORTED_TOKEN:
+            authorization["id_token"] = record.id_token
+        block: dict[str, Any] = {
+            "state": machine.state.value,
+            "since": josev_date_time(session.since),
+            "authorization": authorization,
+            "connector_status": connector_status(machine),
+            "charging_status": charging_status(machine),
+        }
+        if session.last_stop is not None:
+            why, at = session.last_stop
+            block["last_stop"] = {"reason": why[:MAX_STOP_REASON], "at": josev_date_time(at)}
+        if session.lock is not None:
+            block["lock"] = session.lock
+        return block
+
+    def publish_condition(self, evse_id: str) -> None:
+        """What the limits follow of the session (availability, stray output) and what its
+        report shows, to the engine when any of it changed."""
+        condition = SessionCondition(
+            at=0.0,
+            operative=self._operative(evse_id),
+            stray_output=self.power.stray_output(evse_id),
+            report=self.report_block(evse_id),
+        )
+        if condition == self._conditions.get(evse_id):
+            return
+        self._conditions[evse_id] = condition
+        self._engine.ingest(evse_id, dataclasses.replace(condition, at=self._clock()))
 
     def _carry_out(self, evse_id: str, command: Command, why: str) -> None:
         match command:
@@ -494,10 +539,7 @@ class SessionHandlers:
                         evse_id=evse_id, component_name=name, fault_name="overcurrent_fault"
                     )
                 )
-            self._engine.ingest(
-                evse_id,
-                SessionCondition(at=now, operative=self._operative(evse_id), stray_output=stray),
-            )
+            self.publish_condition(evse_id)
 
     def _operative(self, evse_id: str) -> bool:
         return self.sessions[evse_id].machine.facts.operative
@@ -547,14 +589,33 @@ class SessionHandlers:
             self.feed(target, Event.OPERATIVE if operative else Event.INOPERATIVE, "Josev")
         return ChangeAvailabilityResponse(status="accepted")
 
-    def set_available_locally(self, evse_id: str, operative: bool, why: str) -> None:
-        """A local change (the operator topic): taken like Josev's, and told to Josev."""
-        self.feed(evse_id, Event.OPERATIVE if operative else Event.INOPERATIVE, why)
+    def operator_changed(self, evse_id: str, enabled: bool, reason: str) -> None:
+        """The operator topic: taken like Josev's change_availability and, when it changes
+        anything, told to Josev (a retained command repeated at each connect does not)."""
+        facts = self.sessions[evse_id].machine.facts
+        in_service = facts.operative and not facts.inoperative_pending
+        if enabled == in_service:
+            return
+        self.feed(evse_id, Event.OPERATIVE if enabled else Event.INOPERATIVE, f"operator {reason}")
         self._push(
             ChangeAvailabilityUpdate(
-                operational_status="operative" if operative else "inoperative", evse_id=evse_id
+                operational_status="operative" if enabled else "inoperative", evse_id=evse_id
             )
         )
+
+    def present_token(self, evse_id: str, token: TokenPresented) -> str | None:
+        """A token on csbridge/<evse_id>/token; why it is refused, or None."""
+        try:
+            parsed = Token.parse(token.id_token, token.token_type)
+        except TokenError as error:
+            return str(error)
+        self.authorization.present(evse_id, parsed)
+        return None
+
+    def announce_all(self) -> None:
+        """Every EVSE's connector and charging status again (after a connect)."""
+        for evse_id in self.sessions:
+            self.announce(evse_id, again=True)
 
     @handles(CpPwmRequest)
     def cp_pwm(self, message: CpPwmRequest) -> CpPwmResponse | None:

@@ -412,7 +412,7 @@ def step(machine: Machine, event: Event) -> Step:
             if target in (State.AVAILABLE, State.OCCUPIED):
                 target = State.UNAVAILABLE
     if target not in ENERGY_STATES:
-        facts = replace(facts, isolation_ok=facts.isolation_ok and target is machine.state)
+        facts = replace(facts, isolation_ok=False)  # a verdict counts only in its own session
     after = Machine(target, facts)
     return Step(after, _commands(machine, after, event), accepted=True)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
@@ -138,6 +138,8 @@ class SessionCondition:
     at: float
     operative: bool = True
     stray_output: frozenset[str] = frozenset()
+    report: Mapping[str, Any] | None = None
+    """The `session` block of the EVSE's limits report, JSON-ready."""
 
 
 SourceReading = (

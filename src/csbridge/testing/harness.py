@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -72,6 +73,8 @@ def isolated_config(
     - reporting.settle_s is `settle_s` when given (the example holds increases back for 1 s,
       so a stack filling module by module takes several seconds to show).
     - metrics.listen, when set, moves to a free loopback port.
+    - station.state_dir is a fresh temporary folder (availability set in one test never
+      reaches another).
     """
     if isinstance(source, Config):
         base = source
@@ -79,6 +82,7 @@ def isolated_config(
         base = load_config(Path(source) if source is not None else default_config_path())
     raw: dict[str, Any] = base.model_dump(mode="json", exclude_none=True)
     raw["station"]["scenario"] = scenario
+    raw["station"]["state_dir"] = tempfile.mkdtemp(prefix=f"csbridge-{prefix}-")
     if settle_s is not None:
         raw.setdefault("reporting", {})["settle_s"] = settle_s
     mqtt = raw.setdefault("mqtt", {})
