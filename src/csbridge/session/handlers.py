@@ -182,12 +182,12 @@ class SessionHandlers:
         """Told every change of an EVSE's availability (the state file keeps it)."""
         self._announced: dict[str, tuple[str, str]] = {}
         self._conditions: dict[str, SessionCondition] = {}
-        engine.observers.append(self._observe)
-        for evse_id in self.sessions:  # an EVSE kept out of service says so from the start
-            self.publish_condition(evse_id)
         self.pushed: asyncio.Queue[Message] = asyncio.Queue()
         """Updates for Josev that the station raises itself (CP, contactors, faults)."""
         self._feeding = False
+        engine.observers.append(self._observe)
+        for evse_id in self.sessions:  # an EVSE kept out of service says so from the start
+            self.publish_condition(evse_id)
 
     def handlers(self) -> HandlerTable:
         """The methods below marked @handles, and the authorization's."""
