@@ -247,6 +247,40 @@ def test_the_can_board_keeps_what_it_is_not_told_again() -> None:
     ]
 
 
+def test_the_can_board_locks_keeping_what_it_is_not_told_again() -> None:
+    link = RecordingLink()
+    codec = board_codec()
+    board = CanBoard(codec, link)
+    assert board.lock() is True
+    board.close_contactors(PowerOnReason.FULL_POWER_CHARGING)
+    board.drive_pwm(True, 5.0)
+    assert board.unlock() is True
+    board.open_contactors()
+    assert [read_board_command(codec, frame) for frame in link.sent] == [
+        BoardCommand(False, PowerReason.POWER_OFF, False, 0.0, lock=True),
+        BoardCommand(True, PowerReason.FULL_POWER_CHARGING, False, 0.0, lock=True),
+        BoardCommand(True, PowerReason.FULL_POWER_CHARGING, True, 5.0, lock=True),
+        BoardCommand(True, PowerReason.FULL_POWER_CHARGING, True, 5.0, lock=False),
+        BoardCommand(False, PowerReason.POWER_OFF, True, 5.0, lock=False),
+    ]
+    # byte 0 bit 4 is the lock, as the DBC says
+    assert [bytes(frame.data)[0] >> 4 & 1 for frame in link.sent] == [1, 1, 1, 0, 0]
+
+
+def test_the_stage_locks_through_the_evses_board() -> None:
+    recorder = Recorder()
+    stage = PowerStage(
+        {
+            DC: EvsePower({}, recorder, recorder),
+            AC: EvsePower({}, NoBoardDriver(), NoImdDriver()),
+        }
+    )
+    assert stage.lock(DC) is True
+    assert stage.unlock(DC) is True
+    assert recorder.calls == ["lock", "unlock"]
+    assert (stage.lock(AC), stage.unlock(AC)) == (False, False)
+
+
 def test_a_dbc_imd_is_sent_the_iso165c_self_test_request() -> None:
     link = RecordingLink()
     profile = REGISTRY.get("bender-iso165c")
@@ -302,6 +336,14 @@ class Recorder:
 
     def drive_pwm(self, on: bool, duty_percent: float) -> bool:
         self.calls.append(f"pwm {on} {duty_percent}")
+        return True
+
+    def lock(self) -> bool:
+        self.calls.append("lock")
+        return True
+
+    def unlock(self) -> bool:
+        self.calls.append("unlock")
         return True
 
     def start_self_test(self) -> None:

@@ -1,5 +1,5 @@
 """The power path over CAN: modules through their profiles' [[command]] tables, the generic
-board's BOARD_Command, the iso165C IMD's self-test request."""
+board's BOARD_Command (contactors, PWM, connector lock), the iso165C IMD's self-test request."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class CanModule:
 @dataclass(slots=True)
 class CanBoard:
     """A board on the generic board's DBC: every command is one BOARD_Command carrying the
-    contactors and the PWM both, what is not being changed as last commanded."""
+    contactors, the PWM and the lock together, what is not being changed as last commanded."""
 
     codec: DbcCodec
     link: CanLink
@@ -111,12 +111,21 @@ class CanBoard:
         self._send(pwm_on=on, duty_percent=duty_percent)
         return True
 
+    def lock(self) -> bool:
+        self._send(lock=True)
+        return True
+
+    def unlock(self) -> bool:
+        self._send(lock=False)
+        return True
+
     def _send(
         self,
         *,
         reason: PowerReason | None = None,
         pwm_on: bool | None = None,
         duty_percent: float | None = None,
+        lock: bool | None = None,
     ) -> None:
         last = self.last
         reason = last.reason if reason is None else reason
@@ -125,6 +134,7 @@ class CanBoard:
             reason=reason,
             pwm_on=last.pwm_on if pwm_on is None else pwm_on,
             duty_percent=last.duty_percent if duty_percent is None else duty_percent,
+            lock=last.lock if lock is None else lock,
         )
         self.link.send(
             board_command(
@@ -133,6 +143,7 @@ class CanBoard:
                 reason=self.last.reason,
                 pwm_on=self.last.pwm_on,
                 duty_percent=self.last.duty_percent,
+                lock=self.last.lock,
             )
         )
 

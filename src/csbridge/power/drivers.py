@@ -38,7 +38,7 @@ class ModuleDriver(Protocol):
 
 
 class BoardDriver(Protocol):
-    """The EVSE's control board: contactors and the CP PWM."""
+    """The EVSE's control board: contactors, the CP PWM and the connector lock."""
 
     def close_contactors(self, reason: PowerOnReason) -> None: ...
 
@@ -46,6 +46,15 @@ class BoardDriver(Protocol):
 
     def drive_pwm(self, on: bool, duty_percent: float) -> bool:
         """Drive the CP PWM; False when there is no board to pass it to."""
+        ...
+
+    def lock(self) -> bool:
+        """Lock the connector; False when there is no board to pass it to. Whether it locked
+        shows in the board's readings (`lock`), not here."""
+        ...
+
+    def unlock(self) -> bool:
+        """Unlock the connector; False when there is no board to pass it to."""
         ...
 
 
@@ -71,7 +80,8 @@ class NoModuleDriver:
 
 @dataclass(frozen=True, slots=True)
 class NoBoardDriver:
-    """No board, or none that can be commanded: contactors go unswitched and the PWM is refused."""
+    """No board, or none that can be commanded: contactors go unswitched, the PWM and the lock
+    are refused."""
 
     def close_contactors(self, reason: PowerOnReason) -> None:
         pass
@@ -80,6 +90,12 @@ class NoBoardDriver:
         pass
 
     def drive_pwm(self, on: bool, duty_percent: float) -> bool:
+        return False
+
+    def lock(self) -> bool:
+        return False
+
+    def unlock(self) -> bool:
         return False
 
 

@@ -36,7 +36,8 @@ class SimulatedModuleDriver:
 @dataclass(frozen=True, slots=True)
 class SimulatedBoardDriver:
     """A simulated board that takes no BOARD_Command: its contactors follow at once, and it
-    reports them straight away as a real board's feedback would."""
+    reports them straight away as a real board's feedback would; its lock travels as the
+    simulated actuator does (MOVING, then the end)."""
 
     devices: SimulatedDevices
     board: SimulatedBoard | SimulatedCanBoard
@@ -48,7 +49,19 @@ class SimulatedBoardDriver:
         self._switch(closed=False)
 
     def drive_pwm(self, on: bool, duty_percent: float) -> bool:
-        # Its readings carry no PWM: the session keeps whether it is on.
+        self.board.pwm_on = on
+        self.board.pwm_duty_percent = duty_percent
+        if isinstance(self.board, SimulatedCanBoard):
+            self.devices.emit(self.board)  # its status frame says the PWM is driven
+        # A reading-level board's readings carry no PWM: the session keeps whether it is on.
+        return True
+
+    def lock(self) -> bool:
+        self.devices.command_lock(self.board, locked=True)
+        return True
+
+    def unlock(self) -> bool:
+        self.devices.command_lock(self.board, locked=False)
         return True
 
     def _switch(self, *, closed: bool) -> None:

@@ -50,5 +50,14 @@ class PowerStage:
         """False: the EVSE has no board to pass the PWM to."""
         return self.evses[evse_id].board.drive_pwm(on, duty_percent)
 
+    def lock(self, evse_id: str) -> bool:
+        """Lock the connector; False: the EVSE has no board to pass it to. The board's readings
+        (`lock`) say when it is locked."""
+        return self.evses[evse_id].board.lock()
+
+    def unlock(self, evse_id: str) -> bool:
+        """Unlock the connector; False: the EVSE has no board to pass it to."""
+        return self.evses[evse_id].board.unlock()
+
     def start_imd_self_test(self, evse_id: str) -> None:
         self.evses[evse_id].imd.start_self_test()

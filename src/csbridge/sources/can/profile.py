@@ -76,10 +76,13 @@ BOARD_VALUES = frozenset(
         "phases",
         "cp_state",
         "cable_max_current_a",
+        "lock_state",
     }
 )
 """`cp_state` is the control pilot state as a number: 0..5 for A..F (anything else: unknown).
-`phases` 0 means the board states no AC capability (a DC EVSE's board)."""
+`lock_state` is the connector lock's feedback as a number: 0 unlocked, 1 locked, 2 moving,
+3 fault (anything else: unknown). `phases` 0 means the board states no AC capability (a DC
+EVSE's board)."""
 BOARD_FLAGS = frozenset({"contactor_closed", "emergency_stop", "rcd_error", "fault", "pwm_on"})
 FIELDS_OF_KIND = {
     DeviceKind.POWER_MODULE: (MODULE_VALUES, MODULE_FLAGS),

@@ -10,10 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from csbridge.sources.can.codec import Decoded
-from csbridge.sources.readings import BoardReading, Capability, CpState, ImdReading, ModuleReading
+from csbridge.sources.readings import (
+    BoardReading,
+    Capability,
+    CpState,
+    ImdReading,
+    LockState,
+    ModuleReading,
+)
 
 CP_STATES = tuple(CpState)
 """A board's numeric CP state code: 0..5 for A..F."""
+LOCK_STATES = (LockState.UNLOCKED, LockState.LOCKED, LockState.MOVING, LockState.FAULT)
+"""A board's numeric lock feedback code: 0..3 (the generic board's LOCK_STATE)."""
 
 
 def _capability(values: dict[str, float], prefix: str) -> Capability | None:
@@ -97,6 +106,13 @@ def cp_state_of(code: float | None) -> CpState | None:
     return CP_STATES[int(code)]
 
 
+def lock_state_of(code: float | None) -> LockState | None:
+    """The lock state a board's numeric feedback code stands for; None for a code of none."""
+    if code is None or not code.is_integer() or not 0 <= code < len(LOCK_STATES):
+        return None
+    return LOCK_STATES[int(code)]
+
+
 @dataclass(slots=True)
 class BoardState:
     """A control board's status (CP, contactor, e-stop, RCD, fault, temperatures) and its
@@ -150,4 +166,5 @@ class BoardState:
             max_discharge_current_a=values.get("max_discharge_current_a") if stated else None,
             phases=phases,
             cable_max_current_a=values.get("cable_max_current_a") or None,
+            lock=lock_state_of(values.get("lock_state")),
         )

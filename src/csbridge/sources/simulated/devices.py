@@ -1,5 +1,7 @@
 """Simulated device sources: modules, IMDs and boards that report readings like the real ones,
-scriptable from tests and scenarios (silence a module, heat a plug, lower the insulation).
+scriptable from tests and scenarios (silence a module, heat a plug, lower the insulation, jam
+the connector lock), and a board that plays the EV's pilot (plug in, S2 closed, paused,
+unplugged).
 
 They feed the limits engine directly. The CAN layer replaces them with simulated devices that
 speak the real wire protocols; the readings they produce are the same.
@@ -108,11 +110,13 @@ class SimulatedImd:
 
 @dataclass(slots=True, kw_only=True)
 class SimulatedBoard(BoardControls):
-    """A board that hands its readings to the engine directly."""
+    """A board that hands its readings to the engine directly; its lock travels by the clock
+    the readings are taken at."""
 
     def reading(self, now: float) -> BoardReading:
         simulated = self.config.simulated
         assert simulated is not None
+        self.settle_lock(now)
         return BoardReading(
             at=now,
             evse_temperature_c=self.evse_temperature_c,
@@ -125,6 +129,7 @@ class SimulatedBoard(BoardControls):
             max_current_a=simulated.max_current_a,
             max_discharge_current_a=simulated.max_discharge_current_a,
             phases=simulated.phases,
+            lock=self.lock_state,
         )
 
     @property
@@ -149,6 +154,8 @@ class SimulatedDevices:
     imds: dict[str, SimulatedImd | SimulatedCanImd] = field(default_factory=dict)
     boards: dict[str, SimulatedBoard | SimulatedCanBoard] = field(default_factory=dict)
     wire_buses: dict[str, SimulatedCanBus] = field(default_factory=dict)
+    _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    """Per reading-level board (by evse_id): the timer that reports its lock at its end."""
 
     @classmethod
     def from_config(
@@ -229,6 +236,41 @@ class SimulatedDevices:
         self.emit(module)
         return None
 
+    def command_lock(self, board: SimulatedBoard | SimulatedCanBoard, *, locked: bool) -> None:
+        """Drive a simulated board's connector lock (as its BOARD_Command would): it reports
+        MOVING at once and its end when the travel is over."""
+        clock = board.clock if isinstance(board, SimulatedCanBoard) else self.clock
+        if not board.command_lock(locked, clock()):
+            return
+        self.emit(board)
+        self.follow(board)
+
+    def follow(self, board: SimulatedBoard | SimulatedCanBoard) -> None:
+        """Report the board's next change (its lock at its end) when it happens, on the running
+        event loop; without one the next reading shows it (readings settle by the clock)."""
+        if isinstance(board, SimulatedCanBoard):
+            if board.can_bus is not None:
+                self.wire_buses[board.can_bus].follow(board)
+            return
+        timer = self._timers.pop(board.evse_id, None)
+        if timer is not None:
+            timer.cancel()
+        due = board.lock_due()
+        if due is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._timers[board.evse_id] = loop.call_later(
+            max(0.0, due - self.clock()), self._settle, board
+        )
+
+    def _settle(self, board: SimulatedBoard) -> None:
+        self._timers.pop(board.evse_id, None)
+        self.emit(board)  # the reading settles the lock by the clock
+        self.follow(board)  # early by a clock tick, or jammed: look again when due
+
     def count(self) -> int:
         return len(self.modules) + len(self.imds) + len(self.boards)
 
@@ -251,11 +293,16 @@ class SimulatedDevices:
         devices = self.reading_level()
         if not devices and not self.wire_buses:
             return
-        async with asyncio.TaskGroup() as tasks:
-            for device in devices:
-                tasks.create_task(self._report(device))
-            for bus in self.wire_buses.values():
-                tasks.create_task(bus.run(), name=f"sim-bus-{bus.config.name}")
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for device in devices:
+                    tasks.create_task(self._report(device))
+                for bus in self.wire_buses.values():
+                    tasks.create_task(bus.run(), name=f"sim-bus-{bus.config.name}")
+        finally:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
 
     async def _report(self, device: SimulatedDevice) -> None:
         while True:
