@@ -202,3 +202,20 @@ async def test_a_jammed_lock_is_not_confirmed_and_then_faults(board_station: Sta
     await _until(lambda: _lock(board_station) is LockState.MOVING, timeout=3.0)
     elapsed = await _until(lambda: _lock(board_station) is LockState.FAULT, timeout=5.0)
     assert elapsed > 1.0  # unconfirmed past the station's 1 s before the board gives up
+
+
+async def test_the_wire_board_plays_the_evs_pilot(board_station: Station) -> None:
+    def cp() -> CpState | None:
+        board = board_station.engine.inputs(DC).board
+        return None if board is None else board.cp_state
+
+    devices = board_station.devices
+    assert devices.apply(DC, {"action": "ev_ready"}) is not None  # not plugged in
+    for action, state in [
+        ("plug_in", CpState.B),
+        ("ev_ready", CpState.C),
+        ("ev_pause", CpState.B),
+        ("unplug", CpState.A),
+    ]:
+        assert devices.apply(DC, {"action": action}) is None
+        await _until(lambda state=state: cp() is state, timeout=3.0, what=f"CP {state}")

@@ -3,7 +3,8 @@ reading (or, for a simulated device on a CAN bus, its next frame)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from csbridge.limits import DEFAULT_WATCHDOG_S
 from csbridge.power.drivers import PowerOnReason
@@ -15,22 +16,24 @@ from csbridge.sources.simulated import (
     SimulatedImd,
     SimulatedModule,
 )
+from csbridge.support import Clock
 
 
 @dataclass(frozen=True, slots=True)
 class SimulatedModuleDriver:
-    """A reading-level simulated module (no wire protocol): its output is the setpoint."""
+    """A reading-level simulated module (no wire protocol): its output is the setpoint, each
+    command stamped with the driver's clock so the module switches itself off when commands
+    stop for its timeout, as a real module's CAN watchdog does."""
 
     module: SimulatedModule
     watchdog_s: float = DEFAULT_WATCHDOG_S
+    clock: Clock = field(default=time.monotonic)
 
     def command(self, voltage: float, current: float, *, precharge: bool) -> None:
-        self.module.output_voltage = voltage
-        self.module.output_current = current
+        self.module.command(voltage, current, self.clock())
 
     def switch_off(self) -> None:
-        self.module.output_current = 0.0
-        self.module.output_voltage = 0.0
+        self.module.switch_off(self.clock())
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,4 +90,6 @@ def simulated_module_driver(
 ) -> SimulatedModuleDriver | None:
     """The driver of a reading-level simulated module; None when `name` is not one."""
     simulated = devices.modules.get((evse_id, name))
-    return SimulatedModuleDriver(simulated) if isinstance(simulated, SimulatedModule) else None
+    if not isinstance(simulated, SimulatedModule):
+        return None
+    return SimulatedModuleDriver(simulated, clock=devices.clock)

@@ -34,11 +34,17 @@ from csbridge.support import Clock
 log = logging.getLogger("csbridge.sim")
 
 OVER_TEMPERATURE_TRIP_C = 100.0
+MODULE_COMMAND_TIMEOUT_S = 10.0
+"""How long a simulated module holds its output without a command when its profile states no
+`watchdog_s`: real modules switch themselves off after their own CAN timeout (Infypower: 10 s;
+the same default as the power path's DEFAULT_WATCHDOG_S)."""
 
 
 @dataclass(slots=True, kw_only=True)
 class ModuleControls:
-    """What a person or a scenario changes on a simulated module, however it reports it."""
+    """What a person or a scenario changes on a simulated module, however it reports it; and the
+    module's own command timeout: once commanded, it switches its output off when no command
+    follows for `command_timeout_s` (output a scenario set directly, never commanded, stays)."""
 
     evse_id: str
     config: ModuleConfig
@@ -48,17 +54,39 @@ class ModuleControls:
     temperature_c: float = 35.0
     output_voltage: float = 0.0
     output_current: float = 0.0
+    command_timeout_s: float = MODULE_COMMAND_TIMEOUT_S
+    last_command_at: float | None = None
+    """When the module last received a command (None: never, or since it timed out)."""
 
     @property
     def over_temperature(self) -> bool:
         return self.temperature_c >= OVER_TEMPERATURE_TRIP_C
 
+    def expire(self, now: float) -> bool:
+        """Switch the output off if the last command is `command_timeout_s` old; whether it just
+        did."""
+        if self.last_command_at is None or now - self.last_command_at < self.command_timeout_s:
+            return False
+        log.info(
+            "event=sim_module_timed_out evse=%s module=%s silent_for_s=%.1f -- output off",
+            self.evse_id,
+            self.config.name,
+            now - self.last_command_at,
+        )
+        self.last_command_at = None
+        self.output_voltage = 0.0
+        self.output_current = 0.0
+        return True
+
 
 @dataclass(slots=True, kw_only=True)
 class SimulatedCanModule(ModuleControls):
-    """An id-fields power module: replies to requests addressed to it, unless silent."""
+    """An id-fields power module: replies to requests addressed to it, unless silent. Its
+    command timeout is its profile's `watchdog_s` (else MODULE_COMMAND_TIMEOUT_S), counted from
+    the last command frame it received; polls do not count."""
 
     codec: IdFieldsCodec
+    clock: Clock = field(default=time.monotonic)
     commanded_voltage: float = 0.0
     commanded_current: float = 0.0
     _requests: dict[int, MessageSpec] = field(default_factory=dict)
@@ -66,6 +94,8 @@ class SimulatedCanModule(ModuleControls):
     switched_on: bool = False
 
     def __post_init__(self) -> None:
+        watchdog = self.codec.profile.header.watchdog_s
+        self.command_timeout_s = MODULE_COMMAND_TIMEOUT_S if watchdog is None else watchdog
         for spec in self.codec.profile.message:
             if spec.poll:
                 self._requests[self.codec.request_id(spec, self.config.address)] = spec
@@ -116,10 +146,19 @@ class SimulatedCanModule(ModuleControls):
             "over_temperature": self.over_temperature,
         }
 
+    def expire(self, now: float) -> bool:
+        if not ModuleControls.expire(self, now):
+            return False
+        self.switched_on = False
+        return True
+
     def answer(self, frame: can.Message) -> can.Message | None:
+        now = self.clock()
+        self.expire(now)  # time passes for a silent module too
         if self.silent or frame.is_error_frame:
             return None
         if frame.arbitration_id in self._commands:
+            self.last_command_at = now
             self._obey(frame)
             return None
         spec = self._requests.get(frame.arbitration_id)
@@ -464,13 +503,21 @@ def wire_bus_for(
 
 
 def build_wire_module(
-    evse_id: str, module: ModuleConfig, bus: BusConfig, registry: ProfileRegistry
+    evse_id: str,
+    module: ModuleConfig,
+    bus: BusConfig,
+    registry: ProfileRegistry,
+    clock: Clock = time.monotonic,
 ) -> SimulatedCanModule:
     assert module.can is not None
     assert module.simulated is not None
     codec = IdFieldsCodec(registry.get(module.can.profile), bus.controller_address)
     return SimulatedCanModule(
-        evse_id=evse_id, config=module, codec=codec, temperature_c=module.simulated.temperature_c
+        evse_id=evse_id,
+        config=module,
+        codec=codec,
+        clock=clock,
+        temperature_c=module.simulated.temperature_c,
     )
 
 
