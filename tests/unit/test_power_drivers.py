@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import logging
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from csbridge.sources.can import (
     DeviceRouter,
     IdFieldsCodec,
     PowerReason,
+    Profile,
     ProfileRegistry,
     read_board_command,
     setpoint_frames,
@@ -148,6 +150,27 @@ def test_everest_api_devices_get_everest_drivers() -> None:
     (evse,) = stage.evses.values()
     assert {type(driver) for driver in evse.modules.values()} == {EverestApiModule}
     assert isinstance(evse.imd, EverestApiImd)
+
+
+def test_minimum_currents_are_the_profiles_or_the_default() -> None:
+    stage = wired(load_config(example_config("infypower-dc.toml"))).stage
+    profile = REGISTRY.get("infypower-reg").header.min_regulated_current_a
+    assert profile is not None
+    assert stage.min_currents(DC) == dict.fromkeys(("infy1", "infy2", "infy3"), profile)
+    everest = wired(load_config(example_config("everest-psu.toml"))).stage
+    (evse_id,) = everest.evses
+    assert set(everest.min_currents(evse_id).values()) == {1.0}
+    assert NoModuleDriver().min_current_a == 1.0
+
+
+def test_a_can_module_whose_profile_states_no_minimum_gets_the_default() -> None:
+    text = (REGISTRY.directory / "winline-nxr.toml").read_text(encoding="utf-8")
+    bare = "\n".join(
+        line for line in text.splitlines() if not line.startswith("min_regulated_current_a")
+    )
+    codec = IdFieldsCodec(Profile.model_validate(tomllib.loads(bare)), 0xF0)
+    assert CanModule("m", 1, "can0", codec, None).min_current_a == 1.0
+    assert can_module("winline-nxr", 1, None).min_current_a == 2.0
 
 
 def test_watchdogs_are_the_profiles_or_the_default() -> None:

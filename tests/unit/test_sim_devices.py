@@ -16,7 +16,7 @@ import pytest
 
 from csbridge.config import Config, load_config
 from csbridge.limits import DEFAULT_WATCHDOG_S
-from csbridge.power.drivers import NoBoardDriver
+from csbridge.power.drivers import DEFAULT_MIN_CURRENT_A, NoBoardDriver, NoModuleDriver
 from csbridge.power.simulated import SimulatedBoardDriver, simulated_module_driver
 from csbridge.sources import BoardReading, CpState, LockState, ModuleReading, SourceReading
 from csbridge.sources.can import (
@@ -359,3 +359,25 @@ def test_the_wire_modules_of_a_configuration_take_the_devices_clock() -> None:
     assert wire.command_timeout_s == REGISTRY.get("infypower-reg").header.watchdog_s
     bus = next(b for b in config.bus if b.name == "sim-can0")
     assert build_wire_module(DC, config.evse[0].module[0], bus, REGISTRY, clock).clock is clock
+
+
+# --- each module's minimum regulated current -----------------------------------------------------
+
+
+def test_reading_level_modules_give_their_configured_minimum() -> None:
+    raw = load_config(FIXTURES / "configs" / "reading-station.toml").model_dump(
+        mode="json", exclude_none=True
+    )
+    raw["evse"][0]["module"][1]["simulated"]["min_current_a"] = 1.5
+    devices, _, _ = reading_devices(Config.model_validate(raw))
+    m1 = simulated_module_driver(devices, DC, "m1")
+    m2 = simulated_module_driver(devices, DC, "m2")
+    assert m1 is not None
+    assert m2 is not None
+    assert (m1.min_current_a, m2.min_current_a) == (0.0, 1.5)
+    assert simulated_module_driver(devices, AC, "m1") is None
+
+
+def test_a_module_no_transport_reaches_has_the_default_minimum() -> None:
+    assert NoModuleDriver().min_current_a == DEFAULT_MIN_CURRENT_A == 1.0
+    assert NoModuleDriver(10.0, 3.0).min_current_a == 3.0

@@ -10,6 +10,9 @@ from typing import Protocol
 
 from csbridge.limits import DEFAULT_WATCHDOG_S
 
+DEFAULT_MIN_CURRENT_A = 1.0
+"""A module's smallest well-regulated output current when its profile states none."""
+
 
 class PowerOnReason(enum.StrEnum):
     """Why the contactors may close: EVerest's PowerOnOff reasons, by EVerest's names (opening
@@ -26,6 +29,12 @@ class ModuleDriver(Protocol):
     @property
     def watchdog_s(self) -> float:
         """How long the module holds its output without a fresh command."""
+        ...
+
+    @property
+    def min_current_a(self) -> float:
+        """The smallest output current the module regulates well: a smaller share is better
+        given to fewer modules."""
         ...
 
     def command(self, voltage: float, current: float, *, precharge: bool) -> None:
@@ -67,9 +76,11 @@ class ImdDriver(Protocol):
 @dataclass(frozen=True, slots=True)
 class NoModuleDriver:
     """A module no transport can command (a profile without [[command]] tables, or no way to
-    reach it): every command goes nowhere. Its watchdog is still its profile's, if it has one."""
+    reach it): every command goes nowhere. Its watchdog and minimum current are still its
+    profile's, if it has them."""
 
     watchdog_s: float = DEFAULT_WATCHDOG_S
+    min_current_a: float = DEFAULT_MIN_CURRENT_A
 
     def command(self, voltage: float, current: float, *, precharge: bool) -> None:
         pass

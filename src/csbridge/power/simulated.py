@@ -29,6 +29,13 @@ class SimulatedModuleDriver:
     watchdog_s: float = DEFAULT_WATCHDOG_S
     clock: Clock = field(default=time.monotonic)
 
+    @property
+    def min_current_a(self) -> float:
+        """The module's configured minimum current ([simulated] min_current_a)."""
+        simulated = self.module.config.simulated
+        assert simulated is not None  # only modules with a [simulated] table are simulated
+        return simulated.min_current_a
+
     def command(self, voltage: float, current: float, *, precharge: bool) -> None:
         self.module.command(voltage, current, self.clock())
 

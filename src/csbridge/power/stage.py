@@ -27,6 +27,12 @@ class PowerStage:
     def watchdogs(self, evse_id: str) -> dict[str, float]:
         return {name: driver.watchdog_s for name, driver in self.evses[evse_id].modules.items()}
 
+    def min_currents(self, evse_id: str) -> dict[str, float]:
+        """Each module's smallest well-regulated output current, by name, in configuration
+        order."""
+        modules = self.evses[evse_id].modules
+        return {name: driver.min_current_a for name, driver in modules.items()}
+
     def command(self, evse_id: str, setpoint: Setpoint) -> None:
         """Every module the setpoint names, in its order, to its share and on."""
         modules = self.evses[evse_id].modules

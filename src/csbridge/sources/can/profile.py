@@ -302,6 +302,10 @@ class ProfileHeader(_Strict):
     poll_period_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     watchdog_s: Annotated[float, Field(gt=0, le=600)] | None = None
     """The device switches itself off after this long without a controller frame."""
+    min_regulated_current_a: Annotated[float, Field(gt=0, le=1000)] | None = None
+    """power_module only: the smallest output current the module regulates well (the stack
+    gives a small setpoint to fewer modules rather than shares below this). The profile's
+    comments name where the figure comes from, or say it is an assumption and why."""
     dbc: str | None = None
     """dbc family: the DBC file, relative to the profile."""
 
@@ -350,6 +354,16 @@ class Profile(_Strict):
             problems.append("profile.dbc: the dbc family needs its DBC file")
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _min_current_is_a_modules(self) -> Self:
+        if (
+            self.header.min_regulated_current_a is not None
+            and self.header.kind is not DeviceKind.POWER_MODULE
+        ):
+            msg = "profile.min_regulated_current_a: only a power_module regulates an output current"
+            raise ValueError(msg)
         return self
 
     def _constant_problems(self, fields: frozenset[str]) -> list[str]:
