@@ -115,8 +115,8 @@ def lock_state_of(code: float | None) -> LockState | None:
 
 @dataclass(slots=True)
 class BoardState:
-    """A control board's status (CP, contactor, e-stop, RCD, fault, temperatures) and its
-    capabilities, from separate cyclic frames.
+    """A control board's status (CP, contactor, connector lock, e-stop, RCD, fault,
+    temperatures) and its capabilities, from separate cyclic frames.
 
     Each value and flag keeps the time it was decoded: past the deadline a value is unknown
     (None), the contactor feedback unknown, and a flag that went stale makes the board count as
