@@ -1,6 +1,6 @@
 """The generic charger board on CAN against a whole station: the simulated board on python-can's
-virtual bus, read, commanded and silenced end to end (the codec itself:
-tests/unit/test_board_can.py)."""
+virtual bus, read, commanded (contactor, PWM, connector lock), driven as the EV's pilot and
+silenced end to end (the codec itself: tests/unit/test_board_can.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from csbridge.service.station import Station
 from csbridge.session.machine import Pilot
 from csbridge.sources.can.codec import DbcCodec, PowerReason, board_command
 from csbridge.sources.can.profile import ProfileRegistry
-from csbridge.sources.readings import CpState
+from csbridge.sources.readings import CpState, LockState
 from csbridge.sources.simulated.can_devices import SimulatedCanBoard
 from csbridge.testing.brokers import Broker
 from csbridge.testing.harness import wait_until as _until
@@ -181,3 +181,54 @@ async def test_the_session_drives_the_board_over_can(board_station: Station) -> 
     assert stopped is not None
     assert stopped.status == "accepted"
     await _until(lambda: _contactor(board_station) is False)
+
+
+def _lock(station: Station) -> LockState | None:
+    board = station.engine.inputs(DC).board
+    return None if board is None else board.lock
+
+
+async def test_the_station_locks_and_unlocks_over_can(board_station: Station) -> None:
+    """PowerStage.lock sends BOARD_Command with CMD_LOCK; the board's status frames tell the
+    travel back (moving, then locked) well within the 1 s a lock has to confirm."""
+    assert _lock(board_station) is LockState.UNLOCKED
+    seen: list[LockState | None] = []
+
+    def locked() -> bool:
+        seen.append(_lock(board_station))
+        return seen[-1] is LockState.LOCKED
+
+    assert board_station.stage.lock(DC) is True
+    elapsed = await _until(locked, timeout=3.0)
+    assert elapsed < 1.0
+    assert LockState.MOVING in seen
+    command = _wire_board(board_station).last_command
+    assert command is not None
+    assert command.lock is True
+    assert board_station.stage.unlock(DC) is True
+    await _until(lambda: _lock(board_station) is LockState.UNLOCKED, timeout=3.0)
+
+
+async def test_a_jammed_lock_is_not_confirmed_and_then_faults(board_station: Station) -> None:
+    _wire_board(board_station).lock_jammed = True
+    board_station.stage.lock(DC)
+    await _until(lambda: _lock(board_station) is LockState.MOVING, timeout=3.0)
+    elapsed = await _until(lambda: _lock(board_station) is LockState.FAULT, timeout=5.0)
+    assert elapsed > 1.0  # unconfirmed past the station's 1 s before the board gives up
+
+
+async def test_the_wire_board_plays_the_evs_pilot(board_station: Station) -> None:
+    def cp() -> CpState | None:
+        board = board_station.engine.inputs(DC).board
+        return None if board is None else board.cp_state
+
+    devices = board_station.devices
+    assert devices.apply(DC, {"action": "ev_ready"}) is not None  # not plugged in
+    for action, state in [
+        ("plug_in", CpState.B),
+        ("ev_ready", CpState.C),
+        ("ev_pause", CpState.B),
+        ("unplug", CpState.A),
+    ]:
+        assert devices.apply(DC, {"action": action}) is None
+        await _until(lambda state=state: cp() is state, timeout=3.0, what=f"CP {state}")

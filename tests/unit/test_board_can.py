@@ -39,8 +39,8 @@ from csbridge.sources.can.profile import (
     ProfileRegistry,
 )
 from csbridge.sources.can.router import DeviceRouter
-from csbridge.sources.can.state import BoardState, cp_state_of
-from csbridge.sources.readings import BoardReading, CpState, cp_status
+from csbridge.sources.can.state import BoardState, cp_state_of, lock_state_of
+from csbridge.sources.readings import BoardReading, CpState, LockState, cp_status
 from csbridge.sources.simulated.can_devices import SimulatedCanBoard, build_wire_board
 from csbridge.support.resources import example_config
 from tests.support import FIXTURES, examples
@@ -65,16 +65,23 @@ def std(identifier: int, data: bytes) -> can.Message:
     return can.Message(arbitration_id=identifier, is_extended_id=False, data=data)
 
 
+PP_OPEN = 0x3FFF
+"""PP_RESISTANCE's 14 bits all set: no cable."""
+
+
 def status(
     byte0: int = 0,
     *,
     pp_a: int = 0,
     evse_c: float = 25.0,
     plug_c: float = 25.0,
-    pp_ohm: int = 0xFFFF,
+    pp_ohm: int = PP_OPEN,
+    lock: int = 0,
 ) -> can.Message:
-    """BOARD_Status by hand: flags byte, PP ampacity, two signed 0.1 degC words, PP ohms."""
-    data = struct.pack("<BBhhH", byte0, pp_a, round(evse_c * 10), round(plug_c * 10), pp_ohm)
+    """BOARD_Status by hand: flags byte, PP ampacity, two signed 0.1 degC words, and the last
+    word: PP ohms in bits 0-13, the lock state in bits 14-15."""
+    last = pp_ohm | lock << 14
+    data = struct.pack("<BBhhH", byte0, pp_a, round(evse_c * 10), round(plug_c * 10), last)
     return std(STATUS_ID, data)
 
 
@@ -130,7 +137,12 @@ def test_a_board_profile_may_not_map_module_fields() -> None:
 
 def test_status_decodes_every_mapped_signal() -> None:
     frame = status(
-        2 | PWM_ON | CONTACTOR | ESTOP | RCD | FAULT, pp_a=32, evse_c=41.3, plug_c=-12.5, pp_ohm=220
+        2 | PWM_ON | CONTACTOR | ESTOP | RCD | FAULT,
+        pp_a=32,
+        evse_c=41.3,
+        plug_c=-12.5,
+        pp_ohm=220,
+        lock=1,
     )
     result = decoded(frame)
     assert result.message == "BOARD_Status"
@@ -141,6 +153,7 @@ def test_status_decodes_every_mapped_signal() -> None:
             "evse_temperature_c": 41.3,
             "plug_temperature_c": -12.5,
             "cable_max_current_a": 32.0,
+            "lock_state": 1.0,
         }
     )
     assert dict(result.flags) == {
@@ -160,6 +173,7 @@ def test_status_decodes_every_mapped_signal() -> None:
     assert reading.rcd_error is True
     assert reading.fault is True
     assert reading.cable_max_current_a == 32.0
+    assert reading.lock is LockState.LOCKED
 
 
 @pytest.mark.parametrize("bit", [PWM_ON, CONTACTOR, ESTOP, RCD, FAULT])
@@ -176,7 +190,7 @@ def test_the_pp_ampacity_is_the_plugged_cables_rating() -> None:
     resistance is not read: the ampacity already says it."""
     assert reading_of(status(1, pp_a=63, pp_ohm=100)).cable_max_current_a == 63.0
     assert reading_of(status(1, pp_a=0)).cable_max_current_a is None
-    plain = decoded(status(1, pp_a=32, pp_ohm=0xFFFF))
+    plain = decoded(status(1, pp_a=32, pp_ohm=PP_OPEN))
     other_resistance = decoded(status(1, pp_a=32, pp_ohm=100))
     assert plain.values == other_resistance.values
 
@@ -237,7 +251,7 @@ def test_cp_status_tells_the_pwm_apart() -> None:
 def test_temperatures_are_signed_tenths_of_a_degree(raw: int, celsius: float) -> None:
     evse = decoded(std(STATUS_ID, struct.pack("<BBhhH", 0, 0, raw, 0, 0))).values
     plug = decoded(std(STATUS_ID, struct.pack("<BBhhH", 0, 0, 0, raw, 0))).values
-    no_cable = {"cp_state": 0, "cable_max_current_a": 0}
+    no_cable = {"cp_state": 0, "cable_max_current_a": 0, "lock_state": 0}
     assert evse == pytest.approx(
         {**no_cable, "evse_temperature_c": celsius, "plug_temperature_c": 0}
     )
@@ -304,6 +318,7 @@ def test_status_and_capabilities_make_one_reading() -> None:
         max_current_a=32.0,
         max_discharge_current_a=16.0,
         phases=3,
+        lock=LockState.UNLOCKED,
     )
 
 
@@ -420,6 +435,108 @@ def test_arbitrary_frames_decode_inside_the_rated_ranges(frames: list[can.Messag
         reading = state.apply(result, float(index))
         assert reading.phases in (None, 1, 2, 3)
         assert reading.cp_state is None or isinstance(reading.cp_state, CpState)
+
+
+# --- the connector lock ------------------------------------------------------------------------
+
+# BOARD_Status byte 7: PP resistance bits 8-13 (of 14), the lock state in bits 6-7.
+LOCK_SHIFT = 6
+
+
+@pytest.mark.parametrize(
+    ("code", "state"),
+    [(0, LockState.UNLOCKED), (1, LockState.LOCKED), (2, LockState.MOVING), (3, LockState.FAULT)],
+)
+def test_the_lock_state_is_the_top_two_bits_of_the_last_byte(code: int, state: LockState) -> None:
+    data = bytearray(struct.pack("<BBhhH", 1, 0, 250, 250, 0))
+    data[7] = code << LOCK_SHIFT
+    result = decoded(std(STATUS_ID, bytes(data)))
+    assert result.values["lock_state"] == code
+    assert reading_of(std(STATUS_ID, bytes(data))).lock is state
+    assert reading_of(status(1, lock=code, pp_ohm=PP_OPEN)).lock is state
+
+
+def test_the_lock_leaves_every_other_status_signal_alone() -> None:
+    """All lock codes over the same other bytes decode to the same values but the lock, and an
+    open PP (all 14 bits) does not spill into it."""
+    frames = [status(2 | CONTACTOR, pp_a=63, evse_c=40.0, lock=code) for code in range(4)]
+    values = [dict(decoded(frame).values) for frame in frames]
+    assert [v.pop("lock_state") for v in values] == [0, 1, 2, 3]
+    assert all(v == values[0] for v in values)
+    assert decoded(status(1, pp_ohm=PP_OPEN, lock=0)).values["lock_state"] == 0
+    assert decoded(status(1, pp_ohm=0, lock=3)).values["lock_state"] == 3
+
+
+def test_before_any_status_and_once_stale_the_lock_is_unknown() -> None:
+    assert reading_of(capabilities(32.0, 16.0, 3)).lock is None
+    state = BoardState(deadline_s=3.0)
+    state.apply(decoded(status(1, lock=1)), 0.0)
+    assert state.reading(3.0).lock is LockState.LOCKED
+    assert state.reading(3.5).lock is None
+    assert lock_state_of(None) is None
+    assert lock_state_of(4.0) is None
+    assert lock_state_of(1.5) is None
+
+
+def test_a_board_profile_without_the_lock_reports_none() -> None:
+    """A board without a lock actuator leaves LOCK_STATE out: whatever the bits say, no lock
+    (never a false "unlocked")."""
+    text = (REGISTRY.directory / "generic-charger-board.toml").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if '"LOCK_STATE"' not in line]
+    profile = Profile.model_validate(tomllib.loads("\n".join(lines)))
+    codec = DbcCodec(profile, REGISTRY.dbc_path(PROFILE))
+    for code in range(4):
+        outcome, result = codec.decode(status(1, lock=code))
+        assert outcome is Outcome.DECODED
+        assert result is not None
+        assert "lock_state" not in result.values
+        assert BoardState().apply(result, 0.0).lock is None
+
+
+@pytest.mark.parametrize(
+    ("lock", "pwm_on", "reason", "expected_byte0"),
+    [
+        # byte 0: allow (bit 0), reason (bits 1-2), PWM on (bit 3), lock (bit 4)
+        (True, False, PowerReason.POWER_OFF, 0b1_0110),
+        (True, True, PowerReason.FULL_POWER_CHARGING, 0b1_1101),
+        (False, True, PowerReason.FULL_POWER_CHARGING, 0b0_1101),
+    ],
+)
+def test_the_lock_command_is_bit_4_of_byte_0(
+    lock: bool, pwm_on: bool, reason: PowerReason, expected_byte0: int
+) -> None:
+    allow = reason is not PowerReason.POWER_OFF
+    frame = board_command(
+        CODEC, allow_power_on=allow, reason=reason, pwm_on=pwm_on, duty_percent=5.0, lock=lock
+    )
+    assert struct.unpack("<BH", bytes(frame.data)) == (expected_byte0, 50)
+    by_hand = std(COMMAND_ID, struct.pack("<BH", expected_byte0, 50))
+    assert read_board_command(CODEC, by_hand) == BoardCommand(allow, reason, pwm_on, 5.0, lock)
+
+
+def test_the_dbc_documents_the_lock() -> None:
+    database: Any = cantools.database.load_file(str(REGISTRY.dbc_path(PROFILE)))
+    status_message = database.get_message_by_name("BOARD_Status")
+    lock = status_message.get_signal_by_name("LOCK_STATE")
+    resistance = status_message.get_signal_by_name("PP_RESISTANCE")
+    assert (lock.start, lock.length, lock.byte_order, lock.is_signed) == (
+        62,
+        2,
+        "little_endian",
+        False,
+    )
+    assert (resistance.start, resistance.length) == (48, 14)
+    assert {int(k): str(v) for k, v in lock.choices.items()} == {
+        0: "unlocked",
+        1: "locked",
+        2: "moving",
+        3: "fault",
+    }
+    command = database.get_message_by_name("BOARD_Command").get_signal_by_name("CMD_LOCK")
+    assert (command.start, command.length) == (4, 1)
+    assert {int(k): str(v) for k, v in command.choices.items()} == {0: "unlock", 1: "lock"}
+    assert lock.comment
+    assert command.comment
 
 
 # --- the DBC itself, read by cantools -----------------------------------------------------------
@@ -571,6 +688,75 @@ def test_power_off_cancels_a_pending_close() -> None:
     now[0] += 1.0
     assert not board.settle()
     assert not board.contactor_closed
+
+
+def _lock_code(frame: can.Message) -> int:
+    return int(bytes(frame.data)[7] >> LOCK_SHIFT)
+
+
+def test_the_wire_board_moves_its_lock_then_reports_it_at_its_end() -> None:
+    now = [0.0]
+    board = _sim_board(now)
+    assert _lock_code(board.status_frame()) == 0
+    lock = board_command(CODEC, allow_power_on=False, reason=PowerReason.POWER_OFF, lock=True)
+    board.receive(lock)
+    assert board.lock_state is LockState.MOVING
+    assert _lock_code(board.status_frame()) == 2
+    assert board.next_due() == pytest.approx(0.2)
+    now[0] = 0.19
+    assert not board.settle()
+    assert _lock_code(board.status_frame()) == 2
+    board.receive(lock)  # told again while moving: nothing new
+    now[0] = 0.2
+    assert board.settle()
+    assert board.next_due() is None
+    assert _lock_code(board.status_frame()) == 1
+    assert reading_of(board.status_frame()).lock is LockState.LOCKED
+    board.receive(board_command(CODEC, allow_power_on=False, reason=PowerReason.POWER_OFF))
+    assert _lock_code(board.status_frame()) == 2
+    now[0] = 0.5
+    assert board.settle()
+    assert reading_of(board.status_frame()).lock is LockState.UNLOCKED
+
+
+def test_a_jammed_lock_stays_moving_then_faults() -> None:
+    now = [0.0]
+    board = _sim_board(now)
+    board.lock_jammed = True
+    lock = board_command(CODEC, allow_power_on=False, reason=PowerReason.POWER_OFF, lock=True)
+    board.receive(lock)
+    now[0] = 1.0  # past the travel time and past the station's 1 s to confirm: still moving
+    assert not board.settle()
+    assert reading_of(board.status_frame()).lock is LockState.MOVING
+    now[0] = 1.5
+    assert board.settle()
+    assert reading_of(board.status_frame()).lock is LockState.FAULT
+    board.receive(lock)  # the same command again does not retry
+    assert board.lock_state is LockState.FAULT
+    board.lock_jammed = False  # freed: the other end, then locking again works
+    board.receive(board_command(CODEC, allow_power_on=False, reason=PowerReason.POWER_OFF))
+    now[0] = 2.0
+    board.settle()
+    board.receive(lock)
+    now[0] = 2.2
+    board.settle()
+    assert reading_of(board.status_frame()).lock is LockState.LOCKED
+
+
+def test_the_wire_board_reports_the_pwm_as_driven() -> None:
+    board = _sim_board([0.0])
+    board.receive(
+        board_command(
+            CODEC,
+            allow_power_on=False,
+            reason=PowerReason.POWER_OFF,
+            pwm_on=True,
+            duty_percent=53.3,
+        )
+    )
+    assert decoded(board.status_frame()).flags["pwm_on"] is True
+    board.receive(board_command(CODEC, allow_power_on=False, reason=PowerReason.POWER_OFF))
+    assert decoded(board.status_frame()).flags["pwm_on"] is False
 
 
 def test_the_wire_boards_frames_decode_to_its_state() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import logging
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from csbridge.sources.can import (
     DeviceRouter,
     IdFieldsCodec,
     PowerReason,
+    Profile,
     ProfileRegistry,
     read_board_command,
     setpoint_frames,
@@ -151,6 +153,27 @@ def test_everest_api_devices_get_everest_drivers() -> None:
     assert isinstance(evse.imd, EverestApiImd)
 
 
+def test_minimum_currents_are_the_profiles_or_the_default() -> None:
+    stage = wired(load_config(example_config("infypower-dc.toml"))).stage
+    profile = REGISTRY.get("infypower-reg").header.min_regulated_current_a
+    assert profile is not None
+    assert stage.min_currents(DC) == dict.fromkeys(("infy1", "infy2", "infy3"), profile)
+    everest = wired(load_config(example_config("everest-psu.toml"))).stage
+    (evse_id,) = everest.evses
+    assert set(everest.min_currents(evse_id).values()) == {1.0}
+    assert NoModuleDriver().min_current_a == 1.0
+
+
+def test_a_can_module_whose_profile_states_no_minimum_gets_the_default() -> None:
+    text = (REGISTRY.directory / "winline-nxr.toml").read_text(encoding="utf-8")
+    bare = "\n".join(
+        line for line in text.splitlines() if not line.startswith("min_regulated_current_a")
+    )
+    codec = IdFieldsCodec(Profile.model_validate(tomllib.loads(bare)), 0xF0)
+    assert CanModule("m", 1, "can0", codec, None).min_current_a == 1.0
+    assert can_module("winline-nxr", 1, None).min_current_a == 2.0
+
+
 def test_watchdogs_are_the_profiles_or_the_default() -> None:
     stage = wired(load_config(example_config("infypower-dc.toml"))).stage
     profile = REGISTRY.get("infypower-reg").header.watchdog_s
@@ -248,6 +271,40 @@ def test_the_can_board_keeps_what_it_is_not_told_again() -> None:
     ]
 
 
+def test_the_can_board_locks_keeping_what_it_is_not_told_again() -> None:
+    link = RecordingLink()
+    codec = board_codec()
+    board = CanBoard(codec, link)
+    assert board.lock() is True
+    board.close_contactors(PowerOnReason.FULL_POWER_CHARGING)
+    board.drive_pwm(True, 5.0)
+    assert board.unlock() is True
+    board.open_contactors()
+    assert [read_board_command(codec, frame) for frame in link.sent] == [
+        BoardCommand(False, PowerReason.POWER_OFF, False, 0.0, lock=True),
+        BoardCommand(True, PowerReason.FULL_POWER_CHARGING, False, 0.0, lock=True),
+        BoardCommand(True, PowerReason.FULL_POWER_CHARGING, True, 5.0, lock=True),
+        BoardCommand(True, PowerReason.FULL_POWER_CHARGING, True, 5.0, lock=False),
+        BoardCommand(False, PowerReason.POWER_OFF, True, 5.0, lock=False),
+    ]
+    # byte 0 bit 4 is the lock, as the DBC says
+    assert [bytes(frame.data)[0] >> 4 & 1 for frame in link.sent] == [1, 1, 1, 0, 0]
+
+
+def test_the_stage_locks_through_the_evses_board() -> None:
+    recorder = Recorder()
+    stage = PowerStage(
+        {
+            DC: EvsePower({}, recorder, recorder),
+            AC: EvsePower({}, NoBoardDriver(), NoImdDriver()),
+        }
+    )
+    assert stage.lock(DC) is True
+    assert stage.unlock(DC) is True
+    assert recorder.calls == ["lock", "unlock"]
+    assert (stage.lock(AC), stage.unlock(AC)) == (False, False)
+
+
 def test_a_dbc_imd_is_sent_the_iso165c_self_test_request() -> None:
     link = RecordingLink()
     profile = REGISTRY.get("bender-iso165c")
@@ -303,6 +360,14 @@ class Recorder:
 
     def drive_pwm(self, on: bool, duty_percent: float) -> bool:
         self.calls.append(f"pwm {on} {duty_percent}")
+        return True
+
+    def lock(self) -> bool:
+        self.calls.append("lock")
+        return True
+
+    def unlock(self) -> bool:
+        self.calls.append("unlock")
         return True
 
     def start_self_test(self) -> None:

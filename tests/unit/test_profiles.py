@@ -94,6 +94,29 @@ def test_constants_stay_inside_each_profiles_rated_ranges() -> None:
             assert low <= value <= high, (name, field)
 
 
+def test_every_module_profile_states_its_minimum_regulated_current_and_why() -> None:
+    """The stack splits a small setpoint over the fewest modules by this figure: every shipped
+    module profile states it, inside its rated current, and its comment says where it comes
+    from (a named source) or that it is our assumption."""
+    modules = [
+        name for name in REGISTRY.names() if REGISTRY.get(name).header.kind == "power_module"
+    ]
+    assert set(modules) >= SHIPPED - {"bender-iso165c"}
+    for name in modules:
+        profile = REGISTRY.get(name)
+        minimum = profile.header.min_regulated_current_a
+        assert minimum is not None, name
+        assert 0 < minimum < profile.rated.current[1], name
+        text = (REGISTRY.directory / f"{name}.toml").read_text(encoding="utf-8")
+        comment = text[: text.index("min_regulated_current_a = ")]
+        explained = comment.rsplit("\n\n", 1)[-1]
+        assert "min_regulated_current_a" in explained, name
+        assert "ASSUMPTION" in explained or "source" in explained.lower(), name
+    for name in REGISTRY.names():
+        if REGISTRY.get(name).header.kind != "power_module":
+            assert REGISTRY.get(name).header.min_regulated_current_a is None, name
+
+
 # --- Infypower REG (3.1) ------------------------------------------------------------------------
 
 
@@ -667,6 +690,20 @@ def test_a_correct_profile_loads(tmp_path: Path) -> None:
             "an error_reply carries no values, flags or signals and is not polled",
         ),
         (HEADER + MESSAGE + "[[message\n", "cannot read the profile", ""),
+        (
+            HEADER.replace("bitrate = 125000", "bitrate = 125000\nmin_regulated_current_a = 0")
+            + MESSAGE,
+            "profile.min_regulated_current_a",
+            "greater than 0",
+        ),
+        (
+            HEADER.replace('kind = "power_module"', 'kind = "imd"').replace(
+                "bitrate = 125000", "bitrate = 125000\nmin_regulated_current_a = 1.0"
+            )
+            + MESSAGE.replace('"output_voltage"', '"voltage"'),
+            "profile.min_regulated_current_a",
+            "only a power_module regulates an output current",
+        ),
     ],
 )
 def test_broken_profiles_name_the_key_and_why(

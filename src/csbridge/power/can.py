@@ -1,5 +1,5 @@
 """The power path over CAN: modules through their profiles' [[command]] tables, the generic
-board's BOARD_Command, the iso165C IMD's self-test request."""
+board's BOARD_Command (contactors, PWM, connector lock), the iso165C IMD's self-test request."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import can
 
 from csbridge.config import BoardConfig, CanDevice, ImdConfig, ModuleConfig
 from csbridge.limits import watchdog_or_default
-from csbridge.power.drivers import NoModuleDriver, PowerOnReason
+from csbridge.power.drivers import DEFAULT_MIN_CURRENT_A, NoModuleDriver, PowerOnReason
 from csbridge.sources.can import (
     BoardCommand,
     CanBuses,
@@ -46,6 +46,11 @@ class CanLink(Protocol):
     def send(self, frame: can.Message) -> bool: ...
 
 
+def min_current_or_default(min_current_a: float | None) -> float:
+    """A profile's `min_regulated_current_a`, or the default when it states none."""
+    return DEFAULT_MIN_CURRENT_A if min_current_a is None else min_current_a
+
+
 @dataclass(frozen=True, slots=True)
 class CanModule:
     """An id-fields module: a setpoint is its set_output frames then switch_on, in profile
@@ -60,6 +65,10 @@ class CanModule:
     @property
     def watchdog_s(self) -> float:
         return watchdog_or_default(self.codec.profile.header.watchdog_s)
+
+    @property
+    def min_current_a(self) -> float:
+        return min_current_or_default(self.codec.profile.header.min_regulated_current_a)
 
     def command(self, voltage: float, current: float, *, precharge: bool) -> None:
         try:
@@ -95,7 +104,7 @@ class CanModule:
 @dataclass(slots=True)
 class CanBoard:
     """A board on the generic board's DBC: every command is one BOARD_Command carrying the
-    contactors and the PWM both, what is not being changed as last commanded."""
+    contactors, the PWM and the lock together, what is not being changed as last commanded."""
 
     codec: DbcCodec
     link: CanLink
@@ -111,12 +120,21 @@ class CanBoard:
         self._send(pwm_on=on, duty_percent=duty_percent)
         return True
 
+    def lock(self) -> bool:
+        self._send(lock=True)
+        return True
+
+    def unlock(self) -> bool:
+        self._send(lock=False)
+        return True
+
     def _send(
         self,
         *,
         reason: PowerReason | None = None,
         pwm_on: bool | None = None,
         duty_percent: float | None = None,
+        lock: bool | None = None,
     ) -> None:
         last = self.last
         reason = last.reason if reason is None else reason
@@ -125,6 +143,7 @@ class CanBoard:
             reason=reason,
             pwm_on=last.pwm_on if pwm_on is None else pwm_on,
             duty_percent=last.duty_percent if duty_percent is None else duty_percent,
+            lock=last.lock if lock is None else lock,
         )
         self.link.send(
             board_command(
@@ -133,6 +152,7 @@ class CanBoard:
                 reason=self.last.reason,
                 pwm_on=self.last.pwm_on,
                 duty_percent=self.last.duty_percent,
+                lock=self.last.lock,
             )
         )
 
@@ -170,14 +190,20 @@ class CanTransport:
         return None
 
     def module(self, module: ModuleConfig) -> CanModule | NoModuleDriver:
-        """A module on CAN; one whose profile cannot command it keeps its profile's watchdog."""
+        """A module on CAN; one whose profile cannot command it keeps its profile's watchdog
+        and minimum current."""
         assert module.can is not None
         codec = self._codec(module.can)
         if isinstance(codec, IdFieldsCodec):
             link = self.buses.links.get(module.can.bus)
             return CanModule(module.name, module.address, module.can.bus, codec, link)
-        watchdog = codec.profile.header.watchdog_s if codec is not None else None
-        return NoModuleDriver(watchdog_or_default(watchdog))
+        if codec is None:
+            return NoModuleDriver()
+        header = codec.profile.header
+        return NoModuleDriver(
+            watchdog_or_default(header.watchdog_s),
+            min_current_or_default(header.min_regulated_current_a),
+        )
 
     def board(self, board: BoardConfig) -> CanBoard | None:
         """The board's CAN driver; None for a board not on CAN, or whose bus holds no DBC codec

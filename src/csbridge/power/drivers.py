@@ -10,6 +10,9 @@ from typing import Protocol
 
 from csbridge.limits import DEFAULT_WATCHDOG_S
 
+DEFAULT_MIN_CURRENT_A = 1.0
+"""A module's smallest well-regulated output current when its profile states none."""
+
 
 class PowerOnReason(enum.StrEnum):
     """Why the contactors may close: EVerest's PowerOnOff reasons, by EVerest's names (opening
@@ -28,6 +31,12 @@ class ModuleDriver(Protocol):
         """How long the module holds its output without a fresh command."""
         ...
 
+    @property
+    def min_current_a(self) -> float:
+        """The smallest output current the module regulates well: a smaller share is better
+        given to fewer modules."""
+        ...
+
     def command(self, voltage: float, current: float, *, precharge: bool) -> None:
         """Output `voltage` at most `current`, and on (the setpoint is already clamped)."""
         ...
@@ -38,7 +47,7 @@ class ModuleDriver(Protocol):
 
 
 class BoardDriver(Protocol):
-    """The EVSE's control board: contactors and the CP PWM."""
+    """The EVSE's control board: contactors, the CP PWM and the connector lock."""
 
     def close_contactors(self, reason: PowerOnReason) -> None: ...
 
@@ -46,6 +55,15 @@ class BoardDriver(Protocol):
 
     def drive_pwm(self, on: bool, duty_percent: float) -> bool:
         """Drive the CP PWM; False when there is no board to pass it to."""
+        ...
+
+    def lock(self) -> bool:
+        """Lock the connector; False when there is no board to pass it to. Whether it locked
+        shows in the board's readings (`lock`), not here."""
+        ...
+
+    def unlock(self) -> bool:
+        """Unlock the connector; False when there is no board to pass it to."""
         ...
 
 
@@ -58,9 +76,11 @@ class ImdDriver(Protocol):
 @dataclass(frozen=True, slots=True)
 class NoModuleDriver:
     """A module no transport can command (a profile without [[command]] tables, or no way to
-    reach it): every command goes nowhere. Its watchdog is still its profile's, if it has one."""
+    reach it): every command goes nowhere. Its watchdog and minimum current are still its
+    profile's, if it has them."""
 
     watchdog_s: float = DEFAULT_WATCHDOG_S
+    min_current_a: float = DEFAULT_MIN_CURRENT_A
 
     def command(self, voltage: float, current: float, *, precharge: bool) -> None:
         pass
@@ -71,7 +91,8 @@ class NoModuleDriver:
 
 @dataclass(frozen=True, slots=True)
 class NoBoardDriver:
-    """No board, or none that can be commanded: contactors go unswitched and the PWM is refused."""
+    """No board, or none that can be commanded: contactors go unswitched, the PWM and the lock
+    are refused."""
 
     def close_contactors(self, reason: PowerOnReason) -> None:
         pass
@@ -80,6 +101,12 @@ class NoBoardDriver:
         pass
 
     def drive_pwm(self, on: bool, duty_percent: float) -> bool:
+        return False
+
+    def lock(self) -> bool:
+        return False
+
+    def unlock(self) -> bool:
         return False
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from csbridge.limits import DEFAULT_WATCHDOG_S
+from csbridge.power.drivers import DEFAULT_MIN_CURRENT_A
 from csbridge.sources.everest import EverestSources
 
 
@@ -18,6 +19,7 @@ class EverestApiModule:
     evse_id: str
     name: str
     watchdog_s: float = DEFAULT_WATCHDOG_S
+    min_current_a: float = DEFAULT_MIN_CURRENT_A
 
     def command(self, voltage: float, current: float, *, precharge: bool) -> None:
         phase = "PreCharge" if precharge else "Charging"

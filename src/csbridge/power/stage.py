@@ -27,6 +27,12 @@ class PowerStage:
     def watchdogs(self, evse_id: str) -> dict[str, float]:
         return {name: driver.watchdog_s for name, driver in self.evses[evse_id].modules.items()}
 
+    def min_currents(self, evse_id: str) -> dict[str, float]:
+        """Each module's smallest well-regulated output current, by name, in configuration
+        order."""
+        modules = self.evses[evse_id].modules
+        return {name: driver.min_current_a for name, driver in modules.items()}
+
     def command(self, evse_id: str, setpoint: Setpoint) -> None:
         """Every module the setpoint names, in its order, to its share and on."""
         modules = self.evses[evse_id].modules
@@ -49,6 +55,15 @@ class PowerStage:
     def drive_pwm(self, evse_id: str, *, on: bool, duty_percent: float) -> bool:
         """False: the EVSE has no board to pass the PWM to."""
         return self.evses[evse_id].board.drive_pwm(on, duty_percent)
+
+    def lock(self, evse_id: str) -> bool:
+        """Lock the connector; False: the EVSE has no board to pass it to. The board's readings
+        (`lock`) say when it is locked."""
+        return self.evses[evse_id].board.lock()
+
+    def unlock(self, evse_id: str) -> bool:
+        """Unlock the connector; False: the EVSE has no board to pass it to."""
+        return self.evses[evse_id].board.unlock()
 
     def start_imd_self_test(self, evse_id: str) -> None:
         self.evses[evse_id].imd.start_self_test()

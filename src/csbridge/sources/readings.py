@@ -74,6 +74,16 @@ class CpState(enum.StrEnum):
     F = "F"
 
 
+class LockState(enum.StrEnum):
+    """The connector lock as the board reports it: at rest unlocked or locked, moving between the
+    two (the actuator's travel), or faulted (jammed, or its feedback makes no sense)."""
+
+    UNLOCKED = "unlocked"
+    LOCKED = "locked"
+    MOVING = "moving"
+    FAULT = "fault"
+
+
 @overload
 def cp_status(state: CpState, pwm_on: bool) -> str: ...
 @overload
@@ -108,6 +118,8 @@ class BoardReading:
     phases: int | None = None
     cable_max_current_a: float | None = None
     """The plugged cable's ampacity from its proximity (PP) resistance; None: no cable coded."""
+    lock: LockState | None = None
+    """The connector lock's feedback; None: the board reports none (no lock, or not known)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

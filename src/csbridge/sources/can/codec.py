@@ -438,12 +438,14 @@ _EVEREST_REASONS = {
 
 @dataclass(frozen=True, slots=True)
 class BoardCommand:
-    """What BOARD_Command carries: power on/off with its reason, and the CP PWM."""
+    """What BOARD_Command carries: power on/off with its reason, the CP PWM and the connector
+    lock (True: locked, False: unlocked)."""
 
     allow_power_on: bool
     reason: PowerReason
     pwm_on: bool = False
     duty_percent: float = 0.0
+    lock: bool = False
 
     @property
     def closes_contactor(self) -> bool:
@@ -458,6 +460,7 @@ def board_command(
     reason: PowerReason,
     pwm_on: bool = False,
     duty_percent: float = 0.0,
+    lock: bool = False,
 ) -> can.Message:
     """The BOARD_Command frame for the board of `codec` (a profile on the generic board's DBC).
 
@@ -473,6 +476,7 @@ def board_command(
         "CMD_POWER_REASON": int(reason),
         "CMD_PWM_ON": int(pwm_on),
         "CMD_PWM_DUTY": round(duty_percent * 10),
+        "CMD_LOCK": int(lock),
     }
     return can.Message(
         arbitration_id=message.frame_id,
@@ -499,4 +503,5 @@ def read_board_command(codec: DbcCodec, frame: can.Message) -> BoardCommand | No
         reason=PowerReason(int(raw["CMD_POWER_REASON"])),
         pwm_on=bool(raw["CMD_PWM_ON"]),
         duty_percent=min(100.0, int(raw["CMD_PWM_DUTY"]) / 10),
+        lock=bool(raw["CMD_LOCK"]),
     )

@@ -76,10 +76,13 @@ BOARD_VALUES = frozenset(
         "phases",
         "cp_state",
         "cable_max_current_a",
+        "lock_state",
     }
 )
 """`cp_state` is the control pilot state as a number: 0..5 for A..F (anything else: unknown).
-`phases` 0 means the board states no AC capability (a DC EVSE's board)."""
+`lock_state` is the connector lock's feedback as a number: 0 unlocked, 1 locked, 2 moving,
+3 fault (anything else: unknown). `phases` 0 means the board states no AC capability (a DC
+EVSE's board)."""
 BOARD_FLAGS = frozenset({"contactor_closed", "emergency_stop", "rcd_error", "fault", "pwm_on"})
 FIELDS_OF_KIND = {
     DeviceKind.POWER_MODULE: (MODULE_VALUES, MODULE_FLAGS),
@@ -299,6 +302,10 @@ class ProfileHeader(_Strict):
     poll_period_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     watchdog_s: Annotated[float, Field(gt=0, le=600)] | None = None
     """The device switches itself off after this long without a controller frame."""
+    min_regulated_current_a: Annotated[float, Field(gt=0, le=1000)] | None = None
+    """power_module only: the smallest output current the module regulates well (the stack
+    gives a small setpoint to fewer modules rather than shares below this). The profile's
+    comments name where the figure comes from, or say it is an assumption and why."""
     dbc: str | None = None
     """dbc family: the DBC file, relative to the profile."""
 
@@ -347,6 +354,16 @@ class Profile(_Strict):
             problems.append("profile.dbc: the dbc family needs its DBC file")
         if problems:
             raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _min_current_is_a_modules(self) -> Self:
+        if (
+            self.header.min_regulated_current_a is not None
+            and self.header.kind is not DeviceKind.POWER_MODULE
+        ):
+            msg = "profile.min_regulated_current_a: only a power_module regulates an output current"
+            raise ValueError(msg)
         return self
 
     def _constant_problems(self, fields: frozenset[str]) -> list[str]:

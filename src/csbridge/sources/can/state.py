@@ -10,10 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from csbridge.sources.can.codec import Decoded
-from csbridge.sources.readings import BoardReading, Capability, CpState, ImdReading, ModuleReading
+from csbridge.sources.readings import (
+    BoardReading,
+    Capability,
+    CpState,
+    ImdReading,
+    LockState,
+    ModuleReading,
+)
 
 CP_STATES = tuple(CpState)
 """A board's numeric CP state code: 0..5 for A..F."""
+LOCK_STATES = (LockState.UNLOCKED, LockState.LOCKED, LockState.MOVING, LockState.FAULT)
+"""A board's numeric lock feedback code: 0..3 (the generic board's LOCK_STATE)."""
 
 
 def _capability(values: dict[str, float], prefix: str) -> Capability | None:
@@ -97,10 +106,17 @@ def cp_state_of(code: float | None) -> CpState | None:
     return CP_STATES[int(code)]
 
 
+def lock_state_of(code: float | None) -> LockState | None:
+    """The lock state a board's numeric feedback code stands for; None for a code of none."""
+    if code is None or not code.is_integer() or not 0 <= code < len(LOCK_STATES):
+        return None
+    return LOCK_STATES[int(code)]
+
+
 @dataclass(slots=True)
 class BoardState:
-    """A control board's status (CP, contactor, e-stop, RCD, fault, temperatures) and its
-    capabilities, from separate cyclic frames.
+    """A control board's status (CP, contactor, connector lock, e-stop, RCD, fault,
+    temperatures) and its capabilities, from separate cyclic frames.
 
     Each value and flag keeps the time it was decoded: past the deadline a value is unknown
     (None), the contactor feedback unknown, and a flag that went stale makes the board count as
@@ -150,4 +166,5 @@ class BoardState:
             max_discharge_current_a=values.get("max_discharge_current_a") if stated else None,
             phases=phases,
             cable_max_current_a=values.get("cable_max_current_a") or None,
+            lock=lock_state_of(values.get("lock_state")),
         )

@@ -1,7 +1,8 @@
 """Simulated devices that speak the real wire protocols on a CAN bus (python-can's virtual bus
 in the demo and the tests, or a vcan): modules answer the controller's polls as the real ones
-do, the IMD sends its cyclic frame, the control board its status and capabilities and it obeys
-BOARD_Command. The station under test runs its real codecs against them.
+do and switch themselves off when the controller's commands stop, the IMD sends its cyclic
+frame, the control board its status and capabilities and it obeys BOARD_Command (contactor,
+PWM, connector lock). The station under test runs its real codecs against them.
 """
 
 from __future__ import annotations
@@ -27,17 +28,23 @@ from csbridge.sources.can import (
     read_board_command,
     reply_frame,
 )
-from csbridge.sources.readings import CpState
+from csbridge.sources.readings import CpState, LockState
 from csbridge.support import Clock
 
 log = logging.getLogger("csbridge.sim")
 
 OVER_TEMPERATURE_TRIP_C = 100.0
+MODULE_COMMAND_TIMEOUT_S = 10.0
+"""How long a simulated module holds its output without a command when its profile states no
+`watchdog_s`: real modules switch themselves off after their own CAN timeout (Infypower: 10 s;
+the same default as the power path's DEFAULT_WATCHDOG_S)."""
 
 
 @dataclass(slots=True, kw_only=True)
 class ModuleControls:
-    """What a person or a scenario changes on a simulated module, however it reports it."""
+    """What a person or a scenario changes on a simulated module, however it reports it; and the
+    module's own command timeout: once commanded, it switches its output off when no command
+    follows for `command_timeout_s` (output a scenario set directly, never commanded, stays)."""
 
     evse_id: str
     config: ModuleConfig
@@ -47,17 +54,39 @@ class ModuleControls:
     temperature_c: float = 35.0
     output_voltage: float = 0.0
     output_current: float = 0.0
+    command_timeout_s: float = MODULE_COMMAND_TIMEOUT_S
+    last_command_at: float | None = None
+    """When the module last received a command (None: never, or since it timed out)."""
 
     @property
     def over_temperature(self) -> bool:
         return self.temperature_c >= OVER_TEMPERATURE_TRIP_C
 
+    def expire(self, now: float) -> bool:
+        """Switch the output off if the last command is `command_timeout_s` old; whether it just
+        did."""
+        if self.last_command_at is None or now - self.last_command_at < self.command_timeout_s:
+            return False
+        log.info(
+            "event=sim_module_timed_out evse=%s module=%s silent_for_s=%.1f -- output off",
+            self.evse_id,
+            self.config.name,
+            now - self.last_command_at,
+        )
+        self.last_command_at = None
+        self.output_voltage = 0.0
+        self.output_current = 0.0
+        return True
+
 
 @dataclass(slots=True, kw_only=True)
 class SimulatedCanModule(ModuleControls):
-    """An id-fields power module: replies to requests addressed to it, unless silent."""
+    """An id-fields power module: replies to requests addressed to it, unless silent. Its
+    command timeout is its profile's `watchdog_s` (else MODULE_COMMAND_TIMEOUT_S), counted from
+    the last command frame it received; polls do not count."""
 
     codec: IdFieldsCodec
+    clock: Clock = field(default=time.monotonic)
     commanded_voltage: float = 0.0
     commanded_current: float = 0.0
     _requests: dict[int, MessageSpec] = field(default_factory=dict)
@@ -65,6 +94,8 @@ class SimulatedCanModule(ModuleControls):
     switched_on: bool = False
 
     def __post_init__(self) -> None:
+        watchdog = self.codec.profile.header.watchdog_s
+        self.command_timeout_s = MODULE_COMMAND_TIMEOUT_S if watchdog is None else watchdog
         for spec in self.codec.profile.message:
             if spec.poll:
                 self._requests[self.codec.request_id(spec, self.config.address)] = spec
@@ -115,10 +146,19 @@ class SimulatedCanModule(ModuleControls):
             "over_temperature": self.over_temperature,
         }
 
+    def expire(self, now: float) -> bool:
+        if not ModuleControls.expire(self, now):
+            return False
+        self.switched_on = False
+        return True
+
     def answer(self, frame: can.Message) -> can.Message | None:
+        now = self.clock()
+        self.expire(now)  # time passes for a silent module too
         if self.silent or frame.is_error_frame:
             return None
         if frame.arbitration_id in self._commands:
+            self.last_command_at = now
             self._obey(frame)
             return None
         spec = self._requests.get(frame.arbitration_id)
@@ -178,9 +218,23 @@ class SimulatedCanImd:
 
 BOARD_STATUS_PERIOD_S = 0.1
 BOARD_CAPABILITIES_PERIOD_S = 1.0
-PP_OPEN_OHM = 0xFFFF
+PP_OPEN_OHM = 0x3FFF
+"""BOARD_Status's PP_RESISTANCE for no cable: all 14 bits set."""
 CP_CODE = {state: code for code, state in enumerate(CpState)}
 """BOARD_Status's CP_STATE: A..F as 0..5."""
+LOCK_CODE = {
+    LockState.UNLOCKED: 0,
+    LockState.LOCKED: 1,
+    LockState.MOVING: 2,
+    LockState.FAULT: 3,
+}
+"""BOARD_Status's LOCK_STATE."""
+LOCK_TRAVEL_S = 0.2
+"""How long the simulated lock actuator takes from one end to the other."""
+LOCK_JAM_FAULT_S = 1.5
+"""How long a jammed lock reports MOVING before it gives up with FAULT: longer than the 1 s in
+which the station expects a lock confirmed, so both the missing confirmation and the board's
+own fault can be tested."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -197,6 +251,47 @@ class BoardControls:
     silent: bool = False
     cp_state: CpState = CpState.A
     contactor_closed: bool = False
+    pwm_on: bool = False
+    pwm_duty_percent: float = 0.0
+    lock_state: LockState = LockState.UNLOCKED
+    """What the lock's feedback says now (MOVING while the actuator travels)."""
+    lock_jammed: bool = False
+    """Scripted: the actuator sticks; a lock or unlock command then stays MOVING for
+    `lock_jam_fault_s` and ends in FAULT."""
+    lock_travel_s: float = LOCK_TRAVEL_S
+    lock_jam_fault_s: float = LOCK_JAM_FAULT_S
+    lock_commanded: LockState = LockState.UNLOCKED
+    """The end the lock was last told to go to (UNLOCKED or LOCKED)."""
+    lock_moving_since: float | None = None
+    """When the current travel started (None: at rest, or faulted)."""
+
+    def command_lock(self, locked: bool, now: float) -> bool:
+        """Drive the lock to one end; whether it started moving. A command to the end it is at,
+        travelling to, or faulted on the way to changes nothing (a faulted lock is retried by
+        commanding the other end first)."""
+        target = LockState.LOCKED if locked else LockState.UNLOCKED
+        if target is self.lock_commanded:
+            return False
+        self.lock_commanded = target
+        self.lock_state = LockState.MOVING
+        self.lock_moving_since = now
+        return True
+
+    def lock_due(self) -> float | None:
+        """When the lock's travel ends (at its end, or in FAULT if jammed); None: not moving."""
+        since = self.lock_moving_since
+        if since is None:
+            return None
+        return since + (self.lock_jam_fault_s if self.lock_jammed else self.lock_travel_s)
+
+    def settle_lock(self, now: float) -> bool:
+        """End the lock's travel if it is due; whether the lock state just changed."""
+        due = self.lock_due()
+        if due is None or now < due:
+            return False
+        self.lock_moving_since = None
+        self.lock_state = LockState.FAULT if self.lock_jammed else self.lock_commanded
+        return True
 
 
 @dataclass(slots=True, kw_only=True)
@@ -204,12 +299,12 @@ class SimulatedCanBoard(BoardControls):
     """A control board on the generic board's DBC: BOARD_Status every 100 ms, BOARD_Capabilities
     every second, and BOARD_Command obeyed: power allowed for any reason but PowerOff closes the
     contactor after `switch_delay_s` (the contactor's pull-in), PowerOff or power refused opens
-    it at once; the PWM is taken as commanded. Scriptable like SimulatedBoard (same attribute
-    names): the status frame reports whatever the attributes say."""
+    it at once; the PWM is taken as commanded and reported as driven (CP_PWM_ON); the connector
+    lock travels to the commanded end in `lock_travel_s`, reporting MOVING on the way.
+    Scriptable like SimulatedBoard (same attribute names): the status frame reports whatever the
+    attributes say."""
 
     codec: DbcCodec
-    pwm_on: bool = False
-    pwm_duty_percent: float = 0.0
     pp_ampacity_a: int = 0
     pp_resistance_ohm: int = PP_OPEN_OHM
     max_current_a: float = 0.0
@@ -234,6 +329,7 @@ class SimulatedCanBoard(BoardControls):
         self.last_command = command
         self.pwm_on = command.pwm_on
         self.pwm_duty_percent = command.duty_percent
+        self.command_lock(command.lock, self.clock())
         if not command.closes_contactor:
             self.pending_close_at = None
             self.contactor_closed = False
@@ -242,13 +338,21 @@ class SimulatedCanBoard(BoardControls):
         return command
 
     def settle(self) -> bool:
-        """Close the contactor if a commanded close is due; whether it just closed."""
+        """Close the contactor if a commanded close is due, end the lock's travel if it is due;
+        whether either just changed."""
+        now = self.clock()
+        lock_changed = self.settle_lock(now)
         due = self.pending_close_at
-        if due is None or self.clock() < due:
-            return False
+        if due is None or now < due:
+            return lock_changed
         self.pending_close_at = None
         self.contactor_closed = True
         return True
+
+    def next_due(self) -> float | None:
+        """When the next commanded change takes effect (contactor or lock); None: none pending."""
+        pending = [t for t in (self.pending_close_at, self.lock_due()) if t is not None]
+        return min(pending, default=None)
 
     def status_frame(self) -> can.Message:
         return self.codec.encode(
@@ -264,6 +368,7 @@ class SimulatedCanBoard(BoardControls):
                 "EVSE_TEMPERATURE": _fit(self.evse_temperature_c, -3276.8, 3276.7),
                 "PLUG_TEMPERATURE": _fit(self.plug_temperature_c, -3276.8, 3276.7),
                 "PP_RESISTANCE": self.pp_resistance_ohm,
+                "LOCK_STATE": LOCK_CODE[self.lock_state],
             },
         )
 
@@ -294,6 +399,8 @@ class SimulatedCanBus:
     boards: list[SimulatedCanBoard] = field(default_factory=list)
     bus: can.BusABC | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    """Per board (by evse_id): the one timer that settles its next commanded change."""
 
     def send(self, frame: can.Message) -> None:
         if self.bus is None:
@@ -312,23 +419,30 @@ class SimulatedCanBus:
             self._command(board, frame)
 
     def _command(self, board: SimulatedCanBoard, frame: can.Message) -> None:
-        was_closed = board.contactor_closed
+        before = (board.contactor_closed, board.lock_state)
         if board.receive(frame) is None:
             return
-        if board.contactor_closed != was_closed:
-            self.emit(board)  # opened: the board tells at once
-        due = board.pending_close_at
+        if (board.contactor_closed, board.lock_state) != before:
+            self.emit(board)  # opened, or the lock started moving: the board tells at once
+        self.follow(board)
+
+    def follow(self, board: SimulatedCanBoard) -> None:
+        """Tell the board's next commanded change (the contactor pulled in, the lock at its end)
+        as soon as it happens, not at the next cycle."""
+        timer = self._timers.pop(board.evse_id, None)
+        if timer is not None:
+            timer.cancel()
+        due = board.next_due()
         if due is not None and self.loop is not None:
-            # closed once the contactor has pulled in, told at once (not at the next cycle)
-            self.loop.call_later(max(0.0, due - board.clock()), self._settle, board)
+            delay = max(0.0, due - board.clock())
+            self._timers[board.evse_id] = self.loop.call_later(delay, self._settle, board)
 
     def _settle(self, board: SimulatedCanBoard) -> None:
+        self._timers.pop(board.evse_id, None)
         if board.settle():
             self.emit(board)
-        elif board.pending_close_at is not None and self.loop is not None:
-            # the loop may run a timer a clock tick early: look again when it is due
-            remaining = max(0.0, board.pending_close_at - board.clock())
-            self.loop.call_later(remaining, self._settle, board)
+        # the loop may run a timer a clock tick early, or more is pending: look again when due
+        self.follow(board)
 
     def emit(self, device: SimulatedCanImd | SimulatedCanBoard) -> None:
         """The device's cyclic frame now (a board's status), unless it is silent."""
@@ -355,6 +469,9 @@ class SimulatedCanBus:
                 if not self.imds and not self.boards:
                     await asyncio.Event().wait()
         finally:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
             notifier.stop(timeout=1.0)
             self.bus.shutdown()
             self.bus = None
@@ -386,13 +503,21 @@ def wire_bus_for(
 
 
 def build_wire_module(
-    evse_id: str, module: ModuleConfig, bus: BusConfig, registry: ProfileRegistry
+    evse_id: str,
+    module: ModuleConfig,
+    bus: BusConfig,
+    registry: ProfileRegistry,
+    clock: Clock = time.monotonic,
 ) -> SimulatedCanModule:
     assert module.can is not None
     assert module.simulated is not None
     codec = IdFieldsCodec(registry.get(module.can.profile), bus.controller_address)
     return SimulatedCanModule(
-        evse_id=evse_id, config=module, codec=codec, temperature_c=module.simulated.temperature_c
+        evse_id=evse_id,
+        config=module,
+        codec=codec,
+        clock=clock,
+        temperature_c=module.simulated.temperature_c,
     )
 
 

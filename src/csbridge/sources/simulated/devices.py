@@ -1,5 +1,7 @@
 """Simulated device sources: modules, IMDs and boards that report readings like the real ones,
-scriptable from tests and scenarios (silence a module, heat a plug, lower the insulation).
+scriptable from tests and scenarios (silence a module, heat a plug, lower the insulation, jam
+the connector lock), and a board that plays the EV's pilot (plug in, S2 closed, paused,
+unplugged).
 
 They feed the limits engine directly. The CAN layer replaces them with simulated devices that
 speak the real wire protocols; the readings they produce are the same.
@@ -8,6 +10,7 @@ speak the real wire protocols; the readings they produce are the same.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,12 +38,34 @@ from csbridge.sources.simulated.can_devices import (
 )
 from csbridge.support import Clock
 
+log = logging.getLogger("csbridge.sim")
+
+PILOT_ACTIONS = frozenset({"plug_in", "ev_ready", "ev_pause", "unplug"})
+"""What the simulated EV does at the pilot: plug in (B), close S2 (C), open it again (B),
+unplug (A)."""
+MODULE_ACTIONS = frozenset({"silence_module", "restore_module"})
+PLUGGED_IN = (CpState.B, CpState.C, CpState.D)
+EV_READY = (CpState.C, CpState.D)
+"""D is C with ventilation asked for: the EV's S2 is closed in both."""
+
 
 @dataclass(slots=True, kw_only=True)
 class SimulatedModule(ModuleControls):
-    """A module that hands its readings to the engine directly."""
+    """A module that hands its readings to the engine directly. Its output is what its driver
+    last commanded, until its command timeout passes without another command."""
+
+    def command(self, voltage: float, current: float, now: float) -> None:
+        self.last_command_at = now
+        self.output_voltage = voltage
+        self.output_current = current
+
+    def switch_off(self, now: float) -> None:
+        self.last_command_at = now
+        self.output_voltage = 0.0
+        self.output_current = 0.0
 
     def reading(self, now: float) -> ModuleReading:
+        self.expire(now)
         rated = self.config.simulated
         assert rated is not None  # only modules with a [simulated] table are simulated
         export = Capability(
@@ -108,11 +133,13 @@ class SimulatedImd:
 
 @dataclass(slots=True, kw_only=True)
 class SimulatedBoard(BoardControls):
-    """A board that hands its readings to the engine directly."""
+    """A board that hands its readings to the engine directly; its lock travels by the clock
+    the readings are taken at."""
 
     def reading(self, now: float) -> BoardReading:
         simulated = self.config.simulated
         assert simulated is not None
+        self.settle_lock(now)
         return BoardReading(
             at=now,
             evse_temperature_c=self.evse_temperature_c,
@@ -125,6 +152,7 @@ class SimulatedBoard(BoardControls):
             max_current_a=simulated.max_current_a,
             max_discharge_current_a=simulated.max_discharge_current_a,
             phases=simulated.phases,
+            lock=self.lock_state,
         )
 
     @property
@@ -149,6 +177,8 @@ class SimulatedDevices:
     imds: dict[str, SimulatedImd | SimulatedCanImd] = field(default_factory=dict)
     boards: dict[str, SimulatedBoard | SimulatedCanBoard] = field(default_factory=dict)
     wire_buses: dict[str, SimulatedCanBus] = field(default_factory=dict)
+    _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    """Per reading-level board (by evse_id): the timer that reports its lock at its end."""
 
     @classmethod
     def from_config(
@@ -173,7 +203,9 @@ class SimulatedDevices:
                     )
                 else:
                     registry = registry or ProfileRegistry(extra=config.station.profile_dirs)
-                    wire = build_wire_module(evse.evse_id, module, buses[module.can.bus], registry)
+                    wire = build_wire_module(
+                        evse.evse_id, module, buses[module.can.bus], registry, clock
+                    )
                     wire_bus_for(devices.wire_buses, buses, module.can.bus).modules.append(wire)
                     devices.modules[key] = wire
             imd = evse.imd
@@ -213,21 +245,65 @@ class SimulatedDevices:
         return found
 
     def apply(self, evse_id: str, command: dict[str, Any]) -> str | None:
-        """A person's action on the simulated station; why not, or None when done."""
-        action = command["action"]
-        if action in ("plug_in", "unplug"):
+        """A person's action on the simulated station; why not, or None when done.
+
+        The EV's pilot: `plug_in` (B), `ev_ready` (C: the EV closed S2; only when plugged in),
+        `ev_pause` (back to B; only from C), `unplug` (A). A module: `silence_module`,
+        `restore_module` (with `module`)."""
+        action = command.get("action")
+        if action in PILOT_ACTIONS:
             board = self.boards.get(evse_id)
             if board is None:
                 return f"{evse_id} has no simulated board to plug into"
-            board.cp_state = CpState.B if action == "plug_in" else CpState.A
+            refused = _pilot(board, action)
+            if refused is not None:
+                return f"{evse_id}: {refused}"
             self.emit(board)
             return None
-        module = self.modules.get((evse_id, command["module"]))
+        if action not in MODULE_ACTIONS:
+            return f"no simulated action {action!r}"
+        name = command.get("module")
+        module = self.modules.get((evse_id, str(name)))
         if module is None:
-            return f"{evse_id} has no simulated module {command['module']!r}"
+            return f"{evse_id} has no simulated module {name!r}"
         module.silent = action == "silence_module"
         self.emit(module)
         return None
+
+    def command_lock(self, board: SimulatedBoard | SimulatedCanBoard, *, locked: bool) -> None:
+        """Drive a simulated board's connector lock (as its BOARD_Command would): it reports
+        MOVING at once and its end when the travel is over."""
+        clock = board.clock if isinstance(board, SimulatedCanBoard) else self.clock
+        if not board.command_lock(locked, clock()):
+            return
+        self.emit(board)
+        self.follow(board)
+
+    def follow(self, board: SimulatedBoard | SimulatedCanBoard) -> None:
+        """Report the board's next change (its lock at its end) when it happens, on the running
+        event loop; without one the next reading shows it (readings settle by the clock)."""
+        if isinstance(board, SimulatedCanBoard):
+            if board.can_bus is not None:
+                self.wire_buses[board.can_bus].follow(board)
+            return
+        timer = self._timers.pop(board.evse_id, None)
+        if timer is not None:
+            timer.cancel()
+        due = board.lock_due()
+        if due is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._timers[board.evse_id] = loop.call_later(
+            max(0.0, due - self.clock()), self._settle, board
+        )
+
+    def _settle(self, board: SimulatedBoard) -> None:
+        self._timers.pop(board.evse_id, None)
+        self.emit(board)  # the reading settles the lock by the clock
+        self.follow(board)  # early by a clock tick, or jammed: look again when due
 
     def count(self) -> int:
         return len(self.modules) + len(self.imds) + len(self.boards)
@@ -251,13 +327,38 @@ class SimulatedDevices:
         devices = self.reading_level()
         if not devices and not self.wire_buses:
             return
-        async with asyncio.TaskGroup() as tasks:
-            for device in devices:
-                tasks.create_task(self._report(device))
-            for bus in self.wire_buses.values():
-                tasks.create_task(bus.run(), name=f"sim-bus-{bus.config.name}")
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for device in devices:
+                    tasks.create_task(self._report(device))
+                for bus in self.wire_buses.values():
+                    tasks.create_task(bus.run(), name=f"sim-bus-{bus.config.name}")
+        finally:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
 
     async def _report(self, device: SimulatedDevice) -> None:
         while True:
             self.emit(device)
             await asyncio.sleep(device.period_s)
+
+
+def _pilot(board: SimulatedBoard | SimulatedCanBoard, action: str) -> str | None:
+    """Play the EV's side of the pilot; why not, or None when done."""
+    state = board.cp_state
+    if action == "ev_ready":
+        if state not in PLUGGED_IN:
+            return f"ev_ready needs the EV plugged in (CP state B), not in {state}: plug_in first"
+        if state not in EV_READY:
+            board.cp_state = CpState.C
+    elif action == "ev_pause":
+        if state not in EV_READY:
+            return f"ev_pause needs the EV ready (CP state C), not in {state}"
+        board.cp_state = CpState.B
+    else:
+        board.cp_state = CpState.B if action == "plug_in" else CpState.A
+    log.info(
+        "event=sim_pilot evse=%s action=%s cp=%s->%s", board.evse_id, action, state, board.cp_state
+    )
+    return None
