@@ -22,6 +22,9 @@ AC = "DE*CSB*E0002"
 
 
 def _evse(message: Message, evse_id: str) -> dict[str, Any] | None:
+    """The EVSE's entry in a cs_status_and_limits update (None in any other update)."""
+    if message.name != "cs_status_and_limits":
+        return None
     return next((e for e in message.data["evses"] if e["evse_id"] == evse_id), None)
 
 

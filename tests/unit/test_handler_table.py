@@ -31,7 +31,10 @@ FROM_JOSEV = {
     cls
     for kind, cls in PAYLOADS.items()
     if SchemaRegistry().kinds[kind].direction is Direction.FROM_JOSEV
+    and cls.TYPE is not MessageType.RESPONSE
 }
+"""Every request and update Josev sends; its responses answer the station's own requests and
+go to the request that waits for them (Bridge.ask), never to a handler."""
 
 
 def _config() -> Config:

@@ -17,7 +17,14 @@ from typing import Any, ClassVar, Literal, Protocol, cast
 
 from csbridge.config import Config, EvseConfig, Kind
 from csbridge.engine import LimitsEngine
-from csbridge.limits import Composition, DcRequest, EvseInputs, Refused, StatusCode
+from csbridge.limits import (
+    Composition,
+    DcRequest,
+    EvseInputs,
+    Refused,
+    StatusCode,
+    duty_percent,
+)
 from csbridge.messages import (
     ABSENT,
     CableCheckRequest,
@@ -31,6 +38,8 @@ from csbridge.messages import (
     CpPwmRequest,
     CpPwmResponse,
     CpStatusUpdate,
+    CsConnectorRequest,
+    CsConnectorResponse,
     CsContactorStatusRequest,
     CsContactorStatusResponse,
     CsContactorStatusUpdate,
@@ -63,6 +72,7 @@ from csbridge.power import PowerOnReason, PowerStage
 from csbridge.session.authorization import Authorizer, build_authorizers
 from csbridge.session.authorization_flow import AuthorizationFlow
 from csbridge.session.cable_check import cable_check_verdict
+from csbridge.session.connector_lock import confirmed, lock_status
 from csbridge.session.machine import (
     ENERGY_STATES,
     Command,
@@ -75,7 +85,7 @@ from csbridge.session.machine import (
     step,
 )
 from csbridge.session.power_path import PowerPath
-from csbridge.sources import CpState, SessionCondition, cp_status
+from csbridge.sources import CpState, LockState, SessionCondition, cp_status
 from csbridge.sources.rfid import Token, TokenError
 
 log = logging.getLogger("csbridge.session")
@@ -160,7 +170,13 @@ class SessionHandlers:
         self._engine = engine
         self._stage = stage
         self._clock = clock
-        self.power = power or PowerPath(config, engine, stage, clock)
+        self.power = power or PowerPath(
+            config,
+            engine,
+            stage,
+            clock,
+            {evse_id: stage.min_currents(evse_id) for evse_id in stage.evses},
+        )
         now = datetime.now(UTC)
         in_service = operative or {}
         self.sessions = {
@@ -185,6 +201,7 @@ class SessionHandlers:
         self.pushed: asyncio.Queue[Message] = asyncio.Queue()
         """Updates for Josev that the station raises itself (CP, contactors, faults)."""
         self._feeding = False
+        self._watching: set[asyncio.Task[None]] = set()
         engine.observers.append(self._observe)
         for evse_id in self.sessions:  # an EVSE kept out of service says so from the start
             self.publish_condition(evse_id)
@@ -312,8 +329,11 @@ class SessionHandlers:
             case Command.START_SELF_TEST:
                 self.sessions[evse_id].cable_check_started = self._clock()
                 self._stage.start_imd_self_test(evse_id)
-            case Command.LOCK | Command.UNLOCK:
-                pass  # the board's lock arrives with the connector lock
+            case Command.LOCK:
+                self._move_lock(evse_id, LockState.LOCKED)
+            case Command.UNLOCK:
+                if self.power.measured_voltage(evse_id) < SAFE_VOLTAGE_V:
+                    self._move_lock(evse_id, LockState.UNLOCKED)
             case Command.OFFER_AUTHORIZATION:
                 self._offer_authorization(evse_id)
 
@@ -617,6 +637,86 @@ class SessionHandlers:
         for evse_id in self.sessions:
             self.announce(evse_id, again=True)
 
+    @handles(CsConnectorRequest)
+    async def cs_connector(self, message: CsConnectorRequest) -> CsConnectorResponse | None:
+        """Lock, unlock or say the lock's state, from the board's feedback."""
+        found = self._evse(message)
+        if found is None:
+            return None
+        evse_id, evse = found
+
+        def answer(status: LockStatus, info: str | None = None) -> CsConnectorResponse:
+            return CsConnectorResponse(
+                evse_id=evse_id,
+                connector_id=message.connector_id,
+                status=status,
+                info=info if info is not None else ABSENT,
+            )
+
+        if message.connector_id not in {connector.id for connector in evse.connectors}:
+            return answer("unknown", f"no connector {message.connector_id:g} on {evse_id}")
+        board = self._engine.inputs(evse_id).board
+        if message.action == "status":
+            return answer(lock_status(board))
+        if message.action == "unlock":
+            why = self._unlock_refused(evse_id)
+            if why is not None:
+                return answer("error", why)
+            if not self.feed(evse_id, Event.UNLOCK, "cs_connector unlock").accepted:
+                return answer("error", f"a session runs ({self.sessions[evse_id].state.value})")
+        wanted = LockState.LOCKED if message.action == "lock" else LockState.UNLOCKED
+        if not self._command_lock(evse_id, wanted):
+            return answer("error", "no board to pass the lock command to")
+        status = await confirmed(lambda: self._engine.inputs(evse_id).board, wanted)
+        if status == "error":
+            self._lock_failed(evse_id, wanted)
+            return answer("error", f"the lock did not reach {wanted.value} within 1 s")
+        return answer(status)
+
+    def _unlock_refused(self, evse_id: str) -> str | None:
+        """Why the connector must stay locked now, or None."""
+        if self._contactors_closed(evse_id):
+            return "the contactors are closed"
+        if self.sessions[evse_id].state in (*ENERGY_STATES, State.STOPPING):
+            return f"energy may flow ({self.sessions[evse_id].state.value})"
+        voltage = self.power.measured_voltage(evse_id)
+        if voltage >= SAFE_VOLTAGE_V:
+            return f"the output is at {voltage:.0f} V (at least {SAFE_VOLTAGE_V:.0f} V)"
+        return None
+
+    def _command_lock(self, evse_id: str, wanted: LockState) -> bool:
+        if wanted is LockState.LOCKED:
+            return self._stage.lock(evse_id)
+        return self._stage.unlock(evse_id)
+
+    def _move_lock(self, evse_id: str, wanted: LockState) -> None:
+        """A lock or unlock the machine commands, watched until the board confirms it."""
+        if not self._command_lock(evse_id, wanted):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a script driving the session): nothing to watch with
+            return
+
+        async def watch() -> None:
+            read = lambda: self._engine.inputs(evse_id).board  # noqa: E731
+            if await confirmed(read, wanted) == "error":
+                self._lock_failed(evse_id, wanted)
+
+        task = loop.create_task(watch())
+        self._watching.add(task)
+        task.add_done_callback(self._watching.discard)
+
+    def _lock_failed(self, evse_id: str, wanted: LockState) -> None:
+        log.error("event=lock_failed evse=%s wanted=%s -- hardware fault", evse_id, wanted)
+        self._push(
+            HardwareFaultUpdate(
+                evse_id=evse_id, component_name="connector_lock", fault_name="other"
+            )
+        )
+        if wanted is LockState.LOCKED and self.sessions[evse_id].state in ENERGY_STATES:
+            self.feed(evse_id, Event.STOP_CHARGING, "the connector lock is not confirmed")
+
     @handles(CpPwmRequest)
     def cp_pwm(self, message: CpPwmRequest) -> CpPwmResponse | None:
         found = self._evse(message)
@@ -624,9 +724,7 @@ class SessionHandlers:
             return None
         evse_id = found[0]
         pwm_on = not (message.error_state or message.fault_state)
-        # HLC: 5 % duty; basic charging: the current as a duty per IEC 61851-1 (A / 0.6 up to 51 A).
-        current = float(value_or(message.current, 0.0))
-        duty = 5.0 if message.hlc else min(100.0, max(0.0, current / 0.6))
+        duty = duty_percent(float(value_or(message.current, 0.0)), message.hlc)
         if not self._stage.drive_pwm(evse_id, on=pwm_on, duty_percent=duty):
             return CpPwmResponse(
                 evse_id=evse_id, status="error", info="no board to pass the PWM to"
@@ -671,6 +769,8 @@ class SessionHandlers:
             if board.cp_state is CpState.A:
                 session.pwm_on = False  # unplugged: the board stops the PWM until asked again
             self._pilot(evse_id, session, board.cp_state)
+        if board is not None and board.lock is not None:
+            session.lock = lock_status(board)
         if board is not None and board.contactor_closed is not None:
             contactor: ContactorStatus = "closed" if board.contactor_closed else "opened"
             if contactor != session.contactor:
