@@ -22,7 +22,7 @@ async def test_a_whole_dc_session_passes_every_step(broker: Broker) -> None:
         ) as josev:
             results = await DcSession(josev, config.mqtt.local_prefix).run()
             assert [r.name for r in results if not r.passed] == [], results
-            assert len(results) == 11
+            assert len(results) == 14
             assert josev.problems == []
     finally:
         await stop_bridge(task)

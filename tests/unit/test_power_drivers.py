@@ -395,8 +395,9 @@ def test_the_session_drives_the_board_and_imd_through_power() -> None:
     assert answer is not None
     assert answer.status == "valid"
     session.stop_charging(StopChargingRequest(evse_id=DC))
-    assert recorder.calls[:4] == ["close DCCableCheck", "self-test", "pwm True 5.0", "open"]
-    assert set(recorder.calls[4:]) <= {"open"}  # the way down re-commands open, never close
+    # The connector locks before the cable check closes the contactors.
+    assert recorder.calls[:5] == ["lock", "close DCCableCheck", "self-test", "pwm True 5.0", "open"]
+    assert set(recorder.calls[5:]) <= {"open", "unlock"}  # the way down never closes again
     answer = session.cp_pwm(dataclasses.replace(pwm, evse_id=AC))
     assert answer is not None
     assert (answer.status, answer.info) == ("error", "no board to pass the PWM to")

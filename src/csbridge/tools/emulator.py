@@ -88,6 +88,10 @@ class JosevEmulator:
         self._pending: dict[str, _Pending] = {}
         self.view = StationView()
         self.updates: list[Message] = []
+        self.station_requests: list[Message] = []
+        """Requests the station sent Josev (an authorization), in order."""
+        self.authorization_answer: str | None = "accepted"
+        """How Josev answers the station's authorization requests (None: not at all)."""
         self.responses: list[Message] = []
         self.problems: list[str] = []
         self.exchanges: list[Exchange] = []
@@ -175,6 +179,9 @@ class JosevEmulator:
             self.responses.append(message)
             if not pending.future.done():
                 pending.future.set_result(message)
+        elif message.type is MessageType.REQUEST:
+            self.station_requests.append(message)
+            await self._answer_station(message)
         else:
             self.updates.append(message)
         self.view.absorb(message)
@@ -183,6 +190,20 @@ class JosevEmulator:
         )
         async with self._arrivals:
             self._arrivals.notify_all()
+
+    async def _answer_station(self, request: Message) -> None:
+        """What Josev answers the station's own requests: an authorization as
+        `authorization_answer` says (None: no answer, as Josev without OCPP behind it)."""
+        if request.name != "authorization" or self.authorization_answer is None:
+            return
+        data: dict[str, Any] = {"status": self.authorization_answer}
+        if "evse_id" in request.data:
+            data["evse_id"] = request.data["evse_id"]
+        payload = self._encode(request.id, request.name, MessageType.RESPONSE, data)
+        self._record(
+            Exchange(time.perf_counter(), True, request.name, MessageType.RESPONSE, request.id, data)
+        )
+        await self._client.publish(self.request_topic, payload, qos=QOS)
 
     async def request(
         self, name: str, data: dict[str, Any] | None = None, timeout: float = 10.0

@@ -48,7 +48,9 @@ class DcSession:
         steps: list[tuple[str, Callable[[], Awaitable[str]]]] = [
             ("boot", self._boot),
             ("plug-in (cp_status B1)", self._plug_in),
+            ("authorized (free vend)", self._authorized),
             ("SLAC matched, HLC on, PWM (B2)", self._pwm),
+            ("the EV closes S2 (C2)", self._ev_ready),
             ("cable check", self._cable_check),
             ("contactors closed", self._contactors),
             ("precharge (<= 2 A)", self._precharge),
@@ -56,6 +58,7 @@ class DcSession:
             ("a module falls silent: limit drops", self._limit_drop),
             ("charge loop after the drop", self._charge_loop),
             ("stop", self._stop),
+            ("the EV opens S2 (B2)", self._ev_pause),
             ("unplug (cp_status A1)", self._unplug),
         ]
         results = []
@@ -127,6 +130,38 @@ class DcSession:
         if status.data["state"] != "B1":
             raise StepFailedError(f"plug-in gave {status.data['state']}, not B1 first")
         return "B1"
+
+    async def _authorized(self) -> str:
+        """Free vend: the station authorizes the plug-in itself and tells Josev so."""
+
+        def asked(message: Message) -> bool:
+            return message.name == "authorization" and message.data.get("evse_id") == self.evse_id
+
+        deadline = time.monotonic() + 5.0
+        while not any(asked(m) for m in self.josev.station_requests):
+            if time.monotonic() > deadline:
+                raise StepFailedError("no authorization request from the station")
+            await asyncio.sleep(0.05)
+        request = next(m for m in self.josev.station_requests if asked(m))
+        since = 0
+        occupied = await self._update_named(
+            "connector_and_charging",
+            since,
+            lambda m: m.data.get("connector_status") == "occupied",
+        )
+        return f"{request.data['token_type']}, connector {occupied.data['connector_status']}"
+
+    async def _ev_ready(self) -> str:
+        since = len(self.josev.updates)
+        await self._simulate("ev_ready")
+        await self._update_named("cp_status", since, lambda m: m.data["state"] == "C2")
+        return "C2"
+
+    async def _ev_pause(self) -> str:
+        since = len(self.josev.updates)
+        await self._simulate("ev_pause")
+        await self._update_named("cp_status", since, lambda m: m.data["state"] == "B2")
+        return "B2"
 
     async def _pwm(self) -> str:
         since = len(self.josev.updates)
@@ -245,7 +280,10 @@ class DcSession:
         since = len(self.josev.updates)
         await self._simulate("unplug")
         await self._update_named("cp_status", since, lambda m: m.data["state"] == "A1")
-        return "A1"
+        await self._update_named(
+            "connector_and_charging", since, lambda m: m.data.get("connector_status") == "available"
+        )
+        return "A1, connector available"
 
     async def _cleanup(self) -> None:
         if self.evse_id:
