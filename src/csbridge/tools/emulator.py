@@ -200,9 +200,10 @@ class JosevEmulator:
         if "evse_id" in request.data:
             data["evse_id"] = request.data["evse_id"]
         payload = self._encode(request.id, request.name, MessageType.RESPONSE, data)
-        self._record(
-            Exchange(time.perf_counter(), True, request.name, MessageType.RESPONSE, request.id, data)
+        sent = Exchange(
+            time.perf_counter(), True, request.name, MessageType.RESPONSE, request.id, data
         )
+        self._record(sent)
         await self._client.publish(self.request_topic, payload, qos=QOS)
 
     async def request(
