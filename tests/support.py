@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
 
     from csbridge.service.station import Station
-    from csbridge.testing.josev import JosevClient
+    from csbridge.tools.emulator import JosevEmulator
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
@@ -599,7 +599,7 @@ def csbridge_logs_to_devnull() -> Iterator[list[str]]:
                 logger.removeHandler(handler)
 
 
-async def ready_for_cable_check(station: Station, josev: JosevClient, evse_id: str) -> None:
+async def ready_for_cable_check(station: Station, josev: JosevEmulator, evse_id: str) -> None:
     """What an EV and Josev do before a DC cable check: plug in (free vend authorizes), the HLC
     session comes up, the EV closes S2 (pilot C)."""
     board = station.devices.boards[evse_id]
@@ -617,7 +617,7 @@ async def ready_for_cable_check(station: Station, josev: JosevClient, evse_id: s
 
 
 async def ready_to_charge(
-    station: Station, josev: JosevClient, evse_id: str, timeout: float = 15.0
+    station: Station, josev: JosevEmulator, evse_id: str, timeout: float = 15.0
 ) -> None:
     """ready_for_cable_check, then a cable check that passes: precharge and charging may go."""
     await ready_for_cable_check(station, josev, evse_id)
