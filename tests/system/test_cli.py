@@ -201,7 +201,7 @@ async def test_the_scenario_passes_against_csbridge_run_on_the_example(broker: B
             out, err = await asyncio.wait_for(emulate.communicate(), 90)
             text = out.decode()
             assert emulate.returncode == 0, text + err.decode()
-            assert "OK: 11 of 11 steps passed" in text
+            assert "OK: 14 of 14 steps passed" in text
         finally:
             run.kill()
             await run.wait()

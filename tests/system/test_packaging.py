@@ -21,7 +21,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from csbridge.config import load_config
+from csbridge.config import StationConfig, load_config
 from csbridge.mqtt.embedded_broker import LOOPBACK, free_port
 from csbridge.testing.brokers import (
     MosquittoBroker,
@@ -130,6 +130,9 @@ def test_unit_is_sandboxed(unit: dict[str, list[tuple[str, str]]]) -> None:
     assert single(service, "SystemCallArchitectures") == "native"
     assert single(service, "ConfigurationDirectory") == "csbridge"
     assert "/etc/csbridge" in single(service, "ReadOnlyPaths").split()
+    # The one writable place: the state directory, where [station] state_dir points by default.
+    assert single(service, "StateDirectory") == "csbridge"
+    assert StationConfig.model_fields["state_dir"].default == Path("/var/lib/csbridge")
     # CAN interfaces and the loopback broker live in the host's network namespace.
     assert not values(service, "PrivateNetwork")
 

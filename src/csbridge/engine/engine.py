@@ -71,6 +71,8 @@ class _Evse:
     session: SessionCondition | None = None
     composition: Composition | None = None
     report_at: float = float("-inf")
+    report_stale: bool = False
+    """A reading the report shows but the limits do not (the session block) changed."""
     last_rounded: tuple[EvseSnapshot, RoundedSnapshot] | None = None
     """The last composed snapshot and its rounding: a tick usually composes the same again."""
 
@@ -100,6 +102,8 @@ class _Evse:
         elif isinstance(reading, ExternalLimit):
             self.external = reading
         elif isinstance(reading, SessionCondition):
+            previous = self.session
+            self.report_stale |= previous is None or previous.report != reading.report
             self.session = reading
         elif self.operator is None or not self.operator.station_stopping:
             # Once the station stops, no operator command brings the EVSE back.
@@ -256,8 +260,9 @@ class LimitsEngine:
             observer(evse_id, runtime.inputs(), runtime.composition)
         # The report follows every change of what Josev is told at once; source values and
         # ages refresh on a slower beat, which is all a person watching needs.
-        if changed or now - runtime.report_at >= self._report_every_s:
+        if changed or runtime.report_stale or now - runtime.report_at >= self._report_every_s:
             runtime.report_at = now
+            runtime.report_stale = False
             self._report_soon(evse_id)
 
     def _report_soon(self, evse_id: str) -> None:

@@ -285,7 +285,7 @@ class SessionHandlers:
         authorization: dict[str, Any] = {"status": record.status}
         if record.token_type is not None:
             authorization["token_type"] = record.token_type
-        if record.id_token is not None and len(record.id_token) <= MAX_REPORTED_TOKEN:
+        if record.id_token and len(record.id_token) <= MAX_REPORTED_TOKEN:
             authorization["id_token"] = record.id_token
         block: dict[str, Any] = {
             "state": machine.state.value,
