@@ -8,6 +8,7 @@ Used by the status and metrics tests, which show what the session records.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +38,11 @@ from csbridge.sources.readings import (
 from tests.support import FIXTURES
 
 DC = "DE*CSB*E0001"
+REPORT_EVERY_S = 1e-6
+START_S = 1000.0
+TICK_S = 1e-5
+"""The engine's clock moves on by this at every reading of it: more than REPORT_EVERY_S, and
+far too little for any reading to go stale within a test."""
 MODULE_EXPORT = Capability(max_voltage=1000, min_voltage=150, max_current=80, max_power=40000)
 
 
@@ -53,8 +59,13 @@ class SessionRig:
     @classmethod
     def ready(cls) -> SessionRig:
         """Every source of the DC EVSE heard from, nothing plugged in: evse_ready."""
-        config = load_config(FIXTURES / "configs" / "reading-station.toml")
-        engine = LimitsEngine(config)
+        loaded = load_config(FIXTURES / "configs" / "reading-station.toml")
+        # Every evaluation rebuilds the limits report, so that it shows the session of now: a
+        # station rebuilds it on its reporting beat (1 s) when no limit changed.
+        reporting = loaded.reporting.model_copy(update={"limits_report_every_s": REPORT_EVERY_S})
+        config = loaded.model_copy(update={"reporting": reporting})
+        ticks = itertools.count()
+        engine = LimitsEngine(config, clock=lambda: START_S + next(ticks) * TICK_S)
         stage = PowerStage(
             {evse.evse_id: EvsePower({}, NoBoardDriver(), NoImdDriver()) for evse in config.evse}
         )
