@@ -1,4 +1,5 @@
-"""The Prometheus endpoint, scraped over HTTP: counts by label, histograms, link and EVSE state."""
+"""The Prometheus endpoint, scraped over HTTP: counts by label, histograms, link and EVSE state,
+each EVSE's session."""
 
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ from prometheus_client.metrics_core import Metric
 from csbridge.config import Config, MetricsConfig
 from csbridge.service.metrics import MetricsServer, serve_metrics, start_metrics, station_registry
 from csbridge.service.station import Station
+from csbridge.session.machine import State
+from csbridge.sources.readings import CpState
 from csbridge.testing.harness import wait_until
 from csbridge.tools.emulator import JosevEmulator
-from tests.support import labelled, parse, value
+from tests.support import labelled, parse, ready_to_charge, value
 
 DC = "DE*CSB*E0001"
 AC = "DE*CSB*E0002"
+STOPS_TOTAL = "csbridge_session_stops_total"
 
 
 async def scrape(port: int) -> list[Metric]:
@@ -169,3 +173,36 @@ async def test_closing_frees_the_endpoint(station: Station) -> None:
 
     with pytest.raises(urllib.error.URLError):
         await scrape(server.port)
+
+
+async def test_a_session_shows_its_state_authorization_and_stop(
+    station: Station, josev: JosevEmulator, metrics: MetricsServer
+) -> None:
+    await josev.boot(timeout=5)
+    families = await scrape(metrics.port)
+    assert value(families, "csbridge_session_state", evse_id=DC, state="available") == 1
+    assert value(families, "csbridge_session_authorization", evse_id=DC, status="none") == 1
+    assert value(families, STOPS_TOTAL, evse_id=DC, reason="stop_charging") == 0
+
+    await ready_to_charge(station, josev, DC)
+    families = await scrape(metrics.port)
+    assert value(families, "csbridge_session_state", evse_id=DC, state="cable_check") == 1
+    assert value(families, "csbridge_session_state", evse_id=DC, state="available") == 0
+    assert value(families, "csbridge_session_authorization", evse_id=DC, status="accepted") == 1
+    assert value(families, "csbridge_session_state_seconds", evse_id=DC) >= 0
+
+    stopped = await josev.request("stop_charging", {"evse_id": DC}, timeout=5)
+    assert stopped.data["status"] == "accepted"
+    board = station.devices.boards[DC]
+    board.cp_state = CpState.A
+    station.devices.emit(board)
+    await wait_until(
+        lambda: station.session.sessions[DC].state is State.AVAILABLE, 5, "the EVSE available"
+    )
+
+    families = await scrape(metrics.port)
+    assert value(families, STOPS_TOTAL, evse_id=DC, reason="stop_charging") == 1
+    assert value(families, STOPS_TOTAL, evse_id=DC, reason="unplugged") == 0, "no energy then"
+    assert value(families, STOPS_TOTAL, evse_id=AC, reason="stop_charging") == 0
+    assert value(families, "csbridge_session_state", evse_id=DC, state="available") == 1
+    assert value(families, "csbridge_session_state", evse_id=AC, state="available") == 1

@@ -12,7 +12,7 @@ import pytest
 
 from csbridge.config import Config
 from csbridge.mqtt.embedded_broker import free_port
-from csbridge.sources.readings import ExternalLimit
+from csbridge.sources.readings import CpState, ExternalLimit
 from csbridge.testing.brokers import Broker
 from csbridge.testing.harness import wait_until
 from tests.conftest import start_station, stop_bridge
@@ -90,4 +90,53 @@ async def test_status_command_shows_a_running_station(config: Config, broker: Br
     ac_block = text[text.rindex(f"{AC}  evse_ready") :].split("\n\n")[0]
     assert "10 / 10 / 10 A" in line_of(ac_block, "max_current ")
     assert line_of(ac_block, "max_current ").endswith("bound by external")
+    assert "warning" not in text
+
+
+async def test_status_command_shows_each_evse_session(config: Config, broker: Broker) -> None:
+    station, task = await start_station(config)
+    try:
+        board = station.devices.boards[DC]
+        board.cp_state = CpState.B  # plugged in: free vend authorizes
+        station.devices.emit(board)
+
+        def reported_authorized() -> bool:
+            session = station.engine.reports.get(DC).get("session") or {}
+            return bool(session.get("state") == "authorized")
+
+        await wait_until(reported_authorized, 5, "the retained report's session authorized")
+        process = await asyncio.create_subprocess_exec(
+            *CSBRIDGE,
+            "status",
+            "--broker",
+            broker.url,
+            "--prefix",
+            config.mqtt.local_prefix,
+            "--status-topic",
+            config.mqtt.status_topic,
+            "--duration",
+            "3",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=ENV,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        await stop_bridge(task)
+    text = out.decode()
+    assert process.returncode == 0, text + err.decode()
+    dc_block = text[text.rindex(f"{DC}  evse_ready") :].split("\n\n")[0]
+    dc_session = line_of(dc_block, "session ").strip().split("  ")
+    assert dc_session[0] == "session authorized"
+    assert dc_session[1].startswith("since 20")
+    assert dc_session[1].endswith(" s)"), "how long, from the command's own clock"
+    assert dc_session[2:] == [
+        "authorization accepted (no_authorization)",
+        "connector occupied (ev_connected)",
+        "lock unlocked",  # a DC connector locks for the cable check
+    ]
+    ac_block = text[text.rindex(f"{AC}  evse_ready") :].split("\n\n")[0]
+    ac_session = line_of(ac_block, "session ").strip().split("  ")
+    assert ac_session[0] == "session available"
+    assert ac_session[2:4] == ["authorization none", "connector available (idle)"]
     assert "warning" not in text

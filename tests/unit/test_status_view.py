@@ -4,19 +4,27 @@ the command: tests/system/test_status_command.py)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import orjson
+import pytest
 
 from csbridge.engine.engine import LimitsEngine
+from csbridge.messages import parse_josev_date_time
 from csbridge.messages.registry import SchemaRegistry
 from csbridge.sources.readings import BoardReading, ExternalLimit, OperatorCommand
 from csbridge.tools.status_view import (
     StatusBoard,
     argument_problems,
+    elapsed,
     evse_text,
     header_text,
+    plain_lines,
     render_evse,
     render_screen,
 )
+from tests.session_rig import STOPS, SessionRig
 from tests.support import dc_report, line_of, status_engine, text_console
 
 DC = "DE*CSB*E0001"
@@ -162,3 +170,126 @@ def test_arguments_are_checked_and_named() -> None:
         "--status-topic",
         "--duration",
     ]
+
+
+# -- the session (a bridge with session state machines) ------------------------------------
+
+
+def _in_cable_check() -> tuple[SessionRig, dict[str, Any]]:
+    rig = SessionRig.ready()
+    rig.into_cable_check()
+    return rig, dict(rig.engine.reports.get(DC))
+
+
+def test_the_session_line_says_state_since_authorization_connector_and_lock() -> None:
+    rig, report = _in_cable_check()
+    since = report["session"]["since"]
+    shown = parse_josev_date_time(since)
+    assert shown is not None
+    assert abs(shown - rig.session.sessions[DC].since) < timedelta(milliseconds=1)
+    wall_now = datetime.fromisoformat(since) + timedelta(seconds=125)
+
+    text = evse_text(DC, report, wall_now)
+
+    lines = text.splitlines()
+    assert lines[0] == f"{DC}  evse_ready  isolation valid", "the title stays as it was"
+    assert lines[1].strip().split("  ") == [
+        "session cable_check",
+        f"since {since} (2 min 5 s)",
+        "authorization accepted (no_authorization)",
+        "connector occupied (ev_connected)",
+        "lock locked",
+    ]
+    assert "last stop" not in text, "no session has stopped yet"
+    assert "240 A" in line_of(text, "max_current ")
+
+
+def test_the_last_stop_shows_its_reason_and_when() -> None:
+    rig, _ = _in_cable_check()
+    STOPS["stop_charging"](rig)
+    rig.unplug()
+    report = dict(rig.engine.reports.get(DC))
+    stop = report["session"]["last_stop"]
+    wall_now = datetime.fromisoformat(stop["at"]) + timedelta(hours=3, minutes=4, seconds=5)
+
+    text = evse_text(DC, report, wall_now)
+
+    assert line_of(text, "session ").strip().split("  ")[0] == "session available"
+    assert line_of(text, "last stop ").strip() == (
+        f"last stop stop_charging  at {stop['at']} (3 h 4 min ago)"
+    )
+
+
+def test_without_the_time_of_now_no_durations_are_made_up() -> None:
+    _, report = _in_cable_check()
+    session = line_of(evse_text(DC, report), "session ")
+    assert f"since {report['session']['since']}  authorization" in session
+
+
+def test_a_report_without_a_session_block_still_renders() -> None:
+    report = dc_report(("m1", "m2", "m3"))
+    assert "session" not in report, "an older bridge's report"
+    assert SchemaRegistry().violation("EvseLimitsReport", report) is None
+
+    text = evse_text(DC, report, datetime.now(UTC))
+    console, buffer = text_console()
+    console.print(render_evse(DC, report, "received 0.0 s ago", datetime.now(UTC)))
+
+    assert not [line for line in text.splitlines() if line.strip().startswith("session")]
+    assert text.splitlines()[1].strip().startswith("max_current ")
+    assert "session" not in buffer.getvalue()
+    assert "limits (as told to Josev)" in buffer.getvalue()
+
+
+def test_the_rich_panel_has_a_session_table_with_the_columns_it_fills() -> None:
+    rig, report = _in_cable_check()
+    wall_now = datetime.fromisoformat(report["session"]["since"]) + timedelta(seconds=42)
+    console, buffer = text_console()
+    console.print(render_evse(DC, report, "received 0.0 s ago", wall_now))
+    text = buffer.getvalue().replace("│", " ")
+    header = line_of(text, "session ")
+    assert header.split() == ["session", "since", "for", "authorization", "connector", "lock"]
+    row = line_of(text, "cable_check ")
+    shown = ["42", "s", "accepted", "(no_authorization)", "occupied", "(ev_connected)", "locked"]
+    assert row.split()[2:] == shown
+
+    STOPS["stop_charging"](rig)
+    stopped = dict(rig.engine.reports.get(DC))
+    console, buffer = text_console()
+    console.print(render_evse(DC, stopped, "", wall_now))
+    assert "last stop" in line_of(buffer.getvalue().replace("│", " "), "session ")
+
+
+def test_a_reported_session_passes_the_watcher() -> None:
+    _, report = _in_cable_check()
+    board = StatusBoard("mqtt://x", prefix="p/csbridge", status_topic="p/status")
+    arrival = board.take(f"p/csbridge/{DC}/limits", orjson.dumps(report), 1.0, SchemaRegistry())
+    assert arrival.kind == "report"
+    lines = plain_lines(board, arrival, 1.0, datetime.now(UTC))
+    assert "session cable_check" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0, "0 s"),
+        (59.9, "59 s"),
+        (60, "1 min 0 s"),
+        (3599, "59 min 59 s"),
+        (3600, "1 h 0 min"),
+        (86399, "23 h 59 min"),
+        (90061, "1 d 1 h"),
+        (-5, "0 s"),
+    ],
+)
+def test_elapsed_time_in_its_two_largest_units(seconds: float, shown: str) -> None:
+    since = "2026-11-23T10:00:00.000Z"
+    start = datetime(2026, 11, 23, 10, tzinfo=UTC)
+    assert elapsed(since, start + timedelta(seconds=seconds)) == shown
+
+
+def test_elapsed_is_empty_when_it_cannot_be_known() -> None:
+    now = datetime.now(UTC)
+    assert elapsed("2026-11-23T10:00:00.000Z", None) == ""
+    assert elapsed("2026-13-40T10:00:00Z", now) == ""
+    assert elapsed(None, now) == ""

@@ -1,11 +1,13 @@
 """Prometheus metrics of one station, served on `[metrics] listen` from threads of their own.
 
 Everything is read at scrape time from what the station keeps anyway: `Counters` (messages,
-rejections, publishing, CAN frames, handling durations), the MQTT link's connection counts and
-the engine's latest limits report per EVSE, typed (a scrape makes no JSON of it). The hot path
-pays for nothing but the durations it records. Scrapes run in the HTTP server's threads while
-the event loop keeps going, so the collectors only read: copies out of `Counters`, and reports,
-which the engine replaces whole rather than mutates.
+rejections, publishing, CAN frames, handling durations), the MQTT link's connection counts, the
+engine's latest limits report per EVSE, typed (a scrape makes no JSON of it), and each EVSE's
+session (service/session_metrics.py). The hot path pays for nothing but the durations it
+records, and one comparison per evaluation that catches each session stop as it happens.
+Scrapes run in the HTTP server's threads while the event loop keeps going, so the collectors
+only read: copies out of `Counters` and the stop counts, reports, which the engine replaces
+whole rather than mutates, and each session's state, which the loop replaces whole.
 
 Each station gets a registry of its own, not prometheus_client's global one, so that several
 stations in one process (the tests) do not collide.
@@ -33,6 +35,7 @@ from csbridge.engine import LatestByEvse, LimitsReport
 from csbridge.limits import BLOCKS, EvseSnapshot, LimitBlock, PerPhase, limit_fields
 from csbridge.messages import RejectReason
 from csbridge.mqtt import MqttLink
+from csbridge.service.session_metrics import session_collector
 from csbridge.service.station import Station
 from csbridge.support import DURATION_BOUNDS_S, Counted, Counters, Durations, Timed
 
@@ -307,6 +310,7 @@ def station_registry(station: Station) -> CollectorRegistry:
     registry.register(CountersCollector(station.bridge.counters))
     registry.register(LinkCollector(station.bridge.link))
     registry.register(EvseCollector(station.engine.limits_reports))
+    registry.register(session_collector(station.session, station.engine))
     return registry
 
 

@@ -18,6 +18,23 @@ from csbridge.tools.emulator import Exchange, StationView
 READY_STYLES = {"evse_ready": "green", "evse_not_ready": "yellow"}
 
 
+def session_summary(report: dict[str, Any]) -> str:
+    """The session as the bridge's limits report has it: state, authorization, last stop; ""
+    for a report without one."""
+    session = report.get("session")
+    if not isinstance(session, dict):
+        return ""
+    lines = [str(session.get("state", "-"))]
+    authorization = session.get("authorization") or {}
+    token_type = authorization.get("token_type")
+    status = str(authorization.get("status", "-"))
+    lines.append(f"auth {status} ({token_type})" if token_type else f"auth {status}")
+    last_stop = session.get("last_stop")
+    if isinstance(last_stop, dict):
+        lines.append(f"last stop: {last_stop.get('reason', '-')}")
+    return "\n".join(lines)
+
+
 def _limits_summary(entry: dict[str, Any]) -> str:
     parts = []
     if "dc" in entry:
@@ -112,7 +129,9 @@ class DemoView:
         table.add_column("status")
         table.add_column("limits")
         table.add_column("bound by (bridge)")
+        table.add_column("session (bridge)")
         evses = self.station_view.evses if self.station_view else {}
+        reports = self.engine.reports
         for evse_id, entry in evses.items():
             status = entry["status_code"]
             binding = self.engine.reported_binding(evse_id)
@@ -126,6 +145,7 @@ class DemoView:
                 Text(status, style=READY_STYLES.get(status, "red")),
                 _limits_summary(entry),
                 bound_by,
+                session_summary(dict(reports.get(evse_id))) if evse_id in reports.evse_ids else "",
             )
         return table
 

@@ -1,8 +1,10 @@
 """`csbridge status`: a live view of what the bridge reports, built only from its retained topics.
 
 `<prefix>/<evse_id>/limits` says what Josev was told about each EVSE, which source binds each
-limit and how every source is doing; `<status_topic>` says whether the bridge is online. The
-rendering functions below take a report dict and return text or a rich renderable, nothing else.
+limit, how every source is doing and (from a bridge with session state machines) where the
+EVSE's session stands; `<status_topic>` says whether the bridge is online. The rendering
+functions below take a report dict (and, to say how long ago something was, the wall-clock time
+of now) and return text or a rich renderable, nothing else.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
 import aiomqtt
@@ -25,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from csbridge.config import broker_address
-from csbridge.messages import SchemaRegistry
+from csbridge.messages import SchemaRegistry, parse_josev_date_time
 from csbridge.mqtt import CALL_TIMEOUT_S, BrokerLogin
 from csbridge.protocol import SCHEMA_OF, Leaf
 
@@ -38,6 +41,14 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_SHOWN_PAYLOAD = 40
 STATUS_STYLES = {"evse_ready": "green", "evse_not_ready": "yellow"}
 GOOD_STATES = {"healthy", "fresh", "enabled", "inactive", "active"}
+SESSION_STYLES = {
+    "charging": "green",
+    "faulted": "bold red",
+    "unavailable": "yellow",
+    "stopping": "yellow",
+    "finishing": "yellow",
+}
+"""How the rich view colours a session state; others are plain."""
 WILDCARDS = ("+", "#")
 
 
@@ -82,6 +93,24 @@ class SourceRow(NamedTuple):
 
 SOURCE_COLUMNS = ("source", "state", "age", "V", "A", "max A", "max W", "temperature", "detail")
 
+
+class SessionRow(NamedTuple):
+    """The report's `session` block as text; a field the block leaves out is ""."""
+
+    state: str
+    since: str
+    held_for: str
+    """How long the state has held, when the time of now is known."""
+    authorization: str
+    connector: str
+    lock: str = ""
+    last_stop: str = ""
+    last_stop_at: str = ""
+    last_stop_ago: str = ""
+
+
+SESSION_COLUMNS = ("session", "since", "for", "authorization", "connector", "lock", "last stop")
+
 # -- numbers -------------------------------------------------------------------------------
 
 
@@ -106,6 +135,27 @@ def quantity(value: Any, unit: str) -> str:
 
 def seconds(value: Any) -> str:
     return "" if not isinstance(value, int | float) else f"{value:.1f} s"
+
+
+def elapsed(since: Any, wall_now: datetime | None) -> str:
+    """How long from `since` (a date-time as the report writes it) to `wall_now`, in the two
+    largest units: 42 s, 3 min 5 s, 2 h 7 min, 4 d 3 h; "" when either is unknown."""
+    if wall_now is None or not isinstance(since, str):
+        return ""
+    moment = parse_josev_date_time(since)
+    if moment is None:
+        return ""
+    total = max(0, int((wall_now - moment).total_seconds()))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
 
 
 def ohms(value: Any) -> str:
@@ -216,6 +266,31 @@ def operator_row(operator: Mapping[str, Any]) -> SourceRow:
     )
 
 
+def session_row(report: Report, wall_now: datetime | None = None) -> SessionRow | None:
+    """The EVSE's session, or None for a report without one (a bridge from before sessions)."""
+    session = report.get("session")
+    if not isinstance(session, Mapping):
+        return None
+    authorization = session.get("authorization") or {}
+    status = str(authorization.get("status", "-"))
+    token_type = authorization.get("token_type")
+    connector = str(session.get("connector_status", "-"))
+    if "charging_status" in session:
+        connector = f"{connector} ({session['charging_status']})"
+    last_stop = session.get("last_stop") or {}
+    return SessionRow(
+        state=str(session.get("state", "-")),
+        since=str(session.get("since", "")),
+        held_for=elapsed(session.get("since"), wall_now),
+        authorization=f"{status} ({token_type})" if token_type else status,
+        connector=connector,
+        lock=str(session.get("lock", "")),
+        last_stop=str(last_stop.get("reason", "")),
+        last_stop_at=str(last_stop.get("at", "")),
+        last_stop_ago=elapsed(last_stop.get("at"), wall_now),
+    )
+
+
 def source_rows(report: Report) -> list[SourceRow]:
     sources = report["sources"]
     rows = [module_row(name, module) for name, module in sources.get("modules", {}).items()]
@@ -246,12 +321,30 @@ def _source_line(row: SourceRow) -> str:
     return "  ".join(parts)
 
 
-def evse_text(evse_id: str, report: Report) -> str:
-    """One EVSE as a compact block of plain lines: limits with what binds them, then sources."""
+def session_lines(row: SessionRow) -> list[str]:
+    """The session as one line, and the last stop as another when there was one."""
+    since = f"since {row.since}" + (f" ({row.held_for})" if row.held_for else "")
+    parts = [f"session {row.state}", since, f"authorization {row.authorization}"]
+    parts.append(f"connector {row.connector}")
+    if row.lock:
+        parts.append(f"lock {row.lock}")
+    lines = ["  ".join(parts)]
+    if row.last_stop or row.last_stop_at:
+        ago = f" ({row.last_stop_ago} ago)" if row.last_stop_ago else ""
+        lines.append(f"last stop {row.last_stop}  at {row.last_stop_at}{ago}")
+    return lines
+
+
+def evse_text(evse_id: str, report: Report, wall_now: datetime | None = None) -> str:
+    """One EVSE as a compact block of plain lines: its session (when the report has one),
+    limits with what binds them, then sources. `wall_now` adds how long ago things were."""
     limits = limit_rows(report)
     name_width = max((len(row.name) for row in limits), default=0)
     value_width = max((len(row.value) for row in limits), default=0)
     lines = [evse_title(evse_id, report)]
+    session = session_row(report, wall_now)
+    if session is not None:
+        lines += [f"  {line}" for line in session_lines(session)]
     lines += [
         f"  {row.name:<{name_width}}  {row.value:<{value_width}}  bound by {row.bound_by}"
         for row in limits
@@ -345,11 +438,14 @@ def header_text(board: StatusBoard, now: float) -> str:
     )
 
 
-def plain_lines(board: StatusBoard, arrival: Arrival, now: float) -> list[str]:
+def plain_lines(
+    board: StatusBoard, arrival: Arrival, now: float, wall_now: datetime | None = None
+) -> list[str]:
     """What a pipe gets for one arrival: a snapshot of the EVSE whose report came in."""
     if arrival.kind == "report":
         report = board.reports[arrival.evse_id]
-        return [f"== {header_text(board, now)}", evse_text(arrival.evse_id, report), ""]
+        text = evse_text(arrival.evse_id, report, wall_now)
+        return [f"== {header_text(board, now)}", text, ""]
     if arrival.kind == "status":
         return [f"-- bridge {arrival.text} ({board.status_topic})"]
     if arrival.kind == "cleared":
@@ -387,12 +483,42 @@ def sources_table(report: Report) -> Table:
     return table
 
 
-def render_evse(evse_id: str, report: Report, received: str = "") -> Panel:
-    """One EVSE: its status, its limits with what binds each, and its sources."""
+def session_table(row: SessionRow) -> Table:
+    """The session in one row; the lock and last-stop columns only when the report has them."""
+    last_stop = row.last_stop
+    if row.last_stop_at:
+        when = f"{row.last_stop_ago} ago" if row.last_stop_ago else row.last_stop_at
+        last_stop = f"{last_stop} ({when})"
+    cells = (
+        Text(row.state, style=SESSION_STYLES.get(row.state, "")),
+        Text(row.since),
+        Text(row.held_for),
+        Text(row.authorization),
+        Text(row.connector),
+        Text(row.lock),
+        Text(last_stop),
+    )
+    used = [i for i, cell in enumerate(cells) if i < 2 or cell.plain]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title="session")
+    for i in used:
+        table.add_column(SESSION_COLUMNS[i])
+    table.add_row(*(cells[i] for i in used))
+    return table
+
+
+def render_evse(
+    evse_id: str, report: Report, received: str = "", wall_now: datetime | None = None
+) -> Panel:
+    """One EVSE: its status, its session (when the report has one), its limits with what binds
+    each, and its sources."""
     status = str(report["limits"]["status_code"])
     title = Text(evse_title(evse_id, report), style=STATUS_STYLES.get(status, "bold red"))
+    parts: list[RenderableType] = [limits_table(report), sources_table(report)]
+    session = session_row(report, wall_now)
+    if session is not None:
+        parts.insert(0, session_table(session))
     return Panel(
-        Group(limits_table(report), sources_table(report)),
+        Group(*parts),
         title=title,
         title_align="left",
         subtitle=Text(received) if received else None,
@@ -400,7 +526,9 @@ def render_evse(evse_id: str, report: Report, received: str = "") -> Panel:
     )
 
 
-def render_screen(board: StatusBoard, now: float) -> RenderableType:
+def render_screen(
+    board: StatusBoard, now: float, wall_now: datetime | None = None
+) -> RenderableType:
     header = Text(header_text(board, now), style="bold")
     if board.bridge not in (None, "online"):
         header.append("\nthe bridge is not online: what follows is its last word", "bold red")
@@ -409,7 +537,7 @@ def render_screen(board: StatusBoard, now: float) -> RenderableType:
         parts.append(Text(f"waiting for retained reports on {board.limits_filter}", "yellow"))
     for evse_id in sorted(board.reports):
         received = f"received {_ago(board.received_at.get(evse_id), now)}"
-        parts.append(render_evse(evse_id, board.reports[evse_id], received))
+        parts.append(render_evse(evse_id, board.reports[evse_id], received, wall_now))
     if board.warnings:
         parts.append(Panel(Text("\n".join(board.warnings), "yellow"), title="warnings"))
     return Group(*parts)
@@ -453,20 +581,21 @@ async def _watch_plain(
     async for message in client.messages:
         now = time.monotonic()
         arrival = board.take(message.topic.value, _payload(message), now, registry)
-        for line in plain_lines(board, arrival, now):
+        for line in plain_lines(board, arrival, now, datetime.now(UTC)):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 async def _repaint(live: Live, board: StatusBoard) -> None:
     while True:
-        live.update(render_screen(board, time.monotonic()), refresh=True)
+        live.update(render_screen(board, time.monotonic(), datetime.now(UTC)), refresh=True)
         await asyncio.sleep(1 / REFRESH_PER_S)
 
 
 async def _watch_live(
     client: aiomqtt.Client, board: StatusBoard, registry: SchemaRegistry, console: Console
 ) -> None:
-    with Live(render_screen(board, time.monotonic()), console=console, auto_refresh=False) as live:
+    first = render_screen(board, time.monotonic(), datetime.now(UTC))
+    with Live(first, console=console, auto_refresh=False) as live:
         repaint = asyncio.create_task(_repaint(live, board), name="status-repaint")
         try:
             async for message in client.messages:
@@ -474,7 +603,7 @@ async def _watch_live(
         finally:
             repaint.cancel()
             await asyncio.gather(repaint, return_exceptions=True)
-            live.update(render_screen(board, time.monotonic()))
+            live.update(render_screen(board, time.monotonic(), datetime.now(UTC)))
 
 
 async def watch_status(
