@@ -498,6 +498,8 @@ class Expected:
     is answered again, so it needs one more."""
     may_answer: Counter[str] = field(default_factory=Counter)
     """Every valid request's id: nothing else may be answered."""
+    names: dict[str, str] = field(default_factory=dict)
+    """Each valid request's name, by id (for a failure to say what went unanswered)."""
 
 
 def needs_answer(message: Message, evse_ids: Collection[str]) -> bool:
@@ -552,6 +554,7 @@ def expected_outcomes(config: Config, messages: list[tuple[str, bytes]]) -> Expe
                 else:
                     expected.decoded[message.name] += 1
                 if message.type is MessageType.REQUEST:
+                    expected.names[message.id] = message.name
                     expected.may_answer[message.id] += 1
                     if needs_answer(message, evse_ids):
                         expected.must_answer[message.id] += 1

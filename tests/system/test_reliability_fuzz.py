@@ -177,14 +177,17 @@ async def _flood_station(
             collector = asyncio.create_task(_collect(listener, wire))
             station, task = await start_station(config)
             counters = station.bridge.counters
+            bridge = station.bridge
             publisher: asyncio.subprocess.Process | None = None
             try:
                 started = time.perf_counter()
                 publisher = await _publish_all(config, batch)
                 # Stops early should the publisher fail: its output says why.
+                # Received, handled, and every answer that waits on the hardware (a connector
+                # lock) given.
                 await wait_until(
                     lambda: (
-                        counters.get("inbound_received") >= len(messages)
+                        (counters.get("inbound_received") >= len(messages) and bridge.settled)
                         or publisher.returncode not in (None, 0)
                     ),
                     RECEIVE_TIMEOUT_S,
@@ -278,6 +281,9 @@ async def test_a_hundred_thousand_fuzzed_payloads_over_mosquitto(
         check_wire_document(reference, orjson.loads(payload), Direction.TO_JOSEV)
     unasked = {i: n for i, n in answered.items() if n > expected.may_answer[i]}
     assert unasked == {}, "answered more often than validly asked"
-    unanswered = {i: n for i, n in expected.must_answer.items() if answered[i] != n}
-    assert unanswered == {}, f"{len(unanswered)} valid requests not answered exactly once"
+    # At least what must be answered: a request for an EVSE that is not configured may be
+    # answered too (process_authorized_token's `discarded`), and shares its id with a valid one.
+    unanswered = {i: n for i, n in expected.must_answer.items() if answered[i] < n}
+    kinds = Counter(expected.names[i] for i in unanswered)
+    assert unanswered == {}, f"{len(unanswered)} valid requests not answered: {kinds}"
     assert expected.must_answer.total() > 10_000, "the batch must hold many valid requests"

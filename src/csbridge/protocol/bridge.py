@@ -133,6 +133,7 @@ class Bridge:
         self._on_simulate = on_simulate
         self._session_side = session_side
         self._answering: set[asyncio.Task[None]] = set()
+        self._in_hand = 0
         self._faults = RateLimitedLog(log, engine.clock)
         """A flood of one kind of bad message gives one line a minute; the counters count all."""
         self.state_published = asyncio.Event()
@@ -152,11 +153,24 @@ class Bridge:
 
     # -- inbound ---------------------------------------------------------------------------
 
+    @property
+    def settled(self) -> bool:
+        """No message in hand and no answer still waiting on the hardware."""
+        return self._in_hand == 0 and not self._answering
+
     async def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
         """One inbound MQTT message (`retained`: MQTT's retain flag as the broker delivered
         it); never raises, whatever arrives."""
         started = time.perf_counter()
         self.counters.add(Counted.INBOUND_RECEIVED)
+        self._in_hand += 1
+        try:
+            outcome = await self._take(topic, payload, retained)
+        finally:
+            self._in_hand -= 1
+        self.counters.observe(Timed.INBOUND_HANDLING, outcome, time.perf_counter() - started)
+
+    async def _take(self, topic: str, payload: bytes, retained: bool) -> str:
         outcome = "accepted"
         try:
             if topic == self.config.mqtt.request_topic:
@@ -189,7 +203,7 @@ class Bridge:
             outcome = "failed"
             self.counters.add(Counted.HANDLER_FAILED, topic)
             log.exception("event=handler_failed topic=%s", topic)
-        self.counters.observe(Timed.INBOUND_HANDLING, outcome, time.perf_counter() - started)
+        return outcome
 
     async def _handle_josev(self, message: Message) -> str:
         """The outcome: accepted, unhandled (no handler takes the message: counted, not an

@@ -16,6 +16,7 @@ from csbridge.session.authorization import (
     build_authorizers,
 )
 from csbridge.session.handlers import SessionHandlers
+from csbridge.session.machine import Event, State
 
 __all__ = [
     "Allowlist",
@@ -24,8 +25,10 @@ __all__ = [
     "AuthorizationResult",
     "Authorizer",
     "BadLine",
+    "Event",
     "ParsedAllowlist",
     "SessionHandlers",
+    "State",
     "build_authorizers",
     "parse_allowlist",
 ]

@@ -65,6 +65,8 @@ class Authorization:
     token_type: str | None = None
     id_token: str | None = None
     preauthorized_until: float | None = None
+    withdrawn: bool = False
+    """Refused or withdrawn for this plug-in: free vend does not authorize it again."""
 
 
 class AuthorizationFlow:
@@ -86,6 +88,10 @@ class AuthorizationFlow:
 
     # -- from the station --------------------------------------------------------------------
 
+    def forget(self, evse_id: str) -> None:
+        """The EV is gone: its authorization, and any refusal, go with it."""
+        self.by_evse[evse_id] = Authorization()
+
     def on_plug_in(self, evse_id: str) -> None:
         """An EV plugged in and nobody authorized it yet."""
         record = self.by_evse[evse_id]
@@ -95,6 +101,8 @@ class AuthorizationFlow:
             self._feed(evse_id, Event.AUTH_ACCEPTED, "a token presented before the plug-in")
             return
         record.preauthorized_until = None
+        if record.withdrawn:
+            return  # refused for this plug-in: a new one (or a token) is needed
         result = self._authorizers[evse_id].on_plug_in()
         if result is None:
             record.status = "none"
@@ -165,6 +173,7 @@ class AuthorizationFlow:
         log.warning("event=authorization_withdrawn evse=%s status=%s", evse_id, answer.status)
         self._record(evse_id, answer.status, None)
         self.by_evse[evse_id].preauthorized_until = None
+        self.by_evse[evse_id].withdrawn = True
         event = Event.DEAUTHORIZED if answer.status == "deauthorized" else Event.AUTH_REJECTED
         self._feed(evse_id, event, f"Josev answered {answer.status}")
 
@@ -214,6 +223,7 @@ class AuthorizationFlow:
             "rejected": Event.AUTH_REJECTED,
             "deauthorized": Event.DEAUTHORIZED,
         }[message.status]
+        record.withdrawn = event is not Event.AUTH_ACCEPTED
         if event is Event.AUTH_ACCEPTED and self._state_of(evse_id) is State.AVAILABLE:
             record.preauthorized_until = self._clock() + PREAUTHORIZED_FOR_S
             return

@@ -235,6 +235,8 @@ class SessionHandlers:
             )
             return result
         after = result.machine.state
+        if event is Event.CP_A:
+            self.authorization.forget(evse_id)  # a new EV, a new authorization
         if after is not before.state:
             session.since = datetime.now(UTC)
             log.info(
@@ -765,12 +767,12 @@ class SessionHandlers:
     def _observe(self, evse_id: str, inputs: EvseInputs, composition: Composition | None) -> None:
         session = self.sessions[evse_id]
         board = inputs.board
+        if board is not None and board.lock is not None:
+            session.lock = lock_status(board)
         if board is not None and board.cp_state is not None:
             if board.cp_state is CpState.A:
                 session.pwm_on = False  # unplugged: the board stops the PWM until asked again
             self._pilot(evse_id, session, board.cp_state)
-        if board is not None and board.lock is not None:
-            session.lock = lock_status(board)
         if board is not None and board.contactor_closed is not None:
             contactor: ContactorStatus = "closed" if board.contactor_closed else "opened"
             if contactor != session.contactor:
@@ -792,6 +794,7 @@ class SessionHandlers:
         if refused is not None:
             self._stop_refused(evse_id, refused)
         self._progress(evse_id)
+        self.publish_condition(evse_id)
 
     def _pilot(self, evse_id: str, session: EvseSession, pilot: CpState) -> None:
         state = cp_status(pilot, session.pwm_on)
@@ -820,7 +823,8 @@ class SessionHandlers:
             self.feed(evse_id, Event.FAULT if troubled else Event.FAULT_CLEARED, status.value)
         if ready != session.limits_ready:
             session.limits_ready = ready
-            self.feed(evse_id, Event.LIMITS_READY if ready else Event.LIMITS_NOT_READY, status)
+            event = Event.LIMITS_READY if ready else Event.LIMITS_NOT_READY
+            self.feed(evse_id, event, f"status {status.value}")
 
     def _push(self, payload: Payload) -> None:
         self.pushed.put_nowait(Message(payload))

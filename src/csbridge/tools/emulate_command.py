@@ -45,7 +45,7 @@ async def run_dc_session(
     console.print(table)
     for problem in problems:
         console.print(f"[red]PROBLEM[/red] {problem}")
-    passed = len(results) == 11 and all(r.passed for r in results) and not problems
+    passed = len(results) == 14 and all(r.passed for r in results) and not problems
     console.print(
         f"{'OK' if passed else 'FAILED'}: {sum(r.passed for r in results)} of 11 steps passed"
     )
