@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -174,37 +175,76 @@ def _full_stack(payload: bytes) -> bool:
 async def test_the_scenario_passes_against_csbridge_run_on_the_example(broker: Broker) -> None:
     """The issue's check: `csbridge emulate --scenario dc-session` against `csbridge run
     --config examples/sim-station.toml` (modules and IMD on the virtual CAN bus)."""
-    async with _listening(broker.url, "cs/josev") as josev_topic:
-        run = await asyncio.create_subprocess_exec(
-            *CSBRIDGE,
-            "run",
-            "--config",
-            str(example_config("sim-station.toml")),
-            "--broker",
-            broker.url,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            await _first(josev_topic, _full_stack, 15)  # the stack fills up module by module
-            emulate = await asyncio.create_subprocess_exec(
+    text = await _scenario_against_the_example(broker, "dc-session", timeout=90)
+    assert "OK: 14 of 14 steps passed" in text
+
+
+async def test_misuse_passes_against_csbridge_run_on_the_example(broker: Broker) -> None:
+    """The issue's check: `csbridge emulate --scenario misuse` against `csbridge run`: every
+    out-of-sequence request refused, no module output; the retained setpoint cleared after."""
+    text = await _scenario_against_the_example(broker, "misuse", timeout=150)
+    assert "OK: 10 of 10 steps passed" in text
+    assert "live copy answered rejected" in text
+    async with _listening(broker.url, f"josev/cs/probe-{os.getpid()}") as probe:
+        await probe.subscribe("josev/cs", qos=1)
+        await probe.publish(f"josev/cs/probe-{os.getpid()}", b"probe", qos=1)
+        kept = []
+        async with asyncio.timeout(5):
+            async for message in probe.messages:  # the retained come before the live probe
+                if message.topic.value != "josev/cs":
+                    break
+                kept.append(message.payload)
+        assert kept == [], "the retained setpoint is cleared at the end"
+
+
+async def test_the_ac_session_passes_against_csbridge_run_on_the_example(broker: Broker) -> None:
+    """The issue's check: `csbridge emulate --scenario ac-session` against `csbridge run` on the
+    example's AC EVSE."""
+    text = await _scenario_against_the_example(broker, "ac-session", timeout=60)
+    assert "OK: 12 of 12 steps passed" in text
+    assert "DE*CSB*E0002" in text
+
+
+async def _scenario_against_the_example(broker: Broker, scenario: str, timeout: float) -> str:
+    """`csbridge emulate --scenario <scenario>` against `csbridge run --config
+    examples/sim-station.toml`, once its stack is full; what emulate printed (exit 0 asserted,
+    else the station's log shown too). The station logs to a file: a pipe nobody reads would
+    stall it once full."""
+    with tempfile.TemporaryFile() as station_log:
+        async with _listening(broker.url, "cs/josev") as josev_topic:
+            run = await asyncio.create_subprocess_exec(
                 *CSBRIDGE,
-                "emulate",
+                "run",
+                "--config",
+                str(example_config("sim-station.toml")),
                 "--broker",
                 broker.url,
-                "--scenario",
-                "dc-session",
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env={"COLUMNS": "200", "NO_COLOR": "1", **os.environ},
+                stdout=subprocess.DEVNULL,
+                stderr=station_log,
             )
-            out, err = await asyncio.wait_for(emulate.communicate(), 90)
-            text = out.decode()
-            assert emulate.returncode == 0, text + err.decode()
-            assert "OK: 14 of 14 steps passed" in text
-        finally:
-            run.kill()
-            await run.wait()
+            try:
+                await _first(josev_topic, _full_stack, 15)  # the stack fills up module by module
+                emulate = await asyncio.create_subprocess_exec(
+                    *CSBRIDGE,
+                    "emulate",
+                    "--broker",
+                    broker.url,
+                    "--scenario",
+                    scenario,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env={"COLUMNS": "200", "NO_COLOR": "1", **os.environ},
+                )
+                out, err = await asyncio.wait_for(emulate.communicate(), timeout)
+            finally:
+                run.kill()
+                await run.wait()
+        text = out.decode()
+        if emulate.returncode != 0:
+            station_log.seek(0)
+            log_tail = station_log.read()[-20_000:].decode(errors="replace")
+            pytest.fail(f"{text}{err.decode()}\n-- the station's log --\n{log_tail}")
+        return text
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:1", "mqtt://"])

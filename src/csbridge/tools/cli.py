@@ -181,7 +181,10 @@ def emulate(
     response_topic: Annotated[str, typer.Option(help="Where the station answers.")] = "cs/josev",
     scenario: Annotated[
         str | None,
-        typer.Option(help="dc-session: a whole DC session against a simulated station."),
+        typer.Option(
+            help="Against a simulated station: dc-session (a whole DC session), ac-session (a "
+            "whole AC session), misuse (out-of-sequence requests, each must be refused)."
+        ),
     ] = None,
     local_prefix: Annotated[str, typer.Option(help="The station's own topics.")] = "csbridge",
     username: UsernameOption = None,
@@ -191,17 +194,27 @@ def emulate(
     key_file: KeyFileOption = None,
 ) -> None:
     """Act as Josev: boot requests, check every answer and update; exit 1 on any problem."""
-    from csbridge.tools.emulate_command import emulate_session, run_dc_session  # noqa: PLC0415
+    from csbridge.tools.emulate_command import (  # noqa: PLC0415
+        SCENARIOS,
+        emulate_session,
+        run_scenario,
+    )
 
-    if scenario not in (None, "dc-session"):
-        err.print(f"--scenario: unknown scenario {scenario!r} (have: dc-session)")
+    if scenario is not None and scenario not in SCENARIOS:
+        err.print(f"--scenario: unknown scenario {scenario!r} (have: {', '.join(SCENARIOS)})")
         raise typer.Exit(EXIT_BAD_CONFIG)
     login = _login(broker, username, password_file, ca_file, cert_file, key_file)
     try:
-        if scenario == "dc-session":
+        if scenario is not None:
             code = asyncio.run(
-                run_dc_session(
-                    broker, request_topic, response_topic, local_prefix, out, login=login
+                run_scenario(
+                    scenario,
+                    broker,
+                    out,
+                    request_topic=request_topic,
+                    response_topic=response_topic,
+                    local_prefix=local_prefix,
+                    login=login,
                 )
             )
             raise typer.Exit(code)

@@ -4,52 +4,87 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Protocol
 
 import aiomqtt
 from rich.console import Console
+from rich.table import Table
 
 from csbridge.mqtt import BrokerLogin
 from csbridge.tools.emulator import EmulatorError, Exchange, JosevEmulator
 from csbridge.tools.live_view import describe_exchange
+from csbridge.tools.scenarios.ac_session import AcSession
+from csbridge.tools.scenarios.common import StepAction, StepResult
+from csbridge.tools.scenarios.dc_session import DcSession
+from csbridge.tools.scenarios.misuse import Misuse
+from csbridge.tools.scenarios.watch import OutputWatch
+
+SCENARIOS = ("dc-session", "ac-session", "misuse")
+"""What `--scenario` takes."""
 
 
-async def run_dc_session(
+class Scenario(Protocol):
+    name: str
+
+    def steps(self) -> list[tuple[str, StepAction]]: ...
+
+    async def run(self) -> list[StepResult]: ...
+
+
+async def run_scenario(
+    scenario: str,
     broker: str,
+    console: Console,
+    *,
     request_topic: str,
     response_topic: str,
     local_prefix: str,
-    console: Console,
-    *,
     login: BrokerLogin | None = None,
 ) -> int:
-    """The dc-session scenario; 0 only when every step passed."""
-    from rich.table import Table  # noqa: PLC0415
-
-    from csbridge.tools.scenarios.dc_session import DcSession  # noqa: PLC0415
-
+    """One of SCENARIOS, its steps as a table; 0 only when every step passed and the emulator
+    found nothing wrong with what the station sent."""
     try:
-        async with JosevEmulator.connect(
-            broker, request_topic=request_topic, response_topic=response_topic, login=login
-        ) as josev:
-            results = await DcSession(josev, local_prefix).run()
-            problems = josev.problems
+        async with contextlib.AsyncExitStack() as stack:
+            josev = await stack.enter_async_context(
+                JosevEmulator.connect(
+                    broker, request_topic=request_topic, response_topic=response_topic, login=login
+                )
+            )
+            played: Scenario
+            if scenario == "misuse":
+                watch = await stack.enter_async_context(
+                    OutputWatch.connect(broker, local_prefix, login=login)
+                )
+                played = Misuse(josev, watch, local_prefix)
+            elif scenario == "ac-session":
+                played = AcSession(josev, local_prefix)
+            else:
+                played = DcSession(josev, local_prefix)
+            planned = len(played.steps())
+            results = await played.run()
+            problems = list(josev.problems)
     except aiomqtt.MqttError as error:
         console.print(f"[red]FAILED[/red] broker {broker}: {error}")
         return 1
-    table = Table(title="dc-session")
+    print_steps(console, played.name, results)
+    for problem in problems:
+        console.print(f"[red]PROBLEM[/red] {problem}")
+    passed = len(results) == planned and all(r.passed for r in results) and not problems
+    console.print(
+        f"{'OK' if passed else 'FAILED'}: {sum(r.passed for r in results)} of {planned} "
+        "steps passed"
+    )
+    return 0 if passed else 1
+
+
+def print_steps(console: Console, title: str, results: list[StepResult]) -> None:
+    table = Table(title=title)
     for column in ("step", "result", "ms", "detail"):
         table.add_column(column)
     for result in results:
         verdict = "[green]pass[/green]" if result.passed else "[red]FAIL[/red]"
         table.add_row(result.name, verdict, f"{result.seconds * 1000:.0f}", result.detail)
     console.print(table)
-    for problem in problems:
-        console.print(f"[red]PROBLEM[/red] {problem}")
-    passed = len(results) == 14 and all(r.passed for r in results) and not problems
-    console.print(
-        f"{'OK' if passed else 'FAILED'}: {sum(r.passed for r in results)} of 11 steps passed"
-    )
-    return 0 if passed else 1
 
 
 async def emulate_session(
