@@ -25,6 +25,7 @@ from csbridge.messages import (
 from csbridge.protocol import Bridge
 from csbridge.protocol.recent import Handled, RecentMessages
 from csbridge.session import SessionHandlers
+from csbridge.session.power_path import PowerPath
 from csbridge.testing.brokers import Broker
 from csbridge.tools.emulator import JosevEmulator
 from csbridge.tools.scenarios.common import StepResult
@@ -162,6 +163,11 @@ async def test_output_behind_a_refusal_is_named_with_its_module_and_time(
     play: Play, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(SessionHandlers, "setpoint", _refuse_but_drive)
+    # ...and never switches them off again: the session's own all-off would hide the output.
+    monkeypatch.setattr(PowerPath, "off", lambda self, evse_id: False)
+    monkeypatch.setattr(PowerPath, "hold_off", lambda self, now: {})
+    monkeypatch.setattr(PowerPath, "keep_alive", lambda self, evse_id: None)
+    monkeypatch.setattr(PowerPath, "follow_limits", lambda self, evse_id: None)
     results = (await play()).results
     (failed,) = _failed(results)
     assert results[-1] is failed, "the scenario stops at the first failed step"

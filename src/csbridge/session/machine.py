@@ -491,7 +491,7 @@ def _commands(before: Machine, after: Machine, event: Event) -> tuple[Command, .
     plugged_in = before.state is State.AVAILABLE and after.state is State.OCCUPIED
     if plugged_in and not after.facts.dc:
         commands.append(Command.LOCK)  # an AC socket holds the plug from the start
-    if after.state is State.OCCUPIED and before.state not in _ASKED:
+    if after.state is State.OCCUPIED and before.state in _FRESH:
         commands.append(Command.OFFER_AUTHORIZATION)
     ended = after.state in _RESTING and before.state not in _RESTING
     if ended or event is Event.UNLOCK or event is Event.CP_A:
@@ -511,8 +511,10 @@ _ALWAYS_OFF_IN = frozenset(
     }
 )
 """Entering (or staying in) these re-commands all off: an extra off is free, a missed one not."""
-_ASKED = frozenset({State.OCCUPIED, State.AUTHORIZING, State.AUTHORIZED})
-"""Back in occupied from these, the authorization was refused or withdrawn: not offered again."""
+_FRESH = frozenset({State.AVAILABLE, State.UNAVAILABLE, State.FAULTED})
+"""Occupied from these, the EV has had no session yet: authorization is offered. One plug-in,
+one authorization: back in occupied after a session (or a refusal), a new one needs a token,
+Josev's word, or the EV plugged in again."""
 _RESTING = frozenset({State.AVAILABLE, State.OCCUPIED, State.UNAVAILABLE, State.FAULTED})
 
 

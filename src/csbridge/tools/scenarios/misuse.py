@@ -103,7 +103,11 @@ class Misuse:
 
         async def watched() -> str:
             self._timeline.append((time.perf_counter(), name))
-            detail = await step()
+            try:
+                detail = await step()
+            except (StepFailedError, EmulatorError):
+                self._no_output()  # output seen meanwhile is the failure that matters
+                raise
             self._no_output()
             return detail
 
