@@ -184,7 +184,7 @@ async def test_misuse_passes_against_csbridge_run_on_the_example(broker: Broker)
     out-of-sequence request refused, no module output; the retained setpoint cleared after."""
     text = await _scenario_against_the_example(broker, "misuse", timeout=150)
     assert "OK: 10 of 10 steps passed" in text
-    assert "live copy answered rejected" in text
+    assert "live copy answered rejected" in text, text
     async with _listening(broker.url, f"josev/cs/probe-{os.getpid()}") as probe:
         await probe.subscribe("josev/cs", qos=1)
         await probe.publish(f"josev/cs/probe-{os.getpid()}", b"probe", qos=1)
@@ -233,7 +233,8 @@ async def _scenario_against_the_example(broker: Broker, scenario: str, timeout: 
                     scenario,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
-                    env={"COLUMNS": "200", "NO_COLOR": "1", **os.environ},
+                    # COLUMNS over the caller's own: a wrapped detail cell splits its words.
+                    env=ENV,
                 )
                 out, err = await asyncio.wait_for(emulate.communicate(), timeout)
             finally:

@@ -56,6 +56,11 @@ that follows it, so output that began at the end of a step is seen too."""
 RESTING = ("available", "occupied", "authorized")
 
 
+LIVE_ANSWER_S = 5.0
+"""How long the live copy of the retained setpoint may take to be answered."""
+LIVE_POLL_S = 0.05
+
+
 @dataclass
 class Misuse:
     josev: JosevEmulator
@@ -312,6 +317,12 @@ class Misuse:
         # The station subscribed long ago: MQTT hands it this publish with RETAIN 0, as any
         # live request. Once a later request is answered, the station has handled it.
         probe = await self.evse.contactors()
+        # The probe went on another connection than the publish: MQTT orders neither against
+        # the other, so the live copy's answer may come after the probe's. Wait for it.
+        for _ in range(round(LIVE_ANSWER_S / LIVE_POLL_S)):
+            if answers_in(self.josev.exchanges, message_id):
+                break
+            await asyncio.sleep(LIVE_POLL_S)
         live = answers_in(self.josev.exchanges, message_id)
         if len(live) > 1 or any(answer.data.get("status") != "rejected" for answer in live):
             told = [answer.data.get("status") for answer in live]
