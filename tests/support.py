@@ -638,3 +638,26 @@ async def ready_to_charge(
         return bool(finished)
 
     await wait_until(passed, timeout, f"{evse_id}'s cable check passed", every=0.2)
+
+
+def small_station(*evses: tuple[str, str], station: str = "") -> str:
+    """A valid station TOML: `[station]` (plus `station`'s extra keys) and one small DC EVSE per
+    (evse_id, extra tables) pair, for tests of one configuration table."""
+    header = f'[station]\nsw_version = "1.0"\nhw_version = "rev-a"\n{station}\n'
+    return header + "".join(
+        f"""
+[[evse]]
+evse_id = "{evse_id}"
+kind = "dc"
+network_interface = "eth1"
+connectors = [{{ id = 1, connector_type = "DC_extended" }}]
+
+[evse.dc_limits]
+max_current_a = 200
+max_voltage_v = 1000
+max_power_w = 150000
+peak_current_ripple_a = 2
+{tables}
+"""
+        for evse_id, tables in evses
+    )

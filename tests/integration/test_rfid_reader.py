@@ -18,6 +18,7 @@ import pytest
 from csbridge.config import ConfigError, SerialReaderConfig, parse_config
 from csbridge.sources.rfid import SerialTokenReader, Token, serial_readers
 from csbridge.testing.harness import wait_until
+from tests.support import small_station
 
 EVSE = "DE*CSB*E0001"
 CARD = Token("04A2B9C1", "ISO14443")
@@ -265,28 +266,9 @@ async def test_cancelling_the_reader_closes_the_port(pty: Pty) -> None:
 
 def test_readers_are_built_for_the_evses_that_configure_one(tmp_path: Path) -> None:
     config = parse_config(
-        '[station]\nsw_version = "1"\nhw_version = "a"\n'
-        + "".join(
-            f"""
-[[evse]]
-evse_id = "{evse_id}"
-kind = "dc"
-network_interface = "eth1"
-connectors = [{{ id = 1, connector_type = "DC_extended" }}]
-[evse.dc_limits]
-max_current_a = 200
-max_voltage_v = 1000
-max_power_w = 150000
-peak_current_ripple_a = 2
-{table}
-"""
-            for evse_id, table in (
-                (
-                    EVSE,
-                    f'[evse.authorization]\nreader = {{ kind = "serial", port = "{tmp_path}" }}',
-                ),
-                ("DE*CSB*E0002", ""),
-            )
+        small_station(
+            (EVSE, f'[evse.authorization]\nreader = {{ kind = "serial", port = "{tmp_path}" }}'),
+            ("DE*CSB*E0002", ""),
         )
     )
     readers = serial_readers(config, lambda _, __: None)

@@ -59,26 +59,9 @@ async def test_status_command_shows_a_running_station(config: Config, broker: Br
             5,
             "the external limit binding",
         )
-        process = await asyncio.create_subprocess_exec(
-            *CSBRIDGE,
-            "status",
-            "--broker",
-            broker.url,
-            "--prefix",
-            config.mqtt.local_prefix,
-            "--status-topic",
-            config.mqtt.status_topic,
-            "--duration",
-            "3",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=ENV,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 60)
+        text = await _status_for_3_s(broker, config)
     finally:
         await stop_bridge(task)
-    text = out.decode()
-    assert process.returncode == 0, text + err.decode()
     assert f"-- bridge online ({config.mqtt.status_topic})" in text
     assert "bridge online  EVSEs 2" in text
     assert f"{DC}  evse_ready  isolation valid" in text
@@ -105,26 +88,9 @@ async def test_status_command_shows_each_evse_session(config: Config, broker: Br
             return bool(session.get("state") == "authorized")
 
         await wait_until(reported_authorized, 5, "the retained report's session authorized")
-        process = await asyncio.create_subprocess_exec(
-            *CSBRIDGE,
-            "status",
-            "--broker",
-            broker.url,
-            "--prefix",
-            config.mqtt.local_prefix,
-            "--status-topic",
-            config.mqtt.status_topic,
-            "--duration",
-            "3",
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=ENV,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 60)
+        text = await _status_for_3_s(broker, config)
     finally:
         await stop_bridge(task)
-    text = out.decode()
-    assert process.returncode == 0, text + err.decode()
     dc_block = text[text.rindex(f"{DC}  evse_ready") :].split("\n\n")[0]
     dc_session = line_of(dc_block, "session ").strip().split("  ")
     assert dc_session[0] == "session authorized"
@@ -140,3 +106,25 @@ async def test_status_command_shows_each_evse_session(config: Config, broker: Br
     assert ac_session[0] == "session available"
     assert ac_session[2:4] == ["authorization none", "connector available (idle)"]
     assert "warning" not in text
+
+
+async def _status_for_3_s(broker: Broker, config: Config) -> str:
+    """`csbridge status` on the station's topics for 3 s: what it printed (it must exit 0)."""
+    process = await asyncio.create_subprocess_exec(
+        *CSBRIDGE,
+        "status",
+        "--broker",
+        broker.url,
+        "--prefix",
+        config.mqtt.local_prefix,
+        "--status-topic",
+        config.mqtt.status_topic,
+        "--duration",
+        "3",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, out.decode() + err.decode()
+    return out.decode()

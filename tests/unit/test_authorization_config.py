@@ -9,24 +9,10 @@ import pytest
 
 from csbridge.config import ConfigError, SerialReaderConfig, parse_config
 from csbridge.testing.harness import isolated_config
+from tests.unit.test_config import GOOD
 
-STATION = """
-[station]
-sw_version = "1.0"
-hw_version = "rev-a"
-
-[[evse]]
-evse_id = "DE*CSB*E0009"
-kind = "dc"
-network_interface = "eth1"
-connectors = [{ id = 1, connector_type = "DC_extended" }]
-
-[evse.dc_limits]
-max_current_a = 200
-max_voltage_v = 1000
-max_power_w = 150000
-peak_current_ripple_a = 2
-"""
+STATION = GOOD
+"""A valid station (test_config's) to add an [evse.authorization] table to."""
 
 
 def _with(table: str) -> str:

@@ -17,6 +17,7 @@ from csbridge.session import (
     build_authorizers,
 )
 from csbridge.sources.rfid import Token
+from tests.support import small_station
 
 EVSE = "DE*CSB*E0001"
 CARD = Token("04A2B9C1", "ISO14443")
@@ -120,25 +121,10 @@ def test_only_josevs_accepted_lets_the_session_go_on(
 
 
 def _station(table: str, second_table: str | None = None) -> str:
-    evse = """
-[[evse]]
-evse_id = "{evse_id}"
-kind = "dc"
-network_interface = "eth1"
-connectors = [{{ id = 1, connector_type = "DC_extended" }}]
-
-[evse.dc_limits]
-max_current_a = 200
-max_voltage_v = 1000
-max_power_w = 150000
-peak_current_ripple_a = 2
-"""
-    text = '[station]\nsw_version = "1.0"\nhw_version = "rev-a"\n'
-    text += evse.format(evse_id=EVSE) + "\n[evse.authorization]\n" + table + "\n"
+    evses = [(EVSE, "[evse.authorization]\n" + table)]
     if second_table is not None:
-        text += evse.format(evse_id="DE*CSB*E0002")
-        text += "\n[evse.authorization]\n" + second_table + "\n"
-    return text
+        evses.append(("DE*CSB*E0002", "[evse.authorization]\n" + second_table))
+    return small_station(*evses)
 
 
 def test_each_evses_mode_is_logged_at_start_free_vend_loudly(

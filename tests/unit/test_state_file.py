@@ -12,6 +12,7 @@ import pytest
 
 from csbridge.config import ConfigError, parse_config
 from csbridge.service.state_file import FILE_NAME, MAX_BYTES, StateFile
+from tests.support import small_station
 
 AVAILABILITY = {"DE*CSB*E0001": "inoperative", "DE*CSB*E0002": "operative"}
 
@@ -137,32 +138,17 @@ def test_a_failed_rename_leaves_no_temporary_file_and_recovers(
 
 # -- [station] state_dir -----------------------------------------------------------------------
 
-STATION = """
-[station]
-sw_version = "csbridge 0.1.0"
-hw_version = "rev-a"
-{extra}
 
-[[evse]]
-evse_id = "DE*CSB*E0001"
-kind = "dc"
-network_interface = "eth1"
-connectors = [{{ id = 1, connector_type = "DC_extended" }}]
-
-[evse.dc_limits]
-max_current_a = 200
-max_voltage_v = 1000
-max_power_w = 150000
-peak_current_ripple_a = 2
-"""
+def _station(extra: str) -> str:
+    return small_station(("DE*CSB*E0001", ""), station=extra)
 
 
 def test_the_state_dir_defaults_to_var_lib_and_may_point_anywhere(tmp_path: Path) -> None:
-    assert parse_config(STATION.format(extra="")).station.state_dir == Path("/var/lib/csbridge")
-    chosen = parse_config(STATION.format(extra=f'state_dir = "{tmp_path}"'))
+    assert parse_config(_station("")).station.state_dir == Path("/var/lib/csbridge")
+    chosen = parse_config(_station(f'state_dir = "{tmp_path}"'))
     assert chosen.station.state_dir == tmp_path
 
 
 def test_a_relative_state_dir_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"station\.state_dir: must be an absolute path"):
-        parse_config(STATION.format(extra='state_dir = "var/lib/csbridge"'), "station.toml")
+        parse_config(_station('state_dir = "var/lib/csbridge"'), "station.toml")
