@@ -455,10 +455,10 @@ async def _m3_silent_through_a_stop(
         await _next_command(m1, "the keepalive's setpoint")
     await _stop_charging(station, josev)
     await wait_until(lambda: _state(station) not in ENERGY_STATES, 5, "the session stopped")
+    await wait_until(lambda: m1.output_current == 0.0, 1, "the off frame reaching m1")
     # Silent on the bus, m3 never heard the off: it holds its last share (within its own
     # 10 s watchdog), with the session over.
     assert m3.output_current == 80.0
-    assert m1.output_current == 0.0
 
 
 async def _next_command(module: ModuleControls, what: str) -> None:
