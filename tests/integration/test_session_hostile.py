@@ -503,12 +503,6 @@ async def test_a_module_back_from_silence_is_switched_off_and_josev_hears_no_cur
         josev.assert_no_problems()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hold_off re-sends the off only when a whole poll period passed since the last one, "
-    "checked on a tick of that same period: right after a stop the next off comes up to two "
-    "poll periods later, so a module back from silence then delivers for ~2 s, not at most one",
-)
 async def test_a_module_back_from_silence_right_after_a_stop_is_off_within_one_poll_period(
     wire_station: Station, wire_config: Config
 ) -> None:

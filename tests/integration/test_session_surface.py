@@ -303,13 +303,6 @@ async def test_josev_withdrawing_the_authorization_stops_a_running_session(
     josev.assert_no_problems()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a withdrawal in an energy state ends the session through stopping and finishing; "
-    "back in occupied from finishing the machine offers authorization again (OFFER_AUTHORIZATION "
-    "is left out only when coming from occupied, authorizing or authorized), so free vend "
-    "re-authorizes at once and sends Josev a new authorization: the withdrawal is undone",
-)
 @pytest.mark.parametrize("status", ["deauthorized", "rejected"])
 async def test_an_authorization_josev_withdrew_is_not_granted_again_by_free_vend(
     station: Station, josev: JosevClient, status: str
@@ -490,12 +483,6 @@ async def test_inoperative_takes_an_idle_evse_out_of_service_at_once(
     josev.assert_no_problems()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the machine defers the state (inoperative_pending) but takes the event's fact "
-    "operative=False at once; the session publishes it to the limits, which shut the EVSE down "
-    "(evse_shutdown, limits_not_ready), and that stops the running session at once",
-)
 async def test_inoperative_during_a_session_takes_effect_at_its_end(
     station: Station, josev: JosevClient
 ) -> None:

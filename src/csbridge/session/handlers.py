@@ -87,6 +87,7 @@ from csbridge.session.machine import (
 from csbridge.session.power_path import PowerPath
 from csbridge.sources import CpState, LockState, SessionCondition, cp_status
 from csbridge.sources.rfid import Token, TokenError
+from csbridge.support import Counted, RateLimitedLog
 
 log = logging.getLogger("csbridge.session")
 
@@ -202,6 +203,8 @@ class SessionHandlers:
         """Updates for Josev that the station raises itself (CP, contactors, faults)."""
         self._feeding = False
         self._watching: set[asyncio.Task[None]] = set()
+        self._refusals = RateLimitedLog(log, engine.clock)
+        """A flood of one refusal gives one line a minute; the counter counts every one."""
         engine.observers.append(self._observe)
         for evse_id in self.sessions:  # an EVSE kept out of service says so from the start
             self.publish_condition(evse_id)
@@ -226,7 +229,9 @@ class SessionHandlers:
         result = step(before, event)
         session.machine = result.machine
         if not result.accepted:
-            log.warning(
+            self._engine.counters.add(Counted.SESSION_REFUSED, event.value)
+            self._refusals.warning(
+                (evse_id, before.state, event),
                 "event=session_refused evse=%s state=%s on=%s why=%s",
                 evse_id,
                 before.state,
@@ -793,6 +798,7 @@ class SessionHandlers:
         refused = self.power.follow_limits(evse_id)
         if refused is not None:
             self._stop_refused(evse_id, refused)
+        self.power.off_if_delivering(evse_id, self._clock())
         self._progress(evse_id)
         self.publish_condition(evse_id)
 

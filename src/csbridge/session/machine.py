@@ -394,15 +394,14 @@ def step(machine: Machine, event: Event) -> Step:
     """The next state and what to command for `event`."""
     facts = _take(machine.facts, event)
     cell = cell_for(machine.state, event, dc=facts.dc)
+    # A refusal changes nothing, not even the facts: the request never happened.
     if cell.target is Outcome.REFUSE:
-        return Step(replace(machine, facts=facts), (), accepted=False, why="not in this state")
+        return Step(machine, (), accepted=False, why="not in this state")
     if cell.guard is not None and not guard_holds(cell.guard, facts):
-        return Step(
-            replace(machine, facts=facts), (), accepted=False, why=_unmet(cell.guard, facts)
-        )
+        return Step(machine, (), accepted=False, why=_unmet(cell.guard, facts))
     target = _resolve(machine.state, cell.target, facts)
-    if target is None:  # DEFER
-        facts = replace(facts, inoperative_pending=True)
+    if target is None:  # DEFER: in service until the session ends
+        facts = replace(facts, operative=True, inoperative_pending=True)
         target = machine.state
     if machine.state in SESSION_STATES and target not in SESSION_STATES:
         # The session is over: its authorization and its checks go with it.

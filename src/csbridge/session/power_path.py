@@ -27,6 +27,8 @@ log = logging.getLogger("csbridge.session")
 
 STRAY_CURRENT_A = 1.0
 """Output current above this from a module commanded off is output it must not deliver."""
+MIN_OFF_GAP_S = 0.05
+"""Offs sent on sight of output are at most this frequent (a reading per frame may come)."""
 STRAY_AFTER_PERIODS = 2
 """Poll periods a module is given to stop after it was commanded off."""
 
@@ -158,6 +160,24 @@ class PowerPath:
                 path.stray = stray
                 changed[evse_id] = stray
         return changed
+
+    def off_if_delivering(self, evse_id: str, now: float) -> None:
+        """A module seen delivering where none should (no setpoint runs, or one the setpoint
+        leaves at rest) is commanded off at once, not at the next poll period: a module back
+        from silence with its last setpoint stops as soon as it is heard from."""
+        path = self._paths[evse_id]
+        off = set(path.resting) if path.request is not None else None
+        delivering = [
+            name
+            for name, reading in self._engine.inputs(evse_id).modules.items()
+            if (reading.output_current or 0.0) > STRAY_CURRENT_A and (off is None or name in off)
+        ]
+        if not delivering or now - path.off_sent_at < MIN_OFF_GAP_S:
+            return
+        path.off_sent_at = now
+        modules = self._stage.evses[evse_id].modules
+        for name in delivering:
+            modules[name].switch_off()
 
     def measured_current(self, evse_id: str) -> float:
         """What the EVSE's modules measure now, summed (fresh readings only)."""

@@ -71,6 +71,7 @@ class Counted(enum.StrEnum):
     WATCHDOG_WITHHELD = "watchdog_withheld"
     REQUEST_UNANSWERED = "request_unanswered"
     STATE_FILE_FAILED = "state_file_failed"
+    SESSION_REFUSED = "session_refused"
 
     @property
     def metric(self) -> MetricSpec:
@@ -174,6 +175,11 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "state_file_failures",
         "State files that could not be read (corrupt) or written (the state stays in memory).",
         ("problem",),
+    ),
+    Counted.SESSION_REFUSED: MetricSpec(
+        "session_refusals",
+        "Requests and events an EVSE's session state refused (a setpoint out of sequence...).",
+        ("event",),
     ),
 }
 
