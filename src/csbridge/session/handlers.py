@@ -437,6 +437,8 @@ class SessionHandlers:
             return None
         evse_id, evse = found
         session = self.sessions[evse_id]
+        if session.state in (State.PRECHARGE, State.CHARGING):
+            return self._isolation_now(evse_id)
         starting = message.cable_check_action == "start" or session.state is State.AUTHORIZED
         if starting or session.cable_check_started is None:
             if not self.feed(evse_id, Event.CABLE_CHECK_START).accepted:
@@ -459,6 +461,16 @@ class SessionHandlers:
         isolation = verdict.isolation or "invalid"
         event = Event.ISOLATION_OK if verdict.passed else Event.ISOLATION_FAILED
         self.feed(evse_id, event, f"isolation {isolation}")
+        return _cable_check_answer(evse_id, "finished", isolation)
+
+    def _isolation_now(self, evse_id: str) -> CableCheckResponse:
+        """After the check, while energy flows: the isolation the IMD reports now (Josev may
+        poll until PowerDelivery stops); one that is no longer valid or warning stops it."""
+        dc = self._engine.snapshots.get(evse_id).dc
+        reported = dc.isolation_status if dc is not None else None
+        isolation: IsolationStatus = reported.value if reported is not None else "invalid"
+        if isolation not in ("valid", "warning"):
+            self.feed(evse_id, Event.ISOLATION_FAILED, f"isolation {isolation}")
         return _cable_check_answer(evse_id, "finished", isolation)
 
     @handles(CsContactorStatusRequest)
