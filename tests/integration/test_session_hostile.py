@@ -296,11 +296,18 @@ async def test_a_setpoint_after_the_session_ended_is_rejected_and_nothing_switch
 ) -> None:
     await josev.boot(timeout=5)
     await _charging(station, josev)
+    charged = josev.mark()
     await ending(station, josev)
     await wait_until(
         lambda: _state(station) not in ENERGY_STATES and not any(_currents(station)),
         5,
         "the session's energy ended",
+    )
+    # Josev heard the contactors open: any close it hears from here on is a new one.
+    await josev.wait_update(
+        lambda m: m.name == "cs_contactor_status" and m.data["status"] == "opened",
+        timeout=5,
+        since=charged,
     )
     assert not _contactor_closed(station)
     record = tap(station)
