@@ -94,6 +94,9 @@ log = logging.getLogger("csbridge.session")
 MAX_REPORTED_TOKEN = 36
 """The report's id_token bound (OCPP's IdToken); a longer one from Josev is left out."""
 MAX_STOP_REASON = 200
+MAX_OBSERVE_PASSES = 8
+"""Passes over one evaluation's consequences before giving up (each pass acts on changes only,
+so two or three settle everything)."""
 KEEPALIVE_S = 1.0
 """Setpoints are sent again this often: well inside a module's own 10 s watchdog."""
 SAFE_VOLTAGE_V = 60.0
@@ -202,6 +205,8 @@ class SessionHandlers:
         self.pushed: asyncio.Queue[Message] = asyncio.Queue()
         """Updates for Josev that the station raises itself (CP, contactors, faults)."""
         self._feeding = False
+        self._observing: set[str] = set()
+        self._observe_again: set[str] = set()
         self._watching: set[asyncio.Task[None]] = set()
         self._refusals = RateLimitedLog(log, engine.clock)
         """A flood of one refusal gives one line a minute; the counter counts every one."""
@@ -782,7 +787,27 @@ class SessionHandlers:
     # -- what the station sees and tells Josev by itself -----------------------------------
 
     def _observe(self, evse_id: str, inputs: EvseInputs, composition: Composition | None) -> None:
+        """After every evaluation. What it does may evaluate the EVSE again (a command the
+        simulated hardware reports at once): that evaluation is not observed inside this one,
+        whose readings it would make stale, but by another pass once this one is done."""
+        if evse_id in self._observing:
+            self._observe_again.add(evse_id)
+            return
+        self._observing.add(evse_id)
+        try:
+            for _ in range(MAX_OBSERVE_PASSES):
+                self._observe_again.discard(evse_id)
+                self._observe_now(evse_id)
+                if evse_id not in self._observe_again:
+                    return
+            log.error("event=observe_unsettled evse=%s passes=%d", evse_id, MAX_OBSERVE_PASSES)
+        finally:
+            self._observing.discard(evse_id)
+
+    def _observe_now(self, evse_id: str) -> None:
         session = self.sessions[evse_id]
+        inputs = self._engine.inputs(evse_id)
+        composition = self._engine.composition(evse_id)
         board = inputs.board
         if board is not None and board.lock is not None:
             session.lock = lock_status(board)
