@@ -65,6 +65,9 @@ class LoggingConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     repeat_interval_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
     """A fault of one kind is logged at most once per this interval, with the count held back."""
+    max_limited_kinds: Annotated[int, Field(ge=16, le=65536)] = 256
+    """Kinds of fault each rate limit remembers (least recently used first out); while all are
+    within their interval, further kinds share one line. Bounds the limiter's memory."""
 
 
 class MetricsConfig(Strict):
