@@ -51,6 +51,7 @@ from csbridge.support import Counted, Counters, RateLimitedLog, Timed
 
 log = logging.getLogger("csbridge.bridge")
 
+_LEAVES = frozenset(leaf.value for leaf in Leaf)
 READ_ONLY_REQUESTS: frozenset[type[Payload]] = frozenset(
     {CsParametersRequest, CsStatusAndLimitsRequest}
 )
@@ -190,7 +191,7 @@ class Bridge:
             outcome = "rejected"
             self.counters.add(Counted.INBOUND_REJECTED, rejected.reason.value)
             self._faults.warning(
-                (topic, rejected.reason),
+                (rejected.reason, self._topic_class(topic), self._log_kind(rejected.message)),
                 "event=inbound_rejected topic=%s reason=%s message=%s where=%s why=%s",
                 topic,
                 rejected.reason,
@@ -202,8 +203,36 @@ class Bridge:
             # A bug must not take the bridge down: the requester times out, we count and log it.
             outcome = "failed"
             self.counters.add(Counted.HANDLER_FAILED, topic)
-            log.exception("event=handler_failed topic=%s", topic)
+            kind = self._failed_kind(topic, payload)
+            self._faults.exception(
+                (Counted.HANDLER_FAILED, kind),
+                "event=handler_failed topic=%s message=%s",
+                topic,
+                kind,
+            )
         return outcome
+
+    def _log_kind(self, message: str) -> str:
+        """A rejected message's kind for the rate limit: a registry name or one of our leaves as
+        the sender wrote it, else ?; never a free value such as the topic or an unknown name."""
+        return message if message in self._known_names or message in _LEAVES else "?"
+
+    def _topic_class(self, topic: str) -> str:
+        """Whose topic, from a closed set: josev, local (ours), a topic source's class, or ?."""
+        if topic == self.config.mqtt.request_topic:
+            return "josev"
+        owners = [type(s).__name__ for s in self._topic_sources if s.owns(topic)]
+        if owners:
+            return owners[0]
+        return "local" if topic.startswith(f"{self.local.prefix}/") else "?"
+
+    def _failed_kind(self, topic: str, payload: bytes) -> str:
+        """What failed, from a closed set: the message's name, our topic's leaf, or whose
+        topic it came on."""
+        if topic == self.config.mqtt.request_topic:
+            return self._name_in(payload)
+        parsed = self.local.parse(topic)
+        return parsed[1].value if parsed is not None else self._topic_class(topic)
 
     async def _handle_josev(self, message: Message) -> str:
         """The outcome: accepted, unhandled (no handler takes the message: counted, not an
@@ -253,7 +282,12 @@ class Bridge:
             await self._answer(message, await reply, handled)
         except Exception:
             self.counters.add(Counted.HANDLER_FAILED, self.config.mqtt.request_topic)
-            log.exception("event=handler_failed message=%s", message.name)
+            self._faults.exception(
+                (Counted.HANDLER_FAILED, message.name),
+                "event=handler_failed topic=%s message=%s",
+                self.config.mqtt.request_topic,
+                message.name,
+            )
 
     async def _repeat(self, message: Message, answer: Message | None, at: float) -> str:
         """A message handled `at` received again: its answer once more, and nothing done."""

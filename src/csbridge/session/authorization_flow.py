@@ -29,6 +29,7 @@ from csbridge.session.authorization import (
 )
 from csbridge.session.machine import Event, State, Step
 from csbridge.sources.rfid import Token
+from csbridge.support import RateLimitedLog
 
 log = logging.getLogger("csbridge.authorization")
 
@@ -85,6 +86,9 @@ class AuthorizationFlow:
         """Set once the bridge runs: without it nothing is sent to Josev."""
         self.by_evse = {evse_id: Authorization() for evse_id in authorizers}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._warnings = RateLimitedLog(log, clock)
+        """What a token or Josev's word can cause, one line a minute per kind (never per token
+        or evse_id as sent)."""
 
     # -- from the station --------------------------------------------------------------------
 
@@ -113,8 +117,11 @@ class AuthorizationFlow:
         """A token from the token topic or a reader."""
         state = self._state_of(evse_id)
         if state not in _WELCOME and state is not State.AVAILABLE:
-            log.warning(
-                "event=token_ignored evse=%s state=%s why=no session can start now", evse_id, state
+            self._warnings.warning(
+                ("token_ignored", state),
+                "event=token_ignored evse=%s state=%s why=no session can start now",
+                evse_id,
+                state,
             )
             return
         result = self._authorizers[evse_id].on_token(token)
@@ -170,7 +177,12 @@ class AuthorizationFlow:
         answer = await self._send(request, ANNOUNCE_TIMEOUT_S)
         if not isinstance(answer, AuthorizationResponse) or answer.status == "accepted":
             return  # silence is no refusal: a station without OCPP behind Josev never answers
-        log.warning("event=authorization_withdrawn evse=%s status=%s", evse_id, answer.status)
+        self._warnings.warning(
+            ("authorization_withdrawn", answer.status),
+            "event=authorization_withdrawn evse=%s status=%s",
+            evse_id,
+            answer.status,
+        )
         self._record(evse_id, answer.status, None)
         self.by_evse[evse_id].preauthorized_until = None
         self.by_evse[evse_id].withdrawn = True
@@ -199,7 +211,7 @@ class AuthorizationFlow:
             try:
                 await work
             except Exception:
-                log.exception("event=authorization_failed")
+                self._warnings.exception("authorization_failed", "event=authorization_failed")
 
         task = loop.create_task(run())
         self._tasks.add(task)
@@ -212,7 +224,12 @@ class AuthorizationFlow:
         """An authorization made elsewhere: remote start, Plug & Charge, or its withdrawal."""
         evse_id = message.evse_id
         if evse_id not in self.by_evse:
-            log.warning("event=unknown_evse message=authorization evse_id=%r", evse_id)
+            self._warnings.warning(
+                ("unknown_evse", AuthorizationUpdate.NAME),
+                "event=unknown_evse message=%s evse_id=%r",
+                AuthorizationUpdate.NAME,
+                evse_id,
+            )
             return
         record = self.by_evse[evse_id]
         record.status = message.status

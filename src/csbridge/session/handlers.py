@@ -209,7 +209,8 @@ class SessionHandlers:
         self._observe_again: set[str] = set()
         self._watching: set[asyncio.Task[None]] = set()
         self._refusals = RateLimitedLog(log, engine.clock)
-        """A flood of one refusal gives one line a minute; the counter counts every one."""
+        """Every warning a message can cause (a refusal, an unknown EVSE, a failed lock): a
+        flood of one kind gives one line a minute; the counters count every one."""
         engine.observers.append(self._observe)
         for evse_id in self.sessions:  # an EVSE kept out of service says so from the start
             self.publish_condition(evse_id)
@@ -221,9 +222,18 @@ class SessionHandlers:
     def _evse(self, message: ForEvse) -> tuple[str, EvseConfig] | None:
         evse_id = message.evse_id
         if evse_id not in self._config:
-            log.warning("event=unknown_evse message=%s evse_id=%r", message.NAME, evse_id)
+            self._unknown_evse(message.NAME, evse_id)
             return None
         return evse_id, self._config[evse_id]
+
+    def _unknown_evse(self, name: str, evse_id: str) -> None:
+        """Keyed by the message's name alone: the evse_id is whatever the sender wrote."""
+        self._refusals.warning(
+            ("unknown_evse", name),
+            "event=unknown_evse message=%s evse_id=%r",
+            name,
+            evse_id,
+        )
 
     # -- the machine -------------------------------------------------------------------------
 
@@ -236,7 +246,7 @@ class SessionHandlers:
         if not result.accepted:
             self._engine.counters.add(Counted.SESSION_REFUSED, event.value)
             self._refusals.warning(
-                (evse_id, before.state, event),
+                ("session_refused", before.state, event),
                 "event=session_refused evse=%s state=%s on=%s why=%s",
                 evse_id,
                 before.state,
@@ -407,6 +417,8 @@ class SessionHandlers:
     def transaction_status(self, message: TransactionStatusUpdate) -> None:
         evse_id = message.evse_id
         if evse_id is ABSENT or evse_id not in self.sessions:
+            if evse_id is not ABSENT:
+                self._unknown_evse(message.NAME, evse_id)
             return
         self.sessions[evse_id].transaction = message
         if message.status == "ended":
@@ -521,14 +533,14 @@ class SessionHandlers:
         )
         clamped = self.power.clamp(evse_id, request)
         if isinstance(clamped, Refused):
-            _log_refused(evse_id, clamped)
+            self._log_refused(evse_id, clamped)
             return _setpoint_answer(evse_id, accepted=False)
         event = Event.PRECHARGE_SETPOINT if request.precharge else Event.CHARGE_SETPOINT
         if not self.feed(evse_id, event).accepted:
             return _setpoint_answer(evse_id, accepted=False)
         result = self.power.run(evse_id, request)
         if isinstance(result, Refused):
-            _log_refused(evse_id, result)
+            self._log_refused(evse_id, result)
             self.feed(evse_id, Event.STOP_CHARGING, "the setpoint is not allowed")
             return _setpoint_answer(evse_id, accepted=False)
         return _setpoint_answer(evse_id, accepted=True)
@@ -538,7 +550,7 @@ class SessionHandlers:
         the export, whose EvseManager runs the session; False: refused, and the stack is off."""
         result = self.power.run(evse_id, request)
         if isinstance(result, Refused):
-            _log_refused(evse_id, result)
+            self._log_refused(evse_id, result)
             self.switch_off(evse_id, "the requested setpoint is not allowed")
             return False
         return True
@@ -602,8 +614,17 @@ class SessionHandlers:
             self.switch_off(evse_id, why)
             self._stage.open_contactors(evse_id)
 
+    def _log_refused(self, evse_id: str, refused: Refused) -> None:
+        self._refusals.warning(
+            ("setpoint_rejected", refused.reason),
+            "event=setpoint_rejected evse=%s reason=%s why=%s",
+            evse_id,
+            refused.reason,
+            refused.detail,
+        )
+
     def _stop_refused(self, evse_id: str, refused: Refused) -> None:
-        _log_refused(evse_id, refused)
+        self._log_refused(evse_id, refused)
         self.switch_off(evse_id, "the setpoint is no longer allowed")
 
     @handles(StopChargingRequest)
@@ -621,7 +642,7 @@ class SessionHandlers:
         of service waits for a running session's end."""
         evse_id = value_or(message.evse_id, None)
         if evse_id is not None and evse_id not in self._config:
-            log.warning("event=unknown_evse message=change_availability evse_id=%r", evse_id)
+            self._unknown_evse(message.NAME, evse_id)
             return ChangeAvailabilityResponse(status="rejected")
         connector = value_or(message.connector_id, None)
         targets = [evse_id] if evse_id is not None else list(self._config)
@@ -732,7 +753,12 @@ class SessionHandlers:
         task.add_done_callback(self._watching.discard)
 
     def _lock_failed(self, evse_id: str, wanted: LockState) -> None:
-        log.error("event=lock_failed evse=%s wanted=%s -- hardware fault", evse_id, wanted)
+        self._refusals.error(
+            ("lock_failed", wanted),
+            "event=lock_failed evse=%s wanted=%s -- hardware fault",
+            evse_id,
+            wanted,
+        )
         self._push(
             HardwareFaultUpdate(
                 evse_id=evse_id, component_name="connector_lock", fault_name="other"
@@ -761,6 +787,7 @@ class SessionHandlers:
     def meter_values(self, message: MeterValuesRequest) -> MeterValuesResponse | None:
         evse_id = value_or(message.evse_id, None) or next(iter(self._config))
         if evse_id not in self._config:
+            self._unknown_evse(message.NAME, evse_id)
             return None
         # Measured, never the deadbanded values of the updates: a meter reads what flows.
         voltage = self.power.measured_voltage(evse_id)
@@ -888,15 +915,6 @@ def _cable_check_answer(
 def _setpoint_answer(evse_id: str, *, accepted: bool) -> PowerElectronicsSetpointResponse:
     return PowerElectronicsSetpointResponse(
         evse_id=evse_id, status="accepted" if accepted else "rejected"
-    )
-
-
-def _log_refused(evse_id: str, refused: Refused) -> None:
-    log.warning(
-        "event=setpoint_rejected evse=%s reason=%s why=%s",
-        evse_id,
-        refused.reason,
-        refused.detail,
     )
 
 
