@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 
 import aiomqtt
 import orjson
@@ -14,6 +15,7 @@ import pytest
 from csbridge.config import Config
 from csbridge.messages.envelope import RejectReason
 from csbridge.protocol.bridge import Bridge
+from csbridge.support.logging_setup import journal_formatter, plain_formatter
 from csbridge.testing.harness import wait_until
 from csbridge.tools.emulator import JosevEmulator
 from tests.support import load_fixture
@@ -150,3 +152,55 @@ async def test_flood_of_ten_thousand_requests_is_answered_and_counted_exactly(
     # A thousand of one kind of garbage within the minute: one log line, the counter has all.
     rejected_lines = [r for r in caplog.records if "event=inbound_rejected" in r.getMessage()]
     assert len(rejected_lines) == 1
+
+
+async def test_a_flood_to_random_operator_topics_logs_one_line(
+    bridge: Bridge,
+    config: Config,
+    raw_client: aiomqtt.Client,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="csbridge")
+    flood = 2_000
+    sends = [
+        raw_client.publish(
+            f"{config.mqtt.local_prefix}/E{uuid.uuid4().hex}/operator", b'{"enabled": false}', qos=1
+        )
+        for _ in range(flood)
+    ]
+    for start in range(0, flood, 500):
+        await asyncio.gather(*sends[start : start + 500])
+    await wait_until(
+        lambda: bridge.counters.get("inbound_rejected", RejectReason.UNKNOWN_EVSE.value) == flood,
+        30,
+        "the whole flood rejected",
+    )
+    lines = [r.getMessage() for r in caplog.records if "event=inbound_rejected" in r.getMessage()]
+    assert len(lines) == 1, "one line a minute per kind, not one per topic"
+    assert "reason=unknown_evse message=operator" in lines[0]
+    assert len(bridge._faults.limiter) == 1  # noqa: SLF001 - one kind, not 2,000 topics
+
+
+@pytest.mark.parametrize("formatter", [plain_formatter, journal_formatter])
+async def test_a_name_written_to_forge_a_log_line_stays_on_one_line(
+    formatter: Callable[[], logging.Formatter],
+    bridge: Bridge,
+    config: Config,
+    raw_client: aiomqtt.Client,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="csbridge")
+    forged = "x\n2026-12-01 21:00:00,000 level=ERROR event=forged\x1b[2J"
+    await raw_client.publish(config.mqtt.request_topic, _request(name=forged), qos=1)
+    await wait_until(
+        lambda: bridge.counters.total("inbound_rejected") == 1,
+        5,
+        "the forged name rejected",
+    )
+    written = [formatter().format(r) for r in caplog.records if r.name.startswith("csbridge")]
+    rejected = [line for line in written if "event=inbound_rejected" in line]
+    assert len(rejected) == 1
+    assert "\n" not in rejected[0]
+    assert "\x1b" not in rejected[0]
+    assert "message=x\\n2026-12-01 21:00:00,000 level=ERROR" in rejected[0]
+    assert "event=forged\\x1b[2J" in rejected[0]
