@@ -80,7 +80,11 @@ def serve(settings: Config, replay: Sequence[Path] = ()) -> None:
     from csbridge.service import run_station  # noqa: PLC0415 - only the run command needs it
     from csbridge.support import configure_logging  # noqa: PLC0415
 
-    configure_logging(settings.logging.level, settings.logging.repeat_interval_s)
+    configure_logging(
+        settings.logging.level,
+        settings.logging.repeat_interval_s,
+        settings.logging.max_limited_kinds,
+    )
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(run_station(settings, replay))
