@@ -42,8 +42,6 @@ class PacedUpdates(Generic[T, D]):
         self.gap_s = gap_s
         self._held: dict[str, None] = {}  # insertion-ordered set: changed, not sent yet
         self._sent_at: dict[str, float] = {}
-        self._sent: dict[str, T] = {}
-        """The value each EVSE was last told: a change that comes back to it is not sent."""
 
     def take_due(self) -> list[tuple[str, D]]:
         """Every changed EVSE whose gap has passed, with the document of its latest value,
@@ -57,13 +55,10 @@ class PacedUpdates(Generic[T, D]):
             if now < self._due_at(evse_id):
                 continue
             del self._held[evse_id]
-            value = self._typed.get(evse_id)
-            last = self._sent.get(evse_id)
-            if last is not None and (last is value or last == value):
-                continue  # changed and changed back within the gap: Josev has it already
+            # Sent even when it equals what was last taken: that one may never have reached
+            # Josev (MQTT down, a full state sent since), and a repeat costs one of the 20.
             self._sent_at[evse_id] = now
-            self._sent[evse_id] = value
-            due.append((evse_id, self._documents.document_of(evse_id, value)))
+            due.append((evse_id, self._documents.get(evse_id)))
         return due
 
     def next_due_at(self) -> float | None:
