@@ -208,6 +208,29 @@ def test_a_change_undone_within_the_gap_is_told_as_it_stands_at_the_end() -> Non
     assert rig.engine.updates.held == ()
 
 
+def test_the_full_state_counts_as_told() -> None:
+    rig = _rig()
+    _external(rig, E1, 90_000.0)
+    rig.at(rig.clock.now + 0.01)
+    rig.push()
+    rig.at(rig.clock.now + 0.01)
+    _external(rig, E2, 80_000.0)
+    rig.engine.updates.take_due()  # E2 went out at once, E1 is held
+    _external(rig, E1, 85_000.0)
+    rig.engine.updates.told_all()  # the full state went out after a connect
+    told_at = rig.clock.now
+    rig.sent.clear()
+    assert rig.engine.updates.held == ()
+    rig.at(told_at + 0.01)
+    _external(rig, E2, 70_000.0)
+    rig.push()
+    assert rig.sent == [], "50 ms after the full state, not at once"
+    rig.run_until(math.inf)
+    assert [(at, e.evse_id, _max_power(e)) for at, e in rig.sent] == [
+        (told_at + UPDATE_GAP_S, E2, 70_000)
+    ]
+
+
 def test_the_gap_must_be_positive() -> None:
     store: LatestByEvse[int] = LatestByEvse([(E1, 1)])
     with pytest.raises(ValueError, match="positive"):

@@ -159,7 +159,8 @@ class LimitsEngine:
         self.snapshots = LatestByEvse(
             (evse_id, self._reported(runtime, now)) for evse_id, runtime in self._evses.items()
         )
-        """What Josev is told about each EVSE, typed; its change marks drive the updates."""
+        """What Josev is told about each EVSE, typed, as soon as it changes: the power path
+        clamps to it at once, and its change marks drive the (paced) updates."""
         self._wire = AsDocuments(self.snapshots, wire_entry)
         self.wire_entries: Latest[EvseStatusAndLimits] = self._wire
         """`snapshots` as the entries of cs_status_and_limits, each made once, when first read:

@@ -61,6 +61,15 @@ class PacedUpdates(Generic[T, D]):
             due.append((evse_id, self._documents.get(evse_id)))
         return due
 
+    def told_all(self) -> None:
+        """Every EVSE's entry was just sent as it stands (the full state after a connect):
+        nothing is held, and each EVSE's next change waits for its gap from now."""
+        self._typed.clear_changed()
+        self._held.clear()
+        now = self._clock()
+        for evse_id in self._typed.evse_ids:
+            self._sent_at[evse_id] = now
+
     def next_due_at(self) -> float | None:
         """When the first held change may go out (None: nothing is held)."""
         if not self._held:
