@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from csbridge.config import Config, EvseConfig, ReportingConfig
 from csbridge.engine.latest import AsDocuments, Documents, Entry, Latest, LatestByEvse
+from csbridge.engine.pacing import PacedUpdates
 from csbridge.engine.payloads import wire_entry
 from csbridge.engine.report import LimitsReport, report_document, source_report
 from csbridge.engine.rounding import RoundedSnapshot, rounded
@@ -158,11 +159,18 @@ class LimitsEngine:
         self.snapshots = LatestByEvse(
             (evse_id, self._reported(runtime, now)) for evse_id, runtime in self._evses.items()
         )
-        """What Josev is told about each EVSE, typed; its change marks drive the updates."""
+        """What Josev is told about each EVSE, typed, as soon as it changes: the power path
+        clamps to it at once, and its change marks drive the (paced) updates."""
         self._wire = AsDocuments(self.snapshots, wire_entry)
         self.wire_entries: Latest[EvseStatusAndLimits] = self._wire
         """`snapshots` as the entries of cs_status_and_limits, each made once, when first read:
         the bridge builds its response and updates from these."""
+        self.updates: PacedUpdates[RoundedSnapshot, EvseStatusAndLimits] = PacedUpdates(
+            self._wire, clock
+        )
+        """The entries due to go to Josev as updates: each EVSE at most once per 50 ms, a train
+        of changes as one update at its latest value. Only the wire is paced: `snapshots` (which
+        the power path follows) change at once."""
         self._entries = AsDocuments(self.snapshots, self._entry_document)
         self.entries: Documents = self._entries
         """The same entries as JSON documents (a setpoint is clamped to them, replay prints

@@ -4,7 +4,9 @@ Decreases of a maximum (and increases of a minimum) and status changes go out at
 increase goes out only after it has stayed above the reported value by more than a hysteresis
 for a settle time, and then at the lowest value seen during that time, so noise never flaps the
 EV. Measured present values go out when they move past a deadband. Everything that is not
-urgent waits for the per-EVSE rate cap; nothing urgent ever does.
+urgent waits for the per-EVSE rate cap; nothing urgent ever does. (What the gate reports is
+what the power path follows at once; the updates that carry it to Josev are paced after it, at
+most one per EVSE per 50 ms: engine/pacing.py.)
 
 The gate works on rounded snapshots, so it reasons about exactly what Josev receives. Which
 fields are maxima, minima, present values or exact, and what each measures, the model declares

@@ -451,9 +451,12 @@ class Bridge:
             self.state_published.set()
 
     async def _push_updates(self) -> None:
+        """Every change of an entry, paced by the engine (each EVSE at most once per 50 ms, a
+        train of changes as one update at its latest value): a flood of inputs cannot make an
+        update storm, and nothing held waits longer than the gap."""
         while True:
-            changed = await self.engine.wire_entries.wait_changed()
-            await self._send_update([entry for _, entry in changed])
+            due = await self.engine.updates.wait_due()
+            await self._send_update([entry for _, entry in due])
 
     async def _push_session_updates(self, pushed: asyncio.Queue[Message]) -> None:
         """cp_status, cs_contactor_status and hardware_fault updates, in the order they arose."""
