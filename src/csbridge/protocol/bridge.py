@@ -442,7 +442,7 @@ class Bridge:
         """After each (re)connect (Josev may have booted while we were away), and as the last
         word before a deliberate stop."""
         self.engine.flush_reports()
-        self.engine.wire_entries.clear_changed()
+        self.engine.updates.told_all()
         self.engine.reports.clear_changed()
         sent = await self._send_update(self.engine.wire_entries.values())
         for evse_id in self.engine.evse_ids:
