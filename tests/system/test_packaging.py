@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiomqtt
@@ -23,12 +23,14 @@ import pytest
 
 from csbridge.config import StationConfig, load_config
 from csbridge.mqtt.embedded_broker import LOOPBACK, free_port
+from csbridge.mqtt.link import MqttLink, Subscription
 from csbridge.testing.brokers import (
     MosquittoBroker,
     MosquittoExitedError,
     find_mosquitto,
     mosquitto_required,
 )
+from csbridge.testing.harness import wait_until
 from tests.support import REPO
 
 pytestmark = pytest.mark.packaging
@@ -273,6 +275,12 @@ def test_production_config_uses_the_topics_the_acl_grants() -> None:
     assert config.metrics.listen == "127.0.0.1:9108"
 
 
+def test_production_config_notices_a_stopped_broker_within_ten_seconds() -> None:
+    """keepalive_s = 5: a silent broker is given up after two keepalives (measured with a
+    SIGSTOPped mosquitto in tests/integration/test_mqtt_stopped_broker.py)."""
+    assert load_config(STATION_CONFIG).mqtt.keepalive_s == 5
+
+
 def test_networkd_files_set_up_the_configured_buses() -> None:
     """Each bus of the production config has a .network file with its bitrate and an automatic
     restart after bus-off; the file's sections and keys are as systemd.network(5) has them."""
@@ -391,6 +399,7 @@ class PackagedBroker(MosquittoBroker):
 PASSWORDS = {
     "csbridge": "bridge-secret-1",
     "josev": "josev-secret-2",
+    "josev-slac": "josev-slac-secret-6",
     "energy-manager": "em-secret-3",
     "operator": "operator-secret-4",
     "monitor": "monitor-secret-5",
@@ -495,3 +504,141 @@ def test_packaged_broker_refuses_a_broken_acl(tmp_path: Path) -> None:
     with pytest.raises(pytest.fail.Exception, match="Invalid topic access type"):
         broker.start()
     assert not broker.running
+
+
+# -- client ids bound to users ----------------------------------------------------------------
+
+CLIENT_ID_BINDING = "use_username_as_clientid true"
+
+
+class BridgeLink:
+    """csbridge's own MQTT link, logged in as the packaged config has it (user `csbridge`,
+    client id `csbridge`), and every message it receives."""
+
+    def __init__(self, broker: PackagedBroker, workdir: Path) -> None:
+        password = workdir / "mqtt-password"
+        password.write_text(PASSWORDS["csbridge"] + "\n", encoding="utf-8")
+        password.chmod(0o600)
+        shipped = load_config(STATION_CONFIG).mqtt
+        assert (shipped.username, shipped.client_id) == ("csbridge", "csbridge")
+        config = shipped.model_copy(update={"broker": broker.url, "password_file": password})
+        self.received: list[tuple[str, bytes]] = []
+        self.link = MqttLink(
+            config,
+            [Subscription(config.request_topic)],
+            on_message=self._take,
+            on_connected=self._nothing,
+        )
+
+    async def _take(self, topic: str, payload: bytes, retained: bool) -> None:
+        self.received.append((topic, payload))
+
+    async def _nothing(self) -> None:
+        return None
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(broker: PackagedBroker, workdir: Path) -> AsyncIterator[BridgeLink]:
+    bridge = BridgeLink(broker, workdir)
+    task = asyncio.create_task(bridge.link.run())
+    try:
+        await wait_until(bridge.link.connected.is_set, 5, "the bridge connected")
+        yield bridge
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _pose_as_the_bridge(broker: PackagedBroker, user: str, times: int) -> None:
+    """Log in as `user` asking for the bridge's client id, `times` times (the issue saw 4
+    takeovers in 3 s)."""
+    for _ in range(times):
+        async with aiomqtt.Client(
+            LOOPBACK,
+            broker.port,
+            username=user,
+            password=PASSWORDS[user],
+            identifier="csbridge",
+            timeout=3,
+        ):
+            pass
+
+
+async def test_packaged_broker_keeps_the_bridge_s_client_id_to_its_user(
+    packaged_broker: PackagedBroker, tmp_path: Path
+) -> None:
+    """A logged-in `monitor` that asks for client id `csbridge` gets its own session: the
+    bridge stays connected and keeps hearing Josev."""
+    async with running_bridge(packaged_broker, tmp_path) as bridge:
+        await _pose_as_the_bridge(packaged_broker, "monitor", 4)
+        async with _client(packaged_broker, "josev") as josev:
+            await josev.publish("josev/cs", b"still there", qos=1)
+            await wait_until(
+                lambda: ("josev/cs", b"still there") in bridge.received, 3, "the bridge hears"
+            )
+        assert (bridge.link.connects, bridge.link.losses) == (1, 0)
+        assert bridge.link.connected.is_set()
+
+
+async def test_without_the_binding_a_monitor_login_displaces_the_bridge(tmp_path: Path) -> None:
+    """The same config without its one line: the monitor knocks the bridge off, as in the
+    issue. This is what the test above would catch if the line went."""
+    password_file = make_password_file(tmp_path / "passwd", PASSWORDS)
+    broker = PackagedBroker(tmp_path, password_file)
+    text = broker.config_path.read_text(encoding="utf-8")
+    assert text.count(f"\n{CLIENT_ID_BINDING}\n") == 1
+    broker.config_path.write_text(text.replace(f"\n{CLIENT_ID_BINDING}\n", "\n"), "utf-8")
+    broker.start()
+    try:
+        async with running_bridge(broker, tmp_path) as bridge:
+            await _pose_as_the_bridge(broker, "monitor", 1)
+            await wait_until(lambda: bridge.link.losses >= 1, 3, "the bridge knocked off")
+    finally:
+        broker.stop()
+
+
+def test_every_listener_binds_client_ids_to_users() -> None:
+    """use_username_as_clientid belongs to the listener above it: each listener, the commented
+    TLS one included, carries it before the next listener starts."""
+    # Directives, with those commented out as `#directive` (comments read `# text`).
+    lines = [
+        line.removeprefix("#").strip()
+        for line in BROKER_CONFIG.read_text(encoding="utf-8").splitlines()
+        if not line.startswith("# ")
+    ]
+    blocks: list[list[str]] = []
+    for line in lines:
+        if re.match(r"listener \d+ ", line):
+            blocks.append([])
+        elif blocks:
+            blocks[-1].append(line)
+    assert len(blocks) == 2
+    assert all(CLIENT_ID_BINDING in block for block in blocks)
+
+
+async def test_each_of_josev_s_services_has_a_login_of_its_own(
+    packaged_broker: PackagedBroker,
+) -> None:
+    """With ids bound to users, two programs on one login would close each other's
+    connection: Josev's SECC and SLAC service connect as `josev` and `josev-slac`, side by
+    side, each reaching Josev's topics; a second login as `josev` replaces the first."""
+    async with (
+        _client(packaged_broker, "josev") as secc,
+        _client(packaged_broker, "josev-slac") as slac,
+        _client(packaged_broker, "csbridge") as bridge,
+    ):
+        await secc.subscribe("cs/josev", qos=1)
+        await slac.subscribe("cs/josev", qos=1)
+        await bridge.subscribe("josev/cs", qos=1)
+        await slac.publish("josev/cs", b"from slac", qos=1)
+        await secc.publish("josev/cs", b"from the secc", qos=1)
+        await bridge.publish("cs/josev", b"cp_status", qos=1)
+        to_bridge = await _received(bridge, 0.5)
+        to_secc = await _received(secc, 0.2)
+        to_slac = await _received(slac, 0.2)
+        assert sorted(to_bridge) == [("josev/cs", b"from slac"), ("josev/cs", b"from the secc")]
+        assert to_secc == to_slac == [("cs/josev", b"cp_status")]
+        async with _client(packaged_broker, "josev"):
+            with pytest.raises(aiomqtt.MqttError):
+                await secc.publish("josev/cs", b"after the second login", qos=1, timeout=3)

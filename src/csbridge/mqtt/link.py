@@ -8,16 +8,24 @@ Publishing hands the message to paho's queue and returns: paho delivers at QoS 1
 retransmits) on its own. Awaiting each PUBACK would serialise every sender behind a broker round
 trip, and on Python 3.11 asyncio.wait_for, which aiomqtt uses for that wait, can swallow a
 cancellation that arrives as the PUBACK does, leaving a stopping task stuck.
+
+A takeover loop (another client connecting with our client id, so the broker closes our session
+each time the other connects, and the other's each time we do) is recognised by its pattern,
+since MQTT 3.1.1 gives no reason for a closed connection: TakeoverWatch below. It is logged once,
+counted, and slows the reconnects down while it lasts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
 import socket
 import ssl
+import struct
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,7 +33,7 @@ import aiomqtt
 import paho.mqtt.client as paho
 
 from csbridge.config import ConfigError, MqttConfig, broker_address, read_password
-from csbridge.support import RateLimitedLog
+from csbridge.support import Counted, Counters, RateLimitedLog
 
 QOS = 1
 BACKOFF_START_S = 0.1
@@ -34,6 +42,26 @@ BACKOFF_CAP_S = 1.5
 CALL_TIMEOUT_S = 5.0
 OFFLINE_ACK_S = 0.5
 TCP_NODELAY_OPTION = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+RESET_ON_CLOSE = struct.pack("ii", 1, 0)
+"""SO_LINGER on, 0 s: close() sends a reset and drops whatever is still unsent."""
+
+TAKEOVER_LOSSES = 3
+"""This many losses in a row, each of a connection that came up at its first attempt (no refused
+or timed-out connect in between) ..."""
+TAKEOVER_UPTIME_S = 2.0
+"""... and was lost within this long of being made (the other client's reconnect, at most the
+backoff cap and a connect later) ..."""
+TAKEOVER_WINDOW_S = 5.0
+"""... all within this long, are a takeover loop. Two clients on one id flip several times a
+second; a broker that restarts refuses the attempts in between, which starts the count again."""
+TAKEOVER_BACKOFF_START_S = 2.0
+TAKEOVER_BACKOFF_CAP_S = 30.0
+"""While a loop lasts, each reconnect waits 2 s doubling to 30 s (jittered) instead of the usual
+0.1-1.5 s: two bridges on one id then flip a few times a minute instead of several times a
+second, and the modules, switched off at every loss, never more often."""
+TAKEOVER_OVER_S = 2 * TAKEOVER_BACKOFF_CAP_S
+"""A connection that lasts this long ends the loop: longer than the other side's longest wait,
+so a peer that backs off as we do cannot end it by coming back slowly."""
 
 log = logging.getLogger("csbridge.mqtt")
 faults = RateLimitedLog(log)
@@ -58,6 +86,88 @@ def jittered(delay: float) -> float:
     return delay * random.uniform(0.5, 1.0)
 
 
+class Loss(enum.Enum):
+    """What one lost connection means to TakeoverWatch."""
+
+    ORDINARY = "ordinary"
+    LOOP_STARTED = "loop_started"
+    """This loss completes the pattern: a takeover loop from now on."""
+    IN_LOOP = "in_loop"
+    LOOP_OVER = "loop_over"
+    """The connection lasted TAKEOVER_OVER_S: the loop is over, this loss is an ordinary one."""
+
+
+class TakeoverWatch:
+    """Tells a takeover loop from ordinary losses, and how long to wait before reconnecting.
+
+    mosquitto closes the older of two connections with one client id; over MQTT 3.1.1 that
+    looks like any other lost connection. The loop shows in its pattern: each connection drops
+    soon after it was made, and the next connect succeeds at once (the broker is there).
+    """
+
+    def __init__(
+        self,
+        losses: int = TAKEOVER_LOSSES,
+        uptime_s: float = TAKEOVER_UPTIME_S,
+        window_s: float = TAKEOVER_WINDOW_S,
+        over_s: float = TAKEOVER_OVER_S,
+    ) -> None:
+        self._uptime_s = uptime_s
+        self._window_s = window_s
+        self._over_s = over_s
+        self._recent: deque[float] = deque(maxlen=losses)
+        self._delays = backoff_delays()
+        self._loop_delays = backoff_delays(TAKEOVER_BACKOFF_START_S, TAKEOVER_BACKOFF_CAP_S)
+        self.looping = False
+        self.flips = 0
+        """Losses since the loop was recognised."""
+
+    def refused(self) -> None:
+        """A connect attempt failed: the broker is away or refuses us, which a takeover never
+        does, so the losses before it are not part of one loop."""
+        self._recent.clear()
+
+    def lost(self, up_since: float, now: float) -> Loss:
+        """A connection made at `up_since` (monotonic seconds) ended at `now`."""
+        if self.looping:
+            if now - up_since < self._over_s:
+                self.flips += 1
+                return Loss.IN_LOOP
+            self.end()
+            return Loss.LOOP_OVER
+        if now - up_since >= self._uptime_s:
+            self._recent.clear()  # a connection that lived was not taken over in a loop
+            return Loss.ORDINARY
+        self._recent.append(now)
+        full = len(self._recent) == self._recent.maxlen
+        if full and now - self._recent[0] <= self._window_s:
+            self.looping = True
+            self.flips = 0
+            return Loss.LOOP_STARTED
+        return Loss.ORDINARY
+
+    def end(self) -> int:
+        """A connection outlived the loop (TAKEOVER_OVER_S): it is over. The flips it had."""
+        flips = self.flips
+        self.looping = False
+        self.flips = 0
+        self._recent.clear()
+        return flips
+
+    def loop_span_s(self) -> float:
+        """Between the first and the last loss of the pattern just recognised."""
+        return self._recent[-1] - self._recent[0] if self._recent else 0.0
+
+    def next_delay(self, attempt: int) -> float:
+        """The nominal wait before the next connect, `attempt` failed attempts since the last
+        connection; during a loop it grows with every flip as well."""
+        if self.looping:
+            step, delays = self.flips + attempt, self._loop_delays
+        else:
+            step, delays = attempt, self._delays
+        return delays[min(step, len(delays) - 1)]
+
+
 @dataclass(frozen=True, slots=True)
 class Subscription:
     topic: str
@@ -74,7 +184,10 @@ class MqttLink:
         on_message: MessageHandler,
         on_connected: ConnectedHook,
         on_lost: Callable[[], None] | None = None,
+        *,
+        counters: Counters | None = None,
     ) -> None:
+        """`counters` gets Counted.MQTT_TAKEOVER_LOOPS (the bridge passes its own)."""
         self._config = config
         self._subscriptions = tuple(subscriptions)
         self._on_message = on_message
@@ -87,6 +200,8 @@ class MqttLink:
         self.losses = 0
         self.failed_connects = 0
         self.connected = asyncio.Event()
+        self.counters = counters if counters is not None else Counters()
+        self.takeovers = TakeoverWatch()
 
     def _new_client(self) -> aiomqtt.Client:
         host, port, tls = broker_address(self._config.broker)
@@ -106,13 +221,14 @@ class MqttLink:
 
     async def run(self) -> None:
         """Connect, serve, and on any loss reconnect with backoff; returns only when cancelled."""
-        delays = backoff_delays()
         attempt = 0
         while True:
             if await self._session():
                 attempt = 0
-            delay = jittered(delays[min(attempt, len(delays) - 1)])
+            delay = jittered(self.takeovers.next_delay(attempt))
             attempt += 1
+            # The wait is chosen, not a stall: the watchdog counts from the attempt it leads to.
+            self._attempt_at = time.monotonic() + delay
             await asyncio.sleep(delay)
 
     async def _session(self) -> bool:
@@ -123,35 +239,77 @@ class MqttLink:
         except (ConfigError, OSError, ssl.SSLError) as error:
             # An unreadable secret or certificate may be fixed by the operator: keep trying.
             self.failed_connects += 1
+            self.takeovers.refused()
             faults.error(
                 "setup", "event=mqtt_setup_failed broker=%s why=%s", self._config.broker, error
             )
             return False
+        up_since: float | None = None
         try:
             async with client:
+                up_since = time.monotonic()
                 try:
                     await self._serve(client)
                 except asyncio.CancelledError:
                     await self._say_offline(client)
                     raise
         except aiomqtt.MqttError as error:
-            was_connected = self._client is not None
-            self._client = None
-            self.connected.clear()
-            if was_connected:
-                self.losses += 1
-                log.warning("event=mqtt_lost broker=%s why=%s", self._config.broker, error)
-                if self._on_lost is not None:
-                    self._on_lost()
-                return True
-            self.failed_connects += 1
-            faults.warning(
-                "connect",
-                "event=mqtt_connect_failed broker=%s why=%s",
-                self._config.broker,
-                error,
-            )
+            return self._ended(error, up_since)
+        finally:
+            if up_since is None:
+                _abandon(client)
         return False
+
+    def _ended(self, error: aiomqtt.MqttError, up_since: float | None) -> bool:
+        """After a connection or an attempt at one ended with `error`; True when it had been
+        up and serving."""
+        was_connected = self._client is not None
+        self._client = None
+        self.connected.clear()
+        if up_since is None:
+            self.takeovers.refused()
+        else:
+            # Accepted, then closed: while serving, or already while subscribing.
+            loss = self.takeovers.lost(up_since, time.monotonic())
+            self._report_loss(loss, error, was_connected)
+        if was_connected:
+            self.losses += 1
+            if self._on_lost is not None:
+                self._on_lost()
+            return True
+        self.failed_connects += 1
+        faults.warning(
+            "connect",
+            "event=mqtt_connect_failed broker=%s why=%s",
+            self._config.broker,
+            error,
+        )
+        return False
+
+    def _report_loss(self, loss: Loss, error: aiomqtt.MqttError, was_connected: bool) -> None:
+        """One line per ordinary loss; one error line for a whole takeover loop."""
+        broker = self._config.broker
+        if loss is Loss.LOOP_STARTED:
+            self.counters.add(Counted.MQTT_TAKEOVER_LOOPS)
+            log.error(
+                "event=mqtt_takeover_loop broker=%s client_id=%s losses=%d within_s=%.1f "
+                "backoff_s=%.0f-%.0f why=the broker closed each connection right after it was "
+                "made: another client connects with this client id (or, on a broker that binds "
+                "client ids to users, as this user) -- reconnecting more slowly while it lasts",
+                broker,
+                self._config.client_id,
+                TAKEOVER_LOSSES,
+                self.takeovers.loop_span_s(),
+                TAKEOVER_BACKOFF_START_S,
+                TAKEOVER_BACKOFF_CAP_S,
+            )
+        elif loss is Loss.IN_LOOP:
+            log.debug("event=mqtt_lost broker=%s why=%s in_takeover_loop=true", broker, error)
+        else:
+            if loss is Loss.LOOP_OVER:
+                log.info("event=mqtt_takeover_loop_over broker=%s", broker)
+            if was_connected:
+                log.warning("event=mqtt_lost broker=%s why=%s", broker, error)
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         for subscription in self._subscriptions:
@@ -159,27 +317,51 @@ class MqttLink:
         self._client = client
         self.connects += 1
         _hand_off(client, self._config.status_topic, b"online", retain=True)
-        log.info("event=mqtt_connected broker=%s connects=%d", self._config.broker, self.connects)
+        # During a takeover loop every flip would log a line: its one error line says it all.
+        log.log(
+            logging.DEBUG if self.takeovers.looping else logging.INFO,
+            "event=mqtt_connected broker=%s connects=%d",
+            self._config.broker,
+            self.connects,
+        )
         self.connected.set()
-        await self._on_connected()
-        async for message in client.messages:
-            payload = message.payload
-            if not isinstance(payload, bytes | bytearray):
-                payload = b"" if payload is None else str(payload).encode()
-            self._busy_since = time.monotonic()
-            try:
-                await self._on_message(message.topic.value, bytes(payload), message.retain)
-            finally:
-                self._busy_since = None
+        outlived = None
+        if self.takeovers.looping:
+            outlived = asyncio.get_running_loop().call_later(TAKEOVER_OVER_S, self._loop_outlived)
+        try:
+            await self._on_connected()
+            async for message in client.messages:
+                payload = message.payload
+                if not isinstance(payload, bytes | bytearray):
+                    payload = b"" if payload is None else str(payload).encode()
+                self._busy_since = time.monotonic()
+                try:
+                    await self._on_message(message.topic.value, bytes(payload), message.retain)
+                finally:
+                    self._busy_since = None
+        finally:
+            if outlived is not None:
+                outlived.cancel()
+
+    def _loop_outlived(self) -> None:
+        """A connection made during a takeover loop has lasted TAKEOVER_OVER_S."""
+        flips = self.takeovers.end()
+        log.info(
+            "event=mqtt_takeover_loop_over broker=%s flips=%d connected_s=%.0f",
+            self._config.broker,
+            flips,
+            TAKEOVER_OVER_S,
+        )
 
     def stalled_for(self, now: float) -> float:
         """How long the link has made no progress: while connected, a handler running this long
         (an idle connection is kept alive by MQTT's own keepalive, which ends it if the broker
-        stops answering); while disconnected, time since the last attempt (at most the backoff
-        cap plus a connect timeout when all is well)."""
+        stops answering); while disconnected, time since the last attempt began or, while it
+        waits to reconnect, since that wait was due to end (at most a connect timeout when all
+        is well, however long the backoff)."""
         if self.connected.is_set():
             return 0.0 if self._busy_since is None else now - self._busy_since
-        return now - self._attempt_at
+        return max(0.0, now - self._attempt_at)
 
     async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
         """Queue for delivery at QoS 1; False when not connected or paho refuses it."""
@@ -222,6 +404,22 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext:
     if config.cert_file is not None and config.key_file is not None:
         context.load_cert_chain(str(config.cert_file), str(config.key_file))
     return context
+
+
+def _abandon(client: aiomqtt.Client) -> None:
+    """Reset the socket of a connect that never completed (timed out, cancelled). aiomqtt
+    leaves it open: a broker that was stopped (SIGSTOP) and resumes would still read its
+    CONNECT, and that ghost would take over the session we made meanwhile (same client id)
+    and, once closed in turn, fail an aiomqtt future nobody awaits ("Future exception was never
+    retrieved"). A reset rather than a FIN, so the broker drops the unread CONNECT."""
+    paho_client = client._client  # noqa: SLF001 - aiomqtt offers no way to abort a connect
+    sock = paho_client.socket()
+    if isinstance(sock, socket.socket):  # TLS sockets too; a websocket wrapper closes plainly
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+        except OSError as error:
+            log.debug("event=mqtt_reset_unavailable why=%s", error)
+    paho_client._sock_close()  # noqa: SLF001 - also unregisters aiomqtt's reader and writer
 
 
 def _hand_off(client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool) -> bool:

@@ -72,6 +72,7 @@ class Counted(enum.StrEnum):
     REQUEST_UNANSWERED = "request_unanswered"
     STATE_FILE_FAILED = "state_file_failed"
     SESSION_REFUSED = "session_refused"
+    MQTT_TAKEOVER_LOOPS = "mqtt_takeover_loops"
 
     @property
     def metric(self) -> MetricSpec:
@@ -180,6 +181,11 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "session_refusals",
         "Requests and events an EVSE's session state refused (a setpoint out of sequence...).",
         ("event",),
+    ),
+    Counted.MQTT_TAKEOVER_LOOPS: MetricSpec(
+        "mqtt_takeover_loops",
+        "Takeover loops recognised: the broker closed the connection right after each connect,"
+        " several times in a few seconds (another client with the same client id).",
     ),
 }
 
