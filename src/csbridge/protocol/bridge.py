@@ -129,6 +129,7 @@ class Bridge:
             on_message=self.handle,
             on_connected=self._connected,
             on_lost=on_mqtt_lost,
+            counters=self.counters,
         )
         self._pushed = pushed
         self._on_simulate = on_simulate
