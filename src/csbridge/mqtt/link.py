@@ -203,18 +203,19 @@ class MqttLink:
         self.counters = counters if counters is not None else Counters()
         self.takeovers = TakeoverWatch()
 
-    def _new_client(self) -> aiomqtt.Client:
+    async def _new_client(self) -> aiomqtt.Client:
         host, port, tls = broker_address(self._config.broker)
+        password, context = await asyncio.to_thread(read_login_files, self._config, tls=tls)
         return aiomqtt.Client(
             host,
             port,
             identifier=self._config.client_id,
             username=self._config.username,
-            password=read_password(self._config),
+            password=password,
             keepalive=self._config.keepalive_s,
             will=aiomqtt.Will(self._config.status_topic, b"offline", qos=QOS, retain=True),
             clean_session=True,
-            tls_context=tls_context(self._config) if tls else None,
+            tls_context=context,
             socket_options=[TCP_NODELAY_OPTION],
             timeout=CALL_TIMEOUT_S,
         )
@@ -235,7 +236,7 @@ class MqttLink:
         """One connection, until it is lost; True when it had been up."""
         self._attempt_at = time.monotonic()
         try:
-            client = self._new_client()
+            client = await self._new_client()
         except (ConfigError, OSError, ssl.SSLError) as error:
             # An unreadable secret or certificate may be fixed by the operator: keep trying.
             self.failed_connects += 1
@@ -397,9 +398,17 @@ class MqttLink:
             await asyncio.sleep(0.005)
 
 
+def read_login_files(config: MqttConfig, *, tls: bool) -> tuple[str | None, ssl.SSLContext | None]:
+    """The password and, for a TLS broker, the TLS context: read at every connect, so a renewed
+    password or certificate applies without a restart. Blocking file reads (and the system's CA
+    store, tens of milliseconds): for a worker thread, never the event loop. ConfigError,
+    OSError or ssl.SSLError when a file cannot be used."""
+    return read_password(config), tls_context(config) if tls else None
+
+
 def tls_context(config: MqttConfig) -> ssl.SSLContext:
     """Verify the broker against `ca_file` (or the system's CAs); show our certificate when one
-    is configured. Read at every connect, so renewed certificates apply without a restart."""
+    is configured. Reads files: off the event loop (see read_login_files)."""
     context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
     if config.cert_file is not None and config.key_file is not None:
         context.load_cert_chain(str(config.cert_file), str(config.key_file))

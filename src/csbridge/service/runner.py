@@ -49,7 +49,9 @@ async def run_station(
 ) -> None:
     """Serve Josev from the configured sources until SIGTERM or SIGINT (then say goodbye), or
     until a part fails for good (then raise, and systemd restarts us)."""
-    read_password(config.mqtt)  # an unreadable password file is a configuration error: exit 2
+    # An unreadable password file is a configuration error (exit 2); read off the loop, as
+    # at every connect.
+    await asyncio.to_thread(read_password, config.mqtt)
     warn_about_secrets(config)
     notifier = notifier or SystemdNotifier.from_environment()
     station = Station(config, on_step=_log_step, replay_logs=replay_logs)

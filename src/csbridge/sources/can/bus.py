@@ -8,7 +8,10 @@ counted by class and logged at most once per interval per kind.
 
 Frames are read straight from the socket where there is one; otherwise (the virtual bus) by a
 reader thread of our own rather than python-can's Notifier, whose thread re-raises an interface
-error and dies with a traceback on stderr instead of letting the owner recover.
+error and dies with a traceback on stderr instead of letting the owner recover. That thread also
+closes its bus when told to stop, once its last read has returned (never under a read in
+progress), and says so through a future: the loop awaits the end instead of joining the thread,
+which would hold every callback up for as long as a read may wait.
 
 A burst costs one evaluation per EVSE: every frame waiting on the socket is read in one
 callback, each reading is stored as its frame is decoded, and each EVSE the readings touched is
@@ -51,6 +54,9 @@ STABLE_AFTER_S = 10.0
 """A bus open this long starts its backoff afresh when it fails."""
 SUPERVISE_BEAT_S = 1.0
 READ_TIMEOUT_S = 0.1
+CLOSE_WAIT_S = 1.0
+"""How long a closing bus's reader may take to leave its read: many READ_TIMEOUT_S; a driver
+that overstays it is logged and the bus opened again regardless."""
 
 OPEN_ERRORS = (can.CanError, OSError, ValueError, ImportError)
 """What python-can raises for a missing interface, a bad channel or a driver not installed."""
@@ -89,7 +95,8 @@ def error_classes(frame: can.Message) -> list[str]:
 
 class _ReaderThread:
     """Reads one bus without a file descriptor into the loop, each frame in a callback of its
-    own; reports a failure once and ends."""
+    own; reports a failure once and ends. It owns the bus's closing: `stop` asks, and the
+    thread shuts the bus down after its last read, then resolves `ended` on the loop."""
 
     def __init__(
         self,
@@ -100,14 +107,29 @@ class _ReaderThread:
         on_failed: Callable[[BaseException], None],
     ) -> None:
         self._bus = bus
+        self._name = name
         self._loop = loop
         self._on_frames = on_frames
         self._on_failed = on_failed
         self._stopping = threading.Event()
+        self.ended: asyncio.Future[None] = loop.create_future()
+        """Done once the thread has closed the bus and posted its last callback."""
         self._thread = threading.Thread(target=self._run, name=f"can-rx-{name}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._read_until_stopped()
+        finally:
+            try:
+                self._bus.shutdown()
+            except Exception as error:  # a driver's failure to close must not keep `ended` open
+                log.debug("event=can_bus_shutdown_failed thread=%s why=%r", self._name, error)
+            # Posted after every other callback of this thread, so whoever awaits `ended` has
+            # seen them all: no late failure report can land on the next bus of this link.
+            self._call(_resolve, self.ended)
+
+    def _read_until_stopped(self) -> None:
         while not self._stopping.is_set():
             try:
                 frame = self._bus.recv(READ_TIMEOUT_S)
@@ -126,8 +148,18 @@ class _ReaderThread:
         return True
 
     def stop(self) -> None:
+        """Ask the thread to end; returns at once (the read in progress ends within
+        READ_TIMEOUT_S, then the thread closes the bus)."""
         self._stopping.set()
-        self._thread.join(timeout=1.0)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class BusLink:
@@ -152,6 +184,7 @@ class BusLink:
         self.bus: can.BusABC | None = None
         self.opens = 0
         self._reader: _ReaderThread | None = None
+        self._closing: _ReaderThread | None = None
         self._failed = asyncio.Event()
         self._beat_at = time.monotonic()
 
@@ -208,17 +241,47 @@ class BusLink:
         self._failed.set()
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Stop reading and close the bus, without waiting: a socket's bus closes here, a
+        reader thread's bus in that thread once its read returns (await `closed` for that)."""
         bus, self.bus = self.bus, None
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            self._closing = reader
+            reader.stop()
         if bus is None:
             return
         descriptor = _descriptor(bus)
         if descriptor >= 0:
             loop.remove_reader(descriptor)
-        if self._reader is not None:
-            self._reader.stop()
-            self._reader = None
-        with suppress(*OPEN_ERRORS):
-            bus.shutdown()
+        if reader is None:
+            with suppress(*OPEN_ERRORS):
+                bus.shutdown()
+
+    async def closed(self) -> None:
+        """Until the bus detached last is closed (its reader thread, if any, has ended), at
+        most CLOSE_WAIT_S: then a reader stuck in its driver is logged and left behind."""
+        reader = self._closing
+        if reader is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(reader.ended), CLOSE_WAIT_S)
+        except TimeoutError:
+            self._faults.error(
+                "reader_stuck",
+                "event=can_reader_stuck bus=%s waited_s=%.1f -- its read has not returned; "
+                "going on without it",
+                self.name,
+                CLOSE_WAIT_S,
+            )
+        # Kept until awaited to the end: a wait cut short by a cancellation is taken up by the
+        # next one (CanBuses.run's, as the station stops).
+        if self._closing is reader:
+            self._closing = None
+
+    async def close(self, loop: asyncio.AbstractEventLoop) -> None:
+        """`detach`, then `closed`."""
+        self.detach(loop)
+        await self.closed()
 
     async def supervise(self, loop: asyncio.AbstractEventLoop) -> None:
         """Keep the bus open; on a failure close it and open it again. Until cancelled."""
@@ -228,7 +291,7 @@ class BusLink:
             try:
                 self.attach(loop)
             except OPEN_ERRORS as error:
-                self.detach(loop)
+                await self.close(loop)
                 self._counters.add(Counted.CAN_BUS_OPEN_FAILED, self.name)
                 self._faults.error(
                     "open",
@@ -242,7 +305,7 @@ class BusLink:
                 opened_at = time.monotonic()
                 self._opened()
                 await self._until_failed()
-                self.detach(loop)
+                await self.close(loop)
                 if time.monotonic() - opened_at >= STABLE_AFTER_S:
                     attempt = 0
             await self._back_off(REOPEN_DELAYS_S[min(attempt, len(REOPEN_DELAYS_S) - 1)])
@@ -397,6 +460,9 @@ class CanBuses:
                 self.before_close()
             for link in self.links.values():
                 link.detach(loop)
+            # Every reader thread told first, then awaited together: the buses are closed
+            # (adapters free for whoever opens them next) when run returns.
+            await asyncio.gather(*(link.closed() for link in self.links.values()))
 
     async def replay(self, logs: Sequence[Path]) -> None:
         """The logs' frames into the router at the pace they were recorded (no bus opened)."""

@@ -457,7 +457,7 @@ class SimulatedCanBus:
     async def run(self) -> None:
         self.bus = can.Bus(channel=self.config.interface_channel, interface=self.config.interface)
         self.loop = asyncio.get_running_loop()
-        # A short read timeout: stop() joins the thread from the event loop.
+        # A short read timeout: a stop waits that long at most for the notifier's thread.
         notifier = can.Notifier(self.bus, [self.on_frame], timeout=0.05, loop=self.loop)
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -472,7 +472,7 @@ class SimulatedCanBus:
             for timer in self._timers.values():
                 timer.cancel()
             self._timers.clear()
-            notifier.stop(timeout=1.0)
+            await _stop_notifier(notifier, self.bus)
             self.bus.shutdown()
             self.bus = None
             self.loop = None
@@ -492,6 +492,20 @@ class SimulatedCanBus:
             if not board.silent:
                 self.send(board.capabilities_frame())
             await asyncio.sleep(BOARD_CAPABILITIES_PERIOD_S)
+
+
+async def _stop_notifier(notifier: can.Notifier, bus: can.BusABC) -> None:
+    """Stop the notifier without holding the loop: a socket's reader is removed here, on the
+    loop it was added to; a reader thread (the virtual bus) is joined in a worker thread, as
+    that join lasts up to the notifier's read timeout."""
+    try:
+        descriptor = bus.fileno()
+    except NotImplementedError:
+        descriptor = -1
+    if descriptor >= 0:  # as can.Notifier chose: the loop's reader, no thread
+        notifier.stop(timeout=0.0)
+    else:
+        await asyncio.to_thread(notifier.stop, 1.0)
 
 
 def wire_bus_for(
