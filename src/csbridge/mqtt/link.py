@@ -74,12 +74,16 @@ class MqttLink:
         on_message: MessageHandler,
         on_connected: ConnectedHook,
         on_lost: Callable[[], None] | None = None,
+        *,
+        queue_type: type[asyncio.Queue[aiomqtt.Message]] | None = None,
     ) -> None:
         self._config = config
         self._subscriptions = tuple(subscriptions)
         self._on_message = on_message
         self._on_connected = on_connected
         self._on_lost = on_lost
+        self._queue_type = queue_type
+        """The client's incoming queue (None: aiomqtt's unbounded FIFO)."""
         self._client: aiomqtt.Client | None = None
         self.connects = 0
         self._attempt_at = time.monotonic()
@@ -102,6 +106,7 @@ class MqttLink:
             tls_context=tls_context(self._config) if tls else None,
             socket_options=[TCP_NODELAY_OPTION],
             timeout=CALL_TIMEOUT_S,
+            queue_type=self._queue_type,
         )
 
     async def run(self) -> None:

@@ -44,6 +44,7 @@ from csbridge.messages import (
 from csbridge.mqtt import MqttLink, Subscription
 from csbridge.protocol.asks import PendingAsks
 from csbridge.protocol.discards import Discard
+from csbridge.protocol.intake import MessageIntake, TopicClass, queue_type
 from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
 from csbridge.protocol.recent import RecentMessages
 from csbridge.sources import ExternalLimit, OperatorCommand
@@ -120,6 +121,10 @@ class Bridge:
         self._parameters = CsParametersResponse.from_json(cs_parameters_data(config))
         self._handlers = HandlerTable.of(self) | (session or HandlerTable())
         self._topic_sources = tuple(topic_sources)
+        self.intake = MessageIntake(
+            config.mqtt.intake_queue_size, self._topic_class, self.counters, engine.clock
+        )
+        """The MQTT client's incoming queue: bounded per topic class, Josev's topic first."""
         self.link = MqttLink(
             config.mqtt,
             [Subscription(config.mqtt.request_topic)]
@@ -128,6 +133,7 @@ class Bridge:
             on_message=self.handle,
             on_connected=self._connected,
             on_lost=on_mqtt_lost,
+            queue_type=queue_type(self.intake),
         )
         self._pushed = pushed
         self._on_simulate = on_simulate
@@ -155,12 +161,20 @@ class Bridge:
 
     @property
     def settled(self) -> bool:
-        """No message in hand and no answer still waiting on the hardware."""
-        return self._in_hand == 0 and not self._answering
+        """No message queued or in hand and no answer still waiting on the hardware."""
+        return self._in_hand == 0 and not self._answering and len(self.intake) == 0
+
+    def _topic_class(self, topic: str) -> TopicClass:
+        if topic == self.config.mqtt.request_topic:
+            return TopicClass.JOSEV
+        if any(source.owns(topic) for source in self._topic_sources):
+            return TopicClass.EVEREST
+        return TopicClass.LOCAL
 
     async def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
         """One inbound MQTT message (`retained`: MQTT's retain flag as the broker delivered
-        it); never raises, whatever arrives."""
+        it), handled now; never raises, whatever arrives. The link's messages come through
+        `intake`, in the order it gives."""
         started = time.perf_counter()
         self.counters.add(Counted.INBOUND_RECEIVED)
         self._in_hand += 1

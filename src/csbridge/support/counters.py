@@ -72,6 +72,7 @@ class Counted(enum.StrEnum):
     REQUEST_UNANSWERED = "request_unanswered"
     STATE_FILE_FAILED = "state_file_failed"
     SESSION_REFUSED = "session_refused"
+    INBOUND_DROPPED = "inbound_dropped"
 
     @property
     def metric(self) -> MetricSpec:
@@ -180,6 +181,11 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "session_refusals",
         "Requests and events an EVSE's session state refused (a setpoint out of sequence...).",
         ("event",),
+    ),
+    Counted.INBOUND_DROPPED: MetricSpec(
+        "inbound_dropped",
+        "Inbound messages dropped unhandled because their class's intake queue was full.",
+        ("class",),
     ),
 }
 
