@@ -123,3 +123,14 @@ async def test_the_clients_queue_is_the_intake_and_gives_josev_first() -> None:
     assert (await queue_type(intake)(maxsize=0).get()).payload == b"left"
     with pytest.raises(IndexError):
         intake.take()
+
+
+async def test_a_josev_request_read_while_a_local_one_waits_goes_first() -> None:
+    intake: MessageIntake = MessageIntake(40, _classify, Counters(), clock=lambda: 0.0)
+    queue = queue_type(intake)(maxsize=0)
+    queue.put_nowait(_message("csbridge/E1/external_limit", b"local"))
+    getting = asyncio.create_task(queue.get())
+    await asyncio.sleep(0)  # the get has started, with only the local message queued
+    queue.put_nowait(_message(JOSEV, b"josev"))  # what paho reads on the next turn
+    assert (await asyncio.wait_for(getting, 1)).payload == b"josev"
+    assert (await queue.get()).payload == b"local"

@@ -165,10 +165,12 @@ class Bridge:
         return self._in_hand == 0 and not self._answering and len(self.intake) == 0
 
     def _topic_class(self, topic: str) -> TopicClass:
+        """Called for every message as it is read (a plain loop: the hot path under a flood)."""
         if topic == self.config.mqtt.request_topic:
             return TopicClass.JOSEV
-        if any(source.owns(topic) for source in self._topic_sources):
-            return TopicClass.EVEREST
+        for source in self._topic_sources:
+            if source.owns(topic):
+                return TopicClass.EVEREST
         return TopicClass.LOCAL
 
     async def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:

@@ -129,4 +129,11 @@ def queue_type(intake: MessageIntake) -> type[asyncio.Queue[aiomqtt.Message]]:
         def _get(self) -> aiomqtt.Message:
             return intake.take()
 
+        async def get(self) -> aiomqtt.Message:
+            if not intake.queued(TopicClass.JOSEV):
+                # Before handling anything else, let paho read once more: a Josev request
+                # behind the flood in the socket then overtakes the flood here.
+                await asyncio.sleep(0)
+            return await super().get()
+
     return IntakeQueue
