@@ -134,3 +134,18 @@ async def test_a_josev_request_read_while_a_local_one_waits_goes_first() -> None
     queue.put_nowait(_message(JOSEV, b"josev"))  # what paho reads on the next turn
     assert (await asyncio.wait_for(getting, 1)).payload == b"josev"
     assert (await queue.get()).payload == b"local"
+
+
+def test_payload_bytes_are_bounded_per_class_too() -> None:
+    counters = Counters()
+    intake: Intake[str] = Intake(1000, _classify, counters, clock=lambda: 0.0, total_bytes=4000)
+    assert intake.byte_capacity[TopicClass.LOCAL] == 1000
+    assert intake.offer("csbridge/E1/token", "a", 600)
+    assert not intake.offer("csbridge/E1/token", "b", 600)  # 1,200 bytes would not fit
+    assert intake.offer("csbridge/E1/token", "c", 400)
+    assert intake.offer(JOSEV, "j", 2000)  # Josev's bytes are its own
+    assert counters.get("inbound_dropped", "local") == 1
+    assert intake.queued_bytes(TopicClass.LOCAL) == 1000
+    assert [intake.take() for _ in range(3)] == ["j", "a", "c"]
+    assert intake.queued_bytes(TopicClass.LOCAL) == intake.queued_bytes(TopicClass.JOSEV) == 0
+    assert intake.offer("csbridge/E1/token", "d", 1000)  # room again once taken

@@ -48,8 +48,13 @@ SHARE_OF: dict[TopicClass, float] = {
 room another needs. Josev's is the largest: a burst of its requests is its normal traffic."""
 
 
+TOTAL_BYTES = 32 * 1024 * 1024
+"""The payload bytes all queues may hold together, shared out like the count: the count alone
+would let 20,000 messages of the largest accepted size (64 KiB) take over a gigabyte."""
+
+
 def capacities(total: int) -> dict[TopicClass, int]:
-    """Each class's bound out of `total` (at least one message each)."""
+    """Each class's bound out of `total` (at least one message, or byte, each)."""
     return {kind: max(1, int(total * share)) for kind, share in SHARE_OF.items()}
 
 
@@ -63,11 +68,16 @@ class Intake(Generic[T]):
         classify: Callable[[str], TopicClass],
         counters: Counters,
         clock: Callable[[], float] = time.monotonic,
+        total_bytes: int = TOTAL_BYTES,
     ) -> None:
         self._classify = classify
         self._counters = counters
         self.capacity = capacities(total_size)
-        self._queues: dict[TopicClass, deque[T]] = {kind: deque() for kind in TopicClass}
+        self.byte_capacity = capacities(total_bytes)
+        self._queues: dict[TopicClass, deque[tuple[T, int]]] = {
+            kind: deque() for kind in TopicClass
+        }
+        self._bytes = dict.fromkeys(TopicClass, 0)
         self._drops = RateLimitedLog(log, clock)
         """One line a minute per class under a flood; the counter counts every drop."""
 
@@ -77,36 +87,45 @@ class Intake(Generic[T]):
     def __iter__(self) -> Iterator[T]:
         """Every queued message in the order they would be taken."""
         for queue in self._queues.values():
-            yield from queue
+            yield from (message for message, _ in queue)
 
     def queued(self, kind: TopicClass) -> int:
         return len(self._queues[kind])
 
-    def offer(self, topic: str, message: T) -> bool:
-        """Queue one message that came on `topic`; False when its class's queue is full and it
-        is dropped (counted, and logged once an interval per class)."""
+    def queued_bytes(self, kind: TopicClass) -> int:
+        return self._bytes[kind]
+
+    def offer(self, topic: str, message: T, size: int = 0) -> bool:
+        """Queue one message that came on `topic` with `size` payload bytes; False when its
+        class's queue is full (by count or bytes) and it is dropped (counted, and logged once
+        an interval per class)."""
         kind = self._classify(topic)
         queue = self._queues[kind]
-        if len(queue) >= self.capacity[kind]:
+        held = self._bytes[kind]
+        if len(queue) >= self.capacity[kind] or held + size > self.byte_capacity[kind]:
             self._counters.add(Counted.INBOUND_DROPPED, kind)
             self._drops.warning(
                 kind,
-                "event=inbound_dropped class=%s topic=%s why=%d messages of this class wait "
-                "to be handled already (mqtt.intake_queue_size)",
+                "event=inbound_dropped class=%s topic=%s why=%d messages (%d bytes) of this "
+                "class wait to be handled already (mqtt.intake_queue_size)",
                 kind,
                 topic,
                 len(queue),
+                held,
             )
             return False
-        queue.append(message)
+        queue.append((message, size))
+        self._bytes[kind] = held + size
         return True
 
     def take(self) -> T:
         """The next message to handle: the oldest of the first class that has one. IndexError
         when every queue is empty."""
-        for queue in self._queues.values():
+        for kind, queue in self._queues.items():
             if queue:
-                return queue.popleft()
+                message, size = queue.popleft()
+                self._bytes[kind] -= size
+                return message
         raise IndexError("the intake is empty")
 
 
@@ -124,7 +143,9 @@ def queue_type(intake: MessageIntake) -> type[asyncio.Queue[aiomqtt.Message]]:
             self._queue = intake
 
         def _put(self, item: aiomqtt.Message) -> None:
-            intake.offer(item.topic.value, item)
+            payload = item.payload
+            size = len(payload) if isinstance(payload, bytes | bytearray | str) else 0
+            intake.offer(item.topic.value, item, size)
 
         def _get(self) -> aiomqtt.Message:
             return intake.take()
