@@ -25,6 +25,7 @@ from bench import (
     boot_latency,
     can_to_update,
     decode_throughput,
+    flood,
     memory_startup,
     profiling,
     reclamp_latency,
@@ -57,6 +58,8 @@ BENCHMARKS = {
     "scale": Benchmark(scale.run, scale.print_table),
     "setpoint_latency": Benchmark(setpoint_latency.run, setpoint_latency.print_table),
     "reclamp_latency": Benchmark(reclamp_latency.run, reclamp_latency.print_table),
+    # Issue 15: a legitimate request under floods on csbridge's own and Josev's topics.
+    "flood": Benchmark(flood.run, flood.print_table, child_process=True),
 }
 
 

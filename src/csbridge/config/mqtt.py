@@ -27,6 +27,10 @@ class MqttConfig(Strict):
     """Our own per-EVSE topics: <prefix>/<evse_id>/limits, .../external_limit, .../operator."""
     keepalive_s: Annotated[int, Field(ge=2, le=600)] = 10
     max_payload_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    intake_queue_size: Annotated[int, Field(ge=8, le=1_000_000)] = 20_000
+    """Inbound messages waiting to be handled, in all: half for Josev's requests, a quarter each
+    for our own and EVerest's topics; beyond a class's part, its messages are dropped. Their
+    payloads are bounded too (32 MiB in all, shared the same way)."""
     ca_file: Path | None = None
     """The CA that signed the broker's certificate (mqtts:// only; default: the system's)."""
     cert_file: Path | None = None

@@ -186,6 +186,7 @@ class MqttLink:
         on_lost: Callable[[], None] | None = None,
         *,
         counters: Counters | None = None,
+        queue_type: type[asyncio.Queue[aiomqtt.Message]] | None = None,
     ) -> None:
         """`counters` gets Counted.MQTT_TAKEOVER_LOOPS (the bridge passes its own)."""
         self._config = config
@@ -193,6 +194,8 @@ class MqttLink:
         self._on_message = on_message
         self._on_connected = on_connected
         self._on_lost = on_lost
+        self._queue_type = queue_type
+        """The client's incoming queue (None: aiomqtt's unbounded FIFO)."""
         self._client: aiomqtt.Client | None = None
         self.connects = 0
         self._attempt_at = time.monotonic()
@@ -218,6 +221,7 @@ class MqttLink:
             tls_context=context,
             socket_options=[TCP_NODELAY_OPTION],
             timeout=CALL_TIMEOUT_S,
+            queue_type=self._queue_type,
         )
 
     async def run(self) -> None:

@@ -44,6 +44,7 @@ from csbridge.messages import (
 from csbridge.mqtt import MqttLink, Subscription
 from csbridge.protocol.asks import PendingAsks
 from csbridge.protocol.discards import Discard
+from csbridge.protocol.intake import MessageIntake, TopicClass, queue_type
 from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
 from csbridge.protocol.recent import RecentMessages
 from csbridge.sources import ExternalLimit, OperatorCommand
@@ -121,6 +122,10 @@ class Bridge:
         self._parameters = CsParametersResponse.from_json(cs_parameters_data(config))
         self._handlers = HandlerTable.of(self) | (session or HandlerTable())
         self._topic_sources = tuple(topic_sources)
+        self.intake = MessageIntake(
+            config.mqtt.intake_queue_size, self._topic_class, self.counters, engine.clock
+        )
+        """The MQTT client's incoming queue: bounded per topic class, Josev's topic first."""
         self.link = MqttLink(
             config.mqtt,
             [Subscription(config.mqtt.request_topic)]
@@ -130,6 +135,7 @@ class Bridge:
             on_connected=self._connected,
             on_lost=on_mqtt_lost,
             counters=self.counters,
+            queue_type=queue_type(self.intake),
         )
         self._pushed = pushed
         self._on_simulate = on_simulate
@@ -157,12 +163,22 @@ class Bridge:
 
     @property
     def settled(self) -> bool:
-        """No message in hand and no answer still waiting on the hardware."""
-        return self._in_hand == 0 and not self._answering
+        """No message queued or in hand and no answer still waiting on the hardware."""
+        return self._in_hand == 0 and not self._answering and len(self.intake) == 0
+
+    def _topic_class(self, topic: str) -> TopicClass:
+        """Called for every message as it is read (a plain loop: the hot path under a flood)."""
+        if topic == self.config.mqtt.request_topic:
+            return TopicClass.JOSEV
+        for source in self._topic_sources:
+            if source.owns(topic):
+                return TopicClass.EVEREST
+        return TopicClass.LOCAL
 
     async def handle(self, topic: str, payload: bytes, retained: bool = False) -> None:
         """One inbound MQTT message (`retained`: MQTT's retain flag as the broker delivered
-        it); never raises, whatever arrives."""
+        it), handled now; never raises, whatever arrives. The link's messages come through
+        `intake`, in the order it gives."""
         started = time.perf_counter()
         self.counters.add(Counted.INBOUND_RECEIVED)
         self._in_hand += 1
@@ -192,7 +208,7 @@ class Bridge:
             outcome = "rejected"
             self.counters.add(Counted.INBOUND_REJECTED, rejected.reason.value)
             self._faults.warning(
-                (rejected.reason, self._topic_class(topic), self._log_kind(rejected.message)),
+                (rejected.reason, self._log_class(topic), self._log_kind(rejected.message)),
                 "event=inbound_rejected topic=%s reason=%s message=%s where=%s why=%s",
                 topic,
                 rejected.reason,
@@ -218,7 +234,7 @@ class Bridge:
         the sender wrote it, else ?; never a free value such as the topic or an unknown name."""
         return message if message in self._known_names or message in _LEAVES else "?"
 
-    def _topic_class(self, topic: str) -> str:
+    def _log_class(self, topic: str) -> str:
         """Whose topic, from a closed set: josev, local (ours), a topic source's class, or ?."""
         if topic == self.config.mqtt.request_topic:
             return "josev"
@@ -233,7 +249,7 @@ class Bridge:
         if topic == self.config.mqtt.request_topic:
             return self._name_in(payload)
         parsed = self.local.parse(topic)
-        return parsed[1].value if parsed is not None else self._topic_class(topic)
+        return parsed[1].value if parsed is not None else self._log_class(topic)
 
     async def _handle_josev(self, message: Message) -> str:
         """The outcome: accepted, unhandled (no handler takes the message: counted, not an

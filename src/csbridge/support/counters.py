@@ -73,6 +73,7 @@ class Counted(enum.StrEnum):
     STATE_FILE_FAILED = "state_file_failed"
     SESSION_REFUSED = "session_refused"
     MQTT_TAKEOVER_LOOPS = "mqtt_takeover_loops"
+    INBOUND_DROPPED = "inbound_dropped"
 
     @property
     def metric(self) -> MetricSpec:
@@ -186,6 +187,11 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "mqtt_takeover_loops",
         "Takeover loops recognised: the broker closed the connection right after each connect,"
         " several times in a few seconds (another client with the same client id).",
+    ),
+    Counted.INBOUND_DROPPED: MetricSpec(
+        "inbound_dropped",
+        "Inbound messages dropped unhandled because their class's intake queue was full.",
+        ("class",),
     ),
 }
 
