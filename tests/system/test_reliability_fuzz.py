@@ -233,6 +233,10 @@ def _report(expected: Expected, observed: Observed, prepared_s: float) -> None:
 async def test_a_hundred_thousand_fuzzed_payloads_over_mosquitto(
     config: Config, tmp_path: Path
 ) -> None:
+    # Every payload is to be handled and counted here: an intake that holds the whole batch.
+    # Its bound, and the drops beyond it, are tests/integration/test_intake_priority.py's.
+    mqtt = config.mqtt.model_copy(update={"intake_queue_size": 2 * MESSAGES})
+    config = config.model_copy(update={"mqtt": mqtt})
     started = time.perf_counter()
     messages = list(itertools.islice(Fuzzer(random.Random(SEED), config, CORPUS), MESSAGES))
     expected = expected_outcomes(config, messages)
