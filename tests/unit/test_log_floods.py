@@ -32,18 +32,11 @@ from csbridge.service.station import Station
 from csbridge.support import log_limit
 from csbridge.support.logging_setup import journal_formatter, plain_formatter
 from tests.support import fixture_names, load_fixture, station_config
+from tests.unit.test_log_limit import Clock
 
 FLOOD = 100_000
 RATE_PER_S = 5_000.0
 """The issue's flood: 5,000 msg/s for 20 s, on the engine's clock."""
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @contextmanager
