@@ -344,9 +344,11 @@ class SessionHandlers:
                     log.warning("event=modules_off evse=%s why=%s", evse_id, why)
                 self._stage.open_contactors(evse_id)
                 self.sessions[evse_id].cable_check_started = None
-            case Command.CLOSE_FOR_CABLE_CHECK | Command.CLOSE_FOR_PRECHARGE:
-                self._stage.close_contactors(evse_id, _CLOSE_REASON[command])
-            case Command.CLOSE_FOR_CHARGING:
+            case (
+                Command.CLOSE_FOR_CABLE_CHECK
+                | Command.CLOSE_FOR_PRECHARGE
+                | Command.CLOSE_FOR_CHARGING
+            ):
                 self._stage.close_contactors(evse_id, _CLOSE_REASON[command])
             case Command.START_SELF_TEST:
                 self.sessions[evse_id].cable_check_started = self._clock()
@@ -465,13 +467,8 @@ class SessionHandlers:
                 return _cable_check_answer(evse_id, "finished", "no_imd")
             return _cable_check_answer(evse_id, "ongoing")
         started = session.cable_check_started
-        dc = self._engine.snapshots.get(evse_id).dc
-        reported = dc.isolation_status if dc is not None else None
         verdict = cable_check_verdict(
-            started,
-            self._clock(),
-            self._engine.inputs(evse_id).imd,
-            reported.value if reported is not None else None,
+            started, self._clock(), self._engine.inputs(evse_id).imd, self._isolation(evse_id)
         )
         if not verdict.finished:
             return _cable_check_answer(evse_id, "ongoing")
@@ -480,12 +477,16 @@ class SessionHandlers:
         self.feed(evse_id, event, f"isolation {isolation}")
         return _cable_check_answer(evse_id, "finished", isolation)
 
+    def _isolation(self, evse_id: str) -> IsolationStatus | None:
+        """The isolation status reported to Josev now (None: the EVSE reports none)."""
+        dc = self._engine.snapshots.get(evse_id).dc
+        reported = dc.isolation_status if dc is not None else None
+        return reported.value if reported is not None else None
+
     def _isolation_now(self, evse_id: str) -> CableCheckResponse:
         """After the check, while energy flows: the isolation the IMD reports now (Josev may
         poll until PowerDelivery stops); one that is no longer valid or warning stops it."""
-        dc = self._engine.snapshots.get(evse_id).dc
-        reported = dc.isolation_status if dc is not None else None
-        isolation: IsolationStatus = reported.value if reported is not None else "invalid"
+        isolation = self._isolation(evse_id) or "invalid"
         if isolation not in ("valid", "warning"):
             self.feed(evse_id, Event.ISOLATION_FAILED, f"isolation {isolation}")
         return _cable_check_answer(evse_id, "finished", isolation)
