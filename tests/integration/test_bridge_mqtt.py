@@ -9,6 +9,7 @@ import aiomqtt
 import pytest
 
 from csbridge.config import Config
+from csbridge.messages import Message
 from csbridge.mqtt.link import TCP_NODELAY_OPTION
 from csbridge.protocol.bridge import Bridge
 from csbridge.service.station import Station
@@ -56,12 +57,17 @@ async def test_every_boot_is_answered_when_josev_restarts(
     assert bridge.counters.get("inbound_accepted", "cs_status_and_limits") == 5
 
 
+def _status_and_limits(message: Message) -> bool:
+    """A cs_status_and_limits update (the station also pushes its connectors' status)."""
+    return message.name == "cs_status_and_limits"
+
+
 async def test_full_update_of_every_evse_follows_the_connect(
     config: Config, josev: JosevEmulator
 ) -> None:
     _, task = await start_bridge(config)
     try:
-        update = await josev.wait_update(lambda m: True, timeout=5)
+        update = await josev.wait_update(_status_and_limits, timeout=5)
     finally:
         await stop_bridge(task)
     assert [e["evse_id"] for e in update.data["evses"]] == [e.evse_id for e in config.evse]
@@ -70,12 +76,12 @@ async def test_full_update_of_every_evse_follows_the_connect(
 async def test_a_changed_evse_gets_an_update_of_its_own(
     station: Station, josev: JosevEmulator
 ) -> None:
-    await josev.wait_update(lambda m: True, timeout=5)
+    await josev.wait_update(_status_and_limits, timeout=5)
     seen = len(josev.updates)
     board = station.devices.boards["DE*CSB*E0001"]
     board.plug_temperature_c = 81.0  # the plug curve: 250 A at 70 degC, 50 A at 90 degC
     station.devices.emit(board)
-    update = await josev.wait_update(lambda m: True, timeout=5, since=seen)
+    update = await josev.wait_update(_status_and_limits, timeout=5, since=seen)
     assert [e["evse_id"] for e in update.data["evses"]] == ["DE*CSB*E0001"]
     assert update.data["evses"][0]["dc"]["max_current"] == 140.0
     assert josev.view.evses["DE*CSB*E0001"]["dc"]["max_current"] == 140.0
