@@ -5,17 +5,21 @@ Three phases, one after the other in the same run: quiet (the baseline: the legi
 alone), a flood of 5,000 msg/s of csbridge/<evse_id>/external_limit messages (csbridge's own
 topic), and a flood of 5,000 msg/s of valid cs_status_and_limits requests on Josev's topic. For
 each: the legitimate answers' latency (p50/p99, against quiet), the legitimate requests left
-unanswered (5 s), and the bridge's VmRSS growth over the phase.
+never answered (none answered for 5 s after the last answer), and the bridge's VmRSS growth
+over the phase. A Josev flood beyond what csbridge handles waits in the broker's queue while
+csbridge holds back its acknowledgements (its own queue for Josev never drops): answers keep
+coming after the flood stops, and `drained_after_s` says for how long.
 
-The flooder and the legitimate client are paho clients on threads of this process (QoS 1, as
-Josev publishes); the test broker's queue (100,000 per client) is far above what a phase
-sends, so a request lost is lost to csbridge, not to mosquitto.
+The legitimate client is a paho client on a thread of this process, the flooder one in a
+process of its own (QoS 1, as Josev publishes); the test broker's queue (100,000 per client)
+is far above what a phase sends, so a request lost is lost to csbridge, not to mosquitto.
 Goals (issue 15): local flood p99 <= 50 ms; no legitimate request lost; RSS growth <= 20 MB.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import tempfile
 import threading
 import time
@@ -120,42 +124,58 @@ class Legitimate:
         self.client.disconnect()
 
 
+def _flood(url: str, kind: str, ready: Any, stop: Any, published: Any) -> None:
+    """The flooder's process: FLOOD_PER_S messages a second, in batches every BATCH_EVERY_S."""
+    client = _client(url)
+    ready.set()
+    per_batch = round(FLOOD_PER_S * BATCH_EVERY_S)
+    next_at = time.perf_counter()
+    count = 0
+    while not stop.is_set():
+        for _ in range(per_batch):
+            if kind == "josev":
+                topic, payload = BRIDGE.request_topic, boot_request(str(uuid.uuid4()))
+            else:
+                # Two values in turn: each message changes the limit, as a hostile manager would.
+                topic = LOCAL_TOPIC
+                payload = orjson.dumps({"max_power": 60_000 + 1_000 * (count % 2)})
+            client.publish(topic, payload, qos=1)
+            count += 1
+        published.value = count
+        next_at += BATCH_EVERY_S
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    client.loop_stop()
+    client.disconnect()
+
+
 class Flooder:
-    """FLOOD_PER_S messages a second, in batches every BATCH_EVERY_S, on its own thread."""
+    """A hostile client of its own (a process: its work does not hold up the legitimate
+    client's thread here, as a real one would not)."""
 
     def __init__(self, url: str, kind: str) -> None:
-        self.client = _client(url)
-        self.kind = kind
-        self.published = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        context = multiprocessing.get_context("spawn")
+        self._ready = context.Event()
+        self._stop = context.Event()
+        self._published = context.Value("q", 0)
+        self._process = context.Process(
+            target=_flood, args=(url, kind, self._ready, self._stop, self._published), daemon=True
+        )
 
-    def _message(self, number: int) -> tuple[str, bytes]:
-        if self.kind == "josev":
-            return BRIDGE.request_topic, boot_request(str(uuid.uuid4()))
-        # Two values in turn: each message changes the limit, as a hostile manager would.
-        return LOCAL_TOPIC, orjson.dumps({"max_power": 60_000 + 1_000 * (number % 2)})
-
-    def _run(self) -> None:
-        per_batch = round(FLOOD_PER_S * BATCH_EVERY_S)
-        next_at = time.perf_counter()
-        while not self._stop.is_set():
-            for _ in range(per_batch):
-                topic, payload = self._message(self.published)
-                self.client.publish(topic, payload, qos=1)
-                self.published += 1
-            next_at += BATCH_EVERY_S
-            time.sleep(max(0.0, next_at - time.perf_counter()))
+    @property
+    def published(self) -> int:
+        return int(self._published.value)
 
     def start(self) -> float:
-        self._thread.start()
+        """When the flood begins (the process has started and connected)."""
+        self._process.start()
+        self._ready.wait(30)
         return time.perf_counter()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
-        self.client.loop_stop()
-        self.client.disconnect()
+        self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.kill()
 
 
 async def _wait_first_answer(legitimate: Legitimate) -> None:
@@ -182,9 +202,18 @@ async def _phase(
     rss_peak = memory_kb(pid)["VmRSS"]
     if flooder:
         flooder.stop()
-    deadline = time.perf_counter() + ANSWER_WITHIN_S
-    while time.perf_counter() < deadline and any(i not in legitimate.answered for i in asked):
+    # Lost means never answered: wait while answers still come (a flood queued at the broker
+    # while csbridge paused its reading is drained after the flood), until ANSWER_WITHIN_S pass
+    # without one.
+    answered_count = len(legitimate.answered)
+    quiet_since = time.perf_counter()
+    while any(i not in legitimate.answered for i in asked):
         await asyncio.sleep(0.05)
+        if len(legitimate.answered) != answered_count:
+            answered_count, quiet_since = len(legitimate.answered), time.perf_counter()
+        elif time.perf_counter() - quiet_since > ANSWER_WITHIN_S:
+            break
+    drained_s = time.perf_counter() - started - flood_s
     samples = [legitimate.answered[i] for i in asked if i in legitimate.answered]
     dropped_after = await asyncio.to_thread(_dropped, metrics)
     return {
@@ -192,6 +221,7 @@ async def _phase(
         "flood_rate_per_s": (flooder.published / flood_s) if flooder else 0.0,
         "legitimate_sent": len(asked),
         "legitimate_lost": len(asked) - len(samples),
+        "drained_after_s": drained_s,
         "latency": summary_dict(Summary.of(samples)) if samples else None,
         "intake_dropped": {
             kind: count - dropped_before.get(kind, 0.0) for kind, count in dropped_after.items()

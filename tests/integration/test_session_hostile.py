@@ -669,9 +669,10 @@ async def test_a_1_a_loop_current_goes_to_one_module_and_the_meter_reads_it(
             meter = await josev.request(
                 "meter_values", {"evse_id": DC, "timestamp": "2026-12-01T10:00:00Z"}, timeout=5
             )
-            return _about_1_a(meter.data["dc_current"])
+            # Voltage and current come in replies of their own: wait for both.
+            return _about_1_a(meter.data["dc_current"]) and meter.data["dc_voltage"] == 400.0
 
-        await wait_until(meter_reads_1_a, 5, "meter_values reading 1 A", every=0.2)
+        await wait_until(meter_reads_1_a, 5, "meter_values reading 1 A at 400 V", every=0.2)
         meter = await josev.request(
             "meter_values", {"evse_id": DC, "timestamp": "2026-12-01T10:00:01Z"}, timeout=5
         )

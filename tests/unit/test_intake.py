@@ -8,7 +8,14 @@ import logging
 import aiomqtt
 import pytest
 
-from csbridge.protocol.intake import Intake, MessageIntake, TopicClass, capacities, queue_type
+from csbridge.protocol.intake import (
+    JOSEV_OVERSHOOT,
+    Intake,
+    MessageIntake,
+    TopicClass,
+    capacities,
+    queue_type,
+)
 from csbridge.support import Counters
 
 JOSEV = "josev/cs"
@@ -75,8 +82,7 @@ def test_overflow_is_dropped_and_counted_by_class_and_josev_keeps_its_room() -> 
     assert counters.get("inbound_dropped", "local") == 15
     # The local flood took none of Josev's room: all 20 of its requests fit.
     assert all(_offer(intake, JOSEV, str(n).encode()) for n in range(20))
-    assert not _offer(intake, JOSEV, b"one too many")
-    assert counters.get("inbound_dropped", "josev") == 1
+    assert counters.get("inbound_dropped", "josev") == 0
     assert counters.get("inbound_dropped", "everest") == 0
     assert intake.queued(TopicClass.JOSEV) == 20
     assert len(intake) == 30
@@ -84,6 +90,96 @@ def test_overflow_is_dropped_and_counted_by_class_and_josev_keeps_its_room() -> 
     taken = _drain(intake)
     assert taken[20] == ("csbridge/x0/operator", b"{}")
     assert taken[-1] == ("csbridge/x9/operator", b"{}")
+
+
+def test_a_full_josev_class_holds_acknowledgements_back_instead_of_dropping() -> None:
+    counters = Counters()
+    intake = _intake(total=40, counters=counters)
+    acknowledged: list[bytes] = []
+    intake.acknowledge_with(lambda message: acknowledged.append(message[1]))
+    _offer(intake, "csbridge/E1/token", b"t")
+    assert all(_offer(intake, JOSEV, str(n).encode()) for n in range(19))
+    assert acknowledged == [b"t"] + [str(n).encode() for n in range(19)]  # each at once
+    # The 20th fills Josev's part: it and what the broker's window still sends are queued,
+    # their acknowledgements held back.
+    assert all(_offer(intake, JOSEV, str(n).encode()) for n in range(19, 30))
+    assert len(acknowledged) == 20
+    assert intake.holding == 11
+    assert counters.get("inbound_held") == 1
+    assert counters.get("inbound_dropped", "josev") == 0
+    # Nothing goes out while the part is still full; then one for each free place.
+    taken = [intake.take() for _ in range(10)]
+    assert taken[0] == (JOSEV, b"0")
+    assert len(acknowledged) == 20
+    intake.take()  # 19 queued: one place free
+    assert acknowledged[20:] == [b"19"]
+    intake.take()
+    assert acknowledged[20:] == [b"19", b"20"]
+    while intake.holding:
+        intake.take()
+    assert acknowledged[20:] == [str(n).encode() for n in range(19, 30)]
+    assert intake.queued(TopicClass.JOSEV) == 9  # 11 taken until full, then one per release
+    assert [payload for _, payload in _drain(intake)][-1] == b"t"
+    assert len(acknowledged) == 31  # every message acknowledged exactly once
+
+
+def test_a_taken_message_is_acknowledged_whatever_the_room() -> None:
+    intake = _intake(total=2)  # Josev's part: 1
+    acknowledged: list[bytes] = []
+    intake.acknowledge_with(lambda message: acknowledged.append(message[1]))
+    _offer(intake, JOSEV, b"a")
+    _offer(intake, JOSEV, b"b")
+    assert acknowledged == []  # a fills the part: held
+    assert intake.take() == (JOSEV, b"a")
+    assert acknowledged == [b"a"]  # b still fills the part
+    assert intake.take() == (JOSEV, b"b")
+    assert acknowledged == [b"a", b"b"]
+
+
+def test_a_new_connection_owes_nothing_for_what_an_earlier_one_held() -> None:
+    intake = _intake(total=2)
+    first: list[bytes] = []
+    intake.acknowledge_with(lambda message: first.append(message[1]))
+    _offer(intake, JOSEV, b"old")
+    second: list[bytes] = []
+    intake.acknowledge_with(lambda message: second.append(message[1]))
+    assert intake.holding == 0
+    assert intake.take() == (JOSEV, b"old")  # still handled
+    assert first == second == []
+
+
+def test_a_broker_that_ignores_the_window_still_meets_a_bound_for_josev() -> None:
+    counters = Counters()
+    intake = _intake(total=40, counters=counters)
+    bound = 20 + JOSEV_OVERSHOOT
+    kept = [_offer(intake, JOSEV, b"x") for _ in range(bound + 5)]
+    assert kept.count(True) == bound
+    assert counters.get("inbound_dropped", "josev") == 5
+
+
+def test_a_newer_state_message_replaces_the_one_waiting_on_its_topic() -> None:
+    counters = Counters()
+    intake: Intake[tuple[str, bytes]] = Intake(
+        40, _classify, counters, clock=lambda: 0.0, supersedes=lambda t: "external" in t
+    )
+    limit_e1, limit_e2 = "csbridge/E1/external_limit", "csbridge/E2/external_limit"
+    _offer(intake, limit_e1, b"60 kW")
+    _offer(intake, "csbridge/E1/token", b"card")
+    _offer(intake, limit_e2, b"50 kW")
+    for watts in range(59, 40, -1):
+        _offer(intake, limit_e1, f"{watts} kW".encode())
+    _offer(intake, "csbridge/E1/token", b"card again")
+    assert counters.get("inbound_superseded", "local") == 19
+    assert counters.get("inbound_dropped", "local") == 0
+    # E1's limit keeps its place and holds its newest value; events are all kept.
+    assert _drain(intake) == [
+        (limit_e1, b"41 kW"),
+        ("csbridge/E1/token", b"card"),
+        (limit_e2, b"50 kW"),
+        ("csbridge/E1/token", b"card again"),
+    ]
+    _offer(intake, limit_e1, b"40 kW")  # once taken, the next one queues again
+    assert intake.take() == (limit_e1, b"40 kW")
 
 
 def test_drops_are_logged_once_an_interval_per_class(caplog: pytest.LogCaptureFixture) -> None:

@@ -33,6 +33,7 @@ import aiomqtt
 import paho.mqtt.client as paho
 
 from csbridge.config import ConfigError, MqttConfig, broker_address, read_password
+from csbridge.mqtt.reading import BatchReadingClient
 from csbridge.support import Counted, Counters, RateLimitedLog
 
 QOS = 1
@@ -71,6 +72,7 @@ MessageHandler = Callable[[str, bytes, bool], Awaitable[None]]
 """(topic, payload, retained): retained is MQTT's retain flag as the broker delivered it, set
 only on a message the broker stored earlier and replays because we (re)subscribed."""
 ConnectedHook = Callable[[], Awaitable[None]]
+Acknowledge = Callable[[aiomqtt.Message], None]
 
 
 def backoff_delays(start: float = BACKOFF_START_S, cap: float = BACKOFF_CAP_S) -> list[float]:
@@ -187,6 +189,7 @@ class MqttLink:
         *,
         counters: Counters | None = None,
         queue_type: type[asyncio.Queue[aiomqtt.Message]] | None = None,
+        acknowledge_with: Callable[[Acknowledge], None] | None = None,
     ) -> None:
         """`counters` gets Counted.MQTT_TAKEOVER_LOOPS (the bridge passes its own)."""
         self._config = config
@@ -196,7 +199,11 @@ class MqttLink:
         self._on_lost = on_lost
         self._queue_type = queue_type
         """The client's incoming queue (None: aiomqtt's unbounded FIFO)."""
-        self._client: aiomqtt.Client | None = None
+        self._acknowledge_with = acknowledge_with
+        """Given each new client's `acknowledge`, before it connects: whoever takes the
+        messages off `queue_type` owes each one its acknowledgement (None: acknowledged as
+        the client reads them)."""
+        self._client: BatchReadingClient | None = None
         self.connects = 0
         self._attempt_at = time.monotonic()
         self._busy_since: float | None = None
@@ -206,10 +213,10 @@ class MqttLink:
         self.counters = counters if counters is not None else Counters()
         self.takeovers = TakeoverWatch()
 
-    async def _new_client(self) -> aiomqtt.Client:
+    async def _new_client(self) -> BatchReadingClient:
         host, port, tls = broker_address(self._config.broker)
         password, context = await asyncio.to_thread(read_login_files, self._config, tls=tls)
-        return aiomqtt.Client(
+        client = BatchReadingClient(
             host,
             port,
             identifier=self._config.client_id,
@@ -222,7 +229,11 @@ class MqttLink:
             socket_options=[TCP_NODELAY_OPTION],
             timeout=CALL_TIMEOUT_S,
             queue_type=self._queue_type,
+            manual_ack=self._acknowledge_with is not None,
         )
+        if self._acknowledge_with is not None:
+            self._acknowledge_with(client.acknowledge)
+        return client
 
     async def run(self) -> None:
         """Connect, serve, and on any loss reconnect with backoff; returns only when cancelled."""
@@ -316,7 +327,7 @@ class MqttLink:
             if was_connected:
                 log.warning("event=mqtt_lost broker=%s why=%s", broker, error)
 
-    async def _serve(self, client: aiomqtt.Client) -> None:
+    async def _serve(self, client: BatchReadingClient) -> None:
         for subscription in self._subscriptions:
             await client.subscribe(subscription.topic, qos=subscription.qos)
         self._client = client

@@ -123,7 +123,11 @@ class Bridge:
         self._handlers = HandlerTable.of(self) | (session or HandlerTable())
         self._topic_sources = tuple(topic_sources)
         self.intake = MessageIntake(
-            config.mqtt.intake_queue_size, self._topic_class, self.counters, engine.clock
+            config.mqtt.intake_queue_size,
+            self._topic_class,
+            self.counters,
+            engine.clock,
+            supersedes=self.local.is_state,
         )
         """The MQTT client's incoming queue: bounded per topic class, Josev's topic first."""
         self.link = MqttLink(
@@ -136,6 +140,7 @@ class Bridge:
             on_lost=on_mqtt_lost,
             counters=self.counters,
             queue_type=queue_type(self.intake),
+            acknowledge_with=self.intake.acknowledge_with,
         )
         self._pushed = pushed
         self._on_simulate = on_simulate

@@ -6,8 +6,11 @@ queues: paho's callback puts each message into the queue of its class, and the l
 loop takes the next one from the first class that has one, Josev's first. A flood on
 csbridge's own or EVerest's topics therefore fills only its own queue: Josev's requests are
 handled ahead of it, and what does not fit is dropped, counted as `inbound_dropped{class}` and
-logged once a minute per class. Within a class the order of arrival is kept (QoS 1 delivers
-Josev's requests in the order sent, and they are acted on in that order)."""
+logged once a minute per class; Josev's class does not drop but holds back the MQTT
+acknowledgements while it is full, so its next requests wait in the broker's queue (MQTT flow
+control: csbridge.mqtt.reading), and state topics (an external limit, an operator command)
+keep only their newest message waiting. Within a class the order of arrival is kept (QoS 1
+delivers Josev's requests in the order sent, and they are acted on in that order)."""
 
 from __future__ import annotations
 
@@ -53,14 +56,38 @@ TOTAL_BYTES = 32 * 1024 * 1024
 would let 20,000 messages of the largest accepted size (64 KiB) take over a gigabyte."""
 
 
+JOSEV_OVERSHOOT = 1024
+JOSEV_OVERSHOOT_BYTES = 8 * 1024 * 1024
+"""What Josev's class still takes beyond its bound once reading is paused: the rest of a read
+batch (at most READ_BATCH packets, each within mqtt.max_payload_bytes) already off the socket.
+Beyond that it drops, counted like any class: a broken pause must not grow without bound."""
+
+
 def capacities(total: int) -> dict[TopicClass, int]:
     """Each class's bound out of `total` (at least one message, or byte, each)."""
     return {kind: max(1, int(total * share)) for kind, share in SHARE_OF.items()}
 
 
+def _never(topic: str) -> bool:
+    return False
+
+
+def _nothing(message: object) -> None:
+    pass
+
+
 class Intake(Generic[T]):
     """Per-class bounded FIFO queues of messages (any type: the topic is given beside each),
-    taken in TopicClass order."""
+    taken in TopicClass order.
+
+    Every message is passed to `acknowledge` once (its MQTT acknowledgement): at once, except
+    Josev's requests that come while its class is full: they are queued, and their
+    acknowledgements held back until the class has room again (or they are taken), so the
+    broker sends no more than its in-flight window meanwhile. Josev's class thus never drops
+    (up to JOSEV_OVERSHOOT beyond its bound, for a broker that ignores the window). The other
+    classes drop what does not fit. A message on a topic `supersedes` names (state, not
+    events: the newest external limit is the one that holds) replaces the one still waiting
+    on that topic, keeping its place in the queue."""
 
     def __init__(
         self,
@@ -68,18 +95,42 @@ class Intake(Generic[T]):
         classify: Callable[[str], TopicClass],
         counters: Counters,
         clock: Callable[[], float] = time.monotonic,
+        *,
         total_bytes: int = TOTAL_BYTES,
+        supersedes: Callable[[str], bool] = _never,
     ) -> None:
         self._classify = classify
+        self._supersedes = supersedes
         self._counters = counters
         self.capacity = capacities(total_size)
         self.byte_capacity = capacities(total_bytes)
-        self._queues: dict[TopicClass, deque[tuple[T, int]]] = {
+        self._queues: dict[TopicClass, deque[tuple[str | None, T | None, int]]] = {
             kind: deque() for kind in TopicClass
         }
+        """Each entry: (topic, None, 0) for a state topic (its message waits in `_latest`), or
+        (None, message, size)."""
+        self._latest: dict[str, tuple[T, int]] = {}
         self._bytes = dict.fromkeys(TopicClass, 0)
         self._drops = RateLimitedLog(log, clock)
         """One line a minute per class under a flood; the counter counts every drop."""
+        self._holding = RateLimitedLog(log, clock)
+        self._acknowledge: Callable[[T], None] = _nothing
+        self._held: deque[T] = deque()
+        """Josev's requests queued while its class was full, their acknowledgement not yet sent
+        (oldest first)."""
+        self.holds = 0
+        """Times Josev's class filled and began to hold acknowledgements back."""
+
+    def acknowledge_with(self, acknowledge: Callable[[T], None]) -> None:
+        """Acknowledge from now on with `acknowledge` (a new connection's); what was held for an
+        earlier connection is owed nothing (its clean session is gone), and stays queued."""
+        self._acknowledge = acknowledge
+        self._held.clear()
+
+    @property
+    def holding(self) -> int:
+        """Acknowledgements held back now."""
+        return len(self._held)
 
     def __len__(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
@@ -87,7 +138,8 @@ class Intake(Generic[T]):
     def __iter__(self) -> Iterator[T]:
         """Every queued message in the order they would be taken."""
         for queue in self._queues.values():
-            yield from (message for message, _ in queue)
+            for topic, message, _ in queue:
+                yield self._latest[topic][0] if topic is not None else message  # type: ignore[misc]
 
     def queued(self, kind: TopicClass) -> int:
         return len(self._queues[kind])
@@ -96,37 +148,94 @@ class Intake(Generic[T]):
         return self._bytes[kind]
 
     def offer(self, topic: str, message: T, size: int = 0) -> bool:
-        """Queue one message that came on `topic` with `size` payload bytes; False when its
-        class's queue is full (by count or bytes) and it is dropped (counted, and logged once
-        an interval per class)."""
+        """Queue one message that came on `topic` with `size` payload bytes; False when it is
+        dropped: its class's queue is full (by count or bytes; counted, and logged once an
+        interval per class)."""
         kind = self._classify(topic)
+        if kind is not TopicClass.JOSEV and self._supersedes(topic):
+            waiting = self._latest.get(topic)
+            if waiting is not None:
+                self._latest[topic] = (message, size)
+                self._bytes[kind] += size - waiting[1]
+                self._counters.add(Counted.INBOUND_SUPERSEDED, kind)
+                self._acknowledge(message)
+                return True
         queue = self._queues[kind]
         held = self._bytes[kind]
-        if len(queue) >= self.capacity[kind] or held + size > self.byte_capacity[kind]:
-            self._counters.add(Counted.INBOUND_DROPPED, kind)
-            self._drops.warning(
-                kind,
-                "event=inbound_dropped class=%s topic=%s why=%d messages (%d bytes) of this "
-                "class wait to be handled already (mqtt.intake_queue_size)",
-                kind,
-                topic,
-                len(queue),
-                held,
-            )
+        capacity, byte_capacity = self.capacity[kind], self.byte_capacity[kind]
+        if kind is TopicClass.JOSEV:
+            capacity += JOSEV_OVERSHOOT
+            byte_capacity += JOSEV_OVERSHOOT_BYTES
+        if len(queue) >= capacity or held + size > byte_capacity:
+            self._drop(kind, topic, len(queue), held)
+            self._acknowledge(message)
             return False
-        queue.append((message, size))
+        if kind is not TopicClass.JOSEV and self._supersedes(topic):
+            self._latest[topic] = (message, size)
+            queue.append((topic, None, 0))
+        else:
+            queue.append((None, message, size))
         self._bytes[kind] = held + size
+        if kind is TopicClass.JOSEV and self._josev_full():
+            self._hold(message)
+        else:
+            self._acknowledge(message)
         return True
+
+    def _hold(self, message: T) -> None:
+        if not self._held:
+            self.holds += 1
+            self._counters.add(Counted.INBOUND_HELD)
+            self._holding.warning(
+                "josev",
+                "event=inbound_held class=josev queued=%d bytes=%d why=Josev's requests come "
+                "faster than they are handled: the broker keeps the next ones until there is room",
+                self.queued(TopicClass.JOSEV),
+                self.queued_bytes(TopicClass.JOSEV),
+            )
+        self._held.append(message)
+
+    def _drop(self, kind: TopicClass, topic: str, queued: int, held: int) -> None:
+        self._counters.add(Counted.INBOUND_DROPPED, kind)
+        self._drops.warning(
+            kind,
+            "event=inbound_dropped class=%s topic=%s why=%d messages (%d bytes) of this "
+            "class wait to be handled already (mqtt.intake_queue_size)",
+            kind,
+            topic,
+            queued,
+            held,
+        )
+
+    def _josev_full(self) -> bool:
+        kind = TopicClass.JOSEV
+        return (
+            len(self._queues[kind]) >= self.capacity[kind]
+            or self._bytes[kind] >= self.byte_capacity[kind]
+        )
 
     def take(self) -> T:
         """The next message to handle: the oldest of the first class that has one. IndexError
         when every queue is empty."""
         for kind, queue in self._queues.items():
             if queue:
-                message, size = queue.popleft()
+                topic, message, size = queue.popleft()
+                if topic is not None:
+                    message, size = self._latest.pop(topic)
                 self._bytes[kind] -= size
-                return message
+                if self._held and kind is TopicClass.JOSEV:
+                    self._release(message)
+                return message  # type: ignore[return-value]
         raise IndexError("the intake is empty")
+
+    def _release(self, taken: object) -> None:
+        """After a take from Josev's class: the taken message's held acknowledgement (it is
+        handled, whatever the room), else the oldest held one once there is room."""
+        if self._held[0] is taken:
+            self._acknowledge(self._held.popleft())
+        elif not self._josev_full():
+            # Each acknowledgement lets the broker send one more: one in for each one out.
+            self._acknowledge(self._held.popleft())
 
 
 MessageIntake = Intake[aiomqtt.Message]

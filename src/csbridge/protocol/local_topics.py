@@ -20,6 +20,9 @@ class Leaf(enum.StrEnum):
 
 
 INBOUND = (Leaf.EXTERNAL_LIMIT, Leaf.OPERATOR, Leaf.SIMULATE, Leaf.TOKEN)
+STATE = (Leaf.EXTERNAL_LIMIT, Leaf.OPERATOR)
+"""Inbound topics that say how things are, not what happened: only the newest message counts
+(a token presented or a simulated plug-in is an event: each one counts)."""
 SCHEMA_OF = {
     Leaf.LIMITS: "EvseLimitsReport",
     Leaf.EXTERNAL_LIMIT: "ExternalLimit",
@@ -38,6 +41,10 @@ class LocalTopics:
 
     def subscriptions(self) -> list[str]:
         return [f"{self.prefix}/+/{leaf.value}" for leaf in INBOUND]
+
+    def is_state(self, topic: str) -> bool:
+        parsed = self.parse(topic)
+        return parsed is not None and parsed[1] in STATE
 
     def parse(self, topic: str) -> tuple[str, Leaf] | None:
         """(evse_id, leaf) for one of our inbound topics, else None."""

@@ -74,6 +74,8 @@ class Counted(enum.StrEnum):
     SESSION_REFUSED = "session_refused"
     MQTT_TAKEOVER_LOOPS = "mqtt_takeover_loops"
     INBOUND_DROPPED = "inbound_dropped"
+    INBOUND_SUPERSEDED = "inbound_superseded"
+    INBOUND_HELD = "inbound_held"
 
     @property
     def metric(self) -> MetricSpec:
@@ -192,6 +194,17 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "inbound_dropped",
         "Inbound messages dropped unhandled because their class's intake queue was full.",
         ("class",),
+    ),
+    Counted.INBOUND_SUPERSEDED: MetricSpec(
+        "inbound_superseded",
+        "Inbound state messages (an external limit, an operator command) replaced, before they"
+        " were handled, by a newer one on the same topic: the newest is handled.",
+        ("class",),
+    ),
+    Counted.INBOUND_HELD: MetricSpec(
+        "inbound_held",
+        "Times Josev's intake queue filled and csbridge held back its MQTT acknowledgements"
+        " (its next requests then wait in the broker's queue: none is dropped by csbridge).",
     ),
 }
 
