@@ -74,6 +74,7 @@ class Counted(enum.StrEnum):
     SESSION_REFUSED = "session_refused"
     MQTT_TAKEOVER_LOOPS = "mqtt_takeover_loops"
     INBOUND_DROPPED = "inbound_dropped"
+    UNKNOWN_EVSE = "unknown_evse"
 
     @property
     def metric(self) -> MetricSpec:
@@ -192,6 +193,12 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "inbound_dropped",
         "Inbound messages dropped unhandled because their class's intake queue was full.",
         ("class",),
+    ),
+    Counted.UNKNOWN_EVSE: MetricSpec(
+        "unknown_evse_messages",
+        "Josev's messages naming an EVSE the station does not have (a request among them is"
+        " answered with its refusal), by message name.",
+        ("name",),
     ),
 }
 
