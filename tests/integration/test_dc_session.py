@@ -333,7 +333,7 @@ async def test_the_evs_rated_maximum_voltage_clamps_the_setpoint(
         raw_client,
         config,
         "ev_rated_limits",
-        {"evse_id": DC, "dc_rated_limits": {"ev_max_voltage": 420.0}},
+        {"evse_id": DC, "dc_rated_limits": {"max_voltage": 420.0}},
     )
     await wait_until(
         lambda: station.session.sessions[DC].ev_rated_limits is not None, 5, "the EV's limits"

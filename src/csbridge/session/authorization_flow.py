@@ -77,6 +77,8 @@ class AuthorizationFlow:
         feed: Feed,
         state_of: Callable[[str], State],
         clock: Callable[[], float],
+        *,
+        unknown_evse: Callable[[str, str], None] | None = None,
     ) -> None:
         self._authorizers = dict(authorizers)
         self._feed = feed
@@ -89,6 +91,9 @@ class AuthorizationFlow:
         self._warnings = RateLimitedLog(log, clock)
         """What a token or Josev's word can cause, one line a minute per kind (never per token
         or evse_id as sent)."""
+        self._unknown_evse = unknown_evse or self._warn_unknown_evse
+        """Told (message name, evse_id as sent) of Josev naming an EVSE the station lacks: the
+        session's own counter and log when it runs this flow."""
 
     # -- from the station --------------------------------------------------------------------
 
@@ -219,17 +224,18 @@ class AuthorizationFlow:
 
     # -- from Josev --------------------------------------------------------------------------
 
+    def _warn_unknown_evse(self, name: str, evse_id: str) -> None:
+        """Keyed by the message's name alone: the evse_id is whatever the sender wrote."""
+        self._warnings.warning(
+            ("unknown_evse", name), "event=unknown_evse message=%s evse_id=%r", name, evse_id
+        )
+
     @handles(AuthorizationUpdate)
     def authorization_update(self, message: AuthorizationUpdate) -> None:
         """An authorization made elsewhere: remote start, Plug & Charge, or its withdrawal."""
         evse_id = message.evse_id
         if evse_id not in self.by_evse:
-            self._warnings.warning(
-                ("unknown_evse", AuthorizationUpdate.NAME),
-                "event=unknown_evse message=%s evse_id=%r",
-                AuthorizationUpdate.NAME,
-                evse_id,
-            )
+            self._unknown_evse(message.NAME, evse_id)
             return
         record = self.by_evse[evse_id]
         record.status = message.status
@@ -250,8 +256,11 @@ class AuthorizationFlow:
     def process_authorized_token(
         self, message: ProcessAuthorizedTokenRequest
     ) -> ProcessAuthorizedTokenResponse:
-        """Accepted (and used) unless the EVSE is unavailable or busy."""
+        """Accepted (and used) unless the EVSE is unavailable, busy or unknown."""
         evse_id = value_or(message.evse_id, None)
+        if evse_id is not None and evse_id not in self.by_evse:
+            self._unknown_evse(message.NAME, evse_id)
+            return ProcessAuthorizedTokenResponse(status="discarded", evse_id=evse_id)
         candidates = [evse_id] if evse_id is not None else list(self.by_evse)
         for candidate in candidates:
             if candidate not in self.by_evse:

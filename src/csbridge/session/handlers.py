@@ -85,6 +85,15 @@ from csbridge.session.machine import (
     step,
 )
 from csbridge.session.power_path import PowerPath
+from csbridge.session.unknown_evse import (
+    refuse_cable_check,
+    refuse_change_availability,
+    refuse_contactor_status,
+    refuse_cp_pwm,
+    refuse_cs_connector,
+    refuse_setpoint,
+    refuse_stop_charging,
+)
 from csbridge.sources import CpState, LockState, SessionCondition, cp_status
 from csbridge.sources.rfid import Token, TokenError
 from csbridge.support import Counted, RateLimitedLog
@@ -197,6 +206,7 @@ class SessionHandlers:
             self.feed,
             lambda evse_id: self.sessions[evse_id].state,
             clock,
+            unknown_evse=self._unknown_evse,
         )
         self.on_availability: Callable[[str, bool], None] | None = None
         """Told every change of an EVSE's availability (the state file keeps it)."""
@@ -227,7 +237,9 @@ class SessionHandlers:
         return evse_id, self._config[evse_id]
 
     def _unknown_evse(self, name: str, evse_id: str) -> None:
-        """Keyed by the message's name alone: the evse_id is whatever the sender wrote."""
+        """Counted, and logged keyed by the message's name alone: the evse_id is whatever the
+        sender wrote."""
+        self._engine.counters.add(Counted.UNKNOWN_EVSE, name)
         self._refusals.warning(
             ("unknown_evse", name),
             "event=unknown_evse message=%s evse_id=%r",
@@ -450,10 +462,10 @@ class SessionHandlers:
     # -- requests ----------------------------------------------------------------------------
 
     @handles(CableCheckRequest)
-    def cable_check(self, message: CableCheckRequest) -> CableCheckResponse | None:
+    def cable_check(self, message: CableCheckRequest) -> CableCheckResponse:
         found = self._evse(message)
         if found is None:
-            return None
+            return refuse_cable_check(message)
         evse_id, evse = found
         session = self.sessions[evse_id]
         if session.state in (State.PRECHARGE, State.CHARGING):
@@ -492,12 +504,10 @@ class SessionHandlers:
         return _cable_check_answer(evse_id, "finished", isolation)
 
     @handles(CsContactorStatusRequest)
-    def contactor_status(
-        self, message: CsContactorStatusRequest
-    ) -> CsContactorStatusResponse | None:
+    def contactor_status(self, message: CsContactorStatusRequest) -> CsContactorStatusResponse:
         found = self._evse(message)
         if found is None:
-            return None
+            return refuse_contactor_status(message)
         evse_id = found[0]
         board = self._engine.inputs(evse_id).board
         if board is None or board.contactor_closed is None:
@@ -511,10 +521,10 @@ class SessionHandlers:
     @handles(PowerElectronicsSetpointRequest)
     def setpoint(
         self, message: PowerElectronicsSetpointRequest
-    ) -> PowerElectronicsSetpointResponse | None:
+    ) -> PowerElectronicsSetpointResponse:
         found = self._evse(message)
         if found is None:
-            return None
+            return refuse_setpoint(message)
         evse_id, evse = found
         dc = message.dc
         if evse.kind is Kind.AC:
@@ -629,10 +639,10 @@ class SessionHandlers:
         self.switch_off(evse_id, "the setpoint is no longer allowed")
 
     @handles(StopChargingRequest)
-    def stop_charging(self, message: StopChargingRequest) -> StopChargingResponse | None:
+    def stop_charging(self, message: StopChargingRequest) -> StopChargingResponse:
         found = self._evse(message)
         if found is None:
-            return None
+            return refuse_stop_charging(message)
         evse_id = found[0]
         self.feed(evse_id, Event.STOP_CHARGING, "stop_charging")
         return StopChargingResponse(evse_id=evse_id, status="accepted")
@@ -644,7 +654,7 @@ class SessionHandlers:
         evse_id = value_or(message.evse_id, None)
         if evse_id is not None and evse_id not in self._config:
             self._unknown_evse(message.NAME, evse_id)
-            return ChangeAvailabilityResponse(status="rejected")
+            return refuse_change_availability()
         connector = value_or(message.connector_id, None)
         targets = [evse_id] if evse_id is not None else list(self._config)
         known = {c.id for c in self._config[evse_id].connectors} if evse_id is not None else set()
@@ -684,11 +694,11 @@ class SessionHandlers:
             self.announce(evse_id, again=True)
 
     @handles(CsConnectorRequest)
-    async def cs_connector(self, message: CsConnectorRequest) -> CsConnectorResponse | None:
+    async def cs_connector(self, message: CsConnectorRequest) -> CsConnectorResponse:
         """Lock, unlock or say the lock's state, from the board's feedback."""
         found = self._evse(message)
         if found is None:
-            return None
+            return refuse_cs_connector(message)
         evse_id, evse = found
 
         def answer(status: LockStatus, info: str | None = None) -> CsConnectorResponse:
@@ -769,10 +779,10 @@ class SessionHandlers:
             self.feed(evse_id, Event.STOP_CHARGING, "the connector lock is not confirmed")
 
     @handles(CpPwmRequest)
-    def cp_pwm(self, message: CpPwmRequest) -> CpPwmResponse | None:
+    def cp_pwm(self, message: CpPwmRequest) -> CpPwmResponse:
         found = self._evse(message)
         if found is None:
-            return None
+            return refuse_cp_pwm(message)
         evse_id = found[0]
         pwm_on = not (message.error_state or message.fault_state)
         duty = duty_percent(float(value_or(message.current, 0.0)), message.hlc)
@@ -786,6 +796,8 @@ class SessionHandlers:
 
     @handles(MeterValuesRequest)
     def meter_values(self, message: MeterValuesRequest) -> MeterValuesResponse | None:
+        """None (no answer) for an unknown EVSE: the response has no status to refuse with, and
+        a reading of a meter the station does not have would be made up."""
         evse_id = value_or(message.evse_id, None) or next(iter(self._config))
         if evse_id not in self._config:
             self._unknown_evse(message.NAME, evse_id)
@@ -801,7 +813,7 @@ class SessionHandlers:
         zero = PerPhase(l1=0.0, l2=0.0, l3=0.0)
         return MeterValuesResponse(
             evse_id=evse_id,
-            timestamp=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            timestamp=josev_date_time(datetime.now(UTC)),
             voltage=zero,
             current=zero,
             power_factor=1.0,
@@ -940,12 +952,19 @@ def _faults(
 
 
 def _rated_max_voltage(session: EvseSession) -> float:
-    """The EV's own maximum voltage from its rated limits (ev_rated_limits), if it told one."""
+    """The EV's own maximum voltage from its rated limits (ev_rated_limits), if it told one a
+    clamp can use. Josev's rules put no minimum on these numbers: one that is not a positive
+    finite voltage (negative, zero, a boolean) is ignored here, so the setpoint's own
+    ev_limits.maximum_voltage and the EVSE's limits still clamp, and nothing bypasses them."""
     limits = session.ev_rated_limits
     rated = value_or(limits.dc_rated_limits, {}) if limits is not None else {}
     values = [
         float(value)
         for key, value in rated.items()
-        if "max" in key and "voltage" in key and isinstance(value, int | float)
+        if "max" in key
+        and "voltage" in key
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and 0 < value < float("inf")
     ]
     return min(values, default=float("inf"))

@@ -76,6 +76,7 @@ class Counted(enum.StrEnum):
     INBOUND_DROPPED = "inbound_dropped"
     INBOUND_SUPERSEDED = "inbound_superseded"
     INBOUND_HELD = "inbound_held"
+    UNKNOWN_EVSE = "unknown_evse"
 
     @property
     def metric(self) -> MetricSpec:
@@ -205,6 +206,12 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "inbound_held",
         "Times Josev's intake queue filled and csbridge held back its MQTT acknowledgements"
         " (its next requests then wait in the broker's queue: none is dropped by csbridge).",
+    ),
+    Counted.UNKNOWN_EVSE: MetricSpec(
+        "unknown_evse_messages",
+        "Josev's messages naming an EVSE the station does not have (a request among them is"
+        " answered with its refusal), by message name.",
+        ("name",),
     ),
 }
 
