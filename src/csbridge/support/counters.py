@@ -74,6 +74,8 @@ class Counted(enum.StrEnum):
     SESSION_REFUSED = "session_refused"
     MQTT_TAKEOVER_LOOPS = "mqtt_takeover_loops"
     INBOUND_DROPPED = "inbound_dropped"
+    RESETS = "resets"
+    DEVICE_MODEL_UNANSWERED = "device_model_unanswered"
 
     @property
     def metric(self) -> MetricSpec:
@@ -192,6 +194,15 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "inbound_dropped",
         "Inbound messages dropped unhandled because their class's intake queue was full.",
         ("class",),
+    ),
+    Counted.RESETS: MetricSpec(
+        "resets",
+        "Josev's resets by scope (evse, station) and step (rejected, deferred, started, done).",
+        ("scope", "step"),
+    ),
+    Counted.DEVICE_MODEL_UNANSWERED: MetricSpec(
+        "device_model_unanswered",
+        "device_model requests left unanswered: no [station.identity] is configured.",
     ),
 }
 
