@@ -105,11 +105,19 @@ class DeviceModel:
         self._said_unconfigured = False
 
     async def load(self) -> None:
-        """Read the basic-auth password once, off the loop; ConfigError when it cannot be."""
+        """Read the basic-auth password once, off the loop; one that cannot be read is logged
+        and leaves the device model unanswered."""
         if self._identity is None or self._password is not None:
             return
         path = self._identity.basic_auth_password_file
-        self._password = await asyncio.to_thread(read_basic_auth_password, self._identity)
+        try:
+            self._password = await asyncio.to_thread(read_basic_auth_password, self._identity)
+        except ConfigError as error:
+            # Charging goes on without OCPP's password; only the device model cannot be told.
+            log.warning(
+                "event=identity_unreadable where=%s why=%s", error.source, error.problems[0]
+            )
+            return
         if await asyncio.to_thread(_exposed, path):
             log.warning(
                 "event=secret_file_exposed path=%s why=readable by group or others -- chmod 600 it",
