@@ -14,7 +14,14 @@ import logging
 import stat
 from pathlib import Path
 
-from csbridge.config import Config, ConfigError, EvseConfig, IdentityConfig, nameplate_power_w
+from csbridge.config import (
+    Config,
+    ConfigError,
+    EvseConfig,
+    IdentityConfig,
+    Kind,
+    nameplate_power_w,
+)
 from csbridge.messages import (
     ABSENT,
     DeviceModelConnector,
@@ -45,7 +52,7 @@ def ocpp_connector_type(connector_type: str, region: str) -> OcppConnectorType:
 
 def supply_phases(evse: EvseConfig) -> int:
     """The AC phases that feed the EVSE: an AC EVSE's own, a DC EVSE's grid connection's."""
-    if evse.dc_limits is None:
+    if evse.kind is Kind.AC:
         return evse.phases
     return evse.installation.grid_phases if evse.installation is not None else 3
 

@@ -53,6 +53,9 @@ class EvseReset:
 
 
 class Resets:
+    """Josev's resets. Built once the session's `on_availability` is wired (the state file):
+    it passes on every availability change but the reset's own hold and release."""
+
     def __init__(
         self,
         config: Config,
