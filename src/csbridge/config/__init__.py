@@ -50,11 +50,15 @@ from csbridge.config.secrets import PASSWORD_ENV, exposed_secret_files, read_pas
 from csbridge.config.station import (
     Config,
     EverestExportConfig,
+    IdentityConfig,
     LoggingConfig,
+    MaintenanceConfig,
     MetricsConfig,
+    OcppVersion,
     ReportingConfig,
     StationConfig,
     listen_address,
+    nameplate_power_w,
 )
 
 __all__ = [
@@ -81,14 +85,17 @@ __all__ = [
     "EvseConfig",
     "ExternalDefaults",
     "Finite",
+    "IdentityConfig",
     "ImdConfig",
     "InstallationConfig",
     "Kind",
     "LoggingConfig",
+    "MaintenanceConfig",
     "MetricsConfig",
     "ModuleConfig",
     "MqttConfig",
     "NonNegative",
+    "OcppVersion",
     "Positive",
     "ReportingConfig",
     "SerialReaderConfig",
@@ -102,6 +109,7 @@ __all__ = [
     "exposed_secret_files",
     "listen_address",
     "load_config",
+    "nameplate_power_w",
     "parse_config",
     "read_password",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -11,6 +12,72 @@ from csbridge.config.base import ConfigError, NonNegative, Strict, describe_vali
 from csbridge.config.devices import BusConfig, CanDevice
 from csbridge.config.evse import EvseConfig, Kind
 from csbridge.config.mqtt import MqttConfig
+
+# -- [station.maintenance] and [station.identity] (reset, device_model) ------------------------
+
+
+class MaintenanceConfig(Strict):
+    """What Josev (for OCPP) may have the station do to itself."""
+
+    allow_reset: bool = True
+    """Josev's `reset` is answered `accepted` and carried out; false: answered `rejected`."""
+
+
+OcppVersion = Literal["ocpp1.6", "ocpp2.0.1", "ocpp2.1"]
+
+
+class IdentityConfig(Strict):
+    """Who the station is to OCPP: Josev's `device_model` is answered from this (and the EVSEs).
+    Without it csbridge sends no device model: it would have nothing true to say."""
+
+    model: Annotated[str, Field(min_length=1)]
+    vendor: Annotated[str, Field(min_length=1)]
+    serial_number: Annotated[str, Field(min_length=1)]
+    firmware_version: Annotated[str, Field(min_length=1)]
+    ocpp_version: OcppVersion | None = None
+    ocpp_csms_url: Annotated[str, Field(min_length=1)]
+    """The CSMS's OCPP websocket address: ws:// or wss:// (Josev's rule)."""
+    security_profile: Annotated[int, Field(ge=1, le=3)]
+    """OCPP's security profile: 1 basic auth over ws://, 2 basic auth over TLS, 3 TLS with a
+    client certificate."""
+    identity: Annotated[str, Field(min_length=1)]
+    """The station's OCPP identity (the last segment of its CSMS address)."""
+    basic_auth_password_file: Path
+    """The file holding the OCPP basic-auth password: read once at start, never logged or
+    shown (chmod 600, or systemd's LoadCredential=)."""
+    sim_iccid: Annotated[str, Field(min_length=1)] | None = None
+    sim_imsi: Annotated[str, Field(min_length=1)] | None = None
+    nameplate_kw: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
+    """By evse_id: the rated power of an EVSE whose limits state none (a DC EVSE whose modules
+    decide); an EVSE whose limits give one is told that one."""
+
+    @field_validator("ocpp_csms_url")
+    @classmethod
+    def _websocket_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError("must be a ws:// or wss:// address with a host (Josev's rule)")
+        return url
+
+
+def nameplate_power_w(evse: EvseConfig, identity: IdentityConfig | None = None) -> float | None:
+    """The EVSE's rated power from its nameplate limits (DC: max_power_w, else max_current_a
+    times max_voltage_v; AC: max_current_a per phase times nominal_voltage times phases), else
+    the identity's nameplate_kw for it; None when neither says."""
+    if evse.dc_limits is not None:
+        dc = evse.dc_limits
+        if dc.max_power_w is not None:
+            return dc.max_power_w
+        if dc.max_current_a is not None and dc.max_voltage_v is not None:
+            return dc.max_current_a * dc.max_voltage_v
+    if evse.ac_limits is not None and evse.nominal_voltage is not None:
+        return evse.ac_limits.max_current_a * evse.nominal_voltage * evse.phases
+    if identity is not None and evse.evse_id in identity.nameplate_kw:
+        return identity.nameplate_kw[evse.evse_id] * 1000.0
+    return None
+
+
+# -- [station] --------------------------------------------------------------------------------
 
 
 class StationConfig(Strict):
@@ -25,6 +92,11 @@ class StationConfig(Strict):
     """Where the station keeps what must survive a restart (each EVSE's availability), in one
     small JSON file written atomically. A folder that cannot be written is logged and the
     state kept in memory; tests and examples point it at a folder of their own."""
+    region: Literal["eu", "na"] = "eu"
+    """Where the station stands: the OCPP connector types of the device model (eu: CCS2 and
+    Type 2; na: CCS1 and Type 1)."""
+    maintenance: MaintenanceConfig = MaintenanceConfig()
+    identity: IdentityConfig | None = None
 
     @field_validator("profile_dirs")
     @classmethod
@@ -181,6 +253,27 @@ class Config(Strict):
             problems = [p.removeprefix("broker: ") for p in describe_validation_error(error)]
             raise ConfigError("--broker", problems) from None
         return self.model_copy(update={"mqtt": mqtt})
+
+    @model_validator(mode="after")
+    def _identity_names_every_power(self) -> Self:
+        identity = self.station.identity
+        if identity is None:
+            return self
+        ids = {evse.evse_id for evse in self.evse}
+        problems = [
+            f"station.identity.nameplate_kw: no EVSE {evse_id!r}"
+            for evse_id in identity.nameplate_kw
+            if evse_id not in ids
+        ]
+        problems += [
+            f"station.identity: {evse.evse_id} states no rated power for the device model: set "
+            f'its dc_limits max_power_w, or nameplate_kw = {{ "{evse.evse_id}" = ... }}'
+            for evse in self.evse
+            if nameplate_power_w(evse, identity) is None
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _everest_modules_once(self) -> Self:

@@ -779,3 +779,102 @@ PAYLOADS: Mapping[tuple[str, str], type[Payload]] = {
 }
 """The class of every kind of message, by (name, type): the one lookup from the wire to a class.
 A MessageType is a str, so either spelling of the type finds it."""
+
+
+# -- reset and device_model --
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResetRequest(Payload):
+    """One EVSE (evse_id) or, without it, the whole station."""
+
+    NAME = "reset"
+    TYPE = MessageType.REQUEST
+
+    evse_id: str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResetResponse(Payload):
+    NAME = "reset"
+    TYPE = MessageType.RESPONSE
+
+    status: Acceptance
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceModelRequest(Payload):
+    NAME = "device_model"
+    TYPE = MessageType.REQUEST
+
+
+OcppConnectorType = Literal[
+    "cCCS1",
+    "cCCS2",
+    "cG105",
+    "cTesla",
+    "cType1",
+    "cType2",
+    "s309-1P-16A",
+    "s309-1P-32A",
+    "s309-3P-16A",
+    "s309-3P-32A",
+    "sBS1361",
+    "sCEE-7-7",
+    "sType2",
+    "sType3",
+    "Other1PhMax16A",
+    "Other1PhOver16A",
+    "Other3Ph",
+    "Pan",
+    "wInductive",
+    "wResonant",
+    "Undetermined",
+    "Unknown",
+]
+"""OCPP 2.0.1's connector type names, as Josev's device_model takes them."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceModelConnector(JsonObject):
+    id: int
+    connector_type: OcppConnectorType
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceModelEvse(JsonObject):
+    ocpp_id: int
+    iso15118_id: str
+    power_kw: float
+    supply_phases: int
+    connectors: Sequence[DeviceModelConnector]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceModelResponse(Payload):
+    """basic_auth_password is a secret: never log this message."""
+
+    NAME = "device_model"
+    TYPE = MessageType.RESPONSE
+
+    model: str
+    vendor: str
+    serial_number: str
+    firmware_version: str
+    ocpp_version: Literal["ocpp1.6", "ocpp2.0.1", "ocpp2.1"] | Absent = ABSENT
+    ocpp_csms_url: str
+    security_profile: int
+    identity: str
+    basic_auth_password: str
+    sim_iccid: str | Absent = ABSENT
+    sim_imsi: str | Absent = ABSENT
+    evses: Sequence[DeviceModelEvse]
+
+
+PAYLOADS = {
+    **PAYLOADS,
+    **{
+        (payload.NAME, payload.TYPE): payload
+        for payload in (ResetRequest, ResetResponse, DeviceModelRequest, DeviceModelResponse)
+    },
+}

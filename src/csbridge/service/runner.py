@@ -1,8 +1,10 @@
 """`csbridge run`: the station until stopped, as a systemd service or in a terminal.
 
 SIGTERM (systemctl stop) and SIGINT (Ctrl-C) stop it gracefully: modules off, a final update
-with every EVSE at evse_shutdown, `offline` on the status topic, exit 0, all within 2 s. Under
-systemd it says READY=1 once its first full state is published and feeds the watchdog.
+with every EVSE at evse_shutdown, `offline` on the status topic, exit 0, all within 2 s. Josev's
+station `reset` stops it the same way, then exits EXIT_RESET (75), which the packaged unit
+restarts. Under systemd it says READY=1 once its first full state is published and feeds the
+watchdog.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from csbridge.config import Config, exposed_secret_files, read_password
 from csbridge.service.sd_notify import SystemdNotifier
 from csbridge.service.station import Station
 from csbridge.service.watchdog import feed_watchdog
+from csbridge.session import EXIT_RESET
 
 if TYPE_CHECKING:
     from csbridge.service.metrics import MetricsServer
@@ -46,9 +49,10 @@ async def run_station(
     config: Config,
     replay_logs: Sequence[Path] = (),
     notifier: SystemdNotifier | None = None,
-) -> None:
-    """Serve Josev from the configured sources until SIGTERM or SIGINT (then say goodbye), or
-    until a part fails for good (then raise, and systemd restarts us)."""
+) -> int:
+    """Serve Josev from the configured sources until SIGTERM or SIGINT (then say goodbye:
+    exit code 0), Josev's station reset (the same goodbye: EXIT_RESET), or until a part fails
+    for good (then raise, and systemd restarts us)."""
     # An unreadable password file is a configuration error (exit 2); read off the loop, as
     # at every connect.
     await asyncio.to_thread(read_password, config.mqtt)
@@ -65,6 +69,14 @@ async def run_station(
     )
     metrics = _start_metrics(config, station)
     stop_requested = asyncio.Event()
+    why = "signal"
+
+    def reset_requested() -> None:
+        nonlocal why
+        why = "reset"
+        stop_requested.set()
+
+    station.resets.on_station_reset = reset_requested
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop_requested.set)
@@ -74,7 +86,7 @@ async def run_station(
     try:
         await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if stopping.done():
-            await _say_goodbye(station, notifier)
+            await _say_goodbye(station, notifier, why)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
@@ -84,9 +96,10 @@ async def run_station(
         if metrics is not None:
             await asyncio.to_thread(metrics.close)
     if not stopping.cancelled() and stopping.done():
-        log.info("event=stopped why=signal")
-        return
+        log.info("event=stopped why=%s", why)
+        return EXIT_RESET if why == "reset" else 0
     serving.result()  # a part that failed for good: raise, exit non-zero
+    return 0
 
 
 def _start_metrics(config: Config, station: Station) -> MetricsServer | None:
@@ -114,9 +127,9 @@ async def _ready_then_watchdog(station: Station, notifier: SystemdNotifier) -> N
     await feed_watchdog(notifier, station.watched(), station.engine.counters)
 
 
-async def _say_goodbye(station: Station, notifier: SystemdNotifier) -> None:
+async def _say_goodbye(station: Station, notifier: SystemdNotifier, why: str) -> None:
     notifier.notify("STOPPING=1")
-    log.info("event=stopping why=signal")
+    log.info("event=stopping why=%s", why)
     try:
         async with asyncio.timeout(GOODBYE_S):
             await station.shut_down("csbridge stops")

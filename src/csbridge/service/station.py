@@ -9,14 +9,15 @@ from typing import TYPE_CHECKING
 
 from csbridge.config import Config
 from csbridge.engine import LimitsEngine
-from csbridge.messages import SchemaRegistry
+from csbridge.messages import HandlerTable, SchemaRegistry
 from csbridge.power import wire_power
 from csbridge.protocol import Bridge
 from csbridge.service.everest_export import EverestExport
+from csbridge.service.identity import DeviceModel
 from csbridge.service.state_file import StateFile
 from csbridge.service.steps import Step, play
 from csbridge.service.watchdog import Watched
-from csbridge.session import SessionHandlers
+from csbridge.session import Resets, SessionHandlers
 from csbridge.sources.can import CanBuses, DeviceRouter, ProfileRegistry
 from csbridge.sources.everest import EverestSources
 from csbridge.sources.rfid import serial_readers
@@ -57,12 +58,14 @@ class Station:
             operative={evse_id: bool(v) for evse_id, v in stored.items()},
         )
         self.session.on_availability = self._keep_availability
+        self.resets = Resets(config, self.session, self.stage, self.engine)
+        self.device_model = DeviceModel(config, self.engine.counters)
         self.export = EverestExport(config, self.engine, self.session, schemas)
         self.buses.before_close = lambda: self.session.switch_everything_off("the bridge stops")
         self.bridge = Bridge(
             config,
             self.engine,
-            session=self.session.handlers(),
+            session=self.session.handlers() | HandlerTable.of(self.resets, self.device_model),
             pushed=self.session.pushed,
             on_mqtt_lost=lambda: self.session.switch_everything_off("MQTT lost"),
             on_simulate=self._devices.apply if self._devices is not None else None,
@@ -125,6 +128,7 @@ class Station:
             self.session.switch_everything_off("the bridge stops")
 
     async def _run(self) -> None:
+        await self.device_model.load()  # before the bridge connects and Josev can ask
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.session.keep_alive(), name="setpoint-keepalive")
             if self._devices is not None:

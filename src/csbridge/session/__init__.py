@@ -17,8 +17,10 @@ from csbridge.session.authorization import (
 )
 from csbridge.session.handlers import SessionHandlers
 from csbridge.session.machine import Event, State
+from csbridge.session.reset import EXIT_RESET, Resets
 
 __all__ = [
+    "EXIT_RESET",
     "Allowlist",
     "AuthorizationDecision",
     "AuthorizationRequest",
@@ -27,6 +29,7 @@ __all__ = [
     "BadLine",
     "Event",
     "ParsedAllowlist",
+    "Resets",
     "SessionHandlers",
     "State",
     "build_authorizers",

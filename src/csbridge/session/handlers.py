@@ -210,6 +210,8 @@ class SessionHandlers:
         )
         self.on_availability: Callable[[str, bool], None] | None = None
         """Told every change of an EVSE's availability (the state file keeps it)."""
+        self.on_step: list[Callable[[str, Event, State, State], None]] = []
+        """Told every event an EVSE's machine took: (evse_id, event, state before, after)."""
         self._announced: dict[str, tuple[str, str]] = {}
         self._conditions: dict[str, SessionCondition] = {}
         self.pushed: asyncio.Queue[Message] = asyncio.Queue()
@@ -288,6 +290,8 @@ class SessionHandlers:
         self.announce(evse_id)
         self.publish_condition(evse_id)
         self._progress(evse_id)
+        for observer in self.on_step:
+            observer(evse_id, event, before.state, after)
         return result
 
     def announce(self, evse_id: str, *, again: bool = False) -> None:

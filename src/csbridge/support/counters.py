@@ -77,6 +77,8 @@ class Counted(enum.StrEnum):
     INBOUND_SUPERSEDED = "inbound_superseded"
     INBOUND_HELD = "inbound_held"
     UNKNOWN_EVSE = "unknown_evse"
+    RESETS = "resets"
+    DEVICE_MODEL_UNANSWERED = "device_model_unanswered"
 
     @property
     def metric(self) -> MetricSpec:
@@ -212,6 +214,15 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "Josev's messages naming an EVSE the station does not have (a request among them is"
         " answered with its refusal), by message name.",
         ("name",),
+    ),
+    Counted.RESETS: MetricSpec(
+        "resets",
+        "Josev's resets by scope (evse, station) and step (rejected, deferred, started, done).",
+        ("scope", "step"),
+    ),
+    Counted.DEVICE_MODEL_UNANSWERED: MetricSpec(
+        "device_model_unanswered",
+        "device_model requests left unanswered: no [station.identity] is configured.",
     ),
 }
 

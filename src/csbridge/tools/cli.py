@@ -111,6 +111,11 @@ def check_config(
         kind = f"{evse.kind.value}{' + bpt' if evse.bpt else ''}"
         connectors = ", ".join(f"{c.id}:{c.connector_type}" for c in evse.connectors)
         out.print(f"  {evse.evse_id}: {kind}, {evse.network_interface}, connectors {connectors}")
+    if settings.station.identity is None:
+        err.print(
+            "warning: no [station.identity]: Josev's device_model (OCPP) will not be answered",
+            markup=False,
+        )
 
 
 @app.command()

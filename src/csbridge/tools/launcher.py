@@ -85,11 +85,14 @@ def serve(settings: Config, replay: Sequence[Path] = ()) -> None:
         settings.logging.repeat_interval_s,
         settings.logging.max_limited_kinds,
     )
+    code = 0
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_station(settings, replay))
+            code = asyncio.run(run_station(settings, replay))
     except ConfigError as error:
         refuse(error)
+    if code:
+        raise SystemExit(code)  # Josev's station reset: systemd restarts on this code
 
 
 def load_settings(path: Path, broker: str | None) -> Config:
