@@ -45,7 +45,9 @@ from csbridge.config.evse import (
     SerialReaderConfig,
 )
 from csbridge.config.loading import load_config, parse_config
+from csbridge.config.maintenance import MaintenanceCommands
 from csbridge.config.mqtt import MqttConfig, broker_address
+from csbridge.config.redaction import REMOVED, redacted, redacted_config, without_url_password
 from csbridge.config.secrets import PASSWORD_ENV, exposed_secret_files, read_password
 from csbridge.config.station import (
     Config,
@@ -59,6 +61,7 @@ from csbridge.config.station import (
 
 __all__ = [
     "PASSWORD_ENV",
+    "REMOVED",
     "AcBptStaticLimits",
     "AcConnectorType",
     "AcStaticLimits",
@@ -85,6 +88,7 @@ __all__ = [
     "InstallationConfig",
     "Kind",
     "LoggingConfig",
+    "MaintenanceCommands",
     "MetricsConfig",
     "ModuleConfig",
     "MqttConfig",
@@ -104,4 +108,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "read_password",
+    "redacted",
+    "redacted_config",
+    "without_url_password",
 ]

@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from csbridge.config.base import ConfigError, NonNegative, Strict, describe_validation_error
 from csbridge.config.devices import BusConfig, CanDevice
 from csbridge.config.evse import EvseConfig, Kind
+from csbridge.config.maintenance import MaintenanceCommands
 from csbridge.config.mqtt import MqttConfig
 
 
@@ -25,6 +26,7 @@ class StationConfig(Strict):
     """Where the station keeps what must survive a restart (each EVSE's availability), in one
     small JSON file written atomically. A folder that cannot be written is logged and the
     state kept in memory; tests and examples point it at a folder of their own."""
+    maintenance: MaintenanceCommands = MaintenanceCommands()
 
     @field_validator("profile_dirs")
     @classmethod

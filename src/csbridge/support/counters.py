@@ -74,6 +74,8 @@ class Counted(enum.StrEnum):
     SESSION_REFUSED = "session_refused"
     MQTT_TAKEOVER_LOOPS = "mqtt_takeover_loops"
     INBOUND_DROPPED = "inbound_dropped"
+    MAINTENANCE_JOBS = "maintenance_jobs"
+    MAINTENANCE_WORDS_IGNORED = "maintenance_words_ignored"
 
     @property
     def metric(self) -> MetricSpec:
@@ -192,6 +194,17 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "inbound_dropped",
         "Inbound messages dropped unhandled because their class's intake queue was full.",
         ("class",),
+    ),
+    Counted.MAINTENANCE_JOBS: MetricSpec(
+        "maintenance_jobs",
+        "Firmware updates and log uploads by kind (firmware, logs) and outcome: rejected,"
+        " started, succeeded, failed (non-zero exit or no start), timed_out (killed).",
+        ("kind", "outcome"),
+    ),
+    Counted.MAINTENANCE_WORDS_IGNORED: MetricSpec(
+        "maintenance_words_ignored",
+        "Lines a maintenance command printed that are no status word of its kind (not sent).",
+        ("kind",),
     ),
 }
 
