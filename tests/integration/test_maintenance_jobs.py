@@ -252,6 +252,23 @@ async def test_a_command_that_cannot_start_is_rejected_and_frees_its_kind(
     assert runner.sent == []
 
 
+async def test_a_nul_in_a_field_is_rejected_and_frees_its_kind(
+    tmp_path: Path, running: Start
+) -> None:
+    seen = tmp_path / "arguments.txt"
+    runner = Runner(
+        MaintenanceCommands(firmware_command=_script(tmp_path, "w", PRINTS_WORDS, str(seen)))
+    )
+    running(runner)
+    poisoned = UpdateFirmwareRequest(
+        request_id=3, location="https://fw.example/a\x00b", retrieve_datetime="2026-12-01T10:00:00Z"
+    )
+    assert (await runner.ask(poisoned)).status == "rejected"  # type: ignore[attr-defined]
+    assert not runner.maintenance.running(JobKind.FIRMWARE)
+    assert (await runner.ask(_firmware())).status == "accepted"  # type: ignore[attr-defined]
+    await runner.finished(JobKind.FIRMWARE)
+
+
 async def test_stopping_ends_the_running_command(tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     runner = Runner(MaintenanceCommands(firmware_command=_script(tmp_path, "h", HANGS, str(pids))))

@@ -174,9 +174,9 @@ class Maintenance:
     # -- the requests ----------------------------------------------------------------------
 
     @handles(UpdateFirmwareRequest)
-    def _update_firmware(
-        self, request: UpdateFirmwareRequest
-    ) -> UpdateFirmwareResponse | Awaitable[UpdateFirmwareResponse]:
+    async def _update_firmware(self, request: UpdateFirmwareRequest) -> UpdateFirmwareResponse:
+        # Checked and claimed before the first await: a second request, handled in a task of
+        # its own, finds the kind taken.
         argv = self.commands.firmware_command
         if argv is None:
             self._refuse(
@@ -193,16 +193,11 @@ class Maintenance:
             request.request_id,
             without_url_password(request.location),
         )
-        return self._firmware_started(request.request_id, [*argv, *arguments])
-
-    async def _firmware_started(self, request_id: int, argv: list[str]) -> UpdateFirmwareResponse:
-        started = await self._start(JobKind.FIRMWARE, request_id, argv, None)
+        started = await self._start(JobKind.FIRMWARE, request.request_id, [*argv, *arguments], None)
         return UpdateFirmwareResponse(status="accepted" if started else "rejected")
 
     @handles(UploadLogsRequest)
-    def _upload_logs(
-        self, request: UploadLogsRequest
-    ) -> UploadLogsResponse | Awaitable[UploadLogsResponse]:
+    async def _upload_logs(self, request: UploadLogsRequest) -> UploadLogsResponse:
         if self.running(JobKind.LOGS):
             self._refuse(JobKind.LOGS, request.request_id, "busy", "an upload still runs")
             return UploadLogsResponse(status="rejected")
@@ -216,15 +211,10 @@ class Maintenance:
             request.log_type,
             without_url_password(request.remote_location),
         )
-        return self._logs_started(request.request_id, argv, filename)
-
-    async def _logs_started(
-        self, request_id: int, argv: list[str], filename: str
-    ) -> UploadLogsResponse:
         folder = await asyncio.to_thread(self._write_snapshot)
         if folder is not None:
             argv.append(f"--snapshot={folder / SNAPSHOT_NAME}")
-        started = await self._start(JobKind.LOGS, request_id, argv, folder)
+        started = await self._start(JobKind.LOGS, request.request_id, argv, folder)
         if not started:
             return UploadLogsResponse(status="rejected")
         return UploadLogsResponse(status="accepted", filename=filename)
@@ -255,12 +245,16 @@ class Maintenance:
         )
         try:
             command = await RunningCommand.start(argv, limit, self._environment)
-        except OSError as error:
+        except (OSError, ValueError) as error:  # ValueError: a NUL in an argument
             self._jobs.pop(kind, None)
             _remove(folder)
-            why = f"cannot start {argv[0]}: {error.strerror or error}"
+            why = f"cannot start {argv[0]}: {getattr(error, 'strerror', None) or error}"
             self._refuse(kind, request_id, "cannot_start", why)
             return False
+        except BaseException:
+            self._jobs.pop(kind, None)  # never left claimed by a job that did not start
+            _remove(folder)
+            raise
         self.counters.add(Counted.MAINTENANCE_JOBS, f"{kind}/started")
         log.info(
             "event=maintenance_started kind=%s request_id=%d pid=%d command=%s time_limit_s=%g",
