@@ -67,6 +67,11 @@ pathlib.Path(sys.argv[1]).write_text(json.dumps({"path": snapshot, "content": co
 print("uploading", flush=True)
 print("uploaded", flush=True)
 """
+UPLOADS_WITHOUT_SNAPSHOT = """
+import sys, pathlib
+pathlib.Path(sys.argv[1]).write_text("\\n".join(sys.argv[2:]))
+print("uploaded", flush=True)
+"""
 
 
 def _script(folder: Path, name: str, text: str, *arguments: str) -> list[str]:
@@ -306,3 +311,22 @@ async def test_the_logs_command_gets_its_file_name_and_the_station_snapshot(
     assert seen["content"] == snapshot
     gone = not await asyncio.to_thread(Path(seen["path"]).exists)
     assert gone, "the snapshot is removed when the command ends"
+
+
+async def test_a_snapshot_that_cannot_be_had_leaves_the_upload_to_go_on(
+    tmp_path: Path, running: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen = tmp_path / "arguments.txt"
+    argv = _script(tmp_path, "s", UPLOADS_WITHOUT_SNAPSHOT, str(seen))
+    runner = Runner(MaintenanceCommands(logs_command=argv))
+
+    def broken() -> dict[str, Any]:
+        raise KeyError("no such EVSE")
+
+    runner.maintenance.snapshot = broken
+    running(runner)
+    assert (await runner.ask(_logs())).status == "accepted"  # type: ignore[attr-defined]
+    await runner.finished(JobKind.LOGS)
+    assert runner.words() == ["uploaded"]
+    assert not any(a.startswith("--snapshot=") for a in seen.read_text().splitlines())
+    assert any("event=maintenance_snapshot_failed" in r.getMessage() for r in caplog.records)

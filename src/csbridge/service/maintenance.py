@@ -38,7 +38,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,6 +171,16 @@ class Maintenance:
     def running(self, kind: JobKind) -> bool:
         return kind in self._jobs
 
+    @contextlib.contextmanager
+    def _claimed(self, kind: JobKind) -> Iterator[None]:
+        """The kind taken while its command is started; free again unless a job now runs."""
+        self._jobs[kind] = None
+        try:
+            yield
+        finally:
+            if kind in self._jobs and self._jobs[kind] is None:
+                del self._jobs[kind]
+
     # -- the requests ----------------------------------------------------------------------
 
     @handles(UpdateFirmwareRequest)
@@ -186,14 +196,14 @@ class Maintenance:
         if self.running(JobKind.FIRMWARE):
             self._refuse(JobKind.FIRMWARE, request.request_id, "busy", "an update still runs")
             return UpdateFirmwareResponse(status="rejected")
-        self._jobs[JobKind.FIRMWARE] = None
-        arguments = command_arguments(request.to_json())
-        log.info(
-            "event=maintenance_requested kind=firmware request_id=%d location=%s",
-            request.request_id,
-            without_url_password(request.location),
-        )
-        started = await self._start(JobKind.FIRMWARE, request.request_id, [*argv, *arguments], None)
+        with self._claimed(JobKind.FIRMWARE):
+            log.info(
+                "event=maintenance_requested kind=firmware request_id=%d location=%s",
+                request.request_id,
+                without_url_password(request.location),
+            )
+            argv = [*argv, *command_arguments(request.to_json())]
+            started = await self._start(JobKind.FIRMWARE, request.request_id, argv, None)
         return UpdateFirmwareResponse(status="accepted" if started else "rejected")
 
     @handles(UploadLogsRequest)
@@ -201,20 +211,21 @@ class Maintenance:
         if self.running(JobKind.LOGS):
             self._refuse(JobKind.LOGS, request.request_id, "busy", "an upload still runs")
             return UploadLogsResponse(status="rejected")
-        self._jobs[JobKind.LOGS] = None
-        filename = archive_name(request.log_type, request.request_id, self._wall_clock())
-        argv = list(self.commands.logs_command or DEFAULT_LOGS_COMMAND)
-        argv += [*command_arguments(request.to_json()), f"--filename={filename}"]
-        log.info(
-            "event=maintenance_requested kind=logs request_id=%d log_type=%s remote_location=%s",
-            request.request_id,
-            request.log_type,
-            without_url_password(request.remote_location),
-        )
-        folder = await asyncio.to_thread(self._write_snapshot)
-        if folder is not None:
-            argv.append(f"--snapshot={folder / SNAPSHOT_NAME}")
-        started = await self._start(JobKind.LOGS, request.request_id, argv, folder)
+        with self._claimed(JobKind.LOGS):
+            log.info(
+                "event=maintenance_requested kind=logs request_id=%d log_type=%s "
+                "remote_location=%s",
+                request.request_id,
+                request.log_type,
+                without_url_password(request.remote_location),
+            )
+            filename = archive_name(request.log_type, request.request_id, self._wall_clock())
+            argv = list(self.commands.logs_command or DEFAULT_LOGS_COMMAND)
+            argv += [*command_arguments(request.to_json()), f"--filename={filename}"]
+            folder = await asyncio.to_thread(_write_snapshot, self._snapshot_document())
+            if folder is not None:
+                argv.append(f"--snapshot={folder / SNAPSHOT_NAME}")
+            started = await self._start(JobKind.LOGS, request.request_id, argv, folder)
         if not started:
             return UploadLogsResponse(status="rejected")
         return UploadLogsResponse(status="accepted", filename=filename)
@@ -236,7 +247,7 @@ class Maintenance:
     async def _start(
         self, kind: JobKind, request_id: int, argv: Sequence[str], folder: Path | None
     ) -> bool:
-        """Start the command and the task that follows it; False (and the kind free again)
+        """Start the command and the task that follows it (the kind's job from now on); False
         when it cannot start."""
         limit = (
             self.commands.firmware_time_limit_s
@@ -246,13 +257,11 @@ class Maintenance:
         try:
             command = await RunningCommand.start(argv, limit, self._environment)
         except (OSError, ValueError) as error:  # ValueError: a NUL in an argument
-            self._jobs.pop(kind, None)
             _remove(folder)
             why = f"cannot start {argv[0]}: {getattr(error, 'strerror', None) or error}"
             self._refuse(kind, request_id, "cannot_start", why)
             return False
         except BaseException:
-            self._jobs.pop(kind, None)  # never left claimed by a job that did not start
             _remove(folder)
             raise
         self.counters.add(Counted.MAINTENANCE_JOBS, f"{kind}/started")
@@ -302,6 +311,14 @@ class Maintenance:
                 result.end is JobEnd.FAILED and not (said and said[-1] in rules.failures)
             ):
                 await self._tell(kind, request_id, rules.failure)
+        except Exception:
+            # A bug must not leave the kind taken for good: logged, and the kind freed below.
+            self._faults.exception(
+                ("maintenance_failed", kind),
+                "event=maintenance_failed kind=%s request_id=%d",
+                kind,
+                request_id,
+            )
         finally:
             self._jobs.pop(kind, None)
             await asyncio.to_thread(_remove, folder)
@@ -335,24 +352,18 @@ class Maintenance:
             return
         await self.send(Message(RULES[kind].update(request_id, word)))
 
-    def _write_snapshot(self) -> Path | None:
-        """A private folder holding the snapshot file; None (and logged) when it cannot be
-        written: the command runs without it."""
+    def _snapshot_document(self) -> dict[str, Any] | None:
+        """Taken on the loop, where the station's state is consistent; None when there is
+        none or it cannot be had (logged: the upload goes on without it)."""
         if self.snapshot is None:
             return None
-        folder = None
         try:
-            folder = Path(tempfile.mkdtemp(prefix="csbridge-logs-"))
-            path = folder / SNAPSHOT_NAME
-            content = orjson.dumps(self.snapshot(), option=orjson.OPT_INDENT_2)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as file:
-                file.write(content)
-        except (OSError, TypeError) as error:
-            _remove(folder)
-            log.warning("event=maintenance_snapshot_failed why=%s", error)
+            return self.snapshot()
+        except Exception:
+            self._faults.exception(
+                ("maintenance_snapshot_failed",), "event=maintenance_snapshot_failed"
+            )
             return None
-        return folder
 
     async def run(self) -> None:
         """Until cancelled; then every running command is ended (SIGTERM, then SIGKILL)."""
@@ -367,6 +378,25 @@ class Maintenance:
 
 
 SNAPSHOT_NAME = "snapshot.json"
+
+
+def _write_snapshot(document: dict[str, Any] | None) -> Path | None:
+    """A private folder holding the snapshot file (for a worker thread); None (and logged) when
+    it cannot be written: the command runs without it."""
+    if document is None:
+        return None
+    folder = None
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="csbridge-logs-"))
+        content = orjson.dumps(document, option=orjson.OPT_INDENT_2)
+        fd = os.open(folder / SNAPSHOT_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(content)
+    except (OSError, TypeError) as error:  # TypeError: orjson's, for a value JSON cannot hold
+        _remove(folder)
+        log.warning("event=maintenance_snapshot_failed why=%s: %s", type(error).__name__, error)
+        return None
+    return folder
 
 
 def _remove(folder: Path | None) -> None:
