@@ -139,8 +139,9 @@ def journal(unit: str, request: Request) -> tuple[bytes | None, str]:
     except (OSError, subprocess.TimeoutExpired) as error:
         return None, f"journalctl failed: {error}"
     note = f"journalctl -u {unit}: exit status {done.returncode}"
-    if done.returncode != 0:
-        note += f" ({done.stderr.decode('utf-8', 'replace').strip()[:200]})"
+    said = done.stderr.decode("utf-8", "replace").strip()
+    if said:  # e.g. the hint that a user outside systemd-journal sees only its own entries
+        note += f" ({said[:300]})"
     return done.stdout[-LOG_FILE_BYTES:], note
 
 
