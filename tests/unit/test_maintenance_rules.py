@@ -204,7 +204,10 @@ def test_the_archive_name_says_kind_request_and_time() -> None:
     moment = datetime(2026, 12, 1, 10, 15, tzinfo=UTC)
     name = archive_name("security_log", 42, moment)
     assert name == "csbridge-security_log-42-20261201T101500Z.tar.gz"
-    assert len(name) <= 255
+    huge = archive_name("diagnostics_log", -(10**400), moment)  # JSON bounds no integer
+    assert len(huge) <= 255
+    response = _message("upload_logs", "response", {"status": "accepted", "filename": huge})
+    assert REGISTRY.violation("UploadLogsResponse", response) is None
 
 
 # -- no secret leaves --------------------------------------------------------------------------

@@ -134,8 +134,11 @@ def _argument(name: str, value: Any) -> str:
 
 
 def archive_name(log_type: str, request_id: int, now: datetime) -> str:
-    """`csbridge-diagnostics_log-7-20261201T101500Z.tar.gz`: the kind, the request, the time."""
-    return f"csbridge-{log_type}-{request_id}-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.tar.gz"
+    """`csbridge-diagnostics_log-7-20261201T101500Z.tar.gz`: the kind, the request, the time.
+    Josev's rule does not bound request_id: its first 32 digits keep the name within the
+    response's 255 characters."""
+    number = str(request_id)[:32]
+    return f"csbridge-{log_type}-{number}-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.tar.gz"
 
 
 class Maintenance:
