@@ -45,14 +45,15 @@ from csbridge.config.evse import (
     SerialReaderConfig,
 )
 from csbridge.config.loading import load_config, parse_config
+from csbridge.config.maintenance import MaintenanceConfig
 from csbridge.config.mqtt import MqttConfig, broker_address
+from csbridge.config.redaction import REMOVED, redacted, redacted_config, without_url_password
 from csbridge.config.secrets import PASSWORD_ENV, exposed_secret_files, read_password
 from csbridge.config.station import (
     Config,
     EverestExportConfig,
     IdentityConfig,
     LoggingConfig,
-    MaintenanceConfig,
     MetricsConfig,
     OcppVersion,
     ReportingConfig,
@@ -63,6 +64,7 @@ from csbridge.config.station import (
 
 __all__ = [
     "PASSWORD_ENV",
+    "REMOVED",
     "AcBptStaticLimits",
     "AcConnectorType",
     "AcStaticLimits",
@@ -112,4 +114,7 @@ __all__ = [
     "nameplate_power_w",
     "parse_config",
     "read_password",
+    "redacted",
+    "redacted_config",
+    "without_url_password",
 ]

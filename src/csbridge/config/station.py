@@ -11,16 +11,10 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from csbridge.config.base import ConfigError, NonNegative, Strict, describe_validation_error
 from csbridge.config.devices import BusConfig, CanDevice
 from csbridge.config.evse import EvseConfig, Kind
+from csbridge.config.maintenance import MaintenanceConfig
 from csbridge.config.mqtt import MqttConfig
 
 # -- [station.maintenance] and [station.identity] (reset, device_model) ------------------------
-
-
-class MaintenanceConfig(Strict):
-    """What Josev (for OCPP) may have the station do to itself."""
-
-    allow_reset: bool = True
-    """Josev's `reset` is answered `accepted` and carried out; false: answered `rejected`."""
 
 
 OcppVersion = Literal["ocpp1.6", "ocpp2.0.1", "ocpp2.1"]

@@ -869,12 +869,120 @@ class DeviceModelResponse(Payload):
     sim_iccid: str | Absent = ABSENT
     sim_imsi: str | Absent = ABSENT
     evses: Sequence[DeviceModelEvse]
+# -- maintenance: update_firmware, upload_logs and their status updates ------------------------
+
+FirmwareStatus = Literal[
+    "downloading",
+    "downloaded",
+    "download_failed",
+    "download_scheduled",
+    "download_paused",
+    "idle",
+    "installing",
+    "installed",
+    "installation_failed",
+    "install_rebooting",
+    "install_scheduled",
+    "install_verification_failed",
+    "invalid_signature",
+    "signature_verified",
+]
+"""What a firmware_command prints, one word a line; each goes to Josev as firmware_status."""
+LogsStatus = Literal[
+    "accepted_canceled",
+    "bad_message",
+    "idle",
+    "not_supported_operation",
+    "permission_denied",
+    "upload_failure",
+    "uploaded",
+    "uploading",
+]
+"""What a logs_command prints, one word a line; each goes to Josev as logs_status."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateFirmwareRequest(Payload):
+    NAME = "update_firmware"
+    TYPE = MessageType.REQUEST
+
+    request_id: int
+    location: str
+    retrieve_datetime: str
+    """Josev's date-time (parse_josev_date_time reads it), as are the others below."""
+    install_datetime: str | Absent = ABSENT
+    retries: float | Absent = ABSENT
+    retry_interval: float | Absent = ABSENT
+    signing_certificate: str | Absent = ABSENT
+    signature: str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateFirmwareResponse(Payload):
+    NAME = "update_firmware"
+    TYPE = MessageType.RESPONSE
+
+    status: Literal[
+        "accepted", "rejected", "accepted_canceled", "invalid_certificate", "revoked_certificate"
+    ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirmwareStatusUpdate(Payload):
+    NAME = "firmware_status"
+    TYPE = MessageType.UPDATE
+
+    request_id: int
+    status: FirmwareStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UploadLogsRequest(Payload):
+    NAME = "upload_logs"
+    TYPE = MessageType.REQUEST
+
+    request_id: int
+    log_type: Literal["diagnostics_log", "security_log"]
+    remote_location: str
+    retries: float | Absent = ABSENT
+    retry_interval: float | Absent = ABSENT
+    oldest_timestamp: str | Absent = ABSENT
+    latest_timestamp: str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UploadLogsResponse(Payload):
+    NAME = "upload_logs"
+    TYPE = MessageType.RESPONSE
+
+    status: Literal["accepted", "rejected", "accepted_canceled"]
+    filename: str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogsStatusUpdate(Payload):
+    NAME = "logs_status"
+    TYPE = MessageType.UPDATE
+
+    request_id: int
+    status: LogsStatus
 
 
 PAYLOADS = {
     **PAYLOADS,
     **{
         (payload.NAME, payload.TYPE): payload
-        for payload in (ResetRequest, ResetResponse, DeviceModelRequest, DeviceModelResponse)
+        for payload in (
+            ResetRequest,
+            ResetResponse,
+            DeviceModelRequest,
+            DeviceModelResponse,
+            UpdateFirmwareRequest,
+            UpdateFirmwareResponse,
+            FirmwareStatusUpdate,
+            UploadLogsRequest,
+            UploadLogsResponse,
+            LogsStatusUpdate,
+        )
     },
 }

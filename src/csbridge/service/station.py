@@ -7,13 +7,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from csbridge.config import Config
+from csbridge.config import Config, redacted_config
 from csbridge.engine import LimitsEngine
 from csbridge.messages import HandlerTable, SchemaRegistry
 from csbridge.power import wire_power
 from csbridge.protocol import Bridge
 from csbridge.service.everest_export import EverestExport
 from csbridge.service.identity import DeviceModel
+from csbridge.service.maintenance import Maintenance
 from csbridge.service.state_file import StateFile
 from csbridge.service.steps import Step, play
 from csbridge.service.watchdog import Watched
@@ -61,11 +62,19 @@ class Station:
         self.resets = Resets(config, self.session, self.stage, self.engine)
         self.device_model = DeviceModel(config, self.engine.counters)
         self.export = EverestExport(config, self.engine, self.session, schemas)
+        self.maintenance = Maintenance(
+            config.station.maintenance,
+            self.engine.counters,
+            self.engine.clock,
+            snapshot=self._maintenance_snapshot,
+        )
         self.buses.before_close = lambda: self.session.switch_everything_off("the bridge stops")
         self.bridge = Bridge(
             config,
             self.engine,
-            session=self.session.handlers() | HandlerTable.of(self.resets, self.device_model),
+            session=self.session.handlers()
+            | HandlerTable.of(self.resets, self.device_model)
+            | self.maintenance.handlers(),
             pushed=self.session.pushed,
             on_mqtt_lost=lambda: self.session.switch_everything_off("MQTT lost"),
             on_simulate=self._devices.apply if self._devices is not None else None,
@@ -74,6 +83,7 @@ class Station:
             session_side=self.session,
         )
         self.session.authorization.ask = self.bridge.ask
+        self.maintenance.send = self.bridge.send
         self.readers = serial_readers(config, self.session.authorization.present)
         self.everest.publish = lambda topic, payload: self.bridge.publish_now(
             topic, payload, "everest"
@@ -89,6 +99,14 @@ class Station:
         stored = self.state.get(AVAILABILITY_KEY, {})
         stored[evse_id] = operative
         self.state.put(AVAILABILITY_KEY, stored)
+
+    def _maintenance_snapshot(self) -> dict[str, object]:
+        """What a log upload takes from the running station: its configuration without
+        secrets and each EVSE's last limits report."""
+        return {
+            "config": redacted_config(self.config),
+            "limits_reports": {e: self.engine.reports.get(e) for e in self.engine.evse_ids},
+        }
 
     @property
     def devices(self) -> SimulatedDevices:
@@ -141,6 +159,7 @@ class Station:
                 tasks.create_task(self.buses.run(), name="can-buses")
             tasks.create_task(self.engine.run(), name="limits-engine")
             tasks.create_task(self.bridge.run(), name="bridge")
+            tasks.create_task(self.maintenance.run(), name="maintenance")
             for reader in self.readers:
                 tasks.create_task(reader.run(), name=f"rfid-{reader.evse_id}")
             if self.steps:

@@ -79,6 +79,8 @@ class Counted(enum.StrEnum):
     UNKNOWN_EVSE = "unknown_evse"
     RESETS = "resets"
     DEVICE_MODEL_UNANSWERED = "device_model_unanswered"
+    MAINTENANCE_JOBS = "maintenance_jobs"
+    MAINTENANCE_WORDS_IGNORED = "maintenance_words_ignored"
 
     @property
     def metric(self) -> MetricSpec:
@@ -223,6 +225,17 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
     Counted.DEVICE_MODEL_UNANSWERED: MetricSpec(
         "device_model_unanswered",
         "device_model requests left unanswered: no [station.identity] is configured.",
+    ),
+    Counted.MAINTENANCE_JOBS: MetricSpec(
+        "maintenance_jobs",
+        "Firmware updates and log uploads by kind (firmware, logs) and outcome: rejected,"
+        " started, succeeded, failed (non-zero exit or no start), timed_out (killed).",
+        ("kind", "outcome"),
+    ),
+    Counted.MAINTENANCE_WORDS_IGNORED: MetricSpec(
+        "maintenance_words_ignored",
+        "Lines a maintenance command printed that are no status word of its kind (not sent).",
+        ("kind",),
     ),
 }
 

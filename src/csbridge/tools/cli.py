@@ -324,5 +324,57 @@ def replay(
         err.print(f"plot: {plot}")
 
 
+@app.command("collect-logs")
+def collect_logs(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Station configuration.")
+    ] = None,
+    snapshot: Annotated[
+        Path | None, typer.Option(help="The running station's snapshot (it passes one).")
+    ] = None,
+    remote_location: Annotated[
+        str | None, typer.Option(help="Upload here: http(s):// (PUT or POST) or ftp(s)://.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Without --remote-location: the archive's path.")
+    ] = None,
+    request_id: Annotated[
+        int | None, typer.Option(help="Josev's request id (for the manifest).")
+    ] = None,
+    log_type: Annotated[
+        str, typer.Option(help="diagnostics_log or security_log.")
+    ] = "diagnostics_log",
+    retries: Annotated[float, typer.Option(help="Upload attempts after the first.")] = 0,
+    retry_interval: Annotated[float, typer.Option(help="Seconds between attempts.")] = 30.0,
+    oldest_timestamp: Annotated[
+        str | None, typer.Option(help="Journal from (UTC without an offset).")
+    ] = None,
+    latest_timestamp: Annotated[str | None, typer.Option(help="Journal until.")] = None,
+    filename: Annotated[str | None, typer.Option(help="The archive's name where it lands.")] = None,
+    http_method: Annotated[str, typer.Option(help="PUT or POST.")] = "PUT",
+) -> None:
+    """Journal or log file, configuration without secrets, versions and the last limits reports
+    in one .tar.gz; uploaded (printing uploading, then uploaded or upload_failure) or written."""
+    from csbridge.tools.collect_logs import run_collect_logs  # noqa: PLC0415
+
+    raise typer.Exit(
+        run_collect_logs(
+            config=config,
+            snapshot=snapshot,
+            remote_location=remote_location,
+            output=output,
+            request_id=request_id,
+            log_type=log_type,
+            retries=retries,
+            retry_interval=retry_interval,
+            oldest_timestamp=oldest_timestamp,
+            latest_timestamp=latest_timestamp,
+            filename=filename,
+            http_method=http_method,
+            complain=lambda line: err.print(line, markup=False),
+        )
+    )
+
+
 def main() -> None:
     app()
