@@ -50,6 +50,7 @@ from csbridge.config.secrets import PASSWORD_ENV, exposed_secret_files, read_pas
 from csbridge.config.station import (
     Config,
     EverestExportConfig,
+    JosevServicesConfig,
     LoggingConfig,
     MetricsConfig,
     ReportingConfig,
@@ -83,6 +84,7 @@ __all__ = [
     "Finite",
     "ImdConfig",
     "InstallationConfig",
+    "JosevServicesConfig",
     "Kind",
     "LoggingConfig",
     "MetricsConfig",

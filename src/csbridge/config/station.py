@@ -13,6 +13,22 @@ from csbridge.config.evse import EvseConfig, Kind
 from csbridge.config.mqtt import MqttConfig
 
 
+class JosevServicesConfig(Strict):
+    """[station.josev_services]: which of Josev's services the station asks about, and how
+    often. Only iso15118 and slac in error or stopping end energy flow; the others are shown."""
+
+    ask: list[Literal["slac", "iso15118", "ocpp", "gridcode", "smart_charging"]] = [
+        "slac",
+        "iso15118",
+        "ocpp",
+    ]
+    """Josev Community runs no OCPP service: leave ocpp out there, or it shows as unknown."""
+    interval_s: Annotated[float, Field(ge=5, le=3600)] = 60.0
+    """The first questions go right after each connect, then this often."""
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    """An answer that has not come within this long leaves the service `unknown`."""
+
+
 class StationConfig(Strict):
     sw_version: Annotated[str, Field(min_length=1)]
     hw_version: Annotated[str, Field(min_length=1)]
@@ -25,6 +41,7 @@ class StationConfig(Strict):
     """Where the station keeps what must survive a restart (each EVSE's availability), in one
     small JSON file written atomically. A folder that cannot be written is logged and the
     state kept in memory; tests and examples point it at a folder of their own."""
+    josev_services: JosevServicesConfig = JosevServicesConfig()
 
     @field_validator("profile_dirs")
     @classmethod

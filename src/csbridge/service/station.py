@@ -16,7 +16,7 @@ from csbridge.service.everest_export import EverestExport
 from csbridge.service.state_file import StateFile
 from csbridge.service.steps import Step, play
 from csbridge.service.watchdog import Watched
-from csbridge.session import SessionHandlers
+from csbridge.session import JosevServices, SessionHandlers
 from csbridge.sources.can import CanBuses, DeviceRouter, ProfileRegistry
 from csbridge.sources.everest import EverestSources
 from csbridge.sources.rfid import serial_readers
@@ -57,12 +57,20 @@ class Station:
             operative={evse_id: bool(v) for evse_id, v in stored.items()},
         )
         self.session.on_availability = self._keep_availability
+        self.josev = JosevServices(
+            config.station.josev_services,
+            self.session.switch_everything_off,
+            self.engine.counters,
+            self.engine.clock,
+        )
+        self.josev.on_change = self.engine.set_josev
+        self.engine.set_josev(self.josev.report_block())
         self.export = EverestExport(config, self.engine, self.session, schemas)
         self.buses.before_close = lambda: self.session.switch_everything_off("the bridge stops")
         self.bridge = Bridge(
             config,
             self.engine,
-            session=self.session.handlers(),
+            session=self.session.handlers() | self.josev.handlers(),
             pushed=self.session.pushed,
             on_mqtt_lost=lambda: self.session.switch_everything_off("MQTT lost"),
             on_simulate=self._devices.apply if self._devices is not None else None,
@@ -71,6 +79,7 @@ class Station:
             session_side=self.session,
         )
         self.session.authorization.ask = self.bridge.ask
+        self.josev.ask = self.bridge.ask
         self.readers = serial_readers(config, self.session.authorization.present)
         self.everest.publish = lambda topic, payload: self.bridge.publish_now(
             topic, payload, "everest"
@@ -137,6 +146,7 @@ class Station:
                 tasks.create_task(self.buses.run(), name="can-buses")
             tasks.create_task(self.engine.run(), name="limits-engine")
             tasks.create_task(self.bridge.run(), name="bridge")
+            tasks.create_task(self.josev.poll(self.bridge.link.connected), name="josev-services")
             for reader in self.readers:
                 tasks.create_task(reader.run(), name=f"rfid-{reader.evse_id}")
             if self.steps:

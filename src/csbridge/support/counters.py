@@ -74,6 +74,7 @@ class Counted(enum.StrEnum):
     SESSION_REFUSED = "session_refused"
     MQTT_TAKEOVER_LOOPS = "mqtt_takeover_loops"
     INBOUND_DROPPED = "inbound_dropped"
+    JOSEV_NOTICE_IGNORED = "josev_notice_ignored"
 
     @property
     def metric(self) -> MetricSpec:
@@ -192,6 +193,12 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "inbound_dropped",
         "Inbound messages dropped unhandled because their class's intake queue was full.",
         ("class",),
+    ),
+    Counted.JOSEV_NOTICE_IGNORED: MetricSpec(
+        "josev_notices_ignored",
+        "Valid updates from Josev (a display or service status) the station could not use:"
+        " an EVSE it does not have, a service it does not know.",
+        ("name", "why"),
     ),
 }
 
