@@ -146,7 +146,10 @@ class Station:
                 tasks.create_task(self.buses.run(), name="can-buses")
             tasks.create_task(self.engine.run(), name="limits-engine")
             tasks.create_task(self.bridge.run(), name="bridge")
-            tasks.create_task(self.josev.poll(self.bridge.link.connected), name="josev-services")
+            tasks.create_task(
+                self.josev.poll(self.bridge.link.connected, self.bridge.state_published),
+                name="josev-services",
+            )
             for reader in self.readers:
                 tasks.create_task(reader.run(), name=f"rfid-{reader.evse_id}")
             if self.steps:

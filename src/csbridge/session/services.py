@@ -130,9 +130,12 @@ class JosevServices:
 
     # -- service status --------------------------------------------------------------------
 
-    async def poll(self, connected: asyncio.Event) -> None:
-        """Until cancelled: ask about every configured service once connected, then every
-        interval (while connected)."""
+    async def poll(self, connected: asyncio.Event, published: asyncio.Event | None = None) -> None:
+        """Until cancelled: ask about every configured service once connected (and, the first
+        time, once the station's state has gone out: Josev hears the limits first), then every
+        interval while connected."""
+        if published is not None:
+            await published.wait()
         while True:
             await connected.wait()
             await self.ask_all()
