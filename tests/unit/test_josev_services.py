@@ -35,6 +35,7 @@ from csbridge.protocol.display import DisplayRepublisher
 from csbridge.protocol.local_topics import LocalTopics
 from csbridge.session import JosevServices
 from csbridge.support import Counted, Counters
+from csbridge.tools.status_view import evse_text, josev_line
 from tests.support import dc_report
 
 NOW = datetime(2026, 12, 1, 22, 0, tzinfo=UTC)
@@ -451,3 +452,21 @@ def test_the_station_never_asks_wider_than_josevs_rule(data: dict[str, Any]) -> 
     codec = EnvelopeCodec(REGISTRY, Direction.FROM_JOSEV, 65536)
     with pytest.raises(SchemaViolation):
         codec.encode_document(_document("service_status", "request", data))
+
+
+# -- csbridge status -------------------------------------------------------------------------
+
+
+def test_the_status_view_shows_the_josev_block_in_one_line() -> None:
+    report = dc_report(("m1",))
+    assert josev_line(report) is None  # a bridge from before it asked
+    assert josev_line(report | {"josev": {"services": {}}}) is None  # asks nothing
+    block = {
+        "services": {"slac": {"status": "ready"}, "ocpp": {"status": "unknown"}},
+        "boot_status": {"at": "2026-12-01T22:00:00Z", "data": {"status": "Pending"}},
+        "websocket_status": {"at": "2026-12-01T22:00:00Z", "data": {"connected": True}},
+        "clock_offset_s": -1.25,
+    }
+    line = "josev  ocpp unknown  slac ready  boot Pending  websocket received  clock -1.2 s"
+    assert josev_line(report | {"josev": block}) == line
+    assert f"  {line}" in evse_text(DC, report | {"josev": block}).splitlines()

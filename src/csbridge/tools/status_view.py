@@ -293,7 +293,7 @@ def session_row(report: Report, wall_now: datetime | None = None) -> SessionRow 
 
 def josev_line(report: Report) -> str | None:
     """What Josev says of itself (its services, OCPP boot and websocket, clock) in one line,
-    or None for a report without it (a bridge from before it asked)."""
+    or None for a report without it (a bridge from before it asked) or with nothing in it."""
     josev = report.get("josev")
     if not isinstance(josev, Mapping):
         return None
@@ -307,7 +307,7 @@ def josev_line(report: Report) -> str | None:
     offset = josev.get("clock_offset_s")
     if isinstance(offset, int | float):
         parts.append(f"clock {offset:+.1f} s")
-    return "josev  " + "  ".join(parts)
+    return "josev  " + "  ".join(parts) if parts else None
 
 
 def source_rows(report: Report) -> list[SourceRow]:
