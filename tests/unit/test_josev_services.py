@@ -6,6 +6,8 @@ rules inbound and never wider outbound, in both validator backends."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +37,7 @@ from csbridge.protocol.display import DisplayRepublisher
 from csbridge.protocol.local_topics import LocalTopics
 from csbridge.session import JosevServices
 from csbridge.support import Counted, Counters
+from csbridge.testing.harness import wait_until
 from csbridge.tools.status_view import evse_text, josev_line
 from tests.support import dc_report
 
@@ -470,3 +473,24 @@ def test_the_status_view_shows_the_josev_block_in_one_line() -> None:
     line = "josev  ocpp unknown  slac ready  boot Pending  websocket received  clock -1.2 s"
     assert josev_line(report | {"josev": block}) == line
     assert f"  {line}" in evse_text(DC, report | {"josev": block}).splitlines()
+
+
+async def test_a_round_that_fails_is_logged_and_polling_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rig = Rig(["iso15118"])
+    connected = asyncio.Event()
+    connected.set()
+
+    async def ask(payload: Payload, timeout_s: float) -> Payload | None:
+        raise RuntimeError("a bug")
+
+    rig.josev.ask = ask
+    poll = asyncio.create_task(rig.josev.poll(connected))
+    try:
+        await wait_until(lambda: "event=josev_services_ask_failed" in caplog.text, 2, "logged")
+        assert not poll.done()  # waiting for the next round, not crashed
+    finally:
+        poll.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poll

@@ -138,7 +138,11 @@ class JosevServices:
             await published.wait()
         while True:
             await connected.wait()
-            await self.ask_all()
+            try:
+                await self.ask_all()
+            except Exception:
+                # A bug in one round must not take the station down: the next round asks again.
+                self._warnings.exception(("ask_failed",), "event=josev_services_ask_failed")
             await asyncio.sleep(self._settings.interval_s)
 
     async def ask_all(self) -> None:
