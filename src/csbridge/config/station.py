@@ -74,6 +74,22 @@ def nameplate_power_w(evse: EvseConfig, identity: IdentityConfig | None = None) 
 # -- [station] --------------------------------------------------------------------------------
 
 
+class JosevServicesConfig(Strict):
+    """[station.josev_services]: which of Josev's services the station asks about, and how
+    often. Only iso15118 and slac in error or stopping end energy flow; the others are shown."""
+
+    ask: list[Literal["slac", "iso15118", "ocpp", "gridcode", "smart_charging"]] = [
+        "slac",
+        "iso15118",
+        "ocpp",
+    ]
+    """Josev Community runs no OCPP service: leave ocpp out there, or it shows as unknown."""
+    interval_s: Annotated[float, Field(ge=5, le=3600)] = 60.0
+    """The first questions go right after each connect, then this often."""
+    timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    """An answer that has not come within this long leaves the service `unknown`."""
+
+
 class StationConfig(Strict):
     sw_version: Annotated[str, Field(min_length=1)]
     hw_version: Annotated[str, Field(min_length=1)]
@@ -91,6 +107,7 @@ class StationConfig(Strict):
     Type 2; na: CCS1 and Type 1)."""
     maintenance: MaintenanceConfig = MaintenanceConfig()
     identity: IdentityConfig | None = None
+    josev_services: JosevServicesConfig = JosevServicesConfig()
 
     @field_validator("profile_dirs")
     @classmethod

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from csbridge.config import Config, EvseConfig, ReportingConfig
 from csbridge.engine.latest import AsDocuments, Documents, Entry, Latest, LatestByEvse
@@ -150,6 +151,7 @@ class LimitsEngine:
         """Called after every evaluation (the session watches CP, contactors and faults)."""
         self.ingest = Ingest(self._store, self.evaluate)
         self._reports_due: set[str] = set()
+        self._josev: Mapping[str, Any] | None = None
         self._reports_scheduled = False
         self._evses = {
             evse.evse_id: _Evse(evse, EvseComposer(evse), UpdateGate(settings))
@@ -295,8 +297,13 @@ class LimitsEngine:
             evse_id = self._reports_due.pop()
             self._limits_reports.set(evse_id, self._report(self._evses[evse_id], now))
 
-    @staticmethod
-    def _report(runtime: _Evse, now: float) -> LimitsReport:
+    def set_josev(self, block: Mapping[str, Any]) -> None:
+        """What Josev says of itself (session/services.py): into every EVSE's next report."""
+        self._josev = block
+        for evse_id in self._evses:
+            self._report_soon(evse_id)
+
+    def _report(self, runtime: _Evse, now: float) -> LimitsReport:
         reported = runtime.gate.reported
         assert reported is not None
         return LimitsReport(
@@ -304,6 +311,7 @@ class LimitsEngine:
             binding=reported.binding,
             sources=source_report(runtime.config, runtime.inputs(), runtime.composition, now),
             session=runtime.session.report if runtime.session is not None else None,
+            josev=self._josev,
         )
 
     def _report_document(self, report: LimitsReport) -> Entry:

@@ -29,6 +29,8 @@ class LimitsReport:
     """The health and latest value of every source, JSON-ready (`source_report`)."""
     session: Mapping[str, Any] | None = None
     """The EVSE's session as the session tells it (its state, authorization, last stop)."""
+    josev: Mapping[str, Any] | None = None
+    """What Josev says of itself (its services, OCPP boot, websocket, clock), station-wide."""
 
 
 def report_document(report: LimitsReport, limits: Entry) -> Entry:
@@ -40,6 +42,8 @@ def report_document(report: LimitsReport, limits: Entry) -> Entry:
     }
     if report.session is not None:
         document["session"] = dict(report.session)
+    if report.josev is not None:
+        document["josev"] = dict(report.josev)
     return document
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from csbridge.messages.json_object import ABSENT, Absent, JsonObject, MessageType, Payload
 
@@ -869,6 +869,8 @@ class DeviceModelResponse(Payload):
     sim_iccid: str | Absent = ABSENT
     sim_imsi: str | Absent = ABSENT
     evses: Sequence[DeviceModelEvse]
+
+
 # -- maintenance: update_firmware, upload_logs and their status updates ------------------------
 
 FirmwareStatus = Literal[
@@ -968,6 +970,120 @@ class LogsStatusUpdate(Payload):
     status: LogsStatus
 
 
+# -- service status and what Josev tells the driver and the station ----------------------------
+
+JosevService = Literal["slac", "iso15118", "ocpp", "gridcode", "smart_charging"]
+ServiceState = Literal["ready", "starting", "stopping", "error", "busy"]
+
+
+class OpenData(Payload):
+    """The data of an update Josev's rules give no fields the station relies on: kept whole, as
+    it came (what the station republishes or shows), and written back the same."""
+
+    __slots__ = ("raw",)
+
+    raw: Mapping[str, JsonValue]
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(getattr(self, "raw", {}))
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> Self:
+        made = cls()
+        object.__setattr__(made, "raw", dict(document))  # frozen: set once, here
+        return made
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, OpenData)
+            and type(other) is type(self)
+            and (self.to_json() == other.to_json())
+        )
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceStatusRequest(Payload):
+    """The station asks Josev how one of its services is doing."""
+
+    NAME = "service_status"
+    TYPE = MessageType.REQUEST
+
+    service: JosevService | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceStatusResponse(Payload):
+    """Josev's answer, matched to the station's request by id."""
+
+    NAME = "service_status"
+    TYPE = MessageType.RESPONSE
+
+    service: str
+    software_version: str
+    api_version: str
+    status: ServiceState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClockSyncUpdate(Payload):
+    NAME = "clock_sync"
+    TYPE = MessageType.UPDATE
+
+    current_time: str
+    """Josev's date-time: parse_josev_date_time reads it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisplayParamsUpdate(Payload):
+    NAME = "display_params"
+    TYPE = MessageType.UPDATE
+
+    evse_id: str
+    present_soc: JsonValue | Absent = ABSENT
+    charging_complete: JsonValue | Absent = ABSENT
+    min_soc: JsonValue | Absent = ABSENT
+    target_soc: JsonValue | Absent = ABSENT
+    max_soc: JsonValue | Absent = ABSENT
+    remaining_time_to_min_soc: JsonValue | Absent = ABSENT
+    remaining_time_to_target_soc: JsonValue | Absent = ABSENT
+    remaining_time_to_max_soc: JsonValue | Absent = ABSENT
+    battery_energy_capacity: JsonValue | Absent = ABSENT
+    inlet_hot: JsonValue | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class DisplayAndPersonalMsgUpdate(OpenData):
+    NAME = "display_and_personal_msg"
+    TYPE = MessageType.UPDATE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class CostUpdatedUpdate(OpenData):
+    NAME = "cost_updated"
+    TYPE = MessageType.UPDATE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class BootStatusUpdate(OpenData):
+    NAME = "boot_status"
+    TYPE = MessageType.UPDATE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class WebsocketStatusUpdate(OpenData):
+    NAME = "websocket_status"
+    TYPE = MessageType.UPDATE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class CertificateInstallationStatusUpdate(OpenData):
+    NAME = "certificate_installation_status"
+    TYPE = MessageType.UPDATE
+
+
 PAYLOADS = {
     **PAYLOADS,
     **{
@@ -983,6 +1099,15 @@ PAYLOADS = {
             UploadLogsRequest,
             UploadLogsResponse,
             LogsStatusUpdate,
+            ServiceStatusRequest,
+            ServiceStatusResponse,
+            ClockSyncUpdate,
+            DisplayParamsUpdate,
+            DisplayAndPersonalMsgUpdate,
+            CostUpdatedUpdate,
+            BootStatusUpdate,
+            WebsocketStatusUpdate,
+            CertificateInstallationStatusUpdate,
         )
     },
 }

@@ -44,6 +44,7 @@ from csbridge.messages import (
 from csbridge.mqtt import MqttLink, Subscription
 from csbridge.protocol.asks import PendingAsks
 from csbridge.protocol.discards import Discard
+from csbridge.protocol.display import DisplayRepublisher
 from csbridge.protocol.intake import MessageIntake, TopicClass, queue_type
 from csbridge.protocol.local_topics import SCHEMA_OF, Leaf, LocalTopics
 from csbridge.protocol.recent import RecentMessages
@@ -120,7 +121,18 @@ class Bridge:
         )
         self.local = LocalTopics(config.mqtt.local_prefix)
         self._parameters = CsParametersResponse.from_json(cs_parameters_data(config))
-        self._handlers = HandlerTable.of(self) | (session or HandlerTable())
+        self.display = DisplayRepublisher(
+            self.local,
+            engine.evse_ids,
+            self.registry,
+            self.counters,
+            engine.clock,
+            publish=lambda topic, payload: self._publish(topic, payload, Leaf.DISPLAY, retain=True),
+        )
+        """What Josev tells the driver, retained on csbridge/<evse_id>/display."""
+        self._handlers = (
+            HandlerTable.of(self) | self.display.handlers() | (session or HandlerTable())
+        )
         self._topic_sources = tuple(topic_sources)
         self.intake = MessageIntake(
             config.mqtt.intake_queue_size,
@@ -444,6 +456,7 @@ class Bridge:
 
     async def _connected(self) -> None:
         await self.publish_full_state()
+        await self.display.republish()
         if self._session_side is not None:
             self._session_side.announce_all()
         for source in self._topic_sources:

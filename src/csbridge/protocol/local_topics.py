@@ -17,6 +17,8 @@ class Leaf(enum.StrEnum):
     """In: plug in, unplug, silence a module, on a simulated station."""
     TOKEN = "token"  # noqa: S105 -- a topic name, not a secret
     """In: an RFID card or other token presented at the EVSE."""
+    DISPLAY = "display"
+    """Out, retained: what Josev tells the driver at the EVSE, for an HMI (protocol/display.py)."""
 
 
 INBOUND = (Leaf.EXTERNAL_LIMIT, Leaf.OPERATOR, Leaf.SIMULATE, Leaf.TOKEN)
@@ -29,6 +31,7 @@ SCHEMA_OF = {
     Leaf.OPERATOR: "OperatorCommand",
     Leaf.SIMULATE: "SimulationCommand",
     Leaf.TOKEN: "TokenPresented",
+    Leaf.DISPLAY: "EvseDisplay",
 }
 
 

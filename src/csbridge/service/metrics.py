@@ -35,6 +35,7 @@ from csbridge.engine import LatestByEvse, LimitsReport
 from csbridge.limits import BLOCKS, EvseSnapshot, LimitBlock, PerPhase, limit_fields
 from csbridge.messages import RejectReason
 from csbridge.mqtt import MqttLink
+from csbridge.service.josev_metrics import JosevCollector
 from csbridge.service.session_metrics import session_collector
 from csbridge.service.station import Station
 from csbridge.support import DURATION_BOUNDS_S, Counted, Counters, Durations, Timed
@@ -311,6 +312,7 @@ def station_registry(station: Station) -> CollectorRegistry:
     registry.register(LinkCollector(station.bridge.link))
     registry.register(EvseCollector(station.engine.limits_reports))
     registry.register(session_collector(station.session, station.engine))
+    registry.register(JosevCollector(station.josev))
     return registry
 
 

@@ -18,7 +18,7 @@ from csbridge.service.maintenance import Maintenance
 from csbridge.service.state_file import StateFile
 from csbridge.service.steps import Step, play
 from csbridge.service.watchdog import Watched
-from csbridge.session import Resets, SessionHandlers
+from csbridge.session import JosevServices, Resets, SessionHandlers
 from csbridge.sources.can import CanBuses, DeviceRouter, ProfileRegistry
 from csbridge.sources.everest import EverestSources
 from csbridge.sources.rfid import serial_readers
@@ -61,6 +61,14 @@ class Station:
         self.session.on_availability = self._keep_availability
         self.resets = Resets(config, self.session, self.stage, self.engine)
         self.device_model = DeviceModel(config, self.engine.counters)
+        self.josev = JosevServices(
+            config.station.josev_services,
+            self.session.switch_everything_off,
+            self.engine.counters,
+            self.engine.clock,
+        )
+        self.josev.on_change = self.engine.set_josev
+        self.engine.set_josev(self.josev.report_block())
         self.export = EverestExport(config, self.engine, self.session, schemas)
         self.maintenance = Maintenance(
             config.station.maintenance,
@@ -74,7 +82,8 @@ class Station:
             self.engine,
             session=self.session.handlers()
             | HandlerTable.of(self.resets, self.device_model)
-            | self.maintenance.handlers(),
+            | self.maintenance.handlers()
+            | self.josev.handlers(),
             pushed=self.session.pushed,
             on_mqtt_lost=lambda: self.session.switch_everything_off("MQTT lost"),
             on_simulate=self._devices.apply if self._devices is not None else None,
@@ -84,6 +93,7 @@ class Station:
         )
         self.session.authorization.ask = self.bridge.ask
         self.maintenance.send = self.bridge.send
+        self.josev.ask = self.bridge.ask
         self.readers = serial_readers(config, self.session.authorization.present)
         self.everest.publish = lambda topic, payload: self.bridge.publish_now(
             topic, payload, "everest"
@@ -160,6 +170,10 @@ class Station:
             tasks.create_task(self.engine.run(), name="limits-engine")
             tasks.create_task(self.bridge.run(), name="bridge")
             tasks.create_task(self.maintenance.run(), name="maintenance")
+            tasks.create_task(
+                self.josev.poll(self.bridge.link.connected, self.bridge.state_published),
+                name="josev-services",
+            )
             for reader in self.readers:
                 tasks.create_task(reader.run(), name=f"rfid-{reader.evse_id}")
             if self.steps:

@@ -1,6 +1,7 @@
 """The station's handlers for Josev's DC session messages: cable check, contactors, setpoints,
 stop, CP PWM, meter values, and the updates the station pushes by itself; EIM authorization
-(free-vend, the local allowlist file, or Josev) per EVSE.
+(free-vend, the local allowlist file, or Josev) per EVSE; what Josev says of its services,
+clock, OCPP boot and websocket (session/services.py).
 
 Imports power, engine, limits, sources, messages and config.
 """
@@ -18,6 +19,7 @@ from csbridge.session.authorization import (
 from csbridge.session.handlers import SessionHandlers
 from csbridge.session.machine import Event, State
 from csbridge.session.reset import EXIT_RESET, Resets
+from csbridge.session.services import JosevServices, ServiceView, status_word
 
 __all__ = [
     "EXIT_RESET",
@@ -28,10 +30,13 @@ __all__ = [
     "Authorizer",
     "BadLine",
     "Event",
+    "JosevServices",
     "ParsedAllowlist",
     "Resets",
+    "ServiceView",
     "SessionHandlers",
     "State",
     "build_authorizers",
     "parse_allowlist",
+    "status_word",
 ]

@@ -58,7 +58,6 @@ from csbridge.messages import (
     PerPhase,
     PowerElectronicsSetpointRequest,
     PowerElectronicsSetpointResponse,
-    ServiceStatusUpdate,
     SlacStatusUpdate,
     StopChargingRequest,
     StopChargingResponse,
@@ -441,14 +440,6 @@ class SessionHandlers:
         self.sessions[evse_id].transaction = message
         if message.status == "ended":
             self.feed(evse_id, Event.TRANSACTION_ENDED, "the transaction ended")
-
-    @handles(ServiceStatusUpdate)
-    def service_status(self, message: ServiceStatusUpdate) -> None:
-        """Josev's service going down takes its sessions with it: the safe side."""
-        status = message.status
-        if status in ("stopping", "error"):
-            service = value_or(message.service, "josev")
-            self.switch_everything_off(f"Josev's {service} reports {status}")
 
     @handles(Iso15118StateInfoUpdate)
     def state_info(self, message: Iso15118StateInfoUpdate) -> None:

@@ -81,6 +81,7 @@ class Counted(enum.StrEnum):
     DEVICE_MODEL_UNANSWERED = "device_model_unanswered"
     MAINTENANCE_JOBS = "maintenance_jobs"
     MAINTENANCE_WORDS_IGNORED = "maintenance_words_ignored"
+    JOSEV_NOTICE_IGNORED = "josev_notice_ignored"
 
     @property
     def metric(self) -> MetricSpec:
@@ -236,6 +237,12 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "maintenance_words_ignored",
         "Lines a maintenance command printed that are no status word of its kind (not sent).",
         ("kind",),
+    ),
+    Counted.JOSEV_NOTICE_IGNORED: MetricSpec(
+        "josev_notices_ignored",
+        "Valid updates from Josev (a display or service status) the station could not use:"
+        " an EVSE it does not have, a service it does not know.",
+        ("name", "why"),
     ),
 }
 

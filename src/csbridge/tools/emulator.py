@@ -92,6 +92,11 @@ class JosevEmulator:
         """Requests the station sent Josev (an authorization), in order."""
         self.authorization_answer: str | None = "accepted"
         """How Josev answers the station's authorization requests (None: not at all)."""
+        self.service_answers: dict[str, str | None] = dict.fromkeys(
+            ("slac", "iso15118", "ocpp", "gridcode", "smart_charging"), "ready"
+        )
+        """The status Josev answers the station's service_status request with, per service
+        (None, or a service left out: no answer, as a Josev without that service)."""
         self.responses: list[Message] = []
         self.problems: list[str] = []
         self.exchanges: list[Exchange] = []
@@ -193,12 +198,26 @@ class JosevEmulator:
 
     async def _answer_station(self, request: Message) -> None:
         """What Josev answers the station's own requests: an authorization as
-        `authorization_answer` says (None: no answer, as Josev without OCPP behind it)."""
-        if request.name != "authorization" or self.authorization_answer is None:
+        `authorization_answer` says (None: no answer, as Josev without OCPP behind it), a
+        service status as `service_answers` says."""
+        data: dict[str, Any]
+        if request.name == "service_status":
+            service = request.data.get("service", "iso15118")
+            status = self.service_answers.get(service)
+            if status is None:
+                return
+            data = {
+                "service": service,
+                "software_version": "emulated",
+                "api_version": "3.10.0",
+                "status": status,
+            }
+        elif request.name == "authorization" and self.authorization_answer is not None:
+            data = {"status": self.authorization_answer}
+            if "evse_id" in request.data:
+                data["evse_id"] = request.data["evse_id"]
+        else:
             return
-        data: dict[str, Any] = {"status": self.authorization_answer}
-        if "evse_id" in request.data:
-            data["evse_id"] = request.data["evse_id"]
         payload = self._encode(request.id, request.name, MessageType.RESPONSE, data)
         sent = Exchange(
             time.perf_counter(), True, request.name, MessageType.RESPONSE, request.id, data

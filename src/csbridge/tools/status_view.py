@@ -291,6 +291,25 @@ def session_row(report: Report, wall_now: datetime | None = None) -> SessionRow 
     )
 
 
+def josev_line(report: Report) -> str | None:
+    """What Josev says of itself (its services, OCPP boot and websocket, clock) in one line,
+    or None for a report without it (a bridge from before it asked) or with nothing in it."""
+    josev = report.get("josev")
+    if not isinstance(josev, Mapping):
+        return None
+    services = josev.get("services") or {}
+    parts = [f"{name} {entry.get('status', '-')}" for name, entry in sorted(services.items())]
+    for kind, label in (("boot_status", "boot"), ("websocket_status", "websocket")):
+        notice = josev.get(kind)
+        if isinstance(notice, Mapping):
+            status = (notice.get("data") or {}).get("status")
+            parts.append(f"{label} {status[:64] if isinstance(status, str) else 'received'}")
+    offset = josev.get("clock_offset_s")
+    if isinstance(offset, int | float):
+        parts.append(f"clock {offset:+.1f} s")
+    return "josev  " + "  ".join(parts) if parts else None
+
+
 def source_rows(report: Report) -> list[SourceRow]:
     sources = report["sources"]
     rows = [module_row(name, module) for name, module in sources.get("modules", {}).items()]
@@ -345,6 +364,9 @@ def evse_text(evse_id: str, report: Report, wall_now: datetime | None = None) ->
     session = session_row(report, wall_now)
     if session is not None:
         lines += [f"  {line}" for line in session_lines(session)]
+    josev = josev_line(report)
+    if josev is not None:
+        lines.append(f"  {josev}")
     lines += [
         f"  {row.name:<{name_width}}  {row.value:<{value_width}}  bound by {row.bound_by}"
         for row in limits
@@ -517,6 +539,9 @@ def render_evse(
     session = session_row(report, wall_now)
     if session is not None:
         parts.insert(0, session_table(session))
+    josev = josev_line(report)
+    if josev is not None:
+        parts.append(Text(josev))
     return Panel(
         Group(*parts),
         title=title,
