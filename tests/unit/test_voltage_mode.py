@@ -61,14 +61,20 @@ def seen(sent: list[tuple[float, can.Message]]) -> list[Seen]:
     return frames
 
 
+def name(frame: Seen) -> str:
+    """VoutReference (2) mV, IoutLimit (3) mA, ShutdownDCDC (4) 0 on / 1 off, mode (95)."""
+    if frame.command == 2:
+        return f"V{frame.value / 1000:g}"
+    if frame.command == 3:
+        return f"I{frame.value / 1000:g}"
+    if frame.command == 4:
+        return "off" if frame.value else "on"
+    assert frame.command == 95
+    return {1: "HIGH", 2: "LOW"}[frame.value]
+
+
 def names(frames: list[Seen]) -> list[str]:
-    named = {
-        2: lambda v: f"V{v / 1000:g}",
-        3: lambda v: f"I{v / 1000:g}",
-        4: lambda v: "off" if v else "on",
-        95: lambda v: {1: "HIGH", 2: "LOW"}[v],
-    }
-    return [named[frame.command](frame.value) for frame in frames]
+    return [name(frame) for frame in frames]
 
 
 def rig() -> tuple[CanModule, RecordingLink, Clock]:
