@@ -88,7 +88,9 @@ class CanModule:
     def command(self, voltage: float, current: float, *, precharge: bool) -> None:
         try:
             frames = setpoint_frames(self.codec, self.address, voltage, current)
-            frames += switch_frames(self.codec, self.address, on=True)
+            if self.codec.profile.commands("switch_on"):
+                # without an on command the output follows the setpoint (Huawei's R4850)
+                frames += switch_frames(self.codec, self.address, on=True)
         except (ValueError, CommandMissingError) as error:
             # Never leave a module on an older, possibly larger, setpoint: off it goes.
             log.error("event=setpoint_not_encodable module=%s why=%s -- off", self.name, error)
