@@ -130,10 +130,12 @@ class SimulatedCanModule(ModuleControls):
                 self.switched_on = command.name == "switch_on"
             else:
                 self._select_mode(command.name == "select_high_mode")
+        if not obeyed:
+            return False  # a request on a command's identifier (Winline reads and sets share it)
         on = (self.switched_on or not self._has_switch()) and not self.fault
         self.output_voltage = min(self.commanded_voltage, self._voltage_top()) if on else 0.0
         self.output_current = self.commanded_current if on else 0.0
-        return obeyed
+        return True
 
     def _set(self, command: CommandSpec, data: bytes) -> None:
         for value in command.values:
