@@ -253,6 +253,8 @@ class SimulatedCanImd:
     resistance_ohm: float = 5_000_000.0
     silent: bool = False
     device_fault: bool = False
+    chassis_fault: bool = False
+    """IMC_CHASSIS_FAULT: the IMD found a fault to the chassis (ground)."""
     self_test_until: float = 0.0
     clock: Clock = field(default=lambda: 0.0)
 
@@ -271,7 +273,7 @@ class SimulatedCanImd:
             {
                 "R_ISO": min(65535, round(self.resistance_ohm / 1000)),
                 "IMC_ISO_FAILURE": 0,
-                "IMC_CHASSIS_FAULT": 0,
+                "IMC_CHASSIS_FAULT": int(self.chassis_fault),
                 "IMC_SYSTEM_FAILURE": int(self.device_fault),
                 "IMC_CALIBRATION_RUNNING": 0,
                 "IMC_SELF_TEST_RUNNING": int(testing),
