@@ -128,11 +128,13 @@ def test_uugreen_on_off_bit_by_bit() -> None:
 
 def test_huawei_setpoint_is_online_voltage_then_online_current_bit_by_bit() -> None:
     frames = setpoint_frames(codec("huawei-r4850"), 0, 53.5, 20.0)
-    # byte0 0x01, byte1 0x00 online V / 0x03 online I, bytes 6-7 u16 BE: V x 1024, A x 30
+    # byte0 0x01, byte1 0x00 online V / 0x03 online I, bytes 6-7 u16 BE: V x 1024, A x 20
+    # (issue 20: 20 A is raw 400, 108180FE#0103000000000190; it was 600, A x 30)
     assert wire(frames) == [
         (HUAWEI_SET_ID, True, struct.pack(">BB4xH", 0x01, 0x00, 54_784)),
-        (HUAWEI_SET_ID, True, struct.pack(">BB4xH", 0x01, 0x03, 600)),
+        (HUAWEI_SET_ID, True, struct.pack(">BB4xH", 0x01, 0x03, 400)),
     ]
+    assert bytes(frames[1].data) == bytes.fromhex("0103000000000190")
 
 
 def test_huawei_has_no_on_off_command() -> None:
@@ -157,9 +159,9 @@ def test_numbers_round_toward_zero_never_up() -> None:
     assert sent <= 400.1
     assert sent == pytest.approx(400.1, rel=1e-7)
     assert bytes(winline[1].data)[4:] == struct.pack(">I", 2)
-    huawei = setpoint_frames(codec("huawei-r4850"), 0, 48.0, 10.0)
-    # 1/30 is no exact float: 10 A must still come out as 300, not 299
-    assert bytes(huawei[1].data)[6:] == struct.pack(">H", 300)
+    huawei = setpoint_frames(codec("huawei-r4850"), 0, 48.0, 10.7)
+    # 1/20 is no exact float: 10.7 A must still come out as 214, not 213
+    assert bytes(huawei[1].data)[6:] == struct.pack(">H", 214)
 
 
 SCALES = {
@@ -167,7 +169,7 @@ SCALES = {
     "infypower-reg": [(0, "voltage", 0, ">I", 0.001), (0, "current", 4, ">I", 0.001)],
     "winline-nxr": [(1, "current", 4, ">I", 1 / 1024)],
     "uugreen-ur1000x0": [(0, "voltage", 4, ">I", 0.001), (1, "current", 4, ">I", 0.001)],
-    "huawei-r4850": [(0, "voltage", 6, ">H", 1 / 1024), (1, "current", 6, ">H", 1 / 30)],
+    "huawei-r4850": [(0, "voltage", 6, ">H", 1 / 1024), (1, "current", 6, ">H", 1 / 20)],
 }
 
 
@@ -235,7 +237,7 @@ def test_too_large_numbers_are_refused(name: str, voltage: float, current: float
 def test_the_largest_number_that_fits_is_sent() -> None:
     voltage, current = setpoint_frames(codec("huawei-r4850"), 0, 65535 / 1024, 10.0)
     assert bytes(voltage.data)[6:] == b"\xff\xff"
-    assert bytes(current.data)[6:] == struct.pack(">H", 300)
+    assert bytes(current.data)[6:] == struct.pack(">H", 200)
 
 
 @pytest.mark.parametrize(

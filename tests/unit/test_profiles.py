@@ -386,8 +386,8 @@ def test_uugreen_replies_decode_whatever_the_date_and_serial() -> None:
     iout = decoded(codec, ext(uugreen_id(0x45, 0x1F, 0x1FF), uugreen_reply(1, 123_456)))
     assert iout.message == "read_iout_slow"
     assert iout.values["output_current"] == pytest.approx(123.456)
-    cold = decoded(codec, ext(reply, struct.pack(">BBHi", 0x03, 30, 0, -5)))
-    assert (cold.message, cold.values["temperature_c"]) == ("read_tin", -5.0)
+    cold = decoded(codec, ext(reply, struct.pack(">BBHi", 0x03, 30, 0, -5_250)))
+    assert (cold.message, cold.values["temperature_c"]) == ("read_tin", -5.25)
     caps = decoded(codec, ext(reply, uugreen_reply(104, 100_000)))
     assert caps.message == "read_current_capability"
     assert caps.values["export.max_current"] == pytest.approx(100.0)
@@ -403,8 +403,9 @@ def test_uugreen_refusals() -> None:
     assert refused(codec, ext(reply, uugreen_reply(0, 750_000)[:4])) is Outcome.WRONG_DLC
     assert refused(codec, ext(reply, uugreen_reply(0, 1_100_001))) is Outcome.OUT_OF_RANGE
     assert refused(codec, ext(reply, uugreen_reply(1, 200_001))) is Outcome.OUT_OF_RANGE
-    # a milli-degree Tin is refused, not read as a hot or cold module
-    assert refused(codec, ext(reply, uugreen_reply(30, 25_000))) is Outcome.OUT_OF_RANGE
+    # Tin is in milli-degrees (issue 20): 25000 is 25 degC; 200.001 degC is out of range
+    assert decoded(codec, ext(reply, uugreen_reply(30, 25_000))).values["temperature_c"] == 25.0
+    assert refused(codec, ext(reply, uugreen_reply(30, 200_001))) is Outcome.OUT_OF_RANGE
     # ModuleStatus is deliberately unmapped, so are SetDataResponse and unknown commands
     assert refused(codec, ext(reply, uugreen_reply(8, 0))) is Outcome.UNKNOWN_ID
     assert refused(codec, ext(reply, uugreen_reply(0, 750_000, kind=1))) is Outcome.UNKNOWN_ID
@@ -445,7 +446,7 @@ def test_huawei_replies_decode() -> None:
     vout = decoded(codec, ext(HUAWEI_REPLY, huawei_reply(0x75, round(53.5 * 1024))))
     assert (vout.address, vout.message) == (0, "output_voltage")
     assert dict(vout.values) == {"output_voltage": 53.5, **constants}
-    imax = decoded(codec, ext(HUAWEI_REPLY, huawei_reply(0x76, 50 * 30, first=0x00)))
+    imax = decoded(codec, ext(HUAWEI_REPLY, huawei_reply(0x76, 50 * 20, first=0x00)))
     assert imax.message == "max_current"
     assert imax.values["export.max_current"] == pytest.approx(50.0)
     for parameter, name in ((0x81, "output_current"), (0x82, "output_current_alt")):
@@ -479,9 +480,10 @@ def test_huawei_refusals() -> None:
     assert refused(codec, ext(HUAWEI_REPLY, huawei_reply(0x75, 0xFFFFFFFF))) is (
         Outcome.OUT_OF_RANGE
     )
-    assert refused(codec, ext(HUAWEI_REPLY, huawei_reply(0x76, 101 * 30))) is (Outcome.OUT_OF_RANGE)
+    assert refused(codec, ext(HUAWEI_REPLY, huawei_reply(0x76, 101 * 20))) is (Outcome.OUT_OF_RANGE)
     assert refused(codec, ext(HUAWEI_REQUEST, bytes(8))) is Outcome.REQUEST
-    for other in (0x1081807E, 0x1001117E, 0x108111FE, HUAWEI_REPLY ^ 1):
+    # HUAWEI_REPLY ^ 1 (0x1081407E, the last frame of a reply) decodes since issue 20
+    for other in (0x1081807E, 0x1001117E, 0x108111FE, HUAWEI_REPLY ^ 2):
         assert refused(codec, ext(other, huawei_reply(0x75, 1024))) is Outcome.UNKNOWN_ID
     assert refused(codec, std(HUAWEI_REPLY & 0x7FF, bytes(8))) is Outcome.UNKNOWN_ID
 
@@ -506,6 +508,7 @@ def test_bender_imd_info_decodes() -> None:
 
 
 BENDER_STATUS = [
+    ("imc", 1, "device_fault"),  # chassis fault (issue 20; foxBMS treats it as a fault)
     ("imc", 2, "device_fault"),  # system failure
     ("imc", 3, "value_outdated"),  # calibration running
     ("imc", 4, "self_test_running"),
@@ -514,7 +517,7 @@ BENDER_STATUS = [
     ("vifc", 2, "device_fault"),  # IMC alive error
     ("vifc", 8, "value_outdated"),  # resistance value outdated
 ]
-BENDER_UNMAPPED = [("imc", 0), ("imc", 1), ("imc", 5), ("vifc", 4), ("vifc", 12), ("vifc", 13)]
+BENDER_UNMAPPED = [("imc", 0), ("imc", 5), ("vifc", 4), ("vifc", 12), ("vifc", 13)]
 
 
 @pytest.mark.parametrize(("word", "bit", "flag"), BENDER_STATUS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -13,6 +14,7 @@ import can
 from csbridge.config import BoardConfig, CanDevice, ImdConfig, ModuleConfig
 from csbridge.limits import watchdog_or_default
 from csbridge.power.drivers import DEFAULT_MIN_CURRENT_A, NoModuleDriver, PowerOnReason
+from csbridge.power.voltage_mode import VoltageModeSwitch
 from csbridge.sources.can import (
     BoardCommand,
     CanBuses,
@@ -22,9 +24,11 @@ from csbridge.sources.can import (
     IdFieldsCodec,
     PowerReason,
     board_command,
+    mode_frames,
     setpoint_frames,
     switch_frames,
 )
+from csbridge.support import Clock
 
 log = logging.getLogger("csbridge.power")
 
@@ -51,16 +55,27 @@ def min_current_or_default(min_current_a: float | None) -> float:
     return DEFAULT_MIN_CURRENT_A if min_current_a is None else min_current_a
 
 
+@dataclass(slots=True)
+class OutputMemory:
+    """What the module was last told: on (a setpoint), off, or nothing yet (None)."""
+
+    on: bool | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class CanModule:
     """An id-fields module: a setpoint is its set_output frames then switch_on, in profile
-    order; off is switch_off, or a 0 V 0 A setpoint for a profile without it."""
+    order; off is switch_off, or a 0 V 0 A setpoint for a profile without it. A module with a
+    high and a low voltage mode (`mode`) gets a setpoint only once it is in the mode that
+    setpoint needs (power/voltage_mode.py)."""
 
     name: str
     address: int
     bus: str
     codec: IdFieldsCodec
     link: CanLink | None
+    mode: VoltageModeSwitch | None = None
+    output: OutputMemory = field(default_factory=OutputMemory)
 
     @property
     def watchdog_s(self) -> float:
@@ -73,14 +88,25 @@ class CanModule:
     def command(self, voltage: float, current: float, *, precharge: bool) -> None:
         try:
             frames = setpoint_frames(self.codec, self.address, voltage, current)
-            frames += switch_frames(self.codec, self.address, on=True)
+            if self.codec.profile.commands("switch_on"):
+                # without an on command the output follows the setpoint (Huawei's R4850)
+                frames += switch_frames(self.codec, self.address, on=True)
         except (ValueError, CommandMissingError) as error:
             # Never leave a module on an older, possibly larger, setpoint: off it goes.
             log.error("event=setpoint_not_encodable module=%s why=%s -- off", self.name, error)
             with contextlib.suppress(CommandMissingError):
                 self._send(switch_frames(self.codec, self.address, on=False))
+                self.output.on = False
+            return
+        if self.mode is not None and not self.mode.ready(
+            voltage,
+            output_off=self.output.on is False,
+            switch_off=self.switch_off,
+            select=self._select_mode,
+        ):
             return
         self._send(frames)
+        self.output.on = True
 
     def switch_off(self) -> None:
         try:
@@ -88,6 +114,10 @@ class CanModule:
         except CommandMissingError:
             frames = setpoint_frames(self.codec, self.address, 0.0, 0.0)
         self._send(frames)
+        self.output.on = False
+
+    def _select_mode(self, high: bool) -> None:
+        self._send(mode_frames(self.codec, self.address, high))
 
     def _send(self, frames: list[can.Message]) -> None:
         link = self.link
@@ -171,12 +201,21 @@ class CanImd:
             log.warning("event=imd_self_test_unsupported profile=%s", self.codec.profile.name)
 
 
+def voltage_mode_of(name: str, codec: IdFieldsCodec, clock: Clock) -> VoltageModeSwitch | None:
+    """The mode switch of a module whose profile has a high and a low voltage mode, else None."""
+    header = codec.profile.header
+    if header.high_mode_above_v is None:
+        return None
+    return VoltageModeSwitch(name, header.high_mode_above_v, header.mode_switch_settle_s, clock)
+
+
 @dataclass(frozen=True, slots=True)
 class CanTransport:
     """The station's buses, where the CAN drivers find their device's codec and link."""
 
     router: DeviceRouter
     buses: CanBuses
+    clock: Clock = time.monotonic
 
     def _codec(self, device: CanDevice) -> IdFieldsCodec | DbcCodec | None:
         route = self.router.routes.get(device.bus)
@@ -196,7 +235,8 @@ class CanTransport:
         codec = self._codec(module.can)
         if isinstance(codec, IdFieldsCodec):
             link = self.buses.links.get(module.can.bus)
-            return CanModule(module.name, module.address, module.can.bus, codec, link)
+            mode = voltage_mode_of(module.name, codec, self.clock)
+            return CanModule(module.name, module.address, module.can.bus, codec, link, mode)
         if codec is None:
             return NoModuleDriver()
         header = codec.profile.header

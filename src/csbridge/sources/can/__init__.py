@@ -21,6 +21,7 @@ from csbridge.sources.can.codec import (
 from csbridge.sources.can.commands import (
     CommandMissingError,
     command_id,
+    mode_frames,
     setpoint_frames,
     switch_frames,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "command_id",
     "load_profile",
     "merged_frames",
+    "mode_frames",
     "read_board_command",
     "reply_frame",
     "setpoint_frames",

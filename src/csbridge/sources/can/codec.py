@@ -88,13 +88,13 @@ class _Value:
     offset: float
 
     @classmethod
-    def of(cls, spec: ValueSpec) -> _Value:
+    def of(cls, spec: ValueSpec, profile: Profile) -> _Value:
         order = ">" if spec.order == "big" else "<"
         return cls(
             spec.field,
             spec.at,
             struct.Struct(order + FORMAT_CHAR[spec.type]),
-            spec.scale,
+            profile.value_scale(spec),
             spec.offset,
         )
 
@@ -192,7 +192,7 @@ class IdFieldsCodec:
                 spec.name,
                 spec.dlc if spec.dlc is not None else frame.dlc,
                 tuple(_Match.of(m) for m in spec.match_data),
-                tuple(_Value.of(v) for v in spec.values),
+                tuple(_Value.of(v, profile) for v in spec.values),
                 tuple(_Flag.of(f) for f in spec.flags),
                 spec.error_reply,
             )

@@ -9,7 +9,8 @@ fit is refused, never masked into another module's.
 Numbers are refused, never clamped, when they are negative, not finite, above the profile's rated
 range, or do not fit the payload type. Each is written toward zero: the raw value, read back with
 the command's scale, is never above the setpoint asked for (a setpoint may come out up to one
-step of the type lower, 1 mV or 1/1024 A say, never higher).
+step of the type lower, 1 mV or 1/1024 A say, never higher; FLOAT_SLACK aside, the rounding of
+a scale such as 0.05 that no float holds exactly).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ INTEGER_RANGE: dict[ValueType, tuple[int, int]] = {
 }
 
 
+FLOAT_SLACK = 1e-12
+"""A step read back above the setpoint by less than this share is the float rounding of an
+exact step (214 x 0.05 A is 10.700000000000001 A, not above 10.7 A): it is sent, not one step
+less."""
+
+
 class CommandMissingError(LookupError):
     """The profile has no command of this name: the module cannot be told this."""
 
@@ -49,10 +56,11 @@ def _integer_raw(physical: float, value: CommandValue) -> int:
         raise ValueError(msg)
     low, high = INTEGER_RANGE[value.type]
     number = math.floor(raw)
+    ceiling = physical * (1 + FLOAT_SLACK)
     if low - 1 <= number <= high + 1:  # a float a hair off a whole number: settle it
-        while number > 0 and number * value.scale > physical:
+        while number > 0 and number * value.scale > ceiling:
             number -= 1
-        if (number + 1) * value.scale <= physical:
+        if (number + 1) * value.scale <= ceiling:
             number += 1
     if not low <= number <= high:
         msg = f"{value.quantity} {physical} is {raw:.6g} raw, which does not fit a {value.type}"
@@ -142,3 +150,9 @@ def switch_frames(codec: IdFieldsCodec, address: int, on: bool) -> list[can.Mess
     """The frames that switch the module's output on or off. CommandMissingError if the profile
     has no such command (the caller must not believe a module off that was never told)."""
     return _frames(codec, "switch_on" if on else "switch_off", address, {})
+
+
+def mode_frames(codec: IdFieldsCodec, address: int, high: bool) -> list[can.Message]:
+    """The frames that select the module's high or low output voltage mode (a profile with
+    `high_mode_above_v`). CommandMissingError if the profile has no such command."""
+    return _frames(codec, "select_high_mode" if high else "select_low_mode", address, {})

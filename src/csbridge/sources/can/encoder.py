@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import can
 
 from csbridge.sources.can.codec import FORMAT_CHAR, IdFieldsCodec
-from csbridge.sources.can.profile import MessageSpec
+from csbridge.sources.can.profile import MessageSpec, Profile
 
 
 def _put_word(data: bytearray, at: int, length: int, order: str, value: int) -> None:
@@ -22,7 +22,11 @@ def _get_word(data: bytearray, at: int, length: int, order: str) -> int:
 
 
 def reply_payload(
-    spec: MessageSpec, dlc: int, values: Mapping[str, float], flags: Mapping[str, bool]
+    profile: Profile,
+    spec: MessageSpec,
+    dlc: int,
+    values: Mapping[str, float],
+    flags: Mapping[str, bool],
 ) -> bytes:
     data = bytearray(dlc)
     for match in spec.match_data:
@@ -31,7 +35,7 @@ def reply_payload(
         if value_spec.field not in values:
             continue
         order = ">" if value_spec.order == "big" else "<"
-        raw = (values[value_spec.field] - value_spec.offset) / value_spec.scale
+        raw = (values[value_spec.field] - value_spec.offset) / profile.value_scale(value_spec)
         number: float | int = raw if value_spec.type == "f32" else round(raw)
         struct.pack_into(order + FORMAT_CHAR[value_spec.type], data, value_spec.at, number)
     for flag in spec.flags:
@@ -53,5 +57,5 @@ def reply_frame(
     return can.Message(
         arbitration_id=codec.reply_id(spec, address),
         is_extended_id=codec.profile.frame.extended,
-        data=reply_payload(spec, dlc, values, flags or {}),
+        data=reply_payload(codec.profile, spec, dlc, values, flags or {}),
     )

@@ -127,6 +127,9 @@ class ValueSpec(_Strict):
     order: Literal["big", "little"] = "big"
     scale: float = 1.0
     offset: float = 0.0
+    setting: str | None = None
+    """The name of a [settings] entry the value is also multiplied by (a factor the device
+    leaves to its controller's configuration, such as Winline's current limit point)."""
 
     @model_validator(mode="after")
     def _fits(self) -> Self:
@@ -196,7 +199,12 @@ class MessageSpec(_Strict):
         return self
 
 
-CommandName = Literal["set_output", "switch_on", "switch_off"]
+CommandName = Literal[
+    "set_output", "switch_on", "switch_off", "select_high_mode", "select_low_mode"
+]
+MODE_COMMANDS = ("select_high_mode", "select_low_mode")
+"""A module with two output voltage ranges (UUGreen's Hi/Lo mode): the command that selects
+each; the profile's `high_mode_above_v` says when (see power/voltage_mode.py)."""
 
 
 class CommandValue(_Strict):
@@ -308,6 +316,12 @@ class ProfileHeader(_Strict):
     comments name where the figure comes from, or say it is an assumption and why."""
     dbc: str | None = None
     """dbc family: the DBC file, relative to the profile."""
+    high_mode_above_v: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """power_module with select_high_mode / select_low_mode commands: a setpoint above this
+    voltage needs the module in its high mode, one at or below it in its low mode."""
+    mode_switch_settle_s: Annotated[float, Field(ge=0, le=60)] = 2.0
+    """How long the module is given after its output is switched off before its mode is
+    changed, and again after the change before it is switched on."""
 
 
 class Profile(_Strict):
@@ -322,6 +336,9 @@ class Profile(_Strict):
     message: Annotated[list[MessageSpec], Field(min_length=1)]
     command: list[CommandSpec] = []
     """id-fields power modules: how the controller commands the module (optional)."""
+    settings: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = {}
+    """Named factors a value is multiplied by (ValueSpec.setting): what the device leaves to
+    its controller's configuration. A vendor changes one in a copy of the profile."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -350,6 +367,7 @@ class Profile(_Strict):
             if message.error_reply and self.header.family != "id-fields":
                 problems.append(f"{where}: error_reply is for the id-fields family")
         problems += self._constant_problems(values)
+        problems += self._setting_problems()
         if self.header.family == "dbc" and self.header.dbc is None:
             problems.append("profile.dbc: the dbc family needs its DBC file")
         if problems:
@@ -365,6 +383,14 @@ class Profile(_Strict):
             msg = "profile.min_regulated_current_a: only a power_module regulates an output current"
             raise ValueError(msg)
         return self
+
+    def _setting_problems(self) -> list[str]:
+        return [
+            f"message[{index}] ({message.name}): setting {spec.setting!r} is not in [settings]"
+            for index, message in enumerate(self.message)
+            for spec in message.values
+            if spec.setting is not None and spec.setting not in self.settings
+        ]
 
     def _constant_problems(self, fields: frozenset[str]) -> list[str]:
         problems: list[str] = []
@@ -405,6 +431,7 @@ class Profile(_Strict):
         names = {command.name for command in self.command}
         if ("switch_on" in names) != ("switch_off" in names):
             problems.append("command: switch_on and switch_off come as a pair")
+        problems += self._mode_problems(names)
         quantities = {
             value.quantity
             for command in self.command
@@ -416,6 +443,30 @@ class Profile(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _mode_problems(self, names: set[CommandName]) -> list[str]:
+        modes = [name for name in MODE_COMMANDS if name in names]
+        threshold = self.header.high_mode_above_v
+        if not modes and threshold is None:
+            return []
+        if len(modes) != len(MODE_COMMANDS) or threshold is None:
+            return [
+                "command: select_high_mode, select_low_mode and profile.high_mode_above_v "
+                "come together"
+            ]
+        if "switch_off" not in names:
+            return ["command: a mode change needs the output off first: give switch_off"]
+        return []
+
+    @model_validator(mode="after")
+    def _mode_needs_commands(self) -> Self:
+        if self.header.high_mode_above_v is not None and not self.command:
+            raise ValueError("profile.high_mode_above_v needs the mode commands")
+        return self
+
+    def value_scale(self, spec: ValueSpec) -> float:
+        """What a raw value is multiplied by: its scale, times its setting if it names one."""
+        return spec.scale * (self.settings[spec.setting] if spec.setting is not None else 1.0)
 
     def commands(self, name: CommandName) -> list[CommandSpec]:
         """The commands of one name, in profile order (all of them are sent)."""

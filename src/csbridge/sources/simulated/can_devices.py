@@ -81,46 +81,88 @@ class ModuleControls:
 
 @dataclass(slots=True, kw_only=True)
 class SimulatedCanModule(ModuleControls):
-    """An id-fields power module: replies to requests addressed to it, unless silent. Its
-    command timeout is its profile's `watchdog_s` (else MODULE_COMMAND_TIMEOUT_S), counted from
-    the last command frame it received; polls do not count."""
+    """An id-fields power module: answers each poll request addressed to it (told apart by its
+    identifier and payload, as a module that multiplexes registers in the data does), unless
+    silent, and obeys the profile's commands (told apart by their identifier and fixed bytes).
+    Its command timeout is its profile's `watchdog_s` (else MODULE_COMMAND_TIMEOUT_S), counted
+    from the last command frame it received; polls do not count.
+
+    A profile with a high and a low voltage mode (`high_mode_above_v`): the module starts in its
+    low mode, where its output stops at that voltage whatever it is told; a setpoint above it
+    received in the low mode, or a mode change received with the output on, is counted (a real
+    module would not follow it)."""
 
     codec: IdFieldsCodec
     clock: Clock = field(default=time.monotonic)
     commanded_voltage: float = 0.0
     commanded_current: float = 0.0
-    _requests: dict[int, MessageSpec] = field(default_factory=dict)
+    _requests: dict[tuple[int, bytes], MessageSpec] = field(default_factory=dict)
     _commands: dict[int, list[CommandSpec]] = field(default_factory=dict)
     switched_on: bool = False
+    high_mode: bool = False
+    setpoints_above_low_mode: int = 0
+    """Setpoints above `high_mode_above_v` received while in the low mode."""
+    mode_changes_while_on: int = 0
 
     def __post_init__(self) -> None:
         watchdog = self.codec.profile.header.watchdog_s
         self.command_timeout_s = MODULE_COMMAND_TIMEOUT_S if watchdog is None else watchdog
         for spec in self.codec.profile.message:
             if spec.poll:
-                self._requests[self.codec.request_id(spec, self.config.address)] = spec
+                key = (self.codec.request_id(spec, self.config.address), _data(spec.request_data))
+                self._requests[key] = spec
         for command in self.codec.profile.command:
             identifier = command_id(self.codec, command, self.config.address)
             self._commands.setdefault(identifier, []).append(command)
 
-    def _obey(self, frame: can.Message) -> None:
-        """A command to this module: its output follows, as the real module's would."""
+    def _obey(self, frame: can.Message) -> bool:
+        """A command to this module: its output follows, as the real module's would. Whether
+        the frame was one of its commands."""
         data = bytes(frame.data)
+        obeyed = False
         for command in self._commands.get(frame.arbitration_id, ()):
+            if not _is_command(command, data):
+                continue
+            obeyed = True
             if command.name == "set_output":
-                for value in command.values:
-                    order = ">" if value.order == "big" else "<"
-                    raw = struct.unpack_from(order + FORMAT_CHAR[value.type], data, value.at)[0]
-                    physical = float(raw) * value.scale
-                    if value.quantity == "voltage":
-                        self.commanded_voltage = physical
-                    else:
-                        self.commanded_current = physical
-            elif data == command.payload:
+                self._set(command, data)
+            elif command.name in ("switch_on", "switch_off"):
                 self.switched_on = command.name == "switch_on"
-        on = self.switched_on and not self.fault
-        self.output_voltage = self.commanded_voltage if on else 0.0
+            else:
+                self._select_mode(command.name == "select_high_mode")
+        if not obeyed:
+            return False  # a request on a command's identifier (Winline reads and sets share it)
+        on = (self.switched_on or not self._has_switch()) and not self.fault
+        self.output_voltage = min(self.commanded_voltage, self._voltage_top()) if on else 0.0
         self.output_current = self.commanded_current if on else 0.0
+        return True
+
+    def _set(self, command: CommandSpec, data: bytes) -> None:
+        for value in command.values:
+            order = ">" if value.order == "big" else "<"
+            raw = struct.unpack_from(order + FORMAT_CHAR[value.type], data, value.at)[0]
+            physical = float(raw) * value.scale
+            if value.quantity == "voltage":
+                self.commanded_voltage = physical
+                if physical > self._voltage_top():
+                    self.setpoints_above_low_mode += 1
+            else:
+                self.commanded_current = physical
+
+    def _select_mode(self, high: bool) -> None:
+        if self.switched_on and high != self.high_mode:
+            self.mode_changes_while_on += 1
+        self.high_mode = high
+
+    def _has_switch(self) -> bool:
+        """Whether the profile switches the output; without, the module follows its setpoint
+        (0 A is off)."""
+        return bool(self.codec.profile.commands("switch_on"))
+
+    def _voltage_top(self) -> float:
+        """What the output can reach in the present mode."""
+        threshold = self.codec.profile.header.high_mode_above_v
+        return threshold if threshold is not None and not self.high_mode else float("inf")
 
     def values(self) -> dict[str, float]:
         rated = self.config.simulated
@@ -152,19 +194,53 @@ class SimulatedCanModule(ModuleControls):
         self.switched_on = False
         return True
 
-    def answer(self, frame: can.Message) -> can.Message | None:
+    def replies(self, spec: MessageSpec) -> list[can.Message]:
+        """The module's answer to the request of `spec` (a family may answer with several
+        frames)."""
+        return [reply_frame(self.codec, spec, self.config.address, self.values(), self.flags())]
+
+    def answer_all(self, frame: can.Message) -> list[can.Message]:
+        """What the module sends back for one frame on the bus: nothing for a command, another
+        module's frame or while silent."""
         now = self.clock()
         self.expire(now)  # time passes for a silent module too
         if self.silent or frame.is_error_frame:
-            return None
-        if frame.arbitration_id in self._commands:
+            return []
+        if frame.arbitration_id in self._commands and self._obey(frame):
             self.last_command_at = now
-            self._obey(frame)
-            return None
-        spec = self._requests.get(frame.arbitration_id)
-        if spec is None:
-            return None
-        return reply_frame(self.codec, spec, self.config.address, self.values(), self.flags())
+            return []
+        spec = self._requests.get((frame.arbitration_id, bytes(frame.data)))
+        return [] if spec is None else self.replies(spec)
+
+    def answer(self, frame: can.Message) -> can.Message | None:
+        """The first frame of answer_all (a module that answers a request with one frame)."""
+        replies = self.answer_all(frame)
+        return replies[0] if replies else None
+
+    def broadcasts(self) -> list[can.Message]:
+        """Frames the module sends by itself every `broadcast_period_s` (none by default)."""
+        return []
+
+    @property
+    def broadcast_period_s(self) -> float | None:
+        return None
+
+
+def _data(hex_text: str) -> bytes:
+    return bytes.fromhex(hex_text)
+
+
+def _is_command(command: CommandSpec, data: bytes) -> bool:
+    """Whether `data` is this command: its length, and every byte no value fills as given."""
+    fixed = command.payload
+    if len(data) != len(fixed):
+        return False
+    filled = {
+        at
+        for value in command.values
+        for at in range(value.at, value.at + struct.calcsize(">" + FORMAT_CHAR[value.type]))
+    }
+    return all(data[at] == fixed[at] for at in range(len(fixed)) if at not in filled)
 
 
 @dataclass(slots=True)
@@ -177,6 +253,8 @@ class SimulatedCanImd:
     resistance_ohm: float = 5_000_000.0
     silent: bool = False
     device_fault: bool = False
+    chassis_fault: bool = False
+    """IMC_CHASSIS_FAULT: the IMD found a fault to the chassis (ground)."""
     self_test_until: float = 0.0
     clock: Clock = field(default=lambda: 0.0)
 
@@ -195,7 +273,7 @@ class SimulatedCanImd:
             {
                 "R_ISO": min(65535, round(self.resistance_ohm / 1000)),
                 "IMC_ISO_FAILURE": 0,
-                "IMC_CHASSIS_FAULT": 0,
+                "IMC_CHASSIS_FAULT": int(self.chassis_fault),
                 "IMC_SYSTEM_FAILURE": int(self.device_fault),
                 "IMC_CALIBRATION_RUNNING": 0,
                 "IMC_SELF_TEST_RUNNING": int(testing),
@@ -412,8 +490,7 @@ class SimulatedCanBus:
 
     def on_frame(self, frame: can.Message) -> None:
         for module in self.modules:
-            reply = module.answer(frame)
-            if reply is not None:
+            for reply in module.answer_all(frame):
                 self.send(reply)
         for board in self.boards:
             self._command(board, frame)
@@ -466,7 +543,10 @@ class SimulatedCanBus:
                 for board in self.boards:
                     tasks.create_task(self._board_status(board))
                     tasks.create_task(self._board_capabilities(board))
-                if not self.imds and not self.boards:
+                broadcasting = [m for m in self.modules if m.broadcast_period_s is not None]
+                for module in broadcasting:
+                    tasks.create_task(self._module_broadcasts(module))
+                if not self.imds and not self.boards and not broadcasting:
                     await asyncio.Event().wait()
         finally:
             for timer in self._timers.values():
@@ -481,6 +561,15 @@ class SimulatedCanBus:
         while True:
             self.emit(imd)
             await asyncio.sleep(imd.period_s)
+
+    async def _module_broadcasts(self, module: SimulatedCanModule) -> None:
+        period = module.broadcast_period_s
+        assert period is not None
+        while True:
+            if not module.silent:
+                for frame in module.broadcasts():
+                    self.send(frame)
+            await asyncio.sleep(period)
 
     async def _board_status(self, board: SimulatedCanBoard) -> None:
         while True:
@@ -522,11 +611,14 @@ def build_wire_module(
     bus: BusConfig,
     registry: ProfileRegistry,
     clock: Clock = time.monotonic,
+    *,
+    kind: type[SimulatedCanModule] = SimulatedCanModule,
 ) -> SimulatedCanModule:
+    """A module of `kind` (a family's simulator, see wire_families.py) on its profile."""
     assert module.can is not None
     assert module.simulated is not None
     codec = IdFieldsCodec(registry.get(module.can.profile), bus.controller_address)
-    return SimulatedCanModule(
+    return kind(
         evse_id=evse_id,
         config=module,
         codec=codec,

@@ -36,6 +36,7 @@ from csbridge.sources.simulated.can_devices import (
     build_wire_module,
     wire_bus_for,
 )
+from csbridge.sources.simulated.wire_families import module_kind
 from csbridge.support import Clock
 
 log = logging.getLogger("csbridge.sim")
@@ -204,7 +205,12 @@ class SimulatedDevices:
                 else:
                     registry = registry or ProfileRegistry(extra=config.station.profile_dirs)
                     wire = build_wire_module(
-                        evse.evse_id, module, buses[module.can.bus], registry, clock
+                        evse.evse_id,
+                        module,
+                        buses[module.can.bus],
+                        registry,
+                        clock,
+                        kind=module_kind(module.can.profile),
                     )
                     wire_bus_for(devices.wire_buses, buses, module.can.bus).modules.append(wire)
                     devices.modules[key] = wire
