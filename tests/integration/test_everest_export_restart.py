@@ -9,6 +9,8 @@ headers.replyTo answered by `{"apis": [...]}` with `communication_monitoring.hea
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +20,7 @@ import pytest
 import pytest_asyncio
 
 from csbridge.config import Config, broker_address
+from csbridge.service.everest_export import BEACON_EVERY_S
 from csbridge.service.station import Station
 from csbridge.testing.brokers import Broker
 from csbridge.testing.harness import wait_until as until
@@ -206,3 +209,29 @@ async def test_a_lost_heartbeat_stops_the_stack_within_three_periods_and_its_ret
     everest.beating = True  # the same EVerest: its counter goes on
     await until(lambda: _output(station) > 0, timeout=5)  # no new e2m/ command: re-applied
     await until(lambda: _said_again(everest, "capabilities", "mode"), timeout=5)
+
+
+async def test_a_flood_of_ready_beacons_asks_everest_at_most_once_a_second(
+    setup: tuple[Station, Everest],
+) -> None:
+    station, everest = setup
+    await until(lambda: bool(everest.queries), timeout=5)
+    before = len(everest.queries)
+    label = "everest-export:ready_beacon"
+    taken = station.bridge.counters.get("inbound_accepted", label)
+    started = time.monotonic()
+    for _ in range(50):
+        await everest.client.publish(f"{everest.entry}/ready_beacon", b"{}", qos=1)
+    await until(
+        lambda: station.bridge.counters.get("inbound_accepted", label) == taken + 50, timeout=5
+    )
+    took = time.monotonic() - started
+    # csbridge's messages arrive in the order it sent them: once two voltage_currents (4 Hz)
+    # came after the last beacon was taken, every query the flood caused is in too.
+    mark = len(everest.received)
+    await until(
+        lambda: sum(n == "voltage_current" for n, _ in everest.received[mark:]) >= 2, timeout=5
+    )
+    assert len(everest.queries) > before
+    # One query per started second of the flood, not one per beacon.
+    assert len(everest.queries) - before <= math.ceil(took / BEACON_EVERY_S) + 1

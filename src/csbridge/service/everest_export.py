@@ -47,6 +47,9 @@ log = logging.getLogger("csbridge.everest.export")
 TICK_S = 0.05
 HEARTBEAT_MISSED = 3
 """Heartbeat intervals without one before EVerest counts as gone."""
+BEACON_EVERY_S = 1.0
+"""At most one ready beacon acted on per this long: a flood of them may not turn into a flood
+of discovery requests (EVerest sends one when it starts)."""
 ERROR_SCHEMA = "EverestPsuError"
 """What is raised and cleared is held to power_supply_DC's closed list of error types."""
 
@@ -82,6 +85,7 @@ class _Offer:
     heartbeat_at: float | None = None
     heartbeat_lost: bool = False
     last_beat: int | None = None
+    beacon_at: float | None = None
     sent: dict[str, Any] = field(default_factory=dict)
     """The last value sent per channel, so state goes out on change only."""
     error: tuple[str, str] | None = None
@@ -141,6 +145,12 @@ class EverestExport:
             )
             for export in config.everest_export
         }
+        self._beacons: dict[str, list[_Offer]] = {}
+        self._replies: dict[str, _Offer] = {}
+        """The entry-point topics each offer listens on, looked up on every message."""
+        for offer in self.offers.values():
+            self._beacons.setdefault(offer.beacon_topic, []).append(offer)
+            self._replies[offer.reply_topic] = offer
 
     def count(self) -> int:
         return len(self.offers)
@@ -148,31 +158,32 @@ class EverestExport:
     # -- in --------------------------------------------------------------------------------
 
     def subscriptions(self) -> list[str]:
-        topics = []
-        for offer in self.offers.values():
-            topics += [offer.key.topic("e2m/#"), offer.beacon_topic, offer.reply_topic]
-        return list(dict.fromkeys(topics))
+        devices = [offer.key.topic("e2m/#") for offer in self.offers.values()]
+        return devices + list(self._beacons) + list(self._replies)
 
     def owns(self, topic: str) -> bool:
-        return any(
-            topic.startswith(o.key.topic("e2m/")) or topic in (o.beacon_topic, o.reply_topic)
-            for o in self.offers.values()
+        return (
+            topic in self._beacons
+            or topic in self._replies
+            or any(topic.startswith(o.key.topic("e2m/")) for o in self.offers.values())
         )
 
     def handle(self, topic: str, payload: bytes) -> str:
-        beacon = [offer for offer in self.offers.values() if topic == offer.beacon_topic]
-        if beacon:
+        if topic in self._beacons:
             decode_value(self._registry, "ready_beacon", payload, self._max_payload)
-            for offer in beacon:
+            now = self._clock()
+            for offer in self._beacons[topic]:
+                if offer.beacon_at is not None and now - offer.beacon_at < BEACON_EVERY_S:
+                    continue
+                offer.beacon_at = now
                 log.info("event=everest_ready module=%s -- state said again", offer.key.module_id)
                 offer.say_everything_again()
                 self._discover(offer)
             return "everest-export:ready_beacon"
-        for offer in self.offers.values():
-            if topic == offer.reply_topic:
-                reply = decode_value(self._registry, "reply", payload, self._max_payload)
-                self._discovered(offer, reply)
-                return "everest-export:discovered"
+        if topic in self._replies:
+            reply = decode_value(self._registry, "reply", payload, self._max_payload)
+            self._discovered(self._replies[topic], reply)
+            return "everest-export:discovered"
         for evse_id, offer in self.offers.items():
             channel = offer.key.channel_of(topic)
             if channel is None or not channel.startswith("e2m/"):
