@@ -47,18 +47,41 @@ class CanDevice(Strict):
     bus: Annotated[str, Field(min_length=1)]
 
 
+EverestApiRevision = Literal["2026.02", "2025.10"]
+"""EVerest's API revision a device speaks: 2026.02 renamed the isolation monitor's commands
+(e2m/receive_start -> e2m/start, ...; everest-core commit f367eecda); 2025.10 keeps the old
+names for devices written against EVerest 2025.10 to 2025.12."""
+
+NO_CHECK_SILENCE_S = 5.0
+"""Without EVerest's communication check, how long a device's silence is tolerated: EVerest's
+default check period (power_supply_DC_API manifest), and a supply publishes voltage_current
+at least every second (power_supply_DC interface)."""
+
+
 class EverestApiDevice(Strict):
     """A device driven by a program written against EVerest's MQTT API (power_supply_DC or
     isolation_monitor), under everest_api/1/<interface>/<module_id>/."""
 
     module_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-    communication_check_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    communication_check_s: Annotated[float, Field(ge=-600, le=600)] = 5.0
     """Without a `true` on m2e/communication_check for this long the device counts as silent
-    (EVerest's cfg_communication_check_to_s). A device that turns its check off is judged by
-    its other messages, on the same deadline."""
+    (EVerest's cfg_communication_check_to_s). 0 or below: no check, as in EVerest: any message
+    makes the device present and keeps it fresh. A device that turns its check off is judged
+    by its other messages, on the same deadline."""
     heartbeat_interval_s: Annotated[float, Field(ge=0, le=60)] = 1.0
     """e2m/heartbeat period (EVerest's cfg_heartbeat_interval_ms); 0 sends none."""
     topic_prefix: Annotated[str, Field(min_length=1)] = "everest_api/1"
+    api_revision: EverestApiRevision = "2026.02"
+    """The EVerest API revision the device speaks (the isolation monitor's command names)."""
+
+    @property
+    def checks_communication(self) -> bool:
+        return self.communication_check_s > 0
+
+    @property
+    def silence_deadline_s(self) -> float:
+        """How long the device may be silent before it counts as gone."""
+        return self.communication_check_s if self.checks_communication else NO_CHECK_SILENCE_S
 
 
 class ModuleConfig(Strict):
@@ -90,7 +113,7 @@ class ModuleConfig(Strict):
         if self.deadline_s is not None:
             return self.deadline_s
         if self.everest is not None:
-            return self.everest.communication_check_s
+            return self.everest.silence_deadline_s
         return 3 * self.poll_period_s
 
 

@@ -185,8 +185,13 @@ class EverestExportConfig(Strict):
     """m2e/communication_check true this often (EVerest's check times out after 5 s)."""
     voltage_current_every_s: Annotated[float, Field(gt=0, le=1)] = 0.25
     """m2e/voltage_current: EVerest asks for at least 1 Hz, about 4 Hz recommended."""
-    heartbeat_timeout_s: Annotated[float, Field(gt=0, le=600)] = 5.0
-    """EVerest's e2m/heartbeat missing this long (once seen): the stack is switched off."""
+    heartbeat_interval_s: Annotated[float, Field(ge=0, le=600)] = 1.0
+    """EVerest's e2m/heartbeat period (its cfg_heartbeat_interval_ms, 1000 ms by default),
+    until EVerest announces its own `heartbeat_period_ms` in its discovery reply; 0: EVerest
+    beats not at all, so none is watched."""
+    heartbeat_timeout_s: Annotated[float, Field(gt=0, le=600)] | None = None
+    """EVerest's e2m/heartbeat missing this long (once seen): the stack is switched off.
+    Default: three heartbeat intervals."""
 
 
 class Config(Strict):

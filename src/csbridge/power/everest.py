@@ -12,8 +12,8 @@ from csbridge.sources.everest import EverestSources
 
 @dataclass(frozen=True, slots=True)
 class EverestApiModule:
-    """A power supply behind EVerest's API; its charging phase is EVerest's PreCharge or
-    Charging."""
+    """A power supply behind EVerest's API; its charging phase is EVerest's CableCheck while
+    the EVSE's cable check runs, then PreCharge or Charging."""
 
     sources: EverestSources
     evse_id: str
@@ -22,7 +22,7 @@ class EverestApiModule:
     min_current_a: float = DEFAULT_MIN_CURRENT_A
 
     def command(self, voltage: float, current: float, *, precharge: bool) -> None:
-        phase = "PreCharge" if precharge else "Charging"
+        phase = self.sources.charging_phase(self.evse_id, precharge=precharge)
         self.sources.command(self.evse_id, self.name, voltage, current, phase)
 
     def switch_off(self) -> None:
