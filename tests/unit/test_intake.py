@@ -166,20 +166,37 @@ def test_a_newer_state_message_replaces_the_one_waiting_on_its_topic() -> None:
     _offer(intake, limit_e1, b"60 kW")
     _offer(intake, "csbridge/E1/token", b"card")
     _offer(intake, limit_e2, b"50 kW")
-    for watts in range(59, 40, -1):
+    _offer(intake, limit_e1, b"59 kW")
+    _offer(intake, "csbridge/E1/token", b"card 2")  # 5 of LOCAL's 10: half full
+    for watts in range(58, 40, -1):
         _offer(intake, limit_e1, f"{watts} kW".encode())
     _offer(intake, "csbridge/E1/token", b"card again")
-    assert counters.get("inbound_superseded", "local") == 19
+    assert counters.get("inbound_superseded", "local") == 17
     assert counters.get("inbound_dropped", "local") == 0
-    # E1's limit keeps its place and holds its newest value; events are all kept.
+    # Below half full each limit is handled in turn; from then on E1's newest waits in the
+    # place of the first that came then. Events are all kept.
     assert _drain(intake) == [
-        (limit_e1, b"41 kW"),
+        (limit_e1, b"60 kW"),
         ("csbridge/E1/token", b"card"),
         (limit_e2, b"50 kW"),
+        (limit_e1, b"59 kW"),
+        ("csbridge/E1/token", b"card 2"),
+        (limit_e1, b"41 kW"),
         ("csbridge/E1/token", b"card again"),
     ]
     _offer(intake, limit_e1, b"40 kW")  # once taken, the next one queues again
     assert intake.take() == (limit_e1, b"40 kW")
+
+
+def test_a_state_message_below_half_full_is_handled_in_turn() -> None:
+    counters = Counters()
+    intake: Intake[tuple[str, bytes]] = Intake(
+        40, _classify, counters, clock=lambda: 0.0, supersedes=lambda t: "external" in t
+    )
+    for watts in (60, 59, 58):
+        _offer(intake, "csbridge/E1/external_limit", f"{watts} kW".encode())
+    assert counters.get("inbound_superseded", "local") == 0
+    assert [payload for _, payload in _drain(intake)] == [b"60 kW", b"59 kW", b"58 kW"]
 
 
 def test_drops_are_logged_once_an_interval_per_class(caplog: pytest.LogCaptureFixture) -> None:
