@@ -87,7 +87,7 @@ FAMILIES = [
     Family(
         "huawei-r4850",
         (0,),
-        {"max_voltage_v": 58.5, "min_voltage_v": 41.5, "max_current_a": 50, "max_power_w": 3000},
+        {"max_voltage_v": 58, "min_voltage_v": 42, "max_current_a": 50, "max_power_w": 3000},
         50.0,
         (53.5, 20.0),
         huawei_setpoint,

@@ -49,12 +49,8 @@ NOTHING = {"", "—"}
 PENDING_ISSUE_20: dict[tuple[str, str, str], float] = {
     # (profile, item, field or quantity) -> the value the profile still holds. The doc gives the
     # corrected value; once the fix lands the profile agrees with the doc and this test fails
-    # until the entry is deleted, so a revert of the fix can never pass unnoticed.
-    ("huawei-r4850", "max_current", "export.max_current"): 1 / 30,
-    ("huawei-r4850", "set_output", "current"): 1 / 30,
-    ("huawei-r4850", "constants", "export.max_voltage"): 58.5,
-    ("huawei-r4850", "constants", "export.min_voltage"): 41.5,
-    ("uugreen-ur1000x0", "read_tin", "temperature_c"): 1.0,
+    # until the entry is deleted, so a revert of the fix can never pass unnoticed. Every fix of
+    # issue 20 has landed (Huawei current 1/20 and its 42-58 V range, UUGreen Tin 0.001): empty.
 }
 
 
@@ -216,6 +212,11 @@ def message_problems(name: str, profile: Profile, rows: list[Row]) -> list[str]:
                 continue
             problem = scale_problem(name, matching[0], message.name, value.field, value.scale)
             problems += [problem] if problem else []
+            if value.setting is not None and value.setting not in matching[0].names("scale"):
+                problems.append(
+                    f"{name} {message.name} {value.field}: the row's scale does not name the "
+                    f"setting {value.setting!r} it is multiplied by"
+                )
         for flag in message.flags:
             problem = flag_problem(name, rows, message.name, flag)
             problems += [problem] if problem else []
@@ -277,6 +278,42 @@ def constant_problems(name: str, profile: Profile, rows: list[Row]) -> list[str]
     return problems
 
 
+def setting_problems(name: str, profile: Profile, rows: list[Row]) -> list[str]:
+    """Each [settings] factor has its `settings` row, with the profile's value."""
+    problems: list[str] = []
+    for setting, value in profile.settings.items():
+        matching = rows_of(rows, "settings", setting)
+        if not matching:
+            problems.append(f"{name}: no row for setting {setting!r}")
+            continue
+        problem = scale_problem(name, matching[0], "settings", setting, value)
+        problems += [problem] if problem else []
+    return problems
+
+
+def mode_keys(profile: Profile) -> dict[str, float]:
+    """The [profile] keys that say when and how a two-range module changes its mode."""
+    header = profile.header
+    if header.high_mode_above_v is None:
+        return {}
+    return {
+        "high_mode_above_v": header.high_mode_above_v,
+        "mode_switch_settle_s": header.mode_switch_settle_s,
+    }
+
+
+def mode_problems(name: str, profile: Profile, rows: list[Row]) -> list[str]:
+    problems: list[str] = []
+    for key, value in mode_keys(profile).items():
+        matching = rows_of(rows, "profile", key)
+        if not matching:
+            problems.append(f"{name}: no row for profile key {key!r}")
+            continue
+        problem = scale_problem(name, matching[0], "profile", key, value)
+        problems += [problem] if problem else []
+    return problems
+
+
 def profile_problems(text: str, name: str) -> list[str]:
     rows = profile_rows(text, name)
     if rows is None:
@@ -286,6 +323,8 @@ def profile_problems(text: str, name: str) -> list[str]:
         message_problems(name, profile, rows)
         + command_problems(name, profile, rows)
         + constant_problems(name, profile, rows)
+        + setting_problems(name, profile, rows)
+        + mode_problems(name, profile, rows)
     )
 
 
@@ -362,6 +401,8 @@ def test_every_profile_section_belongs_to_a_profile_in_hal(doc: str) -> None:
 def declared(profile: Profile) -> set[tuple[str, str | None]]:
     """(item, field or signal or quantity) the profile declares; None: the item as a whole."""
     found: set[tuple[str, str | None]] = {("constants", field) for field in profile.constants}
+    found |= {("settings", setting) for setting in profile.settings}
+    found |= {("profile", key) for key in mode_keys(profile)}
     for message in profile.message:
         found.add((message.name, None))
         found |= {(message.name, value.field) for value in message.values}
@@ -503,7 +544,55 @@ def test_a_missing_constant_row_is_found(doc: str) -> None:
     ]
 
 
-def test_a_pending_fix_is_checked_both_before_and_after_it_lands(doc: str) -> None:
+def test_a_missing_setting_row_or_a_setting_the_row_does_not_name_is_found(doc: str) -> None:
+    text = without_lines(doc, "| `settings` | `module_current_limit_point` |")
+    assert profile_problems(text, "winline-nxr") == [
+        "winline-nxr: no row for setting 'module_current_limit_point'"
+    ]
+    row = "| `read_rated_current` | `export.max_current` | reg 0x0012, type 0x41 | 4-7 f32 BE |"
+    assert row in doc
+    times = "\N{MULTIPLICATION SIGN}"
+    text = doc.replace(f"{row} 1 {times} `module_current_limit_point` |", f"{row} 1 |")
+    assert profile_problems(text, "winline-nxr") == [
+        "winline-nxr read_rated_current export.max_current: the row's scale does not name the "
+        "setting 'module_current_limit_point' it is multiplied by"
+    ]
+
+
+def test_a_setting_that_disagrees_with_the_profile_is_found(doc: str) -> None:
+    row = (
+        "| `settings` | `module_current_limit_point` | `[settings]`, named by `setting` on 0x0012"
+        " | — |"
+    )
+    assert f"{row} = 1.0 |" in doc
+    text = doc.replace(f"{row} = 1.0 |", f"{row} = 3.3325 |")
+    assert profile_problems(text, "winline-nxr") == [
+        "winline-nxr settings module_current_limit_point: the profile says 1.0, the doc = 3.3325"
+    ]
+
+
+def test_a_missing_or_wrong_mode_key_row_is_found(doc: str) -> None:
+    text = without_lines(doc, "| `profile` | `mode_switch_settle_s` |")
+    assert profile_problems(text, "uugreen-ur1000x0") == [
+        "uugreen-ur1000x0: no row for profile key 'mode_switch_settle_s'"
+    ]
+    row = "| `profile` | `high_mode_above_v` | `[profile]` | — |"
+    assert f"{row} = 500 |" in doc
+    text = doc.replace(f"{row} = 500 |", f"{row} = 600 |")
+    assert profile_problems(text, "uugreen-ur1000x0") == [
+        "uugreen-ur1000x0 profile high_mode_above_v: the profile says 500.0, the doc = 600"
+    ]
+    # a profile without the mode declares no such keys: nothing asked of its table
+    assert mode_keys(REGISTRY.get("winline-nxr")) == {}
+
+
+def test_a_pending_fix_is_checked_both_before_and_after_it_lands(
+    doc: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 20's Huawei current fix, as it stood before it landed: the profile said 1/30.
+    monkeypatch.setitem(
+        PENDING_ISSUE_20, ("huawei-r4850", "max_current", "export.max_current"), 1 / 30
+    )
     rows = profile_rows(doc, "huawei-r4850")
     assert rows is not None
     (row,) = rows_of(rows, "max_current", "export.max_current")

@@ -442,7 +442,7 @@ def test_huawei_poll_request_bit_by_bit() -> None:
 
 def test_huawei_replies_decode() -> None:
     codec = id_codec("huawei-r4850")
-    constants = {"export.max_voltage": 58.5, "export.min_voltage": 41.5, "export.max_power": 3000.0}
+    constants = {"export.max_voltage": 58.0, "export.min_voltage": 42.0, "export.max_power": 3000.0}
     vout = decoded(codec, ext(HUAWEI_REPLY, huawei_reply(0x75, round(53.5 * 1024))))
     assert (vout.address, vout.message) == (0, "output_voltage")
     assert dict(vout.values) == {"output_voltage": 53.5, **constants}
@@ -467,8 +467,8 @@ def test_huawei_replies_decode() -> None:
     capability = capability_after("r4850", [vout, imax])
     assert capability is not None
     assert (capability.max_voltage, capability.min_voltage, capability.max_power) == (
-        58.5,
-        41.5,
+        58.0,
+        42.0,
         3000.0,
     )
     assert capability.max_current == pytest.approx(50.0)
