@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import aiomqtt
+import jsonschema
 import orjson
 import pytest
 
@@ -204,4 +205,149 @@ async def test_a_rated_maximum_voltage_a_clamp_cannot_use_is_ignored_not_obeyed(
     answer = await josev.request("power_electronics_setpoint", _setpoint(480.0, 30.0, 450.0))
     assert answer.data["status"] == "accepted"
     assert station.devices.modules[(DC, "m1")].output_voltage == 450.0
+    josev.assert_no_problems()
+
+
+# -- the OCPP requests csbridge refuses ----------------------------------------------------------
+
+_OCPP_VERSION = {"enum": ["ocpp1.6", "ocpp2.0.1", "ocpp2.1"]}
+JOSEV_RESPONSE_RULES: dict[str, dict[str, Any]] = {
+    # Josev's rules (mqtt_api v3.10.0) for the data of each response, written here from the
+    # facts so the answers are held to them and not only to our own, narrower schemas.
+    "set_variable_validate": {
+        "type": "object",
+        "required": ["result"],
+        "additionalProperties": False,
+        "properties": {"result": {"enum": ["accepted", "rejected"]}},
+    },
+    "generate_csr": {
+        "type": "object",
+        "required": ["status"],
+        "additionalProperties": False,
+        "properties": {"status": {"enum": ["accepted", "rejected"]}, "csr": {"type": "string"}},
+    },
+    "data_transfer": {
+        "type": "object",
+        "required": ["status"],
+        "additionalProperties": False,
+        "properties": {
+            "status": {"enum": ["accepted", "rejected", "unknown_message_id", "unknown_vendor_id"]},
+            "data": {},
+        },
+    },
+    "ocpp_message": {
+        "type": "object",
+        "required": ["message_type", "ocpp_version"],
+        "properties": {
+            "ocpp_version": _OCPP_VERSION,
+            "message_type": {"enum": ["CallResult", "CallError"]},
+            "payload": {"type": "object"},
+            "error_code": {"type": "string"},
+            "error_description": {"type": "string", "maxLength": 255},
+            "error_details": {"type": "object"},
+        },
+        "allOf": [
+            {
+                "if": {"properties": {"message_type": {"const": "CallResult"}}},
+                "then": {"required": ["payload"]},
+            },
+            {
+                "if": {"properties": {"message_type": {"const": "CallError"}}},
+                "then": {"required": ["error_code", "error_description", "error_details"]},
+            },
+        ],
+    },
+}
+
+OCPP_REFUSALS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    (
+        "set_variable_validate",
+        {
+            "attribute_value": "30",
+            "component": {"name": "EVSE", "evse_id": NOWHERE, "connector_id": 1},
+            "variable": {"name": "Power", "instance": "Max"},
+            "attribute_type": "MaxSet",
+        },
+        {"result": "rejected"},
+    ),
+    (
+        "set_variable_validate",
+        {"attribute_value": "", "component": {"name": "X"}, "variable": {"name": "Y"}},
+        {"result": "rejected"},
+    ),
+    (
+        "generate_csr",
+        {
+            "certificate_type": "v2g_certificate",
+            "common_name": "CS-1",
+            "organization_name": "Example",
+            "country_name": "DE",
+            "evse_id": DC,
+            "algorithm": "ECDSA_SHA256",
+        },
+        {"status": "rejected"},
+    ),
+    ("data_transfer", {"vendor_id": "com.example"}, {"status": "unknown_vendor_id"}),
+    (
+        "data_transfer",
+        {"vendor_id": "com.example", "message_id": "m1", "data": None},
+        {"status": "unknown_vendor_id"},
+    ),
+    (
+        "data_transfer",
+        {"vendor_id": "", "data": [1, {"a": "b"}]},
+        {"status": "unknown_vendor_id"},
+    ),
+    (
+        "ocpp_message",
+        {
+            "ocpp_version": "ocpp2.0.1",
+            "message_name": "SetChargingProfile",
+            "payload": {"evseId": 1, "chargingProfile": {"id": 7}},
+            "extra": "Josev's rule leaves the data open",
+        },
+        {
+            "ocpp_version": "ocpp2.0.1",
+            "message_type": "CallError",
+            "error_code": "NotSupported",
+            "error_description": "csbridge speaks no OCPP",
+            "error_details": {},
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "answer"),
+    OCPP_REFUSALS,
+    ids=[f"{c[0]}-{i}" for i, c in enumerate(OCPP_REFUSALS)],
+)
+async def test_an_ocpp_request_gets_its_refusal_at_once(
+    station: Station,
+    josev: JosevClient,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    data: dict[str, Any],
+    answer: dict[str, Any],
+) -> None:
+    caplog.set_level(logging.WARNING, logger="csbridge")
+    response = await josev.request(name, data, timeout=5)
+    assert response.data == answer
+    jsonschema.validate(response.data, JOSEV_RESPONSE_RULES[name])
+    assert station.engine.counters.get("ocpp_refused", name) == 1
+    logged = [r.getMessage() for r in caplog.records if "event=ocpp_refused" in r.getMessage()]
+    assert len(logged) == 1
+    assert logged[0].startswith(f"event=ocpp_refused message={name} ")
+    josev.assert_no_problems()
+
+
+async def test_a_flood_of_ocpp_requests_is_answered_every_time_and_logged_once(
+    station: Station, josev: JosevClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="csbridge")
+    for _ in range(10):
+        response = await josev.request("data_transfer", {"vendor_id": "v"}, timeout=5)
+        assert response.data == {"status": "unknown_vendor_id"}
+    assert station.engine.counters.get("ocpp_refused", "data_transfer") == 10
+    assert len([r for r in caplog.records if "event=ocpp_refused" in r.getMessage()]) == 1
     josev.assert_no_problems()

@@ -1111,3 +1111,124 @@ PAYLOADS = {
         )
     },
 }
+
+
+# -- OCPP requests csbridge refuses (Josev Pro relays them; csbridge speaks no OCPP) --
+
+OcppVersion = Literal["ocpp1.6", "ocpp2.0.1", "ocpp2.1"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OcppComponent(JsonObject):
+    name: str
+    instance: str | Absent = ABSENT
+    evse_id: str | Absent = ABSENT
+    """Any string, as Josev's rule allows: OCPP's, not necessarily one of our EVSEs."""
+    connector_id: int | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OcppVariable(JsonObject):
+    name: str
+    instance: str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetVariableValidateRequest(Payload):
+    NAME = "set_variable_validate"
+    TYPE = MessageType.REQUEST
+
+    attribute_value: str
+    attribute_type: Literal["MinSet", "MaxSet", "Actual", "Target"] | Absent = ABSENT
+    component: OcppComponent
+    variable: OcppVariable
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetVariableValidateResponse(Payload):
+    NAME = "set_variable_validate"
+    TYPE = MessageType.RESPONSE
+
+    result: Literal["rejected"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenerateCsrRequest(Payload):
+    NAME = "generate_csr"
+    TYPE = MessageType.REQUEST
+
+    certificate_type: str
+    common_name: str
+    organization_name: str
+    country_name: str
+    evse_id: str | Absent = ABSENT
+    algorithm: str | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenerateCsrResponse(Payload):
+    NAME = "generate_csr"
+    TYPE = MessageType.RESPONSE
+
+    status: Literal["rejected"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataTransferRequest(Payload):
+    NAME = "data_transfer"
+    TYPE = MessageType.REQUEST
+
+    vendor_id: str
+    message_id: str | Absent = ABSENT
+    data: JsonValue | Absent = ABSENT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataTransferResponse(Payload):
+    NAME = "data_transfer"
+    TYPE = MessageType.RESPONSE
+
+    status: Literal["unknown_vendor_id"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OcppMessageRequest(Payload):
+    NAME = "ocpp_message"
+    TYPE = MessageType.REQUEST
+
+    ocpp_version: OcppVersion
+    message_name: str
+    payload: Mapping[str, JsonValue]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OcppMessageResponse(Payload):
+    """An OCPP-J CallError: the one answer Josev's rule allows that claims nothing done."""
+
+    NAME = "ocpp_message"
+    TYPE = MessageType.RESPONSE
+
+    ocpp_version: OcppVersion
+    message_type: Literal["CallError"]
+    error_code: Literal["NotSupported"]
+    error_description: str
+    """At most 255 characters."""
+    error_details: Mapping[str, JsonValue]
+
+
+PAYLOADS = {
+    **PAYLOADS,
+    **{
+        (payload.NAME, payload.TYPE): payload
+        for payload in (
+            SetVariableValidateRequest,
+            SetVariableValidateResponse,
+            GenerateCsrRequest,
+            GenerateCsrResponse,
+            DataTransferRequest,
+            DataTransferResponse,
+            OcppMessageRequest,
+            OcppMessageResponse,
+        )
+    },
+}

@@ -18,7 +18,7 @@ from csbridge.service.maintenance import Maintenance
 from csbridge.service.state_file import StateFile
 from csbridge.service.steps import Step, play
 from csbridge.service.watchdog import Watched
-from csbridge.session import JosevServices, Resets, SessionHandlers
+from csbridge.session import JosevServices, OcppRefusals, Resets, SessionHandlers
 from csbridge.sources.can import CanBuses, DeviceRouter, ProfileRegistry
 from csbridge.sources.everest import EverestSources
 from csbridge.sources.rfid import serial_readers
@@ -82,6 +82,7 @@ class Station:
             self.engine,
             session=self.session.handlers()
             | HandlerTable.of(self.resets, self.device_model)
+            | HandlerTable.of(OcppRefusals(self.engine.counters, self.engine.clock))
             | self.maintenance.handlers()
             | self.josev.handlers(),
             pushed=self.session.pushed,

@@ -1,7 +1,8 @@
 """The station's handlers for Josev's DC session messages: cable check, contactors, setpoints,
 stop, CP PWM, meter values, and the updates the station pushes by itself; EIM authorization
 (free-vend, the local allowlist file, or Josev) per EVSE; what Josev says of its services,
-clock, OCPP boot and websocket (session/services.py).
+clock, OCPP boot and websocket (session/services.py); the refusals of the OCPP requests
+csbridge cannot carry out (session/ocpp_refusals.py).
 
 Imports power, engine, limits, sources, messages and config.
 """
@@ -18,6 +19,7 @@ from csbridge.session.authorization import (
 )
 from csbridge.session.handlers import SessionHandlers
 from csbridge.session.machine import Event, State
+from csbridge.session.ocpp_refusals import OcppRefusals
 from csbridge.session.reset import EXIT_RESET, Resets
 from csbridge.session.services import JosevServices, ServiceView, status_word
 
@@ -31,6 +33,7 @@ __all__ = [
     "BadLine",
     "Event",
     "JosevServices",
+    "OcppRefusals",
     "ParsedAllowlist",
     "Resets",
     "ServiceView",

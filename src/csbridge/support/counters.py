@@ -82,6 +82,7 @@ class Counted(enum.StrEnum):
     MAINTENANCE_JOBS = "maintenance_jobs"
     MAINTENANCE_WORDS_IGNORED = "maintenance_words_ignored"
     JOSEV_NOTICE_IGNORED = "josev_notice_ignored"
+    OCPP_REFUSED = "ocpp_refused"
 
     @property
     def metric(self) -> MetricSpec:
@@ -243,6 +244,11 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "Valid updates from Josev (a display or service status) the station could not use:"
         " an EVSE it does not have, a service it does not know.",
         ("name", "why"),
+    ),
+    Counted.OCPP_REFUSED: MetricSpec(
+        "ocpp_requests_refused",
+        "OCPP requests Josev Pro relayed that csbridge refused (it speaks no OCPP), by name.",
+        ("name",),
     ),
 }
 

@@ -11,7 +11,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from csbridge.config import ConfigError
+from csbridge.config import Config, ConfigError
 from csbridge.tools.launcher import EXIT_BAD_CONFIG, load_settings, refuse, serve
 
 if TYPE_CHECKING:
@@ -111,11 +111,24 @@ def check_config(
         kind = f"{evse.kind.value}{' + bpt' if evse.bpt else ''}"
         connectors = ", ".join(f"{c.id}:{c.connector_type}" for c in evse.connectors)
         out.print(f"  {evse.evse_id}: {kind}, {evse.network_interface}, connectors {connectors}")
+    for warning in config_warnings(settings):
+        err.print(f"warning: {warning}", markup=False)
+
+
+def config_warnings(settings: Config) -> list[str]:
+    """What check-config warns of: a configuration that loads but will not do what was likely
+    meant."""
+    warnings = []
     if settings.station.identity is None:
-        err.print(
-            "warning: no [station.identity]: Josev's device_model (OCPP) will not be answered",
-            markup=False,
-        )
+        warnings.append("no [station.identity]: Josev's device_model (OCPP) will not be answered")
+        if "ocpp" in settings.station.josev_services.ask:
+            # No identity: no OCPP set up, as with Josev Community, which has no OCPP service.
+            warnings.append(
+                "[station.josev_services] ask includes ocpp, but without an identity there is "
+                "likely no OCPP (Josev Community has none): it will show as unknown; leave "
+                "ocpp out of ask"
+            )
+    return warnings
 
 
 @app.command()
