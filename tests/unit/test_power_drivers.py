@@ -370,7 +370,7 @@ class Recorder:
         self.calls.append("unlock")
         return True
 
-    def start_self_test(self) -> None:
+    def start_self_test(self, ev_max_voltage: float | None = None) -> None:
         self.calls.append("self-test")
 
 

@@ -147,7 +147,7 @@ class _ImdDriver:
     imd: SimulatedImd
     clock: Clock
 
-    def start_self_test(self) -> None:
+    def start_self_test(self, ev_max_voltage: float | None = None) -> None:
         self.imd.start_self_test(self.clock())
 
 

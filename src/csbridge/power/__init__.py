@@ -14,6 +14,7 @@ from csbridge.power.drivers import (
     NoBoardDriver,
     NoImdDriver,
     NoModuleDriver,
+    PhasedModule,
     PowerOnReason,
 )
 from csbridge.power.stage import EvsePower, PowerStage
@@ -27,6 +28,7 @@ __all__ = [
     "NoBoardDriver",
     "NoImdDriver",
     "NoModuleDriver",
+    "PhasedModule",
     "PowerOnReason",
     "PowerStage",
     "wire_power",

@@ -194,7 +194,8 @@ class CanImd:
     codec: DbcCodec
     link: CanLink
 
-    def start_self_test(self) -> None:
+    def start_self_test(self, ev_max_voltage: float | None = None) -> None:
+        # The iso165C's self-test request carries no voltage.
         try:
             self.link.send(self.codec.encode("IMD_Request", BENDER_SELF_TEST))
         except KeyError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from csbridge.limits import DEFAULT_WATCHDOG_S
 
@@ -46,6 +46,15 @@ class ModuleDriver(Protocol):
         ...
 
 
+@runtime_checkable
+class PhasedModule(Protocol):
+    """A module whose commands carry the charging phase (EVerest's power_supply_DC): told when
+    its EVSE's cable check starts and ends, so that what it is sent in between (the session
+    holds modules off during the check) says CableCheck."""
+
+    def cable_check(self, running: bool) -> None: ...
+
+
 class BoardDriver(Protocol):
     """The EVSE's control board: contactors, the CP PWM and the connector lock."""
 
@@ -70,7 +79,11 @@ class BoardDriver(Protocol):
 class ImdDriver(Protocol):
     """The EVSE's insulation monitor."""
 
-    def start_self_test(self) -> None: ...
+    def start_self_test(self, ev_max_voltage: float | None = None) -> None:
+        """Test itself; `ev_max_voltage` is the EV's maximum voltage (None: the EV told none),
+        for an IMD whose test takes a voltage (EVerest's derives the cable-check voltage from
+        it); an IMD whose self-test has no voltage ignores it."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,5 +128,5 @@ class NoImdDriver:
     """No IMD, or none that can be told to test itself: the cable check then rests on its
     readings alone, and ends in `fault` when no verdict comes in time."""
 
-    def start_self_test(self) -> None:
+    def start_self_test(self, ev_max_voltage: float | None = None) -> None:
         pass

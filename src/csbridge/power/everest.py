@@ -13,7 +13,12 @@ from csbridge.sources.everest import EverestSources
 @dataclass(frozen=True, slots=True)
 class EverestApiModule:
     """A power supply behind EVerest's API; its charging phase is EVerest's CableCheck while
-    the EVSE's cable check runs, then PreCharge or Charging."""
+    the EVSE's cable check runs, then PreCharge or Charging.
+
+    csbridge's session never drives the supply during the cable check (EVerest's EvseManager
+    raises it to the cable-check voltage at 2 A; here it is held off while the IMD tests
+    itself and measures): what it is sent then, its Off, carries CableCheck, as EVerest's
+    powersupply_DC_off sends Off in the phase it is in; Off outside the check carries Other."""
 
     sources: EverestSources
     evse_id: str
@@ -28,13 +33,17 @@ class EverestApiModule:
     def switch_off(self) -> None:
         self.sources.switch_off(self.evse_id, self.name)
 
+    def cable_check(self, running: bool) -> None:
+        self.sources.cable_check(self.evse_id, running=running)
+
 
 @dataclass(frozen=True, slots=True)
 class EverestApiImd:
-    """An IMD behind EVerest's API."""
+    """An IMD behind EVerest's API: its self-test runs at the cable-check voltage EVerest's
+    EvseManager would use for the EV's maximum voltage (500 V assumed when it told none)."""
 
     sources: EverestSources
     evse_id: str
 
-    def start_self_test(self) -> None:
-        self.sources.start_self_test(self.evse_id)
+    def start_self_test(self, ev_max_voltage: float | None = None) -> None:
+        self.sources.start_self_test(self.evse_id, ev_max_voltage)

@@ -87,7 +87,7 @@ class SimulatedImdDriver:
     devices: SimulatedDevices
     imd: SimulatedImd | SimulatedCanImd
 
-    def start_self_test(self) -> None:
+    def start_self_test(self, ev_max_voltage: float | None = None) -> None:
         self.imd.start_self_test(self.devices.clock())
         self.devices.emit(self.imd)
 

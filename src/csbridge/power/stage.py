@@ -7,7 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from csbridge.limits import Setpoint
-from csbridge.power.drivers import BoardDriver, ImdDriver, ModuleDriver, PowerOnReason
+from csbridge.power.drivers import (
+    BoardDriver,
+    ImdDriver,
+    ModuleDriver,
+    PhasedModule,
+    PowerOnReason,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,5 +71,23 @@ class PowerStage:
         """Unlock the connector; False: the EVSE has no board to pass it to."""
         return self.evses[evse_id].board.unlock()
 
-    def start_imd_self_test(self, evse_id: str) -> None:
-        self.evses[evse_id].imd.start_self_test()
+    def start_imd_self_test(self, evse_id: str, ev_max_voltage: float | None = None) -> None:
+        """The IMD's self-test alone (a reset's check); `ev_max_voltage` as in
+        start_cable_check."""
+        self.evses[evse_id].imd.start_self_test(ev_max_voltage)
+
+    def start_cable_check(self, evse_id: str, ev_max_voltage: float | None) -> None:
+        """The cable check begins: modules that carry a charging phase are in CableCheck until
+        end_cable_check (or a precharge or charging setpoint), and the IMD tests itself for an
+        EV of `ev_max_voltage` (None: the EV told none)."""
+        self._phase(evse_id, running=True)
+        self.evses[evse_id].imd.start_self_test(ev_max_voltage)
+
+    def end_cable_check(self, evse_id: str) -> None:
+        """The EVSE left its cable check (stopped or failed); a no-op when none runs."""
+        self._phase(evse_id, running=False)
+
+    def _phase(self, evse_id: str, *, running: bool) -> None:
+        for driver in self.evses[evse_id].modules.values():
+            if isinstance(driver, PhasedModule):
+                driver.cable_check(running)

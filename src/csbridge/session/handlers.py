@@ -270,6 +270,7 @@ class SessionHandlers:
         after = result.machine.state
         if event is Event.CP_A:
             self.authorization.forget(evse_id)  # a new EV, a new authorization
+            session.ev_rated_limits = None  # and its own limits, never the last EV's
         if after is not before.state:
             session.since = datetime.now(UTC)
             log.info(
@@ -359,6 +360,7 @@ class SessionHandlers:
                     log.warning("event=modules_off evse=%s why=%s", evse_id, why)
                 self._stage.open_contactors(evse_id)
                 self.sessions[evse_id].cable_check_started = None
+                self._stage.end_cable_check(evse_id)  # after the Off, sent in its phase
             case (
                 Command.CLOSE_FOR_CABLE_CHECK
                 | Command.CLOSE_FOR_PRECHARGE
@@ -366,8 +368,13 @@ class SessionHandlers:
             ):
                 self._stage.close_contactors(evse_id, _CLOSE_REASON[command])
             case Command.START_SELF_TEST:
-                self.sessions[evse_id].cable_check_started = self._clock()
-                self._stage.start_imd_self_test(evse_id)
+                session = self.sessions[evse_id]
+                session.cable_check_started = self._clock()
+                # Josev's cable_check request carries no EV limits: its rated limits (from
+                # ChargeParameterDiscovery, before the cable check) say the EV's maximum.
+                rated = _rated_max_voltage(session)
+                ev_max = rated if rated != float("inf") else None
+                self._stage.start_cable_check(evse_id, ev_max)
             case Command.LOCK:
                 self._move_lock(evse_id, LockState.LOCKED)
             case Command.UNLOCK:

@@ -266,6 +266,9 @@ class EverestSources:
         self._cable_checks: set[str] = set()
         """EVSEs whose IMD self-test of the cable check runs: a setpoint now is told the phase
         CableCheck."""
+        self._sessions_checking: set[str] = set()
+        """EVSEs whose session is in its cable check (cable_check): offs are told the phase
+        CableCheck until it ends or a precharge or charging setpoint comes."""
         self._entrypoints = _entrypoints(config, self._apis)
 
     def _add(self, key: DeviceKey, device: EverestPsu | EverestImd, api: EverestApiDevice) -> None:
@@ -336,7 +339,16 @@ class EverestSources:
         cable check runs, else Charging."""
         if precharge:
             return "PreCharge"
+        # A setpoint the session sends is never part of its cable check (it holds the supply
+        # off then): a setpoint in the session's check is its end, so only the self-test counts.
         return "CableCheck" if evse_id in self._cable_checks else "Charging"
+
+    def cable_check(self, evse_id: str, *, running: bool) -> None:
+        """The EVSE's session entered (or left) its cable check."""
+        if running:
+            self._sessions_checking.add(evse_id)
+        else:
+            self._sessions_checking.discard(evse_id)
 
     def command(
         self, evse_id: str, module: str, voltage: float, current: float, phase: str
@@ -344,6 +356,7 @@ class EverestSources:
         """Export at this voltage and current (the setpoint is already clamped)."""
         if phase != "CableCheck":
             self._cable_checks.discard(evse_id)
+            self._sessions_checking.discard(evse_id)
         psu = self.psus[(evse_id, module)]
         mode = {"mode": "Export", "charging_phase": phase}
         setpoint = {"voltage_V": voltage, "current_A": current}
@@ -352,10 +365,13 @@ class EverestSources:
         return self._send(psu.key, "e2m/mode", mode) and sent
 
     def switch_off(self, evse_id: str, module: str) -> bool:
+        """Off: in the phase CableCheck while the EVSE's session checks its cable (as EVerest's
+        EvseManager sends Off in the phase it is in), else Other."""
         self._cable_checks.discard(evse_id)
+        phase = "CableCheck" if evse_id in self._sessions_checking else "Other"
         psu = self.psus[(evse_id, module)]
         psu.commanded = (
-            {"mode": "Off", "charging_phase": "Other"},
+            {"mode": "Off", "charging_phase": phase},
             {"voltage_V": 0.0, "current_A": 0.0},
         )
         sent = self._send(psu.key, "e2m/mode", psu.commanded[0])
