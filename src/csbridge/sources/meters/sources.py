@@ -1,0 +1,117 @@
+"""Every configured meter of the station, built from the configuration and run together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from csbridge.config import BusConfig, Config, EvseConfig, MeterConfig, SimulatedMeterConfig
+from csbridge.sources import ReadingSink
+from csbridge.sources.meters.can_meter import CanMeter
+from csbridge.sources.meters.ivts import load_can_meter_profile
+from csbridge.sources.meters.modbus import ModbusMeter
+from csbridge.sources.meters.register_map import load_register_map, meter_profile_path
+from csbridge.sources.meters.simulated import Flow, SimulatedMeter
+from csbridge.support import Counters
+
+log = logging.getLogger("csbridge.meters")
+
+
+class Meter(Protocol):
+    evse_id: str
+    kind: str
+
+    async def run(self) -> None: ...
+
+
+def _no_flow(_evse_id: str) -> Flow:
+    return Flow(0.0, 0.0)
+
+
+class MeterSources:
+    """The meters, by EVSE. A `rest` meter is read by the REST client (sources/meters/rest.py),
+    not here: it is left out of `meters` and of `unmetered`."""
+
+    def __init__(
+        self,
+        config: Config,
+        sink: ReadingSink,
+        counters: Counters,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        measure: Callable[[str], Flow] = _no_flow,
+        profile_dirs: Sequence[Path] = (),
+    ) -> None:
+        self.meters: dict[str, Meter] = {}
+        buses = {bus.name: bus for bus in config.bus}
+        dirs = tuple(profile_dirs) or tuple(config.station.profile_dirs)
+        for evse in config.evse:
+            meter = evse.meter
+            if meter is None or meter.kind == "rest":
+                continue
+            self.meters[evse.evse_id] = _build(
+                evse,
+                meter,
+                buses=buses,
+                sink=sink,
+                counters=counters,
+                clock=clock,
+                measure=measure,
+                dirs=dirs,
+            )
+
+    def count(self) -> int:
+        return len(self.meters)
+
+    async def run(self) -> None:
+        """Until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            for evse_id, meter in self.meters.items():
+                tasks.create_task(meter.run(), name=f"meter-{evse_id}")
+
+
+def _build(
+    evse: EvseConfig,
+    meter: MeterConfig,
+    *,
+    buses: dict[str, BusConfig],
+    sink: ReadingSink,
+    counters: Counters,
+    clock: Callable[[], float],
+    measure: Callable[[str], Flow],
+    dirs: tuple[Path, ...],
+) -> Meter:
+    evse_id = evse.evse_id
+    if meter.kind == "can":
+        assert meter.can is not None  # MeterConfig guarantees it
+        profile = load_can_meter_profile(meter_profile_path(meter.can.profile, dirs))
+        return CanMeter(
+            evse_id, profile, buses[meter.can.bus], sink=sink, counters=counters, clock=clock
+        )
+    if meter.kind == "modbus":
+        assert meter.modbus is not None  # MeterConfig guarantees it
+        register_map = load_register_map(meter_profile_path(meter.modbus.register_map, dirs))
+        return ModbusMeter(
+            evse_id,
+            register_map,
+            meter.modbus,
+            poll_period_s=meter.poll_period_s,
+            sink=sink,
+            counters=counters,
+            clock=clock,
+        )
+    return SimulatedMeter(
+        evse_id,
+        meter.simulated or _default_simulated(),
+        lambda: measure(evse_id),
+        sink=sink,
+        clock=clock,
+    )
+
+
+def _default_simulated() -> SimulatedMeterConfig:
+    return SimulatedMeterConfig()
