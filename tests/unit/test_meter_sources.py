@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from csbridge.config import Config, EvseConfig, MeterConfig, SimulatedMeterConfig
+from csbridge.config import Config, ConfigError, EvseConfig, MeterConfig, SimulatedMeterConfig
 from csbridge.engine import LimitsEngine
 from csbridge.limits import EvseComposer, EvseInputs, StatusCode
 from csbridge.sources import ImdReading, MeterSample
-from csbridge.sources.meters import Flow, SimulatedMeter
-from csbridge.support import Counted
+from csbridge.sources.meters import Flow, MeterSources, SimulatedMeter, meter_problems
+from csbridge.support import Counted, Counters
 from tests.support import station_config
 from tests.unit.test_limits_compose import NOW, dc_inputs, module
 
@@ -215,3 +215,34 @@ def test_the_simulated_ac_meter_gives_the_phases_in_use_only() -> None:
     assert reading.current_a == (16.0, 0.0, 0.0)
     assert reading.power_factor == 0.98
     assert reading.dc_voltage_v is None
+
+
+# -- the profiles a configuration names ----------------------------------------------------------
+
+
+def _document_with_meter(meter: dict[str, Any], bitrate: int | None = 500_000) -> Config:
+    document = BASE.model_dump(mode="json")
+    document["bus"] = [{"name": "meters", "interface": "virtual", "bitrate": bitrate}]
+    document["evse"][0]["meter"] = meter
+    return Config.model_validate(document)
+
+
+def test_the_shipped_meter_profiles_pass_the_check() -> None:
+    can_meter = {"kind": "can", "can": {"profile": "isabellenhuette-ivt-s", "bus": "meters"}}
+    assert meter_problems(_document_with_meter(can_meter)) == []
+    modbus = {"kind": "modbus", "modbus": {"tcp": {"host": "127.0.0.1"}}}
+    assert meter_problems(_document_with_meter(modbus)) == []
+
+
+def test_a_missing_profile_and_a_wrong_bitrate_are_named_by_key() -> None:
+    modbus = {"kind": "modbus", "modbus": {"register_map": "acme-x", "tcp": {"host": "h"}}}
+    assert meter_problems(_document_with_meter(modbus)) == [
+        "evse[0].meter: no meter profile 'acme-x' in hal/meters/ or the profile folders"
+    ]
+    can_meter = {"kind": "can", "can": {"profile": "isabellenhuette-ivt-s", "bus": "meters"}}
+    assert meter_problems(_document_with_meter(can_meter, bitrate=250_000)) == [
+        "evse[0].meter.can: isabellenhuette-ivt-s talks at 500000 bit/s, bus meters is set to"
+        " 250000"
+    ]
+    with pytest.raises(ConfigError):
+        MeterSources(_document_with_meter(modbus), lambda _e, _r: None, Counters())

@@ -28,7 +28,7 @@ from csbridge.sources.meters.register_map import (
 )
 from csbridge.sources.meters.sample import sample_from_values
 from csbridge.sources.meters.simulated import Flow, SimulatedMeter
-from csbridge.sources.meters.sources import Meter, MeterSources
+from csbridge.sources.meters.sources import Meter, MeterSources, meter_problems
 
 __all__ = [
     "CanMeter",
@@ -47,6 +47,7 @@ __all__ = [
     "SimulatedMeter",
     "load_can_meter_profile",
     "load_register_map",
+    "meter_problems",
     "meter_profile_path",
     "modbus_client",
     "parse_register_map",

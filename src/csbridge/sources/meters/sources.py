@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from csbridge.config import BusConfig, Config, EvseConfig, MeterConfig, SimulatedMeterConfig
+from csbridge.config import (
+    BusConfig,
+    Config,
+    ConfigError,
+    EvseConfig,
+    MeterConfig,
+    SimulatedMeterConfig,
+)
 from csbridge.sources import ReadingSink
 from csbridge.sources.meters.can_meter import CanMeter
 from csbridge.sources.meters.ivts import load_can_meter_profile
 from csbridge.sources.meters.modbus import ModbusMeter
-from csbridge.sources.meters.register_map import load_register_map, meter_profile_path
+from csbridge.sources.meters.register_map import (
+    MeterProfileError,
+    load_register_map,
+    meter_profile_path,
+)
 from csbridge.sources.meters.simulated import Flow, SimulatedMeter
 from csbridge.support import Counters
-
-log = logging.getLogger("csbridge.meters")
 
 
 class Meter(Protocol):
@@ -49,6 +57,9 @@ class MeterSources:
         self.meters: dict[str, Meter] = {}
         buses = {bus.name: bus for bus in config.bus}
         dirs = tuple(profile_dirs) or tuple(config.station.profile_dirs)
+        problems = meter_problems(config, dirs)
+        if problems:
+            raise ConfigError("config", problems)
         for evse in config.evse:
             meter = evse.meter
             if meter is None or meter.kind == "rest":
@@ -72,6 +83,31 @@ class MeterSources:
         async with asyncio.TaskGroup() as tasks:
             for evse_id, meter in self.meters.items():
                 tasks.create_task(meter.run(), name=f"meter-{evse_id}")
+
+
+def meter_problems(config: Config, profile_dirs: Sequence[Path] = ()) -> list[str]:
+    """Each configured meter's profile exists and can be used (and a CAN meter's bitrate is its
+    bus's): problems named by key, for check-config and for the station's start."""
+    dirs = tuple(profile_dirs) or tuple(config.station.profile_dirs)
+    buses = {bus.name: bus for bus in config.bus}
+    problems: list[str] = []
+    for index, evse in enumerate(config.evse):
+        meter = evse.meter
+        where = f"evse[{index}].meter"
+        try:
+            if meter is not None and meter.can is not None:
+                profile = load_can_meter_profile(meter_profile_path(meter.can.profile, dirs))
+                bitrate = buses[meter.can.bus].bitrate
+                if bitrate is not None and bitrate != profile.bitrate:
+                    problems.append(
+                        f"{where}.can: {profile.name} talks at {profile.bitrate} bit/s, bus"
+                        f" {meter.can.bus} is set to {bitrate}"
+                    )
+            if meter is not None and meter.modbus is not None:
+                load_register_map(meter_profile_path(meter.modbus.register_map, dirs))
+        except MeterProfileError as error:
+            problems.append(f"{where}: {error}")
+    return problems
 
 
 def _build(
