@@ -10,10 +10,14 @@ from typing import Any
 
 import pytest
 
+from csbridge.config import BusConfig, SimulatedMeterConfig
 from csbridge.sources.meters import (
     CanMeterState,
+    Flow,
     MeterProfileError,
     Refused,
+    SimulatedCanMeter,
+    SimulatedMeter,
     load_can_meter_profile,
     load_register_map,
     meter_profile_path,
@@ -249,3 +253,27 @@ def test_impossible_meter_numbers_become_none() -> None:
     assert cleaned.power_factor is None
     assert cleaned.frequency_hz == 50.0
     assert cleaned.dc_current_a == -20.0  # signed: energy back from the EV
+
+
+# -- what the simulators put on the wire, against the same facts -------------------------------
+
+
+def test_the_simulated_sdm630_encodes_registers_as_the_facts_say() -> None:
+    by_field = {value.field: value for value in SDM630.values}
+    assert by_field["voltage_l1_v"].encode(230.2) == [0x4366, 0x3333]
+    assert by_field["energy_import_wh"].encode(12_500.0) == [0x4148, 0x0000]  # 12.5 kWh
+
+
+def test_the_simulated_ivts_sends_its_results_as_the_facts_say() -> None:
+    meter = SimulatedMeter(
+        "E1", SimulatedMeterConfig(), lambda: Flow(400.0, -50.0), sink=lambda _e, _r: None
+    )
+    frames = SimulatedCanMeter(IVTS, BusConfig(name="x", interface="virtual"), meter, 0.1)
+    first = {frame.arbitration_id: bytes(frame.data) for frame in frames.frames()}
+    second = frames.frames()
+    # The current closes each cycle; the counter (byte 1, low nibble) moves on.
+    assert [frame.arbitration_id for frame in second] == [0x522, 0x526, 0x528, 0x521]
+    assert first[0x522] == bytes.fromhex("01 01 00 06 1A 80")  # 400 000 mV
+    assert first[0x521] == bytes.fromhex("00 01 FF FF 3C B0")  # -50 000 mA
+    assert first[0x526] == bytes.fromhex("05 01 FF FF B1 E0")  # -20 000 W
+    assert bytes(second[0].data)[1] == 0x02

@@ -65,6 +65,9 @@ class MeterConfig(Strict):
     modbus: ModbusMeterConfig | None = None
     rest: RestMeterConfig | None = None
     simulated: SimulatedMeterConfig | None = None
+    """Alone (kind = "simulated"): a meter without a wire. Beside `can` or `modbus` (TCP): the
+    meter is played on that wire (frames on the bus, pymodbus's server at the address) and read
+    back as a real one."""
     poll_period_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     """How often a polled meter (Modbus, REST) is read; a CAN meter sends by itself."""
     update_interval_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
@@ -88,6 +91,9 @@ class MeterConfig(Strict):
             raise ValueError(f'[evse.meter] kind = "{self.kind}" does not read {names}')
         if self.kind == "rest" and self.simulated is not None:
             raise ValueError("a `rest` meter is played by its own HTTP server, not simulated")
+        modbus = self.modbus
+        if self.simulated is not None and modbus is not None and modbus.tcp is None:
+            raise ValueError("a simulated Modbus meter is served on `tcp`, not `serial`")
         return self
 
     @property

@@ -847,8 +847,10 @@ class SessionHandlers:
             voltage=_per_phase(now_sample.voltage_v if now_sample is not None else None),
             current=_per_phase(now_sample.current_a if now_sample is not None else None),
             # DC carries no reactive power: its factor is 1 by definition, its frequency 0.
-            power_factor=min(1.0, abs(power_factor)) if power_factor is not None else float(dc),
-            frequency=frequency if frequency is not None else 0.0,
+            power_factor=round(min(1.0, abs(power_factor)), 3)
+            if power_factor is not None
+            else float(dc),
+            frequency=round(frequency, 3) if frequency is not None else 0.0,
             total_active_energy_imported=round(energy or 0.0, 3),
             total_reactive_energy_imported=0.0,
             dc_voltage=round(max(0.0, dc_voltage), 3) if dc_voltage is not None else ABSENT,

@@ -1,7 +1,8 @@
 """The EVSEs' energy meters as sources: a CAN shunt (the IVT-S, profile and DBC in hal/meters/),
 Modbus meters through pymodbus by a declarative register map (the Eastron SDM630), and a
-simulated meter; each hands MeterSample readings (the meter's own energy registers, per-phase
-values where it has them) to the engine. A meter's REST client (rest.py) is its own.
+simulated meter (alone, or played on the wire); each hands MeterSample readings (the meter's
+own energy registers, per-phase values where it has them) to the engine. A meter's REST client
+(rest.py) is its own.
 
 Imports sources (readings), config and support.
 """
@@ -29,6 +30,7 @@ from csbridge.sources.meters.register_map import (
 from csbridge.sources.meters.sample import sample_from_values
 from csbridge.sources.meters.simulated import Flow, SimulatedMeter
 from csbridge.sources.meters.sources import Meter, MeterSources, meter_problems
+from csbridge.sources.meters.wire_sims import SimulatedCanMeter, SimulatedModbusMeter
 
 __all__ = [
     "CanMeter",
@@ -44,7 +46,9 @@ __all__ = [
     "Refused",
     "RegisterMap",
     "RegisterValue",
+    "SimulatedCanMeter",
     "SimulatedMeter",
+    "SimulatedModbusMeter",
     "load_can_meter_profile",
     "load_register_map",
     "meter_problems",

@@ -83,6 +83,15 @@ class RegisterValue:
         number = float(value) * self.scale
         return number if math.isfinite(number) else None
 
+    def encode(self, number: float) -> list[int]:
+        """The registers that hold `number` (the simulated meters' side of `decode`)."""
+        raw_value = number / self.scale
+        kind = _FORMAT[self.type]
+        packed = struct.pack(">" + kind, raw_value if kind == "f" else round(raw_value))
+        pack = ">H" if self.byte_order == "big" else "<H"
+        words = [struct.unpack(pack, packed[i : i + 2])[0] for i in range(0, len(packed), 2)]
+        return words if self.word_order == "big" else list(reversed(words))
+
 
 @dataclass(frozen=True, slots=True)
 class ReadBlock:

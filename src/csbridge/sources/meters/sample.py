@@ -30,3 +30,23 @@ def sample_from_values(at: float, values: Mapping[str, float | None]) -> MeterSa
         dc_current_a=values.get("dc_current_a"),
         power_w=values.get("power_w"),
     )
+
+
+def values_of(sample: MeterSample) -> dict[str, float | None]:
+    """`sample` by the register maps' field names (what a simulated meter serves)."""
+    values: dict[str, float | None] = {
+        "energy_import_wh": sample.energy_import_wh,
+        "energy_export_wh": sample.energy_export_wh,
+        "power_factor": sample.power_factor,
+        "frequency_hz": sample.frequency_hz,
+        "dc_voltage_v": sample.dc_voltage_v,
+        "dc_current_a": sample.dc_current_a,
+        "power_w": sample.power_w,
+    }
+    for quantity, unit, phases in (
+        ("voltage", "v", sample.voltage_v),
+        ("current", "a", sample.current_a),
+    ):
+        for name, value in zip(("l1", "l2", "l3"), phases or (None, None, None), strict=True):
+            values[f"{quantity}_{name}_{unit}"] = value
+    return values

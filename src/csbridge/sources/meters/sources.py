@@ -26,6 +26,11 @@ from csbridge.sources.meters.register_map import (
     meter_profile_path,
 )
 from csbridge.sources.meters.simulated import Flow, SimulatedMeter
+from csbridge.sources.meters.wire_sims import (
+    IVTS_CYCLE_S,
+    SimulatedCanMeter,
+    SimulatedModbusMeter,
+)
 from csbridge.support import Counters
 
 
@@ -55,6 +60,8 @@ class MeterSources:
         profile_dirs: Sequence[Path] = (),
     ) -> None:
         self.meters: dict[str, Meter] = {}
+        self.simulators: dict[str, Meter] = {}
+        """Meters played on the wire (`simulated` beside `can` or `modbus`), by EVSE."""
         buses = {bus.name: bus for bus in config.bus}
         dirs = tuple(profile_dirs) or tuple(config.station.profile_dirs)
         problems = meter_problems(config, dirs)
@@ -64,7 +71,7 @@ class MeterSources:
             meter = evse.meter
             if meter is None or meter.kind == "rest":
                 continue
-            self.meters[evse.evse_id] = _build(
+            reader, simulator = _build(
                 evse,
                 meter,
                 buses=buses,
@@ -74,6 +81,9 @@ class MeterSources:
                 measure=measure,
                 dirs=dirs,
             )
+            self.meters[evse.evse_id] = reader
+            if simulator is not None:
+                self.simulators[evse.evse_id] = simulator
 
     def count(self) -> int:
         return len(self.meters)
@@ -81,6 +91,8 @@ class MeterSources:
     async def run(self) -> None:
         """Until cancelled."""
         async with asyncio.TaskGroup() as tasks:
+            for evse_id, simulator in self.simulators.items():
+                tasks.create_task(simulator.run(), name=f"meter-simulator-{evse_id}")
             for evse_id, meter in self.meters.items():
                 tasks.create_task(meter.run(), name=f"meter-{evse_id}")
 
@@ -120,18 +132,28 @@ def _build(
     clock: Callable[[], float],
     measure: Callable[[str], Flow],
     dirs: tuple[Path, ...],
-) -> Meter:
+) -> tuple[Meter, Meter | None]:
+    """The meter's reader, and the simulator that plays the meter on the wire (if any)."""
     evse_id = evse.evse_id
+    simulated = SimulatedMeter(
+        evse_id,
+        meter.simulated or SimulatedMeterConfig(),
+        lambda: measure(evse_id),
+        sink=sink,
+        clock=clock,
+    )
     if meter.kind == "can":
         assert meter.can is not None  # MeterConfig guarantees it
         profile = load_can_meter_profile(meter_profile_path(meter.can.profile, dirs))
-        return CanMeter(
-            evse_id, profile, buses[meter.can.bus], sink=sink, counters=counters, clock=clock
-        )
+        bus = buses[meter.can.bus]
+        reader = CanMeter(evse_id, profile, bus, sink=sink, counters=counters, clock=clock)
+        if meter.simulated is None:
+            return reader, None
+        return reader, SimulatedCanMeter(profile, bus, simulated, IVTS_CYCLE_S)
     if meter.kind == "modbus":
         assert meter.modbus is not None  # MeterConfig guarantees it
         register_map = load_register_map(meter_profile_path(meter.modbus.register_map, dirs))
-        return ModbusMeter(
+        modbus = ModbusMeter(
             evse_id,
             register_map,
             meter.modbus,
@@ -140,14 +162,14 @@ def _build(
             counters=counters,
             clock=clock,
         )
-    return SimulatedMeter(
-        evse_id,
-        meter.simulated or _default_simulated(),
-        lambda: measure(evse_id),
-        sink=sink,
-        clock=clock,
-    )
-
-
-def _default_simulated() -> SimulatedMeterConfig:
-    return SimulatedMeterConfig()
+        if meter.simulated is None or meter.modbus.tcp is None:
+            return modbus, None
+        server = SimulatedModbusMeter(
+            register_map,
+            simulated,
+            device_id=meter.modbus.device_id,
+            host=meter.modbus.tcp.host,
+            port=meter.modbus.tcp.port,
+        )
+        return modbus, server
+    return simulated, None
