@@ -10,19 +10,24 @@ contexts with raw input registers (function 4):
             50 Hz, 12.5 kWh imported, 0.75 kWh exported);
   device 2: the same with L1's voltage a NaN (a register that does not decode);
   device 3: only 0x00..0x47 (the energies missing: exception 2, illegal data address).
+For RTU, pymodbus's serial server with device 1 on one end of two raw pseudo-terminals whose
+masters the test relays to each other: the meter opens the other end as its serial port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import struct
 import time
-from collections.abc import AsyncIterator
+import tty
+from collections.abc import AsyncIterator, Iterator
 
 import can
 import pytest
-from pymodbus.server import ModbusTcpServer
+from pymodbus import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from csbridge.config import BusConfig, Config, MeterConfig, ModbusMeterConfig
@@ -334,3 +339,78 @@ async def test_the_meter_polls_by_itself_until_cancelled(sdm630_server: int) -> 
     async with running(meter):
         await wait_until(lambda: len(taken.samples) >= 3, 5, "three polls")
     assert not meter.client.connected
+
+
+# -- the SDM630 on RTU, over a pair of pseudo-terminals ----------------------------------------
+
+
+@contextlib.contextmanager
+def serial_line() -> Iterator[tuple[str, str]]:
+    """Two raw pseudo-terminals wired to each other like the two ends of an RS-485 pair: yields
+    (the meter's end, csbridge's end)."""
+    loop = asyncio.get_running_loop()
+    ends = [os.openpty(), os.openpty()]
+    for _, device in ends:
+        tty.setraw(device)
+    (master_a, device_a), (master_b, device_b) = ends
+
+    def relay(source: int, target: int) -> None:
+        with contextlib.suppress(OSError):
+            os.write(target, os.read(source, 4096))
+
+    loop.add_reader(master_a, relay, master_a, master_b)
+    loop.add_reader(master_b, relay, master_b, master_a)
+    try:
+        yield os.ttyname(device_a), os.ttyname(device_b)
+    finally:
+        for master, device in ends:
+            loop.remove_reader(master)
+            os.close(master)
+            os.close(device)
+
+
+def rtu_meter(port: str, taken: Taken) -> tuple[ModbusMeter, Counters]:
+    counters = Counters()
+    config = ModbusMeterConfig.model_validate(
+        {"serial": {"port": port, "baudrate": 9600}, "timeout_s": 0.5}
+    )
+    meter = ModbusMeter("E1", SDM630, config, poll_period_s=0.1, sink=taken, counters=counters)
+    return meter, counters
+
+
+async def test_the_sdm630_is_read_over_rtu() -> None:
+    with serial_line() as (meter_end, our_end):
+        server = ModbusSerialServer(
+            _device(1, sdm630_registers()), framer=FramerType.RTU, port=meter_end, baudrate=9600
+        )
+        task = asyncio.create_task(server.serve_forever())
+        taken = Taken()
+        meter, counters = rtu_meter(our_end, taken)
+        try:
+
+            async def answered() -> bool:
+                return await meter.poll() is not None
+
+            await wait_until(answered, 5, "an RTU answer", every=0.1)
+        finally:
+            meter.client.close()
+            await server.shutdown()  # type: ignore[no-untyped-call]
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    sample = taken.samples[-1]
+    assert sample.voltage_v == pytest.approx((230.2, 231.0, 229.5), abs=1e-4)
+    assert sample.energy_import_wh == 12_500.0
+    assert counters.get(Counted.METER_READS, "modbus/ok") >= 1
+
+
+async def test_a_silent_rtu_line_times_out() -> None:
+    with serial_line() as (_nobody, our_end):
+        taken = Taken()
+        meter, counters = rtu_meter(our_end, taken)
+        try:
+            assert await meter.poll() is None
+        finally:
+            meter.client.close()
+    assert taken.samples == []
+    assert counters.get(Counted.METER_READS, "modbus/timeout") == 1
