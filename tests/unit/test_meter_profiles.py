@@ -9,6 +9,8 @@ import struct
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from csbridge.config import BusConfig, SimulatedMeterConfig
 from csbridge.sources.meters import (
@@ -277,3 +279,24 @@ def test_the_simulated_ivts_sends_its_results_as_the_facts_say() -> None:
     assert first[0x521] == bytes.fromhex("00 01 FF FF 3C B0")  # -50 000 mA
     assert first[0x526] == bytes.fromhex("05 01 FF FF B1 E0")  # -20 000 W
     assert bytes(second[0].data)[1] == 0x02
+
+
+@given(
+    frames=st.lists(
+        st.tuples(
+            st.sampled_from([0x521, 0x522, 0x523, 0x526, 0x527, 0x528]),
+            st.binary(min_size=0, max_size=8),
+        ),
+        max_size=40,
+    )
+)
+def test_any_bytes_on_the_shunts_identifiers_never_raise(frames: list[tuple[int, bytes]]) -> None:
+    state = CanMeterState(IVTS)
+    for at, (frame_id, data) in enumerate(frames):
+        outcome = state.take(frame_id, data, float(at))
+        assert outcome is None or isinstance(outcome, MeterSample | Refused)
+        if isinstance(outcome, MeterSample):
+            assert outcome.energy_import_wh is not None
+            assert outcome.energy_import_wh >= 0.0
+            assert outcome.energy_export_wh is not None
+            assert outcome.energy_export_wh >= 0.0

@@ -128,7 +128,7 @@ class CanMeterState:
             return Refused("short")
         try:
             decoded = message.decode(bytes(data[: message.length]), decode_choices=False)
-        except (cantools.database.DecodeError, ValueError):
+        except (CantoolsError, ValueError):
             return Refused("undecodable")
         prefix = spec.signal
         if decoded.get(f"{prefix}_INDEX") != spec.index:

@@ -104,7 +104,11 @@ class ModbusMeter:
         return sample
 
     async def _read_all(self) -> MeterSample:
-        if not self.client.connected and not await self.client.connect():
+        try:
+            connected = self.client.connected or await self.client.connect()
+        except (ModbusException, OSError, ValueError) as error:
+            raise PollRefusedError("error", f"cannot connect: {error!r}") from error
+        if not connected:
             raise PollRefusedError("error", "cannot connect")
         values: dict[str, float | None] = {}
         for block in self._blocks:
@@ -133,8 +137,9 @@ class ModbusMeter:
             raise PollRefusedError("timeout", f"{where}: no answer ({error})") from error
         except ConnectionException as error:
             raise PollRefusedError("error", f"{where}: link lost ({error})") from error
-        except ModbusException as error:
-            raise PollRefusedError("error", f"{where}: {error}") from error
+        except (ModbusException, OSError, ValueError) as error:
+            # A garbled answer or a port that vanished: the link's fault, not a crash.
+            raise PollRefusedError("error", f"{where}: {error!r}") from error
         if response.isError():
             code = getattr(response, "exception_code", "?")
             raise PollRefusedError("exception", f"{where}: exception code {code}")
