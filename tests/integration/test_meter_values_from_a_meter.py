@@ -141,4 +141,11 @@ async def test_meter_values_come_from_the_meters_registers(
         lambda: _status(station, DC) == "evse_malfunction", 5, "the silent meter's fault"
     )
     assert station.engine.entries.get(DC)["dc"]["max_current"] == 0.0
+    # A total does not go stale: the last register stands; what the meter measured now does.
+    silent = await josev.request(
+        "meter_values", {"evse_id": DC, "timestamp": "2026-12-01T10:00:04Z"}, timeout=5
+    )
+    assert silent.data["total_active_energy_imported"] == 12_350.0
+    assert "dc_voltage" not in silent.data
+    assert "dc_current" not in silent.data
     josev.assert_no_problems()
