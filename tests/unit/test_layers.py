@@ -23,7 +23,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("session", "protocol"),
     ("power", "engine"),
     ("limits",),
-    ("sources.simulated", "sources.everest", "sources.rfid"),
+    ("sources.simulated", "sources.everest", "sources.rfid", "sources.meters"),
     ("sources.can",),
     ("sources",),
     ("mqtt", "messages"),

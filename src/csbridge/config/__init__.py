@@ -46,6 +46,15 @@ from csbridge.config.evse import (
 )
 from csbridge.config.loading import load_config, parse_config
 from csbridge.config.maintenance import MaintenanceConfig
+from csbridge.config.meter import (
+    MeterConfig,
+    MeterKind,
+    ModbusMeterConfig,
+    ModbusSerialConfig,
+    ModbusTcpConfig,
+    RestMeterConfig,
+    SimulatedMeterConfig,
+)
 from csbridge.config.mqtt import MqttConfig, broker_address
 from csbridge.config.redaction import REMOVED, redacted, redacted_config, without_url_password
 from csbridge.config.secrets import PASSWORD_ENV, exposed_secret_files, read_password
@@ -95,16 +104,23 @@ __all__ = [
     "Kind",
     "LoggingConfig",
     "MaintenanceConfig",
+    "MeterConfig",
+    "MeterKind",
     "MetricsConfig",
+    "ModbusMeterConfig",
+    "ModbusSerialConfig",
+    "ModbusTcpConfig",
     "ModuleConfig",
     "MqttConfig",
     "NonNegative",
     "OcppVersion",
     "Positive",
     "ReportingConfig",
+    "RestMeterConfig",
     "SerialReaderConfig",
     "SimulatedBoardConfig",
     "SimulatedImdConfig",
+    "SimulatedMeterConfig",
     "SimulatedModuleConfig",
     "StationConfig",
     "Strict",

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from csbridge.config.base import Finite, NonNegative, Positive, Strict
 from csbridge.config.devices import BoardConfig, ImdConfig, ModuleConfig
+from csbridge.config.meter import MeterConfig
 
 
 class Kind(enum.StrEnum):
@@ -208,6 +209,8 @@ class EvseConfig(Strict):
     """DC: the power modules stacked in parallel ([[evse.module]])."""
     imd: ImdConfig | None = None
     board: BoardConfig | None = None
+    meter: MeterConfig | None = None
+    """The EVSE's energy meter; without one, meter values are integrated from the modules."""
     external: ExternalDefaults = ExternalDefaults()
     authorization: AuthorizationConfig = AuthorizationConfig()
     """Absent: free-vend, as before authorization existed."""

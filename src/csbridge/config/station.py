@@ -248,6 +248,8 @@ class Config(Strict):
                 devices.append((f"evse[{index}].imd", evse.imd.can, 0))
             if evse.board is not None:
                 devices.append((f"evse[{index}].board", evse.board.can, 0))
+            if evse.meter is not None:
+                devices.append((f"evse[{index}].meter", evse.meter.can, 0))
             for where, device, address in devices:
                 if device is None:
                     continue

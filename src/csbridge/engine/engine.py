@@ -36,6 +36,7 @@ from csbridge.sources import (
     BoardReading,
     ExternalLimit,
     ImdReading,
+    MeterSample,
     ModuleReading,
     OperatorCommand,
     SessionCondition,
@@ -71,6 +72,7 @@ class _Evse:
     external: ExternalLimit | None = None
     operator: OperatorCommand | None = None
     session: SessionCondition | None = None
+    meter: MeterSample | None = None
     composition: Composition | None = None
     report_at: float = float("-inf")
     report_stale: bool = False
@@ -80,7 +82,13 @@ class _Evse:
 
     def inputs(self) -> EvseInputs:
         return EvseInputs(
-            self.modules, self.imd, self.board, self.external, self.operator, self.session
+            self.modules,
+            self.imd,
+            self.board,
+            self.external,
+            self.operator,
+            self.session,
+            self.meter,
         )
 
     def rounded(self, composed: EvseSnapshot) -> RoundedSnapshot:
@@ -107,6 +115,10 @@ class _Evse:
             previous = self.session
             self.report_stale |= previous is None or previous.report != reading.report
             self.session = reading
+        elif isinstance(reading, MeterSample):
+            if self.config.meter is None:
+                return False
+            self.meter = reading
         elif self.operator is None or not self.operator.station_stopping:
             # Once the station stops, no operator command brings the EVSE back.
             self.operator = reading
@@ -259,12 +271,14 @@ class LimitsEngine:
         return RoundedSnapshot(runtime.gate.reported.limits)
 
     def _evaluate(self, evse_id: str, runtime: _Evse, now: float) -> None:
+        before = runtime.composition
         try:
             snapshot = self._reported(runtime, now)
         except ValueError as error:  # a number that cannot be reported: keep what was sent
             self.counters.add(Counted.EVALUATION_FAILED, evse_id)
             log.error("event=evaluation_failed evse=%s why=%s", evse_id, error)
             return
+        self._note_disagreement(evse_id, before, runtime.composition)
         changed = self.snapshots.set(evse_id, snapshot)
         for observer in self.observers:
             observer(evse_id, runtime.inputs(), runtime.composition)
@@ -274,6 +288,26 @@ class LimitsEngine:
             runtime.report_at = now
             runtime.report_stale = False
             self._report_soon(evse_id)
+
+    def _note_disagreement(
+        self, evse_id: str, before: Composition | None, after: Composition | None
+    ) -> None:
+        """Counted and logged when meter and modules start to disagree, not on every
+        evaluation while they do."""
+        if after is None:
+            return
+        started = after.meter_disagrees - (before.meter_disagrees if before else frozenset())
+        for quantity in sorted(started):
+            self.counters.add(Counted.METER_DISAGREEMENTS, f"{evse_id}/{quantity}")
+            dc = after.snapshot.dc
+            log.warning(
+                "event=meter_disagrees evse=%s quantity=%s meter_present_voltage=%s"
+                " meter_present_current=%s -- meter and modules differ beyond the tolerance",
+                evse_id,
+                quantity,
+                dc.present_voltage if dc else None,
+                dc.present_current if dc else None,
+            )
 
     def _report_soon(self, evse_id: str) -> None:
         """The operator's report is built after the update to Josev has gone out (in the same

@@ -37,6 +37,7 @@ from csbridge.sources import (
     BoardReading,
     ExternalLimit,
     ImdReading,
+    MeterSample,
     ModuleReading,
     OperatorCommand,
     SessionCondition,
@@ -53,6 +54,7 @@ class EvseInputs:
     external: ExternalLimit | None = None
     operator: OperatorCommand | None = None
     session: SessionCondition | None = None
+    meter: MeterSample | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,9 @@ class Composition:
     binding: Mapping[str, LimitSource]
     facts: StatusFacts
     stack: StackState | None = None
+    meter_disagrees: frozenset[str] = frozenset()
+    """The quantities (voltage, current) on which a fresh meter and the modules disagree by
+    more than the meter's tolerance."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +133,9 @@ def external_in_force(
     return ExternalInForce(None, defaults.max_power_w, defaults.max_current_a)
 
 
-def _fresh(reading: BoardReading | ImdReading | None, now: float, deadline_s: float) -> bool:
+def _fresh(
+    reading: BoardReading | ImdReading | MeterSample | None, now: float, deadline_s: float
+) -> bool:
     return reading is not None and now - reading.at <= deadline_s
 
 
@@ -202,6 +209,7 @@ class EvseComposer:
             (stack is not None and stack.configured > 0 and stack.starting)
             or (config.imd is not None and inputs.imd is None)
             or (config.board is not None and inputs.board is None)
+            or (config.meter is not None and inputs.meter is None)
         )
         return StatusFacts(
             emergency_stop=board is not None and board.emergency_stop,
@@ -217,6 +225,9 @@ class EvseComposer:
             or any(module.stops_evse for module in inputs.modules.values()),
             imd_failed=imd_failed,
             board_failed=board_failed,
+            meter_failed=config.meter is not None
+            and inputs.meter is not None
+            and self._meter(inputs, now) is None,
             input_lost=stack is not None and stack.input_lost,
             disabled=inputs.operator is not None and not inputs.operator.enabled,
             unavailable=inputs.session is not None and not inputs.session.operative,
@@ -224,6 +235,40 @@ class EvseComposer:
             self_test_running=self_test,
             waiting_for_first_data=waiting,
         )
+
+    def _meter(self, inputs: EvseInputs, now: float) -> MeterSample | None:
+        """The meter's sample while it is fresh; None: no meter, or silent past its deadline
+        (its last good value then counts for nothing)."""
+        meter = self.config.meter
+        if meter is None or not _fresh(inputs.meter, now, meter.deadline_s):
+            return None
+        return inputs.meter
+
+    def _present(
+        self, inputs: EvseInputs, now: float, stack: StackState | None
+    ) -> tuple[float, float, frozenset[str]]:
+        """(present voltage, present current, disagreements): the meter's where one is fresh
+        and measures DC, else the modules' sums."""
+        voltage = stack.present_voltage if stack else 0.0
+        current = stack.present_current if stack else 0.0
+        meter = self._meter(inputs, now)
+        if meter is None:
+            return voltage, current, frozenset()
+        disagrees: set[str] = set()
+        config = self.config.meter
+        assert config is not None  # a fresh sample means a configured meter
+        if meter.dc_voltage_v is not None:
+            if stack is not None and abs(meter.dc_voltage_v - voltage) > config.voltage_tolerance_v:
+                disagrees.add("voltage")
+            voltage = max(0.0, meter.dc_voltage_v)
+        if meter.dc_current_a is not None:
+            # Magnitudes: the modules report what they carry, the meter signs the direction.
+            if stack is not None and abs(abs(meter.dc_current_a) - abs(current)) > (
+                config.current_tolerance_a
+            ):
+                disagrees.add("current")
+            current = meter.dc_current_a
+        return voltage, current, frozenset(disagrees)
 
     def _zero_source(self, status: StatusCode) -> LimitSource:
         if status is not StatusCode.EVSE_SHUTDOWN:
@@ -374,9 +419,10 @@ class EvseComposer:
             "min_voltage": min_voltage.source,
             "min_current": lowest_current.source,
         }
+        present_voltage, present_current, disagrees = self._present(inputs, now, stack)
         dc = DcLimits(
-            present_voltage=stack.present_voltage if stack else 0.0,
-            present_current=stack.present_current if stack else 0.0,
+            present_voltage=present_voltage,
+            present_current=present_current,
             max_current=max_current.value,
             min_current=min(lowest_current.value, max_current.value),
             max_voltage=max_voltage.value,
@@ -412,7 +458,7 @@ class EvseComposer:
             binding["evse_max_discharge_current"] = discharge_current.source
             binding["evse_max_discharge_power"] = discharge_power.source
         snapshot = EvseSnapshot(evse_id=config.evse_id, status_code=status, dc=dc, dc_bpt=dc_bpt)
-        return Composition(snapshot, binding, facts, stack)
+        return Composition(snapshot, binding, facts, stack, disagrees)
 
     # -- AC ------------------------------------------------------------------------------
 

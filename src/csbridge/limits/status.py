@@ -6,7 +6,8 @@
 3. no module fresh and healthy now although one has told its capability (silent, faulted,
    offline, too hot), or a module with a fault that stops the EVSE; an IMD that reports a
    device fault or went silent after it was seen; a board that reports a fault or went
-   silent after it was seen; a module that delivers output while commanded off
+   silent after it was seen; a meter silent past its deadline after it was seen; a module
+   that delivers output while commanded off
                                                     -> evse_malfunction
 4. grid input lost (any fresh module's input flags) -> evse_utility_interrupt_event
 5. disabled by the operator, or out of service      -> evse_shutdown
@@ -34,6 +35,7 @@ class StatusFacts:
     modules_lost: bool = False
     imd_failed: bool = False
     board_failed: bool = False
+    meter_failed: bool = False
     input_lost: bool = False
     disabled: bool = False
     unavailable: bool = False
@@ -48,7 +50,13 @@ def decide_status(facts: StatusFacts) -> StatusCode:
     if facts.station_stopping:
         # Whatever else is wrong, nothing will serve this EVSE any more: say so plainly.
         return StatusCode.EVSE_SHUTDOWN
-    if facts.modules_lost or facts.imd_failed or facts.board_failed or facts.stray_output:
+    if (
+        facts.modules_lost
+        or facts.imd_failed
+        or facts.board_failed
+        or facts.meter_failed
+        or facts.stray_output
+    ):
         return StatusCode.EVSE_MALFUNCTION
     if facts.input_lost:
         return StatusCode.EVSE_UTILITY_INTERRUPT_EVENT

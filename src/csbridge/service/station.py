@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from csbridge.config import Config, redacted_config
+from csbridge.config import Config, Kind, redacted_config
 from csbridge.engine import LimitsEngine
 from csbridge.messages import HandlerTable, SchemaRegistry
 from csbridge.power import wire_power
@@ -27,7 +28,10 @@ AVAILABILITY_KEY = "availability"
 """The state file's per-EVSE availability (true: operative)."""
 
 if TYPE_CHECKING:
+    from csbridge.sources.meters import Flow, MeterSources
     from csbridge.sources.simulated import SimulatedDevices
+
+log = logging.getLogger("csbridge.station")
 
 
 class Station:
@@ -59,6 +63,7 @@ class Station:
             operative={evse_id: bool(v) for evse_id, v in stored.items()},
         )
         self.session.on_availability = self._keep_availability
+        self.meters = _meters(config, self)
         self.resets = Resets(config, self.session, self.stage, self.engine)
         self.device_model = DeviceModel(config, self.engine.counters)
         self.josev = JosevServices(
@@ -156,9 +161,23 @@ class Station:
         finally:
             self.session.switch_everything_off("the bridge stops")
 
+    def meter_flow(self, evse_id: str) -> Flow:
+        """What a simulated meter measures: the modules' output (DC); nothing flows through an
+        AC EVSE's simulation, so its meter sees the phase voltage and no current."""
+        from csbridge.sources.meters import Flow  # noqa: PLC0415 - only with a meter
+
+        evse = next(e for e in self.config.evse if e.evse_id == evse_id)
+        if evse.kind is Kind.DC:
+            power = self.session.power
+            return Flow(power.measured_voltage(evse_id), power.measured_current(evse_id))
+        return Flow(float(evse.nominal_voltage or 0), 0.0, evse.phases)
+
     async def _run(self) -> None:
         await self.device_model.load()  # before the bridge connects and Josev can ask
+        _warn_unmetered(self.config)
         async with asyncio.TaskGroup() as tasks:
+            if self.meters is not None:
+                tasks.create_task(self.meters.run(), name="meters")
             tasks.create_task(self.session.keep_alive(), name="setpoint-keepalive")
             if self._devices is not None:
                 tasks.create_task(self._devices.run(), name="simulated-devices")
@@ -209,3 +228,29 @@ def _scenario(config: Config, devices: SimulatedDevices | None, engine: LimitsEn
     from csbridge.sources.simulated import SimulatedDevices  # noqa: PLC0415
 
     return demo_scenario(config, devices or SimulatedDevices(engine.ingest, engine.clock), engine)
+
+
+def _meters(config: Config, station: Station) -> MeterSources | None:
+    """The configured meters; None, and pymodbus never imported, when there is none."""
+    if not any(evse.meter is not None for evse in config.evse):
+        return None
+    from csbridge.sources.meters import MeterSources  # noqa: PLC0415
+
+    return MeterSources(
+        config,
+        station.engine.ingest,
+        station.engine.counters,
+        clock=station.engine.clock,
+        measure=station.meter_flow,
+    )
+
+
+def _warn_unmetered(config: Config) -> None:
+    """The start-up warning for each EVSE whose meter values are arithmetic, not measured."""
+    for evse in config.evse:
+        if evse.meter is None:
+            log.warning(
+                "event=meter_missing evse=%s -- no [evse.meter]: meter_values integrate present"
+                " voltage times current (no per-phase values; not for billing)",
+                evse.evse_id,
+            )

@@ -799,11 +799,21 @@ class SessionHandlers:
     @handles(MeterValuesRequest)
     def meter_values(self, message: MeterValuesRequest) -> MeterValuesResponse | None:
         """None (no answer) for an unknown EVSE: the response has no status to refuse with, and
-        a reading of a meter the station does not have would be made up."""
+        a reading of a meter the station does not have would be made up.
+
+        With a meter, everything comes from it: energy from its registers, per-phase values
+        where it measures them (0 where it does not). Its instantaneous values count while its
+        sample is fresh; past its deadline the energies are the last registers it gave (a total
+        does not go stale, it only stops growing) and the rest is 0. Without a meter, present
+        voltage times current is integrated between requests (counted: not for billing)."""
         evse_id = value_or(message.evse_id, None) or next(iter(self._config))
         if evse_id not in self._config:
             self._unknown_evse(message.NAME, evse_id)
             return None
+        config = self._config[evse_id]
+        if config.meter is not None:
+            return self._metered_values(evse_id, config)
+        self._engine.counters.add(Counted.METER_VALUES_INTEGRATED, evse_id)
         # Measured, never the deadbanded values of the updates: a meter reads what flows.
         voltage = self.power.measured_voltage(evse_id)
         current = self.power.measured_current(evse_id)
@@ -824,6 +834,34 @@ class SessionHandlers:
             total_reactive_energy_imported=0.0,
             dc_voltage=round(voltage, 3),
             dc_current=round(current, 3),
+        )
+
+    def _metered_values(self, evse_id: str, config: EvseConfig) -> MeterValuesResponse:
+        meter_config = config.meter
+        assert meter_config is not None
+        sample = self._engine.inputs(evse_id).meter
+        fresh = sample is not None and self._clock() - sample.at <= meter_config.deadline_s
+        now_sample = sample if fresh else None
+        dc = config.kind is Kind.DC
+        power_factor = now_sample.power_factor if now_sample is not None else None
+        frequency = now_sample.frequency_hz if now_sample is not None else None
+        dc_voltage = now_sample.dc_voltage_v if now_sample is not None else None
+        dc_current = now_sample.dc_current_a if now_sample is not None else None
+        energy = sample.energy_import_wh if sample is not None else None
+        return MeterValuesResponse(
+            evse_id=evse_id,
+            timestamp=josev_date_time(datetime.now(UTC)),
+            voltage=_per_phase(now_sample.voltage_v if now_sample is not None else None),
+            current=_per_phase(now_sample.current_a if now_sample is not None else None),
+            # DC carries no reactive power: its factor is 1 by definition, its frequency 0.
+            power_factor=round(min(1.0, abs(power_factor)), 3)
+            if power_factor is not None
+            else float(dc),
+            frequency=round(frequency, 3) if frequency is not None else 0.0,
+            total_active_energy_imported=round(energy or 0.0, 3),
+            total_reactive_energy_imported=0.0,
+            dc_voltage=round(max(0.0, dc_voltage), 3) if dc_voltage is not None else ABSENT,
+            dc_current=round(dc_current, 3) if dc_current is not None else ABSENT,
         )
 
     # -- what the station sees and tells Josev by itself -----------------------------------
@@ -970,3 +1008,11 @@ def _rated_max_voltage(session: EvseSession) -> float:
         and 0 < value < float("inf")
     ]
     return min(values, default=float("inf"))
+
+
+def _per_phase(values: tuple[float | None, float | None, float | None] | None) -> PerPhase:
+    """A meter's per-phase magnitudes; 0 for a phase it does not measure."""
+    l1, l2, l3 = values or (None, None, None)
+    return PerPhase(
+        l1=round(abs(l1 or 0.0), 3), l2=round(abs(l2 or 0.0), 3), l3=round(abs(l3 or 0.0), 3)
+    )

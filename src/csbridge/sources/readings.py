@@ -154,10 +154,39 @@ class SessionCondition:
     """The `session` block of the EVSE's limits report, JSON-ready."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeterSample:
+    """One reading of an EVSE's energy meter. Energies are the meter's own registers (never
+    integrated here); a quantity the meter does not measure is None, never made up."""
+
+    at: float
+    energy_import_wh: float | None = None
+    """Energy delivered to the EV (active, import register), Wh."""
+    energy_export_wh: float | None = None
+    """Energy taken back from the EV (active, export register), Wh."""
+    voltage_v: tuple[float | None, float | None, float | None] | None = None
+    """AC: phase-to-neutral voltage of L1, L2, L3."""
+    current_a: tuple[float | None, float | None, float | None] | None = None
+    """AC: current of L1, L2, L3."""
+    power_factor: float | None = None
+    frequency_hz: float | None = None
+    dc_voltage_v: float | None = None
+    dc_current_a: float | None = None
+    """Signed: negative while energy flows back from the EV."""
+    power_w: float | None = None
+    """Active power, signed like the current."""
+
+
 SourceReading = (
-    ModuleReading | ImdReading | BoardReading | ExternalLimit | OperatorCommand | SessionCondition
+    ModuleReading
+    | ImdReading
+    | BoardReading
+    | ExternalLimit
+    | OperatorCommand
+    | SessionCondition
+    | MeterSample
 )
-_R = TypeVar("_R", ModuleReading, ImdReading, BoardReading, ExternalLimit)
+_R = TypeVar("_R", ModuleReading, ImdReading, BoardReading, ExternalLimit, MeterSample)
 
 
 def _finite(value: float | None) -> float | None:
@@ -224,9 +253,36 @@ def sanitized(reading: SourceReading) -> tuple[SourceReading, bool]:
             if reading.max_current is None
             else _non_negative(reading.max_current) or 0.0,
         )
+    elif isinstance(reading, MeterSample):
+        cleaned = _replaced(
+            reading,
+            energy_import_wh=_non_negative(reading.energy_import_wh),
+            energy_export_wh=_non_negative(reading.energy_export_wh),
+            voltage_v=_phases(reading.voltage_v),
+            current_a=_phases(reading.current_a),
+            power_factor=_power_factor(reading.power_factor),
+            frequency_hz=_non_negative(reading.frequency_hz),
+            dc_voltage_v=_finite(reading.dc_voltage_v),
+            dc_current_a=_finite(reading.dc_current_a),
+            power_w=_finite(reading.power_w),
+        )
     else:
         cleaned = reading
     return cleaned, cleaned is not reading
+
+
+def _phases(
+    values: tuple[float | None, float | None, float | None] | None,
+) -> tuple[float | None, float | None, float | None] | None:
+    if values is None:
+        return None
+    l1, l2, l3 = values
+    return (_finite(l1), _finite(l2), _finite(l3))
+
+
+def _power_factor(value: float | None) -> float | None:
+    value = _finite(value)
+    return value if value is not None and -1.0 <= value <= 1.0 else None
 
 
 def _replaced(reading: _R, **fields: Any) -> _R:

@@ -83,6 +83,9 @@ class Counted(enum.StrEnum):
     MAINTENANCE_WORDS_IGNORED = "maintenance_words_ignored"
     JOSEV_NOTICE_IGNORED = "josev_notice_ignored"
     OCPP_REFUSED = "ocpp_refused"
+    METER_READS = "meter_reads"
+    METER_VALUES_INTEGRATED = "meter_values_integrated"
+    METER_DISAGREEMENTS = "meter_disagreements"
 
     @property
     def metric(self) -> MetricSpec:
@@ -249,6 +252,25 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "ocpp_requests_refused",
         "OCPP requests Josev Pro relayed that csbridge refused (it speaks no OCPP), by name.",
         ("name",),
+    ),
+    Counted.METER_READS: MetricSpec(
+        "meter_reads",
+        "Reads of the EVSEs' energy meters by meter kind (can, modbus, simulated) and outcome:"
+        " ok; refused (a bad frame or register, the last good value kept until its deadline);"
+        " exception (a Modbus exception answer); timeout; error (the link failed).",
+        ("kind", "outcome"),
+    ),
+    Counted.METER_VALUES_INTEGRATED: MetricSpec(
+        "meter_values_integrated",
+        "meter_values answered from present voltage times current integrated over time (the"
+        " EVSE has no meter), by EVSE.",
+        ("evse",),
+    ),
+    Counted.METER_DISAGREEMENTS: MetricSpec(
+        "meter_disagreements",
+        "Times an EVSE's meter and its power modules started to disagree by more than the"
+        " configured tolerance, by EVSE and quantity (voltage, current).",
+        ("evse", "quantity"),
     ),
 }
 

@@ -106,6 +106,12 @@ def check_config(
         DeviceRouter(settings)
     except ConfigError as error:
         refuse(error, path)
+    if any(evse.meter is not None for evse in settings.evse):
+        from csbridge.sources.meters import meter_problems  # noqa: PLC0415
+
+        problems = meter_problems(settings)
+        if problems:
+            refuse(ConfigError(str(path), problems), path)
     out.print(f"{path}: ok, broker {settings.mqtt.broker}")
     for evse in settings.evse:
         kind = f"{evse.kind.value}{' + bpt' if evse.bpt else ''}"
