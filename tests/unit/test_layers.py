@@ -24,7 +24,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("power", "engine"),
     ("limits",),
     ("sources.simulated", "sources.everest", "sources.rfid"),
-    ("sources.can",),
+    ("sources.can", "sources.meters"),
     ("sources",),
     ("mqtt", "messages"),
     ("config",),

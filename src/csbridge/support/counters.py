@@ -82,6 +82,7 @@ class Counted(enum.StrEnum):
     MAINTENANCE_JOBS = "maintenance_jobs"
     MAINTENANCE_WORDS_IGNORED = "maintenance_words_ignored"
     JOSEV_NOTICE_IGNORED = "josev_notice_ignored"
+    METER_REQUEST_FAILED = "meter_request_failed"
 
     @property
     def metric(self) -> MetricSpec:
@@ -243,6 +244,12 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "Valid updates from Josev (a display or service status) the station could not use:"
         " an EVSE it does not have, a service it does not know.",
         ("name", "why"),
+    ),
+    Counted.METER_REQUEST_FAILED: MetricSpec(
+        "meter_request_failures",
+        "Requests to a meter that gave nothing usable (timeout, unreachable, HTTP status, a bad"
+        " body or OCMF record, a transaction the meter would refuse), by meter kind and request.",
+        ("meter", "request", "why"),
     ),
 }
 
