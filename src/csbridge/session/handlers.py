@@ -211,6 +211,8 @@ class SessionHandlers:
         """Told every change of an EVSE's availability (the state file keeps it)."""
         self.on_step: list[Callable[[str, Event, State, State], None]] = []
         """Told every event an EVSE's machine took: (evse_id, event, state before, after)."""
+        self.on_transaction: list[Callable[[str, TransactionStatusUpdate], None]] = []
+        """Told every transaction_status Josev gives for a known EVSE (meter_push.MeterPush)."""
         self._announced: dict[str, tuple[str, str]] = {}
         self._conditions: dict[str, SessionCondition] = {}
         self.pushed: asyncio.Queue[Message] = asyncio.Queue()
@@ -438,6 +440,8 @@ class SessionHandlers:
                 self._unknown_evse(message.NAME, evse_id)
             return
         self.sessions[evse_id].transaction = message
+        for observer in self.on_transaction:
+            observer(evse_id, message)
         if message.status == "ended":
             self.feed(evse_id, Event.TRANSACTION_ENDED, "the transaction ended")
 
