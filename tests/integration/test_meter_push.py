@@ -55,6 +55,7 @@ async def _pushing(station: Station, meter: RestDcMeter) -> AsyncIterator[MeterP
         lambda evse_id: meter.current() if evse_id == DC else None,
         signers={DC: meter},
         intervals={DC: INTERVAL_S},
+        on_public_key=station.session.set_meter_public_key,
     )
     station.session.on_transaction.append(push.on_transaction)
 
@@ -121,6 +122,15 @@ async def test_a_transaction_is_pushed_signed_at_start_and_end_and_every_interva
         assert record.payload["ID"] == "04A2"
         _verify(signed)
         assert push.public_keys[DC] == played.public_key_hex
+        # and the key is in the EVSE's limits report, which `csbridge status` shows
+        await wait_until(
+            lambda: (
+                station.engine.reports.get(DC)["session"].get("meter_public_key")
+                == played.public_key_hex
+            ),
+            5,
+            "the key in the limits report",
+        )
 
         # energy flows: the periodic updates follow the meter's registers, unsigned
         played.measure(import_kwh=101.0, export_kwh=3.0)
@@ -208,3 +218,19 @@ async def test_a_silent_meter_still_pushes_the_signed_register_at_start_and_end(
             assert [r.kind for r in parse_ocmf(signed["signed_meter_data"]).readings] == kinds
         assert push.counters.get("meter_push_skipped", "start/no_reading") == 0
     josev.assert_no_problems()
+
+
+async def test_the_public_key_is_read_at_start_up_for_the_status(
+    station: Station, josev: JosevClient, played: PlayedLemDcbm, meter: RestDcMeter
+) -> None:
+    async with _pushing(station, meter) as push:
+        await push.read_public_keys()
+        assert station.session.meter_public_keys == {DC: played.public_key_hex}
+        await wait_until(
+            lambda: (
+                station.engine.reports.get(DC)["session"].get("meter_public_key")
+                == played.public_key_hex
+            ),
+            5,
+            "the key in the limits report",
+        )

@@ -229,3 +229,27 @@ def test_messages_go_out_as_updates() -> None:
 
     asyncio.run(once())
     assert (sent[0].name, sent[0].type) == ("meter_values", "update")
+
+
+async def test_each_key_read_is_told_once_and_an_overlong_one_never() -> None:
+    told: list[tuple[str, str]] = []
+    sent: list[dict[str, Any]] = []
+    push = MeterPush(
+        lambda message: sent.append(message.data),
+        lambda evse_id: Sample(1.0, 0.0),
+        signers={DC: Signer()},
+        on_public_key=lambda evse_id, key: told.append((evse_id, key)),
+    )
+    await push.read_public_keys()
+    await _run(push, sent, "started", 1)
+    assert told == [(DC, KEY)]
+    long_key = MeterPush(
+        lambda message: None,
+        lambda evse_id: None,
+        signers={DC: Signer(key="A" * 2501)},
+        on_public_key=lambda evse_id, key: told.append((evse_id, key)),
+    )
+    await long_key.read_public_keys()
+    assert told == [(DC, KEY)]
+    assert long_key.public_keys == {}
+    await push.close()

@@ -99,6 +99,7 @@ class MeterPush:
         intervals: Mapping[str, float] | None = None,
         counters: Counters | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_public_key: Callable[[str, str], None] | None = None,
     ) -> None:
         self._push = push
         self._reading = reading
@@ -111,6 +112,8 @@ class MeterPush:
         self._warnings = RateLimitedLog(log, clock)
         self.public_keys: dict[str, str] = {}
         """Each signing meter's public key once read: for status displays."""
+        self._on_public_key = on_public_key
+        """Told each key as it is read (SessionHandlers.set_meter_public_key)."""
 
     def on_transaction(self, evse_id: str, message: TransactionStatusUpdate) -> None:
         """SessionHandlers.on_transaction: a transaction started or ended on `evse_id`."""
@@ -204,16 +207,15 @@ class MeterPush:
             self._unsigned(evse_id, moment, "meter_gave_none")
             return None
         key = await signer.public_key()
-        if key is not None:
-            self.public_keys[evse_id] = key
-        else:
+        if key is None:
             self._unsigned(evse_id, moment, "no_public_key")
-            return None
-        if len(record.text) > MAX_SIGNED_DATA:
-            self._unsigned(evse_id, moment, "record_too_long")
             return None
         if len(key) > MAX_PUBLIC_KEY:
             self._unsigned(evse_id, moment, "key_too_long")
+            return None
+        self._known_key(evse_id, key)
+        if len(record.text) > MAX_SIGNED_DATA:
+            self._unsigned(evse_id, moment, "record_too_long")
             return None
         method = record.signing_algorithm
         return SignedMeterValue(
@@ -223,6 +225,20 @@ class MeterPush:
             encoding_method=ENCODING,
             public_key=key,
         )
+
+    async def read_public_keys(self) -> None:
+        """Ask every signing meter for its key now (at start-up, so that status shows it before
+        the first transaction); a meter that does not answer is asked again at a start."""
+        for evse_id, signer in self._signers.items():
+            key = await signer.public_key()
+            if key is not None and len(key) <= MAX_PUBLIC_KEY:
+                self._known_key(evse_id, key)
+
+    def _known_key(self, evse_id: str, key: str) -> None:
+        if self.public_keys.get(evse_id) != key:
+            self.public_keys[evse_id] = key
+            if self._on_public_key is not None:
+                self._on_public_key(evse_id, key)
 
     def _unsigned(self, evse_id: str, moment: Moment, why: str) -> None:
         self.counters.add(Counted.SIGNED_VALUE_MISSING, f"{moment}/{why}")
