@@ -133,6 +133,18 @@ async def test_a_second_start_while_one_runs_is_refused_by_the_meter_and_gives_n
     assert "event=meter_request_failed meter=dc1 request=start why=http_status" in caplog.text
 
 
+async def test_a_refused_time_is_counted_and_the_meter_decides_the_start(
+    played: PlayedLemDcbm, meter: RestDcMeter
+) -> None:
+    played.state.refuse_time = True
+    assert await meter.start_transaction(TransactionStart(transaction_id="tx-1")) is None
+    assert _failures(meter, "rest/settings/bad_body") == 1
+    assert _failures(meter, "rest/start/http_status") == 1  # never synchronised: refused
+    played.state.time_synced = True  # as by NTP
+    assert await meter.start_transaction(TransactionStart(transaction_id="tx-1")) is not None
+    assert _failures(meter, "rest/settings/bad_body") == 2
+
+
 @pytest.mark.parametrize(
     ("start", "why"),
     [

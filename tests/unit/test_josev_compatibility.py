@@ -277,7 +277,7 @@ def test_the_counts_line_adds_up() -> None:
 # -- the checker itself: a row that lies is caught ----------------------------------------------
 
 LYING_ROWS = [
-    Row("meter_values", "update", Direction.TO_JOSEV, "sends", pending=False),
+    Row("meter_values", "update", Direction.TO_JOSEV, "ignored", pending=False),
     Row("cs_parameters", "request", Direction.FROM_JOSEV, "ignored", pending=False),
     Row("cp_status", "update", Direction.FROM_JOSEV, "accepts", pending=False),
     Row("hlc_charging", "update", Direction.FROM_JOSEV, "answers", pending=False),

@@ -77,6 +77,8 @@ class MeterState:
     energy_import_kwh: float = 0.0
     energy_export_kwh: float = 0.0
     time_synced: bool = False
+    refuse_time: bool = False
+    """Answer a time setting with result 0 (as the meter does during a transaction)."""
     fault: Fault = Fault.NONE
     transactions: dict[str, PlayedTransaction] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
@@ -366,6 +368,8 @@ class _Handler(BaseHTTPRequestHandler):
                 utc = body.get("time", {}).get("utc") if isinstance(body, dict) else None
                 if not isinstance(utc, str):
                     return 400, {"error": "time.utc missing"}
+                if meter.state.refuse_time:
+                    return 200, {"meterId": meter.state.meter_id, "result": 0}
                 meter.state.time_synced = True
                 return 200, {"meterId": meter.state.meter_id, "result": 1}
             case "POST", "/v1/legal":

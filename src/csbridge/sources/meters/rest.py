@@ -191,9 +191,9 @@ class RestDcMeter:
         if problem is not None:
             self._failed("start", MeterRequestError("bad_request", problem))
             return None
+        if self._sync_time:
+            await self._set_time()
         try:
-            if self._sync_time:
-                await self._set_time()
             body = await self._json("start", "POST", "legal", expect=201, body=transaction.body())
             if body.get("running") is not True:
                 raise MeterRequestError("bad_body", "the transaction is not running")
@@ -236,9 +236,18 @@ class RestDcMeter:
         return None
 
     async def _set_time(self) -> None:
-        """The meter signs with its own clock and refuses a start without a valid sync."""
+        """The meter signs with its own clock and refuses a start without a valid sync. A sync
+        that fails is counted and the start still asked for: the meter decides (its clock may
+        be synchronised already, by NTP or an earlier start)."""
         now = self._wall_clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        await self._send("settings", "PUT", "settings", expect=200, body={"time": {"utc": now}})
+        try:
+            body = await self._json(
+                "settings", "PUT", "settings", expect=200, body={"time": {"utc": now}}
+            )
+            if body.get("result") != 1:
+                raise MeterRequestError("bad_body", "the meter refused the time")
+        except MeterRequestError as failure:
+            self._failed("settings", failure)
 
     async def _json(
         self,
