@@ -6,18 +6,24 @@ deadline."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import ssl
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import trustme
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from csbridge.sources.meters import OcmfRecord, RestDcMeter, TransactionStart
 from csbridge.support import Counters
+from csbridge.testing.harness import wait_until
 from csbridge.testing.lem_dcbm import Fault, PlayedLemDcbm, played_lem_dcbm
 
 TIMEOUT_S = 0.3
@@ -255,3 +261,47 @@ async def test_a_livemeasure_that_is_not_the_meters_is_refused(
     assert await meter.read() is None
     assert _failures(meter, "rest/livemeasure/bad_body") == 1
     assert json.dumps(body)  # the test's body is JSON the server can send
+
+
+async def test_over_https_the_meters_certificate_is_checked(tmp_path: Path, clock: Clock) -> None:
+    """The meter also serves HTTPS: with its certificate as the CA the readings come; with the
+    system's CAs (the default) the meter is unreachable, never read unchecked."""
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+    ca_file = tmp_path / "meter-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with played_lem_dcbm(tls=server) as played:
+        played.measure(import_kwh=3.0)
+        assert played.url.startswith("https://")
+        trusting = RestDcMeter(played.url, timeout_s=2.0, clock=clock, verify=str(ca_file))
+        default = RestDcMeter(played.url, timeout_s=2.0, clock=clock)
+        try:
+            sample = await trusting.read()
+            assert sample is not None
+            assert sample.energy_import_wh == pytest.approx(3_000.0)
+            assert await default.read() is None
+            assert default.counters.get("meter_request_failed", "rest/livemeasure/unreachable") == 1
+        finally:
+            await trusting.close()
+            await default.close()
+
+
+async def test_poll_keeps_the_current_sample_fresh(played: PlayedLemDcbm, clock: Clock) -> None:
+    meter = RestDcMeter(played.url, timeout_s=TIMEOUT_S, clock=clock)
+    poller = asyncio.create_task(meter.poll(every_s=0.01))
+    try:
+        played.measure(import_kwh=1.0)
+        await wait_until(
+            lambda: (s := meter.current()) is not None and s.energy_import_wh == 1000.0
+        )
+        played.measure(import_kwh=2.0)
+        await wait_until(
+            lambda: (s := meter.current()) is not None and s.energy_import_wh == 2000.0
+        )
+        assert played.requested("/v1/livemeasure") >= 2
+    finally:
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+        await meter.close()

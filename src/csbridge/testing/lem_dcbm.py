@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import json
+import ssl
 import sys
 import threading
 from collections.abc import Iterator
@@ -88,8 +89,10 @@ class MeterState:
 class PlayedLemDcbm:
     """The played meter; `url` once started. Change what it measures with `measure`."""
 
-    def __init__(self, meter_id: str = "LEM0000001") -> None:
+    def __init__(self, meter_id: str = "LEM0000001", tls: ssl.SSLContext | None = None) -> None:
         self.state = MeterState(meter_id=meter_id)
+        self._tls = tls
+        """A server context: the meter over HTTPS, as it also serves."""
         self.lock = threading.Lock()
         self.released = threading.Event()
         self._key = ec.generate_private_key(ec.SECP256R1())
@@ -109,7 +112,8 @@ class PlayedLemDcbm:
     def url(self) -> str:
         assert self._server is not None, "start the played meter first"
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{host!s}:{port}"
 
     def start(self) -> None:
         meter = self
@@ -118,6 +122,11 @@ class PlayedLemDcbm:
             played = meter
 
         self._server = _Server(("127.0.0.1", 0), Handler)
+        if self._tls is not None:
+            # the handshake in the handler's thread, so a client that never speaks holds no one
+            self._server.socket = self._tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             args=(POLL_S,),
@@ -290,9 +299,12 @@ class PlayedLemDcbm:
 
 
 @contextmanager
-def played_lem_dcbm(meter_id: str = "LEM0000001") -> Iterator[PlayedLemDcbm]:
-    """A started played meter, stopped on the way out."""
-    meter = PlayedLemDcbm(meter_id)
+def played_lem_dcbm(
+    meter_id: str = "LEM0000001", tls: ssl.SSLContext | None = None
+) -> Iterator[PlayedLemDcbm]:
+    """A started played meter (over HTTPS with a server context `tls`), stopped on the way
+    out."""
+    meter = PlayedLemDcbm(meter_id, tls)
     meter.start()
     try:
         yield meter

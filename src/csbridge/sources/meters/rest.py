@@ -12,8 +12,10 @@ gives None (no signed value rather than a made-up one).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ log = logging.getLogger("csbridge.sources.meters")
 
 KIND: Final = "rest"
 DEFAULT_TIMEOUT_S: Final = 2.0
+DEFAULT_POLL_S: Final = 1.0
+"""How often `poll` reads the meter (EVerest's driver publishes about once a second)."""
 DEFAULT_DEADLINE_S: Final = 5.0
 """A sample older than this is no reading: the meter counts as silent."""
 KILO: Final = 1000.0
@@ -120,6 +124,7 @@ class RestDcMeter:
         deadline_s: float = DEFAULT_DEADLINE_S,
         api: str = "v1",
         sync_time: bool = True,
+        verify: bool | str = True,
         counters: Counters | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -133,8 +138,13 @@ class RestDcMeter:
         self._sync_time = sync_time
         self._clock = clock
         self._wall_clock = wall_clock
+        # verify: over HTTPS, the meter's certificate (GET /v1/certificate gives it) as a CA
+        # file, or True for the system's CAs; never off in a station that bills.
         self._client = client or httpx.AsyncClient(
-            base_url=url, timeout=httpx.Timeout(timeout_s), follow_redirects=False
+            base_url=url,
+            timeout=httpx.Timeout(timeout_s),
+            follow_redirects=False,
+            verify=ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify,
         )
         self._owns_client = client is None
         self._failures = RateLimitedLog(log, clock)
@@ -165,6 +175,13 @@ class RestDcMeter:
         except MeterRequestError as failure:
             self._failed("livemeasure", failure)
         return self.current()
+
+    async def poll(self, every_s: float = DEFAULT_POLL_S) -> None:
+        """Read the meter every `every_s` seconds until cancelled: `current()` then always holds
+        the newest good sample (the station's task for a configured REST meter)."""
+        while True:
+            await self.read()
+            await asyncio.sleep(every_s)
 
     async def public_key(self) -> str | None:
         """The meter's OCMF public key (read once, then kept: it is fixed in the meter)."""
