@@ -253,3 +253,50 @@ async def test_each_key_read_is_told_once_and_an_overlong_one_never() -> None:
     assert told == [(DC, KEY)]
     assert long_key.public_keys == {}
     await push.close()
+
+
+async def test_josev_saying_started_again_starts_nothing_new() -> None:
+    sent: list[dict[str, Any]] = []
+    signer = Signer()
+    push = _pusher(sent, signer, Sample(1.0, 0.0))
+    await _run(push, sent, "started", 1)
+    push.on_transaction(DC, _transaction("started"))
+    push.on_transaction(DC, _transaction("ended"))
+    await wait_until(lambda: len(sent) == 2, 5, "the end pushed")
+    assert signer.calls == ["start tx-1 ", "stop tx-1"]
+    await push.close()
+
+
+async def test_a_reading_that_raises_loses_its_push_not_the_next(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sent: list[dict[str, Any]] = []
+    calls: list[int] = []
+
+    def reading(evse_id: str) -> Sample:
+        calls.append(1)
+        if len(calls) in (1, 2):
+            raise ValueError("a bug in a meter module")
+        return Sample(1.0, 0.0)
+
+    push = MeterPush(lambda message: sent.append(message.data), reading, intervals={DC: 0.01})
+    push.on_transaction(DC, _transaction("started"))  # its start push is lost with the bug
+    await wait_until(lambda: len(sent) >= 2, 5, "pushes after the fault")
+    assert push.counters.get("meter_push_skipped", "any/failed") == 1  # the start
+    assert push.counters.get("meter_push_skipped", "periodic/failed") == 1  # the first beat
+    assert "event=meter_values_push_failed" in caplog.text
+    await push.close()
+
+
+async def test_closing_mid_start_leaves_no_task_behind() -> None:
+    sent: list[dict[str, Any]] = []
+    signer = Signer()
+    signer.gate.clear()  # the meter never answers the start
+    push = _pusher(sent, signer, Sample(1.0, 0.0), interval=0.01)
+    push.on_transaction(DC, _transaction("started"))
+    await wait_until(lambda: signer.calls == ["start tx-1 "], 5, "the start asked")
+    await push.close()
+    beats = [r.periodic for r in push._running.values()]  # noqa: SLF001 - what close left
+    assert beats  # the cancelled start left its beat
+    assert all(beat is not None and beat.done() for beat in beats)
+    assert sent == []

@@ -132,10 +132,12 @@ class MeterPush:
         """Stop every periodic push (a station shutting down)."""
         for task in list(self._tasks):
             task.cancel()
-        for running in self._running.values():
-            if running.periodic is not None:
-                running.periodic.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # after the starts: a start cancelled midway still leaves its beat behind
+        beats = [each.periodic for each in self._running.values() if each.periodic is not None]
+        for beat in beats:
+            beat.cancel()
+        await asyncio.gather(*beats, return_exceptions=True)
 
     @property
     def in_transaction(self) -> frozenset[str]:
@@ -143,9 +145,18 @@ class MeterPush:
         return frozenset(self._running)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
+        task = asyncio.create_task(self._guarded(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        """A fault in one push (a bug: a meter or a reading that raises) is logged, and the
+        next transaction and the station go on."""
+        try:
+            await work
+        except Exception:
+            self.counters.add(Counted.METER_PUSH_SKIPPED, "any/failed")
+            self._warnings.exception(("failed",), "event=meter_values_push_failed")
 
     def _lock(self, evse_id: str) -> asyncio.Lock:
         """One lock per EVSE: an end waits for its start's meter requests to finish."""
@@ -153,17 +164,22 @@ class MeterPush:
 
     async def _start(self, evse_id: str, start: TransactionStart) -> None:
         async with self._lock(evse_id):
-            previous = self._running.pop(evse_id, None)
+            previous = self._running.get(evse_id)
+            if previous is not None and previous.transaction_id == start.transaction_id:
+                return  # Josev said it again: the meter runs it already
+            self._running.pop(evse_id, None)
             if previous is not None and previous.periodic is not None:
                 previous.periodic.cancel()  # a start without the end of the one before
             running = _Running(start.transaction_id)
             self._running[evse_id] = running
             signer = self._signers.get(evse_id)
-            record = await signer.start_transaction(start) if signer is not None else None
-            await self._send(evse_id, "start", record)
-            running.periodic = asyncio.create_task(
-                self._every_interval(evse_id), name=f"meter-push-{evse_id}"
-            )
+            try:
+                record = await signer.start_transaction(start) if signer is not None else None
+                await self._send(evse_id, "start", record)
+            finally:  # the beat goes on even if the start's push failed
+                running.periodic = asyncio.create_task(
+                    self._every_interval(evse_id), name=f"meter-push-{evse_id}"
+                )
 
     async def _end(self, evse_id: str, transaction_id: str) -> None:
         async with self._lock(evse_id):
@@ -179,11 +195,15 @@ class MeterPush:
         interval = self._intervals.get(evse_id, DEFAULT_INTERVAL_S)
         while True:
             await asyncio.sleep(interval)
-            sample = self._reading(evse_id)
-            if sample is None:
-                self._skipped(evse_id, "periodic", "no_reading")
-                continue
-            self._push(Message(_update(evse_id, sample)))
+            try:
+                sample = self._reading(evse_id)
+                if sample is None:
+                    self._skipped(evse_id, "periodic", "no_reading")
+                    continue
+                self._push(Message(_update(evse_id, sample)))
+            except Exception:  # a bug in a reading: this beat is lost, not the next ones
+                self.counters.add(Counted.METER_PUSH_SKIPPED, "periodic/failed")
+                self._warnings.exception(("failed", evse_id), "event=meter_values_push_failed")
 
     async def _send(self, evse_id: str, moment: Moment, record: OcmfRecord | None) -> None:
         signer = self._signers.get(evse_id)
