@@ -48,7 +48,9 @@ MEASURAND: Final = "Energy.Active.Import.Register"
 MAX_ID_BYTES: Final = 37
 """What the meter takes of an identifier (a longer token is cut, never refused)."""
 NO_PHASES: Final = PerPhase(l1=0.0, l2=0.0, l3=0.0)
-"""A DC reading has no phases; the message requires the per-phase objects."""
+"""A DC reading has no phases; the message requires the per-phase objects. For the same reason
+a DC update says power factor 1 (only real power flows) and frequency 0 Hz: both required,
+neither measured. An AC meter's sample would fill them (the integrator's MeterSample)."""
 
 Moment = Literal["start", "end"]
 
