@@ -773,6 +773,8 @@ class EvseSession(JsonObject):
     connector_status: ConnectorStatus
     charging_status: ChargingStatus | Absent = ABSENT
     lock: LockStatus | Absent = ABSENT
+    meter_public_key: str | Absent = ABSENT
+    """The EVSE's Eichrecht meter's public key, once read."""
 
 
 PAYLOADS: Mapping[tuple[str, str], type[Payload]] = {
