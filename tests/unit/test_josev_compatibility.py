@@ -294,7 +294,7 @@ def test_the_counts_line_adds_up() -> None:
 # -- the checker itself: a row that lies is caught ----------------------------------------------
 
 LYING_ROWS = [
-    Row("meter_values", "update", Direction.TO_JOSEV, "sends"),
+    Row("meter_values", "update", Direction.TO_JOSEV, "ignored"),
     Row("cs_parameters", "request", Direction.FROM_JOSEV, "ignored"),
     Row("cp_status", "update", Direction.FROM_JOSEV, "accepts"),
     Row("hlc_charging", "update", Direction.FROM_JOSEV, "answers"),

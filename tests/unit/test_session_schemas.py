@@ -554,11 +554,16 @@ OPEN_INBOUND_LEAVES = (
 
 
 def _set(document: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.removeprefix("$.").split(".")
+    """`path` as tests.support.walk writes it: keys joined by ".", list items as `key[i]`."""
+    steps: list[str | int] = []
+    for part in path.removeprefix("$.").split("."):
+        key, *indexes = part.split("[")
+        steps.append(key)
+        steps.extend(int(index.rstrip("]")) for index in indexes)
     node: Any = document
-    for part in parts[:-1]:
-        node = node[part]
-    node[parts[-1]] = value
+    for step in steps[:-1]:
+        node = node[step]
+    node[steps[-1]] = value
 
 
 INBOUND_FIXTURES = [

@@ -192,6 +192,45 @@ class ContactorStatusData(JsonObject):
     info: str | Absent = ABSENT
 
 
+Measurand = Literal[
+    "Current.Export",
+    "Current.Import",
+    "Current.Offered",
+    "Energy.Active.Export.Register",
+    "Energy.Active.Import.Register",
+    "Energy.Reactive.Export.Register",
+    "Energy.Reactive.Import.Register",
+    "Energy.Active.Export.Interval",
+    "Energy.Active.Import.Interval",
+    "Energy.Active.Net",
+    "Energy.Reactive.Export.Interval",
+    "Energy.Reactive.Import.Interval",
+    "Energy.Reactive.Net",
+    "Energy.Apparent.Net",
+    "Energy.Apparent.Import",
+    "Energy.Apparent.Export",
+    "Frequency",
+    "Power.Active.Export",
+    "Power.Active.Import",
+    "Power.Factor",
+    "Power.Offered",
+    "Power.Reactive.Export",
+    "Power.Reactive.Import",
+    "SoC",
+    "Voltage",
+]
+"""OCPP 2.0.1's measurand names, which a signed meter value carries."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignedMeterValue(JsonObject):
+    measurand: Measurand
+    signed_meter_data: str
+    signing_method: str
+    encoding_method: str
+    public_key: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MeterValuesData(JsonObject):
     evse_id: str | Absent = ABSENT
@@ -207,6 +246,8 @@ class MeterValuesData(JsonObject):
     dc_voltage: float | Absent = ABSENT
     dc_current: float | Absent = ABSENT
     soc: float | Absent = ABSENT
+    total_active_energy_exported: float | Absent = ABSENT
+    signed_meter_values: Sequence[SignedMeterValue] | Absent = ABSENT
 
 
 # -- StationDefinitions.json -------------------------------------------------------------------
@@ -732,6 +773,8 @@ class EvseSession(JsonObject):
     connector_status: ConnectorStatus
     charging_status: ChargingStatus | Absent = ABSENT
     lock: LockStatus | Absent = ABSENT
+    meter_public_key: str | Absent = ABSENT
+    """The EVSE's Eichrecht meter's public key, once read."""
 
 
 PAYLOADS: Mapping[tuple[str, str], type[Payload]] = {

@@ -2,9 +2,10 @@
 stop, CP PWM, meter values, and the updates the station pushes by itself; EIM authorization
 (free-vend, the local allowlist file, or Josev) per EVSE; what Josev says of its services,
 clock, OCPP boot and websocket (session/services.py); the refusals of the OCPP requests
-csbridge cannot carry out (session/ocpp_refusals.py).
+csbridge cannot carry out (session/ocpp_refusals.py); meter_values pushed during a transaction,
+signed by an Eichrecht meter where the EVSE has one (session/meter_push.py).
 
-Imports power, engine, limits, sources, messages and config.
+Imports power, engine, limits, sources, messages, config and support.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from csbridge.session.authorization import (
 )
 from csbridge.session.handlers import SessionHandlers
 from csbridge.session.machine import Event, State
+from csbridge.session.meter_push import MeterPush, MeterReading, SigningMeter
 from csbridge.session.ocpp_refusals import OcppRefusals
 from csbridge.session.reset import EXIT_RESET, Resets
 from csbridge.session.services import JosevServices, ServiceView, status_word
@@ -33,11 +35,14 @@ __all__ = [
     "BadLine",
     "Event",
     "JosevServices",
+    "MeterPush",
+    "MeterReading",
     "OcppRefusals",
     "ParsedAllowlist",
     "Resets",
     "ServiceView",
     "SessionHandlers",
+    "SigningMeter",
     "State",
     "build_authorizers",
     "parse_allowlist",

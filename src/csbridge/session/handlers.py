@@ -102,6 +102,8 @@ log = logging.getLogger("csbridge.session")
 MAX_REPORTED_TOKEN = 36
 """The report's id_token bound (OCPP's IdToken); a longer one from Josev is left out."""
 MAX_STOP_REASON = 200
+MAX_METER_PUBLIC_KEY = 2500
+"""The report's bound on a meter's public key: Josev's bound on signed_meter_values' key."""
 MAX_OBSERVE_PASSES = 8
 """Passes over one evaluation's consequences before giving up (each pass acts on changes only,
 so two or three settle everything)."""
@@ -211,6 +213,10 @@ class SessionHandlers:
         """Told every change of an EVSE's availability (the state file keeps it)."""
         self.on_step: list[Callable[[str, Event, State, State], None]] = []
         """Told every event an EVSE's machine took: (evse_id, event, state before, after)."""
+        self.on_transaction: list[Callable[[str, TransactionStatusUpdate], None]] = []
+        """Told every transaction_status Josev gives for a known EVSE (meter_push.MeterPush)."""
+        self.meter_public_keys: dict[str, str] = {}
+        """Each EVSE's signing meter's public key, once read (set_meter_public_key)."""
         self._announced: dict[str, tuple[str, str]] = {}
         self._conditions: dict[str, SessionCondition] = {}
         self.pushed: asyncio.Queue[Message] = asyncio.Queue()
@@ -337,7 +343,25 @@ class SessionHandlers:
             block["last_stop"] = {"reason": why[:MAX_STOP_REASON], "at": josev_date_time(at)}
         if session.lock is not None:
             block["lock"] = session.lock
+        if evse_id in self.meter_public_keys:
+            block["meter_public_key"] = self.meter_public_keys[evse_id]
         return block
+
+    def set_meter_public_key(self, evse_id: str, key: str) -> None:
+        """The EVSE's signing meter's public key, for its limits report (csbridge status). A
+        key over the report's bound (Josev's) is left out: it would stop the whole report."""
+        if evse_id not in self.sessions or self.meter_public_keys.get(evse_id) == key:
+            return
+        if len(key) > MAX_METER_PUBLIC_KEY:
+            self._refusals.warning(
+                ("meter_public_key", evse_id),
+                "event=meter_public_key_refused evse=%s why=longer than %d characters",
+                evse_id,
+                MAX_METER_PUBLIC_KEY,
+            )
+            return
+        self.meter_public_keys[evse_id] = key
+        self.publish_condition(evse_id)
 
     def publish_condition(self, evse_id: str) -> None:
         """What the limits follow of the session (availability, stray output) and what its
@@ -445,6 +469,8 @@ class SessionHandlers:
                 self._unknown_evse(message.NAME, evse_id)
             return
         self.sessions[evse_id].transaction = message
+        for observer in self.on_transaction:
+            observer(evse_id, message)
         if message.status == "ended":
             self.feed(evse_id, Event.TRANSACTION_ENDED, "the transaction ended")
 

@@ -86,6 +86,9 @@ class Counted(enum.StrEnum):
     METER_READS = "meter_reads"
     METER_VALUES_INTEGRATED = "meter_values_integrated"
     METER_DISAGREEMENTS = "meter_disagreements"
+    METER_REQUEST_FAILED = "meter_request_failed"
+    SIGNED_VALUE_MISSING = "signed_value_missing"
+    METER_PUSH_SKIPPED = "meter_push_skipped"
 
     @property
     def metric(self) -> MetricSpec:
@@ -271,6 +274,23 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "Times an EVSE's meter and its power modules started to disagree by more than the"
         " configured tolerance, by EVSE and quantity (voltage, current).",
         ("evse", "quantity"),
+    ),
+    Counted.METER_REQUEST_FAILED: MetricSpec(
+        "meter_request_failures",
+        "Requests to a meter that gave nothing usable (timeout, unreachable, HTTP status, a bad"
+        " body or OCMF record, a transaction the meter would refuse), by meter kind and request.",
+        ("meter", "request", "why"),
+    ),
+    Counted.SIGNED_VALUE_MISSING: MetricSpec(
+        "signed_meter_values_missing",
+        "Transaction starts and ends pushed without the meter's signed value, by moment and why"
+        " (the meter gave no record or key, or one over Josev's length limits).",
+        ("moment", "why"),
+    ),
+    Counted.METER_PUSH_SKIPPED: MetricSpec(
+        "meter_values_push_skipped",
+        "meter_values updates of a transaction not pushed for want of a meter reading, by moment.",
+        ("moment", "why"),
     ),
 }
 

@@ -107,6 +107,7 @@ class SessionRow(NamedTuple):
     last_stop: str = ""
     last_stop_at: str = ""
     last_stop_ago: str = ""
+    meter_public_key: str = ""
 
 
 SESSION_COLUMNS = ("session", "since", "for", "authorization", "connector", "lock", "last stop")
@@ -288,6 +289,7 @@ def session_row(report: Report, wall_now: datetime | None = None) -> SessionRow 
         last_stop=str(last_stop.get("reason", "")),
         last_stop_at=str(last_stop.get("at", "")),
         last_stop_ago=elapsed(last_stop.get("at"), wall_now),
+        meter_public_key=str(session.get("meter_public_key", "")),
     )
 
 
@@ -351,6 +353,8 @@ def session_lines(row: SessionRow) -> list[str]:
     if row.last_stop or row.last_stop_at:
         ago = f" ({row.last_stop_ago} ago)" if row.last_stop_ago else ""
         lines.append(f"last stop {row.last_stop}  at {row.last_stop_at}{ago}")
+    if row.meter_public_key:
+        lines.append(f"meter public key {row.meter_public_key}")
     return lines
 
 
@@ -539,6 +543,8 @@ def render_evse(
     session = session_row(report, wall_now)
     if session is not None:
         parts.insert(0, session_table(session))
+        if session.meter_public_key:  # whole: it is compared character by character
+            parts.insert(1, Text(f"meter public key {session.meter_public_key}"))
     josev = josev_line(report)
     if josev is not None:
         parts.append(Text(josev))
