@@ -16,6 +16,7 @@ from csbridge.protocol import Bridge
 from csbridge.service.everest_export import EverestExport
 from csbridge.service.identity import DeviceModel
 from csbridge.service.maintenance import Maintenance
+from csbridge.service.meter_pushing import meter_push
 from csbridge.service.state_file import StateFile
 from csbridge.service.steps import Step, play
 from csbridge.service.watchdog import Watched
@@ -64,6 +65,9 @@ class Station:
         )
         self.session.on_availability = self._keep_availability
         self.meters = _meters(config, self)
+        self.meter_push = meter_push(
+            config, self.engine, self.session, self.meters.signers() if self.meters else {}
+        )
         self.resets = Resets(config, self.session, self.stage, self.engine)
         self.device_model = DeviceModel(config, self.engine.counters)
         self.josev = JosevServices(
@@ -160,6 +164,8 @@ class Station:
             await self._run()
         finally:
             self.session.switch_everything_off("the bridge stops")
+            if self.meter_push is not None:
+                await self.meter_push.close()
 
     def meter_flow(self, evse_id: str) -> Flow:
         """What a simulated meter measures: the modules' output (DC); nothing flows through an
@@ -178,6 +184,8 @@ class Station:
         async with asyncio.TaskGroup() as tasks:
             if self.meters is not None:
                 tasks.create_task(self.meters.run(), name="meters")
+            if self.meter_push is not None:
+                tasks.create_task(self.meter_push.read_public_keys(), name="meter-keys")
             tasks.create_task(self.session.keep_alive(), name="setpoint-keepalive")
             if self._devices is not None:
                 tasks.create_task(self._devices.run(), name="simulated-devices")

@@ -25,6 +25,8 @@ from csbridge.sources.meters.register_map import (
     load_register_map,
     meter_profile_path,
 )
+from csbridge.sources.meters.rest import RestDcMeter
+from csbridge.sources.meters.rest_source import RestMeterSource
 from csbridge.sources.meters.simulated import Flow, SimulatedMeter
 from csbridge.sources.meters.wire_sims import (
     IVTS_CYCLE_S,
@@ -46,8 +48,7 @@ def _no_flow(_evse_id: str) -> Flow:
 
 
 class MeterSources:
-    """The meters, by EVSE. A `rest` meter is read by the REST client (sources/meters/rest.py),
-    not here: it is left out of `meters` and of `unmetered`."""
+    """The meters, by EVSE (a `rest` meter: its client, rest_source.py, polled like the rest)."""
 
     def __init__(
         self,
@@ -69,7 +70,12 @@ class MeterSources:
             raise ConfigError("config", problems)
         for evse in config.evse:
             meter = evse.meter
-            if meter is None or meter.kind == "rest":
+            if meter is None:
+                continue
+            if meter.kind == "rest":
+                self.meters[evse.evse_id] = RestMeterSource(
+                    evse.evse_id, meter, sink, counters, clock
+                )
                 continue
             reader, simulator = _build(
                 evse,
@@ -87,6 +93,14 @@ class MeterSources:
 
     def count(self) -> int:
         return len(self.meters)
+
+    def signers(self) -> dict[str, RestDcMeter]:
+        """The meters that sign their EVSE's transactions (the REST ones), by EVSE."""
+        return {
+            evse_id: meter.client
+            for evse_id, meter in self.meters.items()
+            if isinstance(meter, RestMeterSource)
+        }
 
     async def run(self) -> None:
         """Until cancelled."""
