@@ -7,27 +7,28 @@ of Other, CableCheck, PreCharge, Charging)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiomqtt
 import pytest
-import pytest_asyncio
 
-from csbridge.config import Config, broker_address
 from csbridge.service.station import Station
-from csbridge.testing.brokers import Broker
 from csbridge.testing.harness import wait_until
 from csbridge.tools.emulator import JosevEmulator
-from tests.conftest import josev_for, stop_bridge
+from tests.integration import test_everest_api
 from tests.integration.test_dc_session import _finished_cable_check, _setpoint
-from tests.integration.test_everest_api import CAPABILITIES, EverestModules, everest_config
-from tests.support import ready_for_cable_check, unique_prefix
+from tests.integration.test_everest_api import EverestModules
+from tests.support import ready_for_cable_check
 
 EVSE = "DE*CSB*E0002"
 EVSE_MAX_V = 1000.0
 """examples/everest-psu.toml's nameplate (and the supply's max_export_voltage_V)."""
+
+
+# The EVerest station of the API tests, fixture for fixture: the same devices, the same Josev.
+config = test_everest_api.config
+modules = test_everest_api.modules
+station = test_everest_api.station
+josev = test_everest_api.josev
 
 
 def everest_formula_cc1(ev_max: float, evse_max: float) -> float:
@@ -35,50 +36,6 @@ def everest_formula_cc1(ev_max: float, evse_max: float) -> float:
     if ev_max <= 500.0:
         return min(500.0, ev_max + 50.0, evse_max)
     return min(evse_max, 1.1 * ev_max)
-
-
-@pytest.fixture
-def config(broker: Broker) -> Config:
-    return everest_config(broker.url, unique_prefix())
-
-
-@pytest_asyncio.fixture
-async def modules(config: Config) -> AsyncIterator[EverestModules]:
-    host, port, _ = broker_address(config.mqtt.broker)
-    api = config.evse[0].module[0].everest
-    assert api is not None
-    async with aiomqtt.Client(host, port) as client:
-        everest = EverestModules(client, api.topic_prefix)
-        await client.subscribe(f"{api.topic_prefix}/+/+/e2m/#", qos=1)
-        tasks = [
-            asyncio.create_task(everest.listen()),
-            asyncio.create_task(everest.keep_checking()),
-        ]
-        await everest.psu("m2e/capabilities", CAPABILITIES)
-        await everest.psu("m2e/mode", "Off")
-        await everest.psu("m2e/voltage_current", {"voltage_V": 0.0, "current_A": 0.0})
-        yield everest
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-@pytest_asyncio.fixture
-async def station(config: Config, modules: EverestModules) -> AsyncIterator[Station]:
-    running = Station(config)
-    task = asyncio.create_task(running.run())
-    try:
-        await wait_until(lambda: running.engine.entries.get(EVSE)["status_code"] == "evse_ready")
-        yield running
-    finally:
-        await stop_bridge(task)
-
-
-@pytest_asyncio.fixture
-async def josev(config: Config, station: Station) -> AsyncIterator[JosevEmulator]:
-    async with josev_for(config) as emulator:
-        await emulator.boot(timeout=5)
-        yield emulator
 
 
 async def _ev_rated_limits(station: Station, josev: JosevEmulator, max_voltage: float) -> None:
