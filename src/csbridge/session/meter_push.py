@@ -286,19 +286,13 @@ class MeterPush:
 def _update(
     evse_id: str, sample: MeterReading, signed: SignedMeterValue | None = None
 ) -> MeterValuesUpdate:
-    return MeterValuesUpdate(
-        evse_id=evse_id,
-        timestamp=josev_date_time(datetime.now(UTC)),
-        voltage=NO_PHASES,
-        current=NO_PHASES,
-        power_factor=1.0,
-        frequency=0.0,
-        total_active_energy_imported=round(max(0.0, sample.energy_import_wh), 3),
-        total_reactive_energy_imported=0.0,
+    return _meter_values(
+        evse_id,
+        max(0.0, sample.energy_import_wh),
+        signed,
+        exported_wh=max(0.0, sample.energy_export_wh),
         dc_voltage=_optional(sample.dc_voltage, lower=0.0),
         dc_current=_optional(sample.dc_current),
-        total_active_energy_exported=round(max(0.0, sample.energy_export_wh), 3),
-        signed_meter_values=[signed] if signed is not None else ABSENT,
     )
 
 
@@ -306,6 +300,19 @@ def _update_from_record(
     evse_id: str, import_wh: float, signed: SignedMeterValue | None
 ) -> MeterValuesUpdate:
     """The live reading is missing: the signed record's own register is the reading."""
+    return _meter_values(evse_id, import_wh, signed)
+
+
+def _meter_values(
+    evse_id: str,
+    imported_wh: float,
+    signed: SignedMeterValue | None,
+    *,
+    exported_wh: float | Absent = ABSENT,
+    dc_voltage: float | Absent = ABSENT,
+    dc_current: float | Absent = ABSENT,
+) -> MeterValuesUpdate:
+    """A DC meter's update: no phases, power factor 1, 0 Hz (the message requires them)."""
     return MeterValuesUpdate(
         evse_id=evse_id,
         timestamp=josev_date_time(datetime.now(UTC)),
@@ -313,8 +320,13 @@ def _update_from_record(
         current=NO_PHASES,
         power_factor=1.0,
         frequency=0.0,
-        total_active_energy_imported=round(import_wh, 3),
+        total_active_energy_imported=round(imported_wh, 3),
         total_reactive_energy_imported=0.0,
+        dc_voltage=dc_voltage,
+        dc_current=dc_current,
+        total_active_energy_exported=(
+            round(exported_wh, 3) if not isinstance(exported_wh, Absent) else ABSENT
+        ),
         signed_meter_values=[signed] if signed is not None else ABSENT,
     )
 
