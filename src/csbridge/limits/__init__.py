@@ -34,12 +34,14 @@ from csbridge.limits.model import (
     limit_fields,
 )
 from csbridge.limits.pilot import duty_percent, offered_current_a
+from csbridge.limits.ramp import ZERO, Ceilings, Step, ramp_step
 from csbridge.limits.setpoint import (
     DEFAULT_WATCHDOG_S,
     DcRequest,
     Refused,
     Setpoint,
     dc_setpoint,
+    direction_ceiling,
     fewest_modules,
     module_contacts,
     watchdog_or_default,
@@ -50,9 +52,11 @@ __all__ = [
     "BLOCKS",
     "DEFAULT_WATCHDOG_S",
     "PHASES",
+    "ZERO",
     "Absence",
     "AcBptLimits",
     "AcLimits",
+    "Ceilings",
     "Composition",
     "DcBptLimits",
     "DcLimits",
@@ -72,13 +76,16 @@ __all__ = [
     "Role",
     "Setpoint",
     "StatusCode",
+    "Step",
     "UpdateGate",
     "dc_setpoint",
+    "direction_ceiling",
     "duty_percent",
     "external_in_force",
     "fewest_modules",
     "limit_fields",
     "module_contacts",
     "offered_current_a",
+    "ramp_step",
     "watchdog_or_default",
 ]

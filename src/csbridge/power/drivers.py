@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from csbridge.limits import DEFAULT_WATCHDOG_S
 
@@ -43,6 +43,18 @@ class ModuleDriver(Protocol):
 
     def switch_off(self) -> None:
         """Output off."""
+        ...
+
+
+@runtime_checkable
+class BidirectionalModuleDriver(Protocol):
+    """A module that can also take energy from the EV (import mode). A driver without this
+    cannot: an import setpoint switches it off instead."""
+
+    def command_import(self, voltage: float, current: float) -> None:
+        """Take at most `current` (a magnitude) from the EV, the import cut-off at `voltage`,
+        and on; the module is put in import mode first (its output off while it changes). The
+        setpoint is already clamped."""
         ...
 
 
