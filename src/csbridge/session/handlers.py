@@ -528,14 +528,17 @@ class SessionHandlers:
             return _setpoint_answer(evse_id, accepted=accepted)
         if dc is ABSENT:
             return _setpoint_answer(evse_id, accepted=False)
+        session = self.sessions[evse_id]
         request = DcRequest(
             voltage=value_or(dc.voltage, 0.0),
-            ev_max_voltage=min(
-                message.ev_limits.maximum_voltage, _rated_max_voltage(self.sessions[evse_id])
-            ),
+            ev_max_voltage=min(message.ev_limits.maximum_voltage, _rated_max_voltage(session)),
             current=value_or(dc.charge_current, None),
             power=value_or(dc.charge_power, None),
             precharge=message.is_precharge is True,
+            discharge_current=value_or(dc.discharge_current, None),
+            discharge_power=value_or(dc.discharge_power, None),
+            ev_max_discharge_current=_rated_max_discharge(session, "current"),
+            ev_max_discharge_power=_rated_max_discharge(session, "power"),
         )
         clamped = self.power.clamp(evse_id, request)
         if isinstance(clamped, Refused):
@@ -944,6 +947,25 @@ def _faults(
     if dc is not None and dc.isolation_status is not None and dc.isolation_status.value == "fault":
         faults.add(("imd", "ground_fault"))
     return frozenset(faults)
+
+
+def _rated_max_discharge(session: EvseSession, quantity: str) -> float | None:
+    """The EV's own discharge maximum of one quantity ("current" or "power") from its rated
+    limits (ev_rated_limits), the lowest positive finite one it told; None: none. As with the
+    voltage, a number that cannot be used is ignored, and the EVSE's limits still clamp."""
+    limits = session.ev_rated_limits
+    rated = value_or(limits.dc_rated_limits, {}) if limits is not None else {}
+    values = [
+        float(value)
+        for key, value in rated.items()
+        if "max" in key
+        and "discharge" in key
+        and quantity in key
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and 0 < value < float("inf")
+    ]
+    return min(values, default=None)
 
 
 def _rated_max_voltage(session: EvseSession) -> float:
