@@ -130,6 +130,8 @@ class ExternalLimit:
     until: float
     max_power: float | None = None
     max_current: float | None = None
+    max_discharge_power: float | None = None
+    """Discharge (DC bpt) power, W; None: max_power bounds discharge too."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
