@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from csbridge.config import ConfigError, EvseConfig, parse_config
-from csbridge.limits import DcRequest, Refused
+from csbridge.limits import AcDischargeRequest, DcRequest, Refused, ac_discharge_power
 from csbridge.limits.bounds import LimitSource
 from csbridge.limits.compose import EvseComposer, EvseInputs
 from csbridge.limits.setpoint import ModuleContact, Refusal, dc_setpoint
@@ -227,3 +227,61 @@ def test_an_everest_module_cannot_be_bidirectional() -> None:
     table = '[[evse.module]]\nname = "m1"\nbidirectional = true\neverest = { module_id = "psu1" }\n'
     found = problems(small_station(("DE*CSB*E0001", table)))
     assert any("cannot be bidirectional" in problem for problem in found), found
+
+
+# -- AC discharge (the EV's inverter does the work) ------------------------------------------------
+
+AC_ENTRY = {
+    "status_code": "evse_ready",
+    "ac": {"max_current": {"l1": 16.0, "l2": 16.0, "l3": 16.0}},
+    "ac_bpt": {
+        "evse_max_discharge_power": {"l1": 3680.0, "l2": 3680.0, "l3": 3680.0},
+        "evse_min_discharge_power": {"l1": 0.0, "l2": 0.0, "l3": 0.0},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("request_", "allowed"),
+    [
+        (AcDischargeRequest(active_power=11_040.0), 11_040.0),
+        (AcDischargeRequest(active_power=5_000.0), 5_000.0),
+        (AcDischargeRequest(current=10.0), 10.0 * 230.0 * 3),
+    ],
+    ids=["at_the_maximum", "below", "by_current"],
+)
+def test_an_ac_discharge_within_ac_bpt_is_allowed(
+    request_: AcDischargeRequest, allowed: float
+) -> None:
+    assert ac_discharge_power(AC_ENTRY, request_, 230.0) == pytest.approx(allowed)
+
+
+@pytest.mark.parametrize(
+    ("entry", "request_", "reason"),
+    [
+        (AC_ENTRY, AcDischargeRequest(active_power=11_041.0), Refusal.ABOVE_LIMITS),
+        (AC_ENTRY, AcDischargeRequest(current=16.1), Refusal.ABOVE_LIMITS),
+        (
+            AC_ENTRY,
+            AcDischargeRequest(active_power=1_000.0, charging=True),
+            Refusal.INVALID_REQUEST,
+        ),
+        (
+            {k: v for k, v in AC_ENTRY.items() if k != "ac_bpt"},
+            AcDischargeRequest(active_power=1_000.0),
+            Refusal.NO_AC_BPT_LIMITS,
+        ),
+        (
+            {**AC_ENTRY, "status_code": "evse_shutdown"},
+            AcDischargeRequest(active_power=1_000.0),
+            Refusal.NOT_READY,
+        ),
+    ],
+    ids=["power_above", "current_above", "both_directions", "no_ac_bpt", "not_ready"],
+)
+def test_an_ac_discharge_beyond_ac_bpt_is_refused(
+    entry: dict[str, Any], request_: AcDischargeRequest, reason: Refusal
+) -> None:
+    result = ac_discharge_power(entry, request_, 230.0)
+    assert isinstance(result, Refused)
+    assert result.reason is reason

@@ -37,9 +37,11 @@ from csbridge.limits.pilot import duty_percent, offered_current_a
 from csbridge.limits.ramp import ZERO, Ceilings, Step, ramp_step
 from csbridge.limits.setpoint import (
     DEFAULT_WATCHDOG_S,
+    AcDischargeRequest,
     DcRequest,
     Refused,
     Setpoint,
+    ac_discharge_power,
     dc_setpoint,
     direction_ceiling,
     fewest_modules,
@@ -55,6 +57,7 @@ __all__ = [
     "ZERO",
     "Absence",
     "AcBptLimits",
+    "AcDischargeRequest",
     "AcLimits",
     "Ceilings",
     "Composition",
@@ -78,6 +81,7 @@ __all__ = [
     "StatusCode",
     "Step",
     "UpdateGate",
+    "ac_discharge_power",
     "dc_setpoint",
     "direction_ceiling",
     "duty_percent",

@@ -71,6 +71,8 @@ class Refusal(enum.StrEnum):
     NO_HEALTHY_MODULE = "no_healthy_module"
     BELOW_MIN_VOLTAGE = "below_min_voltage"
     NO_DC_BPT_LIMITS = "no_dc_bpt_limits"
+    NO_AC_BPT_LIMITS = "no_ac_bpt_limits"
+    ABOVE_LIMITS = "above_limits"
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,3 +391,55 @@ def fewest_modules(setpoint: Setpoint, min_current_a: Mapping[str, float]) -> Se
         counted=k,
         modules=tuple(replace(module, current=share) for module in chosen),
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcDischargeRequest:
+    """An AC setpoint's discharge side (ac.discharge_*): what the EV's own inverter is asked to
+    give back. Total active power (W) and current per phase (A), either may be absent."""
+
+    active_power: float | None = None
+    current: float | None = None
+    charging: bool = False
+    """The same setpoint also asks a charge power or current above 0."""
+
+    @property
+    def asked(self) -> bool:
+        return bool(self.active_power) or bool(self.current)
+
+
+def ac_discharge_power(
+    entry: Mapping[str, Any], request: AcDischargeRequest, nominal_voltage: float
+) -> float | Refused:
+    """The total discharge power an AC BPT setpoint may pass to the board: its active power (or
+    its current per phase at the nominal voltage, on every phase the reported ac_bpt names),
+    or why it is refused: not evse_ready, no ac_bpt block, both directions asked, a number
+    that is not finite and >= 0, or more than the reported per-phase maxima allow."""
+    status = entry.get("status_code")
+    if status != StatusCode.EVSE_READY.value:
+        return Refused(Refusal.NOT_READY, f"status is {status!r}, not evse_ready")
+    bpt = entry.get("ac_bpt")
+    maxima = bpt.get("evse_max_discharge_power") if isinstance(bpt, Mapping) else None
+    if not isinstance(maxima, Mapping):
+        return Refused(Refusal.NO_AC_BPT_LIMITS, "the reported entry has no ac_bpt block")
+    per_phase = [_number(maxima.get(phase)) for phase in ("l1", "l2", "l3")]
+    if any(value is None for value in per_phase):
+        return Refused(Refusal.INVALID_LIMITS, f"ac_bpt.evse_max_discharge_power = {maxima!r}")
+    phases = [value for value in per_phase if value]
+    for name, value in (("active_power", request.active_power), ("current", request.current)):
+        if value is not None and _number(value) is None:
+            return Refused(Refusal.INVALID_REQUEST, f"{name} = {value!r}")
+    if request.charging and request.asked:
+        return Refused(Refusal.INVALID_REQUEST, "charge and discharge asked at once")
+    power = request.active_power or 0.0
+    if request.current:
+        power = max(power, request.current * nominal_voltage * max(len(phases), 1))
+        if phases and request.current * nominal_voltage > min(phases):
+            return Refused(
+                Refusal.ABOVE_LIMITS,
+                f"{request.current} A per phase is above {min(phases)} W per phase",
+            )
+    allowed = sum((value for value in phases), 0.0)
+    if power > allowed:
+        return Refused(Refusal.ABOVE_LIMITS, f"{power} W is above the reported {allowed} W")
+    return power

@@ -8,6 +8,7 @@ Imports limits, sources (can, everest, simulated) and config.
 from __future__ import annotations
 
 from csbridge.power.drivers import (
+    AcDischargeBoardDriver,
     BidirectionalModuleDriver,
     BoardDriver,
     ImdDriver,
@@ -21,6 +22,7 @@ from csbridge.power.stage import EvsePower, PowerStage
 from csbridge.power.wiring import wire_power
 
 __all__ = [
+    "AcDischargeBoardDriver",
     "BidirectionalModuleDriver",
     "BoardDriver",
     "EvsePower",

@@ -58,6 +58,16 @@ class BidirectionalModuleDriver(Protocol):
         ...
 
 
+@runtime_checkable
+class AcDischargeBoardDriver(Protocol):
+    """An AC board that is told the discharge an AC BPT setpoint allows (the EV's own inverter
+    does the work). A board without this is not told; the setpoint stands all the same."""
+
+    def allow_discharge(self, power_w: float) -> None:
+        """The EV may give back at most `power_w` in total (0: no discharge)."""
+        ...
+
+
 class BoardDriver(Protocol):
     """The EVSE's control board: contactors, the CP PWM and the connector lock."""
 

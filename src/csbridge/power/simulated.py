@@ -75,6 +75,9 @@ class SimulatedBoardDriver:
         self.devices.command_lock(self.board, locked=True)
         return True
 
+    def allow_discharge(self, power_w: float) -> None:
+        self.board.discharge_allowed_w = power_w
+
     def unlock(self) -> bool:
         self.devices.command_lock(self.board, locked=False)
         return True

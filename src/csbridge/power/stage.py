@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from csbridge.limits import Setpoint
 from csbridge.power.drivers import (
+    AcDischargeBoardDriver,
     BidirectionalModuleDriver,
     BoardDriver,
     ImdDriver,
@@ -65,6 +66,15 @@ class PowerStage:
         """Every module of the EVSE off (a module without an off command: 0 A)."""
         for driver in self.evses[evse_id].modules.values():
             driver.switch_off()
+
+    def allow_ac_discharge(self, evse_id: str, power_w: float) -> bool:
+        """Tell the EVSE's board the discharge an AC BPT setpoint allows; False: its board
+        cannot be told (the EV's inverter still keeps to what Josev negotiated)."""
+        board = self.evses[evse_id].board
+        if not isinstance(board, AcDischargeBoardDriver):
+            return False
+        board.allow_discharge(power_w)
+        return True
 
     def close_contactors(self, evse_id: str, reason: PowerOnReason) -> None:
         self.evses[evse_id].board.close_contactors(reason)

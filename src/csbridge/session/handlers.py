@@ -18,11 +18,13 @@ from typing import Any, ClassVar, Literal, Protocol, cast
 from csbridge.config import Config, EvseConfig, Kind
 from csbridge.engine import LimitsEngine
 from csbridge.limits import (
+    AcDischargeRequest,
     Composition,
     DcRequest,
     EvseInputs,
     Refused,
     StatusCode,
+    ac_discharge_power,
     duty_percent,
 )
 from csbridge.messages import (
@@ -523,9 +525,7 @@ class SessionHandlers:
         evse_id, evse = found
         dc = message.dc
         if evse.kind is Kind.AC:
-            # An AC EV draws what the PWM allows: the setpoint only needs the session to allow it.
-            accepted = self.feed(evse_id, Event.CHARGE_SETPOINT).accepted
-            return _setpoint_answer(evse_id, accepted=accepted)
+            return self._ac_setpoint(evse_id, evse, message)
         if dc is ABSENT:
             return _setpoint_answer(evse_id, accepted=False)
         session = self.sessions[evse_id]
@@ -553,6 +553,35 @@ class SessionHandlers:
             self.feed(evse_id, Event.STOP_CHARGING, "the setpoint is not allowed")
             return _setpoint_answer(evse_id, accepted=False)
         return _setpoint_answer(evse_id, accepted=True)
+
+    def _ac_setpoint(
+        self, evse_id: str, evse: EvseConfig, message: PowerElectronicsSetpointRequest
+    ) -> PowerElectronicsSetpointResponse:
+        """An AC EV draws what the PWM allows: a charge setpoint only needs the session to allow
+        it. A discharge (ac.discharge_*, the EV's inverter does the work) must also fit the
+        reported ac_bpt maxima; the board is then told what it allows."""
+        ac = message.ac
+        discharge = AcDischargeRequest()
+        if ac is not ABSENT:
+            discharge = AcDischargeRequest(
+                active_power=value_or(ac.discharge_active_power, None),
+                current=value_or(ac.discharge_current, None),
+                charging=any(
+                    value_or(value, 0.0) for value in (ac.charge_active_power, ac.charge_current)
+                ),
+            )
+        allowed = 0.0
+        if discharge.asked:
+            entry = self._engine.entries.get(evse_id)
+            result = ac_discharge_power(entry, discharge, float(evse.nominal_voltage or 0))
+            if isinstance(result, Refused):
+                self._log_refused(evse_id, result)
+                return _setpoint_answer(evse_id, accepted=False)
+            allowed = result
+        accepted = self.feed(evse_id, Event.CHARGE_SETPOINT).accepted
+        if accepted and evse.bpt:
+            self._stage.allow_ac_discharge(evse_id, allowed)
+        return _setpoint_answer(evse_id, accepted=accepted)
 
     def drive(self, evse_id: str, request: DcRequest) -> bool:
         """Run the stack at `request` (clamped now and on every keepalive) for EVerest through

@@ -347,6 +347,8 @@ class BoardControls:
     """The end the lock was last told to go to (UNLOCKED or LOCKED)."""
     lock_moving_since: float | None = None
     """When the current travel started (None: at rest, or faulted)."""
+    discharge_allowed_w: float = 0.0
+    """AC BPT: the total discharge the last accepted setpoint allows the EV's inverter."""
 
     def command_lock(self, locked: bool, now: float) -> bool:
         """Drive the lock to one end; whether it started moving. A command to the end it is at,
