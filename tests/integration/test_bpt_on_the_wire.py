@@ -149,6 +149,16 @@ async def test_a_discharge_setpoint_puts_the_beg_modules_in_import_through_zero(
                     "both modules importing 10 A",
                 )
                 frames = await tap.collect(1.5)
+                # the end of the session ends the discharge: modules off, contactor open
+                stopped = await josev.request("stop_charging", {"evse_id": DC}, timeout=5)
+                assert stopped.data["status"] == "accepted", stopped.data
+                await wait_until(
+                    lambda: all(not m.switched_on and m.output_current == 0.0 for m in wire),
+                    10,
+                    "both modules off after stop_charging",
+                )
+                board = station.devices.boards[DC]
+                await wait_until(lambda: not board.contactor_closed, 10, "the contactor open")
         finally:
             tap.close()
     assert [m.direction_changes_while_on for m in wire] == [0, 0]
