@@ -148,6 +148,11 @@ async def test_a_discharge_setpoint_puts_the_beg_modules_in_import_through_zero(
                     20,
                     "both modules importing 10 A",
                 )
+                await wait_until(
+                    lambda: station.engine.entries.get(DC)["dc"]["present_current"] < -19.0,
+                    10,
+                    "the present current reported negative while discharging",
+                )
                 frames = await tap.collect(1.5)
                 # the end of the session ends the discharge: modules off, contactor open
                 stopped = await josev.request("stop_charging", {"evse_id": DC}, timeout=5)

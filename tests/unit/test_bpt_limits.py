@@ -4,6 +4,7 @@ installation's export limit, the outside discharge limit), and the discharge cla
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from csbridge.sources.readings import (
     ExternalLimit,
     ImdReading,
     ModuleReading,
+    SessionCondition,
 )
 from tests.support import small_station, station_config
 
@@ -95,12 +97,12 @@ def module(name: str) -> ModuleReading:
 
 
 def inputs(**changes: Any) -> EvseInputs:
-    return EvseInputs(
-        modules={name: module(name) for name in ("m1", "m2", "m3")},
-        imd=ImdReading(at=NOW, resistance_ohm=5_000_000.0),
-        board=BoardReading(at=NOW, evse_temperature_c=30.0, plug_temperature_c=30.0),
-        **changes,
-    )
+    defaults: dict[str, Any] = {
+        "modules": {name: module(name) for name in ("m1", "m2", "m3")},
+        "imd": ImdReading(at=NOW, resistance_ohm=5_000_000.0),
+        "board": BoardReading(at=NOW, evse_temperature_c=30.0, plug_temperature_c=30.0),
+    }
+    return EvseInputs(**{**defaults, **changes})
 
 
 def evse_with(**changes: Any) -> EvseConfig:
@@ -285,3 +287,18 @@ def test_an_ac_discharge_beyond_ac_bpt_is_refused(
     result = ac_discharge_power(entry, request_, 230.0)
     assert isinstance(result, Refused)
     assert result.reason is reason
+
+
+def test_the_present_current_is_negative_while_the_modules_import() -> None:
+    delivering = {
+        name: dataclasses.replace(module(name), output_voltage=400.0, output_current=12.5)
+        for name in ("m1", "m2", "m3")
+    }
+    charging = EvseComposer(DC).compose(inputs(modules=delivering), NOW)
+    importing = EvseComposer(DC).compose(
+        inputs(modules=delivering, session=SessionCondition(at=NOW, importing=True)), NOW
+    )
+    assert charging.snapshot.dc is not None
+    assert importing.snapshot.dc is not None
+    assert charging.snapshot.dc.present_current == 37.5
+    assert importing.snapshot.dc.present_current == -37.5

@@ -391,9 +391,11 @@ class EvseComposer:
             "min_voltage": min_voltage.source,
             "min_current": lowest_current.source,
         }
+        importing = inputs.session is not None and inputs.session.importing
+        present_current = stack.present_current if stack else 0.0
         dc = DcLimits(
             present_voltage=stack.present_voltage if stack else 0.0,
-            present_current=stack.present_current if stack else 0.0,
+            present_current=-present_current if importing else present_current,
             max_current=max_current.value,
             min_current=min(lowest_current.value, max_current.value),
             max_voltage=max_voltage.value,

@@ -348,6 +348,7 @@ class SessionHandlers:
             operative=self._operative(evse_id),
             stray_output=self.power.stray_output(evse_id),
             report=self.report_block(evse_id),
+            importing=self.power.step(evse_id).import_,
         )
         if condition == self._conditions.get(evse_id):
             return
@@ -552,6 +553,7 @@ class SessionHandlers:
             self._log_refused(evse_id, result)
             self.feed(evse_id, Event.STOP_CHARGING, "the setpoint is not allowed")
             return _setpoint_answer(evse_id, accepted=False)
+        self.publish_condition(evse_id)  # the direction the present current is reported in
         return _setpoint_answer(evse_id, accepted=True)
 
     def _ac_setpoint(
@@ -616,6 +618,7 @@ class SessionHandlers:
                     refused = self.power.keep_alive(evse_id)
                     if refused is not None:
                         self._stop_refused(evse_id, refused)
+                    self.publish_condition(evse_id)
             self.hold_off(now)
 
     def hold_off(self, now: float) -> None:

@@ -154,6 +154,9 @@ class SessionCondition:
     stray_output: frozenset[str] = frozenset()
     report: Mapping[str, Any] | None = None
     """The `session` block of the EVSE's limits report, JSON-ready."""
+    importing: bool = False
+    """The modules are commanded in import mode (a discharge): the present current the
+    modules measure, a magnitude, is reported negative."""
 
 
 SourceReading = (
