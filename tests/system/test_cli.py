@@ -75,7 +75,8 @@ def test_validate_refuses_what_is_not_json() -> None:
 def test_check_config_accepts_the_example_and_names_mistakes(tmp_path: Path) -> None:
     result = _run("check-config", str(example_config("sim-station.toml")))
     assert result.returncode == 0, result.stderr
-    assert "DE*CSB*E0001: dc + bpt" in result.stdout
+    assert "DE*CSB*E0001: dc, eth1" in result.stdout  # REG modules: no BPT (issue 17)
+    assert "DE*CSB*E0002: ac + bpt" in result.stdout
     broken = tmp_path / "broken.toml"
     broken.write_text(
         example_config("sim-station.toml")

@@ -106,6 +106,10 @@ class ModuleConfig(Strict):
             raise ValueError("an `everest` module is simulated by the EVerest API program itself")
         if self.can is not None and "address" not in self.model_fields_set:
             raise ValueError("a `can` module needs its `address` on the bus")
+        if self.everest is not None and self.bidirectional:
+            raise ValueError(
+                "an `everest` module takes export setpoints only: it cannot be bidirectional"
+            )
         return self
 
     @property

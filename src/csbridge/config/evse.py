@@ -104,6 +104,11 @@ class InstallationConfig(Strict):
     grid_phases: Literal[1, 3] = 3
     efficiency: Annotated[float, Field(gt=0, le=1)] = 0.95
     """DC only: grid power times this is what reaches the EV."""
+    max_export_power_w: NonNegative | None = None
+    """DC with bpt: the most power the connection may take back to the grid (the grid
+    operator's export limit), W. It bounds the EV's discharge power as it is, without crediting
+    the station's losses (the import efficiency is not known). None: no export limit of its
+    own (the connection's max_power_w and max_current_a still bound discharge)."""
 
 
 class DeratingConfig(Strict):
@@ -129,6 +134,8 @@ class ExternalDefaults(Strict):
 
     max_power_w: Positive | None = None
     max_current_a: Positive | None = None
+    max_discharge_power_w: NonNegative | None = None
+    """A discharge (bpt) power limit; None: the charging max_power_w bounds discharge too."""
 
 
 CardTokenType = Literal["ISO14443", "ISO15693"]
@@ -244,9 +251,22 @@ class EvseConfig(Strict):
         if len(set(ids)) != len(ids):
             problems.append(f"connector ids must be unique, got {ids}")
         problems += self._live_source_problems()
+        problems += self._bpt_stack_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _bpt_stack_problems(self) -> list[str]:
+        """A DC EVSE advertises BPT only with modules that can take energy back: one marked
+        `bidirectional` (whose profile must be able to import: checked with the profiles)."""
+        if self.kind is not Kind.DC or not self.bpt:
+            return []
+        if not any(module.bidirectional for module in self.module):
+            return [
+                "bpt = true on a dc EVSE needs a bidirectional module stack: mark the modules "
+                "that can import `bidirectional = true`, or set bpt = false"
+            ]
+        return []
 
     def _live_source_problems(self) -> list[str]:
         problems: list[str] = []

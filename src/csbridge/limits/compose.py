@@ -117,6 +117,8 @@ class ExternalInForce:
     max_power: float | None
     """What binds: the valid limit's own value, else the configured default (None: no bound)."""
     max_current: float | None
+    max_discharge_power: float | None = None
+    """The discharge power that binds (None: max_power bounds discharge too)."""
 
 
 def external_in_force(
@@ -129,8 +131,15 @@ def external_in_force(
             external,
             external.max_power if external.max_power is not None else defaults.max_power_w,
             external.max_current if external.max_current is not None else defaults.max_current_a,
+            (
+                external.max_discharge_power
+                if external.max_discharge_power is not None
+                else defaults.max_discharge_power_w
+            ),
         )
-    return ExternalInForce(None, defaults.max_power_w, defaults.max_current_a)
+    return ExternalInForce(
+        None, defaults.max_power_w, defaults.max_current_a, defaults.max_discharge_power_w
+    )
 
 
 def _fresh(
@@ -245,12 +254,14 @@ class EvseComposer:
         return inputs.meter
 
     def _present(
-        self, inputs: EvseInputs, now: float, stack: StackState | None
+        self, inputs: EvseInputs, now: float, stack: StackState | None, *, importing: bool
     ) -> tuple[float, float, frozenset[str]]:
         """(present voltage, present current, disagreements): the meter's where one is fresh
-        and measures DC, else the modules' sums."""
+        and measures DC, else the modules' sums. The current is signed: negative while energy
+        flows back from the EV (the meter signs it itself; the modules' sum carries no sign)."""
         voltage = stack.present_voltage if stack else 0.0
-        current = stack.present_current if stack else 0.0
+        carried = stack.present_current if stack else 0.0
+        current = -carried if importing else carried
         meter = self._meter(inputs, now)
         if meter is None:
             return voltage, current, frozenset()
@@ -299,9 +310,11 @@ class EvseComposer:
         return Bound(min(candidates) * installation.efficiency, LimitSource.INSTALLATION)
 
     def _site_bounds(
-        self, inputs: EvseInputs, now: float, board: BoardReading | None
+        self, inputs: EvseInputs, now: float, board: BoardReading | None, *, discharge: bool = False
     ) -> _SiteBounds:
-        """Bounds that limit energy in both directions: cable, grid, heat, the outside world."""
+        """Bounds that limit energy in both directions: cable, grid, heat, the outside world.
+        Discharge adds the installation's export limit, and takes the external discharge power
+        in place of the external power where one is given."""
         config = self.config
         thermal_current, thermal_power = self._temperature_bounds(board)
         current = [*thermal_current, *_cable_bounds(config.cable, board)]
@@ -309,9 +322,15 @@ class EvseComposer:
         installation = self._installation_power(config.installation)
         if installation is not None:
             power.append(installation)
+        export_limit = config.installation.max_export_power_w if config.installation else None
+        if discharge and export_limit is not None:
+            power.append(Bound(export_limit, LimitSource.INSTALLATION))
         external = external_in_force(config.external, inputs.external, now)
-        if external.max_power is not None:
-            power.append(Bound(external.max_power, LimitSource.EXTERNAL))
+        external_power = external.max_power
+        if discharge and external.max_discharge_power is not None:
+            external_power = external.max_discharge_power
+        if external_power is not None:
+            power.append(Bound(external_power, LimitSource.EXTERNAL))
         if external.max_current is not None:
             current.append(Bound(external.max_current, LimitSource.EXTERNAL))
         return _SiteBounds(tuple(current), tuple(power))
@@ -419,7 +438,10 @@ class EvseComposer:
             "min_voltage": min_voltage.source,
             "min_current": lowest_current.source,
         }
-        present_voltage, present_current, disagrees = self._present(inputs, now, stack)
+        importing = inputs.session is not None and inputs.session.importing
+        present_voltage, present_current, disagrees = self._present(
+            inputs, now, stack, importing=importing
+        )
         dc = DcLimits(
             present_voltage=present_voltage,
             present_current=present_current,
@@ -446,7 +468,7 @@ class EvseComposer:
                 rated_discharge,
                 totals,
                 stack,
-                site,
+                self._site_bounds(inputs, now, board, discharge=True),
                 status,
             )
             dc_bpt = DcBptLimits(

@@ -24,6 +24,13 @@ Rules, in order:
    share times the divisor never exceeds the total, nor voltage x share x divisor a power
    limit (stepped down by ulps if needed).
 
+Discharge (import mode: energy from the EV back to the grid), asked by the request's
+discharge_current / discharge_power: the same rules, with the reported dc_bpt block's
+evse_max_discharge_current and evse_max_discharge_power in place of max_current and max_power,
+the EV's own discharge maxima (ev_rated_limits) on top, and only the bidirectional modules
+counted and commanded. A request that asks both directions at once, or a discharge in
+precharge, is refused.
+
 Limits of the model: a silent module holds its *last* setpoint. If the total drops while it is
 silent, it may deliver its old, larger share until its watchdog fires. A module that answers but
 is not healthy (fault, offline, too hot) is not silent and not counted: it gets no setpoint and
@@ -49,6 +56,11 @@ PRECHARGE_MAX_CURRENT_A = 2.0
 DEFAULT_WATCHDOG_S = 10.0
 """A module's own communication watchdog when its profile states none (Infypower: 10 s)."""
 DC_FIELDS = ("max_current", "max_power", "max_voltage", "min_voltage")
+DC_BPT_FIELDS = {
+    "max_current": "evse_max_discharge_current",
+    "max_power": "evse_max_discharge_power",
+}
+"""Our name -> the dc_bpt block's, for the limits a discharge is clamped to."""
 
 
 class Refusal(enum.StrEnum):
@@ -58,6 +70,9 @@ class Refusal(enum.StrEnum):
     INVALID_REQUEST = "invalid_request"
     NO_HEALTHY_MODULE = "no_healthy_module"
     BELOW_MIN_VOLTAGE = "below_min_voltage"
+    NO_DC_BPT_LIMITS = "no_dc_bpt_limits"
+    NO_AC_BPT_LIMITS = "no_ac_bpt_limits"
+    ABOVE_LIMITS = "above_limits"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +90,19 @@ class DcRequest:
     current: float | None = None
     power: float | None = None
     precharge: bool = False
+    discharge_current: float | None = None
+    """Import mode: the current the EV asks to give back (a magnitude)."""
+    discharge_power: float | None = None
+    ev_max_discharge_current: float | None = None
+    """The EV's own discharge maxima (ev_rated_limits), None: it told none."""
+    ev_max_discharge_power: float | None = None
+
+    @property
+    def discharging(self) -> bool:
+        """The request asks for energy from the EV: a discharge value given, and no charge
+        value above 0 (a request with both above 0 is refused as invalid)."""
+        asked = self.discharge_current is not None or self.discharge_power is not None
+        return asked and not any(value for value in (self.current, self.power))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +116,8 @@ class ModuleContact:
     is later: its watchdog restarts on every frame it receives) when it is out of the stack
     for silence; None otherwise (healthy, never seen, or answering but unhealthy)."""
     watchdog_s: float = DEFAULT_WATCHDOG_S
+    bidirectional: bool = False
+    """The module can take energy from the EV (import mode)."""
 
     @property
     def counted(self) -> bool:
@@ -117,6 +147,8 @@ class Setpoint:
     modules: tuple[ModuleSetpoint, ...]
     """One per healthy module: the frames to send. Silent counted modules get none."""
     precharge: bool
+    import_: bool = False
+    """Import mode: the modules take `total_current` from the EV (a magnitude)."""
 
     @property
     def commanded_current(self) -> float:
@@ -133,16 +165,29 @@ def module_contacts(
     silent_since: Mapping[str, float],
     now: float,
     watchdog_s: Mapping[str, float] | None = None,
+    bidirectional: frozenset[str] = frozenset(),
 ) -> list[ModuleContact]:
     """Contacts from a stack's healthy names (StackState.healthy) and, per module out of the
-    stack for silence, when it was last in contact (monotonic seconds)."""
+    stack for silence, when it was last in contact (monotonic seconds); `bidirectional` names
+    the modules that can import."""
     watchdogs = watchdog_s or {}
     contacts = [
-        ModuleContact(name, True, watchdog_s=watchdogs.get(name, DEFAULT_WATCHDOG_S))
+        ModuleContact(
+            name,
+            True,
+            watchdog_s=watchdogs.get(name, DEFAULT_WATCHDOG_S),
+            bidirectional=name in bidirectional,
+        )
         for name in healthy
     ]
     contacts += [
-        ModuleContact(name, False, now - since, watchdog_s=watchdogs.get(name, DEFAULT_WATCHDOG_S))
+        ModuleContact(
+            name,
+            False,
+            now - since,
+            watchdog_s=watchdogs.get(name, DEFAULT_WATCHDOG_S),
+            bidirectional=name in bidirectional,
+        )
         for name, since in silent_since.items()
         if name not in healthy
     ]
@@ -169,20 +214,48 @@ def _reported_dc(entry: Mapping[str, Any]) -> dict[str, float] | Refused:
     return limits
 
 
+def _reported_dc_bpt(entry: Mapping[str, Any]) -> dict[str, float] | Refused:
+    bpt = entry.get("dc_bpt")
+    if not isinstance(bpt, Mapping):
+        return Refused(Refusal.NO_DC_BPT_LIMITS, "the reported entry has no dc_bpt block")
+    limits: dict[str, float] = {}
+    for ours, field in DC_BPT_FIELDS.items():
+        number = _number(bpt.get(field))
+        if number is None:
+            return Refused(Refusal.INVALID_LIMITS, f"dc_bpt.{field} = {bpt.get(field)!r}")
+        limits[ours] = number
+    return limits
+
+
+OPTIONAL_REQUEST_FIELDS = (
+    "current",
+    "power",
+    "discharge_current",
+    "discharge_power",
+    "ev_max_discharge_current",
+    "ev_max_discharge_power",
+)
+
+
 def _request_problem(request: DcRequest) -> str | None:
     named = {
         "voltage": request.voltage,
         "ev_max_voltage": request.ev_max_voltage,
-        "current": request.current,
-        "power": request.power,
+        **{name: getattr(request, name) for name in OPTIONAL_REQUEST_FIELDS},
     }
     for name, value in named.items():
-        if value is None and name in ("current", "power"):
+        if value is None and name in OPTIONAL_REQUEST_FIELDS:
             continue
         if _number(value) is None:
             return f"{name} = {value!r} is not a finite number >= 0"
-    if request.current is None and request.power is None:
+    charge = (request.current, request.power)
+    discharge = (request.discharge_current, request.discharge_power)
+    if all(value is None for value in (*charge, *discharge)):
         return "neither a current nor a power was requested"
+    if any(charge) and any(discharge):
+        return "charge and discharge asked at once"
+    if request.discharging and request.precharge:
+        return "a discharge in precharge"
     return None
 
 
@@ -225,6 +298,13 @@ def dc_setpoint(
     problem = _request_problem(request)
     if problem is not None:
         return Refused(Refusal.INVALID_REQUEST, problem)
+    importing = request.discharging
+    if importing:
+        bpt = _reported_dc_bpt(entry)
+        if isinstance(bpt, Refused):
+            return bpt
+        limits = {**limits, **bpt}
+        modules = [module for module in modules if module.bidirectional]
     healthy = list({module.name: module for module in modules if module.healthy}.values())
     if not healthy:
         return Refused(Refusal.NO_HEALTHY_MODULE, "no healthy module to command")
@@ -236,13 +316,16 @@ def dc_setpoint(
             f"{voltage} V is below the reported minimum {limits['min_voltage']} V",
         )
 
-    candidates = [limits["max_current"]]
-    if request.current is not None:
-        candidates.append(request.current)
+    asked: tuple[float | None, ...] = (request.current,)
+    asked_powers: tuple[float | None, ...] = (request.power,)
+    if importing:
+        asked = (request.discharge_current, request.ev_max_discharge_current)
+        asked_powers = (request.discharge_power, request.ev_max_discharge_power)
+    candidates = [limits["max_current"], *(value for value in asked if value is not None)]
     if request.precharge:
         candidates.append(PRECHARGE_MAX_CURRENT_A)
     total = float(min(candidates))
-    powers = [power for power in (limits["max_power"], request.power) if power is not None]
+    powers = [limits["max_power"], *(power for power in asked_powers if power is not None)]
     for power in powers:
         total = _at_most_product(min(total, power / voltage), voltage, power)
 
@@ -255,6 +338,18 @@ def dc_setpoint(
         counted=counted,
         modules=tuple(ModuleSetpoint(module.name, voltage, share) for module in healthy),
         precharge=request.precharge,
+        import_=importing,
+    )
+
+
+def direction_ceiling(entry: Mapping[str, Any], import_: bool, voltage: float) -> float:
+    """The most current the reported entry allows in one direction at `voltage` (0 when the
+    block is missing or not valid): a ramp toward a new direction never holds more."""
+    limits = _reported_dc_bpt(entry) if import_ else _reported_dc(entry)
+    if isinstance(limits, Refused) or not voltage > 0:
+        return 0.0
+    return _at_most_product(
+        min(limits["max_current"], limits["max_power"] / voltage), voltage, limits["max_power"]
     )
 
 
@@ -296,3 +391,55 @@ def fewest_modules(setpoint: Setpoint, min_current_a: Mapping[str, float]) -> Se
         counted=k,
         modules=tuple(replace(module, current=share) for module in chosen),
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AcDischargeRequest:
+    """An AC setpoint's discharge side (ac.discharge_*): what the EV's own inverter is asked to
+    give back. Total active power (W) and current per phase (A), either may be absent."""
+
+    active_power: float | None = None
+    current: float | None = None
+    charging: bool = False
+    """The same setpoint also asks a charge power or current above 0."""
+
+    @property
+    def asked(self) -> bool:
+        return bool(self.active_power) or bool(self.current)
+
+
+def ac_discharge_power(
+    entry: Mapping[str, Any], request: AcDischargeRequest, nominal_voltage: float
+) -> float | Refused:
+    """The total discharge power an AC BPT setpoint may pass to the board: its active power (or
+    its current per phase at the nominal voltage, on every phase the reported ac_bpt names),
+    or why it is refused: not evse_ready, no ac_bpt block, both directions asked, a number
+    that is not finite and >= 0, or more than the reported per-phase maxima allow."""
+    status = entry.get("status_code")
+    if status != StatusCode.EVSE_READY.value:
+        return Refused(Refusal.NOT_READY, f"status is {status!r}, not evse_ready")
+    bpt = entry.get("ac_bpt")
+    maxima = bpt.get("evse_max_discharge_power") if isinstance(bpt, Mapping) else None
+    if not isinstance(maxima, Mapping):
+        return Refused(Refusal.NO_AC_BPT_LIMITS, "the reported entry has no ac_bpt block")
+    per_phase = [_number(maxima.get(phase)) for phase in ("l1", "l2", "l3")]
+    if any(value is None for value in per_phase):
+        return Refused(Refusal.INVALID_LIMITS, f"ac_bpt.evse_max_discharge_power = {maxima!r}")
+    phases = [value for value in per_phase if value]
+    for name, value in (("active_power", request.active_power), ("current", request.current)):
+        if value is not None and _number(value) is None:
+            return Refused(Refusal.INVALID_REQUEST, f"{name} = {value!r}")
+    if request.charging and request.asked:
+        return Refused(Refusal.INVALID_REQUEST, "charge and discharge asked at once")
+    power = request.active_power or 0.0
+    if request.current:
+        power = max(power, request.current * nominal_voltage * max(len(phases), 1))
+        if phases and request.current * nominal_voltage > min(phases):
+            return Refused(
+                Refusal.ABOVE_LIMITS,
+                f"{request.current} A per phase is above {min(phases)} W per phase",
+            )
+    allowed = sum((value for value in phases), 0.0)
+    if power > allowed:
+        return Refused(Refusal.ABOVE_LIMITS, f"{power} W is above the reported {allowed} W")
+    return power

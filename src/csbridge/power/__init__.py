@@ -8,6 +8,8 @@ Imports limits, sources (can, everest, simulated) and config.
 from __future__ import annotations
 
 from csbridge.power.drivers import (
+    AcDischargeBoardDriver,
+    BidirectionalModuleDriver,
     BoardDriver,
     ImdDriver,
     ModuleDriver,
@@ -21,6 +23,8 @@ from csbridge.power.stage import EvsePower, PowerStage
 from csbridge.power.wiring import wire_power
 
 __all__ = [
+    "AcDischargeBoardDriver",
+    "BidirectionalModuleDriver",
     "BoardDriver",
     "EvsePower",
     "ImdDriver",

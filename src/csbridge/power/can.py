@@ -13,6 +13,7 @@ import can
 
 from csbridge.config import BoardConfig, CanDevice, ImdConfig, ModuleConfig
 from csbridge.limits import watchdog_or_default
+from csbridge.power.direction import DirectionSwitch
 from csbridge.power.drivers import DEFAULT_MIN_CURRENT_A, NoModuleDriver, PowerOnReason
 from csbridge.power.voltage_mode import VoltageModeSwitch
 from csbridge.sources.can import (
@@ -24,6 +25,7 @@ from csbridge.sources.can import (
     IdFieldsCodec,
     PowerReason,
     board_command,
+    direction_frames,
     mode_frames,
     setpoint_frames,
     switch_frames,
@@ -76,6 +78,8 @@ class CanModule:
     link: CanLink | None
     mode: VoltageModeSwitch | None = None
     output: OutputMemory = field(default_factory=OutputMemory)
+    direction: DirectionSwitch | None = None
+    """A bidirectional module's import/export mode (power/direction.py); None: export only."""
 
     @property
     def watchdog_s(self) -> float:
@@ -86,8 +90,23 @@ class CanModule:
         return min_current_or_default(self.codec.profile.header.min_regulated_current_a)
 
     def command(self, voltage: float, current: float, *, precharge: bool) -> None:
+        self._setpoint(voltage, current, import_=False)
+
+    def command_import(self, voltage: float, current: float) -> None:
+        """Take at most `current` from the EV: the module in import mode first (off while it
+        changes), then the profile's set_import frames and on. A module that cannot import is
+        switched off."""
+        if self.direction is None:
+            log.error(
+                "event=import_not_possible module=%s why=export-only profile -- off", self.name
+            )
+            self.switch_off()
+            return
+        self._setpoint(voltage, current, import_=True)
+
+    def _setpoint(self, voltage: float, current: float, *, import_: bool) -> None:
         try:
-            frames = setpoint_frames(self.codec, self.address, voltage, current)
+            frames = setpoint_frames(self.codec, self.address, voltage, current, import_=import_)
             if self.codec.profile.commands("switch_on"):
                 # without an on command the output follows the setpoint (Huawei's R4850)
                 frames += switch_frames(self.codec, self.address, on=True)
@@ -105,6 +124,13 @@ class CanModule:
             select=self._select_mode,
         ):
             return
+        if self.direction is not None and not self.direction.ready(
+            import_,
+            output_off=self.output.on is False,
+            switch_off=self.switch_off,
+            select=self._select_direction,
+        ):
+            return
         self._send(frames)
         self.output.on = True
 
@@ -118,6 +144,9 @@ class CanModule:
 
     def _select_mode(self, high: bool) -> None:
         self._send(mode_frames(self.codec, self.address, high))
+
+    def _select_direction(self, import_: bool) -> None:
+        self._send(direction_frames(self.codec, self.address, import_))
 
     def _send(self, frames: list[can.Message]) -> None:
         link = self.link
@@ -237,7 +266,13 @@ class CanTransport:
         if isinstance(codec, IdFieldsCodec):
             link = self.buses.links.get(module.can.bus)
             mode = voltage_mode_of(module.name, codec, self.clock)
-            return CanModule(module.name, module.address, module.can.bus, codec, link, mode)
+            direction = None
+            if codec.profile.bidirectional and module.bidirectional:
+                settle = codec.profile.header.mode_switch_settle_s
+                direction = DirectionSwitch(module.name, settle, self.clock)
+            return CanModule(
+                module.name, module.address, module.can.bus, codec, link, mode, direction=direction
+            )
         if codec is None:
             return NoModuleDriver()
         header = codec.profile.header

@@ -55,6 +55,28 @@ class PhasedModule(Protocol):
     def cable_check(self, running: bool) -> None: ...
 
 
+@runtime_checkable
+class BidirectionalModuleDriver(Protocol):
+    """A module that can also take energy from the EV (import mode). A driver without this
+    cannot: an import setpoint switches it off instead."""
+
+    def command_import(self, voltage: float, current: float) -> None:
+        """Take at most `current` (a magnitude) from the EV, the import cut-off at `voltage`,
+        and on; the module is put in import mode first (its output off while it changes). The
+        setpoint is already clamped."""
+        ...
+
+
+@runtime_checkable
+class AcDischargeBoardDriver(Protocol):
+    """An AC board that is told the discharge an AC BPT setpoint allows (the EV's own inverter
+    does the work). A board without this is not told; the setpoint stands all the same."""
+
+    def allow_discharge(self, power_w: float) -> None:
+        """The EV may give back at most `power_w` in total (0: no discharge)."""
+        ...
+
+
 class BoardDriver(Protocol):
     """The EVSE's control board: contactors, the CP PWM and the connector lock."""
 

@@ -39,6 +39,11 @@ class SimulatedModuleDriver:
     def command(self, voltage: float, current: float, *, precharge: bool) -> None:
         self.module.command(voltage, current, self.clock())
 
+    def command_import(self, voltage: float, current: float) -> None:
+        """A reading-level module reports the current it takes from the EV as a magnitude,
+        as the Infypower BEG does."""
+        self.module.command(voltage, current, self.clock())
+
     def switch_off(self) -> None:
         self.module.switch_off(self.clock())
 
@@ -69,6 +74,9 @@ class SimulatedBoardDriver:
     def lock(self) -> bool:
         self.devices.command_lock(self.board, locked=True)
         return True
+
+    def allow_discharge(self, power_w: float) -> None:
+        self.board.discharge_allowed_w = power_w
 
     def unlock(self) -> bool:
         self.devices.command_lock(self.board, locked=False)

@@ -3,17 +3,22 @@ that reaches it (chosen once, in power/wiring.py)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from csbridge.limits import Setpoint
 from csbridge.power.drivers import (
+    AcDischargeBoardDriver,
+    BidirectionalModuleDriver,
     BoardDriver,
     ImdDriver,
     ModuleDriver,
     PhasedModule,
     PowerOnReason,
 )
+
+log = logging.getLogger("csbridge.power")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +45,37 @@ class PowerStage:
         return {name: driver.min_current_a for name, driver in modules.items()}
 
     def command(self, evse_id: str, setpoint: Setpoint) -> None:
-        """Every module the setpoint names, in its order, to its share and on."""
+        """Every module the setpoint names, in its order, to its share and on; an import
+        setpoint in import mode (a module whose driver cannot import is switched off)."""
         modules = self.evses[evse_id].modules
         for target in setpoint.modules:
-            modules[target.name].command(
-                target.voltage, target.current, precharge=setpoint.precharge
-            )
+            driver = modules[target.name]
+            if not setpoint.import_:
+                driver.command(target.voltage, target.current, precharge=setpoint.precharge)
+            elif isinstance(driver, BidirectionalModuleDriver):
+                driver.command_import(target.voltage, target.current)
+            else:
+                log.error(
+                    "event=import_not_possible evse=%s module=%s why=its driver cannot import "
+                    "-- off",
+                    evse_id,
+                    target.name,
+                )
+                driver.switch_off()
 
     def switch_off(self, evse_id: str) -> None:
         """Every module of the EVSE off (a module without an off command: 0 A)."""
         for driver in self.evses[evse_id].modules.values():
             driver.switch_off()
+
+    def allow_ac_discharge(self, evse_id: str, power_w: float) -> bool:
+        """Tell the EVSE's board the discharge an AC BPT setpoint allows; False: its board
+        cannot be told (the EV's inverter still keeps to what Josev negotiated)."""
+        board = self.evses[evse_id].board
+        if not isinstance(board, AcDischargeBoardDriver):
+            return False
+        board.allow_discharge(power_w)
+        return True
 
     def close_contactors(self, evse_id: str, reason: PowerOnReason) -> None:
         self.evses[evse_id].board.close_contactors(reason)

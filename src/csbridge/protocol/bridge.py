@@ -554,8 +554,15 @@ class Bridge:
 def _external_limit(document: dict[str, Any], now: float) -> ExternalLimit:
     max_power = document.get("max_power")
     max_current = document.get("max_current")
-    if max_power is None and max_current is None:
+    max_discharge_power = document.get("max_discharge_power")
+    if max_power is None and max_current is None and max_discharge_power is None:
         return ExternalLimit(at=now, until=now)  # withdrawn: back to the configured default
     valid_for = document.get("valid_for")
     until = now + valid_for if valid_for is not None else math.inf
-    return ExternalLimit(at=now, until=until, max_power=max_power, max_current=max_current)
+    return ExternalLimit(
+        at=now,
+        until=until,
+        max_power=max_power,
+        max_current=max_current,
+        max_discharge_power=max_discharge_power,
+    )

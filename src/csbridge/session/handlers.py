@@ -18,11 +18,13 @@ from typing import Any, ClassVar, Literal, Protocol, cast
 from csbridge.config import Config, EvseConfig, Kind
 from csbridge.engine import LimitsEngine
 from csbridge.limits import (
+    AcDischargeRequest,
     Composition,
     DcRequest,
     EvseInputs,
     Refused,
     StatusCode,
+    ac_discharge_power,
     duty_percent,
 )
 from csbridge.messages import (
@@ -371,6 +373,7 @@ class SessionHandlers:
             operative=self._operative(evse_id),
             stray_output=self.power.stray_output(evse_id),
             report=self.report_block(evse_id),
+            importing=self.power.step(evse_id).import_,
         )
         if condition == self._conditions.get(evse_id):
             return
@@ -556,19 +559,20 @@ class SessionHandlers:
         evse_id, evse = found
         dc = message.dc
         if evse.kind is Kind.AC:
-            # An AC EV draws what the PWM allows: the setpoint only needs the session to allow it.
-            accepted = self.feed(evse_id, Event.CHARGE_SETPOINT).accepted
-            return _setpoint_answer(evse_id, accepted=accepted)
+            return self._ac_setpoint(evse_id, evse, message)
         if dc is ABSENT:
             return _setpoint_answer(evse_id, accepted=False)
+        session = self.sessions[evse_id]
         request = DcRequest(
             voltage=value_or(dc.voltage, 0.0),
-            ev_max_voltage=min(
-                message.ev_limits.maximum_voltage, _rated_max_voltage(self.sessions[evse_id])
-            ),
+            ev_max_voltage=min(message.ev_limits.maximum_voltage, _rated_max_voltage(session)),
             current=value_or(dc.charge_current, None),
             power=value_or(dc.charge_power, None),
             precharge=message.is_precharge is True,
+            discharge_current=value_or(dc.discharge_current, None),
+            discharge_power=value_or(dc.discharge_power, None),
+            ev_max_discharge_current=_rated_max_discharge(session, "current"),
+            ev_max_discharge_power=_rated_max_discharge(session, "power"),
         )
         clamped = self.power.clamp(evse_id, request)
         if isinstance(clamped, Refused):
@@ -582,7 +586,37 @@ class SessionHandlers:
             self._log_refused(evse_id, result)
             self.feed(evse_id, Event.STOP_CHARGING, "the setpoint is not allowed")
             return _setpoint_answer(evse_id, accepted=False)
+        self.publish_condition(evse_id)  # the direction the present current is reported in
         return _setpoint_answer(evse_id, accepted=True)
+
+    def _ac_setpoint(
+        self, evse_id: str, evse: EvseConfig, message: PowerElectronicsSetpointRequest
+    ) -> PowerElectronicsSetpointResponse:
+        """An AC EV draws what the PWM allows: a charge setpoint only needs the session to allow
+        it. A discharge (ac.discharge_*, the EV's inverter does the work) must also fit the
+        reported ac_bpt maxima; the board is then told what it allows."""
+        ac = message.ac
+        discharge = AcDischargeRequest()
+        if ac is not ABSENT:
+            discharge = AcDischargeRequest(
+                active_power=value_or(ac.discharge_active_power, None),
+                current=value_or(ac.discharge_current, None),
+                charging=any(
+                    value_or(value, 0.0) for value in (ac.charge_active_power, ac.charge_current)
+                ),
+            )
+        allowed = 0.0
+        if discharge.asked:
+            entry = self._engine.entries.get(evse_id)
+            result = ac_discharge_power(entry, discharge, float(evse.nominal_voltage or 0))
+            if isinstance(result, Refused):
+                self._log_refused(evse_id, result)
+                return _setpoint_answer(evse_id, accepted=False)
+            allowed = result
+        accepted = self.feed(evse_id, Event.CHARGE_SETPOINT).accepted
+        if accepted and evse.bpt:
+            self._stage.allow_ac_discharge(evse_id, allowed)
+        return _setpoint_answer(evse_id, accepted=accepted)
 
     def drive(self, evse_id: str, request: DcRequest) -> bool:
         """Run the stack at `request` (clamped now and on every keepalive) for EVerest through
@@ -617,6 +651,7 @@ class SessionHandlers:
                     refused = self.power.keep_alive(evse_id)
                     if refused is not None:
                         self._stop_refused(evse_id, refused)
+                    self.publish_condition(evse_id)
             self.hold_off(now)
 
     def hold_off(self, now: float) -> None:
@@ -1015,6 +1050,25 @@ def _faults(
     if dc is not None and dc.isolation_status is not None and dc.isolation_status.value == "fault":
         faults.add(("imd", "ground_fault"))
     return frozenset(faults)
+
+
+def _rated_max_discharge(session: EvseSession, quantity: str) -> float | None:
+    """The EV's own discharge maximum of one quantity ("current" or "power") from its rated
+    limits (ev_rated_limits), the lowest positive finite one it told; None: none. As with the
+    voltage, a number that cannot be used is ignored, and the EVSE's limits still clamp."""
+    limits = session.ev_rated_limits
+    rated = value_or(limits.dc_rated_limits, {}) if limits is not None else {}
+    values = [
+        float(value)
+        for key, value in rated.items()
+        if "max" in key
+        and "discharge" in key
+        and quantity in key
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and 0 < value < float("inf")
+    ]
+    return min(values, default=None)
 
 
 def _rated_max_voltage(session: EvseSession) -> float:

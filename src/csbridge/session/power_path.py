@@ -1,25 +1,37 @@
 """The power path as the session runs it: a setpoint clamped to what is reported and sent to the
 fewest modules that regulate it, followed at once when a limit drops, and every module held
 off while no setpoint runs (a module back from silence is switched off within one poll period,
-and one that keeps delivering output while commanded off is a fault)."""
+and one that keeps delivering output while commanded off is a fault).
+
+An EVSE with a bidirectional module stack also takes energy back (a discharge setpoint drives
+its bidirectional modules in import mode) and moves between setpoints by steps
+(limits/ramp.py): never both directions at once, always through 0 A on a direction change, and,
+once a discharge was asked in this run of the modules, never a step in power above the EVSE's
+`power_ramp_limit_w_per_s`. Charging alone keeps the path it had before discharge existed:
+every setpoint at once (the EV paces its own requests), export only."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from csbridge.config import Config
 from csbridge.engine import LimitsEngine
 from csbridge.limits import (
+    ZERO,
     Absence,
+    Ceilings,
     DcRequest,
     Refused,
     Setpoint,
+    Step,
     dc_setpoint,
+    direction_ceiling,
     fewest_modules,
     module_contacts,
+    ramp_step,
 )
 from csbridge.power import PowerStage
 
@@ -47,6 +59,27 @@ class _EvsePath:
     resting: frozenset[str] = frozenset()
     """Healthy modules the running setpoint leaves off (a small setpoint on fewer modules)."""
     stray_watch: dict[str, float] = field(default_factory=dict)
+    bidirectional: frozenset[str] = frozenset()
+    """The modules that can import; none: the EVSE's setpoints go at once, export only."""
+    ramp_w_per_s: float | None = None
+    step: Step = ZERO
+    """The direction and total current last commanded (ZERO while off)."""
+    stepped_at: float = float("-inf")
+    discharged: bool = False
+    """A discharge was asked since the modules were last off: from then on every step is
+    ramped (a session that only charges keeps its setpoints at once, as before discharge)."""
+
+
+def _stepped_request(request: DcRequest, step: Step) -> DcRequest:
+    """`request` asking for exactly `step` (its direction and current, no power of its own);
+    the EV's own maxima stay."""
+    if step.import_:
+        return replace(
+            request, current=None, power=None, discharge_current=step.current, discharge_power=None
+        )
+    return replace(
+        request, current=step.current, power=None, discharge_current=None, discharge_power=None
+    )
 
 
 class PowerPath:
@@ -65,7 +98,13 @@ class PowerPath:
         """Per EVSE, each module's minimum regulated current."""
         self._paths = {
             evse.evse_id: _EvsePath(
-                min((m.poll_period_s for m in evse.module), default=1.0), off_since=clock()
+                min((m.poll_period_s for m in evse.module), default=1.0),
+                off_since=clock(),
+                stepped_at=clock(),
+                bidirectional=frozenset(m.name for m in evse.module if m.bidirectional),
+                ramp_w_per_s=(
+                    evse.dc_limits.power_ramp_limit_w_per_s if evse.dc_limits is not None else None
+                ),
             )
             for evse in config.evse
         }
@@ -81,7 +120,8 @@ class PowerPath:
         return self._paths[evse_id].stray
 
     def clamp(self, evse_id: str, request: DcRequest) -> Setpoint | Refused:
-        """The setpoint `request` gets now, nothing commanded."""
+        """The setpoint `request` gets now, nothing commanded (the target: a bidirectional
+        stack steps toward it, see `step`)."""
         entry = self._engine.entries.get(evse_id)
         result = dc_setpoint(entry, request, self._contacts(evse_id))
         if isinstance(result, Refused):
@@ -89,14 +129,60 @@ class PowerPath:
         return fewest_modules(result, self._min_current.get(evse_id, {}))
 
     def run(self, evse_id: str, request: DcRequest) -> Setpoint | Refused:
-        """Clamp `request` and command the modules; refused: nothing is commanded."""
+        """Clamp `request` and command the modules (a step toward it on a bidirectional stack);
+        refused: nothing is commanded."""
         result = self.clamp(evse_id, request)
         if isinstance(result, Refused):
             return result
         path = self._paths[evse_id]
+        stepped = self._step(evse_id, path, request, result)
+        if isinstance(stepped, Refused):
+            return stepped
         path.request = request
         path.clamped_against = self._engine.snapshots.get(evse_id)
-        self._command(evse_id, path, result)
+        self._command(evse_id, path, stepped)
+        return result
+
+    def step(self, evse_id: str) -> Step:
+        """The direction and total current last commanded (ZERO while off)."""
+        return self._paths[evse_id].step
+
+    def ramped(self, evse_id: str) -> bool:
+        """Whether the EVSE's steps keep its power ramp now (a discharge was asked since its
+        modules were last off)."""
+        return self._paths[evse_id].discharged
+
+    def _step(
+        self, evse_id: str, path: _EvsePath, request: DcRequest, target: Setpoint
+    ) -> Setpoint | Refused:
+        """The setpoint to command now on the way to `target`: the target itself on a stack
+        that cannot import; else one ramp step toward it (limits/ramp.py), clamped again to the
+        limits reported now."""
+        if not path.bidirectional:
+            return target
+        now = self._clock()
+        entry = self._engine.entries.get(evse_id)
+        voltage = target.voltage
+        ceilings = Ceilings(
+            export=direction_ceiling(entry, False, voltage),
+            import_=direction_ceiling(entry, True, voltage),
+        )
+        path.discharged = path.discharged or target.import_
+        step = ramp_step(
+            path.step,
+            Step(target.import_, target.total_current),
+            voltage=voltage,
+            dt=now - path.stepped_at,
+            ramp_w_per_s=path.ramp_w_per_s if path.discharged else None,
+            ceilings=ceilings,
+        )
+        result: Setpoint | Refused = target
+        if step != Step(target.import_, target.total_current):
+            result = self.clamp(evse_id, _stepped_request(request, step))
+        if isinstance(result, Refused):
+            return result
+        path.step = Step(result.import_, result.total_current)
+        path.stepped_at = now
         return result
 
     def follow_limits(self, evse_id: str) -> Refused | None:
@@ -113,8 +199,11 @@ class PowerPath:
         result = self.clamp(evse_id, path.request)
         if isinstance(result, Refused):
             return result
-        if result != path.commanded:
-            self._command(evse_id, path, result)
+        stepped = self._step(evse_id, path, path.request, result)
+        if isinstance(stepped, Refused):
+            return stepped
+        if stepped != path.commanded:
+            self._command(evse_id, path, stepped)
         return None
 
     def keep_alive(self, evse_id: str) -> Refused | None:
@@ -125,8 +214,11 @@ class PowerPath:
         result = self.clamp(evse_id, path.request)
         if isinstance(result, Refused):
             return result
+        stepped = self._step(evse_id, path, path.request, result)
+        if isinstance(stepped, Refused):
+            return stepped
         path.clamped_against = self._engine.snapshots.get(evse_id)
-        self._command(evse_id, path, result)
+        self._command(evse_id, path, stepped)
         return None
 
     def off(self, evse_id: str) -> bool:
@@ -136,7 +228,10 @@ class PowerPath:
         path.request = None
         path.commanded = None
         path.resting = frozenset()
+        path.step = ZERO
+        path.discharged = False
         now = self._clock()
+        path.stepped_at = now
         if path.off_since is None:
             path.off_since = now
         path.off_sent_at = now
@@ -239,4 +334,10 @@ class PowerPath:
             for name, reason in stack.absent.items()
             if reason is Absence.STALE and name in readings
         }
-        return module_contacts(stack.healthy, silent, self._clock(), self._stage.watchdogs(evse_id))
+        return module_contacts(
+            stack.healthy,
+            silent,
+            self._clock(),
+            self._stage.watchdogs(evse_id),
+            self._paths[evse_id].bidirectional,
+        )

@@ -130,6 +130,8 @@ class ExternalLimit:
     until: float
     max_power: float | None = None
     max_current: float | None = None
+    max_discharge_power: float | None = None
+    """Discharge (DC bpt) power, W; None: max_power bounds discharge too."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,6 +154,9 @@ class SessionCondition:
     stray_output: frozenset[str] = frozenset()
     report: Mapping[str, Any] | None = None
     """The `session` block of the EVSE's limits report, JSON-ready."""
+    importing: bool = False
+    """The modules are commanded in import mode (a discharge): the present current the
+    modules measure, a magnitude, is reported negative."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,6 +21,7 @@ from csbridge.sources.can.codec import (
 from csbridge.sources.can.commands import (
     CommandMissingError,
     command_id,
+    direction_frames,
     mode_frames,
     setpoint_frames,
     switch_frames,
@@ -54,6 +55,7 @@ __all__ = [
     "ProfileRegistry",
     "board_command",
     "command_id",
+    "direction_frames",
     "load_profile",
     "merged_frames",
     "mode_frames",

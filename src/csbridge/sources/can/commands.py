@@ -135,15 +135,16 @@ def _frames(
 
 
 def setpoint_frames(
-    codec: IdFieldsCodec, address: int, voltage_v: float, current_a: float
+    codec: IdFieldsCodec, address: int, voltage_v: float, current_a: float, *, import_: bool = False
 ) -> list[can.Message]:
     """Every frame that sets the module at `address` to `voltage_v` at most `current_a`, in
-    profile order. ValueError for a number that cannot be sent; CommandMissingError if the profile
-    cannot set a module."""
+    profile order: its set_output commands, or with `import_` its set_import commands (the
+    current it may take from the EV, a magnitude). ValueError for a number that cannot be sent;
+    CommandMissingError if the profile cannot set a module so."""
     quantities = {"voltage": float(voltage_v), "current": float(current_a)}
     for quantity, physical in quantities.items():
         _check(codec, quantity, physical)
-    return _frames(codec, "set_output", address, quantities)
+    return _frames(codec, "set_import" if import_ else "set_output", address, quantities)
 
 
 def switch_frames(codec: IdFieldsCodec, address: int, on: bool) -> list[can.Message]:
@@ -156,3 +157,10 @@ def mode_frames(codec: IdFieldsCodec, address: int, high: bool) -> list[can.Mess
     """The frames that select the module's high or low output voltage mode (a profile with
     `high_mode_above_v`). CommandMissingError if the profile has no such command."""
     return _frames(codec, "select_high_mode" if high else "select_low_mode", address, {})
+
+
+def direction_frames(codec: IdFieldsCodec, address: int, import_: bool) -> list[can.Message]:
+    """The frames that put a bidirectional module in import (energy from the EV) or export
+    mode. Sent only with the output off. CommandMissingError if the profile has no such
+    command."""
+    return _frames(codec, "select_import_mode" if import_ else "select_export_mode", address, {})

@@ -200,11 +200,27 @@ class MessageSpec(_Strict):
 
 
 CommandName = Literal[
-    "set_output", "switch_on", "switch_off", "select_high_mode", "select_low_mode"
+    "set_output",
+    "switch_on",
+    "switch_off",
+    "select_high_mode",
+    "select_low_mode",
+    "set_import",
+    "select_import_mode",
+    "select_export_mode",
 ]
 MODE_COMMANDS = ("select_high_mode", "select_low_mode")
 """A module with two output voltage ranges (UUGreen's Hi/Lo mode): the command that selects
 each; the profile's `high_mode_above_v` says when (see power/voltage_mode.py)."""
+DIRECTION_COMMANDS: tuple[CommandName, ...] = (
+    "set_import",
+    "select_import_mode",
+    "select_export_mode",
+)
+"""A bidirectional module: its import setpoint (taking energy from the EV) and the commands that
+put it in import or export mode. All three together, with switch_off (a mode is only changed
+with the output off)."""
+SETPOINT_COMMANDS = ("set_output", "set_import")
 
 
 class CommandValue(_Strict):
@@ -254,9 +270,9 @@ class CommandSpec(_Strict):
             if span & taken:
                 raise ValueError(f"values[{index}] overlaps an earlier value")
             taken |= span
-        if self.name == "set_output" and not self.values:
-            raise ValueError("a set_output command carries the setpoint: give it values")
-        if self.name != "set_output" and self.values:
+        if self.name in SETPOINT_COMMANDS and not self.values:
+            raise ValueError(f"a {self.name} command carries the setpoint: give it values")
+        if self.name not in SETPOINT_COMMANDS and self.values:
             raise ValueError(f"a {self.name} command carries no values, only data")
         return self
 
@@ -432,14 +448,18 @@ class Profile(_Strict):
         if ("switch_on" in names) != ("switch_off" in names):
             problems.append("command: switch_on and switch_off come as a pair")
         problems += self._mode_problems(names)
-        quantities = {
-            value.quantity
-            for command in self.command
-            if command.name == "set_output"
-            for value in command.values
-        }
-        if "set_output" in names and quantities != {"voltage", "current"}:
-            problems.append("command: the set_output commands must set both voltage and current")
+        problems += self._direction_problems(names)
+        for setpoint in SETPOINT_COMMANDS:
+            quantities = {
+                value.quantity
+                for command in self.command
+                if command.name == setpoint
+                for value in command.values
+            }
+            if setpoint in names and quantities != {"voltage", "current"}:
+                problems.append(
+                    f"command: the {setpoint} commands must set both voltage and current"
+                )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -457,6 +477,21 @@ class Profile(_Strict):
         if "switch_off" not in names:
             return ["command: a mode change needs the output off first: give switch_off"]
         return []
+
+    def _direction_problems(self, names: set[CommandName]) -> list[str]:
+        given = [name for name in DIRECTION_COMMANDS if name in names]
+        if not given:
+            return []
+        if len(given) != len(DIRECTION_COMMANDS):
+            return ["command: set_import, select_import_mode and select_export_mode come together"]
+        if "switch_off" not in names or "set_output" not in names:
+            return ["command: a bidirectional module needs set_output and switch_off too"]
+        return []
+
+    @property
+    def bidirectional(self) -> bool:
+        """The module can be commanded to take energy from the EV (import mode)."""
+        return all(self.commands(name) for name in DIRECTION_COMMANDS)
 
     @model_validator(mode="after")
     def _mode_needs_commands(self) -> Self:

@@ -98,6 +98,7 @@ class DeviceRouter:
                     problems += self._attach(
                         where, module.can, DeviceKind.POWER_MODULE, module.address, target
                     )
+                    problems += self._import_problems(where, module.can, module.bidirectional)
             if evse.imd is not None and evse.imd.can is not None:
                 target = Target(evse.evse_id, "imd", ImdState())
                 problems += self._attach(
@@ -110,6 +111,23 @@ class DeviceRouter:
                 )
         if problems:
             raise ConfigError("configuration", problems)
+
+    def _import_problems(self, where: str, device: CanDevice, bidirectional: bool) -> list[str]:
+        """A module marked `bidirectional` must have a profile that can import: otherwise the
+        EVSE would advertise a discharge no command can carry."""
+        if not bidirectional:
+            return []
+        try:
+            profile = self.registry.get(device.profile)
+        except (KeyError, ConfigError):
+            return []  # named by _attach already
+        if profile.header.kind is not DeviceKind.POWER_MODULE or profile.bidirectional:
+            return []
+        return [
+            f"{where.removesuffix('.can')}.bidirectional: {profile.name} cannot import "
+            "(no set_import / select_import_mode commands): set bidirectional = false, and "
+            "bpt = false on its EVSE unless another module can import"
+        ]
 
     def _attach(
         self, where: str, device: CanDevice, kind: DeviceKind, address: int, target: Target

@@ -13,8 +13,10 @@ from csbridge.sources.simulated.devices import (
     SimulatedImd,
     SimulatedModule,
 )
+from csbridge.sources.simulated.wire_families import InfypowerBegModule
 
 __all__ = [
+    "InfypowerBegModule",
     "SimulatedBoard",
     "SimulatedCanBoard",
     "SimulatedCanImd",

@@ -124,12 +124,14 @@ class SimulatedCanModule(ModuleControls):
             if not _is_command(command, data):
                 continue
             obeyed = True
-            if command.name == "set_output":
+            if command.name in ("set_output", "set_import"):
                 self._set(command, data)
             elif command.name in ("switch_on", "switch_off"):
                 self.switched_on = command.name == "switch_on"
-            else:
+            elif command.name in ("select_high_mode", "select_low_mode"):
                 self._select_mode(command.name == "select_high_mode")
+            else:
+                self._select_direction(command.name == "select_import_mode")
         if not obeyed:
             return False  # a request on a command's identifier (Winline reads and sets share it)
         on = (self.switched_on or not self._has_switch()) and not self.fault
@@ -153,6 +155,9 @@ class SimulatedCanModule(ModuleControls):
         if self.switched_on and high != self.high_mode:
             self.mode_changes_while_on += 1
         self.high_mode = high
+
+    def _select_direction(self, import_: bool) -> None:
+        """A bidirectional family's working mode (wire_families.py); others have none."""
 
     def _has_switch(self) -> bool:
         """Whether the profile switches the output; without, the module follows its setpoint
@@ -342,6 +347,8 @@ class BoardControls:
     """The end the lock was last told to go to (UNLOCKED or LOCKED)."""
     lock_moving_since: float | None = None
     """When the current travel started (None: at rest, or faulted)."""
+    discharge_allowed_w: float = 0.0
+    """AC BPT: the total discharge the last accepted setpoint allows the EV's inverter."""
 
     def command_lock(self, locked: bool, now: float) -> bool:
         """Drive the lock to one end; whether it started moving. A command to the end it is at,

@@ -1,8 +1,9 @@
 """What a module family does on the wire beyond answering each request with one frame: Huawei's
 R4850 answers its one "all data" request with a frame per parameter, the last marked by bit 0 of
 the identifier, and tells its output state unasked; UUGreen's replies carry the module's
-production date and serial bits in the identifier. Infypower and Winline need nothing more than
-SimulatedCanModule (one reply per request, registers told apart by the payload).
+production date and serial bits in the identifier; Infypower's BEG has an import and an export
+mode. Infypower's REG and Winline need nothing more than SimulatedCanModule (one reply per
+request, registers told apart by the payload).
 
 The facts are in each profile's comments (hal/*.toml) with their public sources.
 """
@@ -80,9 +81,36 @@ class UUGreenModule(SimulatedCanModule):
         return frames
 
 
+@dataclass(slots=True, kw_only=True)
+class InfypowerBegModule(SimulatedCanModule):
+    """A BEG/BEC bidirectional module: the working mode (21 10) decides whether the current it
+    is told is given to the EV (export) or taken from it (import); it reports the current as a
+    magnitude either way, as the real one does. It reports the same capability for both
+    directions (the registers 11 30-33). A mode change received with the output on is counted:
+    csbridge must never make one (a real module would switch directions under load)."""
+
+    import_mode: bool = False
+    direction_changes: int = 0
+    direction_changes_while_on: int = 0
+
+    def _select_direction(self, import_: bool) -> None:
+        if import_ != self.import_mode:
+            self.direction_changes += 1
+            if self.switched_on:
+                self.direction_changes_while_on += 1
+        self.import_mode = import_
+
+    def values(self) -> dict[str, float]:
+        values = SimulatedCanModule.values(self)
+        for name in ("max_voltage", "min_voltage", "max_current", "max_power"):
+            values[f"import.{name}"] = values[f"export.{name}"]
+        return values
+
+
 FAMILY_MODULES: dict[str, type[SimulatedCanModule]] = {
     "huawei-r4850": HuaweiR4850Module,
     "uugreen-ur1000x0": UUGreenModule,
+    "infypower-beg": InfypowerBegModule,
 }
 """Shipped profile -> its family's simulator; any other profile gets SimulatedCanModule."""
 
