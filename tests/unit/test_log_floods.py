@@ -19,6 +19,7 @@ from csbridge.engine import LimitsEngine
 from csbridge.messages import (
     Direction,
     HandlerTable,
+    Message,
     MessageType,
     PowerElectronicsSetpointRequest,
     PowerElectronicsSetpointResponse,
@@ -229,3 +230,21 @@ async def test_a_message_name_that_forges_a_line_is_escaped(formatter: str) -> N
     assert "message=make_coffee\\n2026-12-01 21:00:00,000 level=ERROR" in written[0]
     assert "forged\\x1b[2J\\x9b1m" in written[0]
     assert f"topic={config.mqtt.local_prefix}/E\\nmake_coffee\\n" in written[1]
+
+
+async def test_a_message_that_fails_its_schema_every_time_logs_one_error_per_interval() -> None:
+    """An outgoing message that fails its schema is a bug, logged loudly, but a bug hit by
+    every update must not flood the log: one error line a minute per kind, every one counted."""
+    config = _config()
+    clock = Clock()
+    bridge = Bridge(config, LimitsEngine(config, clock=clock))
+    evse_id = config.evse[0].evse_id
+    broken = Message(PowerElectronicsSetpointResponse(evse_id=evse_id, status="maybe"))  # type: ignore[arg-type]
+    with _written() as written:
+        for _ in range(1_000):
+            assert not await bridge.send(broken)
+            clock.now += 0.01
+    lines = written.getvalue().splitlines()
+    assert len(lines) == 1
+    assert "event=outbound_rejected message=power_electronics_setpoint" in lines[0]
+    assert bridge.counters.get("outbound_rejected", "power_electronics_setpoint") == 1_000

@@ -509,12 +509,12 @@ class Bridge:
     async def send(self, message: Message) -> bool:
         """Validate and publish on the response topic; an invalid message is never published."""
         started = time.perf_counter()
+        label = f"{message.name}/{message.type}"
         try:
             payload = self.codec.encode(message)
         except SchemaViolation as violation:
-            self._outbound_rejected(message.name, str(violation))
+            self._outbound_rejected(message.name, str(violation), label)
             return False
-        label = f"{message.name}/{message.type}"
         sent = await self._publish(self.config.mqtt.response_topic, payload, label)
         self.counters.observe(Timed.OUTBOUND_HANDLING, label, time.perf_counter() - started)
         return sent
@@ -544,10 +544,15 @@ class Bridge:
         self.counters.add(Counted.OUTBOUND_PUBLISHED, label)
         return True
 
-    def _outbound_rejected(self, name: str, why: str) -> None:
+    def _outbound_rejected(self, name: str, why: str, label: str | None = None) -> None:
         self.counters.add(Counted.OUTBOUND_REJECTED, name)
-        log.error(
-            "event=outbound_rejected message=%s why=%s -- not published; this is a bug", name, why
+        # Loud, but one line a minute per message kind: a bug hit by every update must not
+        # flood the log (the counter counts each one).
+        self._faults.error(
+            (Counted.OUTBOUND_REJECTED, label or name),
+            "event=outbound_rejected message=%s why=%s -- not published; this is a bug",
+            name,
+            why,
         )
 
 
