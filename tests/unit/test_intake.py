@@ -10,6 +10,8 @@ import pytest
 
 from csbridge.protocol.intake import (
     JOSEV_OVERSHOOT,
+    JOSEV_PAUSE_AT,
+    JOSEV_RESUME_AT,
     Intake,
     MessageIntake,
     TopicClass,
@@ -107,18 +109,14 @@ def test_a_full_josev_class_holds_acknowledgements_back_instead_of_dropping() ->
     assert intake.holding == 11
     assert counters.get("inbound_held") == 1
     assert counters.get("inbound_dropped", "josev") == 0
-    # Nothing goes out while the part is still full; then one for each free place.
-    taken = [intake.take() for _ in range(10)]
-    assert taken[0] == (JOSEV, b"0")
-    assert len(acknowledged) == 20
-    intake.take()  # 19 queued: one place free
-    assert acknowledged[20:] == [b"19"]
-    intake.take()
-    assert acknowledged[20:] == [b"19", b"20"]
-    while intake.holding:
+    # Nothing goes out until the part has drained to half (10 of 20); then all at once.
+    for _ in range(19):
         intake.take()
+    assert len(acknowledged) == 20
+    intake.take()  # 10 left
     assert acknowledged[20:] == [str(n).encode() for n in range(19, 30)]
-    assert intake.queued(TopicClass.JOSEV) == 9  # 11 taken until full, then one per release
+    assert intake.holding == 0
+    assert intake.queued(TopicClass.JOSEV) == 10
     assert [payload for _, payload in _drain(intake)][-1] == b"t"
     assert len(acknowledged) == 31  # every message acknowledged exactly once
 
@@ -262,3 +260,28 @@ def test_payload_bytes_are_bounded_per_class_too() -> None:
     assert [intake.take() for _ in range(3)] == ["j", "a", "c"]
     assert intake.queued_bytes(TopicClass.LOCAL) == intake.queued_bytes(TopicClass.JOSEV) == 0
     assert intake.offer("csbridge/E1/token", "d", 1000)  # room again once taken
+
+
+def test_a_josev_class_far_over_its_bound_pauses_the_reading_until_it_drains() -> None:
+    """The backstop for a broker that keeps sending while acknowledgements are held back."""
+    counters = Counters()
+    intake = _intake(total=40, counters=counters)  # Josev's part: 20
+    calls: list[str] = []
+    intake.on_full = lambda: calls.append("pause")
+    intake.on_room = lambda: calls.append("resume")
+    for n in range(20 + JOSEV_PAUSE_AT - 1):
+        _offer(intake, JOSEV, str(n).encode())
+    assert calls == []
+    _offer(intake, JOSEV, b"one more")
+    assert calls == ["pause"]
+    assert intake.reading_paused
+    _offer(intake, JOSEV, b"still read: a batch already off the socket")
+    assert calls == ["pause"]  # once
+    while intake.queued(TopicClass.JOSEV) > 20 + JOSEV_RESUME_AT + 1:
+        intake.take()
+    assert calls == ["pause"]
+    intake.take()
+    assert calls == ["pause", "resume"]
+    assert not intake.reading_paused
+    assert counters.get("inbound_paused") == 1
+    assert counters.get("inbound_dropped", "josev") == 0

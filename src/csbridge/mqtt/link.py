@@ -212,6 +212,23 @@ class MqttLink:
         self.connected = asyncio.Event()
         self.counters = counters if counters is not None else Counters()
         self.takeovers = TakeoverWatch()
+        self._reading_paused = False
+
+    def pause_reading(self) -> None:
+        """Read nothing more from the broker (this connection and the next) until
+        resume_reading."""
+        self._reading_paused = True
+        if self._client is not None:
+            self._client.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._reading_paused = False
+        if self._client is not None:
+            self._client.resume_reading()
+
+    @property
+    def reading_paused(self) -> bool:
+        return self._reading_paused
 
     async def _new_client(self) -> BatchReadingClient:
         host, port, tls = broker_address(self._config.broker)
@@ -331,6 +348,8 @@ class MqttLink:
         for subscription in self._subscriptions:
             await client.subscribe(subscription.topic, qos=subscription.qos)
         self._client = client
+        if self._reading_paused:
+            client.pause_reading()
         self.connects += 1
         _hand_off(client, self._config.status_topic, b"online", retain=True)
         # During a takeover loop every flip would log a line: its one error line says it all.

@@ -154,6 +154,8 @@ class Bridge:
             queue_type=queue_type(self.intake),
             acknowledge_with=self.intake.acknowledge_with,
         )
+        self.intake.on_full = self.link.pause_reading
+        self.intake.on_room = self.link.resume_reading
         self._pushed = pushed
         self._on_simulate = on_simulate
         self._session_side = session_side

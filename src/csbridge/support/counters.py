@@ -76,6 +76,7 @@ class Counted(enum.StrEnum):
     INBOUND_DROPPED = "inbound_dropped"
     INBOUND_SUPERSEDED = "inbound_superseded"
     INBOUND_HELD = "inbound_held"
+    INBOUND_PAUSED = "inbound_paused"
     UNKNOWN_EVSE = "unknown_evse"
     RESETS = "resets"
     DEVICE_MODEL_UNANSWERED = "device_model_unanswered"
@@ -218,6 +219,11 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "inbound_held",
         "Times Josev's intake queue filled and csbridge held back its MQTT acknowledgements"
         " (its next requests then wait in the broker's queue: none is dropped by csbridge).",
+    ),
+    Counted.INBOUND_PAUSED: MetricSpec(
+        "inbound_paused",
+        "Times Josev's intake queue ran far over its bound even with acknowledgements held back"
+        " and csbridge paused reading from the broker until it drained.",
     ),
     Counted.UNKNOWN_EVSE: MetricSpec(
         "unknown_evse_messages",
