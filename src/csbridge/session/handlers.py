@@ -890,7 +890,8 @@ class SessionHandlers:
             voltage=zero,
             current=zero,
             power_factor=1.0,
-            frequency=50.0,
+            # nothing measures a frequency here; DC has none (0 Hz, as a DC meter's answer)
+            frequency=0.0 if config.kind is Kind.DC else 50.0,
             total_active_energy_imported=round(session.energy_wh, 3),
             total_reactive_energy_imported=0.0,
             dc_voltage=round(voltage, 3),
@@ -909,6 +910,7 @@ class SessionHandlers:
         dc_voltage = now_sample.dc_voltage_v if now_sample is not None else None
         dc_current = now_sample.dc_current_a if now_sample is not None else None
         energy = sample.energy_import_wh if sample is not None else None
+        exported = sample.energy_export_wh if sample is not None else None
         return MeterValuesResponse(
             evse_id=evse_id,
             timestamp=josev_date_time(datetime.now(UTC)),
@@ -921,6 +923,8 @@ class SessionHandlers:
             frequency=round(frequency, 3) if frequency is not None else 0.0,
             total_active_energy_imported=round(energy or 0.0, 3),
             total_reactive_energy_imported=0.0,
+            # a register the meter keeps goes out like the import one; none kept: left out
+            total_active_energy_exported=round(exported, 3) if exported is not None else ABSENT,
             dc_voltage=round(max(0.0, dc_voltage), 3) if dc_voltage is not None else ABSENT,
             dc_current=round(dc_current, 3) if dc_current is not None else ABSENT,
         )
