@@ -1,27 +1,31 @@
 """Josev's meter_values request, answered through a real mosquitto: with a meter, the export
 register goes out beside the import one (an IVT-S shunt on a virtual CAN bus whose net counter
 falls: energy back from the EV); without a meter, a DC EVSE's answer says 0 Hz, as a DC meter's
-answer does, not an invented 50 Hz. The shunt's frames are built here from its public facts
-(hal/meters/isabellenhuette-ivt-s.toml): byte 0 the result's index, bytes 2-5 a big-endian
-int32; 0x522 voltage U1 (index 1, mV), 0x526 power (5, W), 0x528 energy (7, Wh), and 0x521
-current (0, mA), which closes the cycle."""
+answer does, not an invented 50 Hz; while a transaction runs on an EVSE with a signing meter
+(the played LEM DCBM), the answer carries the meter's signed record of its start.
+
+The shunt's frames are built here from its public facts (hal/meters/isabellenhuette-ivt-s.toml):
+byte 0 the result's index, bytes 2-5 a big-endian int32; 0x522 voltage U1 (index 1, mV), 0x526
+power (5, W), 0x528 energy (7, Wh), and 0x521 current (0, mA), which closes the cycle."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import can
 import pytest
 import pytest_asyncio
 
-from csbridge.config import BusConfig, CanDevice, Config, MeterConfig
+from csbridge.config import BusConfig, CanDevice, Config, MeterConfig, RestMeterConfig
 from csbridge.service.station import Station
+from csbridge.sources.meters import parse_ocmf
 from csbridge.testing.harness import wait_until
 from csbridge.testing.josev import JosevClient
+from csbridge.testing.lem_dcbm import PlayedLemDcbm, played_lem_dcbm
 from csbridge.testing.plugin import ConfigFactory, marked_config
 from tests.conftest import READING_STATION
 
@@ -62,9 +66,16 @@ class FallingShunt:
 
 
 @pytest.fixture
-def metered() -> bool:
-    """Whether the DC EVSE has its shunt; a test parametrized `metered=False` has none."""
-    return True
+def dc_meter() -> str:
+    """The DC EVSE's meter: "shunt" (the IVT-S), "signed" (simulated, the played LEM signing
+    beside it) or "none"; a test parametrized `dc_meter` picks another."""
+    return "shunt"
+
+
+@pytest.fixture
+def lem() -> Iterator[PlayedLemDcbm]:
+    with played_lem_dcbm() as played:
+        yield played
 
 
 @pytest.fixture
@@ -72,17 +83,25 @@ def config(
     request: pytest.FixtureRequest,
     csbridge_config_factory: ConfigFactory,
     prefix: str,
-    metered: bool,
+    dc_meter: str,
 ) -> Config:
     base = marked_config(request, csbridge_config_factory, prefix, default=READING_STATION)
-    if not metered:
+    if dc_meter == "none":
         return base
-    bus = BusConfig(name=f"{prefix}-meter", interface="virtual", bitrate=500_000)
-    meter = MeterConfig(
-        kind="can", can=CanDevice(profile="isabellenhuette-ivt-s", bus=bus.name), deadline_s=1.0
-    )
+    buses = list(base.bus)
+    if dc_meter == "signed":
+        lem: PlayedLemDcbm = request.getfixturevalue("lem")
+        meter = MeterConfig(kind="simulated", signing=RestMeterConfig(url=lem.url))
+    else:
+        bus = BusConfig(name=f"{prefix}-meter", interface="virtual", bitrate=500_000)
+        buses.append(bus)
+        meter = MeterConfig(
+            kind="can",
+            can=CanDevice(profile="isabellenhuette-ivt-s", bus=bus.name),
+            deadline_s=1.0,
+        )
     evses = [e.model_copy(update={"meter": meter}) if e.evse_id == DC else e for e in base.evse]
-    return base.model_copy(update={"bus": [*base.bus, bus], "evse": evses})
+    return base.model_copy(update={"bus": buses, "evse": evses})
 
 
 @pytest_asyncio.fixture
@@ -120,13 +139,45 @@ async def test_the_answer_carries_the_meters_export_register(
     josev.assert_no_problems()
 
 
-@pytest.mark.parametrize("metered", [False])
+@pytest.mark.parametrize("dc_meter", ["none"])
 async def test_an_unmetered_dc_answer_says_no_frequency(
-    josev: JosevClient, csbridge_station: Station, metered: bool
+    josev: JosevClient, csbridge_station: Station, dc_meter: str
 ) -> None:
-    assert not metered
+    assert dc_meter == "none"
     await josev.boot(timeout=5)
     data = await _answer(josev)
     assert data["frequency"] == 0.0
     assert "total_active_energy_exported" not in data  # nothing keeps an export register
+    josev.assert_no_problems()
+
+
+@pytest.mark.parametrize("dc_meter", ["signed"])
+async def test_the_answer_carries_the_running_transactions_signed_start(
+    josev: JosevClient, csbridge_station: Station, lem: PlayedLemDcbm, dc_meter: str
+) -> None:
+    assert dc_meter == "signed"
+    await josev.boot(timeout=5)
+    assert "signed_meter_values" not in await _answer(josev)  # no transaction yet
+    await josev.update(
+        "transaction_status",
+        {"transaction_id": "tx-answer", "status": "started", "evse_id": DC, "id_token": "04B7"},
+    )
+    answers: list[dict[str, Any]] = []
+
+    async def signed(present: bool) -> bool:
+        answers.append(await _answer(josev))
+        return ("signed_meter_values" in answers[-1]) is present
+
+    await wait_until(lambda: signed(True), 5, "the start's signed value in the answer", every=0.1)
+    (value,) = answers[-1]["signed_meter_values"]
+    assert value["measurand"] == "Energy.Active.Import.Register"
+    assert value["public_key"] == lem.public_key_hex
+    record = parse_ocmf(value["signed_meter_data"])
+    assert [reading.kind for reading in record.readings] == ["B"]
+    assert record.payload["ID"] == "04B7"
+
+    await josev.update(
+        "transaction_status", {"transaction_id": "tx-answer", "status": "ended", "evse_id": DC}
+    )
+    await wait_until(lambda: signed(False), 5, "no signed value once it ended", every=0.1)
     josev.assert_no_problems()

@@ -60,6 +60,7 @@ from csbridge.messages import (
     PerPhase,
     PowerElectronicsSetpointRequest,
     PowerElectronicsSetpointResponse,
+    SignedMeterValue,
     SlacStatusUpdate,
     StopChargingRequest,
     StopChargingResponse,
@@ -219,6 +220,9 @@ class SessionHandlers:
         """Told every transaction_status Josev gives for a known EVSE (meter_push.MeterPush)."""
         self.meter_public_keys: dict[str, str] = {}
         """Each EVSE's signing meter's public key, once read (set_meter_public_key)."""
+        self.transaction_signed: dict[str, SignedMeterValue] = {}
+        """The signed value of each EVSE's running transaction's start, while it runs
+        (set_transaction_signed): the meter_values answer carries it."""
         self._announced: dict[str, tuple[str, str]] = {}
         self._conditions: dict[str, SessionCondition] = {}
         self.pushed: asyncio.Queue[Message] = asyncio.Queue()
@@ -348,6 +352,14 @@ class SessionHandlers:
         if evse_id in self.meter_public_keys:
             block["meter_public_key"] = self.meter_public_keys[evse_id]
         return block
+
+    def set_transaction_signed(self, evse_id: str, value: SignedMeterValue | None) -> None:
+        """The signing meter's record of the transaction that started on `evse_id` (None: it
+        ended, or its start was not signed)."""
+        if value is None:
+            self.transaction_signed.pop(evse_id, None)
+        else:
+            self.transaction_signed[evse_id] = value
 
     def set_meter_public_key(self, evse_id: str, key: str) -> None:
         """The EVSE's signing meter's public key, for its limits report (csbridge status). A
@@ -911,6 +923,7 @@ class SessionHandlers:
         dc_current = now_sample.dc_current_a if now_sample is not None else None
         energy = sample.energy_import_wh if sample is not None else None
         exported = sample.energy_export_wh if sample is not None else None
+        signed = self.transaction_signed.get(evse_id)
         return MeterValuesResponse(
             evse_id=evse_id,
             timestamp=josev_date_time(datetime.now(UTC)),
@@ -927,6 +940,7 @@ class SessionHandlers:
             total_active_energy_exported=round(exported, 3) if exported is not None else ABSENT,
             dc_voltage=round(max(0.0, dc_voltage), 3) if dc_voltage is not None else ABSENT,
             dc_current=round(dc_current, 3) if dc_current is not None else ABSENT,
+            signed_meter_values=[signed] if signed is not None else ABSENT,
         )
 
     # -- what the station sees and tells Josev by itself -----------------------------------
