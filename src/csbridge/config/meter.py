@@ -68,6 +68,10 @@ class MeterConfig(Strict):
     """Alone (kind = "simulated"): a meter without a wire. Beside `can` or `modbus` (TCP): the
     meter is played on that wire (frames on the bus, pymodbus's server at the address) and read
     back as a real one."""
+    signing: RestMeterConfig | None = None
+    """An Eichrecht DC meter (LEM DCBM) that signs this EVSE's transactions (OCMF at start and
+    end, its public key) while the meter of `kind` measures: e.g. a fast CAN shunt for the
+    present values beside the legal meter for billing. A `rest` meter signs by itself."""
     poll_period_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     """How often a polled meter (Modbus, REST) is read; a CAN meter sends by itself."""
     update_interval_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
@@ -91,6 +95,8 @@ class MeterConfig(Strict):
             raise ValueError(f'[evse.meter] kind = "{self.kind}" does not read {names}')
         if self.kind == "rest" and self.simulated is not None:
             raise ValueError("a `rest` meter is played by its own HTTP server, not simulated")
+        if self.kind == "rest" and self.signing is not None:
+            raise ValueError("a `rest` meter signs its own transactions: no `signing` beside it")
         modbus = self.modbus
         if self.simulated is not None and modbus is not None and modbus.tcp is None:
             raise ValueError("a simulated Modbus meter is served on `tcp`, not `serial`")

@@ -62,6 +62,7 @@ def meter_push(
         counters=engine.counters,
         clock=engine.clock,
         on_public_key=session.set_meter_public_key,
+        on_signed=session.set_transaction_signed,
     )
     session.on_transaction.append(push.on_transaction)
     return push

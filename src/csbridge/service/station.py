@@ -175,7 +175,12 @@ class Station:
         evse = next(e for e in self.config.evse if e.evse_id == evse_id)
         if evse.kind is Kind.DC:
             power = self.session.power
-            return Flow(power.measured_voltage(evse_id), power.measured_current(evse_id))
+            current = power.measured_current(evse_id)
+            # The modules measure a magnitude in either mode; a meter on the DC bus sees the
+            # current run back while they are commanded to import.
+            if power.step(evse_id).import_:
+                current = -current
+            return Flow(power.measured_voltage(evse_id), current)
         return Flow(float(evse.nominal_voltage or 0), 0.0, evse.phases)
 
     async def _run(self) -> None:

@@ -60,6 +60,7 @@ from csbridge.messages import (
     PerPhase,
     PowerElectronicsSetpointRequest,
     PowerElectronicsSetpointResponse,
+    SignedMeterValue,
     SlacStatusUpdate,
     StopChargingRequest,
     StopChargingResponse,
@@ -219,6 +220,9 @@ class SessionHandlers:
         """Told every transaction_status Josev gives for a known EVSE (meter_push.MeterPush)."""
         self.meter_public_keys: dict[str, str] = {}
         """Each EVSE's signing meter's public key, once read (set_meter_public_key)."""
+        self.transaction_signed: dict[str, SignedMeterValue] = {}
+        """The signed value of each EVSE's running transaction's start, while it runs
+        (set_transaction_signed): the meter_values answer carries it."""
         self._announced: dict[str, tuple[str, str]] = {}
         self._conditions: dict[str, SessionCondition] = {}
         self.pushed: asyncio.Queue[Message] = asyncio.Queue()
@@ -348,6 +352,14 @@ class SessionHandlers:
         if evse_id in self.meter_public_keys:
             block["meter_public_key"] = self.meter_public_keys[evse_id]
         return block
+
+    def set_transaction_signed(self, evse_id: str, value: SignedMeterValue | None) -> None:
+        """The signing meter's record of the transaction that started on `evse_id` (None: it
+        ended, or its start was not signed)."""
+        if value is None:
+            self.transaction_signed.pop(evse_id, None)
+        else:
+            self.transaction_signed[evse_id] = value
 
     def set_meter_public_key(self, evse_id: str, key: str) -> None:
         """The EVSE's signing meter's public key, for its limits report (csbridge status). A
@@ -890,7 +902,8 @@ class SessionHandlers:
             voltage=zero,
             current=zero,
             power_factor=1.0,
-            frequency=50.0,
+            # nothing measures a frequency here; DC has none (0 Hz, as a DC meter's answer)
+            frequency=0.0 if config.kind is Kind.DC else 50.0,
             total_active_energy_imported=round(session.energy_wh, 3),
             total_reactive_energy_imported=0.0,
             dc_voltage=round(voltage, 3),
@@ -909,6 +922,8 @@ class SessionHandlers:
         dc_voltage = now_sample.dc_voltage_v if now_sample is not None else None
         dc_current = now_sample.dc_current_a if now_sample is not None else None
         energy = sample.energy_import_wh if sample is not None else None
+        exported = sample.energy_export_wh if sample is not None else None
+        signed = self.transaction_signed.get(evse_id)
         return MeterValuesResponse(
             evse_id=evse_id,
             timestamp=josev_date_time(datetime.now(UTC)),
@@ -921,8 +936,11 @@ class SessionHandlers:
             frequency=round(frequency, 3) if frequency is not None else 0.0,
             total_active_energy_imported=round(energy or 0.0, 3),
             total_reactive_energy_imported=0.0,
+            # a register the meter keeps goes out like the import one; none kept: left out
+            total_active_energy_exported=round(exported, 3) if exported is not None else ABSENT,
             dc_voltage=round(max(0.0, dc_voltage), 3) if dc_voltage is not None else ABSENT,
             dc_current=round(dc_current, 3) if dc_current is not None else ABSENT,
+            signed_meter_values=[signed] if signed is not None else ABSENT,
         )
 
     # -- what the station sees and tells Josev by itself -----------------------------------

@@ -102,6 +102,7 @@ class MeterPush:
         counters: Counters | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_public_key: Callable[[str, str], None] | None = None,
+        on_signed: Callable[[str, SignedMeterValue | None], None] | None = None,
     ) -> None:
         self._push = push
         self._reading = reading
@@ -116,6 +117,9 @@ class MeterPush:
         """Each signing meter's public key once read: for status displays."""
         self._on_public_key = on_public_key
         """Told each key as it is read (SessionHandlers.set_meter_public_key)."""
+        self._on_signed = on_signed
+        """Told the signed value of each transaction's start, and None at its end
+        (SessionHandlers.set_transaction_signed: the meter_values answer carries it)."""
 
     def on_transaction(self, evse_id: str, message: TransactionStatusUpdate) -> None:
         """SessionHandlers.on_transaction: a transaction started or ended on `evse_id`."""
@@ -212,6 +216,8 @@ class MeterPush:
         signed = None
         if signer is not None:
             signed = await self._signed_value(evse_id, moment, signer, record)
+        if self._on_signed is not None:
+            self._on_signed(evse_id, signed if moment == "start" else None)
         sample = self._reading(evse_id)
         if sample is not None:
             update = _update(evse_id, sample, signed)

@@ -89,9 +89,13 @@ class MeterState:
 class PlayedLemDcbm:
     """The played meter; `url` once started. Change what it measures with `measure`."""
 
-    def __init__(self, meter_id: str = "LEM0000001", tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, meter_id: str = "LEM0000001", tls: ssl.SSLContext | None = None, port: int = 0
+    ) -> None:
         self.state = MeterState(meter_id=meter_id)
         self._tls = tls
+        self._port = port
+        """The loopback port to serve on; 0: any free one (`url` tells which)."""
         """A server context: the meter over HTTPS, as it also serves."""
         self.lock = threading.Lock()
         self.released = threading.Event()
@@ -121,7 +125,7 @@ class PlayedLemDcbm:
         class Handler(_Handler):
             played = meter
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", self._port), Handler)
         if self._tls is not None:
             # the handshake in the handler's thread, so a client that never speaks holds no one
             self._server.socket = self._tls.wrap_socket(

@@ -207,7 +207,8 @@ def emulate(
         str | None,
         typer.Option(
             help="Against a simulated station: dc-session (a whole DC session), ac-session (a "
-            "whole AC session), misuse (out-of-sequence requests, each must be refused)."
+            "whole AC session), misuse (out-of-sequence requests, each must be refused), "
+            "bpt-session (charge, through zero, discharge, signed meter values)."
         ),
     ] = None,
     local_prefix: Annotated[str, typer.Option(help="The station's own topics.")] = "csbridge",

@@ -14,12 +14,13 @@ from csbridge.mqtt import BrokerLogin
 from csbridge.tools.emulator import EmulatorError, Exchange, JosevEmulator
 from csbridge.tools.live_view import describe_exchange
 from csbridge.tools.scenarios.ac_session import AcSession
+from csbridge.tools.scenarios.bpt_session import BptSession
 from csbridge.tools.scenarios.common import StepAction, StepResult
 from csbridge.tools.scenarios.dc_session import DcSession
 from csbridge.tools.scenarios.misuse import Misuse
 from csbridge.tools.scenarios.watch import OutputWatch
 
-SCENARIOS = ("dc-session", "ac-session", "misuse")
+SCENARIOS = ("dc-session", "ac-session", "misuse", "bpt-session")
 """What `--scenario` takes."""
 
 
@@ -58,6 +59,8 @@ async def run_scenario(
                 played = Misuse(josev, watch, local_prefix)
             elif scenario == "ac-session":
                 played = AcSession(josev, local_prefix)
+            elif scenario == "bpt-session":
+                played = BptSession(josev, local_prefix)
             else:
                 played = DcSession(josev, local_prefix)
             planned = len(played.steps())

@@ -63,6 +63,8 @@ class MeterSources:
         self.meters: dict[str, Meter] = {}
         self.simulators: dict[str, Meter] = {}
         """Meters played on the wire (`simulated` beside `can` or `modbus`), by EVSE."""
+        self.signing: dict[str, RestDcMeter] = {}
+        """The signing meters beside a measuring one ([evse.meter] `signing`), by EVSE."""
         buses = {bus.name: bus for bus in config.bus}
         dirs = tuple(profile_dirs) or tuple(config.station.profile_dirs)
         problems = meter_problems(config, dirs)
@@ -72,6 +74,14 @@ class MeterSources:
             meter = evse.meter
             if meter is None:
                 continue
+            if meter.signing is not None:
+                self.signing[evse.evse_id] = RestDcMeter(
+                    meter.signing.url,
+                    name=evse.evse_id,
+                    deadline_s=meter.deadline_s,
+                    counters=counters,
+                    clock=clock,
+                )
             if meter.kind == "rest":
                 self.meters[evse.evse_id] = RestMeterSource(
                     evse.evse_id, meter, sink, counters, clock
@@ -95,20 +105,25 @@ class MeterSources:
         return len(self.meters)
 
     def signers(self) -> dict[str, RestDcMeter]:
-        """The meters that sign their EVSE's transactions (the REST ones), by EVSE."""
+        """The meters that sign their EVSE's transactions (the REST ones, and those named by
+        `signing` beside another meter), by EVSE."""
         return {
             evse_id: meter.client
             for evse_id, meter in self.meters.items()
             if isinstance(meter, RestMeterSource)
-        }
+        } | self.signing
 
     async def run(self) -> None:
-        """Until cancelled."""
-        async with asyncio.TaskGroup() as tasks:
-            for evse_id, simulator in self.simulators.items():
-                tasks.create_task(simulator.run(), name=f"meter-simulator-{evse_id}")
-            for evse_id, meter in self.meters.items():
-                tasks.create_task(meter.run(), name=f"meter-{evse_id}")
+        """Until cancelled (then the signing meters' connections are closed)."""
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for evse_id, simulator in self.simulators.items():
+                    tasks.create_task(simulator.run(), name=f"meter-simulator-{evse_id}")
+                for evse_id, meter in self.meters.items():
+                    tasks.create_task(meter.run(), name=f"meter-{evse_id}")
+        finally:
+            for client in self.signing.values():
+                await client.close()
 
 
 def meter_problems(config: Config, profile_dirs: Sequence[Path] = ()) -> list[str]:
