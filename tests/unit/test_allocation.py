@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from csbridge.config import Policy
+from csbridge.config import Policy, PoolConfig
 from csbridge.limits import (
     Allocation,
     Bank,
@@ -15,6 +15,7 @@ from csbridge.limits import (
     PoolModule,
     Why,
     allocate,
+    pool_banks,
 )
 
 BOTH = frozenset({"E1", "E2"})
@@ -209,3 +210,29 @@ def test_bad_figures_count_as_nothing_and_a_repeated_evse_once() -> None:
     assert allocation.shares["E2"].bound is Bound.DEMAND
     assert allocation.shares["E1"].modules == ("m1", "m2")
     assert [a.evse_id for a in allocation.assignments] == ["E1", "E1"]
+
+
+def test_a_configured_pool_becomes_banks_and_a_module_without_reading_is_failed() -> None:
+    simulated = {"max_voltage_v": 1000, "max_current_a": 100, "max_power_w": 30000}
+    pool = PoolConfig.model_validate(
+        {
+            "name": "cabinet",
+            "evse": [{"evse_id": "E1"}, {"evse_id": "E2"}],
+            "module": [{"name": n, "simulated": simulated} for n in ("a1", "a2", "m3")],
+            "group": [{"name": "a", "modules": ["a1", "a2"]}],
+            "contactor": [
+                {"group": "a", "evse": "E1", "command": "KA1", "feedback": "KA1_FB"},
+                {"group": "a", "evse": "E2", "command": "KA2", "feedback": "KA2_FB"},
+                {"module": "m3", "evse": "E2", "command": "K3", "feedback": "K3_FB"},
+            ],
+        }
+    )
+    readings = {name: PoolModule(name, 100.0, 30_000.0) for name in ("a1", "m3")}
+    banks = pool_banks(pool.banks(), readings)
+    assert [(b.name, [m.healthy for m in b.modules], b.reaches) for b in banks] == [
+        ("a", [True, False], BOTH),
+        ("m3", [True], frozenset({"E2"})),
+    ]
+    allocation = allocate(banks, [EvseState("E1", 1.0), EvseState("E2", 2.0)], pool.policy)
+    assert allocation.shares["E1"].modules == ("a1",)
+    assert allocation.shares["E2"].modules == ("m3",)

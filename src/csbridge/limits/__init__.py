@@ -18,6 +18,7 @@ from csbridge.limits.allocation import (
     Share,
     Why,
     allocate,
+    pool_banks,
 )
 from csbridge.limits.bounds import LimitSource
 from csbridge.limits.compose import (
@@ -112,6 +113,7 @@ __all__ = [
     "limit_fields",
     "module_contacts",
     "offered_current_a",
+    "pool_banks",
     "ramp_step",
     "watchdog_or_default",
 ]

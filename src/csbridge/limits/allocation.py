@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from csbridge.config import Policy
+from csbridge.config import BankTopology, Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,22 @@ class Bank:
     @property
     def power_w(self) -> float:
         return math.fsum(module.max_power_w for module in self.usable_modules)
+
+
+def pool_banks(topology: Iterable[BankTopology], modules: Mapping[str, PoolModule]) -> list[Bank]:
+    """A pool's banks (PoolConfig.banks()) with what each module can do now; a module without
+    an entry (no fresh reading) counts as failed."""
+    return [
+        Bank(
+            bank.name,
+            tuple(
+                modules.get(name, PoolModule(name, 0.0, 0.0, healthy=False))
+                for name in bank.modules
+            ),
+            bank.evse_ids,
+        )
+        for bank in topology
+    ]
 
 
 @dataclass(frozen=True, slots=True)
