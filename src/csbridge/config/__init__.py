@@ -56,6 +56,14 @@ from csbridge.config.meter import (
     SimulatedMeterConfig,
 )
 from csbridge.config.mqtt import MqttConfig, broker_address
+from csbridge.config.pool import (
+    BankTopology,
+    Policy,
+    PoolConfig,
+    PoolContactorConfig,
+    PoolEvseConfig,
+    PoolGroupConfig,
+)
 from csbridge.config.redaction import REMOVED, redacted, redacted_config, without_url_password
 from csbridge.config.secrets import PASSWORD_ENV, exposed_secret_files, read_password
 from csbridge.config.station import (
@@ -80,6 +88,7 @@ __all__ = [
     "AcStaticLimits",
     "AuthorizationConfig",
     "AuthorizationMode",
+    "BankTopology",
     "BoardConfig",
     "BusConfig",
     "CableConfig",
@@ -114,6 +123,11 @@ __all__ = [
     "MqttConfig",
     "NonNegative",
     "OcppVersion",
+    "Policy",
+    "PoolConfig",
+    "PoolContactorConfig",
+    "PoolEvseConfig",
+    "PoolGroupConfig",
     "Positive",
     "ReportingConfig",
     "RestMeterConfig",

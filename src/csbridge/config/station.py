@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from csbridge.config.base import ConfigError, NonNegative, Strict, describe_validation_error
 from csbridge.config.devices import BusConfig, CanDevice
 from csbridge.config.evse import EvseConfig, Kind
 from csbridge.config.maintenance import MaintenanceConfig
 from csbridge.config.mqtt import MqttConfig
+from csbridge.config.pool import PoolConfig, pools_fit_station
 
 # -- [station.maintenance] and [station.identity] (reset, device_model) ------------------------
 
@@ -203,6 +204,7 @@ class Config(Strict):
     bus: list[BusConfig] = []
     evse: Annotated[list[EvseConfig], Field(min_length=1)]
     everest_export: list[EverestExportConfig] = []
+    pool: Annotated[list[PoolConfig], AfterValidator(pools_fit_station)] = []
 
     @model_validator(mode="after")
     def _exports_name_dc_stacks(self) -> Self:

@@ -1,12 +1,25 @@
 """Pure arithmetic that turns readings and configuration into what Josev is told: composition,
 the module stack, derating, isolation, status, bounds, the update gate, setpoint clamps, the
-snapshot model, the pilot's duty cycle.
+snapshot model, the pilot's duty cycle, a shared module pool's allocation.
 
 Imports sources (readings) and config.
 """
 
 from __future__ import annotations
 
+from csbridge.limits.allocation import (
+    Allocation,
+    Assignment,
+    Bank,
+    Bound,
+    Demand,
+    EvseState,
+    PoolModule,
+    Share,
+    Why,
+    allocate,
+    pool_banks,
+)
 from csbridge.limits.bounds import LimitSource
 from csbridge.limits.compose import (
     Composition,
@@ -59,14 +72,20 @@ __all__ = [
     "AcBptLimits",
     "AcDischargeRequest",
     "AcLimits",
+    "Allocation",
+    "Assignment",
+    "Bank",
+    "Bound",
     "Ceilings",
     "Composition",
     "DcBptLimits",
     "DcLimits",
     "DcRequest",
+    "Demand",
     "EvseComposer",
     "EvseInputs",
     "EvseSnapshot",
+    "EvseState",
     "ExternalInForce",
     "GateSettings",
     "IsolationStatus",
@@ -74,14 +93,18 @@ __all__ = [
     "LimitField",
     "LimitSource",
     "PerPhase",
+    "PoolModule",
     "Quantity",
     "Refused",
     "Role",
     "Setpoint",
+    "Share",
     "StatusCode",
     "Step",
     "UpdateGate",
+    "Why",
     "ac_discharge_power",
+    "allocate",
     "dc_setpoint",
     "direction_ceiling",
     "duty_percent",
@@ -90,6 +113,7 @@ __all__ = [
     "limit_fields",
     "module_contacts",
     "offered_current_a",
+    "pool_banks",
     "ramp_step",
     "watchdog_or_default",
 ]
