@@ -60,6 +60,8 @@ class Scenario:
     ramp: dict[str, float]
     """Amperes the module's current falls per tick once its EVSE's limit left it out (0: never)."""
     delay: dict[Contact, float]
+    """Seconds a contactor takes to follow its command: within the time limit, but for a few
+    (up to twice the limit)."""
     sticks: dict[Contact, float]
     """From this time on the contactor ignores its commands."""
     stuck_current: frozenset[str]
@@ -101,7 +103,8 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         ),
         demand={module: draw(st.floats(0.0, 40.0)) for module in modules},
         ramp={module: draw(st.just(0.0) | st.floats(1.0, 40.0)) for module in modules},
-        delay={contact: draw(st.floats(0.0, 0.4)) for contact in contacts},
+        delay={contact: draw(st.floats(0.0, 0.1)) for contact in contacts}
+        | draw(st.dictionaries(st.sampled_from(contacts), st.floats(0.1, 0.4), max_size=2)),
         sticks=draw(
             st.dictionaries(st.sampled_from(contacts), st.floats(0.0, 4.0), max_size=2)
             | st.just({})
