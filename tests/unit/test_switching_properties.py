@@ -1,13 +1,13 @@
 """Properties of the switching sequencer (issue 18, item 4) against a world of its own written
 here: modules whose current follows their EVSE's limit (ramping down at an arbitrary rate, or
 never), sessions, contactors that obey after an arbitrary delay or stick, modules that keep
-carrying current or will not start, and arbitrary new allocations at arbitrary times. On every
-tick: no module is connected to two EVSEs; no contactor moves while its module carries the
-threshold current or more; no EVSE's limit takes in a module before it is connected to that EVSE
-alone (and on, where the EVSE has a session); no contactor moves while its module is on (modules
-may take a while to switch off); a contactor that disagrees with its command for
-longer than its time limit has taken its module out (`hardware_fault`). Without injected faults
-nothing faults and every module ends where the last allocation put it.
+carrying current, will not start or are slow to switch off, and arbitrary new allocations at
+arbitrary times. On every tick: no module is connected to two EVSEs; no contactor moves while
+its module carries the threshold current or more, or is on; no EVSE's limit takes in a module
+before it is connected to that EVSE alone (and on, where the EVSE has a session), nor keeps it
+once it is not; a contactor that disagrees with its command for longer than its time limit has
+taken its module out (`hardware_fault`). Without injected faults nothing faults and every module
+ends where the last allocation put it.
 """
 
 from __future__ import annotations
@@ -167,6 +167,9 @@ class World:
                 (self.closed.add if closed else self.closed.discard)(contact)
         for module in self.scenario.modules:
             assert len(self.connected_to(module)) <= 1, f"{module} on {self.connected_to(module)}"
+        for evse, modules in self.reported.items():
+            for module in modules:
+                assert self.connected_to(module) == {evse}, f"{evse} reports {module}, not on it"
         for contact in {*self.commanded, *self.closed}:
             if self.commanded.get(contact, False) != (contact in self.closed):
                 self.disagree_since.setdefault(contact, self.now)

@@ -181,7 +181,7 @@ class SwitchingSequencer:
         self._modules: dict[str, _Module] = {}
         for module, evse in allocation.items():
             self._check_evse(evse)
-            state = _Module(module, Phase.SERVING if evse else Phase.PARKED, evse, now)
+            state = _Module(module, Phase.PARKED if evse is None else Phase.SERVING, evse, now)
             if evse is not None:
                 state.commanded[evse] = True
                 state.disagree_since[evse] = now
