@@ -1,5 +1,6 @@
 """Simulated modules, IMDs and boards, reading-level or on a virtual CAN bus through the profiles:
-for the demo, the tests and the benches.
+for the demo, the tests and the benches. Also the contactor matrix of a shared module pool: its
+layout, its frames' codec and a simulated matrix board.
 
 Imports sources.can, sources (readings), config and support.
 """
@@ -7,6 +8,12 @@ Imports sources.can, sources (readings), config and support.
 from __future__ import annotations
 
 from csbridge.sources.simulated.can_devices import SimulatedCanBoard, SimulatedCanImd
+from csbridge.sources.simulated.contactor_matrix import (
+    ContactorMatrixCodec,
+    ContactorMatrixLayout,
+    SimulatedContactorMatrix,
+    load_matrix_layout,
+)
 from csbridge.sources.simulated.devices import (
     SimulatedBoard,
     SimulatedDevices,
@@ -16,11 +23,15 @@ from csbridge.sources.simulated.devices import (
 from csbridge.sources.simulated.wire_families import InfypowerBegModule
 
 __all__ = [
+    "ContactorMatrixCodec",
+    "ContactorMatrixLayout",
     "InfypowerBegModule",
     "SimulatedBoard",
     "SimulatedCanBoard",
     "SimulatedCanImd",
+    "SimulatedContactorMatrix",
     "SimulatedDevices",
     "SimulatedImd",
     "SimulatedModule",
+    "load_matrix_layout",
 ]

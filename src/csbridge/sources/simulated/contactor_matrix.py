@@ -1,0 +1,253 @@
+"""The contactor matrix board of a shared module pool (issue 18), on the wire: its layout
+(hal/switching/contactor-matrix.toml), the codec of its two frames (hal/contactor-matrix.dbc)
+and a simulated board that obeys MATRIX_Command after a delay, reports MATRIX_Feedback, and can
+be told to let a contactor stick. A contactor is (module index, bus index).
+
+The codec serves both sides, so that the simulator and, next session, the station's driver read
+the same facts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import tomllib
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import can
+import cantools
+
+from csbridge.config import ConfigError
+from csbridge.support import RateLimitedLog, resource_dir
+
+log = RateLimitedLog(logging.getLogger(__name__))
+
+Contact = tuple[int, int]
+"""(module index, bus index), both from 0."""
+
+_LAYOUT_KEYS = {
+    "name": str,
+    "dbc": str,
+    "bitrate": int,
+    "modules": int,
+    "buses": int,
+    "command": str,
+    "feedback": str,
+    "command_signal": str,
+    "feedback_signal": str,
+    "feedback_cycle_s": float,
+    "feedback_time_limit_s": float,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ContactorMatrixLayout:
+    """The matrix as its file describes it."""
+
+    path: Path
+    name: str
+    dbc: Path
+    bitrate: int
+    modules: int
+    buses: int
+    command: str
+    feedback: str
+    command_signal: str
+    """Signal name pattern, with {module} and {bus}."""
+    feedback_signal: str
+    feedback_cycle_s: float
+    feedback_time_limit_s: float
+
+    def contacts(self) -> list[Contact]:
+        return [(module, bus) for module in range(self.modules) for bus in range(self.buses)]
+
+
+def default_layout_path() -> Path:
+    return resource_dir("hal") / "switching" / "contactor-matrix.toml"
+
+
+def load_matrix_layout(path: Path | None = None) -> ContactorMatrixLayout:
+    """Read a matrix layout; every key is required and typed, nothing else is allowed."""
+    path = path or default_layout_path()
+    with path.open("rb") as file:
+        table = tomllib.load(file).get("matrix")
+    if not isinstance(table, dict):
+        raise ConfigError(str(path), ["[matrix]: the table is missing"])
+    problems = [f"matrix.{key}: not a key of a matrix" for key in set(table) - set(_LAYOUT_KEYS)]
+    values: dict[str, object] = {}
+    for key, kind in _LAYOUT_KEYS.items():
+        value = table.get(key)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            problems.append(f"matrix.{key}: a {kind.__name__} is required, not {value!r}")
+        values[key] = value
+    if not problems:
+        problems += _range_problems(values)
+    if problems:
+        raise ConfigError(str(path), problems)
+    dbc = (path.parent / str(values.pop("dbc"))).resolve()
+    return ContactorMatrixLayout(path=path, dbc=dbc, **values)  # type: ignore[arg-type]
+
+
+def _range_problems(values: dict[str, object]) -> list[str]:
+    problems = []
+    for key in ("modules", "buses", "bitrate"):
+        if not (isinstance(value := values[key], int) and value > 0):
+            problems.append(f"matrix.{key}: must be above 0, not {value!r}")
+    for key in ("feedback_cycle_s", "feedback_time_limit_s"):
+        value = values[key]
+        if not (isinstance(value, float) and math.isfinite(value) and value > 0):
+            problems.append(f"matrix.{key}: must be a positive number of seconds, not {value!r}")
+    return problems
+
+
+class ContactorMatrixCodec:
+    """MATRIX_Command and MATRIX_Feedback to and from sets of closed contacts."""
+
+    def __init__(self, layout: ContactorMatrixLayout) -> None:
+        self.layout = layout
+        database = cantools.database.load_file(str(layout.dbc))
+        assert isinstance(database, cantools.database.can.Database)
+        self._command = database.get_message_by_name(layout.command)
+        self._feedback = database.get_message_by_name(layout.feedback)
+        missing = [
+            name
+            for message, pattern in (
+                (self._command, layout.command_signal),
+                (self._feedback, layout.feedback_signal),
+            )
+            for name in self._names(pattern)
+            if name not in {signal.name for signal in message.signals}
+        ]
+        if missing:
+            raise ConfigError(str(layout.path), [f"signals not in {layout.dbc.name}: {missing}"])
+
+    @property
+    def command_id(self) -> int:
+        return int(self._command.frame_id)
+
+    @property
+    def feedback_id(self) -> int:
+        return int(self._feedback.frame_id)
+
+    def command_frame(self, closed: Collection[Contact]) -> can.Message:
+        return self._encode(self._command, self.layout.command_signal, closed)
+
+    def feedback_frame(self, closed: Collection[Contact]) -> can.Message:
+        return self._encode(self._feedback, self.layout.feedback_signal, closed)
+
+    def decode_command(self, frame: can.Message) -> frozenset[Contact] | None:
+        """The contacts a command closes; None: not a well-formed command frame."""
+        return self._decode(self._command, self.layout.command_signal, frame)
+
+    def decode_feedback(self, frame: can.Message) -> frozenset[Contact] | None:
+        """The contacts whose feedback reads closed; None: not a well-formed feedback frame."""
+        return self._decode(self._feedback, self.layout.feedback_signal, frame)
+
+    def _names(self, pattern: str) -> list[str]:
+        return [pattern.format(module=m, bus=b) for m, b in self.layout.contacts()]
+
+    def _encode(
+        self, message: cantools.database.can.Message, pattern: str, closed: Collection[Contact]
+    ) -> can.Message:
+        outside = set(closed) - set(self.layout.contacts())
+        if outside:
+            raise ValueError(f"contacts outside the {self.layout.name} matrix: {sorted(outside)}")
+        data = message.encode(
+            {
+                pattern.format(module=m, bus=b): int((m, b) in closed)
+                for m, b in self.layout.contacts()
+            }
+            | {
+                signal.name: 0
+                for signal in message.signals
+                if signal.name not in self._names(pattern)
+            },
+            strict=True,
+        )
+        return can.Message(arbitration_id=message.frame_id, data=data, is_extended_id=False)
+
+    def _decode(
+        self, message: cantools.database.can.Message, pattern: str, frame: can.Message
+    ) -> frozenset[Contact] | None:
+        if frame.arbitration_id != message.frame_id or frame.is_extended_id:
+            return None
+        if frame.is_remote_frame or frame.is_error_frame or frame.dlc != message.length:
+            log.warning(
+                ("matrix_frame", message.name),
+                "event=contactor_matrix_frame_rejected message=%s id=0x%03X dlc=%d "
+                "reason=not_a_data_frame_of_its_length",
+                message.name,
+                frame.arbitration_id,
+                frame.dlc,
+            )
+            return None
+        decoded = message.decode(bytes(frame.data), decode_choices=False, scaling=False)
+        assert isinstance(decoded, dict)  # a plain message (no container): signal -> value
+        return frozenset(
+            (m, b) for m, b in self.layout.contacts() if decoded[pattern.format(module=m, bus=b)]
+        )
+
+
+@dataclass(slots=True)
+class SimulatedContactorMatrix:
+    """The board: each contactor follows its command after `delay_s` (unless stuck), the
+    feedback tells where the contacts are, sent on change and every feedback cycle."""
+
+    codec: ContactorMatrixCodec
+    delay_s: float = 0.02
+    clock: Callable[[], float] = time.monotonic
+    closed: set[Contact] = field(default_factory=set)
+    """Where the contacts are now (what the feedback says)."""
+    commanded: frozenset[Contact] = frozenset()
+    stuck: set[Contact] = field(default_factory=set)
+    """Contacts that ignore their commands (welded, or a coil that does not pull in)."""
+    rejected_frames: int = 0
+    _due: dict[Contact, tuple[float, bool]] = field(default_factory=dict)
+    _last_sent: float | None = None
+
+    def receive(self, frame: can.Message) -> None:
+        """A frame from the bus: a command is obeyed after the delay; others are ignored."""
+        if frame.arbitration_id != self.codec.command_id:
+            return
+        closed = self.codec.decode_command(frame)
+        if closed is None:
+            self.rejected_frames += 1
+            return
+        now = self.clock()
+        for contact in set(closed) ^ set(self.commanded):
+            self._due[contact] = (now + self.delay_s, contact in closed)
+        self.commanded = closed
+
+    def advance(self) -> bool:
+        """Move the contacts whose delay has passed; True when the feedback changed."""
+        now, changed = self.clock(), False
+        for contact, (due, close) in list(self._due.items()):
+            if due > now or contact in self.stuck:
+                continue  # a stuck contact moves once it is freed, if still commanded to
+            del self._due[contact]
+            if (contact in self.closed) == close:
+                continue
+            (self.closed.add if close else self.closed.discard)(contact)
+            changed = True
+        return changed
+
+    def feedback_frame(self) -> can.Message:
+        return self.codec.feedback_frame(self.closed)
+
+    def pump(self, bus: can.BusABC) -> None:
+        """Read what the bus holds, move the contacts that are due, and send the feedback when
+        it changed or its cycle is up. Never blocks."""
+        while (frame := bus.recv(timeout=0)) is not None:
+            self.receive(frame)
+        changed = self.advance()
+        now = self.clock()
+        cycle = self.codec.layout.feedback_cycle_s
+        cycle_up = self._last_sent is None or now >= self._last_sent + cycle
+        if changed or cycle_up:
+            bus.send(self.feedback_frame())
+            self._last_sent = now
