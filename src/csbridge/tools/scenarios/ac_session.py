@@ -41,8 +41,6 @@ class AcSession:
     josev: JosevEmulator
     local_prefix: str = "csbridge"
     evse: SimulatedEvse = field(init=False)
-    _requests_at_plug_in: int = field(init=False, default=0)
-    _updates_at_plug_in: int = field(init=False, default=0)
 
     name = "ac-session"
 
@@ -52,8 +50,8 @@ class AcSession:
     def steps(self) -> list[tuple[str, StepAction]]:
         return [
             ("boot", self._boot),
-            ("plug-in (cp_status B1)", self._plug_in),
-            ("authorized (free vend)", self._authorized),
+            ("plug-in (cp_status B1)", self.evse.plug_in),
+            ("authorized (free vend)", self.evse.free_vend),
             ("the socket locks", lambda: self._lock_reads("locked")),
             (f"PWM {OFFERED_A:g} A, no HLC (B2)", self._pwm),
             ("the EV closes S2 (C2): contactor closed, charging", self._ev_ready),
@@ -78,14 +76,6 @@ class AcSession:
             raise StepFailedError(f"{self.evse.evse_id} is {entry['status_code']}, not evse_ready")
         per_phase = entry["ac"]["max_current"]
         return f"{self.evse.evse_id}, connector {self.evse.connector_id}, {per_phase['l1']} A"
-
-    async def _plug_in(self) -> str:
-        self._requests_at_plug_in = len(self.josev.station_requests)
-        self._updates_at_plug_in = len(self.josev.updates)
-        return await self.evse.plug_in()
-
-    async def _authorized(self) -> str:
-        return await self.evse.free_vend(self._requests_at_plug_in, self._updates_at_plug_in)
 
     async def _lock_reads(self, wanted: str) -> str:
         """Until cs_connector status answers `wanted` (the machine moves the lock itself)."""

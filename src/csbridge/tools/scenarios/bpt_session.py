@@ -65,8 +65,6 @@ class BptSession:
     josev: JosevEmulator
     local_prefix: str = "csbridge"
     evse: SimulatedEvse = field(init=False)
-    _requests_at_plug_in: int = field(init=False, default=0)
-    _updates_at_plug_in: int = field(init=False, default=0)
     _started: bool = field(init=False, default=False)
     _first: Registers | None = field(init=False, default=None)
     transaction_id: str = field(init=False, default="")
@@ -85,12 +83,12 @@ class BptSession:
     def steps(self) -> list[tuple[str, StepAction]]:
         return [
             ("boot (DC EVSE with dc_bpt)", self._boot),
-            ("plug-in (cp_status B1)", self._plug_in),
-            ("authorized (free vend)", self._authorized),
+            ("plug-in (cp_status B1)", self.evse.plug_in),
+            ("authorized (free vend)", self.evse.free_vend),
             ("SLAC matched, HLC on, PWM (B2)", self.evse.hlc_up),
             ("the EV closes S2 (C2)", lambda: self.evse.pilot("ev_ready", "C2")),
-            ("cable check", self._cable_check),
-            ("contactors closed", self._contactors),
+            ("cable check", self.evse.isolation),
+            ("contactors closed", self.evse.contactors_closed),
             ("transaction start: signed value", self._transaction_start),
             (f"charge {LEG_S:.0f} s at {CHARGE_CURRENT_A:.0f} A", self._charge),
             ("through zero", self._through_zero),
@@ -124,24 +122,6 @@ class BptSession:
             f"{self.evse_id}, discharge up to {bpt['evse_max_discharge_current']} A /"
             f" {bpt['evse_max_discharge_power']} W; {self._first}"
         )
-
-    async def _plug_in(self) -> str:
-        self._requests_at_plug_in = len(self.josev.station_requests)
-        self._updates_at_plug_in = len(self.josev.updates)
-        return await self.evse.plug_in()
-
-    async def _authorized(self) -> str:
-        return await self.evse.free_vend(self._requests_at_plug_in, self._updates_at_plug_in)
-
-    async def _cable_check(self) -> str:
-        _, level = await self.evse.cable_check()
-        return f"isolation {level}"
-
-    async def _contactors(self) -> str:
-        status = await self.evse.contactors()
-        if status != "closed":
-            raise StepFailedError(f"contactors {status}")
-        return "closed"
 
     async def _transaction_start(self) -> str:
         since = len(self.josev.updates)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from csbridge.messages import Message
@@ -78,6 +78,8 @@ class SimulatedEvse:
     local_prefix: str = "csbridge"
     evse_id: str = ""
     connector_id: int = 1
+    _requests_at_plug_in: int = field(init=False, default=0)
+    _updates_at_plug_in: int = field(init=False, default=0)
 
     def entry(self) -> dict[str, Any]:
         """Josev's latest cs_status_and_limits entry of this EVSE."""
@@ -159,7 +161,11 @@ class SimulatedEvse:
         return state
 
     async def plug_in(self) -> str:
+        """Plug the EV in: cp_status B1 first (what Josev has heard so far is kept, for
+        free_vend to look beyond)."""
         since = len(self.josev.updates)
+        self._requests_at_plug_in = len(self.josev.station_requests)
+        self._updates_at_plug_in = since
         await self.simulate("plug_in")
         status = await self.update_named(
             "cp_status", since, lambda m: m.data["state"].startswith("B")
@@ -168,9 +174,10 @@ class SimulatedEvse:
             raise StepFailedError(f"plug-in gave {status.data['state']}, not B1 first")
         return "B1"
 
-    async def free_vend(self, requests_since: int, updates_since: int) -> str:
-        """The station authorizes the plug-in itself and tells Josev so (and OCPP, through
+    async def free_vend(self) -> str:
+        """The station authorizes the last plug-in itself and tells Josev so (and OCPP, through
         connector_and_charging, that the connector is occupied)."""
+        requests_since, updates_since = self._requests_at_plug_in, self._updates_at_plug_in
         request = await self.station_request("authorization", requests_since)
         if request.data["token_type"] != FREE_VEND:
             raise StepFailedError(f"authorization with token_type {request.data['token_type']}")
@@ -228,6 +235,18 @@ class SimulatedEvse:
         """What the station answers cs_contactor_status (closed, opened or error)."""
         answer = await self.request("cs_contactor_status")
         return str(answer.data["status"])
+
+    async def isolation(self) -> str:
+        """A scenario's step: the cable check to its verdict."""
+        _, level = await self.cable_check()
+        return f"isolation {level}"
+
+    async def contactors_closed(self) -> str:
+        """A scenario's step: the station reports its contactors closed."""
+        status = await self.contactors()
+        if status != "closed":
+            raise StepFailedError(f"contactors {status}")
+        return "closed"
 
     async def stop_charging(self) -> str:
         answer = await self.request("stop_charging")

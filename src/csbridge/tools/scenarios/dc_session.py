@@ -35,8 +35,6 @@ class DcSession:
     local_prefix: str = "csbridge"
     modules: tuple[str, ...] = ()
     evse: SimulatedEvse = field(init=False)
-    _requests_at_plug_in: int = field(init=False, default=0)
-    _updates_at_plug_in: int = field(init=False, default=0)
 
     name = "dc-session"
 
@@ -50,12 +48,12 @@ class DcSession:
     def steps(self) -> list[tuple[str, StepAction]]:
         return [
             ("boot", self._boot),
-            ("plug-in (cp_status B1)", self._plug_in),
-            ("authorized (free vend)", self._authorized),
+            ("plug-in (cp_status B1)", self.evse.plug_in),
+            ("authorized (free vend)", self.evse.free_vend),
             ("SLAC matched, HLC on, PWM (B2)", self.evse.hlc_up),
             ("the EV closes S2 (C2)", lambda: self.evse.pilot("ev_ready", "C2")),
-            ("cable check", self._cable_check),
-            ("contactors closed", self._contactors),
+            ("cable check", self.evse.isolation),
+            ("contactors closed", self.evse.contactors_closed),
             ("precharge (<= 2 A)", self._precharge),
             ("charge loop", self._charge_loop),
             ("a module falls silent: limit drops", self._limit_drop),
@@ -80,24 +78,6 @@ class DcSession:
             raise StepFailedError(f"{self.evse_id} is {status}, not evse_ready")
         max_current = self.evse.entry()["dc"]["max_current"]
         return f"{self.evse_id}, {len(self.modules)} modules, {max_current} A"
-
-    async def _plug_in(self) -> str:
-        self._requests_at_plug_in = len(self.josev.station_requests)
-        self._updates_at_plug_in = len(self.josev.updates)
-        return await self.evse.plug_in()
-
-    async def _authorized(self) -> str:
-        return await self.evse.free_vend(self._requests_at_plug_in, self._updates_at_plug_in)
-
-    async def _cable_check(self) -> str:
-        _, level = await self.evse.cable_check()
-        return f"isolation {level}"
-
-    async def _contactors(self) -> str:
-        status = await self.evse.contactors()
-        if status != "closed":
-            raise StepFailedError(f"contactors {status}")
-        return "closed"
 
     async def _setpoint(
         self, voltage: float, current: float, *, precharge: bool = False

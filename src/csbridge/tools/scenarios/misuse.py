@@ -185,9 +185,8 @@ class Misuse:
         """Plug in, free vend, SLAC and HLC, the PWM, the EV at C: authorized, no cable check.
         With `transaction`, Josev reports that transaction started once authorized."""
         await self._session_state("available")
-        requests, updates = len(self.josev.station_requests), len(self.josev.updates)
         await self.evse.plug_in()
-        await self.evse.free_vend(requests, updates)
+        await self.evse.free_vend()
         if transaction is not None:
             await self.josev.update(
                 "transaction_status",
