@@ -27,6 +27,7 @@ from csbridge.limits.compose import (
     EvseInputs,
     ExternalInForce,
     external_in_force,
+    fresh_meter,
 )
 from csbridge.limits.gate import GateSettings, UpdateGate
 from csbridge.limits.model import (
@@ -110,6 +111,7 @@ __all__ = [
     "duty_percent",
     "external_in_force",
     "fewest_modules",
+    "fresh_meter",
     "limit_fields",
     "module_contacts",
     "offered_current_a",

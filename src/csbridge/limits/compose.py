@@ -148,6 +148,16 @@ def _fresh(
     return reading is not None and now - reading.at <= deadline_s
 
 
+def fresh_meter(evse: EvseConfig, inputs: EvseInputs, now: float) -> MeterSample | None:
+    """The EVSE's meter sample while it is fresh; None: no meter, or silent past its deadline
+    (its last good value then counts for nothing). The one freshness rule for what a meter
+    says now: the limits, the meter_values answer and the pushed updates all read it here."""
+    meter = evse.meter
+    if meter is None or not _fresh(inputs.meter, now, meter.deadline_s):
+        return None
+    return inputs.meter
+
+
 class EvseComposer:
     """Composes one configured EVSE; the configuration is digested once, not per evaluation."""
 
@@ -246,12 +256,7 @@ class EvseComposer:
         )
 
     def _meter(self, inputs: EvseInputs, now: float) -> MeterSample | None:
-        """The meter's sample while it is fresh; None: no meter, or silent past its deadline
-        (its last good value then counts for nothing)."""
-        meter = self.config.meter
-        if meter is None or not _fresh(inputs.meter, now, meter.deadline_s):
-            return None
-        return inputs.meter
+        return fresh_meter(self.config, inputs, now)
 
     def _present(
         self, inputs: EvseInputs, now: float, stack: StackState | None, *, importing: bool

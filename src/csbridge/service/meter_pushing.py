@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from csbridge.config import Config
 from csbridge.engine import LimitsEngine
+from csbridge.limits import fresh_meter
 from csbridge.session import MeterPush, SessionHandlers, SigningMeter
 
 
@@ -25,14 +26,14 @@ class PushReading:
 def fresh_reading(config: Config, engine: LimitsEngine) -> Callable[[str], PushReading | None]:
     """The EVSE's meter sample while within its meter's deadline, with both energy registers;
     else None (a push then says it has no reading, never an invented one)."""
-    deadlines = {e.evse_id: e.meter.deadline_s for e in config.evse if e.meter is not None}
+    metered = {e.evse_id: e for e in config.evse if e.meter is not None}
 
     def reading(evse_id: str) -> PushReading | None:
-        sample = engine.inputs(evse_id).meter
-        deadline = deadlines.get(evse_id)
-        if sample is None or deadline is None or engine.clock() - sample.at > deadline:
+        evse = metered.get(evse_id)
+        if evse is None:
             return None
-        if sample.energy_import_wh is None or sample.energy_export_wh is None:
+        sample = fresh_meter(evse, engine.inputs(evse_id), engine.clock())
+        if sample is None or sample.energy_import_wh is None or sample.energy_export_wh is None:
             return None
         return PushReading(
             sample.energy_import_wh,

@@ -26,6 +26,7 @@ from csbridge.limits import (
     StatusCode,
     ac_discharge_power,
     duty_percent,
+    fresh_meter,
 )
 from csbridge.messages import (
     ABSENT,
@@ -911,11 +912,9 @@ class SessionHandlers:
         )
 
     def _metered_values(self, evse_id: str, config: EvseConfig) -> MeterValuesResponse:
-        meter_config = config.meter
-        assert meter_config is not None
-        sample = self._engine.inputs(evse_id).meter
-        fresh = sample is not None and self._clock() - sample.at <= meter_config.deadline_s
-        now_sample = sample if fresh else None
+        inputs = self._engine.inputs(evse_id)
+        sample = inputs.meter
+        now_sample = fresh_meter(config, inputs, self._clock())
         dc = config.kind is Kind.DC
         power_factor = now_sample.power_factor if now_sample is not None else None
         frequency = now_sample.frequency_hz if now_sample is not None else None
