@@ -25,10 +25,6 @@ from csbridge.tools.scenarios.common import StepResult
 from tests.conftest import start_station, stop_bridge
 from tests.support import unique_prefix
 
-LEG_S = 3.0
-"""Each direction's length here: enough for the meter's registers to move by whole watt-hours
-(`csbridge emulate` and tests/system/test_bpt_session.py run the full 10 s)."""
-
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -67,7 +63,7 @@ async def _played(broker: Broker, lem: PlayedLemDcbm) -> tuple[list[StepResult],
             request_topic=config.mqtt.request_topic,
             response_topic=config.mqtt.response_topic,
         ) as josev:
-            results = await BptSession(josev, config.mqtt.local_prefix, leg_s=LEG_S).run()
+            results = await BptSession(josev, config.mqtt.local_prefix).run()
             await wait_until(lambda: _closed(lem), 10, "the transaction ended on the LEM")
             return results, josev.problems
     finally:
@@ -80,8 +76,8 @@ async def test_a_whole_bpt_session_passes_every_step(broker: Broker, lem: Played
     assert len(results) == 17
     assert problems == []
     by_name = {r.name: r.detail for r in results}
-    assert by_name[f"charge {LEG_S:g} s at 20 A"].startswith("+")
-    assert by_name[f"discharge {LEG_S:g} s at 8000 W"].startswith("-")
+    assert by_name["charge 10 s at 20 A"].startswith("+")
+    assert by_name["discharge 10 s at 8000 W"].startswith("-")
     assert "readings B," in by_name["transaction start: signed value"]
     assert "readings BE," in by_name["transaction end: signed value"]
     assert by_name["energy from the meter registers"].startswith("imported ")
@@ -99,6 +95,6 @@ async def test_a_meter_that_never_sees_the_current_run_back_fails_the_discharge(
     monkeypatch.setattr(Station, "meter_flow", _magnitude_only)
     results, _ = await _played(broker, lem)
     failed = [r for r in results if not r.passed]
-    assert [r.name for r in failed] == [f"discharge {LEG_S:g} s at 8000 W"], results
+    assert [r.name for r in failed] == ["discharge 10 s at 8000 W"], results
     assert "the wrong way" in failed[0].detail
     assert results[-1] is failed[0], "the scenario stops at the first failed step"

@@ -64,9 +64,6 @@ class Registers:
 class BptSession:
     josev: JosevEmulator
     local_prefix: str = "csbridge"
-    leg_s: float = LEG_S
-    """How long each direction lasts (the command's 10 s; tests that look at one step go
-    shorter)."""
     evse: SimulatedEvse = field(init=False)
     _started: bool = field(init=False, default=False)
     _first: Registers | None = field(init=False, default=None)
@@ -93,9 +90,9 @@ class BptSession:
             ("cable check", self.evse.isolation),
             ("contactors closed", self.evse.contactors_closed),
             ("transaction start: signed value", self._transaction_start),
-            (f"charge {self.leg_s:g} s at {CHARGE_CURRENT_A:.0f} A", self._charge),
+            (f"charge {LEG_S:.0f} s at {CHARGE_CURRENT_A:.0f} A", self._charge),
             ("through zero", self._through_zero),
-            (f"discharge {self.leg_s:g} s at {DISCHARGE_POWER_W:.0f} W", self._discharge),
+            (f"discharge {LEG_S:.0f} s at {DISCHARGE_POWER_W:.0f} W", self._discharge),
             ("through zero again", self._through_zero),
             ("stop", self._stop),
             ("transaction end: signed value", self._transaction_end),
@@ -227,12 +224,12 @@ class BptSession:
             await asyncio.sleep(LOOP_STEP_S)
 
     async def _hold(self, dc: dict[str, float], target: float) -> float:
-        """The EV's loop: `dc` every LOOP_STEP_S for leg_s, each accepted; the present current
+        """The EV's loop: `dc` every LOOP_STEP_S for LEG_S, each accepted; the present current
         must reach `target` (its sign: the stack's direction) and stay there."""
         started = time.monotonic()
         reached = False
         present = 0.0
-        while time.monotonic() - started < self.leg_s or not reached:
+        while time.monotonic() - started < LEG_S or not reached:
             answer = await self._setpoint(dc)
             if answer["status"] != "accepted":
                 raise StepFailedError(f"setpoint {dc} {answer['status']}: {answer}")
