@@ -6,7 +6,14 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from csbridge.config.base import ConfigError, NonNegative, Strict, describe_validation_error
 from csbridge.config.devices import BusConfig, CanDevice
@@ -97,8 +104,9 @@ class StationConfig(Strict):
     scenario: Literal["demo"] | None = None
     """Play a scripted scenario on the simulated devices (a module drops out, a plug heats up)."""
     profile_dirs: list[Path] = []
-    """Folders of device profiles of your own, searched after the shipped hal/ (a profile of
-    the same name replaces the shipped one)."""
+    """Folders of device profiles of your own, relative to the configuration file, searched in
+    order before `--hal-dir`, `$CSBRIDGE_HAL_PATH` and the shipped hal/: a name in two of them
+    is an error, one that is also shipped replaces the shipped profile (with a warning)."""
     state_dir: Path = Path("/var/lib/csbridge")
     """Where the station keeps what must survive a restart (each EVSE's availability), in one
     small JSON file written atomically. A folder that cannot be written is logged and the
@@ -112,7 +120,12 @@ class StationConfig(Strict):
 
     @field_validator("profile_dirs")
     @classmethod
-    def _existing_folders(cls, folders: list[Path]) -> list[Path]:
+    def _existing_folders(cls, folders: list[Path], info: ValidationInfo) -> list[Path]:
+        # Relative to the configuration file (parse_config's `config_dir`), not to wherever
+        # csbridge happens to start.
+        base = (info.context or {}).get("config_dir")
+        if isinstance(base, Path):
+            folders = [folder if folder.is_absolute() else base / folder for folder in folders]
         # A mistyped folder would quietly leave the shipped profile of the same name in use.
         missing = [str(folder) for folder in folders if not folder.is_dir()]
         if missing:

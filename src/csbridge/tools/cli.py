@@ -45,6 +45,15 @@ CertFileOption = Annotated[
     Path | None, typer.Option(help="Client certificate (PEM), with --key-file.", show_default=False)
 ]
 KeyFileOption = Annotated[Path | None, typer.Option(help="Client key (PEM).", show_default=False)]
+HalDirOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--hal-dir",
+        help="A folder of device profiles, searched after [station] profile_dirs and before "
+        "$CSBRIDGE_HAL_PATH and the shipped ones (repeatable).",
+        show_default=False,
+    ),
+]
 BrokerOption = Annotated[
     str | None, typer.Option("--broker", help="Override the broker, e.g. mqtt://127.0.0.1:1883.")
 ]
@@ -87,25 +96,32 @@ def run(
         list[Path] | None,
         typer.Option(help="Feed these CAN logs in real time instead of opening the buses."),
     ] = None,
+    hal_dir: HalDirOption = None,
 ) -> None:
     """Answer Josev and push every change, until SIGTERM or Ctrl-C (then: modules off, every
     EVSE to evse_shutdown, status offline, exit 0). Under systemd: READY=1 and the watchdog."""
-    serve(load_settings(config, broker), replay or ())
+    serve(load_settings(config, broker, hal_dir or ()), replay or ())
 
 
 @app.command("check-config")
 def check_config(
     path: Annotated[Path, typer.Argument(help="Configuration file to check.")],
+    hal_dir: HalDirOption = None,
 ) -> None:
     """Check a configuration file and the device profiles it names; exit 2 with every problem
     named by key."""
     from csbridge.sources.can import DeviceRouter  # noqa: PLC0415
 
-    settings = load_settings(path, None)
+    settings = load_settings(path, None, hal_dir or ())
     try:
-        DeviceRouter(settings)
+        router = DeviceRouter(settings)
     except ConfigError as error:
         refuse(error, path)
+    from csbridge.sources.simulated import wire_simulation_problems  # noqa: PLC0415
+
+    simulated = wire_simulation_problems(settings, router.registry)
+    if simulated:
+        refuse(ConfigError(str(path), simulated), path)
     if any(evse.meter is not None for evse in settings.evse):
         from csbridge.sources.meters import meter_problems  # noqa: PLC0415
 
@@ -121,6 +137,29 @@ def check_config(
         err.print(f"warning: {warning}", markup=False)
 
 
+@app.command("check-profile")
+def check_profile(
+    path: Annotated[Path, typer.Argument(help="Device profile (TOML) to check.")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON object on stdout instead of lines.")
+    ] = False,
+) -> None:
+    """Check one device profile alone: its schema, its DBC, and every message and command
+    built and decoded back. Exit 0 ok, 1 a frame would be misread, 2 the profile cannot be
+    used; every problem named by key."""
+    from csbridge.tools.check_profile import check_profile_file  # noqa: PLC0415
+
+    report = check_profile_file(path)
+    if json_output:
+        sys.stdout.write(orjson.dumps(report.as_json()).decode() + "\n")
+    else:
+        for problem in report.problems:
+            err.print(f"profile error {path}: {problem.line()}", markup=False)
+        if not report.problems:
+            out.print(report.summary(), markup=False)
+    raise typer.Exit(report.exit_code)
+
+
 def config_warnings(settings: Config) -> list[str]:
     """What check-config warns of: a configuration that loads but will not do what was likely
     meant."""
@@ -134,7 +173,9 @@ def config_warnings(settings: Config) -> list[str]:
                 "likely no OCPP (Josev Community has none): it will show as unknown; leave "
                 "ocpp out of ask"
             )
-    return warnings
+    from csbridge.sources.can import profile_warnings  # noqa: PLC0415
+
+    return warnings + profile_warnings(settings)
 
 
 @app.command()
@@ -315,13 +356,14 @@ def replay(
         Path | None,
         typer.Option(help="Also draw limits, present values and isolation over time (PNG)."),
     ] = None,
+    hal_dir: HalDirOption = None,
 ) -> None:
     """Feed CAN logs through the profiles and the limits engine on the log's clock; print every
     message the bridge would publish as a JSON line, then a summary on stderr."""
     from csbridge.sources.can import LogError  # noqa: PLC0415
     from csbridge.tools.replay import ReplayRun, summary, write_lines  # noqa: PLC0415
 
-    settings = load_settings(config, None)
+    settings = load_settings(config, None, hal_dir or ())
     try:
         run = ReplayRun(settings)
         publications = run.publications(logs)

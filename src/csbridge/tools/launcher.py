@@ -95,10 +95,13 @@ def serve(settings: Config, replay: Sequence[Path] = ()) -> None:
         raise SystemExit(code)  # Josev's station reset: systemd restarts on this code
 
 
-def load_settings(path: Path, broker: str | None) -> Config:
-    """The configuration file, with `--broker` over its broker; a problem exits 2."""
+def load_settings(path: Path, broker: str | None, hal_dirs: Sequence[Path] = ()) -> Config:
+    """The configuration file, with `--broker` over its broker and the profile search path
+    (`--hal-dir`, then `$CSBRIDGE_HAL_PATH`) after its profile_dirs; a problem exits 2."""
+    from csbridge.sources.can import with_search_path  # noqa: PLC0415
+
     try:
-        settings = load_config(path)
+        settings = with_search_path(load_config(path), hal_dirs)
         return settings.with_broker(broker) if broker else settings
     except ConfigError as error:
         refuse(error)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from csbridge.sources.can.bus import CanBuses
 from csbridge.sources.can.codec import (
     FORMAT_CHAR,
+    NUMERIC_FIELDS,
     BoardCommand,
     DbcCodec,
     FrameCodec,
@@ -26,9 +27,11 @@ from csbridge.sources.can.commands import (
     setpoint_frames,
     switch_frames,
 )
+from csbridge.sources.can.deadlines import MessagePeriod, message_periods, profile_warnings
 from csbridge.sources.can.encoder import reply_frame
 from csbridge.sources.can.logs import LogError, merged_frames
 from csbridge.sources.can.profile import (
+    QUANTITY_OF,
     CommandSpec,
     MessageSpec,
     Profile,
@@ -36,9 +39,13 @@ from csbridge.sources.can.profile import (
     load_profile,
 )
 from csbridge.sources.can.router import DeviceRouter
+from csbridge.sources.can.search_path import HAL_PATH_VARIABLE, with_search_path
 
 __all__ = [
     "FORMAT_CHAR",
+    "HAL_PATH_VARIABLE",
+    "NUMERIC_FIELDS",
+    "QUANTITY_OF",
     "BoardCommand",
     "CanBuses",
     "CommandMissingError",
@@ -48,6 +55,7 @@ __all__ = [
     "FrameCodec",
     "IdFieldsCodec",
     "LogError",
+    "MessagePeriod",
     "MessageSpec",
     "Outcome",
     "PowerReason",
@@ -58,9 +66,12 @@ __all__ = [
     "direction_frames",
     "load_profile",
     "merged_frames",
+    "message_periods",
     "mode_frames",
+    "profile_warnings",
     "read_board_command",
     "reply_frame",
     "setpoint_frames",
     "switch_frames",
+    "with_search_path",
 ]

@@ -26,6 +26,7 @@ that sets voltage and current in separate frames).
 from __future__ import annotations
 
 import enum
+import logging
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from csbridge.config import ConfigError, describe_validation_error
 from csbridge.support import resource_dir
+
+log = logging.getLogger("csbridge.profiles")
 
 ValueType = Literal["u8", "u16", "u32", "i16", "i32", "f32"]
 TYPE_SIZE = {"u8": 1, "u16": 2, "u32": 4, "i16": 2, "i32": 4, "f32": 4}
@@ -188,14 +191,33 @@ class MessageSpec(_Strict):
     error_reply: bool = False
     """id-fields: the device's answer that it could not serve a request (an error code in the
     payload): counted as out of range, nothing decoded. Carries no values, flags or signals."""
+    period_s: Annotated[float, Field(gt=0, le=60)] | None = None
+    """The device sends this message unasked every period_s (a broadcast). check-config warns
+    of a deadline shorter than it; a simulated device sends it at this period. A polled message
+    arrives every poll_period_s instead; a dbc message without it takes the DBC's
+    GenMsgCycleTime."""
     values: list[ValueSpec] = []
     flags: list[FlagSpec] = []
     signals: list[SignalSpec] = []
 
     @model_validator(mode="after")
     def _error_reply_is_bare(self) -> Self:
-        if self.error_reply and (self.values or self.flags or self.signals or self.poll):
-            raise ValueError("an error_reply carries no values, flags or signals and is not polled")
+        if self.error_reply and (
+            self.values or self.flags or self.signals or self.poll or self.period_s is not None
+        ):
+            raise ValueError(
+                "an error_reply carries no values, flags or signals and is not polled (nor has "
+                "a period_s)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _polled_or_broadcast(self) -> Self:
+        if self.poll and self.period_s is not None:
+            raise ValueError(
+                "period_s is for a message the device sends unasked; a polled one arrives "
+                "every poll_period_s"
+            )
         return self
 
 
@@ -524,19 +546,53 @@ def load_profile(path: Path) -> Profile:
 
 
 class ProfileRegistry:
-    """Every profile by name: the shipped hal/ first, then each extra folder in order, a later
-    profile of the same name replacing an earlier one (a vendor's own, beside the install)."""
+    """Every profile by name: the folders of the search path in order (`[station] profile_dirs`,
+    then `--hal-dir`, then `$CSBRIDGE_HAL_PATH`; see search_path.py), then the shipped hal/.
+
+    A name found in two folders of the search path is a ConfigError naming both files; one that
+    is also shipped replaces the shipped profile and is listed in `shadowed` (check-config warns
+    of it, and the registry logs it once)."""
 
     def __init__(self, directory: Path | None = None, extra: Sequence[Path] = ()) -> None:
         self.directory = directory or resource_dir("hal")
-        self.directories = [self.directory, *extra]
+        own: list[Path] = []
+        for folder in extra:
+            if folder.resolve() not in {seen.resolve() for seen in own}:
+                own.append(folder)
+        self.directories = [*own, self.directory]
+        """The search order: the search path's folders, then the shipped one."""
         self._profiles: dict[str, Profile] = {}
         self._paths: dict[str, Path] = {}
-        for folder in self.directories:
-            self._paths.update({path.stem: path for path in sorted(folder.glob("*.toml"))})
+        self.shadowed: dict[str, tuple[Path, Path]] = {}
+        """Name -> (the search path's profile, the shipped one it replaces)."""
+        problems: list[str] = []
+        for folder in own:
+            for path in sorted(folder.glob("*.toml")):
+                first = self._paths.setdefault(path.stem, path)
+                if first != path:
+                    problems.append(
+                        f"profile {path.stem!r} is found twice: {first} and {path} (rename one, "
+                        "or leave one folder out of the search path)"
+                    )
+        if problems:
+            raise ConfigError("profile search path", problems)
+        for path in sorted(self.directory.glob("*.toml")):
+            own_path = self._paths.setdefault(path.stem, path)
+            if own_path != path:
+                self.shadowed[path.stem] = (own_path, path)
+                log.warning(
+                    "event=profile_replaces_shipped name=%s file=%s shipped=%s",
+                    path.stem,
+                    own_path,
+                    path,
+                )
 
     def names(self) -> list[str]:
         return sorted(self._paths)
+
+    def path(self, name: str) -> Path | None:
+        """The file the name is read from (None: no such profile)."""
+        return self._paths.get(name)
 
     def get(self, name: str) -> Profile:
         if name not in self._profiles:

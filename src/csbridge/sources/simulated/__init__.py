@@ -7,7 +7,11 @@ Imports sources.can, sources (readings), config and support.
 
 from __future__ import annotations
 
-from csbridge.sources.simulated.can_devices import SimulatedCanBoard, SimulatedCanImd
+from csbridge.sources.simulated.can_devices import (
+    SimulatedCanBoard,
+    SimulatedCanImd,
+    wire_simulation_problems,
+)
 from csbridge.sources.simulated.contactor_matrix import (
     ContactorMatrixCodec,
     ContactorMatrixLayout,
@@ -34,4 +38,5 @@ __all__ = [
     "SimulatedImd",
     "SimulatedModule",
     "load_matrix_layout",
+    "wire_simulation_problems",
 ]

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 
 import can
 
-from csbridge.config import BoardConfig, BusConfig, EvseConfig, ImdConfig, Kind, ModuleConfig
+from csbridge.config import (
+    BoardConfig,
+    BusConfig,
+    Config,
+    EvseConfig,
+    ImdConfig,
+    Kind,
+    ModuleConfig,
+)
 from csbridge.sources.can import (
     FORMAT_CHAR,
     BoardCommand,
@@ -23,6 +31,7 @@ from csbridge.sources.can import (
     DbcCodec,
     IdFieldsCodec,
     MessageSpec,
+    Profile,
     ProfileRegistry,
     command_id,
     read_board_command,
@@ -225,6 +234,23 @@ class SimulatedCanModule(ModuleControls):
     def broadcasts(self) -> list[can.Message]:
         """Frames the module sends by itself every `broadcast_period_s` (none by default)."""
         return []
+
+    def cyclic_messages(self) -> dict[float, list[MessageSpec]]:
+        """The profile's messages the module sends unasked (those with `period_s`), by period:
+        a broadcasting module, which nobody polls, tells its values so."""
+        by_period: dict[float, list[MessageSpec]] = {}
+        for spec in self.codec.profile.message:
+            if spec.period_s is not None and not spec.error_reply:
+                by_period.setdefault(spec.period_s, []).append(spec)
+        return by_period
+
+    def cyclic_frames(self, specs: list[MessageSpec]) -> list[can.Message]:
+        """The frames of `specs` with the module's values now (none while silent)."""
+        self.expire(self.clock())  # nothing may ever command it: its own timeout runs here
+        if self.silent:
+            return []
+        values, flags = self.values(), self.flags()
+        return [reply_frame(self.codec, spec, self.config.address, values, flags) for spec in specs]
 
     @property
     def broadcast_period_s(self) -> float | None:
@@ -553,7 +579,10 @@ class SimulatedCanBus:
                 broadcasting = [m for m in self.modules if m.broadcast_period_s is not None]
                 for module in broadcasting:
                     tasks.create_task(self._module_broadcasts(module))
-                if not self.imds and not self.boards and not broadcasting:
+                cyclic = [(m, p, s) for m in self.modules for p, s in m.cyclic_messages().items()]
+                for module, period, specs in cyclic:
+                    tasks.create_task(self._module_cyclic(module, period, specs))
+                if not self.imds and not self.boards and not broadcasting and not cyclic:
                     await asyncio.Event().wait()
         finally:
             for timer in self._timers.values():
@@ -577,6 +606,14 @@ class SimulatedCanBus:
                 for frame in module.broadcasts():
                     self.send(frame)
             await asyncio.sleep(period)
+
+    async def _module_cyclic(
+        self, module: SimulatedCanModule, period_s: float, specs: list[MessageSpec]
+    ) -> None:
+        while True:
+            for frame in module.cyclic_frames(specs):
+                self.send(frame)
+            await asyncio.sleep(period_s)
 
     async def _board_status(self, board: SimulatedCanBoard) -> None:
         while True:
@@ -610,6 +647,44 @@ def wire_bus_for(
     if name not in buses:
         buses[name] = SimulatedCanBus(configs[name])
     return buses[name]
+
+
+def wire_module_problem(profile: Profile) -> str | None:
+    """Why a module of `profile` cannot be simulated on the wire, or None. The simulator
+    speaks the id-fields family (a dbc module's frames have no address to answer at), and
+    must have something to send: replies to polls, or the messages the profile says the
+    module sends unasked (`period_s`); a module that does neither would never be heard, and
+    its station never becomes ready."""
+    if profile.header.family != "id-fields":
+        return (
+            f"profile {profile.name} is of the {profile.header.family} family: a simulated "
+            "module speaks id-fields profiles only (leave `can` out to simulate it without "
+            "the wire)"
+        )
+    if not any(spec.poll or spec.period_s is not None for spec in profile.message):
+        return (
+            f"profile {profile.name} neither polls a message nor gives any a period_s: the "
+            "simulated module would never send a frame (give the messages it broadcasts "
+            "their period_s)"
+        )
+    return None
+
+
+def wire_simulation_problems(config: Config, registry: ProfileRegistry) -> list[str]:
+    """Each simulated module on the wire whose profile cannot be simulated, by key."""
+    problems: list[str] = []
+    for index, evse in enumerate(config.evse):
+        for m_index, module in enumerate(evse.module):
+            if module.can is None or module.simulated is None:
+                continue
+            try:
+                profile = registry.get(module.can.profile)
+            except KeyError:
+                continue  # the router names a missing profile
+            problem = wire_module_problem(profile)
+            if problem is not None:
+                problems.append(f"evse[{index}].module[{m_index}].simulated: {problem}")
+    return problems
 
 
 def build_wire_module(

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from csbridge.config import Config, ImdConfig
+from csbridge.config import Config, ConfigError, ImdConfig
 from csbridge.sources.can import ProfileRegistry
 from csbridge.sources.readings import (
     BoardReading,
@@ -35,6 +35,7 @@ from csbridge.sources.simulated.can_devices import (
     build_wire_imd,
     build_wire_module,
     wire_bus_for,
+    wire_simulation_problems,
 )
 from csbridge.sources.simulated.wire_families import module_kind
 from csbridge.support import Clock
@@ -165,6 +166,17 @@ class SimulatedBoard(BoardControls):
 SimulatedDevice = SimulatedModule | SimulatedImd | SimulatedBoard
 
 
+def _checked_registry(config: Config, registry: ProfileRegistry | None) -> ProfileRegistry | None:
+    """The registry, once every simulated module on the wire is known to be simulatable
+    (ConfigError naming each that is not)."""
+    if any(m.can is not None and m.simulated is not None for e in config.evse for m in e.module):
+        registry = registry or ProfileRegistry(extra=config.station.profile_dirs)
+        problems = wire_simulation_problems(config, registry)
+        if problems:
+            raise ConfigError("config", problems)
+    return registry
+
+
 @dataclass(slots=True)
 class SimulatedDevices:
     """Every device of the configuration that has a [simulated] table: without `can` it hands
@@ -191,6 +203,7 @@ class SimulatedDevices:
     ) -> SimulatedDevices:
         devices = cls(sink, clock)
         buses = {bus.name: bus for bus in config.bus}
+        registry = _checked_registry(config, registry)
         for evse in config.evse:
             for module in evse.module:
                 if module.simulated is None:
