@@ -93,8 +93,9 @@ class ProfileReport:
         header = self.profile.header
         return (
             f"{self.path}: ok, {header.name} ({header.kind.value}, {header.family}): "
-            f"{len(self.profile.message)} messages, {len(self.profile.command)} commands, "
-            f"{self.round_trips} frames round-tripped"
+            f"{_count(len(self.profile.message), 'message')}, "
+            f"{_count(len(self.profile.command), 'command')}, "
+            f"{_count(self.round_trips, 'frame')} round-tripped"
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -115,6 +116,10 @@ class ProfileReport:
         }
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def check_profile_file(path: Path) -> ProfileReport:
     report = ProfileReport(path)
     try:
@@ -127,10 +132,14 @@ def check_profile_file(path: Path) -> ProfileReport:
         report.problems.append(
             Problem("profile.name", f"{profile.name!r} must equal the file name {path.stem!r}")
         )
-    if profile.header.family == "dbc":
-        _check_dbc(report, profile, path)
-    else:
-        _check_id_fields(report, profile)
+    try:
+        if profile.header.family == "dbc":
+            _check_dbc(report, profile, path)
+        else:
+            _check_id_fields(report, profile)
+    except Exception as error:  # a profile the checks did not foresee: one line, no traceback
+        why = f"cannot be checked: {type(error).__name__}: {error}"
+        report.problems.append(Problem("", why))
     return report
 
 
@@ -206,8 +215,9 @@ def _close(decoded: float, expected: float, scale: float) -> bool:
 # --- id-fields -------------------------------------------------------------------------------
 
 
-def _addresses(codec: IdFieldsCodec) -> list[int]:
-    frame = codec.profile.frame
+def _addresses(profile: Profile) -> list[int]:
+    """The lowest and the highest address the identifiers carry (0 alone without one)."""
+    frame = profile.frame
     name = frame.address_field
     if name is None:
         return [0]
@@ -254,7 +264,7 @@ def _round_trip_message(
     if values is None:
         return
     scales = {value.field: profile.value_scale(value) for value in spec.values}
-    for address in _addresses(codec):
+    for address in _addresses(codec.profile):
         for flags in _flag_patterns(flag.field for flag in spec.flags):
             frame = reply_frame(codec, spec, address, values, flags)
             report.round_trips += 1
@@ -325,7 +335,7 @@ def _check_commands(report: ProfileReport, codec: IdFieldsCodec) -> None:
     indices = {id(command): i for i, command in enumerate(profile.command)}
     for name in dict.fromkeys(command.name for command in profile.command):
         specs = profile.commands(name)
-        for address in _addresses(codec):
+        for address in _addresses(codec.profile):
             try:
                 frames = builders[name](address)
             except (ValueError, CommandMissingError) as error:
@@ -490,33 +500,62 @@ def _round_trip_dbc(report: ProfileReport, codec: DbcCodec, index: int, spec: Me
         base[mapping.signal] = number / mapping.scale
         expected_values[mapping.field] = number
         scales[mapping.field] = scale
-    for flags in _flag_patterns(flag_signals):
-        raw = dict(base)
-        for name, state in flags.items():
-            for signal_name in flag_signals[name]:
-                raw[signal_name] = int(state)
-        try:
-            frame = codec.encode(spec.name, raw)
-        except Exception as error:  # cantools refuses in many ways
-            report.problems.append(Problem(key, f"cannot be encoded: {error}", round_trip=True))
-            return
-        report.round_trips += 1
-        outcome, decoded = codec.decode(frame)
-        where = f"{key}, frame {_hex(frame)}"
-        if outcome is not Outcome.DECODED or decoded is None:
-            why = f"decodes as {outcome.value}, not as the message"
-            report.problems.append(Problem(where, why, round_trip=True))
-            return
-        wrong = [
-            f"{name} {decoded.values.get(name)!r} instead of {number!r}"
-            for name, number in expected_values.items()
-            if not _close(decoded.values.get(name, math.nan), number, scales[name])
-        ]
-        wrong += [
-            f"{name} {decoded.flags.get(name)} instead of {state}"
-            for name, state in flags.items()
-            if decoded.flags.get(name) is not state
-        ]
-        if wrong:
-            report.problems.append(Problem(where, "; ".join(wrong), round_trip=True))
-            return
+    for address in _addresses(profile):
+        for flags in _flag_patterns(flag_signals):
+            raw = dict(base)
+            for name, state in flags.items():
+                for signal_name in flag_signals[name]:
+                    raw[signal_name] = int(state)
+            if not _dbc_round_trip(
+                report,
+                codec,
+                key,
+                raw=raw,
+                address=address,
+                expected_values=expected_values,
+                scales=scales,
+                flags=flags,
+            ):
+                return
+
+
+def _dbc_round_trip(
+    report: ProfileReport,
+    codec: DbcCodec,
+    key: str,
+    *,
+    raw: dict[str, float],
+    address: int,
+    expected_values: dict[str, float],
+    scales: dict[str, float],
+    flags: dict[str, bool],
+) -> bool:
+    """One frame built from `raw` signals at `address` and decoded back; whether it was."""
+    name = key[key.index("(") + 1 : key.rindex(")")]
+    try:
+        frame = codec.encode(name, raw, address)
+    except Exception as error:  # cantools refuses in many ways
+        report.problems.append(Problem(key, f"cannot be encoded: {error}", round_trip=True))
+        return False
+    report.round_trips += 1
+    outcome, decoded = codec.decode(frame)
+    where = f"{key} at address {address}, frame {_hex(frame)}"
+    if outcome is not Outcome.DECODED or decoded is None:
+        why = f"decodes as {outcome.value}, not as the message"
+        report.problems.append(Problem(where, why, round_trip=True))
+        return False
+    wrong = _differences(decoded.message, name, decoded.address, address)
+    wrong += [
+        f"{field} {decoded.values.get(field)!r} instead of {number!r}"
+        for field, number in expected_values.items()
+        if not _close(decoded.values.get(field, math.nan), number, scales[field])
+    ]
+    wrong += [
+        f"{field} {decoded.flags.get(field)} instead of {state}"
+        for field, state in flags.items()
+        if decoded.flags.get(field) is not state
+    ]
+    if wrong:
+        report.problems.append(Problem(where, "; ".join(wrong), round_trip=True))
+        return False
+    return True

@@ -346,7 +346,11 @@ class IdFieldsCodec:
 
 
 class DbcCodec:
-    """The dbc family: cyclic signals of a DBC (cantools); devices on fixed IDs (address 0)."""
+    """The dbc family: signals of a DBC (cantools). A device on fixed identifiers answers as
+    address 0; a profile whose [frame] names an address field (`fields = { module = [0, 8] }`,
+    `reply = { module = "address" }`) reads the address from those identifier bits, as the
+    id-fields family does, and each DBC message then stands for that message of every device
+    (its own identifier's address bits are ignored)."""
 
     def __init__(self, profile: Profile, dbc_path: Path) -> None:
         import cantools  # noqa: PLC0415 - only profiles of this family need it
@@ -354,27 +358,56 @@ class DbcCodec:
         self.profile = profile
         loaded: Any = cantools.database.load_file(str(dbc_path))
         self.database = loaded
+        address_field = profile.frame.address_field
+        self._address: tuple[int, int] | None = None
+        """(lowest bit, mask) of the address in the identifier."""
+        self._address_bits = 0
+        if address_field is not None:
+            low, width = profile.frame.fields[address_field]
+            self._address = (low, (1 << width) - 1)
+            self._address_bits = ((1 << width) - 1) << low
         self._messages: dict[tuple[int, bool], tuple[Any, MessageSpec]] = {}
         for spec in profile.message:
             message = self.database.get_message_by_name(spec.name)
-            self._messages[(message.frame_id, message.is_extended_frame)] = (message, spec)
+            key = (message.frame_id & ~self._address_bits, message.is_extended_frame)
+            self._messages[key] = (message, spec)
 
     def kernel_filters(self) -> list[dict[str, int | bool]]:
         full = 0x1FFFFFFF
         return [
-            {"can_id": frame_id, "can_mask": full if extended else 0x7FF, "extended": extended}
+            {
+                "can_id": frame_id,
+                "can_mask": (full if extended else 0x7FF) & ~self._address_bits,
+                "extended": extended,
+            }
             for frame_id, extended in self._messages
         ]
 
     def poll_requests(self, address: int) -> list[can.Message]:
         return []
 
+    def address_problem(self, address: int) -> str | None:
+        """Why a device at `address` cannot be told apart on this profile's identifiers, or
+        None (as IdFieldsCodec.address_problem)."""
+        if self._address is None:
+            if address == SINGLE_DEVICE_ADDRESS:
+                return None
+            return (
+                f"{self.profile.name} identifiers carry no address: its one device per bus is "
+                f"address {SINGLE_DEVICE_ADDRESS}, not {address}"
+            )
+        mask = self._address[1]
+        if address <= mask:
+            return None
+        return f"{self.profile.name} carries addresses 0-{mask} ({mask.bit_length()} bits)"
+
     def decode(self, frame: can.Message) -> tuple[Outcome, Decoded | None]:
         if frame.is_error_frame:
             return Outcome.ERROR_FRAME, None
         if frame.is_remote_frame:
             return Outcome.REMOTE_FRAME, None
-        found = self._messages.get((frame.arbitration_id, frame.is_extended_id))
+        identifier = frame.arbitration_id
+        found = self._messages.get((identifier & ~self._address_bits, frame.is_extended_id))
         if found is None:
             return Outcome.UNKNOWN_ID, None
         message, spec = found
@@ -391,13 +424,23 @@ class DbcCodec:
                 values[mapping.field] = raw
             else:
                 flags[mapping.field] = flags.get(mapping.field, False) or raw != 0
-        return Outcome.DECODED, Decoded(SINGLE_DEVICE_ADDRESS, spec.name, values, flags)
+        address = SINGLE_DEVICE_ADDRESS
+        if self._address is not None:
+            address = (identifier >> self._address[0]) & self._address[1]
+        return Outcome.DECODED, Decoded(address, spec.name, values, flags)
 
-    def encode(self, name: str, signals: Mapping[str, float]) -> can.Message:
-        """A frame of message `name` (for simulators and tests)."""
+    def encode(
+        self, name: str, signals: Mapping[str, float], address: int = SINGLE_DEVICE_ADDRESS
+    ) -> can.Message:
+        """A frame of message `name` from the device at `address` (for simulators and
+        tests)."""
         message = self.database.get_message_by_name(name)
+        identifier = message.frame_id
+        if self._address is not None:
+            low, mask = self._address
+            identifier = (identifier & ~self._address_bits) | ((address & mask) << low)
         return can.Message(
-            arbitration_id=message.frame_id,
+            arbitration_id=identifier,
             is_extended_id=message.is_extended_frame,
             data=message.encode(dict(signals)),
         )

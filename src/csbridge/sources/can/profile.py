@@ -7,7 +7,9 @@ a new family. Two families exist:
   destination, ...); requests are built from field values, replies matched by them (and by
   payload bytes where a protocol multiplexes registers in the data), and values and status bits
   read from declared byte positions.
-- `dbc`: plain cyclic signals described by a DBC file beside the profile (cantools).
+- `dbc`: signals described by a DBC file beside the profile (cantools), on the DBC's fixed
+  identifiers; [frame] may name identifier bits that carry the device's address (`fields` and
+  `reply = { <field> = "address" }`), read as the id-fields family reads them.
 
 Three kinds of device have profiles: DC power modules, insulation monitors (IMD) and the
 charger's control board (CP state, contactor feedback, e-stop, temperatures, AC capability);
@@ -406,8 +408,7 @@ class Profile(_Strict):
                 problems.append(f"{where}: error_reply is for the id-fields family")
         problems += self._constant_problems(values)
         problems += self._setting_problems()
-        if self.header.family == "dbc" and self.header.dbc is None:
-            problems.append("profile.dbc: the dbc family needs its DBC file")
+        problems += self._dbc_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -421,6 +422,19 @@ class Profile(_Strict):
             msg = "profile.min_regulated_current_a: only a power_module regulates an output current"
             raise ValueError(msg)
         return self
+
+    def _dbc_problems(self) -> list[str]:
+        if self.header.family != "dbc":
+            return []
+        problems = []
+        if self.header.dbc is None:
+            problems.append("profile.dbc: the dbc family needs its DBC file")
+        if self.frame.request or any(role != "address" for role in self.frame.reply.values()):
+            problems.append(
+                "frame: the dbc family takes its identifiers from the DBC; only reply = "
+                '{ <field> = "address" } applies (the device address in the identifier)'
+            )
+        return problems
 
     def _setting_problems(self) -> list[str]:
         return [

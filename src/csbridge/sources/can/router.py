@@ -153,7 +153,7 @@ class DeviceRouter:
         if on_bus is None:
             on_bus = ProfileOnBus(_codec(profile, route.bus, self.registry))
             route.profiles.append(on_bus)
-        if isinstance(on_bus.codec, IdFieldsCodec):
+        if isinstance(on_bus.codec, IdFieldsCodec | DbcCodec):
             # Commands to an address the identifier cannot carry would fail (or reach another
             # module): refused here, before anything runs.
             problem = on_bus.codec.address_problem(address)
