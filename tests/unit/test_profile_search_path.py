@@ -4,6 +4,7 @@ path is an error naming both files, a name that is also shipped replaces the shi
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -59,6 +60,24 @@ def test_the_search_path_comes_before_the_shipped_profiles(tmp_path: Path) -> No
     assert registry.get("acme-bc30").header.description.startswith("ACME BC30")
     assert registry.path("bender-iso165c") == shipped.directory / "bender-iso165c.toml"
     assert ProfileRegistry().shadowed == {}
+
+
+def test_a_replaced_shipped_profile_is_logged_once_when_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    shipped = ProfileRegistry().directory / "winline-nxr.toml"
+    own = _folder(tmp_path, "own")
+    (own / "winline-nxr.toml").write_text(shipped.read_text(encoding="utf-8"))
+    caplog.set_level(logging.INFO, logger="csbridge.profiles")
+    registry = ProfileRegistry(extra=[own])
+    assert caplog.messages == []
+    registry.get("winline-nxr")
+    registry.get("winline-nxr")
+    registry.get("infypower-reg")
+    assert caplog.messages == [
+        f"event=profile_replaces_shipped name=winline-nxr file={own / 'winline-nxr.toml'} "
+        f"shipped={shipped}"
+    ]
 
 
 def test_hal_dirs_then_the_environment_follow_profile_dirs(tmp_path: Path) -> None:

@@ -565,7 +565,7 @@ class ProfileRegistry:
 
     A name found in two folders of the search path is a ConfigError naming both files; one that
     is also shipped replaces the shipped profile and is listed in `shadowed` (check-config warns
-    of it, and the registry logs it once)."""
+    of it; the registry logs it when the profile is first used)."""
 
     def __init__(self, directory: Path | None = None, extra: Sequence[Path] = ()) -> None:
         self.directory = directory or resource_dir("hal")
@@ -594,12 +594,6 @@ class ProfileRegistry:
             own_path = self._paths.setdefault(path.stem, path)
             if own_path != path:
                 self.shadowed[path.stem] = (own_path, path)
-                log.warning(
-                    "event=profile_replaces_shipped name=%s file=%s shipped=%s",
-                    path.stem,
-                    own_path,
-                    path,
-                )
 
     def names(self) -> list[str]:
         return sorted(self._paths)
@@ -615,6 +609,15 @@ class ProfileRegistry:
                 folders = ", ".join(str(folder) for folder in self.directories)
                 raise KeyError(f"no profile {name!r} in {folders} (have {', '.join(self.names())})")
             profile = load_profile(path)
+            if name in self.shadowed:
+                # Once per registry, when the profile is first used (check-config warns of
+                # it on its own line, so this stays below its warning level).
+                log.info(
+                    "event=profile_replaces_shipped name=%s file=%s shipped=%s",
+                    name,
+                    path,
+                    self.shadowed[name][1],
+                )
             if profile.name != name:
                 raise ConfigError(
                     str(path), [f"profile.name {profile.name!r} must equal the file name {name!r}"]
