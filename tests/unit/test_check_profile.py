@@ -245,3 +245,20 @@ def test_a_dbc_signal_that_cannot_carry_the_rated_range_is_named(tmp_path: Path)
     (problem,) = report.problems
     assert problem.key == "message[0] (PM_Out).signals[0] (output_voltage)"
     assert "misses the rated range" in problem.why
+
+
+@pytest.mark.parametrize(
+    "path", sorted((SHIPPED / "meters").glob("*.toml")), ids=lambda path: path.stem
+)
+def test_meter_profiles_are_checked_by_the_meters_loader(path: Path) -> None:
+    report = check_profile_file(path)
+    assert report.problems == []
+    assert report.summary().endswith("meter profile (loads as a station loads it)")
+    assert report.as_json()["kind"] == "meter"
+
+
+def test_a_broken_meter_profile_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "m", '[profile]\nkind = "meter"\ntransport = "modbus"\n')
+    report = check_profile_file(path)
+    assert [p.why for p in report.problems] == ["no [[value]] entries"]
+    assert report.exit_code == 2

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import struct
+import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ from csbridge.sources.can import (
     setpoint_frames,
     switch_frames,
 )
+from csbridge.sources.meters import MeterProfileError, load_can_meter_profile, load_register_map
 
 EXIT_OK = 0
 EXIT_ROUND_TRIP = 1
@@ -81,6 +83,8 @@ class ProfileReport:
     problems: list[Problem] = field(default_factory=list)
     round_trips: int = 0
     """Frames built and decoded back."""
+    meter: str | None = None
+    """A meter profile's transport: checked by the meters' own loader, nothing round-tripped."""
 
     @property
     def exit_code(self) -> int:
@@ -89,6 +93,8 @@ class ProfileReport:
         return EXIT_ROUND_TRIP if self.problems else EXIT_OK
 
     def summary(self) -> str:
+        if self.meter is not None:
+            return f"{self.path}: ok, a {self.meter} meter profile (loads as a station loads it)"
         assert self.profile is not None
         header = self.profile.header
         return (
@@ -105,7 +111,7 @@ class ProfileReport:
             "ok": not self.problems,
             "exit_code": self.exit_code,
             "name": header.name if header is not None else None,
-            "kind": header.kind.value if header is not None else None,
+            "kind": "meter" if self.meter is not None else (header.kind.value if header else None),
             "family": header.family if header is not None else None,
             "messages": len(self.profile.message) if self.profile is not None else 0,
             "commands": len(self.profile.command) if self.profile is not None else 0,
@@ -122,6 +128,10 @@ def _count(number: int, noun: str) -> str:
 
 def check_profile_file(path: Path) -> ProfileReport:
     report = ProfileReport(path)
+    meter = _meter_transport(path)
+    if meter is not None:
+        _check_meter(report, path, meter)
+        return report
     try:
         profile = load_profile(path)
     except ConfigError as error:
@@ -141,6 +151,30 @@ def check_profile_file(path: Path) -> ProfileReport:
         why = f"cannot be checked: {type(error).__name__}: {error}"
         report.problems.append(Problem("", why))
     return report
+
+
+def _meter_transport(path: Path) -> str | None:
+    """A meter profile's transport (`can` or `modbus`); None for any other file."""
+    try:
+        header = tomllib.loads(path.read_text(encoding="utf-8")).get("profile", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None  # load_profile names the problem
+    if not isinstance(header, dict) or header.get("kind") != "meter":
+        return None
+    return str(header.get("transport", ""))
+
+
+def _check_meter(report: ProfileReport, path: Path, transport: str) -> None:
+    """A meter profile (hal/meters/) is checked by the loader its station uses; it has no
+    frames of the device families to round-trip."""
+    report.meter = transport
+    try:
+        if transport == "can":
+            load_can_meter_profile(path)
+        else:
+            load_register_map(path)
+    except MeterProfileError as error:
+        report.problems.append(Problem("", str(error).removeprefix(f"{path}: ")))
 
 
 def _split(problem: str) -> Problem:
