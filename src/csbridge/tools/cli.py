@@ -277,6 +277,38 @@ def config_warnings(settings: Config) -> list[str]:
 
 
 @app.command()
+def init(
+    profiles: Annotated[
+        list[str],
+        typer.Argument(
+            help="Device profiles, e.g. huawei-r4850 bender-iso165c generic-charger-board.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write it.")] = Path(
+        "station.toml"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented starter configuration for the device profiles named; it passes
+    check-config as written (placeholders marked CHANGE ME). Exit 2 on an unknown profile or
+    an existing file (without --force)."""
+    from csbridge.tools.init_command import starter_config, write_starter  # noqa: PLC0415
+
+    try:
+        text = starter_config(profiles, installed_version())
+    except ConfigError as error:
+        refuse(error)
+    try:
+        write_starter(output, text, force=force)
+    except FileExistsError:
+        refuse(ConfigError(str(output), ["exists; --force overwrites it"]), kind="init")
+    except OSError as error:
+        refuse(ConfigError(str(output), [f"cannot write: {error}"]), kind="init")
+    out.print(f"wrote {output}: check it with csbridge check-config {output}", markup=False)
+
+
+@app.command()
 def validate(
     sources: Annotated[
         list[str],

@@ -7,7 +7,6 @@ key: not set`): whether a setting is absent is part of the effective configurati
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -23,8 +22,30 @@ def toml_document(document: Mapping[str, Any]) -> str:
     return "\n".join(lines).strip("\n") + "\n"
 
 
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def string_text(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and every control character (DEL too, which
+    TOML forbids raw) escaped."""
+    escaped = "".join(
+        _ESCAPES.get(char)
+        or (f"\\u{ord(char):04x}" if ord(char) < 0x20 or char == "\x7f" else char)
+        for char in text
+    )
+    return f'"{escaped}"'
+
+
 def key_text(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+    return key if _BARE_KEY.fullmatch(key) else string_text(key)
 
 
 def value_text(value: Any) -> str:
@@ -40,8 +61,7 @@ def value_text(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
-        # JSON's string escapes are a subset of TOML's basic string escapes.
-        return json.dumps(value, ensure_ascii=False)
+        return string_text(value)
     if isinstance(value, Mapping):
         items = ", ".join(
             f"{key_text(str(k))} = {value_text(v)}" for k, v in value.items() if v is not None
