@@ -286,9 +286,9 @@ def test_completion_prints_a_bash_script_that_completes_commands() -> None:
         text=True,
         timeout=60,
         check=False,
-        env={**completing, "COMP_WORDS": "csbridge check", "COMP_CWORD": "1"},
+        env={**completing, "COMP_WORDS": "csbridge stat", "COMP_CWORD": "1"},
     )
-    assert answer.stdout.split() == ["check-config"]
+    assert answer.stdout.split() == ["status"]
 
 
 def test_validate_takes_many_files_and_json_lines_with_file_and_line(tmp_path: Path) -> None:

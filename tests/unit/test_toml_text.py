@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csbridge.config import load_config, parse_config
 from csbridge.support import resource_dir
 from csbridge.tools.toml_text import toml_document
+from tests.support import examples
 
 EXAMPLES = sorted(resource_dir("examples").glob("*.toml"))
 
@@ -66,6 +67,7 @@ _documents = st.recursive(
 )
 
 
+@settings(max_examples=examples(1000))
 @given(_documents)
 def test_any_document_reads_back_without_its_absent_keys(document: dict[str, Any]) -> None:
     assert tomllib.loads(toml_document(document)) == _without_none(document)
