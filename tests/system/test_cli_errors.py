@@ -61,6 +61,8 @@ KNOWN_MISTAKES: dict[str, list[Case]] = {
         Case(("--broker", UNREACHABLE, "--duration", "-1"), EXIT_USAGE, "must be more than 0"),
         Case(("--broker", UNREACHABLE, "--timeout", "0"), EXIT_USAGE, "must be more than 0"),
         Case(("--broker", UNREACHABLE, "--scenario", "nope"), EXIT_USAGE, "unknown scenario"),
+        Case(("--broker", UNREACHABLE, "--timeout", "1"), EXIT_INVALID, "FAILED broker"),
+        Case(("--broker", UNREACHABLE, "--scenario", "dc-session"), EXIT_INVALID, "FAILED"),
         Case(
             ("--broker", UNREACHABLE, "--username", "u", "--password-file", MISSING),
             EXIT_USAGE,
@@ -70,6 +72,8 @@ KNOWN_MISTAKES: dict[str, list[Case]] = {
     "status": [
         Case(("--broker", UNREACHABLE, "--duration", "-1"), EXIT_USAGE, "must be more than 0"),
         Case(("--broker", "http://x"), EXIT_USAGE, "--broker"),
+        Case(("--broker", UNREACHABLE, "--json"), EXIT_INVALID, "could not connect to broker"),
+        Case(("--broker", UNREACHABLE, "--duration", "1"), EXIT_INVALID, "could not connect"),
     ],
     "replay": [Case(("--config", MISSING, "x.log"), EXIT_USAGE, f"{MISSING}: cannot read")],
     "collect-logs": [Case(("--config", MISSING), EXIT_USAGE, f"{MISSING}: cannot read")],

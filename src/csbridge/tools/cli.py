@@ -422,6 +422,7 @@ def emulate(
                     local_prefix=local_prefix,
                     login=login,
                     write_json=write_json if json_output else None,
+                    errors=err,
                 )
             )
             raise typer.Exit(code)
@@ -435,6 +436,7 @@ def emulate(
                 console=out,
                 login=login,
                 write_json=write_json if json_output else None,
+                errors=err,
             )
         )
     except KeyboardInterrupt:
@@ -492,6 +494,7 @@ def status(
                 login=login,
                 json_mode=None if not json_output else "changes" if watching else "once",
                 write_json=write_json,
+                errors=err,
             )
         )
     except KeyboardInterrupt:

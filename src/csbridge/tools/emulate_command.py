@@ -46,9 +46,11 @@ async def run_scenario(
     local_prefix: str,
     login: BrokerLogin | None = None,
     write_json: WriteJson | None = None,
+    errors: Console | None = None,
 ) -> int:
     """One of SCENARIOS, its steps as a table (with `write_json`: as one JSON object); 0 only
-    when every step passed and the emulator found nothing wrong with what the station sent."""
+    when every step passed and the emulator found nothing wrong with what the station sent. A
+    broker that cannot be reached is said on `errors` (default `console`)."""
     try:
         async with contextlib.AsyncExitStack() as stack:
             josev = await stack.enter_async_context(
@@ -75,7 +77,7 @@ async def run_scenario(
         if write_json is not None:
             write_json(scenario_document(scenario, [], 0, [], error=f"broker {broker}: {error}"))
         else:
-            console.print(f"[red]FAILED[/red] broker {broker}: {error}")
+            (errors or console).print(f"[red]FAILED[/red] broker {broker}: {error}")
         return 1
     document = scenario_document(played.name, results, planned, problems)
     if write_json is not None:
@@ -145,9 +147,11 @@ async def emulate_session(
     console: Console,
     login: BrokerLogin | None = None,
     write_json: WriteJson | None = None,
+    errors: Console | None = None,
 ) -> int:
     """Boot, print responses, then updates until the duration ends; 0 only if all was valid.
-    With `write_json`: each exchange as a JSON object, then the result as one."""
+    With `write_json`: each exchange as a JSON object, then the result as one. A failed boot or
+    broker is said on `errors` (default `console`)."""
 
     def show(exchange: Exchange) -> None:
         if write_json is not None:
@@ -161,7 +165,7 @@ async def emulate_session(
         if write_json is not None:
             write_json({"result": "failed", "ok": False, "error": why})
         else:
-            console.print(f"[red]FAILED[/red] {why}")
+            (errors or console).print(f"[red]FAILED[/red] {why}")
         return 1
 
     try:

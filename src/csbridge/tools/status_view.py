@@ -674,10 +674,12 @@ async def watch_status(
     login: BrokerLogin | None = None,
     json_mode: Literal["once", "changes"] | None = None,
     write_json: Callable[[dict[str, Any]], None] | None = None,
+    errors: Console | None = None,
 ) -> int:
     """Show the bridge's retained reports until the duration ends (or Ctrl-C); 0, or 1 when the
-    broker cannot be reached or is lost. A bad broker URL raises ValueError. With `json_mode`
-    JSON objects go to `write_json` instead (status_json: once, or one per change)."""
+    broker cannot be reached or is lost (said on `errors`, default `console`). A bad broker URL
+    raises ValueError. With `json_mode` JSON objects go to `write_json` instead (status_json:
+    once, or one per change)."""
     board = StatusBoard(broker, prefix, status_topic)
     registry = SchemaRegistry()
     client = _client(broker, login)
@@ -695,8 +697,9 @@ async def watch_status(
                     await watch(client, board, registry, console)
     except aiomqtt.MqttError as error:
         what = "lost the connection to" if connected else "could not connect to"
-        errors = Console(stderr=True, highlight=False, soft_wrap=True)
-        errors.print(f"FAILED: {what} broker {broker}: {error}", markup=False, style="red")
+        (errors or console).print(
+            f"FAILED: {what} broker {broker}: {error}", markup=False, style="red"
+        )
         return 1
     if not board.reports and not console.is_terminal and json_mode is None:
         console.print(f"no limits report arrived on {board.limits_filter}", markup=False)
