@@ -16,9 +16,11 @@ import aiomqtt
 import orjson
 import pytest
 
-from csbridge.config import broker_address
+from csbridge.config import Config, broker_address
+from csbridge.mqtt.embedded_broker import free_port
 from csbridge.support.resources import example_config
 from csbridge.testing.brokers import Broker
+from tests.conftest import start_station, stop_bridge
 from tests.support import FIXTURES
 
 CSBRIDGE = [sys.executable, "-m", "csbridge"]
@@ -96,6 +98,11 @@ def test_demo_runs_without_broker_or_hardware_and_exits_zero() -> None:
     assert "cs_status_and_limits/update" in result.stdout
     assert "PROBLEM" not in result.stdout
     assert "DE*CSB*E0001" in result.stdout
+    # Piped, each update shows what changed and what binds it (the stack filling up).
+    updates = [line for line in result.stdout.splitlines() if "cs_status_and_limits/update" in line]
+    assert any(
+        "max_current " in line and " A -> " in line and "(bound by " in line for line in updates
+    ), updates
 
 
 async def test_run_on_the_example_station_passes_the_emulator(broker: Broker) -> None:
@@ -253,3 +260,170 @@ async def _scenario_against_the_example(broker: Broker, scenario: str, timeout: 
 def test_emulate_refuses_a_bad_broker_url(url: str) -> None:
     result = _run("emulate", "--broker", url)
     assert result.returncode == 2
+
+
+# -- what users expect of a command line (issue 19) ------------------------------------------
+
+
+def test_version_is_the_installed_packages_in_one_line() -> None:
+    from importlib.metadata import version  # noqa: PLC0415
+
+    result = _run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"csbridge {version('csbridge')}\n"
+
+
+def test_completion_prints_a_bash_script_that_completes_commands() -> None:
+    script = _run("--show-completion", "bash")
+    assert script.returncode == 0, script.stderr
+    assert "complete -o default -F _csbridge_completion csbridge" in script.stdout
+    assert "_CSBRIDGE_COMPLETE=complete_bash" in script.stdout
+    # What the script does on <TAB>: the program answers from these variables.
+    completing = {**ENV, "_CSBRIDGE_COMPLETE": "complete_bash"}
+    answer = subprocess.run(
+        CSBRIDGE,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**completing, "COMP_WORDS": "csbridge stat", "COMP_CWORD": "1"},
+    )
+    assert answer.stdout.split() == ["status"]
+
+
+def test_validate_takes_many_files_and_json_lines_with_file_and_line(tmp_path: Path) -> None:
+    good = FIXTURES / "messages" / "cs_parameters_request.json"
+    bad = FIXTURES / "invalid" / "response_dc_missing_ripple.json"
+    lines = tmp_path / "messages.jsonl"
+    one_line = b" ".join(good.read_bytes().split())
+    lines.write_bytes(one_line + b"\n\n" + b" ".join(bad.read_bytes().split()) + b"\n")
+
+    both = _run("validate", str(good), str(bad))
+    assert both.returncode == 1
+    assert both.stdout == f"valid: {good}:1: cs_parameters/request\n"
+    assert both.stderr.startswith(f"invalid: {bad}:1: message=cs_status_and_limits where=")
+    assert len(both.stderr.splitlines()) == 1
+
+    jsonl = _run("validate", "--lines", str(lines))
+    assert jsonl.returncode == 1
+    assert jsonl.stdout == f"valid: {lines}:1: cs_parameters/request\n"
+    assert jsonl.stderr.startswith(f"invalid: {lines}:3: message=cs_status_and_limits ")
+
+    piped = _run("validate", "--lines", "-", stdin=one_line + b"\n" + one_line + b"\n")
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.splitlines() == [
+        "valid: <stdin>:1: cs_parameters/request",
+        "valid: <stdin>:2: cs_parameters/request",
+    ]
+
+
+def test_init_writes_a_starter_that_check_config_passes_and_keeps_it(tmp_path: Path) -> None:
+    path = tmp_path / "station.toml"
+    profiles = ("huawei-r4850", "bender-iso165c", "generic-charger-board")
+    written = _run("init", *profiles, "-o", str(path))
+    assert written.returncode == 0, written.stderr
+    assert "[[evse.module]]" in path.read_text(encoding="utf-8")
+    checked = _run("check-config", str(path))
+    assert checked.returncode == 0, checked.stderr
+    again = _run("init", "huawei-r4850", "-o", str(path))
+    assert again.returncode == 2
+    assert again.stderr == f"init error {path}: exists; --force overwrites it\n"
+    assert "bender-iso165c" in path.read_text(encoding="utf-8"), "kept as it was"
+    forced = _run("init", "huawei-r4850", "-o", str(path), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "bender-iso165c" not in path.read_text(encoding="utf-8")
+
+
+def test_check_config_json_is_the_verdict_alone_on_stdout(tmp_path: Path) -> None:
+    good = _run("check-config", "--json", str(example_config("sim-station.toml")))
+    assert good.returncode == 0, good.stderr
+    report = orjson.loads(good.stdout)
+    assert (report["ok"], report["problems"], report["warnings"]) == (True, [], [])
+    assert [evse["evse_id"] for evse in report["evses"]] == ["DE*CSB*E0001", "DE*CSB*E0002"]
+    broken = tmp_path / "broken.toml"
+    broken.write_text(
+        example_config("sim-station.toml")
+        .read_text()
+        .replace("max_power_w = 150000", "max_power_w = -5")
+    )
+    bad = _run("check-config", "--json", str(broken))
+    assert bad.returncode == 2
+    assert bad.stderr == ""
+    (line,) = bad.stdout.splitlines()
+    report = orjson.loads(line)
+    assert report["ok"] is False
+    assert any("evse[0].dc_limits.max_power_w" in problem for problem in report["problems"])
+
+
+def test_check_config_dump_is_the_effective_configuration_without_secrets(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("hunter2\n", encoding="utf-8")
+    secret.chmod(0o600)
+    path = tmp_path / "station.toml"
+    path.write_text(
+        example_config("sim-station.toml")
+        .read_text()
+        .replace(
+            'client_id = "csbridge-sim"',
+            f'client_id = "csbridge-sim"\nusername = "bridge"\npassword_file = "{secret}"',
+        )
+    )
+    dumped = _run("check-config", "--dump", str(path))
+    assert dumped.returncode == 0, dumped.stderr
+    assert 'password_file = "<removed>"' in dumped.stdout
+    assert str(secret) not in dumped.stdout
+    assert "settle_s = 1.0" in dumped.stdout, "a default the file does not set"
+    assert "# listen: not set" in dumped.stdout
+    copy = tmp_path / "dumped.toml"
+    copy.write_text(dumped.stdout.replace('"<removed>"', f'"{secret}"'), encoding="utf-8")
+    again = _run("check-config", "--dump", str(copy))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[1:] == dumped.stdout.splitlines()[1:]
+
+
+async def test_emulate_json_is_each_exchange_then_the_result(
+    config: Config, broker: Broker
+) -> None:
+    _, task = await start_station(config)
+    try:
+        emulate = await asyncio.create_subprocess_exec(
+            *CSBRIDGE,
+            "emulate",
+            "--broker",
+            broker.url,
+            "--request-topic",
+            config.mqtt.request_topic,
+            "--response-topic",
+            config.mqtt.response_topic,
+            "--duration",
+            "1",
+            "--json",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=ENV,
+        )
+        out, err = await asyncio.wait_for(emulate.communicate(), 60)
+    finally:
+        await stop_bridge(task)
+    assert emulate.returncode == 0, out.decode() + err.decode()
+    documents = [orjson.loads(line) for line in out.splitlines()]
+    answered = {(d["name"], d["type"]) for d in documents if d.get("direction") == "cs -> josev"}
+    assert {("cs_parameters", "response"), ("cs_status_and_limits", "response")} <= answered
+    assert documents[-1] == {
+        "result": "ok",
+        "ok": True,
+        "responses": 2,
+        "updates": documents[-1]["updates"],
+        "problems": [],
+    }
+
+
+def test_an_emulated_scenario_without_a_broker_is_a_failed_json_result() -> None:
+    url = f"mqtt://127.0.0.1:{free_port()}"
+    result = _run("emulate", "--broker", url, "--scenario", "dc-session", "--json")
+    assert result.returncode == 1
+    report = orjson.loads(result.stdout)
+    assert (report["scenario"], report["result"], report["steps"]) == ("dc-session", "failed", [])
+    assert report["error"].startswith(f"broker {url}: ")

@@ -146,6 +146,11 @@ MISTAKES: dict[str, Mistake] = {
         "mqtt",
         "password_file given without a username",
     ),
+    "password_file_missing": _mqtt(
+        'username = "bridge"\npassword_file = "/nonexistent/csbridge-mqtt-password"',
+        "mqtt.password_file",
+        "cannot read /nonexistent/csbridge-mqtt-password",
+    ),
     "metrics_listen_without_port": _table(
         '[metrics]\nlisten = "9108"', "metrics.listen", "must be host:port"
     ),
@@ -237,7 +242,13 @@ def test_a_config_file_without_read_permission_is_named(tmp_path: Path) -> None:
     _assert_refused(result, (str(path), "cannot read", "Permission denied"))
 
 
-RUN_MISTAKES = ["not_toml", "missing_required_key", "unknown_device_profile", "bad_broker_port"]
+RUN_MISTAKES = [
+    "not_toml",
+    "missing_required_key",
+    "unknown_device_profile",
+    "bad_broker_port",
+    "password_file_missing",
+]
 
 
 @pytest.mark.parametrize("name", RUN_MISTAKES)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import orjson
 import pytest
 
 from csbridge.config import Config
@@ -127,4 +128,49 @@ async def _status_for_3_s(broker: Broker, config: Config) -> str:
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, out.decode() + err.decode()
+    return out.decode()
+
+
+async def test_status_json_is_one_object_once_and_one_per_change_when_watching(
+    config: Config, broker: Broker
+) -> None:
+    _, task = await start_station(config)
+    try:
+        once = await _status(broker, config, "--json")
+        watched = await _status(broker, config, "--json", "--duration", "2")
+    finally:
+        await stop_bridge(task)
+    (line,) = once.splitlines()
+    document = orjson.loads(line)
+    assert document["bridge"] == "online"
+    assert sorted(document["evses"]) == [DC, AC]
+    assert document["evses"][DC]["limits"]["dc"]["max_current"] == 240
+    assert document["evses"][DC]["binding"]["max_current"] == "hardware"
+    assert document["warnings"] == []
+    changes = [orjson.loads(line) for line in watched.splitlines()]
+    assert {"change": "status", "bridge": "online"}.items() <= changes[0].items()
+    reported = {change["evse_id"] for change in changes if change["change"] == "report"}
+    assert reported == {DC, AC}, "the retained reports come first, each as a change"
+
+
+async def _status(broker: Broker, config: Config, *options: str) -> str:
+    """`csbridge status` with `options` on the station's topics: its stdout (it must exit 0
+    and say nothing on stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        *CSBRIDGE,
+        "status",
+        "--broker",
+        broker.url,
+        "--prefix",
+        config.mqtt.local_prefix,
+        "--status-topic",
+        config.mqtt.status_topic,
+        *options,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, out.decode() + err.decode()
+    assert err == b""
     return out.decode()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,20 +14,50 @@ import typer
 from rich.console import Console
 
 from csbridge.config import Config, ConfigError
+from csbridge.tools.cli_text import installed_version, usage_error_line
 from csbridge.tools.launcher import EXIT_BAD_CONFIG, load_settings, refuse, serve
 
 if TYPE_CHECKING:
     from csbridge.mqtt import BrokerLogin
 
 app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
     help="The charging-station side of Josev's MQTT API.",
+    # Help as plain text: a help text naming a TOML table ([station]) or an extra ([plot])
+    # keeps its brackets, which rich markup would take for tags.
+    rich_markup_mode=None,
+    # A failure is one line of ours (main below), never typer's framed traceback.
+    pretty_exceptions_enable=False,
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_INVALID = 1
+"""What was checked failed: an invalid message, a problem the emulator found, a lost broker."""
+PROG_NAME = "csbridge"
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        out.print(f"{PROG_NAME} {installed_version()}", markup=False)
+        raise typer.Exit(0)
+
+
+@app.callback(invoke_without_command=True)
+def _options(
+    context: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print the installed version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """The charging-station side of Josev's MQTT API."""
+    if context.invoked_subcommand is None:  # a bare `csbridge`: what it can do
+        out.print(context.get_help(), markup=False, highlight=False)
 
 
 ConfigOption = Annotated[
@@ -52,6 +84,22 @@ HalDirOption = Annotated[
         help="A folder of device profiles, searched after [station] profile_dirs and before "
         "$CSBRIDGE_HAL_PATH and the shipped ones (repeatable).",
         show_default=False,
+    ),
+]
+
+
+def _positive_seconds(value: float | None) -> float | None:
+    """A duration or a timeout: more than 0 (nan is not)."""
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"{value:g} s: must be more than 0")
+    return value
+
+
+DurationOption = Annotated[
+    float | None,
+    typer.Option(
+        help="Stop after this many seconds, more than 0 (default: until Ctrl-C).",
+        callback=_positive_seconds,
     ),
 ]
 BrokerOption = Annotated[
@@ -107,34 +155,124 @@ def run(
 def check_config(
     path: Annotated[Path, typer.Argument(help="Configuration file to check.")],
     hal_dir: HalDirOption = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON object on stdout: ok, problems, warnings (the exit code as without).",
+        ),
+    ] = False,
+    dump: Annotated[
+        bool,
+        typer.Option(
+            "--dump",
+            help="Print the effective configuration, every default filled in and every secret "
+            "removed, as TOML (with --json: under `effective`).",
+        ),
+    ] = False,
 ) -> None:
     """Check a configuration file and the device profiles it names; exit 2 with every problem
     named by key."""
-    from csbridge.sources.can import DeviceRouter  # noqa: PLC0415
+    try:
+        settings = checked_config(path, hal_dir or ())
+    except ConfigError as error:
+        if json_output:
+            write_json(check_report(path, error=error))
+            raise typer.Exit(EXIT_BAD_CONFIG) from None
+        refuse(error)
+    warnings = config_warnings(settings)
+    if json_output:
+        write_json(check_report(path, settings, warnings=warnings, effective=dump))
+        return
+    if dump:
+        from csbridge.config import redacted_config  # noqa: PLC0415
+        from csbridge.tools.toml_text import toml_document  # noqa: PLC0415
 
-    settings = load_settings(path, None, hal_dir or ())
+        sys.stdout.write(f"# {path}: the effective configuration, secrets removed\n")
+        sys.stdout.write(toml_document(redacted_config(settings)))
+    else:
+        out.print(f"{path}: ok, broker {settings.mqtt.broker}", markup=False)
+        for evse in settings.evse:
+            kind = f"{evse.kind.value}{' + bpt' if evse.bpt else ''}"
+            connectors = ", ".join(f"{c.id}:{c.connector_type}" for c in evse.connectors)
+            out.print(
+                f"  {evse.evse_id}: {kind}, {evse.network_interface}, connectors {connectors}",
+                markup=False,
+            )
+    for warning in warnings:
+        err.print(f"warning: {warning}", markup=False)
+
+
+def checked_config(path: Path, hal_dirs: Sequence[Path] = ()) -> Config:
+    """The configuration with everything `run` would refuse at start-up checked: the file,
+    the device profiles (searched as `run` searches them) and buses, simulated devices, the
+    meters, the broker password file. ConfigError names every problem."""
+    from csbridge.config import load_config, read_password  # noqa: PLC0415
+    from csbridge.sources.can import DeviceRouter, with_search_path  # noqa: PLC0415
+    from csbridge.sources.simulated import wire_simulation_problems  # noqa: PLC0415
+
+    settings = with_search_path(load_config(path), hal_dirs)
     try:
         router = DeviceRouter(settings)
     except ConfigError as error:
-        refuse(error, path)
-    from csbridge.sources.simulated import wire_simulation_problems  # noqa: PLC0415
-
+        raise ConfigError(str(path), error.problems) from None
     simulated = wire_simulation_problems(settings, router.registry)
     if simulated:
-        refuse(ConfigError(str(path), simulated), path)
+        raise ConfigError(str(path), simulated)
     if any(evse.meter is not None for evse in settings.evse):
         from csbridge.sources.meters import meter_problems  # noqa: PLC0415
 
         problems = meter_problems(settings)
         if problems:
-            refuse(ConfigError(str(path), problems), path)
-    out.print(f"{path}: ok, broker {settings.mqtt.broker}")
-    for evse in settings.evse:
-        kind = f"{evse.kind.value}{' + bpt' if evse.bpt else ''}"
-        connectors = ", ".join(f"{c.id}:{c.connector_type}" for c in evse.connectors)
-        out.print(f"  {evse.evse_id}: {kind}, {evse.network_interface}, connectors {connectors}")
-    for warning in config_warnings(settings):
-        err.print(f"warning: {warning}", markup=False)
+            raise ConfigError(str(path), problems)
+    # As `run` does before anything else: a password file it cannot read is refused, naming
+    # the key and the file; the password itself goes nowhere.
+    read_password(settings.mqtt)
+    return settings
+
+
+def check_report(
+    path: Path,
+    settings: Config | None = None,
+    *,
+    error: ConfigError | None = None,
+    warnings: Sequence[str] = (),
+    effective: bool = False,
+) -> dict[str, Any]:
+    """`check-config --json`: the verdict, every problem as `config error` would print it
+    (without those words), every warning; for a configuration that passed, its EVSEs."""
+    problems = [] if error is None else [f"{error.source}: {problem}" for problem in error.problems]
+    report: dict[str, Any] = {
+        "config": str(path),
+        "ok": error is None,
+        "problems": problems,
+        "warnings": list(warnings),
+    }
+    if settings is not None:
+        report["broker"] = settings.mqtt.broker
+        report["evses"] = [
+            {
+                "evse_id": evse.evse_id,
+                "kind": evse.kind.value,
+                "bpt": evse.bpt,
+                "network_interface": evse.network_interface,
+                "connectors": [
+                    {"id": c.id, "connector_type": str(c.connector_type)} for c in evse.connectors
+                ],
+            }
+            for evse in settings.evse
+        ]
+        if effective:
+            from csbridge.config import redacted_config  # noqa: PLC0415
+
+            report["effective"] = redacted_config(settings)
+    return report
+
+
+def write_json(document: Any) -> None:
+    """One JSON object on one line of stdout, flushed (a pipe reads it at once)."""
+    sys.stdout.write(orjson.dumps(document).decode() + "\n")
+    sys.stdout.flush()
 
 
 @app.command("check-profile")
@@ -179,50 +317,81 @@ def config_warnings(settings: Config) -> list[str]:
 
 
 @app.command()
-def validate(
-    source: Annotated[str, typer.Argument(help="A message as a JSON file, or - for stdin.")],
+def init(
+    profiles: Annotated[
+        list[str],
+        typer.Argument(
+            help="Device profiles, e.g. huawei-r4850 bender-iso165c generic-charger-board.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write it.")] = Path(
+        "station.toml"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Check one message against the envelope and its own schema; exit 1 with what, where, why."""
-    from csbridge.messages import (  # noqa: PLC0415
-        InboundRejected,
-        SchemaRegistry,
-        check_document,
-    )
+    """Write a commented starter configuration for the device profiles named; it passes
+    check-config as written (placeholders marked CHANGE ME). Exit 2 on an unknown profile or
+    an existing file (without --force)."""
+    from csbridge.tools.init_command import starter_config, write_starter  # noqa: PLC0415
 
-    raw = sys.stdin.buffer.read() if source == "-" else _read_bytes(source)
     try:
-        document: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
-        err.print(f"invalid: {source}: not JSON: {error}")
-        raise typer.Exit(EXIT_INVALID) from None
-    if not isinstance(document, dict):
-        err.print(f"invalid: {source}: a message is a JSON object, got {type(document).__name__}")
-        raise typer.Exit(EXIT_INVALID)
+        text = starter_config(profiles, installed_version())
+    except ConfigError as error:
+        refuse(error)
     try:
-        check_document(SchemaRegistry(), document)
-    except InboundRejected as rejected:
-        err.print(
-            f"invalid: {source}: message={rejected.message} where={rejected.where} "
-            f"why={rejected.why}"
-        )
-        raise typer.Exit(EXIT_INVALID) from None
-    out.print(f"valid: {source}: {document['name']}/{document['type']}")
-
-
-def _read_bytes(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
+        write_starter(output, text, force=force)
+    except FileExistsError:
+        refuse(ConfigError(str(output), ["exists; --force overwrites it"]), kind="init")
     except OSError as error:
-        err.print(f"invalid: {path}: cannot read: {error}")
-        raise typer.Exit(EXIT_INVALID) from None
+        refuse(ConfigError(str(output), [f"cannot write: {error}"]), kind="init")
+    out.print(f"wrote {output}: check it with csbridge check-config {output}", markup=False)
 
 
 @app.command()
-def demo(
-    duration: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
-    ] = None,
+def validate(
+    sources: Annotated[
+        list[str],
+        typer.Argument(help="Messages as JSON files (one message each), or - for stdin."),
+    ],
+    lines: Annotated[
+        bool,
+        typer.Option("--lines", help="Each file holds JSON lines: one message per line."),
+    ] = False,
 ) -> None:
+    """Check messages against the envelope and their own schemas: one line per message,
+    `valid: FILE:LINE: name/type` on stdout or `invalid: FILE:LINE: what, where, why` on
+    stderr; exit 1 when any message is invalid or a file cannot be read."""
+    from csbridge.messages import SchemaRegistry  # noqa: PLC0415
+    from csbridge.tools.validate_command import (  # noqa: PLC0415
+        STDIN,
+        Verdict,
+        display_name,
+        json_lines,
+        whole_file,
+    )
+
+    registry = SchemaRegistry()
+    failed = False
+    for source in sources:
+        name = display_name(source)
+        try:
+            raw = sys.stdin.buffer.read() if source == STDIN else Path(source).read_bytes()
+        except OSError as error:
+            verdicts: Iterable[Verdict] = [Verdict(name, False, f"cannot read: {error}")]
+        else:
+            verdicts = (
+                json_lines(registry, name, raw) if lines else [whole_file(registry, name, raw)]
+            )
+        for verdict in verdicts:
+            failed = failed or not verdict.valid
+            (out if verdict.valid else err).print(verdict.line(), markup=False, highlight=False)
+    if failed:
+        raise typer.Exit(EXIT_INVALID)
+
+
+@app.command()
+def demo(duration: DurationOption = None) -> None:
     """Embedded broker, the bridge on a simulated station and a Josev emulator: no setup."""
     from csbridge.support import configure_logging  # noqa: PLC0415
     from csbridge.tools.demo import run_demo  # noqa: PLC0415
@@ -238,10 +407,13 @@ def demo(
 @app.command()
 def emulate(
     broker: Annotated[str, typer.Option(help="Broker URL, e.g. mqtt://127.0.0.1:1883.")],
-    duration: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
-    ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for each response.")] = 10.0,
+    duration: DurationOption = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait for each response, more than 0.", callback=_positive_seconds
+        ),
+    ] = 10.0,
     request_topic: Annotated[str, typer.Option(help="Where Josev publishes.")] = "josev/cs",
     response_topic: Annotated[str, typer.Option(help="Where the station answers.")] = "cs/josev",
     scenario: Annotated[
@@ -258,6 +430,14 @@ def emulate(
     ca_file: CaFileOption = None,
     cert_file: CertFileOption = None,
     key_file: KeyFileOption = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="JSON on stdout: a scenario's steps and result as one object; without "
+            "--scenario each exchange as an object, then the result.",
+        ),
+    ] = False,
 ) -> None:
     """Act as Josev: boot requests, check every answer and update; exit 1 on any problem."""
     from csbridge.tools.emulate_command import (  # noqa: PLC0415
@@ -281,6 +461,8 @@ def emulate(
                     response_topic=response_topic,
                     local_prefix=local_prefix,
                     login=login,
+                    write_json=write_json if json_output else None,
+                    errors=err,
                 )
             )
             raise typer.Exit(code)
@@ -293,6 +475,8 @@ def emulate(
                 response_topic=response_topic,
                 console=out,
                 login=login,
+                write_json=write_json if json_output else None,
+                errors=err,
             )
         )
     except KeyboardInterrupt:
@@ -317,6 +501,17 @@ def status(
     ca_file: CaFileOption = None,
     cert_file: CertFileOption = None,
     key_file: KeyFileOption = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="JSON on stdout: the retained reports as one object, then exit; with --watch "
+            "or --duration one object per change instead.",
+        ),
+    ] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="With --json: one object per change until Ctrl-C.")
+    ] = False,
 ) -> None:
     """Watch the bridge's retained reports: each limit, what binds it, each source's health."""
     from csbridge.tools.status_view import argument_problems, watch_status  # noqa: PLC0415
@@ -327,6 +522,7 @@ def status(
     if problems:
         raise typer.Exit(EXIT_BAD_CONFIG)
     login = _login(broker, username, password_file, ca_file, cert_file, key_file)
+    watching = watch or duration is not None
     try:
         code = asyncio.run(
             watch_status(
@@ -336,6 +532,9 @@ def status(
                 duration_s=duration,
                 console=out,
                 login=login,
+                json_mode=None if not json_output else "changes" if watching else "once",
+                write_json=write_json,
+                errors=err,
             )
         )
     except KeyboardInterrupt:
@@ -438,5 +637,17 @@ def collect_logs(
     )
 
 
-def main() -> None:
-    app()
+def main(arguments: Sequence[str] | None = None) -> None:
+    """The command line, every failure one line on stderr: a usage error (an unknown option, a
+    value of the wrong type or out of range) `usage error: <command>: <why>`, exit 2."""
+    try:
+        code = app(args=arguments, prog_name=PROG_NAME, standalone_mode=False)
+    except typer.TyperException as error:
+        err.print(usage_error_line(error), markup=False)
+        raise SystemExit(error.exit_code) from None
+    except BrokenPipeError:
+        # The reader went away (`csbridge validate --lines big.jsonl | head`): nothing to say,
+        # and nothing left to flush into the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(EXIT_INVALID) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import aiomqtt
 from rich.console import Console
@@ -22,6 +23,9 @@ from csbridge.tools.scenarios.watch import OutputWatch
 
 SCENARIOS = ("dc-session", "ac-session", "misuse", "bpt-session")
 """What `--scenario` takes."""
+
+WriteJson = Callable[[dict[str, Any]], None]
+"""Where `--json` output goes: one object, one line of stdout."""
 
 
 class Scenario(Protocol):
@@ -41,9 +45,12 @@ async def run_scenario(
     response_topic: str,
     local_prefix: str,
     login: BrokerLogin | None = None,
+    write_json: WriteJson | None = None,
+    errors: Console | None = None,
 ) -> int:
-    """One of SCENARIOS, its steps as a table; 0 only when every step passed and the emulator
-    found nothing wrong with what the station sent."""
+    """One of SCENARIOS, its steps as a table (with `write_json`: as one JSON object); 0 only
+    when every step passed and the emulator found nothing wrong with what the station sent. A
+    broker that cannot be reached is said on `errors` (default `console`)."""
     try:
         async with contextlib.AsyncExitStack() as stack:
             josev = await stack.enter_async_context(
@@ -67,17 +74,57 @@ async def run_scenario(
             results = await played.run()
             problems = list(josev.problems)
     except aiomqtt.MqttError as error:
-        console.print(f"[red]FAILED[/red] broker {broker}: {error}")
+        if write_json is not None:
+            write_json(scenario_document(scenario, [], 0, [], error=f"broker {broker}: {error}"))
+        else:
+            (errors or console).print(f"[red]FAILED[/red] broker {broker}: {error}")
         return 1
-    print_steps(console, played.name, results)
-    for problem in problems:
-        console.print(f"[red]PROBLEM[/red] {problem}")
-    passed = len(results) == planned and all(r.passed for r in results) and not problems
-    console.print(
-        f"{'OK' if passed else 'FAILED'}: {sum(r.passed for r in results)} of {planned} "
-        "steps passed"
-    )
-    return 0 if passed else 1
+    document = scenario_document(played.name, results, planned, problems)
+    if write_json is not None:
+        write_json(document)
+    else:
+        print_steps(console, played.name, results)
+        for problem in problems:
+            console.print(f"[red]PROBLEM[/red] {problem}")
+        console.print(
+            f"{'OK' if document['ok'] else 'FAILED'}: {document['passed']} of {planned} "
+            "steps passed"
+        )
+    return 0 if document["ok"] else 1
+
+
+def scenario_document(
+    scenario: str,
+    results: list[StepResult],
+    planned: int,
+    problems: list[str],
+    *,
+    error: str | None = None,
+) -> dict[str, Any]:
+    """The scenario's table as JSON: each step with pass/fail, ms and detail, then the overall
+    result (ok only when every planned step ran and passed, and nothing else went wrong)."""
+    passed = sum(result.passed for result in results)
+    ok = error is None and len(results) == planned and passed == planned and not problems
+    document: dict[str, Any] = {
+        "scenario": scenario,
+        "steps": [
+            {
+                "step": result.name,
+                "result": "pass" if result.passed else "fail",
+                "ms": round(result.seconds * 1000, 1),
+                "detail": result.detail,
+            }
+            for result in results
+        ],
+        "problems": problems,
+        "passed": passed,
+        "planned": planned,
+        "result": "ok" if ok else "failed",
+        "ok": ok,
+    }
+    if error is not None:
+        document["error"] = error
+    return document
 
 
 def print_steps(console: Console, title: str, results: list[StepResult]) -> None:
@@ -99,13 +146,27 @@ async def emulate_session(
     response_topic: str,
     console: Console,
     login: BrokerLogin | None = None,
+    write_json: WriteJson | None = None,
+    errors: Console | None = None,
 ) -> int:
-    """Boot, print responses, then updates until the duration ends; 0 only if all was valid."""
+    """Boot, print responses, then updates until the duration ends; 0 only if all was valid.
+    With `write_json`: each exchange as a JSON object, then the result as one. A failed boot or
+    broker is said on `errors` (default `console`)."""
 
     def show(exchange: Exchange) -> None:
+        if write_json is not None:
+            write_json(exchange_document(exchange))
+            return
         console.print(describe_exchange(exchange), soft_wrap=True)
         if not exchange.outgoing and exchange.problem is None:
             console.print_json(data=exchange.data)
+
+    def failed(why: str) -> int:
+        if write_json is not None:
+            write_json({"result": "failed", "ok": False, "error": why})
+        else:
+            (errors or console).print(f"[red]FAILED[/red] {why}")
+        return 1
 
     try:
         async with JosevEmulator.connect(
@@ -118,19 +179,42 @@ async def emulate_session(
             try:
                 await josev.boot(timeout=timeout_s)
             except EmulatorError as error:
-                console.print(f"[red]FAILED[/red] {error}")
-                return 1
+                return failed(str(error))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(duration_s):
                     await asyncio.Event().wait()
             problems = josev.problems
     except aiomqtt.MqttError as error:
-        console.print(f"[red]FAILED[/red] broker {broker}: {error}")
-        return 1
+        return failed(f"broker {broker}: {error}")
+    ok = not problems
+    if write_json is not None:
+        write_json(
+            {
+                "result": "ok" if ok else "failed",
+                "ok": ok,
+                "responses": len(josev.responses),
+                "updates": len(josev.updates),
+                "problems": list(problems),
+            }
+        )
+        return 0 if ok else 1
     for problem in problems:
         console.print(f"[red]PROBLEM[/red] {problem}")
     console.print(
-        f"{'OK' if not problems else 'FAILED'}: {len(josev.responses)} responses, "
+        f"{'OK' if ok else 'FAILED'}: {len(josev.responses)} responses, "
         f"{len(josev.updates)} updates, {len(problems)} problems"
     )
-    return 0 if not problems else 1
+    return 0 if ok else 1
+
+
+def exchange_document(exchange: Exchange) -> dict[str, Any]:
+    """One message the emulator sent or received, with what it found wrong (None: nothing)."""
+    return {
+        "direction": "josev -> cs" if exchange.outgoing else "cs -> josev",
+        "name": exchange.name,
+        "type": exchange.type,
+        "id": exchange.id,
+        "latency_ms": None if exchange.latency_s is None else round(exchange.latency_s * 1000, 2),
+        "problem": exchange.problem,
+        "data": exchange.data,
+    }

@@ -80,6 +80,9 @@ def serve(settings: Config, replay: Sequence[Path] = ()) -> None:
     from csbridge.service import run_station  # noqa: PLC0415 - only the run command needs it
     from csbridge.support import configure_logging  # noqa: PLC0415
 
+    unreadable = [f"{log}: {why}" for log in replay if (why := _unreadable(log))]
+    if unreadable:
+        refuse(ConfigError("--replay", unreadable), kind="log")
     configure_logging(
         settings.logging.level,
         settings.logging.repeat_interval_s,
@@ -93,6 +96,16 @@ def serve(settings: Config, replay: Sequence[Path] = ()) -> None:
         refuse(error)
     if code:
         raise SystemExit(code)  # Josev's station reset: systemd restarts on this code
+
+
+def _unreadable(log: Path) -> str | None:
+    """Why a log named by --replay cannot be read, or None: the run refuses it at once rather
+    than failing once the station has started."""
+    try:
+        with log.open("rb"):
+            return None
+    except OSError as error:
+        return error.strerror or error.__class__.__name__
 
 
 def load_settings(path: Path, broker: str | None, hal_dirs: Sequence[Path] = ()) -> Config:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -71,6 +72,61 @@ def describe_exchange(exchange: Exchange) -> str:
     return f"{arrow} {exchange.name}/{exchange.type} id={exchange.id[:8]}{latency}{evses}{problem}"
 
 
+LIMIT_BLOCKS = ("dc", "dc_bpt", "ac", "ac_bpt")
+"""The blocks of an EVSE's entry whose fields are limits and present values."""
+
+
+def entry_values(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An EVSE's entry in cs_status_and_limits as field -> value: status_code and the like as
+    they are, each limit block's fields by their own name (the name `binding` uses)."""
+    values: dict[str, Any] = {}
+    for key, value in entry.items():
+        if key in LIMIT_BLOCKS and isinstance(value, Mapping):
+            values.update(value)
+        elif key != "evse_id":
+            values[key] = value
+    return values
+
+
+def _unit(field: str) -> str:
+    for word, unit in (("current", " A"), ("power", " W"), ("voltage", " V"), ("ripple", " A")):
+        if word in field:
+            return unit
+    return ""
+
+
+def shown_value(field: str, value: Any) -> str:
+    """80000 W, 32/32/32 A (per phase l1/l2/l3), evse_ready."""
+    if isinstance(value, Mapping):
+        return "/".join(f"{value.get(phase, '?'):g}" for phase in ("l1", "l2", "l3")) + _unit(field)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:g}{_unit(field)}"
+
+
+def value_changes(
+    previous: Mapping[str, Any] | None,
+    current: Mapping[str, Any],
+    binding: Mapping[str, str],
+) -> list[str]:
+    """What changed from `previous` to `current` (both as entry_values gives them), each with
+    the source that binds it when the bridge names one: `max_current 160 A -> 240 A (bound by
+    hardware)`; every value, without an arrow, when there was nothing before."""
+    changes = []
+    for field, value in current.items():
+        before = None if previous is None else previous.get(field)
+        if previous is not None and before == value:
+            continue
+        text = shown_value(field, value)
+        if before is not None:
+            text = f"{shown_value(field, before)} -> {text}"
+        bound_by = f" (bound by {binding[field]})" if field in binding else ""
+        changes.append(f"{field} {text}{bound_by}")
+    if previous is not None:
+        changes += [f"{field} gone" for field in previous if field not in current]
+    return changes
+
+
 class DemoView:
     """Renders on every refresh from the emulator's view; prints plain lines when not a terminal."""
 
@@ -86,6 +142,9 @@ class DemoView:
         self.exchanges: deque[Exchange] = deque(maxlen=12)
         self.events: deque[str] = deque(maxlen=5)
         self.problems = 0
+        self.reported: dict[str, dict[str, Any]] = {}
+        """Each EVSE's values as the station last sent them (entry_values)."""
+        self._engine_ids = set(engine.evse_ids)
 
     @property
     def plain(self) -> bool:
@@ -95,8 +154,30 @@ class DemoView:
         self.exchanges.append(exchange)
         if exchange.problem:
             self.problems += 1
+        changes = self._changes(exchange)
         if self.plain:
-            self.console.print(describe_exchange(exchange), highlight=False, soft_wrap=True)
+            line = describe_exchange(exchange)
+            if changes:
+                line = f"{line}  {changes}"
+            self.console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+    def _changes(self, exchange: Exchange) -> str:
+        """For the station's cs_status_and_limits: what each EVSE's values became (remembered
+        for the next one); for an update, the changed values and what binds them as text."""
+        if exchange.outgoing or exchange.name != "cs_status_and_limits" or exchange.problem:
+            return ""
+        parts = []
+        for entry in exchange.data.get("evses", []):
+            evse_id = str(entry.get("evse_id"))
+            values = entry_values(entry)
+            previous = self.reported.get(evse_id)
+            self.reported[evse_id] = values
+            if exchange.type != "update":
+                continue
+            binding = self.engine.reported_binding(evse_id) if evse_id in self._engine_ids else {}
+            changes = value_changes(previous, values, binding)
+            parts.append(f"{evse_id}: {', '.join(changes) if changes else 'no change'}")
+        return "; ".join(parts)
 
     def event(self, text: str) -> None:
         stamped = f"{time.perf_counter() - self.started:6.1f} s  {text}"

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
@@ -637,6 +637,33 @@ async def _watch_live(
             live.update(render_screen(board, time.monotonic(), datetime.now(UTC)))
 
 
+Watch = Callable[[aiomqtt.Client, StatusBoard, SchemaRegistry, Console], Awaitable[None]]
+
+
+def _json_watch(mode: Literal["once", "changes"], write: Callable[[dict[str, Any]], None]) -> Watch:
+    from csbridge.tools import status_json  # noqa: PLC0415 - only --json needs it
+
+    take = status_json.write_once if mode == "once" else status_json.write_changes
+
+    async def watch(
+        client: aiomqtt.Client, board: StatusBoard, registry: SchemaRegistry, _: Console
+    ) -> None:
+        await take(_arriving(client), board, registry, write, time.monotonic)
+
+    return watch
+
+
+async def _arriving(client: aiomqtt.Client) -> AsyncIterator[_Arrived]:
+    async for message in client.messages:
+        yield _Arrived(message.topic.value, _payload(message), bool(message.retain))
+
+
+class _Arrived(NamedTuple):
+    topic: str
+    payload: bytes
+    retain: bool
+
+
 async def watch_status(
     broker: str,
     *,
@@ -645,14 +672,21 @@ async def watch_status(
     duration_s: float | None,
     console: Console,
     login: BrokerLogin | None = None,
+    json_mode: Literal["once", "changes"] | None = None,
+    write_json: Callable[[dict[str, Any]], None] | None = None,
+    errors: Console | None = None,
 ) -> int:
     """Show the bridge's retained reports until the duration ends (or Ctrl-C); 0, or 1 when the
-    broker cannot be reached or is lost. A bad broker URL raises ValueError."""
+    broker cannot be reached or is lost (said on `errors`, default `console`). A bad broker URL
+    raises ValueError. With `json_mode` JSON objects go to `write_json` instead (status_json:
+    once, or one per change)."""
     board = StatusBoard(broker, prefix, status_topic)
     registry = SchemaRegistry()
     client = _client(broker, login)
     connected = False
-    watch = _watch_live if console.is_terminal else _watch_plain
+    watch: Watch = _watch_live if console.is_terminal else _watch_plain
+    if json_mode is not None and write_json is not None:
+        watch = _json_watch(json_mode, write_json)
     try:
         async with client:
             connected = True
@@ -663,8 +697,10 @@ async def watch_status(
                     await watch(client, board, registry, console)
     except aiomqtt.MqttError as error:
         what = "lost the connection to" if connected else "could not connect to"
-        console.print(f"FAILED: {what} broker {broker}: {error}", markup=False, style="red")
+        (errors or console).print(
+            f"FAILED: {what} broker {broker}: {error}", markup=False, style="red"
+        )
         return 1
-    if not board.reports and not console.is_terminal:
+    if not board.reports and not console.is_terminal and json_mode is None:
         console.print(f"no limits report arrived on {board.limits_filter}", markup=False)
     return 0
