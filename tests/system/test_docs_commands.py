@@ -288,6 +288,8 @@ def check_document(document: Path, workspace: Path) -> Report:
     return report
 
 
+# About 40 s alone on 2 cores; room for a loaded CI machine beside the rest of the suite.
+@pytest.mark.timeout(300)
 def test_every_documented_command_runs_and_every_snippet_checks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
