@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -224,6 +225,7 @@ def _toml_problem(block: Block, path: Path, cwd: Path, env: dict[str, str]) -> t
     if block.directive == "fragment":
         return "fragment", ""
     if "profile" in parsed:
+        path = _as_profile_file(block, parsed, path)
         if _has_check_profile():
             result = _run(f"{_csbridge()} check-profile {path}", cwd, env)
             return "profile", "" if result.returncode == 0 else result.stdout + result.stderr
@@ -239,6 +241,23 @@ def _toml_problem(block: Block, path: Path, cwd: Path, env: dict[str, str]) -> t
         "neither a profile nor a complete station configuration: mark it "
         "<!-- docs-test: fragment --> if it is part of a file"
     )
+
+
+def _as_profile_file(block: Block, parsed: dict[str, Any], path: Path) -> Path:
+    """A profile snippet not written to a file of the doc's choosing goes where a profile
+    lives: a folder of its own, under its own name, beside the shipped DBCs it may name."""
+    if block.directive == "file":
+        return path
+    name = parsed["profile"].get("name")
+    if not isinstance(name, str) or not name:
+        return path
+    folder = path.with_suffix("")
+    folder.mkdir(exist_ok=True)
+    for dbc in (REPO / "hal").glob("*.dbc"):
+        (folder / dbc.name).symlink_to(dbc)
+    profile = folder / f"{name}.toml"
+    profile.write_text(block.text, encoding="utf-8")
+    return profile
 
 
 def check_document(document: Path, workspace: Path) -> Report:
