@@ -21,6 +21,8 @@ pytestmark = [pytest.mark.csbridge_config(example_config("shared-pool.toml"), se
 
 EVSE1 = "DE*CSB*E0001"
 EVSE2 = "DE*CSB*E0002"
+POOL_SETTLE_S = 2.0
+"""examples/shared-pool.toml's demand_settle_s."""
 
 
 def _pool(station: Station) -> PoolCoordinator:
@@ -160,3 +162,34 @@ async def test_a_contactor_whose_feedback_disagrees_takes_its_module_out(
         lambda m: m.data["component_name"] == "m1", name="hardware_fault"
     )
     assert fault.data["evse_id"] == EVSE1
+
+
+async def test_an_ev_asking_for_less_than_its_share_gives_modules_back(
+    station: Station, josev: JosevClient
+) -> None:
+    await josev.boot(timeout=5)
+    pool = _pool(station)
+    for evse_id in (EVSE1, EVSE2):
+        await ready_to_charge(station, josev, evse_id)
+    await wait_until(
+        lambda: len(pool.serving(EVSE1)) == len(pool.serving(EVSE2)) == 3, 5, "90 kW each"
+    )
+    for evse_id, current in ((EVSE1, 450.0), (EVSE2, 75.0)):  # EVSE2: 30 kW at 400 V
+        for precharge, asked in ((True, 2.0), (False, current)):
+            answer = await josev.request(
+                "power_electronics_setpoint", _setpoint(evse_id, 400.0, asked, precharge), timeout=5
+            )
+            assert answer.data["status"] == "accepted"
+    decision = pool.status.decision
+    started = time.monotonic()
+    # After the pool's 2 s settle time, EVSE2 keeps one module; EVSE1 takes the other five.
+    await wait_until(lambda: len(pool.serving(EVSE1)) == 5, 6, "five modules serve EVSE1")
+    assert time.monotonic() - started >= POOL_SETTLE_S - 0.1
+    assert pool.serving(EVSE2) == frozenset({next(iter(pool.serving(EVSE2)))})
+    assert pool.status.decision == decision + 1
+    assert _current_to(station, EVSE2) == pytest.approx(75.0)
+    assert all(len(evses) == 1 for evses in _serving(station).values())
+    await wait_until(
+        lambda: josev.view.evses[EVSE1]["dc"]["max_power"] == 150000, 5, "150 kW for EVSE1"
+    )
+    assert station.engine.counters.total("pool_module_moves") >= 5

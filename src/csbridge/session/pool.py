@@ -87,6 +87,8 @@ class _Demand:
     """An EVSE's EV demand and since when it has stayed below the EVSE's share."""
 
     low_since: float | None = None
+    applied: bool = False
+    """It settled: the allocation follows the demand until the EV asks for more."""
 
 
 @dataclass(slots=True)
@@ -302,17 +304,30 @@ class PoolCoordinator:
 
     def _settled_demand(self, evse_id: str, now: float) -> Demand:
         """The EV's demand once it has stayed below the EVSE's share for the settle time (its
-        modules then go back); before that, and while it asks for more, no bound."""
+        modules then go back), and for as long as it asks no more than its share then; before
+        that, and as soon as it asks for more, no bound (its share grows back at once)."""
         demand = self._raw_demand(evse_id)
         tracked = self._demand[evse_id]
         share = self.allocation.shares.get(evse_id) if self.allocation is not None else None
-        below = share is not None and share.modules and _below(demand, share)
-        if not below:
+        if share is None or not share.modules or _above(demand, share):
+            tracked.low_since, tracked.applied = None, False
+            return Demand()
+        if tracked.applied:
+            return demand
+        if not _below(demand, share):
             tracked.low_since = None
             return Demand()
         if tracked.low_since is None:
             tracked.low_since = now
         if now - tracked.low_since >= self.pool.demand_settle_s:
+            tracked.applied = True
+            log.info(
+                "event=pool_demand_settled pool=%s evse=%s current_a=%s power_w=%s",
+                self.pool.name,
+                evse_id,
+                demand.current_a,
+                demand.power_w,
+            )
             return demand
         return Demand()
 
@@ -505,6 +520,13 @@ def _below(demand: Demand, share: Share) -> bool:
     )
     return (current is not None and current < share.max_current_a) or (
         power is not None and power < share.max_power_w
+    )
+
+
+def _above(demand: Demand, share: Share) -> bool:
+    """The EV asks for more than its share delivers (its request, in current or power)."""
+    return (demand.current_a is not None and demand.current_a > share.max_current_a) or (
+        demand.power_w is not None and demand.power_w > share.max_power_w
     )
 
 
