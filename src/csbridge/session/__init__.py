@@ -23,7 +23,7 @@ from csbridge.session.handlers import SessionHandlers
 from csbridge.session.machine import Event, State
 from csbridge.session.meter_push import MeterPush, MeterReading, SigningMeter
 from csbridge.session.ocpp_refusals import OcppRefusals
-from csbridge.session.pool import PoolCoordinator
+from csbridge.session.pool import PoolCoordinator, idle_allocation
 from csbridge.session.reset import EXIT_RESET, Resets
 from csbridge.session.services import JosevServices, ServiceView, status_word
 
@@ -48,6 +48,7 @@ __all__ = [
     "SigningMeter",
     "State",
     "build_authorizers",
+    "idle_allocation",
     "parse_allowlist",
     "status_word",
 ]

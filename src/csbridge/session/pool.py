@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from csbridge.config import EvseConfig, PoolConfig
+from csbridge.config import EvseConfig, ModuleConfig, PoolConfig
 from csbridge.engine import LimitsEngine
 from csbridge.limits import (
     Allocation,
@@ -228,7 +228,7 @@ class PoolCoordinator:
     def _decide(self, now: float, readings: Mapping[str, ModuleReading]) -> None:
         faulted = self.sequencer.faulted
         modules = {
-            m.name: self._pool_module(m.name, readings.get(m.name), now, m.name in faulted)
+            m.name: pool_module_now(m, readings.get(m.name), now, faulted=m.name in faulted)
             for m in self.pool.module
         }
         usable = [module for module in modules.values() if module.usable]
@@ -266,20 +266,6 @@ class PoolCoordinator:
             status.decision,
             ",".join(f"{m}:{e or '-'}" for m, e in sorted(target.items())),
         )
-
-    def _pool_module(
-        self, name: str, reading: ModuleReading | None, now: float, faulted: bool
-    ) -> PoolModule:
-        if reading is None or reading.export is None:
-            return PoolModule(name, 0.0, 0.0, healthy=False)
-        healthy = (
-            not faulted
-            and now - reading.at <= self._deadline[name]
-            and reading.online
-            and not reading.fault
-            and not reading.over_temperature
-        )
-        return PoolModule(name, reading.export.max_current, reading.export.max_power, healthy)
 
     def _state(self, evse_id: str, now: float) -> EvseState:
         terms = next(e for e in self.pool.evse if e.evse_id == evse_id)
@@ -508,6 +494,37 @@ class PoolCoordinator:
         }
 
 
+def pool_module_now(
+    module: ModuleConfig, reading: ModuleReading | None, now: float, *, faulted: bool = False
+) -> PoolModule:
+    """What one pool module can give the allocation now: its capability if it is fresh,
+    online, without fault and not over temperature; else nothing (it counts as failed)."""
+    if reading is None or reading.export is None:
+        return PoolModule(module.name, 0.0, 0.0, healthy=False)
+    healthy = (
+        not faulted
+        and now - reading.at <= module.freshness_deadline_s
+        and reading.online
+        and not reading.fault
+        and not reading.over_temperature
+    )
+    return PoolModule(
+        module.name, reading.export.max_current, reading.export.max_power, healthy=healthy
+    )
+
+
+def idle_allocation(
+    pool: PoolConfig, readings: Mapping[str, ModuleReading], now: float
+) -> Allocation:
+    """The pool's allocation with no session anywhere: what each EVSE would get if its session
+    started now (`csbridge replay`, which runs no sessions)."""
+    modules = {m.name: pool_module_now(m, readings.get(m.name), now) for m in pool.module}
+    states = [
+        EvseState(e.evse_id, minimum_power_w=e.minimum_power_w, weight=e.weight) for e in pool.evse
+    ]
+    return allocate(pool_banks(pool.banks(), modules), states, pool.policy)
+
+
 def _below(demand: Demand, share: Share) -> bool:
     """The EV's demand is below what its share delivers (in current or in power)."""
     current = min(
@@ -553,4 +570,10 @@ def _rated_maxima(rated: object) -> tuple[float | None, float | None]:
     return lowest("current"), lowest("power")
 
 
-__all__ = ["POOL_SESSION_STATES", "PoolCoordinator", "PoolStatus"]
+__all__ = [
+    "POOL_SESSION_STATES",
+    "PoolCoordinator",
+    "PoolStatus",
+    "idle_allocation",
+    "pool_module_now",
+]
