@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import aiomqtt
+import orjson
 import pytest
 
 from csbridge.config import Config
@@ -220,3 +222,21 @@ async def test_an_ev_asking_for_less_than_its_share_gives_modules_back(
         lambda: josev.view.evses[EVSE1]["dc"]["max_power"] == 150000, 5, "150 kW for EVSE1"
     )
     assert station.engine.counters.total("pool_module_moves") >= 5
+
+
+async def test_an_external_limit_on_one_evse_gives_its_spare_modules_to_the_other(
+    station: Station, josev: JosevClient, config: Config, raw_client: aiomqtt.Client
+) -> None:
+    await josev.boot(timeout=5)
+    pool = _pool(station)
+    for evse_id in (EVSE1, EVSE2):
+        await ready_for_cable_check(station, josev, evse_id)
+    await wait_until(lambda: len(pool.serving(EVSE2)) == 3, 5, "90 kW each")
+    topic = f"{config.mqtt.local_prefix}/{EVSE1}/external_limit"
+    await raw_client.publish(topic, orjson.dumps({"max_power": 30000, "valid_for": 60}), qos=1)
+    # Capped at 30 kW, EVSE1 needs one module: EVSE2 gets the other five at once.
+    await wait_until(lambda: len(pool.serving(EVSE2)) == 5, 5, "five modules serve EVSE2")
+    assert len(pool.serving(EVSE1)) == 1
+    assert station.engine.entries.get(EVSE1)["dc"]["max_power"] == 30000
+    assert station.engine.reported_binding(EVSE1)["max_power"] == "external"
+    assert all(len(evses) == 1 for evses in _serving(station).values())

@@ -218,3 +218,16 @@ def test_demand_below_a_share_and_the_evs_rated_maxima() -> None:
     assert _rated_maxima(rated) == (200.0, 50000.0)
     assert _rated_maxima({"ev_max_power": math.inf, "ev_max_current": True}) == (None, None)
     assert _rated_maxima(None) == (None, None)
+
+
+def test_a_pool_of_one_evse_reports_exactly_what_its_own_stack_would() -> None:
+    own = CONFIG.evse[0].model_copy(update={"module": list(POOL.module)})
+    connected = {name: _reading(name, current=20.0) for name in READINGS}
+    stack = EvseComposer(own).compose(EvseInputs(modules=connected, imd=IMD, board=BOARD), NOW)
+    everything = frozenset(READINGS)
+    scope = PoolScope("cabinet", everything, connected, 1.0, False, 6, whole=True)
+    pooled = EvseComposer(CONFIG.evse[0], POOL.module).compose(
+        EvseInputs(modules=connected, imd=IMD, board=BOARD, pool=scope), NOW
+    )
+    assert pooled.snapshot == stack.snapshot
+    assert pooled.binding == stack.binding

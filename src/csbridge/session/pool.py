@@ -186,7 +186,8 @@ class PoolCoordinator:
         elif held and not holds:
             self._since.pop(evse_id, None)
             self._demand[evse_id] = _Demand()
-        if held != holds:
+        if held != holds or (before in ENERGY_STATES) != (after in ENERGY_STATES):
+            # Energy may now flow (or no longer): what its limits count changes at once.
             self.step()
 
     def _observed(self, evse_id: str, *_: object) -> None:
