@@ -240,3 +240,33 @@ async def test_an_external_limit_on_one_evse_gives_its_spare_modules_to_the_othe
     assert station.engine.entries.get(EVSE1)["dc"]["max_power"] == 30000
     assert station.engine.reported_binding(EVSE1)["max_power"] == "external"
     assert all(len(evses) == 1 for evses in _serving(station).values())
+
+
+async def test_a_module_that_falls_silent_stays_put_and_the_pool_shares_the_rest(
+    station: Station, josev: JosevClient
+) -> None:
+    await josev.boot(timeout=5)
+    pool = _pool(station)
+    for evse_id in (EVSE1, EVSE2):
+        await ready_for_cable_check(station, josev, evse_id)
+    await wait_until(lambda: len(pool.serving(EVSE2)) == 3, 5, "90 kW each")
+    decision = pool.status.decision
+    silent = sorted(pool.serving(EVSE1))[0]
+    # Over EVSE2's simulate topic: any EVSE of the pool names the pool's modules.
+    await josev.simulate(EVSE2, "silence_module", module=silent)
+    # Five modules left: a decision gives EVSE1 one of EVSE2's (the earlier session breaks
+    # the tie), the silent one is not moved (its current is unknown) and counts for nothing.
+    await wait_until(
+        lambda: pool.status.decision > decision and pool.sequencer.settled, 5, "re-allocated"
+    )
+    assert pool.sequencer.target[silent] == EVSE1
+    assert len(pool.serving(EVSE2)) == 2
+    for evse_id, power in ((EVSE1, 90000), (EVSE2, 60000)):
+        await wait_until(
+            lambda e=evse_id, p=power: josev.view.evses[e]["dc"]["max_power"] == p, 5, "shares"
+        )
+    assert station.engine.counters.total("hardware_faults") == 0
+    assert station.session.sessions[EVSE1].state.value == "authorized"
+    assert all(len(evses) == 1 for evses in _serving(station).values())
+    await josev.simulate(EVSE2, "restore_module", module=silent)
+    await wait_until(lambda: len(pool.serving(EVSE2)) == 3, 5, "90 kW each again")
