@@ -54,11 +54,15 @@ def _record_closes(station: Station) -> list[tuple[float, str, str]]:
     return closes
 
 
-def _record_sent(station: Station, evse_id: str, max_power: float) -> list[float]:
-    """When the bridge finished publishing each update telling `evse_id` that `max_power`."""
+def _record_sent(
+    station: Station, evse_id: str, max_power: float
+) -> tuple[list[float], list[float]]:
+    """When the bridge finished publishing each update telling `evse_id` that `max_power`
+    (perf_counter, as Josev's exchanges; and on the station's clock)."""
     bridge = station.bridge
     send = bridge.send
     sent: list[float] = []
+    sent_on_clock: list[float] = []
 
     async def recorded(message: Message) -> bool:
         done = await send(message)
@@ -68,10 +72,11 @@ def _record_sent(station: Station, evse_id: str, max_power: float) -> list[float
             for e in data.get("evses", [])
         ):
             sent.append(time.perf_counter())
+            sent_on_clock.append(station.engine.clock())
         return done
 
     bridge.send = recorded  # type: ignore[method-assign]
-    return sent
+    return sent, sent_on_clock
 
 
 def _serving(station: Station) -> dict[str, set[str]]:
@@ -140,7 +145,7 @@ async def test_one_ev_gets_the_whole_pool_then_two_share_it(
     await josev.wait_for_evse(EVSE2, lambda e: e["dc"]["max_power"] == 90000)
 
     closes = _record_closes(station)
-    sent = _record_sent(station, EVSE1, 90000)
+    sent, sent_on_clock = _record_sent(station, EVSE1, 90000)
     started = time.perf_counter()
     decision = pool.status.decision
     await ready_for_cable_check(station, josev, EVSE2)
@@ -158,6 +163,9 @@ async def test_one_ev_gets_the_whole_pool_then_two_share_it(
     to_evse2 = [at for at, _, evse in closes if evse == EVSE2]
     assert to_evse2, "modules were closed to EVSE2"
     assert sent, "EVSE1's lowered limit was published"
+    decided = pool.status.decided_on_clock
+    assert decided is not None
+    assert min(sent_on_clock) - decided < 0.05, "published within 50 ms of the decision"
     assert min(sent) < min(to_evse2), "EVSE1's lowered limit went to Josev before any move"
     assert all(len(evses) == 1 for evses in _serving(station).values())
     # EVSE1's setpoint was re-clamped to its three modules' 90 kW (225 A at 400 V).

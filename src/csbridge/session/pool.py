@@ -100,6 +100,9 @@ class PoolStatus:
 
     decision: int = 0
     decided_at: float | None = None
+    """Wall-clock time (time.time) of the latest decision, for people and reports."""
+    decided_on_clock: float | None = None
+    """The same on the station's clock (monotonic), for durations."""
     settled_at: float | None = None
     moves_started: dict[str, float] = field(default_factory=dict)
     """Per module moving now: when its move's decision was taken (monotonic)."""
@@ -272,6 +275,7 @@ class PoolCoordinator:
         status = self.status
         status.decision += 1
         status.decided_at = self._wall()
+        status.decided_on_clock = now
         status.settled_at = None
         for name, evse in target.items():
             if evse != target_now.get(name):
