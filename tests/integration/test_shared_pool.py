@@ -10,12 +10,15 @@ import aiomqtt
 import orjson
 import pytest
 
-from csbridge.config import Config
+from csbridge.config import Config, load_config
+from csbridge.config.pool import PoolSwitchingConfig
 from csbridge.messages import Message
 from csbridge.power import SimulatedMatrixDriver
 from csbridge.resources import example_config
 from csbridge.service.station import Station
 from csbridge.session import PoolCoordinator
+from csbridge.session.machine import ENERGY_STATES
+from csbridge.sources.simulated import SimulatedModule
 from csbridge.testing.harness import wait_until
 from csbridge.testing.josev import JosevClient
 from tests.support import ready_for_cable_check, ready_to_charge
@@ -278,3 +281,50 @@ async def test_a_module_that_falls_silent_stays_put_and_the_pool_shares_the_rest
     assert all(len(evses) == 1 for evses in _serving(station).values())
     await josev.simulate(EVSE2, "restore_module", module=silent)
     await wait_until(lambda: len(pool.serving(EVSE2)) == 3, 5, "90 kW each again")
+
+
+def _quick_ramp_config() -> Config:
+    """examples/shared-pool.toml whose donor gets 0.3 s to bring a leaving module down."""
+    config = load_config(example_config("shared-pool.toml"))
+    switching = PoolSwitchingConfig(ramp_timeout_s=0.3, stop_timeout_s=0.3)
+    pool = config.pool[0].model_copy(update={"switching": switching})
+    return config.model_copy(update={"pool": [pool]})
+
+
+@pytest.mark.csbridge_config(_quick_ramp_config(), settle_s=0.2)
+async def test_a_donor_whose_leaving_module_does_not_stop_has_its_session_ended(
+    station: Station, josev: JosevClient
+) -> None:
+    await josev.boot(timeout=5)
+    pool = _pool(station)
+    await ready_to_charge(station, josev, EVSE1)
+    await wait_until(lambda: len(pool.serving(EVSE1)) == 6, 5, "six modules serve EVSE1")
+    for precharge, current in ((True, 2.0), (False, 450.0)):
+        answer = await josev.request(
+            "power_electronics_setpoint", _setpoint(EVSE1, 400.0, current, precharge), timeout=5
+        )
+        assert answer.data["status"] == "accepted"
+    for module in station.devices.modules.values():
+        assert isinstance(module, SimulatedModule)
+        module.stuck_on = True  # every output stage hangs on: no module's current falls
+    closes_log = _record_closes(station)
+    await ready_for_cable_check(station, josev, EVSE2)
+    # The donor cannot give its modules back de-energised: its session ends (all off).
+    await wait_until(
+        lambda: station.session.sessions[EVSE1].state not in ENERGY_STATES, 5, "EVSE1 stopped"
+    )
+    last_stop = station.session.sessions[EVSE1].last_stop
+    assert last_stop is not None
+    assert "did not ramp down" in last_stop[0]
+    # No contactor moved under current: only a module the setpoint left at rest (0 A) may
+    # have gone to EVSE2.
+    feedback = _matrix(station).feedback()
+    assert feedback is not None
+    for (_, name), module in station.devices.modules.items():
+        if EVSE2 in feedback.get(name, frozenset()):
+            assert module.output_current == 0.0, (
+                name,
+                pool.sequencer.phase(name),
+                feedback,
+                closes_log,
+            )

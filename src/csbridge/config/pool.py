@@ -104,6 +104,21 @@ class PoolBoardConfig(Strict):
     """A simulated board in the process, commanded and read through the layout's frames."""
 
 
+class PoolSwitchingConfig(Strict):
+    """The thresholds and time limits of a move (power.switching.SwitchingSettings): every
+    figure is the station's own choice for its contactors and modules."""
+
+    current_threshold_a: Positive = 1.0
+    """No contactor opens or closes while its module carries this much or more."""
+    contactor_time_limit_s: Annotated[float, Field(gt=0, le=10)] = 0.3
+    """Longest a contactor's feedback may disagree with its command: then a hardware fault."""
+    ramp_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    """Longest the donor may take to bring a leaving module's current down: then its session
+    is ended."""
+    stop_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    start_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+
+
 class PoolConfig(Strict):
     name: Name
     evse: Annotated[list[PoolEvseConfig], Field(min_length=1)]
@@ -114,6 +129,7 @@ class PoolConfig(Strict):
     board: PoolBoardConfig | None = None
     demand_settle_s: Annotated[float, Field(ge=0, le=600)] = 5.0
     """How long an EV's demand must stay below its allocation before modules go back."""
+    switching: PoolSwitchingConfig = PoolSwitchingConfig()
 
     @property
     def evse_ids(self) -> tuple[str, ...]:

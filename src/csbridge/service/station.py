@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from csbridge.config import Config, Kind, redacted_config
 from csbridge.engine import LimitsEngine
 from csbridge.messages import HandlerTable, SchemaRegistry
-from csbridge.power import SimulatedMatrixDriver, wire_power
+from csbridge.power import SimulatedMatrixDriver, SwitchingSettings, wire_power
 from csbridge.protocol import Bridge
 from csbridge.service.everest_export import EverestExport
 from csbridge.service.identity import DeviceModel
@@ -275,6 +275,7 @@ def _pools(config: Config, station: Station) -> list[PoolCoordinator]:
                 station.session,
                 matrix=matrix,
                 clock=station.engine.clock,
+                settings=SwitchingSettings(**pool.switching.model_dump()),
             )
         )
     return pools

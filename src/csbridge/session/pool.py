@@ -371,21 +371,30 @@ class PoolCoordinator:
 
     def _senses(self, now: float, readings: Mapping[str, ModuleReading]) -> dict[str, ModuleSense]:
         """Each module's current, on-state and contactor feedback. A module without a fresh
-        reading counts as carrying current and on (nothing is switched on its account); its
-        feedback is still the board's."""
+        reading counts as carrying current and on (nothing is switched on its account). A
+        reading taken before the module's last transition, or before the latest decision,
+        says nothing of what it does now (a current from before its setpoint, an output from
+        before it was switched): until the next one it counts as carrying current and not yet
+        on, so no step is taken on its account (a poll period at most). The feedback is
+        always the board's."""
         feedback = self.matrix.feedback()
         self._closed_to = dict(feedback) if feedback is not None else {}
         threshold = self.sequencer.settings.current_threshold_a
+        decided = self.status.decided_on_clock
         senses = {}
         for module in self.pool.module:
-            closed = None if feedback is None else feedback.get(module.name, frozenset())
-            reading = readings.get(module.name)
-            if reading is None or now - reading.at > self._deadline[module.name]:
-                senses[module.name] = ModuleSense(math.inf, True, closed)
+            name = module.name
+            closed = None if feedback is None else feedback.get(name, frozenset())
+            reading = readings.get(name)
+            if reading is None or now - reading.at > self._deadline[name]:
+                senses[name] = ModuleSense(math.inf, True, closed)
+                continue
+            if reading.at < max(self.sequencer.since(name), decided or -math.inf):
+                senses[name] = ModuleSense(math.inf, False, closed)
                 continue
             current = reading.output_current or 0.0
             on = (reading.output_voltage or 0.0) > ON_VOLTAGE_V or current >= threshold
-            senses[module.name] = ModuleSense(current, on, closed)
+            senses[name] = ModuleSense(current, on, closed)
         return senses
 
     def _setpoint_voltages(self) -> dict[str, float]:

@@ -55,12 +55,20 @@ class SimulatedModule(ModuleControls):
     """A module that hands its readings to the engine directly. Its output is what its driver
     last commanded, until its command timeout passes without another command."""
 
+    stuck_on: bool = False
+    """Its output stage ignores every command (a welded or hung output): it keeps delivering
+    what it delivers, as a fault test needs."""
+
     def command(self, voltage: float, current: float, now: float) -> None:
+        if self.stuck_on:
+            return
         self.last_command_at = now
         self.output_voltage = voltage
         self.output_current = current
 
     def switch_off(self, now: float) -> None:
+        if self.stuck_on:
+            return
         self.last_command_at = now
         self.output_voltage = 0.0
         self.output_current = 0.0
