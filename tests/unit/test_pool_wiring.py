@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from csbridge.config import Config, load_config
+from csbridge.config.pool import PoolSwitchingConfig
 from csbridge.engine import LimitsEngine
 from csbridge.limits import (
     Bound,
@@ -27,6 +28,7 @@ from csbridge.power import (
     NoModuleDriver,
     PoolModules,
     SimulatedMatrixDriver,
+    SwitchingSettings,
     matrix_contacts,
     pool_layout,
     pool_problems,
@@ -242,3 +244,8 @@ def test_any_evse_of_the_pool_can_silence_a_simulated_pool_module() -> None:
     assert devices.apply(EVSE1, {"action": "restore_module", "module": "m3"}) is None
     assert not devices.modules[(EVSE1, "m3")].silent
     assert devices.apply(EVSE2, {"action": "silence_module", "module": "m9"}) is not None
+
+
+def test_the_configured_switching_defaults_are_the_sequencers() -> None:
+    assert SwitchingSettings(**PoolSwitchingConfig().model_dump()) == SwitchingSettings()
+    assert POOL.switching == PoolSwitchingConfig()
