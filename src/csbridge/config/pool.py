@@ -90,6 +90,35 @@ class BankTopology:
     """Fed to its one EVSE without a contactor."""
 
 
+class SimulatedMatrixConfig(Strict):
+    delay_s: Annotated[float, Field(ge=0, le=5)] = 0.02
+    """How long a simulated contactor takes to follow its command."""
+
+
+class PoolBoardConfig(Strict):
+    """The contactor matrix board whose DBC signals the pool's contactors name."""
+
+    layout: str | None = None
+    """The matrix layout file (hal/switching/*.toml); none: csbridge's own contactor matrix."""
+    simulated: SimulatedMatrixConfig | None = None
+    """A simulated board in the process, commanded and read through the layout's frames."""
+
+
+class PoolSwitchingConfig(Strict):
+    """The thresholds and time limits of a move (power.switching.SwitchingSettings): every
+    figure is the station's own choice for its contactors and modules."""
+
+    current_threshold_a: Positive = 1.0
+    """No contactor opens or closes while its module carries this much or more."""
+    contactor_time_limit_s: Annotated[float, Field(gt=0, le=10)] = 0.3
+    """Longest a contactor's feedback may disagree with its command: then a hardware fault."""
+    ramp_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    """Longest the donor may take to bring a leaving module's current down: then its session
+    is ended."""
+    stop_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    start_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+
+
 class PoolConfig(Strict):
     name: Name
     evse: Annotated[list[PoolEvseConfig], Field(min_length=1)]
@@ -97,6 +126,10 @@ class PoolConfig(Strict):
     module: Annotated[list[ModuleConfig], Field(min_length=1)]
     group: list[PoolGroupConfig] = []
     contactor: list[PoolContactorConfig] = []
+    board: PoolBoardConfig | None = None
+    demand_settle_s: Annotated[float, Field(ge=0, le=600)] = 5.0
+    """How long an EV's demand must stay below its allocation before modules go back."""
+    switching: PoolSwitchingConfig = PoolSwitchingConfig()
 
     @property
     def evse_ids(self) -> tuple[str, ...]:

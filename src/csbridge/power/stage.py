@@ -17,6 +17,7 @@ from csbridge.power.drivers import (
     PhasedModule,
     PowerOnReason,
 )
+from csbridge.power.pool import PoolModules
 
 log = logging.getLogger("csbridge.power")
 
@@ -42,6 +43,8 @@ class PowerStage:
         """Each module's smallest well-regulated output current, by name, in configuration
         order."""
         modules = self.evses[evse_id].modules
+        if isinstance(modules, PoolModules):  # any pool module may come to serve it
+            modules = modules.every
         return {name: driver.min_current_a for name, driver in modules.items()}
 
     def command(self, evse_id: str, setpoint: Setpoint) -> None:
@@ -49,7 +52,16 @@ class PowerStage:
         setpoint in import mode (a module whose driver cannot import is switched off)."""
         modules = self.evses[evse_id].modules
         for target in setpoint.modules:
-            driver = modules[target.name]
+            driver = modules.get(target.name)
+            if driver is None:
+                # A pooled EVSE drives only the modules serving it now; a setpoint never names
+                # another (its limits count only those), but one that did is not obeyed.
+                log.error(
+                    "event=module_not_serving evse=%s module=%s -- not commanded",
+                    evse_id,
+                    target.name,
+                )
+                continue
             if not setpoint.import_:
                 driver.command(target.voltage, target.current, precharge=setpoint.precharge)
             elif isinstance(driver, BidirectionalModuleDriver):

@@ -204,6 +204,14 @@ class SwitchingSequencer:
     def phase(self, module: str) -> Phase:
         return self._modules[module].phase
 
+    def since(self, module: str) -> float:
+        """When the module entered its phase (its last transition)."""
+        return self._modules[module].since
+
+    def bus(self, module: str) -> str | None:
+        """The EVSE the module is connected to, or moving to or from (None: parked)."""
+        return self._modules[module].bus
+
     def reported(self, evse: str) -> frozenset[str]:
         """The modules whose limits the EVSE reports now (its last LimitEvse)."""
         return self._reported.get(evse, frozenset())

@@ -181,6 +181,10 @@ def check_config(
             raise typer.Exit(EXIT_BAD_CONFIG) from None
         refuse(error)
     warnings = config_warnings(settings)
+    if settings.pool:
+        from csbridge.power import pool_problems  # noqa: PLC0415
+
+        warnings += pool_problems(settings, path.parent)[1]
     if json_output:
         write_json(check_report(path, settings, warnings=warnings, effective=dump))
         return
@@ -223,6 +227,12 @@ def checked_config(path: Path, hal_dirs: Sequence[Path] = ()) -> Config:
         from csbridge.sources.meters import meter_problems  # noqa: PLC0415
 
         problems = meter_problems(settings)
+        if problems:
+            raise ConfigError(str(path), problems)
+    if settings.pool:
+        from csbridge.power import pool_problems  # noqa: PLC0415
+
+        problems, _ = pool_problems(settings, path.parent)
         if problems:
             raise ConfigError(str(path), problems)
     # As `run` does before anything else: a password file it cannot read is refused, naming

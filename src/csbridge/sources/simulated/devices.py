@@ -56,12 +56,20 @@ class SimulatedModule(ModuleControls):
     """A module that hands its readings to the engine directly. Its output is what its driver
     last commanded, until its command timeout passes without another command."""
 
+    stuck_on: bool = False
+    """Its output stage ignores every command (a welded or hung output): it keeps delivering
+    what it delivers, as a fault test needs."""
+
     def command(self, voltage: float, current: float, now: float) -> None:
+        if self.stuck_on:
+            return
         self.last_command_at = now
         self.output_voltage = voltage
         self.output_current = current
 
     def switch_off(self, now: float) -> None:
+        if self.stuck_on:
+            return
         self.last_command_at = now
         self.output_voltage = 0.0
         self.output_current = 0.0
@@ -190,6 +198,9 @@ class SimulatedDevices:
     imds: dict[str, SimulatedImd | SimulatedCanImd] = field(default_factory=dict)
     boards: dict[str, SimulatedBoard | SimulatedCanBoard] = field(default_factory=dict)
     wire_buses: dict[str, SimulatedCanBus] = field(default_factory=dict)
+    pooled: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    """A shared pool's module as each other EVSE of its pool names it -> its key in `modules`
+    (its pool's first EVSE's), so any of the pool's EVSEs can silence it."""
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     """Per reading-level board (by evse_id): the timer that reports its lock at its end."""
 
@@ -204,21 +215,30 @@ class SimulatedDevices:
         devices = cls(sink, clock)
         buses = {bus.name: bus for bus in config.bus}
         registry = _checked_registry(config, registry)
-        for evse in config.evse:
-            for module in evse.module:
+        # A shared pool's modules report as its first EVSE's (the engine shares them).
+        stacks = [(evse.evse_id, evse.module) for evse in config.evse]
+        stacks += [(pool.evse_ids[0], pool.module) for pool in config.pool]
+        devices.pooled = {
+            (evse_id, module.name): (pool.evse_ids[0], module.name)
+            for pool in config.pool
+            for evse_id in pool.evse_ids[1:]
+            for module in pool.module
+        }
+        for evse_id, modules in stacks:
+            for module in modules:
                 if module.simulated is None:
                     continue
-                key = (evse.evse_id, module.name)
+                key = (evse_id, module.name)
                 if module.can is None:
                     devices.modules[key] = SimulatedModule(
-                        evse_id=evse.evse_id,
+                        evse_id=evse_id,
                         config=module,
                         temperature_c=module.simulated.temperature_c,
                     )
                 else:
                     registry = registry or ProfileRegistry(extra=config.station.profile_dirs)
                     wire = build_wire_module(
-                        evse.evse_id,
+                        evse_id,
                         module,
                         buses[module.can.bus],
                         registry,
@@ -227,6 +247,7 @@ class SimulatedDevices:
                     )
                     wire_bus_for(devices.wire_buses, buses, module.can.bus).modules.append(wire)
                     devices.modules[key] = wire
+        for evse in config.evse:
             imd = evse.imd
             if imd is not None and imd.simulated is not None:
                 if imd.can is None:
@@ -282,7 +303,8 @@ class SimulatedDevices:
         if action not in MODULE_ACTIONS:
             return f"no simulated action {action!r}"
         name = command.get("module")
-        module = self.modules.get((evse_id, str(name)))
+        key = (evse_id, str(name))
+        module = self.modules.get(self.pooled.get(key, key))
         if module is None:
             return f"{evse_id} has no simulated module {name!r}"
         module.silent = action == "silence_module"
