@@ -14,6 +14,7 @@ from csbridge.tools.scenarios.bpt_session import BptSession
 from csbridge.tools.scenarios.common import StepAction, StepResult
 from csbridge.tools.scenarios.dc_session import DcSession
 from csbridge.tools.scenarios.misuse import Misuse
+from csbridge.tools.scenarios.shared_pool import SharedPool
 from csbridge.tools.scenarios.watch import OutputWatch
 
 
@@ -45,10 +46,15 @@ def _misuse(josev: JosevEmulator, watch: OutputWatch | None, prefix: str) -> Sce
     return Misuse(josev, _watch(watch), prefix)
 
 
+def _shared_pool(josev: JosevEmulator, watch: OutputWatch | None, prefix: str) -> Scenario:
+    return SharedPool(josev, _watch(watch), prefix)
+
+
 SCENARIOS: dict[str, ScenarioKind] = {
     "dc-session": ScenarioKind(lambda josev, _, prefix: DcSession(josev, prefix)),
     "ac-session": ScenarioKind(lambda josev, _, prefix: AcSession(josev, prefix)),
     "misuse": ScenarioKind(_misuse, watches=True),
     "bpt-session": ScenarioKind(lambda josev, _, prefix: BptSession(josev, prefix)),
+    "shared-pool": ScenarioKind(_shared_pool, watches=True),
 }
 """In the order `--help` names them."""

@@ -1,0 +1,218 @@
+"""What the shared-pool scenario reads and checks, without I/O: the `pool` block of an EVSE's
+limits report (csbridge/<evse_id>/limits), what a step expects of the pool and of Josev's view,
+and the times from an allocation decision to each EVSE's update and to the modules moved.
+
+Times: `decided_at` and `settled_at` are the station's time.time(); an update's arrival is
+this process's time.time() when the emulator received it (the same machine's clock).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from csbridge.messages import Message
+from csbridge.tools.emulator import Exchange
+
+POWER_TOLERANCE_W = 1.0
+"""Reported powers are rounded by the station: this much off still counts as the figure."""
+
+
+@dataclass(frozen=True, slots=True)
+class PooledModule:
+    name: str
+    phase: str
+    target: str | None
+    """The EVSE the allocation gives it to, or None (free, or out of the pool)."""
+    serving: bool
+    """Connected to its target alone and delivering to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolView:
+    """One EVSE's report of its pool, as the limits report's `pool` block says it."""
+
+    name: str
+    policy: str
+    decision: int
+    decided_at: float
+    settled: bool
+    settled_at: float | None
+    share_w: float
+    why: str
+    modules: tuple[PooledModule, ...]
+
+    @classmethod
+    def of(cls, report: Mapping[str, Any]) -> PoolView | None:
+        """The report's pool block; None when it has none or one this reader cannot use."""
+        block = report.get("pool")
+        if not isinstance(block, dict):
+            return None
+        try:
+            modules = tuple(
+                PooledModule(
+                    str(module["name"]),
+                    str(module["phase"]),
+                    None if module["target"] is None else str(module["target"]),
+                    bool(module["serving"]),
+                )
+                for module in block["modules"]
+            )
+            settled_at = block.get("settled_at")
+            return cls(
+                name=str(block["name"]),
+                policy=str(block["policy"]),
+                decision=int(block["decision"]),
+                decided_at=float(block["decided_at"]),
+                settled=bool(block["settled"]),
+                settled_at=None if settled_at is None else float(settled_at),
+                share_w=float(block["share_w"]),
+                why=str(block["why"]),
+                modules=modules,
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def serving(self, evse_id: str) -> tuple[str, ...]:
+        """The modules connected to `evse_id` and delivering to it, by name."""
+        return tuple(m.name for m in self.modules if m.target == evse_id and m.serving)
+
+    def module(self, name: str) -> PooledModule | None:
+        return next((m for m in self.modules if m.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """What one step expects of one EVSE once the pool has settled: the power Josev is told
+    (its cs_status_and_limits dc.max_power), the share the pool block names, and how many
+    modules serve it. None: not checked."""
+
+    power_w: float | None
+    modules: int | None = None
+
+
+def mismatch(
+    views: Mapping[str, PoolView | None],
+    entries: Mapping[str, Mapping[str, Any]],
+    expected: Mapping[str, Expected],
+    after_decision: int,
+) -> str | None:
+    """Why the station is not (yet) where a step expects it, or None when it is: every EVSE's
+    pool block from a decision later than `after_decision`, the same decision and settled in
+    each, and each EVSE's share, modules and Josev's figure as `expected` says."""
+    decisions = set()
+    for evse_id, want in expected.items():
+        view = views.get(evse_id)
+        if view is None:
+            return f"{evse_id}: no pool block in its limits report"
+        decisions.add(view.decision)
+        if view.decision <= after_decision:
+            return f"{evse_id}: still decision {view.decision}"
+        if not view.settled:
+            return f"{evse_id}: decision {view.decision} not settled"
+        if want.modules is not None and len(view.serving(evse_id)) != want.modules:
+            return f"{evse_id}: {len(view.serving(evse_id))} modules serve it, not {want.modules}"
+        if want.power_w is None:
+            continue
+        if abs(view.share_w - want.power_w) > POWER_TOLERANCE_W:
+            return f"{evse_id}: pool share {view.share_w:.0f} W, not {want.power_w:.0f} W"
+        told = offered_w(entries.get(evse_id))
+        if told is None or abs(told - want.power_w) > POWER_TOLERANCE_W:
+            return f"{evse_id}: Josev was told {told} W, not {want.power_w:.0f} W"
+    if len(decisions) > 1:
+        return f"the EVSEs' reports name decisions {sorted(decisions)}"
+    return None
+
+
+def offered_w(entry: Mapping[str, Any] | None) -> float | None:
+    """The DC maximum power of a cs_status_and_limits entry, if it has one."""
+    dc = entry.get("dc") if entry is not None else None
+    power = dc.get("max_power") if isinstance(dc, dict) else None
+    return float(power) if isinstance(power, int | float) else None
+
+
+def arrivals(
+    updates: Sequence[Message], exchanges: Sequence[Exchange], wall_offset: float
+) -> list[tuple[float, Message]]:
+    """Each update with its arrival as time.time(): the emulator stamps what it receives with
+    perf_counter, and `wall_offset` is time.time() - perf_counter() of this process."""
+    received = {e.id: e.at for e in exchanges if not e.outgoing and e.type == "update"}
+    return [
+        (received[message.id] + wall_offset, message)
+        for message in updates
+        if message.id in received
+    ]
+
+
+def first_told(
+    timed: Sequence[tuple[float, Message]],
+    evse_id: str,
+    check: Callable[[Mapping[str, Any]], bool],
+    after: float,
+) -> float | None:
+    """When the first cs_status_and_limits update received at or after `after` (time.time())
+    brought an entry for `evse_id` that passes `check`; None if none did."""
+    for at, message in timed:
+        if at < after or message.name != "cs_status_and_limits":
+            continue
+        for entry in message.data["evses"]:
+            if entry.get("evse_id") == evse_id and check(entry):
+                return at
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class MoveTiming:
+    """One allocation decision as the scenario measured it: seconds from `decided_at` to each
+    EVSE's update with its new figure (None: its figure did not change, no update due; NaN:
+    none found), and to the modules moved (`settled_at`)."""
+
+    decision: int
+    updates_s: Mapping[str, float | None]
+    moved_s: float | None
+
+    def describe(self, names: Mapping[str, str]) -> str:
+        """E.g. `decision 3: EV1 update +4 ms, EV2 update +31 ms, moved +212 ms`."""
+        parts = [
+            f"{names.get(evse_id, evse_id)} "
+            + ("unchanged" if seconds is None else f"update {_ms(seconds)}")
+            for evse_id, seconds in self.updates_s.items()
+        ]
+        moved = "moved: -" if self.moved_s is None else f"moved {_ms(self.moved_s)}"
+        return f"decision {self.decision}: " + ", ".join([*parts, moved])
+
+
+def timing(
+    view: PoolView,
+    timed: Sequence[tuple[float, Message]],
+    told_before: Mapping[str, float | None],
+    final: Mapping[str, float],
+    since: float,
+) -> MoveTiming:
+    """The decision `view` names, timed: for each EVSE of `final` (its power now), the first
+    update received from `since` (time.time(), the step's start) on that tells it, unless
+    Josev was told that figure before the step already (`told_before`). An update that came
+    before `decided_at` (an earlier decision of the same step told it) shows as negative."""
+    updates: dict[str, float | None] = {}
+    for evse_id, power_w in final.items():
+        before = told_before.get(evse_id)
+        if before is not None and abs(before - power_w) <= POWER_TOLERANCE_W:
+            updates[evse_id] = None
+            continue
+
+        def tells(entry: Mapping[str, Any], want: float = power_w) -> bool:
+            told = offered_w(entry)
+            return told is not None and abs(told - want) <= POWER_TOLERANCE_W
+
+        at = first_told(timed, evse_id, tells, since)
+        updates[evse_id] = math.nan if at is None else at - view.decided_at
+    moved = None if view.settled_at is None else view.settled_at - view.decided_at
+    return MoveTiming(view.decision, updates, moved)
+
+
+def _ms(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "not found"
+    return f"{seconds * 1000:+.0f} ms"
