@@ -1,7 +1,7 @@
 """An EV's charge loop kept in the background (what the shared-pool scenario runs per EV) against
 the tests' simulated station in this process: its setpoints are answered, the current the EV
 asks for is what the stack delivers, and a station whose present current tops the maximum it
-reports is caught."""
+reports is caught (at once here: the scenario allows for a donor's ramp down)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ async def test_the_loop_charges_at_what_the_ev_asks_and_a_wrong_report_fails_it(
             await josev.boot()
             evse = SimulatedEvse(josev, config.mqtt.local_prefix, DC)
             await evse.start_dc_session()
-            loop = EvLoop(evse)
+            loop = EvLoop(evse, over_allowance_s=0.0)
             loop.start()
             await loop.ask(100.0, {"max_charge_current": 100.0, "max_voltage": 500.0})
 

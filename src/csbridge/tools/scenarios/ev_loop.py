@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,11 @@ from csbridge.tools.scenarios.common import SimulatedEvse, StepFailedError
 LOOP_STEP_S = 0.25
 """The EV's CurrentDemand pace."""
 VOLTAGE_V = 400.0
+RAMP_ALLOWANCE_S = 5.0
+"""How long the present current may stay above the maximum Josev was told: an EVSE giving
+modules away has its limit lowered before its current ramps down (the switching sequence), and
+a donor that has not come down within the sequence's ramp timeout (5 s by default) has its
+session ended."""
 
 
 @dataclass
@@ -32,8 +38,11 @@ class EvLoop:
     """Setpoints answered so far."""
     worst_a: float = 0.0
     """The highest present current Josev was told while the loop ran."""
+    over_allowance_s: float = RAMP_ALLOWANCE_S
+    """A present current above the maximum told is a problem once it lasts longer than this."""
     problems: list[str] = field(default_factory=list)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
+    _over_since: float | None = field(init=False, default=None)
 
     def start(self) -> None:
         if self._task is None:
@@ -62,6 +71,16 @@ class EvLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    def _note_over(self, over: str | None) -> None:
+        now = time.monotonic()
+        if over is None:
+            self._over_since = None
+            return
+        if self._over_since is None:
+            self._over_since = now
+        if now - self._over_since >= self.over_allowance_s:
+            self.problems.append(f"{over} for {now - self._over_since:.1f} s")
+
     async def _run(self) -> None:
         while True:
             try:
@@ -73,8 +92,6 @@ class EvLoop:
                 self.problems.append(f"setpoint {self.current_a} A {answer['status']}")
                 return
             self.rounds += 1
-            over = self.evse.over_reported()
-            if over is not None:
-                self.problems.append(over)
+            self._note_over(self.evse.over_reported())
             self.worst_a = max(self.worst_a, float(self.evse.entry()["dc"]["present_current"]))
             await asyncio.sleep(LOOP_STEP_S)

@@ -20,8 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import orjson
-
 from csbridge.messages import Message
 from csbridge.tools.emulator import EmulatorError, JosevEmulator
 from csbridge.tools.scenarios.common import (
@@ -53,6 +51,8 @@ EV_RATED: Final = {"max_voltage": 500.0, "max_charge_current": 500.0, "max_charg
 LOW_DEMAND_A: Final = MODULE_W / VOLTAGE_V
 """EV2's lowered demand: one module's worth at the loop's voltage."""
 LOW_RATED: Final = {**EV_RATED, "max_charge_current": LOW_DEMAND_A, "max_charge_power": MODULE_W}
+REPORT_WAIT_S: Final = 5.0
+"""How long the boot waits for an EVSE's retained limits report."""
 MOVE_TIMEOUT_S: Final = 30.0
 """How long a step waits for the pool to settle where it expects: the settle time before a
 lower demand gives modules back, then the moves."""
@@ -238,27 +238,21 @@ class SharedPool:
     # -- what the steps share ---------------------------------------------------------------
 
     async def _pooled_dc_evses(self, parameters: Message) -> list[tuple[str, int]]:
-        """The DC EVSEs (and their connector ids) whose limits reports name the same pool, in
-        cs_parameters' order."""
+        """The DC EVSEs (and their connector ids) whose limits reports (retained: the watch
+        has them from its start) name the same pool, in cs_parameters' order."""
         found: list[tuple[str, int, str]] = []
         for evse in parameters.data["parameters"]:
             connector = next((c for c in evse["connectors"] if "dc" in c["services"]), None)
             if connector is None:
                 continue
             evse_id = str(evse["evse_id"])
-            try:
-                report = orjson.loads(
-                    await self.josev.first_message(f"{self.local_prefix}/{evse_id}/limits")
-                )
-            except (EmulatorError, orjson.JSONDecodeError):
-                continue
-            view = PoolView.of(report) if isinstance(report, dict) else None
+            report = await self.watch.wait_report(
+                evse_id, lambda r: PoolView.of(r) is not None, REPORT_WAIT_S
+            )
+            view = PoolView.of(report) if report is not None else None
             if view is not None:
                 found.append((evse_id, int(connector["id"]), view.name))
-                await self.watch.wait_report(evse_id, lambda r: "pool" in r)
-        if not found:
-            return []
-        pool = found[0][2]
+        pool = found[0][2] if found else None
         return [(evse_id, connector) for evse_id, connector, name in found if name == pool]
 
     def _loop(self, evse: SimulatedEvse) -> EvLoop:
