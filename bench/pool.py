@@ -16,10 +16,11 @@ cs_status_and_limits update (Josev's topic) and every limits report (whose `pool
 the decision's `decided_at` and `settled_at`, the station's time.time(); the same machine's
 clock). Measured per decision:
 
-- decision -> each EVSE's update: from `decided_at` to the arrival of the first update that
-  tells that EVSE's changed max_power. That includes the broker hop to a subscriber, so it is an
-  upper bound of the station's own time; an update sent before the decision was stamped
-  counts as negative. "Both" is the later of the two EVSEs (goal p99 <= 5 ms).
+- decision -> each EVSE's update: from `decided_at` to the arrival of the update that changed
+  that EVSE's max_power to its new figure (the donor's lowered one, the receiver's raised one).
+  That includes the broker hop to a subscriber, so it is an upper bound of the station's own
+  time; an update sent before the decision was stamped counts as negative. "Both" is the
+  later of the two EVSEs (goal p99 <= 5 ms).
 - module move: `settled_at - decided_at`, from the decision until the receiving modules
   deliver (simulated hardware: the donor's ramp down, contactors, the module started).
 
@@ -60,7 +61,13 @@ from csbridge.testing.harness import wait_until
 from csbridge.tools.emulator import JosevEmulator
 from csbridge.tools.scenarios.common import SimulatedEvse
 from csbridge.tools.scenarios.ev_loop import EvLoop
-from csbridge.tools.scenarios.pool_view import POWER_TOLERANCE_W, PoolView, offered_w
+from csbridge.tools.scenarios.pool_view import (
+    POWER_TOLERANCE_W,
+    PoolView,
+    TimedEntries,
+    offered_w,
+    told_at,
+)
 
 EXAMPLE = "shared-pool.toml"
 GOAL_P99_MS = 5.0
@@ -117,17 +124,19 @@ class Recorder:
     def pool(self, evse_id: str) -> PoolView | None:
         return PoolView.of(self.reports.get(evse_id, {}))
 
-    def first_told(self, start: int, evse_id: str, changed: Callable[[float], bool]) -> float:
-        """Arrival (time.time()) of the first update from index `start` on that tells `evse_id`
-        a max_power for which `changed` holds; NaN if none."""
-        for arrival in self.arrivals[start:]:
-            if arrival.topic != self.response_topic:
-                continue
-            for entry in arrival.document["data"]["evses"]:
-                told = offered_w(entry)
-                if entry["evse_id"] == evse_id and told is not None and changed(told):
-                    return arrival.wall
-        return float("nan")
+    def updates(self, start: int) -> TimedEntries:
+        """The cs_status_and_limits updates from index `start` of `arrivals` on."""
+        return [
+            (arrival.wall, arrival.document["data"]["evses"])
+            for arrival in self.arrivals[start:]
+            if arrival.topic == self.response_topic
+        ]
+
+    def told_at(self, start: int, evse_id: str, before: float | None, final: float) -> float:
+        """When the update that told `evse_id`'s `final` power arrived (time.time()); NaN if
+        none did (it was `final` all along)."""
+        at = told_at(self.updates(start), evse_id, before, final)
+        return math.nan if at is None else at
 
 
 @contextlib.asynccontextmanager
@@ -211,9 +220,9 @@ class Rig:
         if into is None or view is None or view.settled_at is None:
             return
         told = {
-            evse_id: self.recorder.first_told(start, evse_id, _changed_from(before.get(evse_id)))
+            evse_id: self.recorder.told_at(start, evse_id, before.get(evse_id), power)
             - view.decided_at
-            for evse_id in want
+            for evse_id, power in want.items()
         }
         lowered = [e for e in want if want[e] < before.get(e, 0.0)]
         raised = [e for e in want if want[e] > before.get(e, 0.0)]
@@ -226,6 +235,7 @@ class Rig:
     async def ordinary(self, limit_w: float | None, into: Samples | None) -> None:
         """A limit that moves no module: its publish -> EVSE1's update with it."""
         want = limit_w or HALF_W
+        before = self.recorder.told_w.get(self.evse1)
         start, published = await self._limit(limit_w)
 
         def told() -> bool:
@@ -233,15 +243,8 @@ class Rig:
 
         await wait_until(told, SAMPLE_TIMEOUT_S, f"limit {limit_w} told")
         if into is not None:
-            arrived = self.recorder.first_told(
-                start, self.evse1, lambda w: abs(w - want) <= POWER_TOLERANCE_W
-            )
+            arrived = self.recorder.told_at(start, self.evse1, before, want)
             into.baseline.append(arrived - published)
-
-
-def _changed_from(before: float | None) -> Callable[[float], bool]:
-    """A figure other than `before` (any, when Josev was told none)."""
-    return lambda told: before is None or abs(told - before) > POWER_TOLERANCE_W
 
 
 async def _charging(josev: JosevEmulator, config: Config, rig: Rig) -> list[EvLoop]:

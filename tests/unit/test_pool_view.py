@@ -15,9 +15,10 @@ from csbridge.tools.scenarios.pool_view import (
     MoveTiming,
     PoolView,
     arrivals,
-    first_told,
     mismatch,
+    status_updates,
     timing,
+    told_at,
 )
 from csbridge.tools.scenarios.registry import SCENARIOS
 
@@ -166,19 +167,41 @@ def test_arrivals_carry_each_update_s_receipt_on_the_wall_clock() -> None:
     assert [(at, message.id) for at, message in timed] == [(1010.0, "a"), (1011.0, "b")]
 
 
-def _at_least(power: float) -> Any:
-    return lambda e: e["dc"]["max_power"] >= power
+def _entries(*pairs: tuple[float, float]) -> list[tuple[float, list[dict[str, Any]]]]:
+    """(arrival, E1's max_power) per update."""
+    return [(at, [entry(E1, power)]) for at, power in pairs]
 
 
-def test_first_told_is_the_first_matching_entry_from_the_given_time_on() -> None:
+def test_told_at_is_the_update_that_changed_the_figure_to_its_final_value() -> None:
+    updates = _entries((1.0, 180_000.0), (2.0, 90_000.0), (3.0, 90_000.0))
+    assert told_at(updates, E1, before=180_000.0, final=90_000.0) == 2.0
+
+
+def test_an_update_repeating_the_figure_is_not_the_one_that_told_it() -> None:
+    # A present value moved: the same maximum again, and nothing changed it.
+    updates = _entries((1.0, 90_000.0), (2.0, 90_000.0))
+    assert told_at(updates, E1, before=90_000.0, final=90_000.0) is None
+
+
+def test_a_figure_that_dipped_and_came_back_was_told_by_its_return() -> None:
+    updates = _entries((1.0, 0.0), (2.0, 45_000.0), (3.0, 90_000.0), (4.0, 90_000.0))
+    assert told_at(updates, E1, before=90_000.0, final=90_000.0) == 3.0
+
+
+def test_a_figure_that_left_its_final_value_again_was_not_told_for_good() -> None:
+    updates = _entries((1.0, 90_000.0), (2.0, 60_000.0))
+    assert told_at(updates, E1, before=180_000.0, final=90_000.0) is None
+
+
+def test_other_evses_entries_and_status_updates_only_count() -> None:
     timed = [
-        (999.0, update("old", entry(E1, 90_000.0))),
-        (1000.004, update("other", entry(E2, 90_000.0))),
-        (1000.010, update("mine", entry(E2, 0.0), entry(E1, 90_000.0))),
-        (1000.020, update("again", entry(E1, 90_000.0))),
+        (0.5, update("early", entry(E1, 90_000.0))),
+        (1.0, update("other", entry(E2, 90_000.0))),
+        (2.0, update("mine", entry(E2, 0.0), entry(E1, 90_000.0))),
     ]
-    assert first_told(timed, E1, _at_least(90_000.0), after=1000.0) == 1000.010
-    assert first_told(timed, E1, _at_least(100_000.0), after=1000.0) is None
+    updates = status_updates(timed, since=1.0)
+    assert [at for at, _ in updates] == [1.0, 2.0]
+    assert told_at(updates, E1, before=180_000.0, final=90_000.0) == 2.0
 
 
 def test_a_decision_is_timed_per_evse_from_decided_at() -> None:
@@ -190,10 +213,9 @@ def test_a_decision_is_timed_per_evse_from_decided_at() -> None:
     ]
     move = timing(
         view,
-        timed,
+        status_updates(timed, since=999.0),
         told_before={E1: 180_000.0, E2: 0.0},
         final={E1: 90_000.0, E2: 90_000.0},
-        since=999.0,
     )
     assert move.decision == 2
     assert move.updates_s[E1] == pytest.approx(0.002)
@@ -206,9 +228,7 @@ def test_a_decision_is_timed_per_evse_from_decided_at() -> None:
 def test_a_figure_josev_already_had_needs_no_update_and_a_missing_one_shows() -> None:
     view = PoolView.of({"pool": block(settled_at=None)})
     assert view is not None
-    move = timing(
-        view, [], told_before={E1: 90_000.0, E2: 0.0}, final={E1: 90_000.0, E2: 90_000.0}, since=0
-    )
+    move = timing(view, [], told_before={E1: 90_000.0, E2: 0.0}, final={E1: 90_000.0, E2: 90_000.0})
     assert move.updates_s[E1] is None
     assert math.isnan(move.updates_s[E2] or 0.0)
     assert move.describe({E1: "EV1"}) == (

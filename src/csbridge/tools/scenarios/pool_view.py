@@ -9,7 +9,7 @@ this process's time.time() when the emulator received it (the same machine's clo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,21 +146,40 @@ def arrivals(
     ]
 
 
-def first_told(
-    timed: Sequence[tuple[float, Message]],
-    evse_id: str,
-    check: Callable[[Mapping[str, Any]], bool],
-    after: float,
+TimedEntries = Sequence[tuple[float, Sequence[Mapping[str, Any]]]]
+"""cs_status_and_limits updates in order of arrival: (time.time() received, its EVSE entries)."""
+
+
+def status_updates(timed: Sequence[tuple[float, Message]], since: float) -> TimedEntries:
+    """The cs_status_and_limits updates among `timed` received at or after `since`."""
+    return [
+        (at, message.data["evses"])
+        for at, message in timed
+        if at >= since and message.name == "cs_status_and_limits"
+    ]
+
+
+def told_at(
+    updates: TimedEntries, evse_id: str, before: float | None, final: float
 ) -> float | None:
-    """When the first cs_status_and_limits update received at or after `after` (time.time())
-    brought an entry for `evse_id` that passes `check`; None if none did."""
-    for at, message in timed:
-        if at < after or message.name != "cs_status_and_limits":
-            continue
-        for entry in message.data["evses"]:
-            if entry.get("evse_id") == evse_id and check(entry):
-                return at
-    return None
+    """When Josev was told `evse_id`'s power `final` for good: the arrival of the last update
+    in `updates` that changed its max_power (from `before`, what it was told earlier) to
+    `final`. None when no update changed it to `final` (it was `final` all along, or never
+    became it). Updates that repeat the figure (a present value moved) do not count."""
+    told, last = before, None
+    for at, entries in updates:
+        for entry in entries:
+            power = offered_w(entry) if entry.get("evse_id") == evse_id else None
+            if power is None:
+                continue
+            if abs(power - final) <= POWER_TOLERANCE_W and not _same(told, final):
+                last = at
+            told = power
+    return last if _same(told, final) else None
+
+
+def _same(told: float | None, final: float) -> bool:
+    return told is not None and abs(told - final) <= POWER_TOLERANCE_W
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,30 +205,25 @@ class MoveTiming:
 
 def timing(
     view: PoolView,
-    timed: Sequence[tuple[float, Message]],
+    updates: TimedEntries,
     told_before: Mapping[str, float | None],
     final: Mapping[str, float],
-    since: float,
 ) -> MoveTiming:
-    """The decision `view` names, timed: for each EVSE of `final` (its power now), the first
-    update received from `since` (time.time(), the step's start) on that tells it, unless
-    Josev was told that figure before the step already (`told_before`). An update that came
-    before `decided_at` (an earlier decision of the same step told it) shows as negative."""
-    updates: dict[str, float | None] = {}
+    """The decision `view` names, timed: for each EVSE of `final` (its power now), from
+    `decided_at` to the update that told Josev that power (`told_at`, over `updates` since
+    the step's start, from `told_before`). An update that came before `decided_at` (an
+    earlier decision of the same step told it) shows as negative; NaN: none found although
+    the figure changed."""
+    timed: dict[str, float | None] = {}
     for evse_id, power_w in final.items():
         before = told_before.get(evse_id)
-        if before is not None and abs(before - power_w) <= POWER_TOLERANCE_W:
-            updates[evse_id] = None
-            continue
-
-        def tells(entry: Mapping[str, Any], want: float = power_w) -> bool:
-            told = offered_w(entry)
-            return told is not None and abs(told - want) <= POWER_TOLERANCE_W
-
-        at = first_told(timed, evse_id, tells, since)
-        updates[evse_id] = math.nan if at is None else at - view.decided_at
+        at = told_at(updates, evse_id, before, power_w)
+        if at is not None:
+            timed[evse_id] = at - view.decided_at
+        else:
+            timed[evse_id] = None if _same(before, power_w) else math.nan
     moved = None if view.settled_at is None else view.settled_at - view.decided_at
-    return MoveTiming(view.decision, updates, moved)
+    return MoveTiming(view.decision, timed, moved)
 
 
 def _ms(seconds: float) -> str:

@@ -38,6 +38,7 @@ from csbridge.tools.scenarios.pool_view import (
     arrivals,
     mismatch,
     offered_w,
+    status_updates,
     timing,
 )
 from csbridge.tools.scenarios.watch import OutputWatch
@@ -300,7 +301,7 @@ class SharedPool:
         view = self._view(next(iter(expected)))
         timed = arrivals(self.josev.updates, self.josev.exchanges, self._wall_offset)
         final = {evse_id: want.power_w for evse_id, want in expected.items() if want.power_w}
-        move = timing(view, timed, mark.told, final, mark.since)
+        move = timing(view, status_updates(timed, mark.since), mark.told, final)
         self.moves.append(move)
         return move.describe(self.names)
 
