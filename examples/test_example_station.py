@@ -112,3 +112,20 @@ async def test_an_impossible_frame_on_the_bus_changes_nothing(
     refused = "sim-can0/infypower-reg/out_of_range"
     await wait_until(lambda: counters.get("can_frames", refused) > 0, timeout=5)
     assert csbridge_station.engine.entries.get(DC)["dc"]["max_current"] == 240.0
+
+
+@pytest.mark.csbridge_config(example_config("shared-pool.toml"))
+async def test_a_shared_pool_offers_each_idle_evse_the_whole_pool(
+    csbridge_station: Station, csbridge_josev: JosevClient
+) -> None:
+    # examples/shared-pool.toml: two DC EVSEs share six simulated 30 kW modules. Without a
+    # session, each reports what it would get if it started now: all six, 180 kW.
+    for evse_id in ("DE*CSB*E0001", "DE*CSB*E0002"):
+        entry = await csbridge_josev.wait_for_evse(
+            evse_id, lambda e: e["dc"]["max_power"] == 180000
+        )
+        assert entry["status_code"] == "evse_ready"
+    pool = csbridge_station.engine.reports.get("DE*CSB*E0001")["pool"]
+    assert pool["name"] == "cabinet"
+    assert pool["share_w"] == 180000
+    csbridge_josev.assert_no_problems()

@@ -90,6 +90,20 @@ class BankTopology:
     """Fed to its one EVSE without a contactor."""
 
 
+class SimulatedMatrixConfig(Strict):
+    delay_s: Annotated[float, Field(ge=0, le=5)] = 0.02
+    """How long a simulated contactor takes to follow its command."""
+
+
+class PoolBoardConfig(Strict):
+    """The contactor matrix board whose DBC signals the pool's contactors name."""
+
+    layout: str | None = None
+    """The matrix layout file (hal/switching/*.toml); none: csbridge's own contactor matrix."""
+    simulated: SimulatedMatrixConfig | None = None
+    """A simulated board in the process, commanded and read through the layout's frames."""
+
+
 class PoolConfig(Strict):
     name: Name
     evse: Annotated[list[PoolEvseConfig], Field(min_length=1)]
@@ -97,6 +111,9 @@ class PoolConfig(Strict):
     module: Annotated[list[ModuleConfig], Field(min_length=1)]
     group: list[PoolGroupConfig] = []
     contactor: list[PoolContactorConfig] = []
+    board: PoolBoardConfig | None = None
+    demand_settle_s: Annotated[float, Field(ge=0, le=600)] = 5.0
+    """How long an EV's demand must stay below its allocation before modules go back."""
 
     @property
     def evse_ids(self) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from csbridge.config import Config, EvseConfig, ReportingConfig
@@ -29,6 +29,7 @@ from csbridge.limits import (
     EvseInputs,
     EvseSnapshot,
     GateSettings,
+    PoolScope,
     UpdateGate,
 )
 from csbridge.messages import EvseStatusAndLimits
@@ -79,16 +80,28 @@ class _Evse:
     """A reading the report shows but the limits do not (the session block) changed."""
     last_rounded: tuple[EvseSnapshot, RoundedSnapshot] | None = None
     """The last composed snapshot and its rounding: a tick usually composes the same again."""
+    pool: PoolScope | None = None
+    """A pooled EVSE's view of its pool; its `modules` are then the pool's (shared)."""
+    connected: frozenset[str] = frozenset()
+    """A pooled EVSE's modules connected to its bus now (its power path drives those)."""
+    pool_block: Mapping[str, Any] | None = None
+    """A pooled EVSE's `pool` block of its limits report."""
 
     def inputs(self) -> EvseInputs:
+        modules: Mapping[str, ModuleReading] = self.modules
+        pool = None
+        if self.pool is not None:
+            modules = {name: r for name, r in self.modules.items() if name in self.connected}
+            pool = replace(self.pool, readings=self.modules)
         return EvseInputs(
-            self.modules,
+            modules,
             self.imd,
             self.board,
             self.external,
             self.operator,
             self.session,
             self.meter,
+            pool,
         )
 
     def rounded(self, composed: EvseSnapshot) -> RoundedSnapshot:
@@ -165,10 +178,26 @@ class LimitsEngine:
         self._reports_due: set[str] = set()
         self._josev: Mapping[str, Any] | None = None
         self._reports_scheduled = False
-        self._evses = {
-            evse.evse_id: _Evse(evse, EvseComposer(evse), UpdateGate(settings))
-            for evse in config.evse
+        pools = {evse_id: pool for pool in config.pool for evse_id in pool.evse_ids}
+        shared: dict[str, dict[str, ModuleReading]] = {pool.name: {} for pool in config.pool}
+        self._evses = {}
+        for evse in config.evse:
+            pool = pools.get(evse.evse_id)
+            runtime = _Evse(
+                evse,
+                EvseComposer(evse, pool.module if pool is not None else ()),
+                UpdateGate(settings),
+            )
+            if pool is not None:
+                runtime.modules = shared[pool.name]  # one reading of a pool module for all
+                runtime.pool = PoolScope(pool.name)
+            self._evses[evse.evse_id] = runtime
+        self._pool_siblings = {
+            evse_id: tuple(e for e in pool.evse_ids if e != evse_id and e in self._evses)
+            for evse_id, pool in pools.items()
         }
+        self._pool_touched: set[str] = set()
+        """Pooled EVSEs whose pool's module readings changed since they were last evaluated."""
         now = clock()
         self.snapshots = LatestByEvse(
             (evse_id, self._reported(runtime, now)) for evse_id, runtime in self._evses.items()
@@ -227,6 +256,8 @@ class LimitsEngine:
         if not runtime.store(cleaned):
             self.counters.add(Counted.READING_IGNORED, "unknown_source")
             return False
+        if isinstance(cleaned, ModuleReading) and runtime.pool is not None:
+            self._pool_touched.update(self._pool_siblings.get(evse_id, ()))
         self.counters.add(Counted.READING_INGESTED, type(reading).__name__)
         return True
 
@@ -241,7 +272,12 @@ class LimitsEngine:
     def evaluate(self, evse_ids: Iterable[str] | None = None) -> None:
         """Evaluate these EVSEs (by default every one) now, with the latest of every source."""
         now = self.clock()
-        for evse_id in self._evses if evse_ids is None else evse_ids:
+        targets = list(self._evses if evse_ids is None else evse_ids)
+        if self._pool_touched:
+            # A pool module's reading counts for each EVSE of its pool.
+            targets += [e for e in self._pool_touched if e not in targets]
+            self._pool_touched.clear()
+        for evse_id in targets:
             self._evaluate(evse_id, self._evses[evse_id], now)
 
     async def run(self) -> None:
@@ -253,6 +289,35 @@ class LimitsEngine:
     def inputs(self, evse_id: str) -> EvseInputs:
         """The latest reading of every source of one EVSE."""
         return self._evses[evse_id].inputs()
+
+    def pool_readings(self, evse_id: str) -> Mapping[str, ModuleReading]:
+        """The latest reading of every module of the pool that feeds the EVSE (none: not
+        pooled)."""
+        runtime = self._evses[evse_id]
+        return dict(runtime.modules) if runtime.pool is not None else {}
+
+    def set_pool_scope(
+        self,
+        evse_id: str,
+        scope: PoolScope,
+        connected: frozenset[str],
+        block: Mapping[str, Any] | None,
+        *,
+        urgent: bool = False,
+    ) -> None:
+        """A pooled EVSE's view of its pool now, and its report's `pool` block; evaluated at
+        once when its limits may change. `urgent` (a lowered share before a module moves):
+        its update goes to Josev at once, not after the update gap."""
+        runtime = self._evses[evse_id]
+        limits_change = runtime.pool != scope or runtime.connected != connected
+        runtime.pool, runtime.connected = scope, connected
+        if block != runtime.pool_block:
+            runtime.pool_block = block
+            runtime.report_stale = True
+        if urgent:
+            self.updates.release(evse_id)
+        if limits_change or runtime.report_stale:
+            self.evaluate((evse_id,))
 
     def composition(self, evse_id: str) -> Composition | None:
         return self._evses[evse_id].composition
@@ -346,6 +411,7 @@ class LimitsEngine:
             sources=source_report(runtime.config, runtime.inputs(), runtime.composition, now),
             session=runtime.session.report if runtime.session is not None else None,
             josev=self._josev,
+            pool=runtime.pool_block,
         )
 
     def _report_document(self, report: LimitsReport) -> Entry:

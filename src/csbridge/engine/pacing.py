@@ -81,6 +81,11 @@ class PacedUpdates(Generic[T, D]):
         # finds its change due (a difference of floats could fall a hair short of the gap).
         return self._sent_at.get(evse_id, -math.inf) + self.gap_s
 
+    def release(self, evse_id: str) -> None:
+        """The EVSE's next change goes out at once, whatever its gap: a shared pool's lowered
+        limit, which must reach Josev before a module moves (never delayed)."""
+        self._sent_at.pop(evse_id, None)
+
     @property
     def held(self) -> tuple[str, ...]:
         """The EVSEs with a change that waits for its gap."""

@@ -31,6 +31,8 @@ class LimitsReport:
     """The EVSE's session as the session tells it (its state, authorization, last stop)."""
     josev: Mapping[str, Any] | None = None
     """What Josev says of itself (its services, OCPP boot, websocket, clock), station-wide."""
+    pool: Mapping[str, Any] | None = None
+    """A pooled EVSE's allocation: which module serves it and why (session/pool.py)."""
 
 
 def report_document(report: LimitsReport, limits: Entry) -> Entry:
@@ -44,6 +46,8 @@ def report_document(report: LimitsReport, limits: Entry) -> Entry:
         document["session"] = dict(report.session)
     if report.josev is not None:
         document["josev"] = dict(report.josev)
+    if report.pool is not None:
+        document["pool"] = dict(report.pool)
     return document
 
 

@@ -48,6 +48,7 @@ from csbridge.limits.model import (
     limit_fields,
 )
 from csbridge.limits.pilot import duty_percent, offered_current_a
+from csbridge.limits.pool_scope import PoolScope
 from csbridge.limits.ramp import ZERO, Ceilings, Step, ramp_step
 from csbridge.limits.setpoint import (
     DEFAULT_WATCHDOG_S,
@@ -95,6 +96,7 @@ __all__ = [
     "LimitSource",
     "PerPhase",
     "PoolModule",
+    "PoolScope",
     "Quantity",
     "Refused",
     "Role",

@@ -30,6 +30,8 @@ class LimitSource(enum.StrEnum):
     """The grid connection: power and current through the configured efficiency."""
     CABLE = "cable"
     """The connector and cable rating."""
+    POOL = "pool"
+    """A shared module pool's allocation: the modules allocated to the EVSE now (issue 18)."""
     MODULE_DROPOUT = "module_dropout"
     """The module stack, with at least one configured module missing (silent or faulted)."""
     HARDWARE = "hardware"

@@ -7,7 +7,7 @@ current at the nominal voltage and the phases in use.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from csbridge.config import (
@@ -17,6 +17,7 @@ from csbridge.config import (
     ExternalDefaults,
     InstallationConfig,
     Kind,
+    ModuleConfig,
 )
 from csbridge.limits.bounds import Bound, LimitSource, tightest_lower, tightest_upper
 from csbridge.limits.derating import DeratingCurve
@@ -31,6 +32,7 @@ from csbridge.limits.model import (
     PerPhase,
     StatusCode,
 )
+from csbridge.limits.pool_scope import PoolScope
 from csbridge.limits.stack import DirectionTotals, ModuleSpec, StackState, compose_stack
 from csbridge.limits.status import StatusFacts, allows_energy, decide_status
 from csbridge.sources import (
@@ -55,6 +57,8 @@ class EvseInputs:
     operator: OperatorCommand | None = None
     session: SessionCondition | None = None
     meter: MeterSample | None = None
+    pool: PoolScope | None = None
+    """A pooled EVSE's view of its pool (its `modules` are then those connected to it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +165,16 @@ def fresh_meter(evse: EvseConfig, inputs: EvseInputs, now: float) -> MeterSample
 class EvseComposer:
     """Composes one configured EVSE; the configuration is digested once, not per evaluation."""
 
-    def __init__(self, config: EvseConfig) -> None:
+    def __init__(self, config: EvseConfig, pool_modules: Sequence[ModuleConfig] = ()) -> None:
+        """`pool_modules`: the modules of the shared pool that feeds the EVSE (none: it is
+        not pooled and its own `[[evse.module]]` are its stack)."""
         self.config = config
         self._curves = _curves(config.derating)
         self._specs = tuple(
-            ModuleSpec(m.name, m.freshness_deadline_s, m.bidirectional) for m in config.module
+            ModuleSpec(m.name, m.freshness_deadline_s, m.bidirectional)
+            for m in (*config.module, *pool_modules)
         )
+        self.pooled = bool(pool_modules)
         self._out_of_service = False
         """The last composition's shutdown came from availability alone (its binding source)."""
 
@@ -224,8 +232,10 @@ class EvseComposer:
         board_failed = (
             config.board is not None and inputs.board is not None and (board is None or board.fault)
         )
+        pool = inputs.pool if self.pooled else None
         waiting = (
             (stack is not None and stack.configured > 0 and stack.starting)
+            or (pool is not None and pool.starting)
             or (config.imd is not None and inputs.imd is None)
             or (config.board is not None and inputs.board is None)
             or (config.meter is not None and inputs.meter is None)
@@ -241,6 +251,7 @@ class EvseComposer:
                 and not stack.healthy
                 and not stack.starting
             )
+            or (pool is not None and not pool.starting and pool.usable == 0)
             or any(module.stops_evse for module in inputs.modules.values()),
             imd_failed=imd_failed,
             board_failed=board_failed,
@@ -298,7 +309,7 @@ class EvseComposer:
             return LimitSource.TEMPERATURE
         if stack.absent:
             return LimitSource.MODULE_DROPOUT
-        return LimitSource.HARDWARE
+        return LimitSource.POOL if self.pooled else LimitSource.HARDWARE
 
     def _installation_power(self, installation: InstallationConfig | None) -> Bound | None:
         if installation is None:
@@ -325,6 +336,10 @@ class EvseComposer:
         current = [*thermal_current, *_cable_bounds(config.cable, board)]
         power = list(thermal_power)
         installation = self._installation_power(config.installation)
+        if installation is not None and self.pooled:
+            # Shared: the pool's one grid connection, split in the allocation's proportion.
+            fraction = inputs.pool.installation_fraction if inputs.pool is not None else 0.0
+            installation = Bound(installation.value * fraction, installation.source)
         if installation is not None:
             power.append(installation)
         export_limit = config.installation.max_export_power_w if config.installation else None
@@ -405,20 +420,38 @@ class EvseComposer:
             rated_voltage=rated_voltage,
         )
 
+    def _pool_stacks(self, inputs: EvseInputs, now: float) -> tuple[StackState, StackState]:
+        """(capability, present): the capability of the modules the pool counts for the EVSE
+        now; the present voltage and current of those connected to its bus."""
+        scope = inputs.pool or PoolScope("")
+        counted = compose_stack(
+            [spec for spec in self._specs if spec.name in scope.counted],
+            scope.readings,
+            now,
+            self._curves.module_current,
+            self._curves.module_power,
+        )
+        present = compose_stack(
+            [spec for spec in self._specs if spec.name in inputs.modules], inputs.modules, now
+        )
+        return counted, present
+
     def _compose_dc(self, inputs: EvseInputs, now: float) -> Composition:
         config = self.config
         rated = config.dc_limits
         assert rated is not None  # EvseConfig guarantees it for a dc EVSE
         board = self._board(inputs, now)
-        stack = None
+        stack = present_stack = None
         if config.module:
-            stack = compose_stack(
+            stack = present_stack = compose_stack(
                 self._specs,
                 inputs.modules,
                 now,
                 self._curves.module_current,
                 self._curves.module_power,
             )
+        elif self.pooled:
+            stack, present_stack = self._pool_stacks(inputs, now)
         isolation = self._isolation(inputs, now)
         facts = self._facts(inputs, now, board, isolation=isolation, stack=stack)
         status = decide_status(facts)
@@ -445,7 +478,7 @@ class EvseComposer:
         }
         importing = inputs.session is not None and inputs.session.importing
         present_voltage, present_current, disagrees = self._present(
-            inputs, now, stack, importing=importing
+            inputs, now, present_stack, importing=importing
         )
         dc = DcLimits(
             present_voltage=present_voltage,

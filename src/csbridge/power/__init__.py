@@ -1,7 +1,8 @@
 """The EVSE's power modules, IMD and board as things to command: setpoints, on/off, contactors,
 the CP PWM, the IMD self-test, each through the driver of its transport (CAN, EVerest's API,
 simulated devices, or none), chosen once when the station is wired. `switching` orders the moves
-of a shared pool's modules between EVSEs (not yet wired).
+of a shared pool's modules between EVSEs; `pool` and `matrix` give a pooled EVSE the modules
+connected to it now and reach the contactor matrix board.
 
 Imports limits, sources (can, everest, simulated) and config.
 """
@@ -20,6 +21,13 @@ from csbridge.power.drivers import (
     PhasedModule,
     PowerOnReason,
 )
+from csbridge.power.matrix import (
+    SimulatedMatrixDriver,
+    matrix_contacts,
+    pool_layout,
+    pool_problems,
+)
+from csbridge.power.pool import MatrixDriver, PoolModules
 from csbridge.power.stage import EvsePower, PowerStage
 from csbridge.power.switching import (
     EndSession,
@@ -45,6 +53,7 @@ __all__ = [
     "EvsePower",
     "ImdDriver",
     "LimitEvse",
+    "MatrixDriver",
     "ModuleDriver",
     "ModuleFault",
     "ModuleSense",
@@ -53,14 +62,19 @@ __all__ = [
     "NoModuleDriver",
     "Phase",
     "PhasedModule",
+    "PoolModules",
     "PowerOnReason",
     "PowerStage",
     "ReclampSetpoint",
     "SetContactor",
+    "SimulatedMatrixDriver",
     "SwitchModule",
     "SwitchingCommand",
     "SwitchingInputs",
     "SwitchingSequencer",
     "SwitchingSettings",
+    "matrix_contacts",
+    "pool_layout",
+    "pool_problems",
     "wire_power",
 ]

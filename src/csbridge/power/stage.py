@@ -17,6 +17,7 @@ from csbridge.power.drivers import (
     PhasedModule,
     PowerOnReason,
 )
+from csbridge.power.pool import PoolModules
 
 log = logging.getLogger("csbridge.power")
 
@@ -42,6 +43,8 @@ class PowerStage:
         """Each module's smallest well-regulated output current, by name, in configuration
         order."""
         modules = self.evses[evse_id].modules
+        if isinstance(modules, PoolModules):  # any pool module may come to serve it
+            modules = modules.every
         return {name: driver.min_current_a for name, driver in modules.items()}
 
     def command(self, evse_id: str, setpoint: Setpoint) -> None:

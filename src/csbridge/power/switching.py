@@ -204,6 +204,10 @@ class SwitchingSequencer:
     def phase(self, module: str) -> Phase:
         return self._modules[module].phase
 
+    def bus(self, module: str) -> str | None:
+        """The EVSE the module is connected to, or moving to or from (None: parked)."""
+        return self._modules[module].bus
+
     def reported(self, evse: str) -> frozenset[str]:
         """The modules whose limits the EVSE reports now (its last LimitEvse)."""
         return self._reported.get(evse, frozenset())

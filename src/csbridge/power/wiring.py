@@ -16,6 +16,7 @@ from csbridge.power.drivers import (
     NoModuleDriver,
 )
 from csbridge.power.everest import EverestApiImd, EverestApiModule
+from csbridge.power.pool import PoolModules
 from csbridge.power.stage import EvsePower, PowerStage
 from csbridge.sources.can import CanBuses, DeviceRouter
 from csbridge.sources.everest import EverestSources
@@ -34,7 +35,22 @@ def wire_power(
     """Every EVSE's drivers; `devices` None: the configuration simulates nothing (and the
     simulators are never imported)."""
     wiring = _Wiring(CanTransport(router, buses), devices, everest)
-    return PowerStage({evse.evse_id: wiring.evse(evse) for evse in config.evse})
+    pooled = {evse_id: pool for pool in config.pool for evse_id in pool.evse_ids}
+    # One driver per pool module, shared: each pooled EVSE sees those connected to it now.
+    pool_drivers = {
+        pool.name: {m.name: wiring.module(pool.evse_ids[0], m) for m in pool.module}
+        for pool in config.pool
+    }
+    evses = {}
+    for evse in config.evse:
+        pool = pooled.get(evse.evse_id)
+        if pool is None:
+            evses[evse.evse_id] = wiring.evse(evse)
+        else:
+            evses[evse.evse_id] = EvsePower(
+                PoolModules(pool_drivers[pool.name]), wiring.board(evse), wiring.imd(evse)
+            )
+    return PowerStage(evses)
 
 
 class _Wiring:
@@ -46,10 +62,10 @@ class _Wiring:
         self._everest = everest
 
     def evse(self, evse: EvseConfig) -> EvsePower:
-        modules = {module.name: self._module(evse.evse_id, module) for module in evse.module}
-        return EvsePower(modules, self._board(evse), self._imd(evse))
+        modules = {module.name: self.module(evse.evse_id, module) for module in evse.module}
+        return EvsePower(modules, self.board(evse), self.imd(evse))
 
-    def _module(self, evse_id: str, module: ModuleConfig) -> ModuleDriver:
+    def module(self, evse_id: str, module: ModuleConfig) -> ModuleDriver:
         if module.everest is not None and self._everest is not None:
             return EverestApiModule(self._everest, evse_id, module.name)
         if module.can is not None:
@@ -63,7 +79,7 @@ class _Wiring:
                 return driver
         return NoModuleDriver()
 
-    def _board(self, evse: EvseConfig) -> BoardDriver:
+    def board(self, evse: EvseConfig) -> BoardDriver:
         on_can = self._can.board(evse.board) if evse.board is not None else None
         if on_can is not None:
             return on_can
@@ -73,7 +89,7 @@ class _Wiring:
             return SimulatedBoardDriver(self._devices, self._devices.boards[evse.evse_id])
         return NoBoardDriver()
 
-    def _imd(self, evse: EvseConfig) -> ImdDriver:
+    def imd(self, evse: EvseConfig) -> ImdDriver:
         imd = evse.imd
         # A simulated IMD is told directly, even one on a CAN bus: the wire simulator does not
         # read IMD_Request.

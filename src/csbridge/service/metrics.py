@@ -201,6 +201,7 @@ class EvseCollector:
             ),
         )
         yield from _modules(reports)
+        yield from _pool(reports)
         yield from _sources(reports)
 
 
@@ -271,6 +272,29 @@ def _modules(reports: Reports) -> Iterator[Metric]:
         for name, module in modules.items():
             states.add_metric((evse_id, name, str(module["state"])), 1)
     yield from (online, configured, states)
+
+
+def _pool(reports: Reports) -> Iterator[Metric]:
+    """A shared pool's allocation, from each pooled EVSE's report (its decisions, moves and
+    their durations are counters: pool_decisions, pool_module_moves, pool_module_move)."""
+    serving = GaugeMetricFamily(
+        f"{PREFIX}_pool_modules_serving",
+        "Modules of a shared pool connected to the EVSE alone and counted in its limits.",
+        labels=("evse_id", "pool"),
+    )
+    share = GaugeMetricFamily(
+        f"{PREFIX}_pool_share_w",
+        "The power a shared pool allocates to the EVSE (or would, if its session started now).",
+        labels=("evse_id", "pool"),
+    )
+    for evse_id, report in reports:
+        pool = report.pool
+        if pool is None:
+            continue
+        labels = (evse_id, str(pool["name"]))
+        serving.add_metric(labels, sum(1 for m in pool["modules"] if m["serving"]))
+        share.add_metric(labels, float(pool["share_w"]))
+    yield from (serving, share)
 
 
 def _sources(reports: Reports) -> Iterator[Metric]:

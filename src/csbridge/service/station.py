@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from csbridge.config import Config, Kind, redacted_config
 from csbridge.engine import LimitsEngine
 from csbridge.messages import HandlerTable, SchemaRegistry
-from csbridge.power import wire_power
+from csbridge.power import SimulatedMatrixDriver, wire_power
 from csbridge.protocol import Bridge
 from csbridge.service.everest_export import EverestExport
 from csbridge.service.identity import DeviceModel
@@ -20,7 +20,13 @@ from csbridge.service.meter_pushing import meter_push
 from csbridge.service.state_file import StateFile
 from csbridge.service.steps import Step, play
 from csbridge.service.watchdog import Watched
-from csbridge.session import JosevServices, OcppRefusals, Resets, SessionHandlers
+from csbridge.session import (
+    JosevServices,
+    OcppRefusals,
+    PoolCoordinator,
+    Resets,
+    SessionHandlers,
+)
 from csbridge.sources.can import CanBuses, DeviceRouter, ProfileRegistry
 from csbridge.sources.everest import EverestSources
 from csbridge.sources.rfid import serial_readers
@@ -64,6 +70,7 @@ class Station:
             operative={evse_id: bool(v) for evse_id, v in stored.items()},
         )
         self.session.on_availability = self._keep_availability
+        self.pools = _pools(config, self)
         self.meters = _meters(config, self)
         self.meter_push = meter_push(
             config, self.engine, self.session, self.meters.signers() if self.meters else {}
@@ -201,6 +208,8 @@ class Station:
             else:
                 tasks.create_task(self.buses.run(), name="can-buses")
             tasks.create_task(self.engine.run(), name="limits-engine")
+            for pool in self.pools:
+                tasks.create_task(pool.run(), name=f"pool-{pool.pool.name}")
             tasks.create_task(self.bridge.run(), name="bridge")
             tasks.create_task(self.maintenance.run(), name="maintenance")
             tasks.create_task(
@@ -218,7 +227,7 @@ def _simulates_something(config: Config) -> bool:
         device is not None and device.simulated is not None
         for evse in config.evse
         for device in (*evse.module, evse.imd, evse.board)
-    )
+    ) or any(module.simulated is not None for pool in config.pool for module in pool.module)
 
 
 def _simulated_devices(
@@ -241,6 +250,34 @@ def _scenario(config: Config, devices: SimulatedDevices | None, engine: LimitsEn
     from csbridge.sources.simulated import SimulatedDevices  # noqa: PLC0415
 
     return demo_scenario(config, devices or SimulatedDevices(engine.ingest, engine.clock), engine)
+
+
+def _pools(config: Config, station: Station) -> list[PoolCoordinator]:
+    """Each shared module pool at work. A pool whose contactor matrix board csbridge cannot
+    reach runs no moves: its EVSEs wait for their modules (not ready), and it is logged."""
+    evses = {evse.evse_id: evse for evse in config.evse}
+    pools = []
+    for pool in config.pool:
+        if pool.board is None or pool.board.simulated is None:
+            log.error(
+                "event=pool_board_missing pool=%s -- no contactor matrix board csbridge can"
+                " reach: its modules stay off and its EVSEs not ready",
+                pool.name,
+            )
+            continue
+        matrix = SimulatedMatrixDriver(pool, station.engine.clock)
+        pools.append(
+            PoolCoordinator(
+                pool,
+                evses,
+                station.engine,
+                station.stage,
+                station.session,
+                matrix=matrix,
+                clock=station.engine.clock,
+            )
+        )
+    return pools
 
 
 def _meters(config: Config, station: Station) -> MeterSources | None:

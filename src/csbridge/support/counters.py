@@ -90,6 +90,9 @@ class Counted(enum.StrEnum):
     METER_REQUEST_FAILED = "meter_request_failed"
     SIGNED_VALUE_MISSING = "signed_value_missing"
     METER_PUSH_SKIPPED = "meter_push_skipped"
+    POOL_DECISIONS = "pool_decisions"
+    POOL_MODULE_MOVES = "pool_module_moves"
+    HARDWARE_FAULTS = "hardware_faults"
 
     @property
     def metric(self) -> MetricSpec:
@@ -101,6 +104,7 @@ class Timed(enum.StrEnum):
 
     INBOUND_HANDLING = "inbound_handling"
     OUTBOUND_HANDLING = "outbound_handling"
+    POOL_MODULE_MOVE = "pool_module_move"
 
     @property
     def metric(self) -> MetricSpec:
@@ -298,6 +302,23 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "meter_values updates of a transaction not pushed for want of a meter reading, by moment.",
         ("moment", "why"),
     ),
+    Counted.POOL_DECISIONS: MetricSpec(
+        "pool_decisions",
+        "Allocation decisions of a shared module pool that changed where its modules go, by pool.",
+        ("pool",),
+    ),
+    Counted.POOL_MODULE_MOVES: MetricSpec(
+        "pool_module_moves",
+        "Modules of a shared pool that completed a move to another EVSE (or out of service),"
+        " by pool.",
+        ("pool",),
+    ),
+    Counted.HARDWARE_FAULTS: MetricSpec(
+        "hardware_faults",
+        "Modules taken out of a shared pool for a hardware fault (a contactor whose feedback"
+        " disagrees, a module that will not stop or start), by module.",
+        ("module",),
+    ),
 }
 
 _TIMED_METRICS: dict[Timed, MetricSpec] = {
@@ -308,6 +329,11 @@ _TIMED_METRICS: dict[Timed, MetricSpec] = {
     ),
     Timed.OUTBOUND_HANDLING: MetricSpec(
         "outbound_handling", "Time to validate and publish one message, by name and type.", _MESSAGE
+    ),
+    Timed.POOL_MODULE_MOVE: MetricSpec(
+        "pool_module_move",
+        "Time from an allocation decision to the moved module serving its new EVSE, by pool.",
+        ("pool",),
     ),
 }
 

@@ -112,12 +112,19 @@ def check_config(
         problems = meter_problems(settings)
         if problems:
             refuse(ConfigError(str(path), problems), path)
+    pool_warnings: list[str] = []
+    if settings.pool:
+        from csbridge.power import pool_problems  # noqa: PLC0415
+
+        problems, pool_warnings = pool_problems(settings, path.parent)
+        if problems:
+            refuse(ConfigError(str(path), problems), path)
     out.print(f"{path}: ok, broker {settings.mqtt.broker}")
     for evse in settings.evse:
         kind = f"{evse.kind.value}{' + bpt' if evse.bpt else ''}"
         connectors = ", ".join(f"{c.id}:{c.connector_type}" for c in evse.connectors)
         out.print(f"  {evse.evse_id}: {kind}, {evse.network_interface}, connectors {connectors}")
-    for warning in config_warnings(settings):
+    for warning in [*config_warnings(settings), *pool_warnings]:
         err.print(f"warning: {warning}", markup=False)
 
 

@@ -12,6 +12,7 @@ import orjson
 
 from csbridge.config import Config
 from csbridge.engine import LimitsEngine
+from csbridge.limits import Allocation, PoolScope
 from csbridge.messages import (
     CsStatusAndLimitsUpdate,
     Direction,
@@ -21,6 +22,7 @@ from csbridge.messages import (
     checked_payload,
 )
 from csbridge.protocol import SCHEMA_OF, Leaf, LocalTopics
+from csbridge.session import idle_allocation
 from csbridge.sources.can import DeviceRouter, merged_frames
 from csbridge.support import Counters
 
@@ -74,8 +76,36 @@ class ReplayRun:
             routed = self.router.route(bus, frame, timestamp)
             if routed is not None:
                 self.engine.ingest(*routed)
+                self._pools()
                 out += self._drain()
         return out
+
+    def allocations(self) -> dict[str, Allocation]:
+        """Each shared pool's allocation at the log's time now; no session runs in a replay,
+        so it is what each of its EVSEs would get if its session started now."""
+        return {
+            pool.name: idle_allocation(
+                pool, self.engine.pool_readings(pool.evse_ids[0]), self.clock.now
+            )
+            for pool in self.config.pool
+        }
+
+    def _pools(self) -> None:
+        """Each pooled EVSE counts what it would get, as a station without sessions reports
+        (with no session anywhere, that is the whole pool it reaches: all of its installation
+        limit)."""
+        allocations = self.allocations()
+        for pool in self.config.pool:
+            heard = bool(self.engine.pool_readings(pool.evse_ids[0]))
+            for evse_id in pool.evse_ids:
+                share = allocations[pool.name].would_get[evse_id]
+                scope = PoolScope(
+                    pool.name,
+                    frozenset(share.modules),
+                    starting=not heard,
+                    usable=len(share.modules),
+                )
+                self.engine.set_pool_scope(evse_id, scope, frozenset(), None)
 
     def _drain(self, *, everything: bool = False) -> list[Publication]:
         now = self.clock.now
@@ -130,4 +160,9 @@ def summary(run: ReplayRun) -> list[str]:
         lines.append(
             f"device {target.evse_id}/{target.name}: {seen}, {target.frames} frames decoded"
         )
+    for name, allocation in run.allocations().items():
+        lines.append(f"pool {name} ({allocation.policy.value}), no session: each EVSE would get")
+        for evse_id, share in allocation.would_get.items():
+            modules = ", ".join(share.modules) or "none"
+            lines.append(f"  {evse_id}: {share.max_power_w:g} W from {modules}")
     return lines

@@ -312,6 +312,34 @@ def josev_line(report: Report) -> str | None:
     return "josev  " + "  ".join(parts) if parts else None
 
 
+def pool_line(report: Report) -> str | None:
+    """A pooled EVSE's allocation in one line: its pool, its share and why, and each module
+    that serves it or moves to or from it (name, phase, `>` the EVSE it goes to); None for an
+    EVSE fed by no pool."""
+    pool = report.get("pool")
+    if not isinstance(pool, Mapping):
+        return None
+    settled = "settled" if pool.get("settled") else "moving"
+    parts = [
+        f"pool {pool.get('name')} ({pool.get('policy')})",
+        f"share {quantity(pool.get('share_w'), 'W')} ({pool.get('why')})",
+        f"decision {pool.get('decision')} {settled}",
+    ]
+    modules = []
+    for module in pool.get("modules") or []:
+        if not isinstance(module, Mapping):
+            continue
+        text = str(module.get("name"))
+        if module.get("serving"):
+            text += " serving"
+        else:
+            target = module.get("target")
+            text += f" {module.get('phase')}" + (f">{target}" if target else "")
+        modules.append(text)
+    parts.append("modules " + (", ".join(modules) if modules else "none"))
+    return "  ".join(parts)
+
+
 def source_rows(report: Report) -> list[SourceRow]:
     sources = report["sources"]
     rows = [module_row(name, module) for name, module in sources.get("modules", {}).items()]
@@ -371,6 +399,9 @@ def evse_text(evse_id: str, report: Report, wall_now: datetime | None = None) ->
     josev = josev_line(report)
     if josev is not None:
         lines.append(f"  {josev}")
+    pool = pool_line(report)
+    if pool is not None:
+        lines.append(f"  {pool}")
     lines += [
         f"  {row.name:<{name_width}}  {row.value:<{value_width}}  bound by {row.bound_by}"
         for row in limits
@@ -548,6 +579,9 @@ def render_evse(
     josev = josev_line(report)
     if josev is not None:
         parts.append(Text(josev))
+    pool = pool_line(report)
+    if pool is not None:
+        parts.insert(0, Text(pool))
     return Panel(
         Group(*parts),
         title=title,

@@ -109,6 +109,17 @@ class DeviceRouter:
                 problems += self._attach(
                     f"evse[{index}].board.can", evse.board.can, DeviceKind.BOARD, 0, target
                 )
+        for index, pool in enumerate(config.pool):
+            # A shared pool's module reports as its pool's first EVSE's (the engine shares it).
+            for m_index, module in enumerate(pool.module):
+                if module.can is not None:
+                    where = f"pool[{index}].module[{m_index}].can"
+                    state = ModuleState(module.name, module.address, module.freshness_deadline_s)
+                    target = Target(pool.evse_ids[0], module.name, state)
+                    problems += self._attach(
+                        where, module.can, DeviceKind.POWER_MODULE, module.address, target
+                    )
+                    problems += self._import_problems(where, module.can, module.bidirectional)
         if problems:
             raise ConfigError("configuration", problems)
 

@@ -157,16 +157,14 @@ class ContactorMatrixCodec:
         outside = set(closed) - set(self.layout.contacts())
         if outside:
             raise ValueError(f"contacts outside the {self.layout.name} matrix: {sorted(outside)}")
+        names = self._names(pattern)
+        known = set(names)  # once per frame, not once per signal (64 x 64 formats)
         data = message.encode(
             {
-                pattern.format(module=m, bus=b): int((m, b) in closed)
-                for m, b in self.layout.contacts()
+                name: int(contact in closed)
+                for name, contact in zip(names, self.layout.contacts(), strict=True)
             }
-            | {
-                signal.name: 0
-                for signal in message.signals
-                if signal.name not in self._names(pattern)
-            },
+            | {signal.name: 0 for signal in message.signals if signal.name not in known},
             strict=True,
         )
         return can.Message(arbitration_id=message.frame_id, data=data, is_extended_id=False)

@@ -191,21 +191,24 @@ class SimulatedDevices:
     ) -> SimulatedDevices:
         devices = cls(sink, clock)
         buses = {bus.name: bus for bus in config.bus}
-        for evse in config.evse:
-            for module in evse.module:
+        # A shared pool's modules report as its first EVSE's (the engine shares them).
+        stacks = [(evse.evse_id, evse.module) for evse in config.evse]
+        stacks += [(pool.evse_ids[0], pool.module) for pool in config.pool]
+        for evse_id, modules in stacks:
+            for module in modules:
                 if module.simulated is None:
                     continue
-                key = (evse.evse_id, module.name)
+                key = (evse_id, module.name)
                 if module.can is None:
                     devices.modules[key] = SimulatedModule(
-                        evse_id=evse.evse_id,
+                        evse_id=evse_id,
                         config=module,
                         temperature_c=module.simulated.temperature_c,
                     )
                 else:
                     registry = registry or ProfileRegistry(extra=config.station.profile_dirs)
                     wire = build_wire_module(
-                        evse.evse_id,
+                        evse_id,
                         module,
                         buses[module.can.bus],
                         registry,
@@ -214,6 +217,7 @@ class SimulatedDevices:
                     )
                     wire_bus_for(devices.wire_buses, buses, module.can.bus).modules.append(wire)
                     devices.modules[key] = wire
+        for evse in config.evse:
             imd = evse.imd
             if imd is not None and imd.simulated is not None:
                 if imd.can is None:

@@ -1,0 +1,579 @@
+"""A shared module pool at work (issue 18): who gets which module, decided by the pure allocation
+(limits/allocation.py), and the safe moves that carry each decision out (power/switching.py).
+
+Every step (the engine's tick, a reading of the pool's modules or board, a session event) the
+coordinator builds the allocation's inputs (the modules' health and capability, each EVSE's
+session, settled demand and external or operator limit), retargets the sequencer when the
+target changed (one decision), feeds the sequencer the modules' readings and the contactor
+feedback, and carries out what it answers in its order: a lowered limit reaches the engine
+(and Josev, at once) before anything is switched; the donor's setpoint is re-clamped and the
+leaving module stops; modules are switched at the pool's drivers, contactors at the matrix
+board; a fault takes the module out (`hardware_fault`); a donor that will not ramp down has
+its session ended by the session machine's all-off path.
+
+Each pooled EVSE's limits count (PoolScope): once energy may flow (cable check, precharge,
+charging), only the modules the sequencer confirms connected to it alone; before that, its
+allocated share (in session) or the share it would get if it started now (idle), so that
+Josev's boot answer and ChargeParameterDiscovery see a true figure. The pool's
+installation limit is split in the allocation's proportion of the pool's power.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from csbridge.config import EvseConfig, ModuleConfig, PoolConfig
+from csbridge.engine import LimitsEngine
+from csbridge.limits import (
+    Allocation,
+    Demand,
+    EvseState,
+    PoolModule,
+    PoolScope,
+    Share,
+    Why,
+    allocate,
+    external_in_force,
+    pool_banks,
+)
+from csbridge.messages import HardwareFaultUpdate, Message
+from csbridge.power import (
+    EndSession,
+    LimitEvse,
+    MatrixDriver,
+    ModuleDriver,
+    ModuleFault,
+    ModuleSense,
+    Phase,
+    PoolModules,
+    PowerStage,
+    ReclampSetpoint,
+    SetContactor,
+    SwitchingCommand,
+    SwitchingInputs,
+    SwitchingSequencer,
+    SwitchingSettings,
+    SwitchModule,
+)
+from csbridge.session.handlers import SessionHandlers
+from csbridge.session.machine import ENERGY_STATES, State
+from csbridge.sources import ModuleReading
+from csbridge.support import Clock, Counted, Counters, Timed
+
+log = logging.getLogger("csbridge.pool")
+
+POOL_SESSION_STATES = frozenset(
+    {State.AUTHORIZED, State.CABLE_CHECK, State.PRECHARGE, State.CHARGING, State.PAUSED}
+)
+"""The states in which an EVSE holds a share of its pool: from its authorization until its
+session stops (stopping and finishing hand the modules back)."""
+ON_VOLTAGE_V = 1.0
+"""A module whose output voltage is above this counts as on (no module reading carries an
+on/off flag of its own; an off module's output reads 0 V on the simulated modules)."""
+STEP_EVERY_S = 0.025
+"""The pool steps at least this often (a move in flight needs a step every 50 ms at most)."""
+MAX_STEP_PASSES = 4
+"""Steps run again at once when a command changed what the next step sees; bounded."""
+
+
+@dataclass(slots=True)
+class _Demand:
+    """An EVSE's EV demand and since when it has stayed below the EVSE's share."""
+
+    low_since: float | None = None
+    applied: bool = False
+    """It settled: the allocation follows the demand until the EV asks for more."""
+
+
+@dataclass(slots=True)
+class PoolStatus:
+    """What the pool's report blocks, `csbridge status` and the metrics show."""
+
+    decision: int = 0
+    decided_at: float | None = None
+    settled_at: float | None = None
+    moves_started: dict[str, float] = field(default_factory=dict)
+    """Per module moving now: when its move's decision was taken (monotonic)."""
+
+
+class PoolCoordinator:
+    """One pool: its allocation, its sequencer, and the I/O that carries the moves out."""
+
+    def __init__(
+        self,
+        pool: PoolConfig,
+        evses: Mapping[str, EvseConfig],
+        engine: LimitsEngine,
+        stage: PowerStage,
+        session: SessionHandlers,
+        *,
+        matrix: MatrixDriver,
+        clock: Clock = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        settings: SwitchingSettings | None = None,
+    ) -> None:
+        self.pool = pool
+        self._evses = {evse_id: evses[evse_id] for evse_id in pool.evse_ids}
+        self._engine = engine
+        self._session = session
+        self.matrix = matrix
+        self._clock = clock
+        self._wall = wall
+        self._counters: Counters = engine.counters
+        self._views: dict[str, PoolModules] = {}
+        for evse_id in pool.evse_ids:
+            view = stage.evses[evse_id].modules
+            assert isinstance(view, PoolModules)  # power/wiring.py wires a pooled EVSE so
+            self._views[evse_id] = view
+        self._drivers: Mapping[str, ModuleDriver] = self._views[pool.evse_ids[0]].every
+        self._topology = pool.banks()
+        self._deadline = {m.name: m.freshness_deadline_s for m in pool.module}
+        self.sequencer = SwitchingSequencer(
+            pool.evse_ids,
+            {m.name: None for m in pool.module},
+            settings or SwitchingSettings(),
+            clock(),
+        )
+        self.allocation: Allocation | None = None
+        self.status = PoolStatus()
+        self._since: dict[str, float] = {}
+        """Per EVSE in session: when its session took its share (orders first_come)."""
+        self._demand = {evse_id: _Demand() for evse_id in pool.evse_ids}
+        self._stepping = False
+        self._again = False
+        self._leaving: dict[str, frozenset[str]] = {}
+        self._usable = 0
+        self._pool_power_w = 0.0
+        self._allocated_for: object = None
+        session.on_step.append(self._session_stepped)
+        engine.observers.append(self._observed)
+
+    # --- what the others read ---------------------------------------------------------------
+
+    def serving(self, evse_id: str) -> frozenset[str]:
+        """The modules connected to the EVSE alone and counted in its limits now."""
+        return self.sequencer.reported(evse_id)
+
+    def share(self, evse_id: str) -> Share | None:
+        """Its allocated share, or what it would get if it started now."""
+        if self.allocation is None:
+            return None
+        if evse_id in self.allocation.would_get:
+            return self.allocation.would_get[evse_id]
+        return self.allocation.shares.get(evse_id)
+
+    # --- triggers -----------------------------------------------------------------------------
+
+    def _session_stepped(self, evse_id: str, _event: object, before: State, after: State) -> None:
+        if evse_id not in self._evses:
+            return
+        held = before in POOL_SESSION_STATES
+        holds = after in POOL_SESSION_STATES
+        if holds and not held:
+            self._since[evse_id] = self._clock()
+        elif held and not holds:
+            self._since.pop(evse_id, None)
+            self._demand[evse_id] = _Demand()
+        if held != holds:
+            self.step()
+
+    def _observed(self, evse_id: str, *_: object) -> None:
+        """A reading of the pool's EVSEs: a move in flight steps on it at once (the tick
+        catches everything else)."""
+        if evse_id in self._evses and not self.sequencer.settled:
+            self.step()
+
+    async def run(self) -> None:
+        """Step on a tick, until cancelled."""
+        while True:
+            self.step()
+            await asyncio.sleep(STEP_EVERY_S)
+
+    # --- one step -----------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Decide, feed the sequencer, carry out its commands. Re-entered from what those
+        commands cause (an evaluation, a session event): run again after this one instead."""
+        if self._stepping:
+            self._again = True
+            return
+        self._stepping = True
+        try:
+            for _ in range(MAX_STEP_PASSES):
+                self._again = False
+                self._step_once()
+                if not self._again:
+                    break
+        finally:
+            self._stepping = False
+
+    def _step_once(self) -> None:
+        now = self._clock()
+        readings = self._engine.pool_readings(self.pool.evse_ids[0])
+        self._decide(now, readings)
+        inputs = SwitchingInputs(now, self._senses(now, readings), self._setpoint_voltages())
+        for command in self.sequencer.step(inputs):
+            self._carry_out(command, now)
+        self._note_progress(now)
+        self._publish(readings)
+
+    # --- the allocation -----------------------------------------------------------------------
+
+    def _decide(self, now: float, readings: Mapping[str, ModuleReading]) -> None:
+        faulted = self.sequencer.faulted
+        modules = {
+            m.name: pool_module_now(m, readings.get(m.name), now, faulted=m.name in faulted)
+            for m in self.pool.module
+        }
+        usable = [module for module in modules.values() if module.usable]
+        self._usable = len(usable)
+        self._pool_power_w = math.fsum(module.max_power_w for module in usable)
+        banks = pool_banks(self._topology, modules)
+        target_now = self.sequencer.target
+        current = {
+            bank.name: evse
+            for bank in self._topology
+            if (evse := target_now.get(bank.modules[0])) is not None
+        }
+        states = [self._state(evse_id, now) for evse_id in self.pool.evse_ids]
+        key = (tuple(modules.values()), tuple(states), tuple(sorted(current.items())))
+        if key != self._allocated_for or self.allocation is None:
+            # Pure and deterministic: the same inputs give the same allocation.
+            self.allocation = allocate(banks, states, self.pool.policy, current)
+            self._allocated_for = key
+        allocation = self.allocation
+        target = {m.name: allocation.evse_of(m.name) for m in self.pool.module}
+        if target == target_now:
+            return
+        self.sequencer.retarget(target)
+        status = self.status
+        status.decision += 1
+        status.decided_at = self._wall()
+        status.settled_at = None
+        for name, evse in target.items():
+            if evse != target_now.get(name):
+                status.moves_started[name] = now
+        self._counters.add(Counted.POOL_DECISIONS, self.pool.name)
+        log.info(
+            "event=pool_decision pool=%s decision=%d target=%s",
+            self.pool.name,
+            status.decision,
+            ",".join(f"{m}:{e or '-'}" for m, e in sorted(target.items())),
+        )
+
+    def _state(self, evse_id: str, now: float) -> EvseState:
+        terms = next(e for e in self.pool.evse if e.evse_id == evse_id)
+        limit_current, limit_power = self._limits(evse_id, now)
+        return EvseState(
+            evse_id,
+            session_since_s=self._since.get(evse_id),
+            demand=self._settled_demand(evse_id, now),
+            minimum_power_w=terms.minimum_power_w,
+            weight=terms.weight,
+            limit_current_a=limit_current,
+            limit_power_w=limit_power,
+        )
+
+    def _limits(self, evse_id: str, now: float) -> tuple[float | None, float | None]:
+        """The lowest external or operator limit in force on the EVSE."""
+        inputs = self._engine.inputs(evse_id)
+        if inputs.operator is not None and not inputs.operator.enabled:
+            return 0.0, 0.0
+        external = external_in_force(self._evses[evse_id].external, inputs.external, now)
+        return external.max_current, external.max_power
+
+    def _settled_demand(self, evse_id: str, now: float) -> Demand:
+        """The EV's demand once it has stayed below the EVSE's share for the settle time (its
+        modules then go back), and for as long as it asks no more than its share then; before
+        that, and as soon as it asks for more, no bound (its share grows back at once)."""
+        demand = self._raw_demand(evse_id)
+        tracked = self._demand[evse_id]
+        share = self.allocation.shares.get(evse_id) if self.allocation is not None else None
+        if share is None or not share.modules or _above(demand, share):
+            tracked.low_since, tracked.applied = None, False
+            return Demand()
+        if tracked.applied:
+            return demand
+        if not _below(demand, share):
+            tracked.low_since = None
+            return Demand()
+        if tracked.low_since is None:
+            tracked.low_since = now
+        if now - tracked.low_since >= self.pool.demand_settle_s:
+            tracked.applied = True
+            log.info(
+                "event=pool_demand_settled pool=%s evse=%s current_a=%s power_w=%s",
+                self.pool.name,
+                evse_id,
+                demand.current_a,
+                demand.power_w,
+            )
+            return demand
+        return Demand()
+
+    def _raw_demand(self, evse_id: str) -> Demand:
+        request = self._session.power.request(evse_id)
+        rated = self._session.sessions[evse_id].ev_rated_limits
+        ev_current, ev_power = _rated_maxima(rated.dc_rated_limits if rated is not None else None)
+        if request is None or request.precharge:
+            return Demand(ev_max_current_a=ev_current, ev_max_power_w=ev_power)
+        power = request.power
+        if request.current is not None and request.voltage > 0:
+            asked = request.current * request.voltage
+            power = asked if power is None else min(power, asked)
+        return Demand(request.current, power, ev_current, ev_power)
+
+    # --- the switching ------------------------------------------------------------------------
+
+    def _senses(self, now: float, readings: Mapping[str, ModuleReading]) -> dict[str, ModuleSense]:
+        """Each module's current, on-state and contactor feedback. A module without a fresh
+        reading counts as carrying current and on (nothing is switched on its account); its
+        feedback is still the board's."""
+        feedback = self.matrix.feedback()
+        threshold = self.sequencer.settings.current_threshold_a
+        senses = {}
+        for module in self.pool.module:
+            closed = None if feedback is None else feedback.get(module.name, frozenset())
+            reading = readings.get(module.name)
+            if reading is None or now - reading.at > self._deadline[module.name]:
+                senses[module.name] = ModuleSense(math.inf, True, closed)
+                continue
+            current = reading.output_current or 0.0
+            on = (reading.output_voltage or 0.0) > ON_VOLTAGE_V or current >= threshold
+            senses[module.name] = ModuleSense(current, on, closed)
+        return senses
+
+    def _setpoint_voltages(self) -> dict[str, float]:
+        voltages = {}
+        for evse_id in self.pool.evse_ids:
+            commanded = self._session.power.commanded(evse_id)
+            if commanded is not None and commanded.voltage > 0:
+                voltages[evse_id] = commanded.voltage
+        return voltages
+
+    def _carry_out(self, command: SwitchingCommand, now: float) -> None:
+        match command:
+            case LimitEvse(evse, modules):
+                view = self._views[evse]
+                self._leaving[evse] = view.serving - modules
+                lowered = bool(self._leaving[evse])
+                view.serving = modules
+                self._publish_evse(evse, urgent=lowered)
+            case ReclampSetpoint(evse):
+                # The evaluation above re-clamped the setpoint over the modules left; the
+                # modules leaving stop now (their share is 0).
+                for name in sorted(self._leaving.pop(evse, frozenset())):
+                    self._drivers[name].switch_off()
+            case SwitchModule(module, on, voltage):
+                if on and voltage is not None:
+                    self._drivers[module].command(voltage, 0.0, precharge=False)
+                else:
+                    self._drivers[module].switch_off()
+            case SetContactor(module, evse, closed):
+                self.matrix.command(module, evse, closed)
+            case ModuleFault(module, evse, reason):
+                self._fault(module, evse, reason)
+            case EndSession(evse, module, reason):
+                log.error("event=pool_session_ended evse=%s module=%s why=%r", evse, module, reason)
+                self._session.switch_off(evse, reason)
+
+    def _fault(self, module: str, evse: str | None, reason: str) -> None:
+        self._counters.add(Counted.HARDWARE_FAULTS, module)
+        self.status.moves_started.pop(module, None)
+        log.error(
+            "event=pool_module_fault pool=%s module=%s evse=%s why=%r -- out of the pool",
+            self.pool.name,
+            module,
+            evse,
+            reason,
+        )
+        for evse_id in [evse] if evse is not None else list(self.pool.evse_ids):
+            self._session.pushed.put_nowait(
+                Message(
+                    HardwareFaultUpdate(evse_id=evse_id, component_name=module, fault_name="other")
+                )
+            )
+        self._again = True  # the allocation leaves it out from the next step
+
+    def _note_progress(self, now: float) -> None:
+        status = self.status
+        target = self.sequencer.target
+        for name, started in list(status.moves_started.items()):
+            evse = target.get(name)
+            done = (evse is None and self.sequencer.phase(name) is Phase.PARKED) or (
+                evse is not None and name in self.sequencer.reported(evse)
+            )
+            if done:
+                del status.moves_started[name]
+                self._counters.add(Counted.POOL_MODULE_MOVES, self.pool.name)
+                self._counters.observe(Timed.POOL_MODULE_MOVE, self.pool.name, now - started)
+        if status.settled_at is None and status.decision and self.sequencer.settled:
+            status.settled_at = self._wall()
+
+    # --- what the engine counts, and the report ---------------------------------------------
+
+    def _publish(self, readings: Mapping[str, ModuleReading]) -> None:
+        for evse_id in self.pool.evse_ids:
+            self._publish_evse(evse_id, readings=readings)
+
+    def _publish_evse(
+        self,
+        evse_id: str,
+        *,
+        urgent: bool = False,
+        readings: Mapping[str, ModuleReading] | None = None,
+    ) -> None:
+        if readings is None:
+            readings = self._engine.pool_readings(evse_id)
+        share = self.share(evse_id)
+        counted = frozenset(share.modules if share is not None else ())
+        if self._session.sessions[evse_id].state in ENERGY_STATES:
+            # Energy may flow: only what is connected to it alone and delivering counts.
+            counted = self.serving(evse_id)
+        scope = PoolScope(
+            self.pool.name,
+            counted=counted,
+            installation_fraction=self._fraction(share),
+            starting=not readings,
+            usable=self._usable,
+        )
+        self._engine.set_pool_scope(
+            evse_id, scope, self.serving(evse_id), self.report_block(evse_id), urgent=urgent
+        )
+
+    def _fraction(self, share: Share | None) -> float:
+        """The EVSE's part of the pool's installation limit: its share of the pool's power."""
+        if share is None or self._pool_power_w <= 0:
+            return 0.0
+        return min(1.0, share.max_power_w / self._pool_power_w)
+
+    def report_block(self, evse_id: str) -> dict[str, Any]:
+        """The `pool` block of the EVSE's limits report (EvseLimitsReport.json)."""
+        status = self.status
+        share = self.share(evse_id)
+        why = "idle"
+        if evse_id in self._since:
+            why = "share"
+            if self.allocation is not None and any(
+                a.evse_id == evse_id and a.why is Why.MINIMUM for a in self.allocation.assignments
+            ):
+                why = "minimum"
+        target = self.sequencer.target
+        serving = self.serving(evse_id)
+        modules = []
+        for module in self.pool.module:
+            name = module.name
+            phase = self.sequencer.phase(name)
+            bus = self.sequencer.bus(name)
+            if target.get(name) != evse_id and bus != evse_id:
+                continue
+            modules.append(
+                {
+                    "name": name,
+                    "phase": phase.value,
+                    "target": target.get(name),
+                    "serving": name in serving,
+                }
+            )
+        return {
+            "name": self.pool.name,
+            "policy": self.pool.policy.value,
+            "decision": status.decision,
+            "decided_at": status.decided_at,
+            "settled": self.sequencer.settled,
+            "settled_at": status.settled_at,
+            "share_w": share.max_power_w if share is not None else 0.0,
+            "why": why,
+            "modules": modules,
+        }
+
+
+def pool_module_now(
+    module: ModuleConfig, reading: ModuleReading | None, now: float, *, faulted: bool = False
+) -> PoolModule:
+    """What one pool module can give the allocation now: its capability if it is fresh,
+    online, without fault and not over temperature; else nothing (it counts as failed)."""
+    if reading is None or reading.export is None:
+        return PoolModule(module.name, 0.0, 0.0, healthy=False)
+    healthy = (
+        not faulted
+        and now - reading.at <= module.freshness_deadline_s
+        and reading.online
+        and not reading.fault
+        and not reading.over_temperature
+    )
+    return PoolModule(
+        module.name, reading.export.max_current, reading.export.max_power, healthy=healthy
+    )
+
+
+def idle_allocation(
+    pool: PoolConfig, readings: Mapping[str, ModuleReading], now: float
+) -> Allocation:
+    """The pool's allocation with no session anywhere: what each EVSE would get if its session
+    started now (`csbridge replay`, which runs no sessions)."""
+    modules = {m.name: pool_module_now(m, readings.get(m.name), now) for m in pool.module}
+    states = [
+        EvseState(e.evse_id, minimum_power_w=e.minimum_power_w, weight=e.weight) for e in pool.evse
+    ]
+    return allocate(pool_banks(pool.banks(), modules), states, pool.policy)
+
+
+def _below(demand: Demand, share: Share) -> bool:
+    """The EV's demand is below what its share delivers (in current or in power)."""
+    current = min(
+        (v for v in (demand.current_a, demand.ev_max_current_a) if v is not None),
+        default=None,
+    )
+    power = min(
+        (v for v in (demand.power_w, demand.ev_max_power_w) if v is not None),
+        default=None,
+    )
+    return (current is not None and current < share.max_current_a) or (
+        power is not None and power < share.max_power_w
+    )
+
+
+def _above(demand: Demand, share: Share) -> bool:
+    """The EV asks for more than its share delivers (its request, in current or power)."""
+    return (demand.current_a is not None and demand.current_a > share.max_current_a) or (
+        demand.power_w is not None and demand.power_w > share.max_power_w
+    )
+
+
+def _rated_maxima(rated: object) -> tuple[float | None, float | None]:
+    """The EV's rated maximum charge current and power from its dc_rated_limits (a number that
+    cannot be used is ignored, as the session does)."""
+    if not isinstance(rated, Mapping):
+        return None, None
+
+    def lowest(quantity: str) -> float | None:
+        values = [
+            float(value)
+            for key, value in rated.items()
+            if isinstance(key, str)
+            and "max" in key
+            and quantity in key
+            and "discharge" not in key
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and 0 < value < math.inf
+        ]
+        return min(values, default=None)
+
+    return lowest("current"), lowest("power")
+
+
+__all__ = [
+    "POOL_SESSION_STATES",
+    "PoolCoordinator",
+    "PoolStatus",
+    "idle_allocation",
+    "pool_module_now",
+]

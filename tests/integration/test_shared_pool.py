@@ -1,0 +1,195 @@
+"""examples/shared-pool.toml through a real mosquitto: two DC EVSEs share six simulated 30 kW
+modules through the simulated contactor matrix board (issue 18)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from csbridge.config import Config
+from csbridge.power import SimulatedMatrixDriver
+from csbridge.resources import example_config
+from csbridge.service.station import Station
+from csbridge.session import PoolCoordinator
+from csbridge.testing.harness import wait_until
+from csbridge.testing.josev import JosevClient
+from tests.support import ready_for_cable_check, ready_to_charge
+
+pytestmark = [pytest.mark.csbridge_config(example_config("shared-pool.toml"), settle_s=0.2)]
+
+EVSE1 = "DE*CSB*E0001"
+EVSE2 = "DE*CSB*E0002"
+POOL_SETTLE_S = 2.0
+"""examples/shared-pool.toml's demand_settle_s."""
+
+
+def _pool(station: Station) -> PoolCoordinator:
+    [pool] = station.pools
+    return pool
+
+
+def _matrix(station: Station) -> SimulatedMatrixDriver:
+    matrix = _pool(station).matrix
+    assert isinstance(matrix, SimulatedMatrixDriver)
+    return matrix
+
+
+def _record_closes(station: Station) -> list[tuple[float, str, str]]:
+    """Every contactor the pool closes, with the time (perf_counter, as Josev's exchanges)."""
+    matrix = _matrix(station)
+    closes: list[tuple[float, str, str]] = []
+    command = matrix.command
+
+    def recorded(module: str, evse_id: str, closed: bool) -> None:
+        if closed:
+            closes.append((time.perf_counter(), module, evse_id))
+        command(module, evse_id, closed)
+
+    matrix.command = recorded  # type: ignore[method-assign]
+    return closes
+
+
+def _serving(station: Station) -> dict[str, set[str]]:
+    """Which EVSEs each module is reported serving, from both limits reports."""
+    serving: dict[str, set[str]] = {}
+    for evse_id in (EVSE1, EVSE2):
+        block = station.engine.reports.get(evse_id)["pool"]
+        for module in block["modules"]:
+            if module["serving"]:
+                serving.setdefault(module["name"], set()).add(evse_id)
+    return serving
+
+
+def _setpoint(evse_id: str, voltage: float, current: float, precharge: bool) -> dict[str, Any]:
+    return {
+        "evse_id": evse_id,
+        "dc": {"voltage": voltage, "charge_current": current},
+        "ev_limits": {"maximum_voltage": 800.0},
+        "is_precharge": precharge,
+    }
+
+
+def _current_to(station: Station, evse_id: str) -> float:
+    """What the modules serving the EVSE deliver now."""
+    serving = _pool(station).serving(evse_id)
+    return sum(
+        module.output_current
+        for (_, name), module in station.devices.modules.items()
+        if name in serving
+    )
+
+
+def _first_update_at(josev: JosevClient, evse_id: str, predicate: Any, since: int) -> float:
+    for exchange in josev.exchanges:
+        if exchange.name != "cs_status_and_limits" or exchange.outgoing:
+            continue
+        for entry in exchange.data.get("evses", []):
+            if entry["evse_id"] == evse_id and predicate(entry) and exchange.type == "update":
+                return exchange.at
+    raise AssertionError(f"no such update for {evse_id}")
+
+
+async def test_one_ev_gets_the_whole_pool_then_two_share_it(
+    station: Station, josev: JosevClient, config: Config
+) -> None:
+    await josev.boot(timeout=5)
+    # Idle, each EVSE reports what it would get if it started now: all six modules.
+    for evse_id in (EVSE1, EVSE2):
+        entry = await josev.wait_for_evse(evse_id, lambda e: e["dc"]["max_power"] == 180000)
+        assert entry["status_code"] == "evse_ready"
+
+    pool = _pool(station)
+    await ready_to_charge(station, josev, EVSE1)
+    await wait_until(lambda: len(pool.serving(EVSE1)) == 6, 5, "six modules serve EVSE1")
+    assert station.engine.entries.get(EVSE1)["dc"]["max_power"] == 180000
+    for precharge, current in ((True, 2.0), (False, 450.0)):
+        answer = await josev.request(
+            "power_electronics_setpoint", _setpoint(EVSE1, 400.0, current, precharge), timeout=5
+        )
+        assert answer.data["status"] == "accepted"
+    assert _current_to(station, EVSE1) == pytest.approx(450.0)
+    assert station.engine.reported_binding(EVSE1)["max_power"] in ("pool", "hardware")
+    # EVSE2, idle, would get half if it started now.
+    await josev.wait_for_evse(EVSE2, lambda e: e["dc"]["max_power"] == 90000)
+
+    closes = _record_closes(station)
+    since = josev.mark()
+    decision = pool.status.decision
+    await ready_for_cable_check(station, josev, EVSE2)
+    await wait_until(lambda: pool.sequencer.settled and pool.status.decision > decision, 5, "moved")
+    for evse_id in (EVSE1, EVSE2):
+        await wait_until(
+            lambda e=evse_id: josev.view.evses[e]["dc"]["max_power"] == 90000, 5, "90 kW each"
+        )
+    assert len(pool.serving(EVSE1)) == len(pool.serving(EVSE2)) == 3
+    lowered_at = _first_update_at(
+        josev, EVSE1, lambda e: e["dc"]["max_power"] == 90000, since=since
+    )
+    to_evse2 = [at for at, _, evse in closes if evse == EVSE2]
+    assert to_evse2, "modules were closed to EVSE2"
+    assert lowered_at < min(to_evse2), "EVSE1's lowered limit reached Josev before any move"
+    assert all(len(evses) == 1 for evses in _serving(station).values())
+    # EVSE1's setpoint was re-clamped to its three modules' 90 kW (225 A at 400 V).
+    assert _current_to(station, EVSE1) == pytest.approx(225.0)
+    assert station.engine.counters.total("hardware_faults") == 0
+
+    block = station.engine.reports.get(EVSE1)["pool"]
+    assert block["name"] == "cabinet"
+    assert block["policy"] == "equal_share"
+    assert block["settled"] is True
+    assert block["settled_at"] >= block["decided_at"]
+    assert block["share_w"] == 90000
+    assert station.engine.reported_binding(EVSE1)["max_power"] == "pool"
+    josev.assert_no_problems()
+
+
+async def test_a_contactor_whose_feedback_disagrees_takes_its_module_out(
+    station: Station, josev: JosevClient
+) -> None:
+    await josev.boot(timeout=5)
+    pool = _pool(station)
+    matrix = _matrix(station)
+    # m1's contact to EVSE1 sticks open: the board never closes it.
+    matrix.board.stuck.add(matrix.contact("m1", EVSE1))
+    await ready_for_cable_check(station, josev, EVSE1)
+    await wait_until(lambda: "m1" in pool.sequencer.faulted, 5, "m1 faulted")
+    await wait_until(lambda: len(pool.serving(EVSE1)) == 5, 5, "five modules serve EVSE1")
+    assert station.engine.counters.get("hardware_faults", "m1") == 1
+    await josev.wait_for_evse(EVSE1, lambda e: e["dc"]["max_power"] == 150000)
+    fault = await josev.wait_for_update(
+        lambda m: m.data["component_name"] == "m1", name="hardware_fault"
+    )
+    assert fault.data["evse_id"] == EVSE1
+
+
+async def test_an_ev_asking_for_less_than_its_share_gives_modules_back(
+    station: Station, josev: JosevClient
+) -> None:
+    await josev.boot(timeout=5)
+    pool = _pool(station)
+    for evse_id in (EVSE1, EVSE2):
+        await ready_to_charge(station, josev, evse_id)
+    await wait_until(
+        lambda: len(pool.serving(EVSE1)) == len(pool.serving(EVSE2)) == 3, 5, "90 kW each"
+    )
+    for evse_id, current in ((EVSE1, 450.0), (EVSE2, 75.0)):  # EVSE2: 30 kW at 400 V
+        for precharge, asked in ((True, 2.0), (False, current)):
+            answer = await josev.request(
+                "power_electronics_setpoint", _setpoint(evse_id, 400.0, asked, precharge), timeout=5
+            )
+            assert answer.data["status"] == "accepted"
+    decision = pool.status.decision
+    started = time.monotonic()
+    # After the pool's 2 s settle time, EVSE2 keeps one module; EVSE1 takes the other five.
+    await wait_until(lambda: len(pool.serving(EVSE1)) == 5, 6, "five modules serve EVSE1")
+    assert time.monotonic() - started >= POOL_SETTLE_S - 0.1
+    assert pool.serving(EVSE2) == frozenset({next(iter(pool.serving(EVSE2)))})
+    assert pool.status.decision == decision + 1
+    assert _current_to(station, EVSE2) == pytest.approx(75.0)
+    assert all(len(evses) == 1 for evses in _serving(station).values())
+    await wait_until(
+        lambda: josev.view.evses[EVSE1]["dc"]["max_power"] == 150000, 5, "150 kW for EVSE1"
+    )
+    assert station.engine.counters.total("pool_module_moves") >= 5
