@@ -106,6 +106,15 @@ def test_a_report_without_a_usable_pool_block_reads_as_none(report: dict[str, An
     assert PoolView.of(report) is None
 
 
+def test_a_pool_before_its_first_decision_has_no_decision_time() -> None:
+    view = PoolView.of({"pool": {**block(0, targets=()), "decided_at": None, "why": "idle"}})
+    assert view is not None
+    assert view.decided_at is None
+    assert view.modules == ()
+    move = timing(view, [], told_before={E1: 0.0}, final={E1: 180_000.0})
+    assert move.describe({E1: "EV1"}) == "decision 0: EV1 update not found, moved: -"
+
+
 def test_a_module_connected_but_not_serving_does_not_count() -> None:
     view = PoolView.of({"pool": block(serving=False)})
     assert view is not None

@@ -32,12 +32,14 @@ class PooledModule:
 
 @dataclass(frozen=True, slots=True)
 class PoolView:
-    """One EVSE's report of its pool, as the limits report's `pool` block says it."""
+    """One EVSE's report of its pool, as the limits report's `pool` block says it: the modules
+    it lists are those allocated to that EVSE or still on its bus."""
 
     name: str
     policy: str
     decision: int
-    decided_at: float
+    decided_at: float | None
+    """None before the pool's first decision."""
     settled: bool
     settled_at: float | None
     share_w: float
@@ -60,12 +62,12 @@ class PoolView:
                 )
                 for module in block["modules"]
             )
-            settled_at = block.get("settled_at")
+            decided_at, settled_at = block.get("decided_at"), block.get("settled_at")
             return cls(
                 name=str(block["name"]),
                 policy=str(block["policy"]),
                 decision=int(block["decision"]),
-                decided_at=float(block["decided_at"]),
+                decided_at=None if decided_at is None else float(decided_at),
                 settled=bool(block["settled"]),
                 settled_at=None if settled_at is None else float(settled_at),
                 share_w=float(block["share_w"]),
@@ -214,15 +216,18 @@ def timing(
     the step's start, from `told_before`). An update that came before `decided_at` (an
     earlier decision of the same step told it) shows as negative; NaN: none found although
     the figure changed."""
+    decided_at = math.nan if view.decided_at is None else view.decided_at
     timed: dict[str, float | None] = {}
     for evse_id, power_w in final.items():
         before = told_before.get(evse_id)
         at = told_at(updates, evse_id, before, power_w)
         if at is not None:
-            timed[evse_id] = at - view.decided_at
+            timed[evse_id] = at - decided_at
         else:
             timed[evse_id] = None if _same(before, power_w) else math.nan
-    moved = None if view.settled_at is None else view.settled_at - view.decided_at
+    moved = None
+    if view.settled_at is not None and view.decided_at is not None:
+        moved = view.settled_at - view.decided_at
     return MoveTiming(view.decision, timed, moved)
 
 

@@ -77,8 +77,8 @@ class SharedPool:
     ev1: SimulatedEvse = field(init=False)
     ev2: SimulatedEvse = field(init=False)
     loops: dict[str, EvLoop] = field(init=False, default_factory=dict)
-    modules: tuple[str, ...] = ()
-    """The pool's modules, as the limits reports name them."""
+    modules: int = 0
+    """How many modules the pool has (its whole power over one module's)."""
     failed: str | None = None
     """The module this run silenced."""
     moves: list[MoveTiming] = field(default_factory=list)
@@ -125,17 +125,20 @@ class SharedPool:
             pooled[:2]
         )
         view = self._view(self.ev1.evse_id)
-        self.modules = tuple(m.name for m in view.modules)
-        whole = MODULE_W * len(self.modules)
+        # An idle EVSE lists no modules: it would get the whole pool, which says how many.
+        self.modules = round(view.share_w / MODULE_W)
+        whole = MODULE_W * self.modules
+        if self.modules < 2:
+            raise StepFailedError(f"a pool of {view.share_w:.0f} W: needs two modules or more")
         for evse in (self.ev1, self.ev2):
             if evse.entry()["status_code"] != "evse_ready":
                 raise StepFailedError(f"{evse.evse_id} is {evse.entry()['status_code']}")
-        told = offered_w(self.ev1.entry())
-        if told is None or abs(told - whole) > 1.0:
-            raise StepFailedError(f"idle EV1 would get {told} W, not the whole {whole:.0f} W")
+            told = offered_w(evse.entry())
+            if told is None or abs(told - whole) > 1.0:
+                raise StepFailedError(f"idle {evse.evse_id} offers {told} W, not {whole:.0f} W")
         return (
             f"{self.ev1.evse_id} and {self.ev2.evse_id} on pool {view.name} ({view.policy}),"
-            f" {len(self.modules)} modules, {whole / 1000:.0f} kW offered"
+            f" {self.modules} modules, {whole / 1000:.0f} kW offered to each while idle"
         )
 
     async def _start(self, evse: SimulatedEvse) -> str:
@@ -150,7 +153,7 @@ class SharedPool:
         self._loop(self.ev1).start()
         await self._loop(self.ev1).ask(FULL_DEMAND_A, EV_RATED)
         move = await self._settled(
-            {self.ev1.evse_id: Expected(self._modules_w(len(self.modules)), len(self.modules))},
+            {self.ev1.evse_id: Expected(self._modules_w(self.modules), self.modules)},
             new_decision=False,
         )
         return f"EV1 {self._kw(self.ev1)}; {move}"
@@ -158,7 +161,7 @@ class SharedPool:
     async def _ev2_arrives(self) -> str:
         self._loop(self.ev2).start()
         await self._loop(self.ev2).ask(FULL_DEMAND_A, EV_RATED)
-        half = len(self.modules) // 2
+        half = self.modules // 2
         move = await self._settled(
             {
                 self.ev1.evse_id: Expected(self._modules_w(half), half),
@@ -170,7 +173,7 @@ class SharedPool:
     async def _ev2_lower(self) -> str:
         self._mark = self._marked()
         await self._loop(self.ev2).ask(LOW_DEMAND_A, LOW_RATED)
-        rest = len(self.modules) - 1
+        rest = self.modules - 1
         move = await self._settled(
             {
                 self.ev1.evse_id: Expected(self._modules_w(rest), rest),
@@ -217,7 +220,7 @@ class SharedPool:
     async def _ev2_full(self) -> str:
         self._mark = self._marked()
         await self._loop(self.ev2).ask(FULL_DEMAND_A, EV_RATED)
-        remaining = len(self.modules) - (self.failed is not None)
+        remaining = self.modules - (self.failed is not None)
         move = await self._settled(
             {self.ev2.evse_id: Expected(self._modules_w(remaining), remaining)}
         )
@@ -290,8 +293,7 @@ class SharedPool:
         before = mark.decision if new_decision else -1
         deadline = time.monotonic() + MOVE_TIMEOUT_S
         while True:
-            for loop in self.loops.values():
-                loop.check()
+            self._check_loops()
             why = mismatch(self._views(), self.josev.view.evses, expected, before)
             if why is None:
                 break
@@ -304,6 +306,20 @@ class SharedPool:
         move = timing(view, status_updates(timed, mark.since), mark.told, final)
         self.moves.append(move)
         return move.describe(self.names)
+
+    def _check_loops(self) -> None:
+        """Each EV's charge loop still going; when one failed, why the station says its
+        session stopped (the limits report's last_stop), if it says so."""
+        for evse_id, loop in self.loops.items():
+            try:
+                loop.check()
+            except StepFailedError as error:
+                session = self.watch.reports.get(evse_id, {}).get("session", {})
+                stop = session.get("last_stop", {}).get("reason")
+                if stop is None:
+                    raise
+                state = session.get("state")
+                raise StepFailedError(f"{error}; the session is {state}: {stop}") from None
 
     def _modules_w(self, count: int) -> float:
         return MODULE_W * count
