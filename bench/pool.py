@@ -217,11 +217,11 @@ class Rig:
             lambda: settled() is not None, SAMPLE_TIMEOUT_S, f"limit {limit_w} settled"
         )
         view = settled()
-        if into is None or view is None or view.settled_at is None:
+        if into is None or view is None or view.settled_at is None or view.decided_at is None:
             return
+        decided_at = view.decided_at
         told = {
-            evse_id: self.recorder.told_at(start, evse_id, before.get(evse_id), power)
-            - view.decided_at
+            evse_id: self.recorder.told_at(start, evse_id, before.get(evse_id), power) - decided_at
             for evse_id, power in want.items()
         }
         lowered = [e for e in want if want[e] < before.get(e, 0.0)]
@@ -229,7 +229,7 @@ class Rig:
         into.donor += [told[e] for e in lowered]
         into.receiver += [told[e] for e in raised]
         into.both.append(max(told.values()))
-        into.moved.append(view.settled_at - view.decided_at)
+        into.moved.append(view.settled_at - decided_at)
         into.decisions.append(view.decision)
 
     async def ordinary(self, limit_w: float | None, into: Samples | None) -> None:
