@@ -8,8 +8,9 @@ then on), so the pool splits 90 kW / 90 kW. Then, in interleaved rounds:
 
 - decisions: an external limit of 30 kW on EVSE1 (csbridge/<evse_id>/external_limit), then its
   withdrawal. Each makes the allocation move two modules (EVSE1 -> EVSE2, and back).
-- baseline: an ordinary limits change on the pool that moves no module: EVSE1's limit at
-  75 kW, 85 kW, then withdrawn (EVSE1 keeps its three modules throughout).
+- baseline: ordinary limits changes on the pool that move no module: EVSE1's limit at 85 kW,
+  75 kW (two decreases), then withdrawn (an increase back to 90 kW); EVSE1 keeps its three
+  modules throughout.
 
 A subscriber in this process records, with time.time() as each message arrives, every
 cs_status_and_limits update (Josev's topic) and every limits report (whose `pool` block gives
@@ -24,8 +25,10 @@ clock). Measured per decision:
 - module move: `settled_at - decided_at`, from the decision until the receiving modules
   deliver (simulated hardware: the donor's ramp down, contactors, the module started).
 
-Baseline: the ordinary change's publish -> its update's arrival (one broker hop more than the
-decision's figure: the limit's way in).
+Baselines: an ordinary change's publish -> its update's arrival (one broker hop more than the
+decision's figure: the limit's way in), decreases and increases apart: the station reports a
+decrease at once and holds an increase back until it has settled ([reporting] settle_s, 1 s by
+default), and a decision's later update is the receiver's increase.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ MODULE_W = 30_000.0
 HALF_W = 3 * MODULE_W
 DECISION_LIMITS_W: tuple[float | None, ...] = (MODULE_W, None)
 """EVSE1's limit in one round's decisions: 30 kW (it gives two modules to EVSE2), withdrawn."""
-BASELINE_LIMITS_W: tuple[float | None, ...] = (75_000.0, 85_000.0, None)
+BASELINE_LIMITS_W: tuple[float | None, ...] = (85_000.0, 75_000.0, None)
 """EVSE1's limit in one round's ordinary changes: each keeps its three modules."""
 SAMPLE_TIMEOUT_S = 15.0
 START_TIMEOUT_S = 30.0
@@ -169,8 +172,10 @@ class Samples:
     """decided_at -> the later of the two."""
     moved: list[float] = field(default_factory=list)
     """decided_at -> settled_at."""
-    baseline: list[float] = field(default_factory=list)
-    """An ordinary change's publish -> its update's arrival."""
+    lowered: list[float] = field(default_factory=list)
+    """An ordinary decrease's publish -> its update's arrival."""
+    raised: list[float] = field(default_factory=list)
+    """An ordinary increase's publish -> its update's arrival."""
     decisions: list[int] = field(default_factory=list)
 
 
@@ -244,7 +249,8 @@ class Rig:
         await wait_until(told, SAMPLE_TIMEOUT_S, f"limit {limit_w} told")
         if into is not None:
             arrived = self.recorder.told_at(start, self.evse1, before, want)
-            into.baseline.append(arrived - published)
+            kind = into.lowered if want < (before or 0.0) else into.raised
+            kind.append(arrived - published)
 
 
 async def _charging(josev: JosevEmulator, config: Config, rig: Rig) -> list[EvLoop]:
@@ -333,11 +339,8 @@ def run(quick: bool) -> dict[str, Any]:
     rounds, warmup = (10, 1) if quick else (50, 2)
     with tempfile.TemporaryDirectory() as tmp, broker(Path(tmp)) as (url, broker_kind):
         samples = asyncio.run(_measure(url, rounds, warmup))
-    both, moved, baseline = (
-        _summary(samples.both),
-        _summary(samples.moved),
-        _summary(samples.baseline),
-    )
+    both, donor, moved = _summary(samples.both), _summary(samples.donor), _summary(samples.moved)
+    lowered, raised = _summary(samples.lowered), _summary(samples.raised)
     missing = sum(1 for s in samples.both if math.isnan(s))
     return {
         "benchmark": "shared pool: allocation decision -> both EVSEs' updates; a module move",
@@ -349,26 +352,32 @@ def run(quick: bool) -> dict[str, Any]:
         ),
         "csbridge": {
             "decision_to_both_updates": summary_dict(both),
-            "decision_to_donor_update": summary_dict(_summary(samples.donor)),
+            "decision_to_donor_update": summary_dict(donor),
             "decision_to_receiver_update": summary_dict(_summary(samples.receiver)),
             "module_move": summary_dict(moved),
             "updates_not_found": missing,
             "decisions": len(samples.decisions),
         },
-        "baseline_ordinary_change": summary_dict(baseline),
+        "baseline_ordinary_decrease": summary_dict(lowered),
+        "baseline_ordinary_increase": summary_dict(raised),
         "goal_p99_ms": GOAL_P99_MS,
         "summary": [
             summary_row(
-                "decision -> both updates received p50 ms (vs ordinary change)",
+                "decision -> both updates received p50 ms (vs ordinary increase)",
                 both.p50_ms,
-                baseline.p50_ms,
+                raised.p50_ms,
             ),
             summary_row(
-                "decision -> both updates received p99 ms (vs ordinary change)",
+                "decision -> both updates received p99 ms (vs ordinary increase)",
                 both.p99_ms,
-                baseline.p99_ms,
+                raised.p99_ms,
                 goal=f"<= {GOAL_P99_MS:g} ms",
                 met=both.p99_ms <= GOAL_P99_MS and missing == 0,
+            ),
+            summary_row(
+                "decision -> donor's lowered update p99 ms (vs ordinary decrease)",
+                donor.p99_ms,
+                lowered.p99_ms,
             ),
             summary_row("module move, decision -> delivering p50 ms", moved.p50_ms, None),
             summary_row("module move, decision -> delivering p99 ms", moved.p99_ms, None),
@@ -387,7 +396,8 @@ def print_table(result: dict[str, Any]) -> None:
             ("decision -> donor update", bridge["decision_to_donor_update"]),
             ("decision -> receiver upd.", bridge["decision_to_receiver_update"]),
             ("decision -> modules moved", bridge["module_move"]),
-            ("ordinary change -> update", result["baseline_ordinary_change"]),
+            ("ordinary decrease -> upd.", result["baseline_ordinary_decrease"]),
+            ("ordinary increase -> upd.", result["baseline_ordinary_increase"]),
         ]
     )
     if bridge["updates_not_found"]:
