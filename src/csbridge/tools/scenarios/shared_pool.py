@@ -52,6 +52,8 @@ EV_RATED: Final = {"max_voltage": 500.0, "max_charge_current": 500.0, "max_charg
 LOW_DEMAND_A: Final = MODULE_W / VOLTAGE_V
 """EV2's lowered demand: one module's worth at the loop's voltage."""
 LOW_RATED: Final = {**EV_RATED, "max_charge_current": LOW_DEMAND_A, "max_charge_power": MODULE_W}
+FAIL_ACTION: Final = "silence_module"
+"""How a module fails: the simulate topic's one way (it stops answering)."""
 REPORT_WAIT_S: Final = 5.0
 """How long the boot waits for an EVSE's retained limits report."""
 MOVE_TIMEOUT_S: Final = 30.0
@@ -188,7 +190,9 @@ class SharedPool:
         if not serving:
             raise StepFailedError("no module serves EV1")
         self.failed = serving[-1]
-        await self.ev1.simulate("silence_module", self.failed)
+        since = len(self.josev.updates)
+        # The simulated pool's modules answer on its first EVSE's simulate topic (EV1's).
+        await self.ev1.simulate(FAIL_ACTION, self.failed)
         rest = len(serving) - 1
         move = await self._settled(
             {
@@ -199,8 +203,13 @@ class SharedPool:
         gone = self._view(self.ev1.evse_id).module(self.failed)
         if gone is not None and gone.serving:
             raise StepFailedError(f"{self.failed} still serves {gone.target}")
-        why = self._view(self.ev1.evse_id).why
-        return f"{self.failed} silent: EV1 {self._kw(self.ev1)} ({why}); {move}"
+        faults = [
+            f"{m.data['component_name']} {m.data['fault_name']}"
+            for m in self.josev.updates[since:]
+            if m.name == "hardware_fault" and m.data.get("evse_id") == self.ev1.evse_id
+        ]
+        told = f"hardware_fault {', '.join(faults)}" if faults else "no hardware_fault"
+        return f"{self.failed} silent: EV1 {self._kw(self.ev1)}, {told}; {move}"
 
     async def _ev1_leaves(self) -> str:
         await self._loop(self.ev1).stop()
