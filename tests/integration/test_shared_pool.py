@@ -6,9 +6,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import aiomqtt
+import orjson
 import pytest
 
 from csbridge.config import Config
+from csbridge.messages import Message
 from csbridge.power import SimulatedMatrixDriver
 from csbridge.resources import example_config
 from csbridge.service.station import Station
@@ -51,6 +54,26 @@ def _record_closes(station: Station) -> list[tuple[float, str, str]]:
     return closes
 
 
+def _record_sent(station: Station, evse_id: str, max_power: float) -> list[float]:
+    """When the bridge finished publishing each update telling `evse_id` that `max_power`."""
+    bridge = station.bridge
+    send = bridge.send
+    sent: list[float] = []
+
+    async def recorded(message: Message) -> bool:
+        done = await send(message)
+        data = message.data
+        if message.name == "cs_status_and_limits" and any(
+            e["evse_id"] == evse_id and e["dc"]["max_power"] == max_power
+            for e in data.get("evses", [])
+        ):
+            sent.append(time.perf_counter())
+        return done
+
+    bridge.send = recorded  # type: ignore[method-assign]
+    return sent
+
+
 def _serving(station: Station) -> dict[str, set[str]]:
     """Which EVSEs each module is reported serving, from both limits reports."""
     serving: dict[str, set[str]] = {}
@@ -81,9 +104,11 @@ def _current_to(station: Station, evse_id: str) -> float:
     )
 
 
-def _first_update_at(josev: JosevClient, evse_id: str, predicate: Any, since: int) -> float:
+def _first_update_at(josev: JosevClient, evse_id: str, predicate: Any, since: float) -> float:
+    """When Josev first received an update for `evse_id` matching `predicate`, from `since`
+    (perf_counter) on."""
     for exchange in josev.exchanges:
-        if exchange.name != "cs_status_and_limits" or exchange.outgoing:
+        if exchange.name != "cs_status_and_limits" or exchange.outgoing or exchange.at < since:
             continue
         for entry in exchange.data.get("evses", []):
             if entry["evse_id"] == evse_id and predicate(entry) and exchange.type == "update":
@@ -110,12 +135,13 @@ async def test_one_ev_gets_the_whole_pool_then_two_share_it(
         )
         assert answer.data["status"] == "accepted"
     assert _current_to(station, EVSE1) == pytest.approx(450.0)
-    assert station.engine.reported_binding(EVSE1)["max_power"] in ("pool", "hardware")
+    assert station.engine.reported_binding(EVSE1)["max_power"] == "hardware"  # all of it
     # EVSE2, idle, would get half if it started now.
     await josev.wait_for_evse(EVSE2, lambda e: e["dc"]["max_power"] == 90000)
 
     closes = _record_closes(station)
-    since = josev.mark()
+    sent = _record_sent(station, EVSE1, 90000)
+    started = time.perf_counter()
     decision = pool.status.decision
     await ready_for_cable_check(station, josev, EVSE2)
     await wait_until(lambda: pool.sequencer.settled and pool.status.decision > decision, 5, "moved")
@@ -124,12 +150,15 @@ async def test_one_ev_gets_the_whole_pool_then_two_share_it(
             lambda e=evse_id: josev.view.evses[e]["dc"]["max_power"] == 90000, 5, "90 kW each"
         )
     assert len(pool.serving(EVSE1)) == len(pool.serving(EVSE2)) == 3
+    # Josev heard it: the first update after EVSE2 arrived that lowered EVSE1.
     lowered_at = _first_update_at(
-        josev, EVSE1, lambda e: e["dc"]["max_power"] == 90000, since=since
+        josev, EVSE1, lambda e: e["dc"]["max_power"] < 180000, since=started
     )
+    assert lowered_at >= min(sent) - 0.001
     to_evse2 = [at for at, _, evse in closes if evse == EVSE2]
     assert to_evse2, "modules were closed to EVSE2"
-    assert lowered_at < min(to_evse2), "EVSE1's lowered limit reached Josev before any move"
+    assert sent, "EVSE1's lowered limit was published"
+    assert min(sent) < min(to_evse2), "EVSE1's lowered limit went to Josev before any move"
     assert all(len(evses) == 1 for evses in _serving(station).values())
     # EVSE1's setpoint was re-clamped to its three modules' 90 kW (225 A at 400 V).
     assert _current_to(station, EVSE1) == pytest.approx(225.0)
@@ -193,3 +222,21 @@ async def test_an_ev_asking_for_less_than_its_share_gives_modules_back(
         lambda: josev.view.evses[EVSE1]["dc"]["max_power"] == 150000, 5, "150 kW for EVSE1"
     )
     assert station.engine.counters.total("pool_module_moves") >= 5
+
+
+async def test_an_external_limit_on_one_evse_gives_its_spare_modules_to_the_other(
+    station: Station, josev: JosevClient, config: Config, raw_client: aiomqtt.Client
+) -> None:
+    await josev.boot(timeout=5)
+    pool = _pool(station)
+    for evse_id in (EVSE1, EVSE2):
+        await ready_for_cable_check(station, josev, evse_id)
+    await wait_until(lambda: len(pool.serving(EVSE2)) == 3, 5, "90 kW each")
+    topic = f"{config.mqtt.local_prefix}/{EVSE1}/external_limit"
+    await raw_client.publish(topic, orjson.dumps({"max_power": 30000, "valid_for": 60}), qos=1)
+    # Capped at 30 kW, EVSE1 needs one module: EVSE2 gets the other five at once.
+    await wait_until(lambda: len(pool.serving(EVSE2)) == 5, 5, "five modules serve EVSE2")
+    assert len(pool.serving(EVSE1)) == 1
+    assert station.engine.entries.get(EVSE1)["dc"]["max_power"] == 30000
+    assert station.engine.reported_binding(EVSE1)["max_power"] == "external"
+    assert all(len(evses) == 1 for evses in _serving(station).values())

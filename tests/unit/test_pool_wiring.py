@@ -91,6 +91,13 @@ def test_a_pooled_evse_reports_the_modules_its_pool_counts_for_it() -> None:
     assert composition.snapshot.status_code is StatusCode.EVSE_READY
 
 
+def test_an_evse_counting_the_whole_pool_is_bound_by_the_hardware_as_a_stack_is() -> None:
+    everything = frozenset(READINGS)
+    composition = _compose(PoolScope("cabinet", everything, READINGS, 1.0, False, 6, whole=True))
+    assert _dc(composition).max_power == 180000.0
+    assert composition.binding["max_power"] is LimitSource.HARDWARE
+
+
 def test_the_pools_installation_limit_is_split_in_the_allocations_proportion() -> None:
     # 200 kW at 95 %: 190 kW for the pool; a sixth of it for an EVSE holding one module of six.
     one = PoolScope("cabinet", frozenset({"m1", "m2", "m3", "m4"}), READINGS, 1 / 6, False, 6)
@@ -211,3 +218,16 @@ def test_demand_below_a_share_and_the_evs_rated_maxima() -> None:
     assert _rated_maxima(rated) == (200.0, 50000.0)
     assert _rated_maxima({"ev_max_power": math.inf, "ev_max_current": True}) == (None, None)
     assert _rated_maxima(None) == (None, None)
+
+
+def test_a_pool_of_one_evse_reports_exactly_what_its_own_stack_would() -> None:
+    own = CONFIG.evse[0].model_copy(update={"module": list(POOL.module)})
+    connected = {name: _reading(name, current=20.0) for name in READINGS}
+    stack = EvseComposer(own).compose(EvseInputs(modules=connected, imd=IMD, board=BOARD), NOW)
+    everything = frozenset(READINGS)
+    scope = PoolScope("cabinet", everything, connected, 1.0, False, 6, whole=True)
+    pooled = EvseComposer(CONFIG.evse[0], POOL.module).compose(
+        EvseInputs(modules=connected, imd=IMD, board=BOARD, pool=scope), NOW
+    )
+    assert pooled.snapshot == stack.snapshot
+    assert pooled.binding == stack.binding

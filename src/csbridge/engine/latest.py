@@ -52,6 +52,10 @@ class LatestByEvse(Generic[T]):
             await self._wakeup.wait()
         return self.drain_changed()
 
+    def is_changed(self, evse_id: str) -> bool:
+        """Marked changed and not drained yet."""
+        return evse_id in self._changed
+
     def drain_changed(self) -> list[tuple[str, T]]:
         """The changed EVSEs now, without waiting (replay's synchronous loop)."""
         changed = [(evse_id, self._values[evse_id]) for evse_id in self._changed]

@@ -81,6 +81,10 @@ class PacedUpdates(Generic[T, D]):
         # finds its change due (a difference of floats could fall a hair short of the gap).
         return self._sent_at.get(evse_id, -math.inf) + self.gap_s
 
+    def pending(self, evse_id: str) -> bool:
+        """The EVSE has a change not yet taken to go to Josev (held, or not yet seen)."""
+        return evse_id in self._held or self._typed.is_changed(evse_id)
+
     def release(self, evse_id: str) -> None:
         """The EVSE's next change goes out at once, whatever its gap: a shared pool's lowered
         limit, which must reach Josev before a module moves (never delayed)."""

@@ -175,6 +175,8 @@ class EvseComposer:
             for m in (*config.module, *pool_modules)
         )
         self.pooled = bool(pool_modules)
+        self._pool_now: PoolScope | None = None
+        """The pool scope of the composition under way (a pooled EVSE's)."""
         self._out_of_service = False
         """The last composition's shutdown came from availability alone (its binding source)."""
 
@@ -309,7 +311,9 @@ class EvseComposer:
             return LimitSource.TEMPERATURE
         if stack.absent:
             return LimitSource.MODULE_DROPOUT
-        return LimitSource.POOL if self.pooled else LimitSource.HARDWARE
+        if self._pool_now is not None and not self._pool_now.whole:
+            return LimitSource.POOL  # the allocation gives it less than the pool has
+        return LimitSource.HARDWARE
 
     def _installation_power(self, installation: InstallationConfig | None) -> Bound | None:
         if installation is None:
@@ -452,6 +456,7 @@ class EvseComposer:
             )
         elif self.pooled:
             stack, present_stack = self._pool_stacks(inputs, now)
+        self._pool_now = inputs.pool if self.pooled else None
         isolation = self._isolation(inputs, now)
         facts = self._facts(inputs, now, board, isolation=isolation, stack=stack)
         status = decide_status(facts)

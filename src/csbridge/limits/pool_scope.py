@@ -24,3 +24,6 @@ class PoolScope:
     """No module of the pool has reported yet: waiting, not lost."""
     usable: int = 0
     """Modules of the pool that can deliver now (none, once started: the modules are lost)."""
+    whole: bool = False
+    """It counts every module of the pool that can deliver: the allocation withholds nothing,
+    so its stack binds as `hardware` (a pool of one EVSE is just its stack), not `pool`."""

@@ -52,7 +52,16 @@ class PowerStage:
         setpoint in import mode (a module whose driver cannot import is switched off)."""
         modules = self.evses[evse_id].modules
         for target in setpoint.modules:
-            driver = modules[target.name]
+            driver = modules.get(target.name)
+            if driver is None:
+                # A pooled EVSE drives only the modules serving it now; a setpoint never names
+                # another (its limits count only those), but one that did is not obeyed.
+                log.error(
+                    "event=module_not_serving evse=%s module=%s -- not commanded",
+                    evse_id,
+                    target.name,
+                )
+                continue
             if not setpoint.import_:
                 driver.command(target.voltage, target.current, precharge=setpoint.precharge)
             elif isinstance(driver, BidirectionalModuleDriver):

@@ -78,6 +78,9 @@ ON_VOLTAGE_V = 1.0
 on/off flag of its own; an off module's output reads 0 V on the simulated modules)."""
 STEP_EVERY_S = 0.025
 """The pool steps at least this often (a move in flight needs a step every 50 ms at most)."""
+TELL_WAIT_S = 0.2
+"""After a lowered limit, the moves wait until its update has gone to Josev, at most this long
+(with MQTT down nothing is taken: the modules still move only de-energised)."""
 MAX_STEP_PASSES = 4
 """Steps run again at once when a command changed what the next step sees; bounded."""
 
@@ -148,7 +151,10 @@ class PoolCoordinator:
         self._stepping = False
         self._again = False
         self._leaving: dict[str, frozenset[str]] = {}
+        self._telling: dict[str, float] = {}
+        """EVSEs whose lowered limit waits to go to Josev, since when."""
         self._usable = 0
+        self._usable_names: frozenset[str] = frozenset()
         self._pool_power_w = 0.0
         self._allocated_for: object = None
         session.on_step.append(self._session_stepped)
@@ -180,7 +186,8 @@ class PoolCoordinator:
         elif held and not holds:
             self._since.pop(evse_id, None)
             self._demand[evse_id] = _Demand()
-        if held != holds:
+        if held != holds or (before in ENERGY_STATES) != (after in ENERGY_STATES):
+            # Energy may now flow (or no longer): what its limits count changes at once.
             self.step()
 
     def _observed(self, evse_id: str, *_: object) -> None:
@@ -217,6 +224,9 @@ class PoolCoordinator:
         now = self._clock()
         readings = self._engine.pool_readings(self.pool.evse_ids[0])
         self._decide(now, readings)
+        if self._telling_josev(now):
+            self._publish(readings)
+            return
         inputs = SwitchingInputs(now, self._senses(now, readings), self._setpoint_voltages())
         for command in self.sequencer.step(inputs):
             self._carry_out(command, now)
@@ -233,6 +243,7 @@ class PoolCoordinator:
         }
         usable = [module for module in modules.values() if module.usable]
         self._usable = len(usable)
+        self._usable_names = frozenset(module.name for module in usable)
         self._pool_power_w = math.fsum(module.max_power_w for module in usable)
         banks = pool_banks(self._topology, modules)
         target_now = self.sequencer.target
@@ -249,6 +260,12 @@ class PoolCoordinator:
             self._allocated_for = key
         allocation = self.allocation
         target = {m.name: allocation.evse_of(m.name) for m in self.pool.module}
+        for name, module in modules.items():
+            if not module.usable and name not in faulted and self.sequencer.bus(name):
+                # Silent or failed but not faulted: its current is unknown, so it is not
+                # moved (a move would wait for a current it cannot read, then end the
+                # session); it counts for nothing where it is until it is back.
+                target[name] = self.sequencer.bus(name)
         if target == target_now:
             return
         self.sequencer.retarget(target)
@@ -331,6 +348,14 @@ class PoolCoordinator:
 
     # --- the switching ------------------------------------------------------------------------
 
+    def _telling_josev(self, now: float) -> bool:
+        """A lowered limit's update has not been taken to Josev yet: nothing moves until it
+        is (Josev hears of a decrease before any module is switched)."""
+        for evse_id, since in list(self._telling.items()):
+            if not self._engine.updates.pending(evse_id) or now - since > TELL_WAIT_S:
+                del self._telling[evse_id]
+        return bool(self._telling)
+
     def _senses(self, now: float, readings: Mapping[str, ModuleReading]) -> dict[str, ModuleSense]:
         """Each module's current, on-state and contactor feedback. A module without a fresh
         reading counts as carrying current and on (nothing is switched on its account); its
@@ -365,6 +390,8 @@ class PoolCoordinator:
                 lowered = bool(self._leaving[evse])
                 view.serving = modules
                 self._publish_evse(evse, urgent=lowered)
+                if lowered and self._engine.updates.pending(evse):
+                    self._telling[evse] = now
             case ReclampSetpoint(evse):
                 # The evaluation above re-clamped the setpoint over the modules left; the
                 # modules leaving stop now (their share is 0).
@@ -442,6 +469,7 @@ class PoolCoordinator:
             installation_fraction=self._fraction(share),
             starting=not readings,
             usable=self._usable,
+            whole=bool(counted) and counted >= self._usable_names,
         )
         self._engine.set_pool_scope(
             evse_id, scope, self.serving(evse_id), self.report_block(evse_id), urgent=urgent
