@@ -83,11 +83,12 @@ async def test_the_shared_pool_scenario_passes_against_csbridge_run(
                 f"{'pass' if r.passed else 'FAIL'} {r.name}: {r.detail}" for r in results
             )
             pytest.fail(f"{table}\nproblems: {problems}\n-- the station's log --\n{tail}")
-    # Every decision that moved modules was told to Josev and its moves completed.
+    # Every change was told to Josev, and every decision's moves completed.
     assert len(scenario.moves) == 5, scenario.moves
     for move in scenario.moves:
-        assert move.moved_s is not None, move
-        assert move.moved_s >= 0, move
+        if move.decided:
+            assert move.moved_s is not None, move
+            assert move.moved_s >= 0, move
         for seconds in move.updates_s.values():
             assert seconds is None or not math.isnan(seconds), move
     by_name = {r.name: r.detail for r in results}

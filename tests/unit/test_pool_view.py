@@ -245,6 +245,16 @@ def test_a_figure_josev_already_had_needs_no_update_and_a_missing_one_shows() ->
     )
 
 
+def test_a_step_without_a_decision_is_timed_from_its_cause() -> None:
+    view = PoolView.of({"pool": block(decided_at=900.0, settled_at=900.2)})
+    assert view is not None
+    updates = _entries((1000.02, 120_000.0))
+    move = timing(view, updates, {E1: 150_000.0}, {E1: 120_000.0}, cause=1000.0)
+    assert not move.decided
+    assert move.moved_s is None
+    assert move.describe({E1: "EV1"}) == "no decision, from the cause: EV1 update +20 ms, moved: -"
+
+
 def test_an_update_an_earlier_decision_of_the_step_sent_shows_before_the_decision() -> None:
     move = MoveTiming(4, {E1: -0.05}, 0.2)
     assert move.describe({E1: "EV1"}) == "decision 4: EV1 update -50 ms, moved +200 ms"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from csbridge.messages import Message
@@ -27,7 +27,8 @@ class PooledModule:
     target: str | None
     """The EVSE the allocation gives it to, or None (free, or out of the pool)."""
     serving: bool
-    """Connected to its target alone and delivering to it."""
+    """Its contactor feedback reads closed to its target alone (the switching sequence's
+    serving): connected, which a module that has fallen silent where it is still is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,7 @@ class PoolView:
             return None
 
     def serving(self, evse_id: str) -> tuple[str, ...]:
-        """The modules connected to `evse_id` and delivering to it, by name."""
+        """The modules connected to `evse_id` alone, by name."""
         return tuple(m.name for m in self.modules if m.target == evse_id and m.serving)
 
     def module(self, name: str) -> PooledModule | None:
@@ -193,16 +194,20 @@ class MoveTiming:
     decision: int
     updates_s: Mapping[str, float | None]
     moved_s: float | None
+    decided: bool = True
+    """False: the step's cause made no decision (no target changed); the times run from the
+    cause instead."""
 
     def describe(self, names: Mapping[str, str]) -> str:
         """E.g. `decision 3: EV1 update +4 ms, EV2 update +31 ms, moved +212 ms`."""
+        head = f"decision {self.decision}" if self.decided else "no decision, from the cause"
         parts = [
             f"{names.get(evse_id, evse_id)} "
             + ("unchanged" if seconds is None else f"update {_ms(seconds)}")
             for evse_id, seconds in self.updates_s.items()
         ]
         moved = "moved: -" if self.moved_s is None else f"moved {_ms(self.moved_s)}"
-        return f"decision {self.decision}: " + ", ".join([*parts, moved])
+        return f"{head}: " + ", ".join([*parts, moved])
 
 
 def timing(
@@ -210,12 +215,18 @@ def timing(
     updates: TimedEntries,
     told_before: Mapping[str, float | None],
     final: Mapping[str, float],
+    cause: float | None = None,
 ) -> MoveTiming:
     """The decision `view` names, timed: for each EVSE of `final` (its power now), from
     `decided_at` to the update that told Josev that power (`told_at`, over `updates` since
     the step's start, from `told_before`). An update that came before `decided_at` (an
     earlier decision of the same step told it) shows as negative; NaN: none found although
-    the figure changed."""
+    the figure changed. `cause` (time.time()): the step made no decision, time from then."""
+    if cause is not None:
+        from_cause = timing(
+            replace(view, decided_at=cause, settled_at=None), updates, told_before, final
+        )
+        return replace(from_cause, decided=False)
     decided_at = math.nan if view.decided_at is None else view.decided_at
     timed: dict[str, float | None] = {}
     for evse_id, power_w in final.items():

@@ -194,22 +194,25 @@ class SharedPool:
         # The simulated pool's modules answer on its first EVSE's simulate topic (EV1's).
         await self.ev1.simulate(FAIL_ACTION, self.failed)
         rest = len(serving) - 1
+        # A module whose current cannot be read cannot be moved safely: the station may leave
+        # it connected where it is, counted for nothing (so EV1's modules are not counted
+        # here, its power is), and no decision need follow.
         move = await self._settled(
             {
-                self.ev1.evse_id: Expected(self._modules_w(rest), rest),
+                self.ev1.evse_id: Expected(self._modules_w(rest)),
                 self.ev2.evse_id: Expected(self._modules_w(1), 1),
             },
+            new_decision=False,
         )
         gone = self._view(self.ev1.evse_id).module(self.failed)
-        if gone is not None and gone.serving:
-            raise StepFailedError(f"{self.failed} still serves {gone.target}")
+        where = "out of the pool" if gone is None else f"{gone.phase} on {gone.target}"
         faults = [
             f"{m.data['component_name']} {m.data['fault_name']}"
             for m in self.josev.updates[since:]
             if m.name == "hardware_fault" and m.data.get("evse_id") == self.ev1.evse_id
         ]
         told = f"hardware_fault {', '.join(faults)}" if faults else "no hardware_fault"
-        return f"{self.failed} silent: EV1 {self._kw(self.ev1)}, {told}; {move}"
+        return f"{self.failed} silent ({where}): EV1 {self._kw(self.ev1)}, {told}; {move}"
 
     async def _ev1_leaves(self) -> str:
         await self._loop(self.ev1).stop()
@@ -218,13 +221,17 @@ class SharedPool:
         await self.ev1.pilot("ev_pause", "B2")
         await self.ev1.unplug()
 
+        # The failed module may stay where it fell silent; every other goes.
+        kept = {self.failed} if self.failed is not None else set()
+
         def released(report: dict[str, Any]) -> bool:
             view = PoolView.of(report)
-            return view is not None and view.settled and not view.serving(self.ev1.evse_id)
+            return view is not None and view.settled and set(view.serving(self.ev1.evse_id)) <= kept
 
         if await self.watch.wait_report(self.ev1.evse_id, released, MOVE_TIMEOUT_S) is None:
             raise StepFailedError(f"modules still serve EV1: {self._view(self.ev1.evse_id)}")
-        return f"{stopped}, unplugged; no module serves EV1"
+        left = self._view(self.ev1.evse_id).serving(self.ev1.evse_id)
+        return f"{stopped}, unplugged; on EV1's bus now: {', '.join(left) or 'none'}"
 
     async def _ev2_full(self) -> str:
         self._mark = self._marked()
@@ -312,7 +319,8 @@ class SharedPool:
         view = self._view(next(iter(expected)))
         timed = arrivals(self.josev.updates, self.josev.exchanges, self._wall_offset)
         final = {evse_id: want.power_w for evse_id, want in expected.items() if want.power_w}
-        move = timing(view, status_updates(timed, mark.since), mark.told, final)
+        cause = None if view.decision > mark.decision else mark.since
+        move = timing(view, status_updates(timed, mark.since), mark.told, final, cause)
         self.moves.append(move)
         return move.describe(self.names)
 
