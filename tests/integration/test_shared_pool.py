@@ -54,11 +54,15 @@ def _record_closes(station: Station) -> list[tuple[float, str, str]]:
     return closes
 
 
-def _record_sent(station: Station, evse_id: str, max_power: float) -> list[float]:
-    """When the bridge finished publishing each update telling `evse_id` that `max_power`."""
+def _record_sent(
+    station: Station, evse_id: str, max_power: float
+) -> tuple[list[float], list[float]]:
+    """When the bridge finished publishing each update telling `evse_id` that `max_power`
+    (perf_counter, as Josev's exchanges; and on the station's clock)."""
     bridge = station.bridge
     send = bridge.send
     sent: list[float] = []
+    sent_on_clock: list[float] = []
 
     async def recorded(message: Message) -> bool:
         done = await send(message)
@@ -68,10 +72,11 @@ def _record_sent(station: Station, evse_id: str, max_power: float) -> list[float
             for e in data.get("evses", [])
         ):
             sent.append(time.perf_counter())
+            sent_on_clock.append(station.engine.clock())
         return done
 
     bridge.send = recorded  # type: ignore[method-assign]
-    return sent
+    return sent, sent_on_clock
 
 
 def _serving(station: Station) -> dict[str, set[str]]:
@@ -140,7 +145,7 @@ async def test_one_ev_gets_the_whole_pool_then_two_share_it(
     await josev.wait_for_evse(EVSE2, lambda e: e["dc"]["max_power"] == 90000)
 
     closes = _record_closes(station)
-    sent = _record_sent(station, EVSE1, 90000)
+    sent, sent_on_clock = _record_sent(station, EVSE1, 90000)
     started = time.perf_counter()
     decision = pool.status.decision
     await ready_for_cable_check(station, josev, EVSE2)
@@ -158,6 +163,9 @@ async def test_one_ev_gets_the_whole_pool_then_two_share_it(
     to_evse2 = [at for at, _, evse in closes if evse == EVSE2]
     assert to_evse2, "modules were closed to EVSE2"
     assert sent, "EVSE1's lowered limit was published"
+    decided = pool.status.decided_on_clock
+    assert decided is not None
+    assert min(sent_on_clock) - decided < 0.05, "published within 50 ms of the decision"
     assert min(sent) < min(to_evse2), "EVSE1's lowered limit went to Josev before any move"
     assert all(len(evses) == 1 for evses in _serving(station).values())
     # EVSE1's setpoint was re-clamped to its three modules' 90 kW (225 A at 400 V).
@@ -240,3 +248,33 @@ async def test_an_external_limit_on_one_evse_gives_its_spare_modules_to_the_othe
     assert station.engine.entries.get(EVSE1)["dc"]["max_power"] == 30000
     assert station.engine.reported_binding(EVSE1)["max_power"] == "external"
     assert all(len(evses) == 1 for evses in _serving(station).values())
+
+
+async def test_a_module_that_falls_silent_stays_put_and_the_pool_shares_the_rest(
+    station: Station, josev: JosevClient
+) -> None:
+    await josev.boot(timeout=5)
+    pool = _pool(station)
+    for evse_id in (EVSE1, EVSE2):
+        await ready_for_cable_check(station, josev, evse_id)
+    await wait_until(lambda: len(pool.serving(EVSE2)) == 3, 5, "90 kW each")
+    decision = pool.status.decision
+    silent = sorted(pool.serving(EVSE1))[0]
+    # Over EVSE2's simulate topic: any EVSE of the pool names the pool's modules.
+    await josev.simulate(EVSE2, "silence_module", module=silent)
+    # Five modules left: a decision gives EVSE1 one of EVSE2's (the earlier session breaks
+    # the tie), the silent one is not moved (its current is unknown) and counts for nothing.
+    await wait_until(
+        lambda: pool.status.decision > decision and pool.sequencer.settled, 5, "re-allocated"
+    )
+    assert pool.sequencer.target[silent] == EVSE1
+    assert len(pool.serving(EVSE2)) == 2
+    for evse_id, power in ((EVSE1, 90000), (EVSE2, 60000)):
+        await wait_until(
+            lambda e=evse_id, p=power: josev.view.evses[e]["dc"]["max_power"] == p, 5, "shares"
+        )
+    assert station.engine.counters.total("hardware_faults") == 0
+    assert station.session.sessions[EVSE1].state.value == "authorized"
+    assert all(len(evses) == 1 for evses in _serving(station).values())
+    await josev.simulate(EVSE2, "restore_module", module=silent)
+    await wait_until(lambda: len(pool.serving(EVSE2)) == 3, 5, "90 kW each again")

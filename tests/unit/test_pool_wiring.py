@@ -34,6 +34,7 @@ from csbridge.power import (
 from csbridge.resources import example_config
 from csbridge.session.pool import _below, _rated_maxima
 from csbridge.sources import BoardReading, Capability, ImdReading, ModuleReading
+from csbridge.sources.simulated import SimulatedDevices
 
 NOW = 100.0
 EVSE1 = "DE*CSB*E0001"
@@ -231,3 +232,13 @@ def test_a_pool_of_one_evse_reports_exactly_what_its_own_stack_would() -> None:
     )
     assert pooled.snapshot == stack.snapshot
     assert pooled.binding == stack.binding
+
+
+def test_any_evse_of_the_pool_can_silence_a_simulated_pool_module() -> None:
+    engine = LimitsEngine(CONFIG, clock=lambda: NOW)
+    devices = SimulatedDevices.from_config(CONFIG, engine.ingest, lambda: NOW)
+    assert devices.apply(EVSE2, {"action": "silence_module", "module": "m3"}) is None
+    assert devices.modules[(EVSE1, "m3")].silent
+    assert devices.apply(EVSE1, {"action": "restore_module", "module": "m3"}) is None
+    assert not devices.modules[(EVSE1, "m3")].silent
+    assert devices.apply(EVSE2, {"action": "silence_module", "module": "m9"}) is not None

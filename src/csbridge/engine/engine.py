@@ -83,7 +83,8 @@ class _Evse:
     pool: PoolScope | None = None
     """A pooled EVSE's view of its pool; its `modules` are then the pool's (shared)."""
     connected: frozenset[str] = frozenset()
-    """A pooled EVSE's modules connected to its bus now (its power path drives those)."""
+    """A pooled EVSE's modules on its bus now: its `inputs().modules`, whose readings give its
+    present voltage and current (its power path drives only those serving it)."""
     pool_block: Mapping[str, Any] | None = None
     """A pooled EVSE's `pool` block of its limits report."""
 

@@ -100,6 +100,9 @@ class PoolStatus:
 
     decision: int = 0
     decided_at: float | None = None
+    """Wall-clock time (time.time) of the latest decision, for people and reports."""
+    decided_on_clock: float | None = None
+    """The same on the station's clock (monotonic), for durations."""
     settled_at: float | None = None
     moves_started: dict[str, float] = field(default_factory=dict)
     """Per module moving now: when its move's decision was taken (monotonic)."""
@@ -152,6 +155,8 @@ class PoolCoordinator:
         self._again = False
         self._leaving: dict[str, frozenset[str]] = {}
         self._telling: dict[str, float] = {}
+        self._closed_to: dict[str, frozenset[str]] = {}
+        """The board's latest feedback: per module, the EVSEs whose contactor reads closed."""
         """EVSEs whose lowered limit waits to go to Josev, since when."""
         self._usable = 0
         self._usable_names: frozenset[str] = frozenset()
@@ -165,6 +170,13 @@ class PoolCoordinator:
     def serving(self, evse_id: str) -> frozenset[str]:
         """The modules connected to the EVSE alone and counted in its limits now."""
         return self.sequencer.reported(evse_id)
+
+    def connected(self, evse_id: str) -> frozenset[str]:
+        """The modules on the EVSE's bus now: those serving it, and any whose contactor to it
+        still reads closed (leaving it, or faulted there). Its present voltage and current are
+        theirs, and so is the voltage its connector lock waits to fall."""
+        closed = {module for module, evses in self._closed_to.items() if evse_id in evses}
+        return self.serving(evse_id) | closed
 
     def share(self, evse_id: str) -> Share | None:
         """Its allocated share, or what it would get if it started now."""
@@ -272,6 +284,7 @@ class PoolCoordinator:
         status = self.status
         status.decision += 1
         status.decided_at = self._wall()
+        status.decided_on_clock = now
         status.settled_at = None
         for name, evse in target.items():
             if evse != target_now.get(name):
@@ -361,6 +374,7 @@ class PoolCoordinator:
         reading counts as carrying current and on (nothing is switched on its account); its
         feedback is still the board's."""
         feedback = self.matrix.feedback()
+        self._closed_to = dict(feedback) if feedback is not None else {}
         threshold = self.sequencer.settings.current_threshold_a
         senses = {}
         for module in self.pool.module:
@@ -472,7 +486,7 @@ class PoolCoordinator:
             whole=bool(counted) and counted >= self._usable_names,
         )
         self._engine.set_pool_scope(
-            evse_id, scope, self.serving(evse_id), self.report_block(evse_id), urgent=urgent
+            evse_id, scope, self.connected(evse_id), self.report_block(evse_id), urgent=urgent
         )
 
     def _fraction(self, share: Share | None) -> float:

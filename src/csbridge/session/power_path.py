@@ -272,7 +272,11 @@ class PowerPath:
         path.off_sent_at = now
         modules = self._stage.evses[evse_id].modules
         for name in delivering:
-            modules[name].switch_off()
+            # A pooled EVSE's readings include a module still connected to its bus but no
+            # longer its own (leaving it): the pool's switching stops that one, not this path.
+            driver = modules.get(name)
+            if driver is not None:
+                driver.switch_off()
 
     def measured_current(self, evse_id: str) -> float:
         """What the EVSE's modules measure now, summed (fresh readings only)."""

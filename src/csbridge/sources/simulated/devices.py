@@ -178,6 +178,9 @@ class SimulatedDevices:
     imds: dict[str, SimulatedImd | SimulatedCanImd] = field(default_factory=dict)
     boards: dict[str, SimulatedBoard | SimulatedCanBoard] = field(default_factory=dict)
     wire_buses: dict[str, SimulatedCanBus] = field(default_factory=dict)
+    pooled: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    """A shared pool's module as each other EVSE of its pool names it -> its key in `modules`
+    (its pool's first EVSE's), so any of the pool's EVSEs can silence it."""
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     """Per reading-level board (by evse_id): the timer that reports its lock at its end."""
 
@@ -194,6 +197,12 @@ class SimulatedDevices:
         # A shared pool's modules report as its first EVSE's (the engine shares them).
         stacks = [(evse.evse_id, evse.module) for evse in config.evse]
         stacks += [(pool.evse_ids[0], pool.module) for pool in config.pool]
+        devices.pooled = {
+            (evse_id, module.name): (pool.evse_ids[0], module.name)
+            for pool in config.pool
+            for evse_id in pool.evse_ids[1:]
+            for module in pool.module
+        }
         for evse_id, modules in stacks:
             for module in modules:
                 if module.simulated is None:
@@ -273,7 +282,8 @@ class SimulatedDevices:
         if action not in MODULE_ACTIONS:
             return f"no simulated action {action!r}"
         name = command.get("module")
-        module = self.modules.get((evse_id, str(name)))
+        key = (evse_id, str(name))
+        module = self.modules.get(self.pooled.get(key, key))
         if module is None:
             return f"{evse_id} has no simulated module {name!r}"
         module.silent = action == "silence_module"
