@@ -27,6 +27,7 @@ from bench import (
     decode_throughput,
     flood,
     memory_startup,
+    pool,
     profiling,
     reclamp_latency,
     scale,
@@ -60,6 +61,8 @@ BENCHMARKS = {
     "reclamp_latency": Benchmark(reclamp_latency.run, reclamp_latency.print_table),
     # Issue 15: a legitimate request under floods on csbridge's own and Josev's topics.
     "flood": Benchmark(flood.run, flood.print_table, child_process=True),
+    # Issue 18: a shared module pool's allocation decisions and module moves.
+    "pool": Benchmark(pool.run, pool.print_table, child_process=True),
 }
 
 

@@ -431,7 +431,8 @@ def emulate(
         typer.Option(
             help="Against a simulated station: dc-session (a whole DC session), ac-session (a "
             "whole AC session), misuse (out-of-sequence requests, each must be refused), "
-            "bpt-session (charge, through zero, discharge, signed meter values)."
+            "bpt-session (charge, through zero, discharge, signed meter values), shared-pool (two "
+            "EVs on one module pool: examples/shared-pool.toml)."
         ),
     ] = None,
     local_prefix: Annotated[str, typer.Option(help="The station's own topics.")] = "csbridge",

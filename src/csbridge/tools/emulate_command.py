@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import aiomqtt
 from rich.console import Console
@@ -14,26 +14,22 @@ from rich.table import Table
 from csbridge.mqtt import BrokerLogin
 from csbridge.tools.emulator import EmulatorError, Exchange, JosevEmulator
 from csbridge.tools.live_view import describe_exchange
-from csbridge.tools.scenarios.ac_session import AcSession
-from csbridge.tools.scenarios.bpt_session import BptSession
-from csbridge.tools.scenarios.common import StepAction, StepResult
-from csbridge.tools.scenarios.dc_session import DcSession
-from csbridge.tools.scenarios.misuse import Misuse
+from csbridge.tools.scenarios.common import StepResult
+from csbridge.tools.scenarios.registry import SCENARIOS, Scenario
 from csbridge.tools.scenarios.watch import OutputWatch
 
-SCENARIOS = ("dc-session", "ac-session", "misuse", "bpt-session")
-"""What `--scenario` takes."""
+__all__ = [
+    "SCENARIOS",
+    "emulate_session",
+    "exchange_document",
+    "print_steps",
+    "run_scenario",
+    "scenario_document",
+]
+"""SCENARIOS (the registry's) is what `--scenario` takes."""
 
 WriteJson = Callable[[dict[str, Any]], None]
 """Where `--json` output goes: one object, one line of stdout."""
-
-
-class Scenario(Protocol):
-    name: str
-
-    def steps(self) -> list[tuple[str, StepAction]]: ...
-
-    async def run(self) -> list[StepResult]: ...
 
 
 async def run_scenario(
@@ -58,18 +54,13 @@ async def run_scenario(
                     broker, request_topic=request_topic, response_topic=response_topic, login=login
                 )
             )
-            played: Scenario
-            if scenario == "misuse":
+            kind = SCENARIOS[scenario]
+            watch = None
+            if kind.watches:
                 watch = await stack.enter_async_context(
                     OutputWatch.connect(broker, local_prefix, login=login)
                 )
-                played = Misuse(josev, watch, local_prefix)
-            elif scenario == "ac-session":
-                played = AcSession(josev, local_prefix)
-            elif scenario == "bpt-session":
-                played = BptSession(josev, local_prefix)
-            else:
-                played = DcSession(josev, local_prefix)
+            played: Scenario = kind.build(josev, watch, local_prefix)
             planned = len(played.steps())
             results = await played.run()
             problems = list(josev.problems)

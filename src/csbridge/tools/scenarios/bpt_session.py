@@ -177,17 +177,7 @@ class BptSession:
         return await self._signed(since, "E")
 
     async def _stop(self) -> str:
-        since = len(self.josev.updates)
-        await self.josev.update(
-            "iso15118_state_info", {"evse_id": self.evse_id, "session_status": "SessionStop"}
-        )
-        status = await self.evse.stop_charging()
-        if status != "accepted":
-            raise StepFailedError(f"stop_charging {status}")
-        await self.evse.update_named(
-            "cs_contactor_status", since, lambda m: m.data["status"] == "opened"
-        )
-        return "modules off, contactors opened"
+        return await self.evse.stop()
 
     async def _energy(self) -> str:
         first = self._first

@@ -19,6 +19,13 @@ CABLE_CHECK_LIMIT_S = 40.0
 CABLE_CHECK_POLL_S = 0.5
 """How often Josev asks for the cable check's status."""
 STATION_REQUEST_WAIT_S = 5.0
+EV_MAX_VOLTAGE_V = 500.0
+"""The simulated EV's maximum voltage (its setpoints' ev_limits)."""
+PRECHARGE_SETTLE_S = 0.5
+"""How long precharge runs before its current is read."""
+PRECHARGE_LIMIT_A = 2.0
+REPORTED_DEADBAND_A = 1.0
+"""Reported present values move past a 1 A deadband: a reading may lag by that much."""
 POLL_S = 0.05
 """How often a scenario looks again at what the emulator recorded without telling (the
 station's own requests, an answer to an id it no longer waits for)."""
@@ -251,6 +258,72 @@ class SimulatedEvse:
     async def stop_charging(self) -> str:
         answer = await self.request("stop_charging")
         return str(answer.data["status"])
+
+    async def setpoint(
+        self, voltage: float, current: float, *, precharge: bool = False
+    ) -> dict[str, Any]:
+        """Josev's power_electronics_setpoint for this EVSE: the answer's data."""
+        answer = await self.request(
+            "power_electronics_setpoint",
+            {
+                "dc": {"voltage": voltage, "charge_current": current},
+                "ev_limits": {"maximum_voltage": EV_MAX_VOLTAGE_V},
+                "is_precharge": precharge,
+            },
+        )
+        return answer.data
+
+    async def precharge(self, voltage: float = 400.0) -> str:
+        """A scenario's step: precharge accepted, and no more than PRECHARGE_LIMIT_A flows."""
+        answer = await self.setpoint(voltage, 20.0, precharge=True)
+        if answer["status"] != "accepted":
+            raise StepFailedError(f"precharge {answer['status']}")
+        await asyncio.sleep(PRECHARGE_SETTLE_S)
+        current = self.entry()["dc"]["present_current"]
+        if current > PRECHARGE_LIMIT_A + REPORTED_DEADBAND_A:
+            raise StepFailedError(f"{current} A flows during precharge")
+        return f"{current} A"
+
+    def over_reported(self) -> str | None:
+        """Why the present current Josev was told lies above the maximum it was told, or None."""
+        dc = self.entry()["dc"]
+        if dc["present_current"] > dc["max_current"] + REPORTED_DEADBAND_A:
+            return f"{dc['present_current']} A flows, above the {dc['max_current']} A reported"
+        return None
+
+    async def stop(self) -> str:
+        """A scenario's step: the ISO session stops, the station accepts stop_charging and
+        opens its contactors."""
+        since = len(self.josev.updates)
+        await self.josev.update(
+            "iso15118_state_info", {"evse_id": self.evse_id, "session_status": "SessionStop"}
+        )
+        status = await self.stop_charging()
+        if status != "accepted":
+            raise StepFailedError(f"stop_charging {status}")
+        await self.update_named(
+            "cs_contactor_status", since, lambda m: m.data["status"] == "opened"
+        )
+        return "modules off, contactors opened"
+
+    async def start_dc_session(self) -> str:
+        """Plug-in to precharge, as one step: what each stage saw, in order."""
+        stages: list[tuple[str, StepAction]] = [
+            ("plug-in", self.plug_in),
+            ("authorized", self.free_vend),
+            ("HLC", self.hlc_up),
+            ("S2 closed", lambda: self.pilot("ev_ready", "C2")),
+            ("cable check", self.isolation),
+            ("contactors", self.contactors_closed),
+            ("precharge", self.precharge),
+        ]
+        seen = []
+        for stage, action in stages:
+            try:
+                seen.append(await action())
+            except StepFailedError as error:
+                raise StepFailedError(f"{stage}: {error}") from None
+        return ", ".join(seen)
 
 
 def answers_in(exchanges: Sequence[Exchange], message_id: str) -> list[Exchange]:

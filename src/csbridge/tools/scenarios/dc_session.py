@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
@@ -54,7 +53,7 @@ class DcSession:
             ("the EV closes S2 (C2)", lambda: self.evse.pilot("ev_ready", "C2")),
             ("cable check", self.evse.isolation),
             ("contactors closed", self.evse.contactors_closed),
-            ("precharge (<= 2 A)", self._precharge),
+            ("precharge (<= 2 A)", self.evse.precharge),
             ("charge loop", self._charge_loop),
             ("a module falls silent: limit drops", self._limit_drop),
             ("charge loop after the drop", self._charge_loop),
@@ -79,41 +78,16 @@ class DcSession:
         max_current = self.evse.entry()["dc"]["max_current"]
         return f"{self.evse_id}, {len(self.modules)} modules, {max_current} A"
 
-    async def _setpoint(
-        self, voltage: float, current: float, *, precharge: bool = False
-    ) -> dict[str, Any]:
-        answer = await self.evse.request(
-            "power_electronics_setpoint",
-            {
-                "dc": {"voltage": voltage, "charge_current": current},
-                "ev_limits": {"maximum_voltage": 500.0},
-                "is_precharge": precharge,
-            },
-        )
-        return answer.data
-
-    async def _precharge(self) -> str:
-        answer = await self._setpoint(400.0, 20.0, precharge=True)
-        if answer["status"] != "accepted":
-            raise StepFailedError(f"precharge {answer['status']}")
-        await asyncio.sleep(0.5)
-        current = self.evse.entry()["dc"]["present_current"]
-        if current > 2.0 + 1.0:  # reported present values move past a 1 A deadband
-            raise StepFailedError(f"{current} A flows during precharge")
-        return f"{current} A"
-
     async def _charge_loop(self) -> str:
         worst = 0.0
         for _ in range(8):
-            answer = await self._setpoint(400.0, 1000.0)
+            answer = await self.evse.setpoint(400.0, 1000.0)
             if answer["status"] != "accepted":
                 raise StepFailedError(f"setpoint {answer['status']}")
-            dc = self.evse.entry()["dc"]
-            if dc["present_current"] > dc["max_current"] + 1.0:
-                raise StepFailedError(
-                    f"{dc['present_current']} A flows, above the {dc['max_current']} A reported"
-                )
-            worst = max(worst, dc["present_current"])
+            over = self.evse.over_reported()
+            if over is not None:
+                raise StepFailedError(over)
+            worst = max(worst, self.evse.entry()["dc"]["present_current"])
             await asyncio.sleep(LOOP_STEP_S)
         reported = self.evse.entry()["dc"]["max_current"]
         return f"1000 A asked, at most {worst} A delivered, {reported} A reported"
@@ -138,18 +112,9 @@ class DcSession:
         return f"{before} -> {after} A ({self.modules[-1]} silent)"
 
     async def _stop(self) -> str:
-        since = len(self.josev.updates)
-        await self.josev.update(
-            "iso15118_state_info", {"evse_id": self.evse_id, "session_status": "SessionStop"}
-        )
-        status = await self.evse.stop_charging()
-        if status != "accepted":
-            raise StepFailedError(f"stop_charging {status}")
-        await self.evse.update_named(
-            "cs_contactor_status", since, lambda m: m.data["status"] == "opened"
-        )
+        stopped = await self.evse.stop()
         await self.evse.simulate("restore_module", self.modules[-1])
-        return "modules off, contactors opened"
+        return stopped
 
     async def _cleanup(self) -> None:
         if self.evse_id:
