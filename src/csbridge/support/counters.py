@@ -90,6 +90,7 @@ class Counted(enum.StrEnum):
     METER_REQUEST_FAILED = "meter_request_failed"
     SIGNED_VALUE_MISSING = "signed_value_missing"
     METER_PUSH_SKIPPED = "meter_push_skipped"
+    CAN_LOG_LINES_REFUSED = "can_log_lines_refused"
 
     @property
     def metric(self) -> MetricSpec:
@@ -297,6 +298,11 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "meter_values_push_skipped",
         "meter_values updates of a transaction not pushed for want of a meter reading, by moment.",
         ("moment", "why"),
+    ),
+    Counted.CAN_LOG_LINES_REFUSED: MetricSpec(
+        "can_log_lines_refused",
+        "Lines (or records) of a replayed CAN log that could not be read, by log.",
+        ("log",),
     ),
 }
 

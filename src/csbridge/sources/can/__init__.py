@@ -1,12 +1,13 @@
 """CAN devices: declarative profiles (hal/), the frame codecs, per-device state, the router from
-frames to readings, supervised buses, candump/ASC logs, and the command frames.
+frames to readings, supervised buses, CAN logs (candump text and python-can's formats), and the
+command frames.
 
 Imports sources (readings), config and support.
 """
 
 from __future__ import annotations
 
-from csbridge.sources.can.bus import CanBuses
+from csbridge.sources.can.bus import CanBuses, error_classes
 from csbridge.sources.can.codec import (
     FORMAT_CHAR,
     BoardCommand,
@@ -27,7 +28,15 @@ from csbridge.sources.can.commands import (
     switch_frames,
 )
 from csbridge.sources.can.encoder import reply_frame
-from csbridge.sources.can.logs import LogError, merged_frames
+from csbridge.sources.can.logs import (
+    BadLine,
+    LogError,
+    LogFeed,
+    LogStats,
+    check_sources,
+    merged_frames,
+    parse_bus_map,
+)
 from csbridge.sources.can.profile import (
     CommandSpec,
     MessageSpec,
@@ -39,6 +48,7 @@ from csbridge.sources.can.router import DeviceRouter
 
 __all__ = [
     "FORMAT_CHAR",
+    "BadLine",
     "BoardCommand",
     "CanBuses",
     "CommandMissingError",
@@ -48,17 +58,22 @@ __all__ = [
     "FrameCodec",
     "IdFieldsCodec",
     "LogError",
+    "LogFeed",
+    "LogStats",
     "MessageSpec",
     "Outcome",
     "PowerReason",
     "Profile",
     "ProfileRegistry",
     "board_command",
+    "check_sources",
     "command_id",
     "direction_frames",
+    "error_classes",
     "load_profile",
     "merged_frames",
     "mode_frames",
+    "parse_bus_map",
     "read_board_command",
     "reply_frame",
     "setpoint_frames",
