@@ -281,10 +281,11 @@ class LogFeed:
 
 def _text_reader(suffix: str, lines: _CountedLines) -> can.io.generic.MessageReader:
     readers: dict[str, type[can.io.generic.TextIOMessageReader]] = {
-        ".asc": can.ASCReader,
         ".trc": can.TRCReader,
         ".csv": can.CSVReader,
     }
+    if suffix == ".asc":  # the trigger block's date: the same clock as every other format
+        return can.ASCReader(lines, relative_timestamp=False)  # type: ignore[arg-type]
     return readers[suffix](lines)  # type: ignore[arg-type]
 
 
