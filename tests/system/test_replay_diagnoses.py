@@ -313,3 +313,29 @@ def test_run_with_a_log_it_cannot_read_is_one_line_and_exit_2(logs: list[str], l
     assert result.returncode == 2
     (shown,) = result.stderr.strip().splitlines()
     assert shown.startswith(line)
+
+
+def test_the_documented_fixtures_replay_as_the_guide_says(
+    from_candump: dict[str, Any], candump_report: list[tuple[float, str, Any]]
+) -> None:
+    """docs/mapping-a-device.md shows these three logs (fixtures/can/make_diagnosis_logs.py)."""
+    screen = FIXTURES / "can" / "infypower-screen.log"
+    assert _summary(_replay(str(screen), "--json")) == from_candump
+    assert _report(_replay(str(screen))) == candump_report
+    damaged = FIXTURES / "can" / "infypower-bad-lines.log"
+    result = _replay(str(damaged), "--only-josev")
+    assert result.returncode == 0
+    shown = result.stderr.splitlines()
+    assert shown[0].endswith(
+        "infypower-bad-lines.log:17: cannot parse 'garbage': expected '(timestamp) interface "
+        "id#data' (candump -L) or 'interface id [len] data' (candump)"
+    )
+    assert "error frames: can0 1" in shown
+    assert shown[-2].endswith("infypower-bad-lines.log: 2 lines not read")
+    vcan = FIXTURES / "can" / "infypower-vcan.log"
+    unmapped = _replay(str(vcan), "--only-josev")
+    assert "map it with --bus-map vcan1=can1" in unmapped.stderr
+    mapped = _replay(
+        str(vcan), "--bus-map", "vcan0=can0", "--bus-map", "vcan1=can1", "--strict", "--json"
+    )
+    assert _summary(mapped)["limits"] == from_candump["limits"]

@@ -5,6 +5,7 @@ never seen and the bus names no configuration has, and each EVSE's limits as las
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from csbridge.tools.replay import ReplayRun
@@ -23,14 +24,20 @@ def unknown_buses(run: ReplayRun) -> list[str]:
 
 
 def bus_hint(run: ReplayRun, bus: str) -> str:
-    """The --bus-map that would most likely put `bus` on a configured bus: the first
-    configured bus that no frame reached, else the first."""
+    """The --bus-map that most likely puts `bus` on a configured bus: one whose name ends it
+    (vcan1: can1), else one with the same number, else the first no frame reached."""
     names = [b.name for b in run.config.bus]
     if not names:
         return "the configuration has no [[bus]]"
+    number = re.search(r"(\d+)$", bus)
     quiet = [name for name in names if not run.stats.frames[name]]
-    target = (quiet or names)[0]
-    return f"--bus-map {bus}={target}"
+    candidates = (
+        [name for name in names if bus.endswith(name)]
+        + [name for name in names if number and name.endswith(number[1])]
+        + quiet
+        + names
+    )
+    return f"--bus-map {bus}={candidates[0]}"
 
 
 def strict_problems(run: ReplayRun) -> list[str]:
@@ -62,18 +69,20 @@ def summary_lines(run: ReplayRun, published: int) -> list[str]:
         for name in sorted(run.stats.log_buses)
     )
     lines.append(f"buses in the logs: {seen_names or 'none'}")
-    configured = ", ".join(bus.name for bus in run.config.bus) or "none"
+    configured = [bus.name for bus in run.config.bus]
     for bus in unknown_buses(run):
         lines.append(
             f"bus {bus}: {run.stats.frames[bus]} frames on a bus the configuration lacks "
-            f"(it has {configured}): map it with {bus_hint(run, bus)}"
+            f"(it has {', '.join(configured) or 'none'}): map it with {bus_hint(run, bus)}"
         )
     for bus, count in sorted(run.stats.error_frames.items()):
         lines.append(f"error frames: {bus} {count}")
-    for (bus, identifier), count in sorted(run.unknown_ids.items())[:SHOWN_UNKNOWN_IDS]:
+    # on a bus the configuration lacks every id is unknown: named once above, not per id
+    known_bus = {bus: count for bus, count in run.unknown_ids.items() if bus[0] in configured}
+    for (bus, identifier), count in sorted(known_bus.items())[:SHOWN_UNKNOWN_IDS]:
         lines.append(f"unknown id: {bus} 0x{identifier:X} {count}")
-    if len(run.unknown_ids) > SHOWN_UNKNOWN_IDS:
-        lines.append(f"unknown ids: {len(run.unknown_ids)} in all (--json lists each)")
+    if len(known_bus) > SHOWN_UNKNOWN_IDS:
+        lines.append(f"unknown ids: {len(known_bus)} in all (--json lists each)")
     for source, count in sorted(run.stats.bad_lines.items()):
         lines.append(f"{source}: {count} line{'s' if count > 1 else ''} not read")
     for source in run.stats.untimed:

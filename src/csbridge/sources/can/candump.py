@@ -12,9 +12,10 @@ and `snprintf_long_canframe`):
   (`-a`), `remote request` or `ERRORFRAME` in place of or after the data; `-e` adds tab-indented
   lines that explain an error frame.
 
-An identifier with CAN_ERR_FLAG (0x20000000, linux/can.h) is an error frame; its other bits
-name the error classes. The screen format's `-td` (delta) and `-tz` (zero-based) timestamps are
-printed alike and cannot be told apart, so they are refused for the whole log.
+An identifier with CAN_ERR_FLAG (0x20000000: Linux include/uapi/linux/can.h; python-can's
+can/io/canutils.py) is an error frame; its other bits name the error classes. The screen
+format's `-td` (delta) and `-tz` (zero-based) timestamps are printed alike and cannot be told
+apart, so they are refused for the whole log.
 """
 
 from __future__ import annotations
