@@ -102,6 +102,21 @@ def test_a_log_written_by_python_can_replays_as_the_candump_log(
     assert _report(_replay(str(log))) == candump_report
 
 
+def test_an_mf4_log_replays_as_the_candump_log(
+    tmp_path: Path,
+    from_candump: dict[str, Any],
+    candump_report: list[tuple[float, str, Any]],
+) -> None:
+    """With python-can's mf4 extra (asammdf), which the dev install does not pull in."""
+    pytest.importorskip("asammdf")
+    log = tmp_path / "frames.mf4"
+    with can.MF4Writer(str(log)) as writer:
+        for frame in _frames():
+            writer.on_message_received(_channel_numbered(frame))
+    assert _summary(_replay(str(log), "--json")) == from_candump
+    assert _report(_replay(str(log))) == candump_report
+
+
 def test_csv_logs_name_their_bus_by_file(
     tmp_path: Path, from_candump: dict[str, Any], candump_report: list[tuple[float, str, Any]]
 ) -> None:

@@ -308,9 +308,10 @@ def replay(
     logs: Annotated[
         list[str],
         typer.Argument(
-            help="CAN logs: candump (.log), .asc, .blf, .trc, .csv, .mf4 (python-can[mf4]); "
-            "- reads candump lines from stdin.",
+            help="CAN logs: candump (.log), .asc, .blf, .trc, .csv, .mf4 (with python-can's mf4 "
+            "extra); - reads candump lines from stdin.",
             show_default=False,
+            metavar="LOG",
         ),
     ],
     only_josev: Annotated[
@@ -323,7 +324,9 @@ def replay(
     bus_map: Annotated[
         list[str] | None,
         typer.Option(
-            "--bus-map", help="LOGNAME=BUS: the log's bus under the configured name (repeatable)."
+            "--bus-map",
+            help="LOGNAME=BUS: the log's bus under the configured name (repeatable).",
+            metavar="LOGNAME=BUS",
         ),
     ] = None,
     as_json: Annotated[
