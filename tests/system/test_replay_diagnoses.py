@@ -4,6 +4,9 @@ error frames, `--json`, `--strict`, and the error paths of `replay` and `run --r
 
 from __future__ import annotations
 
+import re
+import select
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -354,3 +357,36 @@ def test_the_documented_fixtures_replay_as_the_guide_says(
         str(vcan), "--bus-map", "vcan0=can0", "--bus-map", "vcan1=can1", "--strict", "--json"
     )
     assert _summary(mapped)["limits"] == from_candump["limits"]
+
+
+def test_a_live_pipe_shows_each_publication_as_it_falls_due_and_ctrl_c_sums_up() -> None:
+    """`candump -L can0 | csbridge replay -c X -`: the bus never ends, so output cannot wait for
+    the end, and Ctrl-C ends it with the summary, not a traceback."""
+    process = subprocess.Popen(
+        [*CSBRIDGE, "replay", "--config", str(CONFIG), "-", "--only-josev"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.write("".join(LOG.read_text().splitlines(keepends=True)[:40]))
+        process.stdin.flush()  # and left open: more may come, as from candump
+        ready, _, _ = select.select([process.stdout], [], [], 60)
+        assert ready, "no publication while the pipe stays open"
+        first = orjson.loads(process.stdout.readline())
+        assert first["topic"] == "cs/josev"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted: the summary of what was read" in stderr
+    frames = re.search(r"^frames: (\d+)$", stderr, re.MULTILINE)
+    assert frames is not None, stderr
+    assert 1 <= int(frames[1]) <= 40  # as far as it had read when interrupted

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import can
 import orjson
 
 from csbridge.config import Config
@@ -82,6 +83,10 @@ class ReplayRun:
     def publications(self, sources: Sequence[str | Path]) -> list[Publication]:
         """Every publication of the logs, in time order. Raises LogError for a log that cannot
         be read at all, or from which no frame could be read."""
+        return list(self.stream(sources))
+
+    def stream(self, sources: Sequence[str | Path]) -> Iterator[Publication]:
+        """The publications as they fall due: a live pipe's show as its frames arrive."""
         feed = LogFeed(
             sources,
             self.config.bus,
@@ -91,20 +96,20 @@ class ReplayRun:
             stdin=self.stdin,
         )
         self.stats = feed.stats
-        out: list[Publication] = []
         tick = self.config.reporting.evaluate_every_s
         next_tick: float | None = None
         for timestamp, bus, frame in feed.frames():
+            self.frames += 1  # counted as read: an interrupted replay's summary counts it
             if next_tick is None:
                 self.clock.now = timestamp
                 self.engine.evaluate()
-                out += self._drain(everything=True)
+                yield from self._drain(everything=True)
                 next_tick = timestamp + tick
             idle_ticks = 0
             while next_tick <= timestamp:
                 self.clock.now = next_tick
                 self.engine.evaluate()
-                out += self._drain()
+                yield from self._drain()
                 next_tick += tick
                 idle_ticks += 1
                 if idle_ticks * tick >= LONG_GAP_S:
@@ -113,22 +118,24 @@ class ReplayRun:
                     next_tick += math.floor((timestamp - next_tick) / tick) * tick
                     idle_ticks = 0
             self.clock.now = timestamp
-            self.frames += 1
-            if frame.is_error_frame:  # as on a live bus: counted by class, never decoded
-                for name in error_classes(frame):
-                    self.counters.add(Counted.CAN_ERROR_FRAMES, f"{bus}/{name}")
-                continue
-            unknown_before = self.router.outcomes[UNKNOWN_ID]
-            routed = self.router.route(bus, frame, timestamp)
-            if self.router.outcomes[UNKNOWN_ID] > unknown_before:
-                self.unknown_ids[(bus, frame.arbitration_id)] += 1
-            if routed is not None:
-                self.engine.ingest(*routed)
-                out += self._drain()
+            yield from self._frame(bus, frame, timestamp)
         empty = [source for source in feed.sources if not self.stats.frames_by_source[source]]
         if empty:
             raise LogError("; ".join(_why_empty(source, self.stats) for source in empty))
-        return out
+
+    def _frame(self, bus: str, frame: can.Message, timestamp: float) -> list[Publication]:
+        if frame.is_error_frame:  # as on a live bus: counted by class, never decoded
+            for name in error_classes(frame):
+                self.counters.add(Counted.CAN_ERROR_FRAMES, f"{bus}/{name}")
+            return []
+        unknown_before = self.router.outcomes[UNKNOWN_ID]
+        routed = self.router.route(bus, frame, timestamp)
+        if self.router.outcomes[UNKNOWN_ID] > unknown_before:
+            self.unknown_ids[(bus, frame.arbitration_id)] += 1
+        if routed is None:
+            return []
+        self.engine.ingest(*routed)
+        return self._drain()
 
     def _drain(self, *, everything: bool = False) -> list[Publication]:
         now = self.clock.now

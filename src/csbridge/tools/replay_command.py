@@ -59,48 +59,71 @@ def run_replay(
     complain: Callable[[str], None],
 ) -> int:
     """Replay as the command does; its exit code. `complain` prints one line on stderr."""
-    if options.plot is not None:
-        from csbridge.tools.plot import PLOT_EXTRA_HINT, plot_available  # noqa: PLC0415
-
-        if not plot_available():
-            complain(PLOT_EXTRA_HINT)
-            return EXIT_BAD_INPUT
-    try:
-        check_sources(options.sources)
-        bus_map = parse_bus_map(options.bus_map, settings.bus)
-    except LogError as error:
-        complain(f"log error: {error}")
+    bus_map = _checked_first(settings, options, complain)
+    if bus_map is None:
         return EXIT_BAD_INPUT
     try:
         run = ReplayRun(
             settings, bus_map=bus_map, on_bad_line=BadLinePrinter(complain), stdin=stdin
         )
-        publications = run.publications(options.sources)
     except ConfigError as error:
         for problem in error.problems:
             complain(f"config error {config_name}: {problem}")
         return EXIT_BAD_INPUT
+    only = settings.mqtt.response_topic if options.only_josev else None
+    publications: list[Publication] = []
+    published = 0
+    try:
+        for publication in run.stream(options.sources):
+            publications.append(publication)
+            if only is None or publication.topic == only:
+                published += 1
+                if not options.json:  # as it falls due: a live pipe shows as it goes
+                    write_lines([publication], stdout)
+                    stdout.flush()
     except LogError as error:
         complain(f"log error: {error}")
         return EXIT_BAD_INPUT
-    only = settings.mqtt.response_topic if options.only_josev else None
+    except KeyboardInterrupt:  # Ctrl-C on `candump | csbridge replay -`: sum up what came
+        complain("interrupted: the summary of what was read")
     if options.json:
-        published = sum(1 for p in publications if only is None or p.topic == only)
         stdout.write(orjson.dumps(summary_document(run, published)).decode() + "\n")
     else:
-        published = write_lines(publications, stdout, only_topic=only)
         for line in summary_lines(run, published):
             complain(line)
     if options.plot is not None and not _plot(
         publications, settings.mqtt.response_topic, options.plot, complain
     ):
         return EXIT_BAD_INPUT
+    return _strict_code(run, options, complain)
+
+
+def _strict_code(run: ReplayRun, options: ReplayOptions, complain: Callable[[str], None]) -> int:
     problems = strict_problems(run)
     if options.strict and problems:
         for problem in problems:
             complain(f"strict: {problem}")
         return EXIT_STRICT
     return EXIT_OK
+
+
+def _checked_first(
+    settings: Config, options: ReplayOptions, complain: Callable[[str], None]
+) -> dict[str, str] | None:
+    """The bus map, once everything that can be checked before replaying is; None (and the
+    reason said) if something is wrong: a replay must not run for minutes and then fail."""
+    if options.plot is not None:
+        from csbridge.tools.plot import PLOT_EXTRA_HINT, plot_available  # noqa: PLC0415
+
+        if not plot_available():
+            complain(PLOT_EXTRA_HINT)
+            return None
+    try:
+        check_sources(options.sources)
+        return parse_bus_map(options.bus_map, settings.bus)
+    except LogError as error:
+        complain(f"log error: {error}")
+        return None
 
 
 def _plot(
