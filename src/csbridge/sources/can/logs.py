@@ -246,9 +246,10 @@ class LogFeed:
         read = 0
         try:
             reader = can.LogReader(source) if lines is None else _text_reader(suffix, lines)
-            for frame in reader:
-                read += 1
-                yield frame.timestamp, self._channel_name(frame, suffix, source), frame
+            with reader:  # a binary log's file is closed however the replay ends
+                for frame in reader:
+                    read += 1
+                    yield frame.timestamp, self._channel_name(frame, suffix, source), frame
         except Exception as error:  # a broken file must not take the replay down
             why = f"{type(error).__name__}: {error}; the rest of the file is not read"
             if lines is not None:
