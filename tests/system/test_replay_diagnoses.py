@@ -315,22 +315,23 @@ def _hide(tmp_path: Path, package: str) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("logs", "line"),
+    ("log", "line"),
     [
-        (["nope.log"], "log error --replay: nope.log: no such file"),
-        (
-            ["-"],
-            "log error --replay: -: run replays files; candump lines on stdin: csbridge replay",
-        ),
-        (["frames.xyz"], "log error --replay: frames.xyz: unknown log format '.xyz'"),
+        ("nope.log", "log error --replay: {log}: No such file or directory"),
+        ("-", "log error --replay: -: run replays files; stdin: csbridge replay -"),
+        ("frames.xyz", "log error --replay: {log}: unknown log format '.xyz'"),
     ],
 )
-def test_run_with_a_log_it_cannot_read_is_one_line_and_exit_2(logs: list[str], line: str) -> None:
-    arguments = [word for log in logs for word in ("--replay", log)]
-    result = _csbridge("run", "--config", str(CONFIG), *arguments)
+def test_run_with_a_log_it_cannot_read_is_one_line_and_exit_2(
+    tmp_path: Path, log: str, line: str
+) -> None:
+    if log == "frames.xyz":
+        (tmp_path / log).write_text("(1.0) can0 123#00\n")  # there, but no format csbridge reads
+    path = log if log == "-" else str(tmp_path / log)
+    result = _csbridge("run", "--config", str(CONFIG), "--replay", path)
     assert result.returncode == 2
     (shown,) = result.stderr.strip().splitlines()
-    assert shown.startswith(line)
+    assert shown.startswith(line.format(log=path))
 
 
 def test_the_documented_fixtures_replay_as_the_guide_says(

@@ -102,12 +102,27 @@ def check_replay_logs(logs: Sequence[Path]) -> None:
     line and exit 2, as a configuration error."""
     from csbridge.sources.can import LogError, check_sources  # noqa: PLC0415
 
+    if any(str(log) == "-" for log in logs):
+        refuse(
+            ConfigError("--replay", ["-: run replays files; stdin: csbridge replay -"]), kind="log"
+        )
+    unreadable = [f"{log}: {why}" for log in logs if (why := _unreadable(log))]
+    if unreadable:
+        refuse(ConfigError("--replay", unreadable), kind="log")
     try:
-        if any(str(log) == "-" for log in logs):
-            raise LogError("-: run replays files; candump lines on stdin: csbridge replay")
-        check_sources(logs)
+        check_sources(logs)  # the format, and its extra
     except LogError as error:
         refuse(ConfigError("--replay", [str(error)]), kind="log")
+
+
+def _unreadable(log: Path) -> str | None:
+    """Why a log named by --replay cannot be read, or None: the run refuses it at once rather
+    than failing once the station has started."""
+    try:
+        with log.open("rb"):
+            return None
+    except OSError as error:
+        return error.strerror or error.__class__.__name__
 
 
 def load_settings(path: Path, broker: str | None) -> Config:
