@@ -7,7 +7,8 @@ import re
 
 from csbridge.config import Config, parse_config
 from csbridge.support.resources import example_config
-from csbridge.tools.replay import ReplayRun, summary
+from csbridge.tools.replay import ReplayRun
+from csbridge.tools.replay_summary import summary_document, summary_lines
 from tests.support import FIXTURES
 
 LOG = FIXTURES / "can" / "infypower-three-modules.log"
@@ -73,6 +74,8 @@ def test_the_replay_shows_what_each_evse_of_the_pool_would_get() -> None:
     assert {r["binding"]["max_current"] for r in reports if r["limits"]["evse_id"] == EVSE2} >= {
         "pool"
     }
-    lines = summary(run)
+    lines = summary_lines(run, len(publications))
     assert "pool cabinet (equal_share), no session: each EVSE would get" in lines
     assert any(line.startswith(f"  {EVSE2}: ") and line.endswith("infy1, infy2") for line in lines)
+    document = summary_document(run, len(publications))
+    assert document["pools"]["cabinet"]["would_get"][EVSE2]["modules"] == ["infy1", "infy2"]

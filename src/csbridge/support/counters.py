@@ -93,6 +93,7 @@ class Counted(enum.StrEnum):
     POOL_DECISIONS = "pool_decisions"
     POOL_MODULE_MOVES = "pool_module_moves"
     HARDWARE_FAULTS = "hardware_faults"
+    CAN_LOG_LINES_REFUSED = "can_log_lines_refused"
 
     @property
     def metric(self) -> MetricSpec:
@@ -318,6 +319,11 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "Modules taken out of a shared pool for a hardware fault (a contactor whose feedback"
         " disagrees, a module that will not stop or start), by module.",
         ("module",),
+    ),
+    Counted.CAN_LOG_LINES_REFUSED: MetricSpec(
+        "can_log_lines_refused",
+        "Lines (or records) of a replayed CAN log that could not be read, by log.",
+        ("log",),
     ),
 }
 

@@ -557,7 +557,13 @@ def status(
 def replay(
     config: ConfigOption,
     logs: Annotated[
-        list[Path], typer.Argument(help="candump -L (.log) or Vector ASC (.asc) logs.")
+        list[str],
+        typer.Argument(
+            help="CAN logs: candump (.log), .asc, .blf, .trc, .csv, .mf4 (with python-can's mf4 "
+            "extra); - reads candump lines from stdin.",
+            show_default=False,
+            metavar="LOG",
+        ),
     ],
     only_josev: Annotated[
         bool, typer.Option("--only-josev", help="Print only what goes to Josev.")
@@ -567,33 +573,40 @@ def replay(
         typer.Option(help="Also draw limits, present values and isolation over time (PNG)."),
     ] = None,
     hal_dir: HalDirOption = None,
+    bus_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bus-map",
+            help="LOGNAME=BUS: the log's bus under the configured name (repeatable).",
+            metavar="LOGNAME=BUS",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print only the summary, as one JSON object.")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit 1 if a configured device was never seen, a bus is not configured or a "
+            "line was not read.",
+        ),
+    ] = False,
 ) -> None:
     """Feed CAN logs through the profiles and the limits engine on the log's clock; print every
     message the bridge would publish as a JSON line, then a summary on stderr."""
-    from csbridge.sources.can import LogError  # noqa: PLC0415
-    from csbridge.tools.replay import ReplayRun, summary, write_lines  # noqa: PLC0415
+    from csbridge.tools.replay_command import ReplayOptions, run_replay  # noqa: PLC0415
 
     settings = load_settings(config, None, hal_dir or ())
-    try:
-        run = ReplayRun(settings)
-        publications = run.publications(logs)
-    except ConfigError as error:
-        refuse(error, config)
-    except LogError as error:
-        refuse(ConfigError(str(config), [str(error)]), kind="log")
-    only = settings.mqtt.response_topic if only_josev else None
-    written = write_lines(publications, sys.stdout, only_topic=only)
-    for line in [*summary(run), f"published: {written} messages"]:
-        err.print(line)
-    if plot is not None:
-        from csbridge.tools.plot import PlotUnavailableError, plot_publications  # noqa: PLC0415
-
-        try:
-            plot_publications(publications, settings.mqtt.response_topic, plot)
-        except PlotUnavailableError:
-            err.print("--plot needs the plot extra: pip install 'csbridge[plot]'")
-            raise typer.Exit(EXIT_BAD_CONFIG) from None
-        err.print(f"plot: {plot}")
+    options = ReplayOptions(logs, bus_map or (), only_josev, plot, as_json, strict)
+    code = run_replay(
+        settings,
+        options,
+        config_name=str(config),
+        stdout=sys.stdout,
+        complain=lambda line: err.print(line, markup=False, emoji=False),
+    )
+    raise typer.Exit(code)
 
 
 @app.command("collect-logs")

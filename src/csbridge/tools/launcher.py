@@ -80,9 +80,8 @@ def serve(settings: Config, replay: Sequence[Path] = ()) -> None:
     from csbridge.service import run_station  # noqa: PLC0415 - only the run command needs it
     from csbridge.support import configure_logging  # noqa: PLC0415
 
-    unreadable = [f"{log}: {why}" for log in replay if (why := _unreadable(log))]
-    if unreadable:
-        refuse(ConfigError("--replay", unreadable), kind="log")
+    if replay:
+        check_replay_logs(replay)
     configure_logging(
         settings.logging.level,
         settings.logging.repeat_interval_s,
@@ -96,6 +95,24 @@ def serve(settings: Config, replay: Sequence[Path] = ()) -> None:
         refuse(error)
     if code:
         raise SystemExit(code)  # Josev's station reset: systemd restarts on this code
+
+
+def check_replay_logs(logs: Sequence[Path]) -> None:
+    """`run --replay`'s logs, before anything starts: one that cannot be read at all is one
+    line and exit 2, as a configuration error."""
+    from csbridge.sources.can import LogError, check_sources  # noqa: PLC0415
+
+    if any(str(log) == "-" for log in logs):
+        refuse(
+            ConfigError("--replay", ["-: run replays files; stdin: csbridge replay -"]), kind="log"
+        )
+    unreadable = [f"{log}: {why}" for log in logs if (why := _unreadable(log))]
+    if unreadable:
+        refuse(ConfigError("--replay", unreadable), kind="log")
+    try:
+        check_sources(logs)  # the format, and its extra
+    except LogError as error:
+        refuse(ConfigError("--replay", [str(error)]), kind="log")
 
 
 def _unreadable(log: Path) -> str | None:

@@ -15,8 +15,20 @@ from csbridge.tools.replay import Publication
 ISOLATION_LEVEL = {"fault": 0, "invalid": 1, "no_imd": 1, "warning": 2, "valid": 3}
 
 
+PLOT_EXTRA_HINT = "install the plot extra: pip install 'csbridge[plot]'"
+
+
 class PlotUnavailableError(Exception):
     """matplotlib is not installed: `pip install 'csbridge[plot]'`."""
+
+
+def plot_available() -> bool:
+    """Whether matplotlib imports, asked before a replay so a missing extra costs no replay."""
+    try:
+        import matplotlib  # noqa: F401, PLC0415 - optional extra
+    except ImportError:
+        return False
+    return True
 
 
 def _series(

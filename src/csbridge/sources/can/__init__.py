@@ -1,12 +1,13 @@
 """CAN devices: declarative profiles (hal/), the frame codecs, per-device state, the router from
-frames to readings, supervised buses, candump/ASC logs, and the command frames.
+frames to readings, supervised buses, CAN logs (candump text and python-can's formats), and the
+command frames.
 
 Imports sources (readings), config and support.
 """
 
 from __future__ import annotations
 
-from csbridge.sources.can.bus import CanBuses
+from csbridge.sources.can.bus import CanBuses, error_classes
 from csbridge.sources.can.codec import (
     FORMAT_CHAR,
     NUMERIC_FIELDS,
@@ -29,7 +30,15 @@ from csbridge.sources.can.commands import (
 )
 from csbridge.sources.can.deadlines import MessagePeriod, message_periods, profile_warnings
 from csbridge.sources.can.encoder import reply_frame
-from csbridge.sources.can.logs import LogError, merged_frames
+from csbridge.sources.can.logs import (
+    BadLine,
+    LogError,
+    LogFeed,
+    LogStats,
+    check_sources,
+    merged_frames,
+    parse_bus_map,
+)
 from csbridge.sources.can.profile import (
     QUANTITY_OF,
     CommandSpec,
@@ -46,6 +55,7 @@ __all__ = [
     "HAL_PATH_VARIABLE",
     "NUMERIC_FIELDS",
     "QUANTITY_OF",
+    "BadLine",
     "BoardCommand",
     "CanBuses",
     "CommandMissingError",
@@ -55,6 +65,8 @@ __all__ = [
     "FrameCodec",
     "IdFieldsCodec",
     "LogError",
+    "LogFeed",
+    "LogStats",
     "MessagePeriod",
     "MessageSpec",
     "Outcome",
@@ -62,12 +74,15 @@ __all__ = [
     "Profile",
     "ProfileRegistry",
     "board_command",
+    "check_sources",
     "command_id",
     "direction_frames",
+    "error_classes",
     "load_profile",
     "merged_frames",
     "message_periods",
     "mode_frames",
+    "parse_bus_map",
     "profile_warnings",
     "read_board_command",
     "reply_frame",
