@@ -93,6 +93,8 @@ class Counted(enum.StrEnum):
     POOL_DECISIONS = "pool_decisions"
     POOL_MODULE_MOVES = "pool_module_moves"
     HARDWARE_FAULTS = "hardware_faults"
+    MATRIX_FRAMES_REJECTED = "matrix_frames_rejected"
+    MATRIX_BOARD_SILENT = "matrix_board_silent"
 
     @property
     def metric(self) -> MetricSpec:
@@ -318,6 +320,17 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "Modules taken out of a shared pool for a hardware fault (a contactor whose feedback"
         " disagrees, a module that will not stop or start), by module.",
         ("module",),
+    ),
+    Counted.MATRIX_FRAMES_REJECTED: MetricSpec(
+        "matrix_frames_rejected",
+        "Contactor matrix feedback frames refused (not a data frame of its length), by pool.",
+        ("pool",),
+    ),
+    Counted.MATRIX_BOARD_SILENT: MetricSpec(
+        "matrix_board_silent",
+        "Times a pool's contactor matrix board on CAN went unheard past its deadline (every"
+        " contact then unknown), by pool.",
+        ("pool",),
     ),
 }
 
