@@ -4,13 +4,15 @@ at the layout's bit rate; a pool whose banks are switched cannot run without one
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from csbridge.config import Config, load_config
-from csbridge.power import pool_problems
+from csbridge.power import pool_layout, pool_problems
 from csbridge.resources import example_config
+from csbridge.sources.simulated import load_matrix_layout
 
 EVSE1 = "DE*CSB*E0001"
 EVSE2 = "DE*CSB*E0002"
@@ -93,3 +95,21 @@ def test_a_pool_wired_throughout_needs_no_board_but_is_not_run_yet() -> None:
     assert problems == []
     assert len(warnings) == 1
     assert "every bank is wired to its EVSE" in warnings[0]
+
+
+def test_a_layout_of_its_own_is_read_beside_the_configuration_file(tmp_path: Path) -> None:
+    shipped = load_matrix_layout()
+    folder = tmp_path / "boards"
+    folder.mkdir()
+    (folder / "mine.toml").write_text(
+        shipped.path.read_text(encoding="utf-8").replace(
+            'dbc = "../contactor-matrix.dbc"', f'dbc = "{shipped.dbc}"'
+        ),
+        encoding="utf-8",
+    )
+    raw = _with_board({"layout": "boards/mine.toml", "bus": "can0"})
+    config = Config.model_validate(raw, context={"config_dir": tmp_path})
+    layout = pool_layout(config.pool[0])  # wherever csbridge starts
+    assert layout.path == folder / "mine.toml"
+    assert layout.dbc == shipped.dbc
+    assert pool_problems(config) == ([], [])

@@ -13,9 +13,10 @@ import enum
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from csbridge.config.base import NonNegative, Positive, Strict
 from csbridge.config.devices import BusConfig, ModuleConfig
@@ -100,7 +101,8 @@ class PoolBoardConfig(Strict):
     (`bus`), simulated in the process (`simulated` alone), or simulated on that bus (both)."""
 
     layout: str | None = None
-    """The matrix layout file (hal/switching/*.toml); none: csbridge's own contactor matrix."""
+    """The matrix layout file (hal/switching/*.toml), relative to the configuration file;
+    none: csbridge's own contactor matrix."""
     bus: Annotated[str, Field(min_length=1)] | None = None
     """The `[[bus]]` the board is on: its commands go out there, its feedback is read there."""
     deadline_s: Annotated[float, Field(gt=0, le=10)] | None = None
@@ -108,6 +110,16 @@ class PoolBoardConfig(Strict):
     Default: three of its layout's feedback cycles."""
     simulated: SimulatedMatrixConfig | None = None
     """A simulated board: in the process, or with `bus` answering on that bus's wire."""
+
+    @field_validator("layout")
+    @classmethod
+    def _beside_the_file(cls, layout: str | None, info: ValidationInfo) -> str | None:
+        # Relative to the configuration file (parse_config's `config_dir`), as `run` and
+        # check-config must read the same layout wherever csbridge starts.
+        base = (info.context or {}).get("config_dir")
+        if layout is None or not isinstance(base, Path) or Path(layout).is_absolute():
+            return layout
+        return str(base / layout)
 
     @model_validator(mode="after")
     def _reachable(self) -> Self:
