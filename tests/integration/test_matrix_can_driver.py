@@ -187,6 +187,8 @@ def test_a_short_feedback_frame_is_refused_counted_and_changes_nothing(wire: Wir
     short = can.Message(arbitration_id=FEEDBACK_ID, data=bytes(4), is_extended_id=False)
     wire.buses.links["can0"].on_frames([short])
     assert wire.counters.get("matrix_frames_rejected", "cabinet") == 1
+    assert wire.counters.get("can_frames", "can0/matrix-cabinet/wrong_dlc") == 1
+    assert wire.counters.get("can_frames", "can0/matrix-cabinet/decoded") == 1
     assert wire.driver.feedback() == {"m1": frozenset({EVSE1})}
 
 

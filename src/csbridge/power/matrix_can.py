@@ -106,19 +106,19 @@ class CanMatrixDriver:
             return False
         return self.link.send(self.codec.command_frame(self._closed))
 
-    def on_frame(self, frame: can.Message, at: float) -> None:
+    def on_frame(self, frame: can.Message, at: float) -> bool:
         """A frame of the feedback's identifier: its contacts, as of `at`. A malformed one is
-        counted and logged (by the codec) and changes nothing."""
+        counted and logged (by the codec) and changes nothing: False."""
         closed = self.codec.decode_feedback(frame)
         if closed is None:
             self._counters.add(Counted.MATRIX_FRAMES_REJECTED, self.pool_name)
-            return
+            return False
         if self._silent:
             self._silent = False
             log.info("event=matrix_board_heard pool=%s bus=%s", self.pool_name, self.bus_name)
         self.heard_at = at
         if closed == self._heard_contacts:
-            return
+            return True
         self._heard_contacts = closed
         found: dict[str, set[str]] = {}
         for contact in closed:
@@ -128,6 +128,7 @@ class CanMatrixDriver:
         self._heard = {module: frozenset(evses) for module, evses in found.items()}
         if self.on_feedback is not None:
             self.on_feedback()
+        return True
 
     def _fell_silent(self, for_s: float) -> None:
         if self._silent:

@@ -45,9 +45,10 @@ class ProfileOnBus:
     targets: dict[int, Target] = field(default_factory=dict)
 
 
-FrameListener = Callable[[can.Message, float], None]
+FrameListener = Callable[[can.Message, float], bool]
 """Takes a frame (with the time it was read) that a device of a higher layer decodes itself
-(the contactor matrix board of a shared pool); it produces no EVSE reading."""
+(the contactor matrix board of a shared pool): True when it decoded it, False when it refused
+it (not a data frame of its length). It produces no EVSE reading."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,10 +229,12 @@ class DeviceRouter:
         listener = None if frame.is_extended_id else route.listeners.get(frame.arbitration_id)
         if listener is not None:
             try:
-                listener.take(frame, at)
+                taken = listener.take(frame, at)
             except Exception:  # a listener's bug must not take the bus down
                 log.exception("event=listener_failed bus=%s listener=%s", bus_name, listener.name)
-            self._count(bus_name, listener.name, Outcome.DECODED, frame)
+                taken = False
+            # A refused frame is logged by the listener, which knows why: counted only here.
+            self._tally(bus_name, listener.name, Outcome.DECODED if taken else Outcome.WRONG_DLC)
             return None
         best = Outcome.UNKNOWN_ID
         best_profile = "-"
@@ -256,9 +259,12 @@ class DeviceRouter:
         self._count(bus_name, best_profile, best, frame)
         return None
 
-    def _count(self, bus: str, profile: str, outcome: Outcome, frame: can.Message) -> None:
+    def _tally(self, bus: str, profile: str, outcome: Outcome) -> None:
         self.outcomes[(profile, outcome.value)] += 1
         self.counters.add(Counted.CAN_FRAMES, f"{bus}/{profile}/{outcome.value}")
+
+    def _count(self, bus: str, profile: str, outcome: Outcome, frame: can.Message) -> None:
+        self._tally(bus, profile, outcome)
         if outcome in (Outcome.DECODED, Outcome.REQUEST):
             return
         self._faults.warning(

@@ -534,8 +534,10 @@ class SimulatedCanBus:
         for board in self.boards:
             self._command(board, frame)
         if self.matrices and self.loop is not None:
-            # The notifier may call from its reader thread: the boards change on the loop only.
-            self.loop.call_soon_threadsafe(self._matrix_heard, frame)
+            # The notifier may call from its reader thread: the boards change on the loop only
+            # (a loop already closed, as the simulation stops, has nobody left to answer).
+            with suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._matrix_heard, frame)
 
     def _matrix_heard(self, frame: can.Message) -> None:
         for matrix in self.matrices:
