@@ -287,3 +287,18 @@ def test_a_board_on_a_missing_bus_is_refused_by_the_configuration() -> None:
     raw["pool"][0]["board"]["bus"] = "can9"
     with pytest.raises(ValueError, match=r"pool\[0\]\.board\.bus: no \[\[bus\]\] named 'can9'"):
         Config.model_validate(raw)
+
+
+async def test_the_pool_waits_for_the_boards_first_feedback(wire: Wire) -> None:
+    """What the station awaits before the pool's first step (service/station.py)."""
+    waiting = asyncio.create_task(wire.driver.heard())
+    await wait_until(lambda: wire.driver.feedback() is None, 5, "asked once")
+    wire.clock.now += wire.driver.deadline_s + 0.01
+    await wait_until(
+        lambda: wire.counters.get("matrix_board_silent", "cabinet") == 1, 5, "silent, logged"
+    )
+    assert not waiting.done()
+    wire.board.pump(wire.board_bus)  # the board comes up
+    wire.station_hears()
+    await wait_until(waiting.done, 5, "heard")
+    assert wire.driver.feedback() == {}

@@ -7,7 +7,8 @@ routed here by the device router (sources/can/router.py) and read with the time 
 A board unheard for its deadline is silent: its feedback is unknown (None), so the switching
 sequencer closes nothing and, after its contactor time limit, takes each module out as for any
 feedback that disagrees with its command (modules off, contactors told open, hardware_fault).
-The same holds before the board is first heard.
+Before the board is first heard its feedback is unknown too; the station starts the pool's
+steps only once it is (`heard`).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class CanMatrixDriver:
         self._silent = False
         self._asked_since: float | None = None
         """When the sequencer first asked: a board never heard is silent a deadline later."""
+        self.first_heard = asyncio.Event()
+        """Set by the board's first well-formed feedback."""
 
     def listener(self) -> tuple[int, Listener]:
         """The feedback's identifier and the router's listener for it."""
@@ -117,6 +120,7 @@ class CanMatrixDriver:
             self._silent = False
             log.info("event=matrix_board_heard pool=%s bus=%s", self.pool_name, self.bus_name)
         self.heard_at = at
+        self.first_heard.set()
         if closed == self._heard_contacts:
             return True
         self._heard_contacts = closed
@@ -146,6 +150,16 @@ class CanMatrixDriver:
             for_s,
             self.deadline_s,
         )
+
+    async def heard(self) -> None:
+        """Until the board's first feedback; a board unheard past its deadline is logged and
+        counted silent (once) meanwhile."""
+        self.feedback()  # a board never heard is silent a deadline from now
+        while not self.first_heard.is_set():
+            try:
+                await asyncio.wait_for(self.first_heard.wait(), self.deadline_s)
+            except TimeoutError:
+                self.feedback()  # logs and counts the silence, once
 
     async def run(self) -> None:
         """Repeat the command every cycle (the board's own watchdog), until cancelled."""

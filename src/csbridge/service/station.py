@@ -217,7 +217,7 @@ class Station:
                 tasks.create_task(self.buses.run(), name="can-buses")
             tasks.create_task(self.engine.run(), name="limits-engine")
             for pool in self.pools:
-                tasks.create_task(pool.run(), name=f"pool-{pool.pool.name}")
+                tasks.create_task(_run_pool(pool), name=f"pool-{pool.pool.name}")
                 matrix = pool.matrix
                 if isinstance(matrix, CanMatrixDriver) and not self.replay_logs:
                     tasks.create_task(matrix.run(), name=f"matrix-{pool.pool.name}")
@@ -297,6 +297,15 @@ def _pools(config: Config, station: Station) -> list[PoolCoordinator]:
             matrix.on_feedback = coordinator.step  # a contact moved: the move goes on at once
         pools.append(coordinator)
     return pools
+
+
+async def _run_pool(pool: PoolCoordinator) -> None:
+    """The pool's steps, once its board on CAN was first heard: before, every contact is
+    unknown, and stepping would soon take every module out for good (a bus that opens late,
+    a board that boots after csbridge). Until then nothing moves and its EVSEs wait."""
+    if isinstance(pool.matrix, CanMatrixDriver):
+        await pool.matrix.heard()
+    await pool.run()
 
 
 def _meters(config: Config, station: Station) -> MeterSources | None:
