@@ -59,6 +59,7 @@ from csbridge.config.mqtt import MqttConfig, broker_address
 from csbridge.config.pool import (
     BankTopology,
     Policy,
+    PoolBoardConfig,
     PoolConfig,
     PoolContactorConfig,
     PoolEvseConfig,
@@ -124,6 +125,7 @@ __all__ = [
     "NonNegative",
     "OcppVersion",
     "Policy",
+    "PoolBoardConfig",
     "PoolConfig",
     "PoolContactorConfig",
     "PoolEvseConfig",

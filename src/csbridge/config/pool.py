@@ -13,9 +13,10 @@ import enum
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Self
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from csbridge.config.base import NonNegative, Positive, Strict
 from csbridge.config.devices import BusConfig, ModuleConfig
@@ -96,12 +97,40 @@ class SimulatedMatrixConfig(Strict):
 
 
 class PoolBoardConfig(Strict):
-    """The contactor matrix board whose DBC signals the pool's contactors name."""
+    """The contactor matrix board whose DBC signals the pool's contactors name: on a `[[bus]]`
+    (`bus`), simulated in the process (`simulated` alone), or simulated on that bus (both)."""
 
     layout: str | None = None
-    """The matrix layout file (hal/switching/*.toml); none: csbridge's own contactor matrix."""
+    """The matrix layout file (hal/switching/*.toml), relative to the configuration file;
+    none: csbridge's own contactor matrix."""
+    bus: Annotated[str, Field(min_length=1)] | None = None
+    """The `[[bus]]` the board is on: its commands go out there, its feedback is read there."""
+    deadline_s: Annotated[float, Field(gt=0, le=10)] | None = None
+    """A board on a bus unheard this long is silent: every contact it reports is unknown.
+    Default: three of its layout's feedback cycles."""
     simulated: SimulatedMatrixConfig | None = None
-    """A simulated board in the process, commanded and read through the layout's frames."""
+    """A simulated board: in the process, or with `bus` answering on that bus's wire."""
+
+    @field_validator("layout")
+    @classmethod
+    def _beside_the_file(cls, layout: str | None, info: ValidationInfo) -> str | None:
+        # Relative to the configuration file (parse_config's `config_dir`), as `run` and
+        # check-config must read the same layout wherever csbridge starts.
+        base = (info.context or {}).get("config_dir")
+        if layout is None or not isinstance(base, Path) or Path(layout).is_absolute():
+            return layout
+        return str(base / layout)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Self:
+        if self.bus is None and self.simulated is None:
+            raise ValueError(
+                "a board is on a `bus` (a [[bus]] name) or `simulated`: name one (or both, "
+                "for a simulated board on the wire)"
+            )
+        if self.bus is None and self.deadline_s is not None:
+            raise ValueError("deadline_s is for a board on a bus: set `bus` too")
+        return self
 
 
 class PoolSwitchingConfig(Strict):
@@ -134,6 +163,12 @@ class PoolConfig(Strict):
     @property
     def evse_ids(self) -> tuple[str, ...]:
         return tuple(evse.evse_id for evse in self.evse)
+
+    @property
+    def switched(self) -> bool:
+        """Some bank is switched by contactors (not every one `wired_to` its EVSE): only a
+        board's feedback can then tell where its modules are."""
+        return any(not bank.wired for bank in self.banks())
 
     def banks(self) -> tuple[BankTopology, ...]:
         """Each group, then each module in no group, with the EVSEs its contactors reach."""
@@ -290,11 +325,17 @@ def pools_fit_station(pools: list[PoolConfig], info: ValidationInfo) -> list[Poo
         problems += _evse_problems(pools, [e for e in evses if isinstance(e, EvseConfig)])
     buses = info.data.get("bus")
     if isinstance(buses, list):
+        names = [b.name for b in buses if isinstance(b, BusConfig)]
         problems += _module_problems(
             pools,
-            [b.name for b in buses if isinstance(b, BusConfig)],
+            names,
             [e for e in evses if isinstance(e, EvseConfig)] if isinstance(evses, list) else [],
         )
+        problems += [
+            f"pool[{index}].board.bus: no [[bus]] named {pool.board.bus!r}"
+            for index, pool in enumerate(pools)
+            if pool.board is not None and pool.board.bus is not None and pool.board.bus not in names
+        ]
     problems += _shared_signal_problems(pools)
     if problems:
         raise ValueError("; ".join(problems))

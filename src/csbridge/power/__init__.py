@@ -24,9 +24,11 @@ from csbridge.power.drivers import (
 from csbridge.power.matrix import (
     SimulatedMatrixDriver,
     matrix_contacts,
+    matrix_driver,
     pool_layout,
     pool_problems,
 )
+from csbridge.power.matrix_can import CanMatrixDriver
 from csbridge.power.pool import MatrixDriver, PoolModules
 from csbridge.power.stage import EvsePower, PowerStage
 from csbridge.power.switching import (
@@ -49,6 +51,7 @@ __all__ = [
     "AcDischargeBoardDriver",
     "BidirectionalModuleDriver",
     "BoardDriver",
+    "CanMatrixDriver",
     "EndSession",
     "EvsePower",
     "ImdDriver",
@@ -74,6 +77,7 @@ __all__ = [
     "SwitchingSequencer",
     "SwitchingSettings",
     "matrix_contacts",
+    "matrix_driver",
     "pool_layout",
     "pool_problems",
     "wire_power",

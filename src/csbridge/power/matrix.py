@@ -2,7 +2,8 @@
 (hal/contactor-matrix.dbc): each contactor a pool configures names a command and a feedback
 signal of the board's layout; the driver sends MATRIX_Command with every commanded contact and
 reads MATRIX_Feedback back. `SimulatedMatrixDriver` hands the frames to a simulated board in the
-process (no bus), which obeys after its delay, as the real one does on CAN."""
+process (no bus), which obeys after its delay, as the real one does on CAN; a board on a bus is
+power/matrix_can.py's `CanMatrixDriver`, which `matrix_driver` picks by the pool's `board`."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from csbridge.config import Config, ConfigError, PoolConfig
+from csbridge.power.matrix_can import CanMatrixDriver
+from csbridge.power.pool import MatrixDriver
+from csbridge.sources.can import DeviceRouter
 from csbridge.sources.simulated import (
     ContactorMatrixCodec,
     ContactorMatrixLayout,
     SimulatedContactorMatrix,
+    board_layout_path,
     load_matrix_layout,
 )
-from csbridge.support import Clock
+from csbridge.support import Clock, Counters
 
 Contact = tuple[int, int]
 
@@ -64,32 +69,48 @@ def matrix_contacts(
 
 def pool_layout(pool: PoolConfig, base: Path | None = None) -> ContactorMatrixLayout:
     """The pool board's layout: its `layout` file (relative to `base`), else csbridge's own."""
-    board = pool.board
-    if board is None or board.layout is None:
-        return load_matrix_layout()
-    path = Path(board.layout)
-    if not path.is_absolute() and base is not None:
-        path = base / path
-    return load_matrix_layout(path)
+    return load_matrix_layout(board_layout_path(pool.board, base))
 
 
 def pool_problems(config: Config, base: Path | None = None) -> tuple[list[str], list[str]]:
     """(problems, warnings) of each pool's contactor matrix board, for check-config: a layout
-    that cannot be read, a contactor whose signals are not the layout's or name two contacts;
-    a pool with no board csbridge can reach yet (only a simulated one) runs no moves."""
+    that cannot be read, a contactor whose signals are not the layout's or name two contacts,
+    a board on a bus that does not exist or runs at another bit rate than the layout's; a pool
+    with contactors and no board (nothing could tell where its modules are)."""
     problems: list[str] = []
     warnings: list[str] = []
+    buses = {bus.name: bus for bus in config.bus}
     for pool in config.pool:
+        board = pool.board
+        if board is None:
+            if pool.switched:
+                problems.append(
+                    f"pool {pool.name}.board: a pool whose banks are switched by contactors needs"
+                    " its contactor matrix board (`board = { bus = ... }`, or `simulated`): "
+                    "without one no contactor's state can be known"
+                )
+            else:
+                warnings.append(
+                    f"pool {pool.name}: every bank is wired to its EVSE, but csbridge runs a pool"
+                    " only with a contactor matrix board so far: its modules stay off and its"
+                    " EVSEs not ready"
+                )
+            continue
         try:
             layout = pool_layout(pool, base)
         except ConfigError as error:
             problems += [f"pool {pool.name}.board.layout: {p}" for p in error.problems]
             continue
         problems += matrix_contacts(pool, layout)[2]
-        if pool.board is None or pool.board.simulated is None:
-            warnings.append(
-                f"pool {pool.name}: csbridge drives only a simulated contactor matrix board so"
-                " far: its modules stay off and its EVSEs not ready"
+        if board.bus is None:
+            continue
+        bus = buses.get(board.bus)
+        if bus is None:
+            problems.append(f"pool {pool.name}.board.bus: no [[bus]] named {board.bus!r}")
+        elif bus.bitrate is not None and bus.bitrate != layout.bitrate:
+            problems.append(
+                f"pool {pool.name}.board.bus: bus {bus.name} runs at {bus.bitrate} bit/s;"
+                f" {layout.name}: {layout.bitrate}"
             )
     return problems, warnings
 
@@ -133,3 +154,28 @@ class SimulatedMatrixDriver:
                 found.setdefault(pair[0], set()).add(pair[1])
         self._heard = {module: frozenset(evses) for module, evses in found.items()}
         return self._heard
+
+
+def matrix_driver(
+    pool: PoolConfig,
+    router: DeviceRouter,
+    counters: Counters,
+    clock: Clock = time.monotonic,
+    base: Path | None = None,
+) -> MatrixDriver | None:
+    """The pool's board as its `board` says: on a bus (`bus`, whether the board there is real
+    or simulated on the wire), its feedback routed from that bus to the driver; simulated in
+    the process (`simulated` alone); None without a board (the pool then runs no moves).
+    ConfigError names a layout or contactor the board cannot carry."""
+    board = pool.board
+    if board is None:
+        return None
+    if board.bus is None:
+        return SimulatedMatrixDriver(pool, clock)
+    layout = pool_layout(pool, base)
+    by_pair, by_feedback, problems = matrix_contacts(pool, layout)
+    if problems:
+        raise ConfigError(f"pool {pool.name}", problems)
+    driver = CanMatrixDriver(pool, layout, (by_pair, by_feedback), counters, clock)
+    router.listen(board.bus, *driver.listener())
+    return driver

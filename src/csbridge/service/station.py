@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from csbridge.config import Config, Kind, redacted_config
 from csbridge.engine import LimitsEngine
 from csbridge.messages import HandlerTable, SchemaRegistry
-from csbridge.power import SimulatedMatrixDriver, SwitchingSettings, wire_power
+from csbridge.power import CanMatrixDriver, SwitchingSettings, matrix_driver, wire_power
 from csbridge.protocol import Bridge
 from csbridge.service.everest_export import EverestExport
 from csbridge.service.identity import DeviceModel
@@ -52,9 +52,17 @@ class Station:
         self.engine = LimitsEngine(config)
         registry = ProfileRegistry(extra=config.station.profile_dirs)
         self.router = DeviceRouter(config, registry, self.engine.counters, self.engine.clock)
+        # Before the buses: a board's feedback is routed to its driver, and its bus opened.
+        self.matrices = {
+            pool.name: matrix_driver(pool, self.router, self.engine.counters, self.engine.clock)
+            for pool in config.pool
+        }
         self.buses = CanBuses(
             config, self.router, self.engine.ingest, self.engine.counters, self.engine.clock
         )
+        for matrix in self.matrices.values():
+            if isinstance(matrix, CanMatrixDriver):
+                matrix.link = self.buses.links[matrix.bus_name]
         self.replay_logs = tuple(replay_logs)
         self._devices = _simulated_devices(config, self.engine, registry)
         schemas = SchemaRegistry()
@@ -209,7 +217,10 @@ class Station:
                 tasks.create_task(self.buses.run(), name="can-buses")
             tasks.create_task(self.engine.run(), name="limits-engine")
             for pool in self.pools:
-                tasks.create_task(pool.run(), name=f"pool-{pool.pool.name}")
+                tasks.create_task(_run_pool(pool), name=f"pool-{pool.pool.name}")
+                matrix = pool.matrix
+                if isinstance(matrix, CanMatrixDriver) and not self.replay_logs:
+                    tasks.create_task(matrix.run(), name=f"matrix-{pool.pool.name}")
             tasks.create_task(self.bridge.run(), name="bridge")
             tasks.create_task(self.maintenance.run(), name="maintenance")
             tasks.create_task(
@@ -227,7 +238,12 @@ def _simulates_something(config: Config) -> bool:
         device is not None and device.simulated is not None
         for evse in config.evse
         for device in (*evse.module, evse.imd, evse.board)
-    ) or any(module.simulated is not None for pool in config.pool for module in pool.module)
+    ) or any(
+        any(module.simulated is not None for module in pool.module)
+        # a simulated board on the wire answers from the simulated devices' bus
+        or (pool.board is not None and pool.board.bus is not None and pool.board.simulated)
+        for pool in config.pool
+    )
 
 
 def _simulated_devices(
@@ -253,32 +269,43 @@ def _scenario(config: Config, devices: SimulatedDevices | None, engine: LimitsEn
 
 
 def _pools(config: Config, station: Station) -> list[PoolCoordinator]:
-    """Each shared module pool at work. A pool whose contactor matrix board csbridge cannot
-    reach runs no moves: its EVSEs wait for their modules (not ready), and it is logged."""
+    """Each shared module pool at work. A pool without a contactor matrix board runs no moves
+    (check-config refuses one with contactors): its EVSEs wait for their modules (not ready),
+    and it is logged."""
     evses = {evse.evse_id: evse for evse in config.evse}
     pools = []
     for pool in config.pool:
-        if pool.board is None or pool.board.simulated is None:
+        matrix = station.matrices[pool.name]
+        if matrix is None:
             log.error(
-                "event=pool_board_missing pool=%s -- no contactor matrix board csbridge can"
-                " reach: its modules stay off and its EVSEs not ready",
+                "event=pool_board_missing pool=%s -- no contactor matrix board: its modules"
+                " stay off and its EVSEs not ready",
                 pool.name,
             )
             continue
-        matrix = SimulatedMatrixDriver(pool, station.engine.clock)
-        pools.append(
-            PoolCoordinator(
-                pool,
-                evses,
-                station.engine,
-                station.stage,
-                station.session,
-                matrix=matrix,
-                clock=station.engine.clock,
-                settings=SwitchingSettings(**pool.switching.model_dump()),
-            )
+        coordinator = PoolCoordinator(
+            pool,
+            evses,
+            station.engine,
+            station.stage,
+            station.session,
+            matrix=matrix,
+            clock=station.engine.clock,
+            settings=SwitchingSettings(**pool.switching.model_dump()),
         )
+        if isinstance(matrix, CanMatrixDriver):
+            matrix.on_feedback = coordinator.step  # a contact moved: the move goes on at once
+        pools.append(coordinator)
     return pools
+
+
+async def _run_pool(pool: PoolCoordinator) -> None:
+    """The pool's steps, once its board on CAN was first heard: before, every contact is
+    unknown, and stepping would soon take every module out for good (a bus that opens late,
+    a board that boots after csbridge). Until then nothing moves and its EVSEs wait."""
+    if isinstance(pool.matrix, CanMatrixDriver):
+        await pool.matrix.heard()
+    await pool.run()
 
 
 def _meters(config: Config, station: Station) -> MeterSources | None:

@@ -94,6 +94,8 @@ class Counted(enum.StrEnum):
     POOL_MODULE_MOVES = "pool_module_moves"
     HARDWARE_FAULTS = "hardware_faults"
     CAN_LOG_LINES_REFUSED = "can_log_lines_refused"
+    MATRIX_FRAMES_REJECTED = "matrix_frames_rejected"
+    MATRIX_BOARD_SILENT = "matrix_board_silent"
 
     @property
     def metric(self) -> MetricSpec:
@@ -324,6 +326,17 @@ _COUNTED_METRICS: dict[Counted, MetricSpec] = {
         "can_log_lines_refused",
         "Lines (or records) of a replayed CAN log that could not be read, by log.",
         ("log",),
+    ),
+    Counted.MATRIX_FRAMES_REJECTED: MetricSpec(
+        "matrix_frames_rejected",
+        "Contactor matrix feedback frames refused (not a data frame of its length), by pool.",
+        ("pool",),
+    ),
+    Counted.MATRIX_BOARD_SILENT: MetricSpec(
+        "matrix_board_silent",
+        "Times a pool's contactor matrix board on CAN went unheard past its deadline (every"
+        " contact then unknown), by pool.",
+        ("pool",),
     ),
 }
 

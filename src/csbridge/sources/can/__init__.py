@@ -47,7 +47,7 @@ from csbridge.sources.can.profile import (
     ProfileRegistry,
     load_profile,
 )
-from csbridge.sources.can.router import DeviceRouter
+from csbridge.sources.can.router import DeviceRouter, Listener
 from csbridge.sources.can.search_path import HAL_PATH_VARIABLE, with_search_path
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "DeviceRouter",
     "FrameCodec",
     "IdFieldsCodec",
+    "Listener",
     "LogError",
     "LogFeed",
     "LogStats",

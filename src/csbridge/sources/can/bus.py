@@ -435,7 +435,7 @@ class CanBuses:
         self.links = {
             name: BusLink(route, router, sink, counters, clock)
             for name, route in router.routes.items()
-            if route.profiles
+            if route.in_use
         }
         self._sink = sink
         self._clock = clock

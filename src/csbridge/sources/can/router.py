@@ -45,14 +45,40 @@ class ProfileOnBus:
     targets: dict[int, Target] = field(default_factory=dict)
 
 
+FrameListener = Callable[[can.Message, float], bool]
+"""Takes a frame (with the time it was read) that a device of a higher layer decodes itself
+(the contactor matrix board of a shared pool): True when it decoded it, False when it refused
+it (not a data frame of its length). It produces no EVSE reading."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    name: str
+    """What it is, for the frame counts (`<bus>/<name>/decoded`)."""
+    take: FrameListener
+
+
 @dataclass(slots=True)
 class BusRoute:
     bus: BusConfig
     profiles: list[ProfileOnBus] = field(default_factory=list)
+    listeners: dict[int, Listener] = field(default_factory=dict)
+    """By 11-bit identifier: frames handed to a listener instead of the profiles' codecs."""
+
+    @property
+    def in_use(self) -> bool:
+        """Something on this bus is the station's to talk to: the bus is opened."""
+        return bool(self.profiles or self.listeners)
 
     def kernel_filters(self) -> list[dict[str, int | bool]]:
-        """Only what the bus's profiles decode passes the socket: Python never sees the rest."""
-        return [f for on_bus in self.profiles for f in on_bus.codec.kernel_filters()]
+        """Only what the bus's profiles and listeners decode passes the socket: Python never
+        sees the rest."""
+        filters = [f for on_bus in self.profiles for f in on_bus.codec.kernel_filters()]
+        filters += [
+            {"can_id": frame_id, "can_mask": 0x7FF, "extended": False}
+            for frame_id in self.listeners
+        ]
+        return filters
 
     def poll_frames(self) -> list[tuple[float, list[can.Message]]]:
         """(period, frames) per device that must be asked for its values."""
@@ -173,6 +199,20 @@ class DeviceRouter:
         on_bus.targets[address] = target
         return []
 
+    def listen(self, bus_name: str, frame_id: int, listener: Listener) -> None:
+        """Hand the bus's standard frames of `frame_id` to `listener` (set before the buses
+        are opened: a bus with nothing on it is never opened)."""
+        route = self.routes.get(bus_name)
+        if route is None:
+            raise ConfigError("configuration", [f"{listener.name}: no [[bus]] named {bus_name!r}"])
+        if frame_id in route.listeners:
+            taken = route.listeners[frame_id].name
+            raise ConfigError(
+                "configuration",
+                [f"{listener.name}: id 0x{frame_id:03X} on {bus_name} is already {taken}'s"],
+            )
+        route.listeners[frame_id] = listener
+
     def targets(self) -> list[Target]:
         return [
             t for route in self.routes.values() for p in route.profiles for t in p.targets.values()
@@ -185,6 +225,16 @@ class DeviceRouter:
         route = self.routes.get(bus_name)
         if route is None:
             self._count(bus_name, "-", Outcome.UNKNOWN_ID, frame)
+            return None
+        listener = None if frame.is_extended_id else route.listeners.get(frame.arbitration_id)
+        if listener is not None:
+            try:
+                taken = listener.take(frame, at)
+            except Exception:  # a listener's bug must not take the bus down
+                log.exception("event=listener_failed bus=%s listener=%s", bus_name, listener.name)
+                taken = False
+            # A refused frame is logged by the listener, which knows why: counted only here.
+            self._tally(bus_name, listener.name, Outcome.DECODED if taken else Outcome.WRONG_DLC)
             return None
         best = Outcome.UNKNOWN_ID
         best_profile = "-"
@@ -209,9 +259,12 @@ class DeviceRouter:
         self._count(bus_name, best_profile, best, frame)
         return None
 
-    def _count(self, bus: str, profile: str, outcome: Outcome, frame: can.Message) -> None:
+    def _tally(self, bus: str, profile: str, outcome: Outcome) -> None:
         self.outcomes[(profile, outcome.value)] += 1
         self.counters.add(Counted.CAN_FRAMES, f"{bus}/{profile}/{outcome.value}")
+
+    def _count(self, bus: str, profile: str, outcome: Outcome, frame: can.Message) -> None:
+        self._tally(bus, profile, outcome)
         if outcome in (Outcome.DECODED, Outcome.REQUEST):
             return
         self._faults.warning(

@@ -16,6 +16,7 @@ from csbridge.sources.simulated.contactor_matrix import (
     ContactorMatrixCodec,
     ContactorMatrixLayout,
     SimulatedContactorMatrix,
+    board_layout_path,
     load_matrix_layout,
 )
 from csbridge.sources.simulated.devices import (
@@ -37,6 +38,7 @@ __all__ = [
     "SimulatedDevices",
     "SimulatedImd",
     "SimulatedModule",
+    "board_layout_path",
     "load_matrix_layout",
     "wire_simulation_problems",
 ]

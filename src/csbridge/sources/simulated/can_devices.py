@@ -11,6 +11,7 @@ import asyncio
 import logging
 import struct
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 import can
@@ -38,6 +39,7 @@ from csbridge.sources.can import (
     reply_frame,
 )
 from csbridge.sources.readings import CpState, LockState
+from csbridge.sources.simulated.contactor_matrix import SimulatedContactorMatrix
 from csbridge.support import Clock
 
 log = logging.getLogger("csbridge.sim")
@@ -508,8 +510,12 @@ class SimulatedCanBus:
     modules: list[SimulatedCanModule] = field(default_factory=list)
     imds: list[SimulatedCanImd] = field(default_factory=list)
     boards: list[SimulatedCanBoard] = field(default_factory=list)
+    matrices: list[SimulatedContactorMatrix] = field(default_factory=list)
+    """Contactor matrix boards of shared pools (contactor_matrix.py) on this bus."""
     bus: can.BusABC | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    _matrix_woken: dict[int, asyncio.Event] = field(default_factory=dict)
+    """Per matrix (by id): set when a frame arrived for it to read."""
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
     """Per board (by evse_id): the one timer that settles its next commanded change."""
 
@@ -527,6 +533,16 @@ class SimulatedCanBus:
                 self.send(reply)
         for board in self.boards:
             self._command(board, frame)
+        if self.matrices and self.loop is not None:
+            # The notifier may call from its reader thread: the boards change on the loop only
+            # (a loop already closed, as the simulation stops, has nobody left to answer).
+            with suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._matrix_heard, frame)
+
+    def _matrix_heard(self, frame: can.Message) -> None:
+        for matrix in self.matrices:
+            matrix.receive(frame)
+            self._matrix_woken.setdefault(id(matrix), asyncio.Event()).set()
 
     def _command(self, board: SimulatedCanBoard, frame: can.Message) -> None:
         before = (board.contactor_closed, board.lock_state)
@@ -582,7 +598,15 @@ class SimulatedCanBus:
                 cyclic = [(m, p, s) for m in self.modules for p, s in m.cyclic_messages().items()]
                 for module, period, specs in cyclic:
                     tasks.create_task(self._module_cyclic(module, period, specs))
-                if not self.imds and not self.boards and not broadcasting and not cyclic:
+                for matrix in self.matrices:
+                    tasks.create_task(self._matrix(matrix))
+                if (
+                    not self.imds
+                    and not self.boards
+                    and not broadcasting
+                    and not cyclic
+                    and not self.matrices
+                ):
                     await asyncio.Event().wait()
         finally:
             for timer in self._timers.values():
@@ -614,6 +638,17 @@ class SimulatedCanBus:
             for frame in module.cyclic_frames(specs):
                 self.send(frame)
             await asyncio.sleep(period_s)
+
+    async def _matrix(self, matrix: SimulatedContactorMatrix) -> None:
+        """The board's feedback on change and every cycle; a command wakes it at once."""
+        woken = self._matrix_woken.setdefault(id(matrix), asyncio.Event())
+        while True:
+            if self.bus is not None:
+                matrix.tell(self.bus)
+            woken.clear()
+            wait = max(0.0, matrix.next_due() - matrix.clock())
+            with suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), wait)
 
     async def _board_status(self, board: SimulatedCanBoard) -> None:
         while True:

@@ -3,8 +3,9 @@
 and a simulated board that obeys MATRIX_Command after a delay, reports MATRIX_Feedback, and can
 be told to let a contactor stick. A contactor is (module index, bus index).
 
-The codec serves both sides, so that the simulator and, next session, the station's driver read
-the same facts.
+The codec serves both sides, so that the simulator and the station's driver
+(power/matrix_can.py) read the same facts. On a bus (python-can's virtual bus in the tests
+and demos) the board answers through can_devices.SimulatedCanBus, as the simulated modules do.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import can
 import cantools
 
-from csbridge.config import ConfigError
+from csbridge.config import ConfigError, PoolBoardConfig
 from csbridge.support import RateLimitedLog, resource_dir
 
 log = RateLimitedLog(logging.getLogger(__name__))
@@ -67,6 +68,21 @@ class ContactorMatrixLayout:
 
 def default_layout_path() -> Path:
     return resource_dir("hal") / "switching" / "contactor-matrix.toml"
+
+
+def board_layout_path(board: PoolBoardConfig | None, base: Path | None = None) -> Path:
+    """A pool board's layout file: its `layout` (relative to `base`), else csbridge's own."""
+    if board is None or board.layout is None:
+        return default_layout_path()
+    path = Path(board.layout)
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return path
+
+
+COMMAND_REPEAT_S = 1.0
+"""How often the command is repeated when the DBC gives it no cycle time: a board that restarts
+gets its contacts' commands back within this."""
 
 
 def load_matrix_layout(path: Path | None = None) -> ContactorMatrixLayout:
@@ -133,6 +149,13 @@ class ContactorMatrixCodec:
     @property
     def feedback_id(self) -> int:
         return int(self._feedback.frame_id)
+
+    @property
+    def command_cycle_s(self) -> float:
+        """How often the station repeats its command: the DBC's cycle time of the command
+        message (GenMsgCycleTime), else COMMAND_REPEAT_S."""
+        cycle_ms = self._command.cycle_time
+        return cycle_ms / 1000 if cycle_ms else COMMAND_REPEAT_S
 
     def command_frame(self, closed: Collection[Contact]) -> can.Message:
         return self._encode(self._command, self.layout.command_signal, closed)
@@ -205,6 +228,9 @@ class SimulatedContactorMatrix:
     stuck: set[Contact] = field(default_factory=set)
     """Contacts that ignore their commands (welded, or a coil that does not pull in)."""
     rejected_frames: int = 0
+    silent: bool = False
+    """Sends nothing (a board powered down or cut off the bus); it still obeys what it hears."""
+    commands_received: int = 0
     _due: dict[Contact, tuple[float, bool]] = field(default_factory=dict)
     _last_sent: float | None = None
 
@@ -216,6 +242,7 @@ class SimulatedContactorMatrix:
         if closed is None:
             self.rejected_frames += 1
             return
+        self.commands_received += 1
         now = self.clock()
         for contact in set(closed) ^ set(self.commanded):
             self._due[contact] = (now + self.delay_s, contact in closed)
@@ -242,10 +269,25 @@ class SimulatedContactorMatrix:
         it changed or its cycle is up. Never blocks."""
         while (frame := bus.recv(timeout=0)) is not None:
             self.receive(frame)
+        self.tell(bus)
+
+    def tell(self, bus: can.BusABC) -> None:
+        """Move the contacts that are due; send the feedback when it changed or its cycle is
+        up (unless silent)."""
         changed = self.advance()
         now = self.clock()
         cycle = self.codec.layout.feedback_cycle_s
         cycle_up = self._last_sent is None or now >= self._last_sent + cycle
-        if changed or cycle_up:
-            bus.send(self.feedback_frame())
+        if (changed or cycle_up) and not self.silent:
+            try:
+                bus.send(self.feedback_frame())
+            except can.CanError:
+                name = self.codec.layout.name
+                log.warning(("sim_send", name), "event=sim_matrix_send_failed layout=%s", name)
             self._last_sent = now
+
+    def next_due(self) -> float:
+        """When the board has something to say next: a contact due to move, or its cycle."""
+        cycle_at = (self._last_sent or self.clock()) + self.codec.layout.feedback_cycle_s
+        pending = [due for contact, (due, _) in self._due.items() if contact not in self.stuck]
+        return min([cycle_at, *pending])

@@ -37,6 +37,12 @@ from csbridge.sources.simulated.can_devices import (
     wire_bus_for,
     wire_simulation_problems,
 )
+from csbridge.sources.simulated.contactor_matrix import (
+    ContactorMatrixCodec,
+    SimulatedContactorMatrix,
+    board_layout_path,
+    load_matrix_layout,
+)
 from csbridge.sources.simulated.wire_families import module_kind
 from csbridge.support import Clock
 
@@ -198,6 +204,8 @@ class SimulatedDevices:
     imds: dict[str, SimulatedImd | SimulatedCanImd] = field(default_factory=dict)
     boards: dict[str, SimulatedBoard | SimulatedCanBoard] = field(default_factory=dict)
     wire_buses: dict[str, SimulatedCanBus] = field(default_factory=dict)
+    matrices: dict[str, SimulatedContactorMatrix] = field(default_factory=dict)
+    """Per pool (by name): its contactor matrix board simulated on its bus."""
     pooled: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     """A shared pool's module as each other EVSE of its pool names it -> its key in `modules`
     (its pool's first EVSE's), so any of the pool's EVSEs can silence it."""
@@ -247,6 +255,7 @@ class SimulatedDevices:
                     )
                     wire_bus_for(devices.wire_buses, buses, module.can.bus).modules.append(wire)
                     devices.modules[key] = wire
+        devices.add_wire_matrices(config, clock)
         for evse in config.evse:
             imd = evse.imd
             if imd is not None and imd.simulated is not None:
@@ -274,6 +283,20 @@ class SimulatedDevices:
                     wire_bus_for(devices.wire_buses, buses, board.can.bus).boards.append(wire_board)
                     devices.boards[evse.evse_id] = wire_board
         return devices
+
+    def add_wire_matrices(self, config: Config, clock: Clock) -> None:
+        """Each pool's simulated contactor matrix board on its bus."""
+        buses = {bus.name: bus for bus in config.bus}
+        for pool in config.pool:
+            board = pool.board
+            if board is None or board.bus is None or board.simulated is None:
+                continue
+            layout = load_matrix_layout(board_layout_path(board))
+            matrix = SimulatedContactorMatrix(
+                ContactorMatrixCodec(layout), delay_s=board.simulated.delay_s, clock=clock
+            )
+            wire_bus_for(self.wire_buses, buses, board.bus).matrices.append(matrix)
+            self.matrices[pool.name] = matrix
 
     def reading_level(self) -> list[SimulatedDevice]:
         """The devices that hand readings over directly (no wire protocol)."""
@@ -347,7 +370,7 @@ class SimulatedDevices:
         self.follow(board)  # early by a clock tick, or jammed: look again when due
 
     def count(self) -> int:
-        return len(self.modules) + len(self.imds) + len(self.boards)
+        return len(self.modules) + len(self.imds) + len(self.boards) + len(self.matrices)
 
     def emit(
         self, device: SimulatedDevice | SimulatedCanModule | SimulatedCanImd | SimulatedCanBoard
