@@ -99,11 +99,11 @@ def check_config(
 ) -> None:
     """Check a configuration file and the device profiles it names; exit 2 with every problem
     named by key."""
-    from csbridge.sources.can import DeviceRouter  # noqa: PLC0415
+    from csbridge.sources.can import DeviceRouter, bus_warnings  # noqa: PLC0415
 
     settings = load_settings(path, None)
     try:
-        DeviceRouter(settings)
+        router = DeviceRouter(settings)
     except ConfigError as error:
         refuse(error, path)
     if any(evse.meter is not None for evse in settings.evse):
@@ -117,7 +117,7 @@ def check_config(
         kind = f"{evse.kind.value}{' + bpt' if evse.bpt else ''}"
         connectors = ", ".join(f"{c.id}:{c.connector_type}" for c in evse.connectors)
         out.print(f"  {evse.evse_id}: {kind}, {evse.network_interface}, connectors {connectors}")
-    for warning in config_warnings(settings):
+    for warning in [*config_warnings(settings), *bus_warnings(settings, router)]:
         err.print(f"warning: {warning}", markup=False)
 
 

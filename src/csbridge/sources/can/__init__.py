@@ -7,6 +7,7 @@ Imports sources (readings), config and support.
 from __future__ import annotations
 
 from csbridge.sources.can.bus import CanBuses
+from csbridge.sources.can.bus_checks import bus_warnings
 from csbridge.sources.can.codec import (
     FORMAT_CHAR,
     BoardCommand,
@@ -54,6 +55,7 @@ __all__ = [
     "Profile",
     "ProfileRegistry",
     "board_command",
+    "bus_warnings",
     "command_id",
     "direction_frames",
     "load_profile",

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import can
 
@@ -58,8 +58,9 @@ CLOSE_WAIT_S = 1.0
 """How long a closing bus's reader may take to leave its read: many READ_TIMEOUT_S; a driver
 that overstays it is logged and the bus opened again regardless."""
 
-OPEN_ERRORS = (can.CanError, OSError, ValueError, ImportError)
-"""What python-can raises for a missing interface, a bad channel or a driver not installed."""
+OPEN_ERRORS = (can.CanError, OSError, ValueError, ImportError, TypeError)
+"""What python-can raises for a missing interface, a bad channel, a driver not installed or an
+option the interface refuses (TypeError)."""
 
 ERROR_CLASSES = {
     0x001: "tx_timeout",
@@ -194,12 +195,10 @@ class BusLink:
         # mask. Elsewhere python-can filters in Python, no cheaper than our router, and would
         # drop the error frames (bus-off) we must see.
         in_kernel = bus_config.interface == "socketcan"
-        self.bus = can.Bus(
-            channel=bus_config.interface_channel,
-            interface=bus_config.interface,
-            receive_own_messages=False,
-            can_filters=(self.route.kernel_filters() or None) if in_kernel else None,
-        )
+        arguments: dict[str, Any] = {"receive_own_messages": False}
+        arguments.update(bus_config.bus_arguments())  # the interface's own options may differ
+        arguments["can_filters"] = (self.route.kernel_filters() or None) if in_kernel else None
+        self.bus = can.Bus(**arguments)
         return self.bus
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -413,9 +412,11 @@ class BusLink:
 
 
 def _descriptor(bus: can.BusABC) -> int:
+    """The bus's file descriptor to watch, or -1: read by a thread of our own (most adapters
+    but SocketCAN; slcan's serial port where the platform has one)."""
     try:
         return bus.fileno()
-    except NotImplementedError:
+    except (NotImplementedError, can.CanError, OSError, ValueError):
         return -1
 
 
