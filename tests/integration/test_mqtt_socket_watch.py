@@ -135,3 +135,16 @@ async def test_an_abandoned_connect_leaves_no_socket_open(
     await _passes()
     assert client._client.socket() is None
     assert loop_errors == []
+
+
+async def test_a_socket_closed_from_another_thread_is_no_longer_watched(
+    client: BatchReadingClient, loop_errors: list[dict[str, Any]]
+) -> None:
+    """paho closing its socket outside the loop's thread (its connect thread; a client
+    collected there): the watch is removed on the loop's thread, by the number the socket had."""
+    fileno = _paho_socket(client).fileno()
+    assert _watched(fileno) & selectors.EVENT_READ
+    await asyncio.to_thread(client._client._sock_close)
+    await _passes()
+    assert _watched(fileno) == 0
+    assert loop_errors == []

@@ -94,13 +94,17 @@ class BatchReadingClient(aiomqtt.Client):
             self._misc_task = self._loop.create_task(self._misc_loop())
 
     def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        if self._on_loop_thread():
-            self._unwatch(sock)
-        else:
-            self._loop.call_soon_threadsafe(self._unwatch, sock)
-
-    def _unwatch(self, sock: Any) -> None:
+        # paho calls this before it closes the socket: its number is still the socket's.
         fileno = sock.fileno()
+        if self._on_loop_thread():
+            self._unwatch(fileno, sock)
+        else:
+            self._loop.call_soon_threadsafe(self._unwatch, fileno, sock)
+
+    def _unwatch(self, fileno: int, sock: Any) -> None:
+        current = self._client.socket()
+        if current is not None and current is not sock and current.fileno() == fileno:
+            return  # late: the number is the next socket's now, and so is its watch
         if fileno > -1:
             self._loop.remove_reader(fileno)
             self._loop.remove_writer(fileno)
