@@ -345,6 +345,7 @@ class MqttLink:
     async def _serve(self, client: BatchReadingClient) -> None:
         for subscription in self._subscriptions:
             await client.subscribe(subscription.topic, qos=subscription.qos)
+            _raise_a_swallowed_cancellation()
         self._client = client
         if self._reading_paused:
             client.pause_reading()
@@ -445,6 +446,18 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext:
     if config.cert_file is not None and config.key_file is not None:
         context.load_cert_chain(str(config.cert_file), str(config.key_file))
     return context
+
+
+def _raise_a_swallowed_cancellation() -> None:
+    """Raise the cancellation aiomqtt's subscribe may have swallowed. It waits for the SUBACK
+    with asyncio.wait_for, which on Python 3.11 returns the result when it arrives together
+    with a cancellation and drops the cancellation: a SIGTERM during a connect then never
+    reached the link, which went on serving while `run` waited for it to end (issue 19: a
+    stop that hung). The task still counts the request (Task.cancelling), so it is honoured
+    here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _hand_off(client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool) -> bool:

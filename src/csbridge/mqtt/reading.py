@@ -42,6 +42,8 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 """SO_LINGER on, 0 s: close() sends a reset and drops whatever is still unsent."""
@@ -129,6 +131,20 @@ class BatchReadingClient(aiomqtt.Client):
         if self._on_loop_thread():
             self._loop.remove_writer(sock.fileno())
         # From another thread: _write_when_wanted, still to run, sees it is no longer wanted.
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None = None,
+    ) -> None:
+        """aiomqtt's, without its error and traceback for the SUBACK of a subscribe that was
+        cancelled while it waited (the link stopping during a connect): nobody waits for it."""
+        waiting = self._pending_subscribes.pop(mid, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(reason_codes)
 
     def _write_now(self) -> None:
         """aiomqtt's writer callback: what paho has queued, as far as the socket takes it."""
