@@ -318,8 +318,11 @@ class BusLink:
 
     async def _until_failed(self) -> None:
         while not self._failed.is_set():
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation
+            # that arrives as the failure does, and the stop would wait on this loop forever.
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._failed.wait(), SUPERVISE_BEAT_S)
+                async with asyncio.timeout(SUPERVISE_BEAT_S):
+                    await self._failed.wait()
             self._beat_at = time.monotonic()
 
     async def _back_off(self, delay: float) -> None:
