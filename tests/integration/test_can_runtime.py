@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import can
 
 from csbridge.config import Config, load_config
 from csbridge.service.station import Station
+from csbridge.support import Counted
 from csbridge.support.resources import example_config
 from csbridge.testing.brokers import Broker
 from csbridge.testing.can_tap import CanTap
@@ -132,5 +134,45 @@ async def test_run_with_replay_feeds_the_log_at_its_pace(broker: Broker) -> None
     try:
         elapsed = await _until(lambda: _dc(station)["max_current"] == 300.0, timeout=8)
         assert elapsed >= 1.5, "the log's own pace: its third module answers after 2 s of increases"
+    finally:
+        await stop_bridge(task)
+
+
+async def test_run_with_replay_counts_bad_lines_and_error_frames(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """`run --replay` reads a log as `csbridge replay` does: a line it cannot read is counted
+    (and the rest replayed), an error frame is counted by class and never decoded."""
+    log = tmp_path / "mixed.log"
+    good = (FIXTURES / "can" / "infypower-three-modules.log").read_text().splitlines()
+    log.write_text(
+        "\n".join(
+            [
+                good[0],
+                "(1700000000.001000) can0 garbage",
+                "(1700000000.001500) can0 20000004#0004000000000000",
+                *good[1:],
+            ]
+        )
+        + "\n"
+    )
+    config = load_config(example_config("infypower-dc.toml")).with_broker(broker.url)
+    raw = config.model_dump(mode="json", exclude_none=True)
+    prefix = unique_prefix()
+    raw["mqtt"].update(
+        client_id=prefix,
+        request_topic=f"{prefix}/josev/cs",
+        response_topic=f"{prefix}/cs/josev",
+        status_topic=f"{prefix}/status",
+        local_prefix=f"{prefix}/csbridge",
+    )
+    station = Station(Config.model_validate(raw), replay_logs=[log])
+    task = asyncio.create_task(station.run())
+    try:
+        await _until(lambda: _dc(station)["max_current"] == 300.0, timeout=8)
+        counters = station.engine.counters
+        assert counters.get(Counted.CAN_LOG_LINES_REFUSED, str(log)) == 1
+        assert counters.get(Counted.CAN_ERROR_FRAMES, "can0/controller") == 1
+        assert station.router.outcomes[("-", "unknown_id")] == 0
     finally:
         await stop_bridge(task)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+import difflib
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from csbridge.config.base import NonNegative, Positive, Strict
 
@@ -22,22 +23,90 @@ class SimulatedModuleConfig(Strict):
     temperature_c: float = 35.0
 
 
+BusOption = str | int | float | bool | list[str | int | float | bool]
+"""A value of an interface's own option, as TOML gives it."""
+
+OWN_KEYS = {
+    "interface": "interface",
+    "bustype": "interface",
+    "channel": "channel",
+    "bitrate": "bitrate",
+    "can_filters": "",
+}
+"""Options that are not the interface's own: set by a key of [[bus]] itself, or by csbridge."""
+
+BITRATE_SET_ELSEWHERE = frozenset({"socketcan", "virtual", "socketcand", "udp_multicast"})
+"""Interfaces whose bit rate is not python-can's to set: by the OS (`ip link`), a remote daemon,
+or none at all. Every other one is opened at `bitrate`, or at its driver's default."""
+
+
+def python_can_interfaces() -> frozenset[str]:
+    """Every interface name python-can knows here: its own and those of installed plugins."""
+    from can.interfaces import BACKENDS  # noqa: PLC0415 - python-can only where a bus is
+
+    return frozenset(BACKENDS)
+
+
 class BusConfig(Strict):
-    """A CAN bus the station's devices talk on."""
+    """A CAN bus the station's devices talk on, through any interface python-can knows."""
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
-    interface: Literal["socketcan", "virtual"] = "socketcan"
+    interface: Annotated[str, Field(min_length=1)] = "socketcan"
+    """python-can's name of the interface: socketcan, virtual, pcan, kvaser, slcan, gs_usb, ...
+    (can.interfaces.VALID_INTERFACES, plugins included)."""
     channel: str | None = None
     """The interface's channel; default the bus name (can0)."""
     bitrate: Annotated[int, Field(gt=0)] | None = None
-    """Checked against each profile's bitrate; the link itself is set up by the OS."""
+    """Checked against each profile's bitrate. SocketCAN's link is set up by the OS; an adapter
+    that python-can drives itself (pcan, kvaser, slcan, ...) is opened at this rate."""
+    options: dict[str, BusOption] = Field(default_factory=dict)
+    """The interface's own keyword arguments to python-can's can.Bus, as `[bus.options]`
+    (tty_baudrate, fd, data_bitrate, serial, receive_own_messages, ...)."""
     controller_address: Annotated[int, Field(ge=0, le=255)] = 0xF0
     asc_channel: Annotated[int, Field(ge=1)] | None = None
     """Vector ASC logs number channels from 1: the one that is this bus (default: its position)."""
 
+    @field_validator("interface")
+    @classmethod
+    def _known_to_python_can(cls, interface: str) -> str:
+        known = python_can_interfaces()
+        if interface in known:
+            return interface
+        close = difflib.get_close_matches(interface, sorted(known), n=3, cutoff=0.5)
+        every = ", ".join(sorted(known))
+        hint = f"did you mean {', '.join(close)}?" if close else f"one of {every}"
+        raise ValueError(f"not an interface python-can knows: {hint}")
+
+    @field_validator("options")
+    @classmethod
+    def _the_interface_s_own(cls, options: dict[str, BusOption]) -> dict[str, BusOption]:
+        for key in options:
+            if key in OWN_KEYS:
+                instead = OWN_KEYS[key]
+                where = f"set `{instead}` in [[bus]] itself" if instead else "csbridge sets it"
+                raise ValueError(f"{key}: not an interface option: {where}")
+        return options
+
     @property
     def interface_channel(self) -> str:
         return self.channel or self.name
+
+    @property
+    def sets_bitrate(self) -> bool:
+        """Whether python-can opens this interface at a bit rate (`bitrate`, or its default)."""
+        return self.interface not in BITRATE_SET_ELSEWHERE
+
+    def bus_arguments(self) -> dict[str, Any]:
+        """Keyword arguments for can.Bus: channel, interface, the bit rate where python-can sets
+        it, and the interface's own options."""
+        arguments: dict[str, Any] = {
+            "channel": self.interface_channel,
+            "interface": self.interface,
+        }
+        if self.bitrate is not None and self.sets_bitrate:
+            arguments["bitrate"] = self.bitrate
+        arguments.update(self.options)
+        return arguments
 
 
 class CanDevice(Strict):

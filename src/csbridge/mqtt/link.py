@@ -23,7 +23,6 @@ import logging
 import random
 import socket
 import ssl
-import struct
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,8 +42,6 @@ BACKOFF_CAP_S = 1.5
 CALL_TIMEOUT_S = 5.0
 OFFLINE_ACK_S = 0.5
 TCP_NODELAY_OPTION = (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-RESET_ON_CLOSE = struct.pack("ii", 1, 0)
-"""SO_LINGER on, 0 s: close() sends a reset and drops whatever is still unsent."""
 
 TAKEOVER_LOSSES = 3
 """This many losses in a row, each of a connection that came up at its first attempt (no refused
@@ -290,7 +287,8 @@ class MqttLink:
             return self._ended(error, up_since)
         finally:
             if up_since is None:
-                _abandon(client)
+                # aiomqtt leaves a connect that never completed open: see abandon.
+                client.abandon()
         return False
 
     def _ended(self, error: aiomqtt.MqttError, up_since: float | None) -> bool:
@@ -347,6 +345,7 @@ class MqttLink:
     async def _serve(self, client: BatchReadingClient) -> None:
         for subscription in self._subscriptions:
             await client.subscribe(subscription.topic, qos=subscription.qos)
+            _raise_a_swallowed_cancellation()
         self._client = client
         if self._reading_paused:
             client.pause_reading()
@@ -449,20 +448,16 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext:
     return context
 
 
-def _abandon(client: aiomqtt.Client) -> None:
-    """Reset the socket of a connect that never completed (timed out, cancelled). aiomqtt
-    leaves it open: a broker that was stopped (SIGSTOP) and resumes would still read its
-    CONNECT, and that ghost would take over the session we made meanwhile (same client id)
-    and, once closed in turn, fail an aiomqtt future nobody awaits ("Future exception was never
-    retrieved"). A reset rather than a FIN, so the broker drops the unread CONNECT."""
-    paho_client = client._client  # noqa: SLF001 - aiomqtt offers no way to abort a connect
-    sock = paho_client.socket()
-    if isinstance(sock, socket.socket):  # TLS sockets too; a websocket wrapper closes plainly
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
-        except OSError as error:
-            log.debug("event=mqtt_reset_unavailable why=%s", error)
-    paho_client._sock_close()  # noqa: SLF001 - also unregisters aiomqtt's reader and writer
+def _raise_a_swallowed_cancellation() -> None:
+    """Raise the cancellation aiomqtt's subscribe may have swallowed. It waits for the SUBACK
+    with asyncio.wait_for, which on Python 3.11 returns the result when it arrives together
+    with a cancellation and drops the cancellation: a SIGTERM during a connect then never
+    reached the link, which went on serving while `run` waited for it to end (issue 19: a
+    stop that hung). The task still counts the request (Task.cancelling), so it is honoured
+    here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _hand_off(client: aiomqtt.Client, topic: str, payload: bytes, *, retain: bool) -> bool:

@@ -18,15 +18,35 @@ queue, within the broker's own bounds, and the reading (our PUBACKs among it) go
 mosquitto 2.0 does not always keep to that window (measured in the flood bench: 2,000 requests
 sent while not one acknowledgement went back), so a class far over its bound also pauses the
 reading itself (`pause_reading`), which TCP cannot ignore.
+
+The socket's reader and writer are registered with the event loop here, not as aiomqtt does.
+aiomqtt defers every `add_reader`/`add_writer` through `call_soon_threadsafe` (paho may call from
+the executor thread that connects) but removes them at once, so a registration asked for just
+before paho closes the socket in the same loop pass (a publish, then the read that finds the
+connection gone; a connect cancelled as the service stops) ran after the close: `add_writer` on a
+closed descriptor (`OSError: [Errno 9] Bad file descriptor`, a traceback from the loop), or on
+the number reused by the next socket, or a writer left behind that paho believes removed, which
+the loop then calls on every pass. Here a call on the loop's own thread registers at once, and
+one from another thread is carried out later only if paho still has that socket and still wants
+it watched.
 """
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import struct
+from contextlib import suppress
 from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+RESET_ON_CLOSE = struct.pack("ii", 1, 0)
+"""SO_LINGER on, 0 s: close() sends a reset and drops whatever is still unsent."""
 
 READ_BATCH = 64
 """Packets read per readiness at most: bounded, so a flood cannot keep the loop in the reader."""
@@ -47,6 +67,101 @@ class BatchReadingClient(aiomqtt.Client):
         # aiomqtt's reader callback calls loop_read (and handles what it raises).
         setattr(paho_client, "loop_read", loop_read)  # noqa: B010 - mypy refuses method assignment
         self.paused = False
+        self.abandoned = False
+        """Set by `abandon`: a socket that paho opens from now on is reset, never watched."""
+
+    def _on_loop_thread(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # paho's connect, in the executor thread
+            return False
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._on_loop_thread():
+            self._watch(sock)
+        else:
+            self._loop.call_soon_threadsafe(self._watch, sock)
+
+    def _watch(self, sock: Any) -> None:
+        """Read the socket paho opened (on the loop's thread), if it is still paho's own."""
+        current = self._client.socket()
+        if current is None or current is not sock:
+            return  # closed (and perhaps its number reused) before this ran
+        if self.abandoned:
+            _reset(self._client)
+            return
+        if not self.paused:
+            self._loop.add_reader(current.fileno(), self._read_now)
+        if self._misc_task is None or self._misc_task.done():
+            self._misc_task = self._loop.create_task(self._misc_loop())
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        # paho calls this before it closes the socket: its number is still the socket's.
+        fileno = sock.fileno()
+        if self._on_loop_thread():
+            self._unwatch(fileno, sock)
+        else:
+            self._loop.call_soon_threadsafe(self._unwatch, fileno, sock)
+
+    def _unwatch(self, fileno: int, sock: Any) -> None:
+        current = self._client.socket()
+        if current is not None and current is not sock and current.fileno() == fileno:
+            return  # late: the number is the next socket's now, and so is its watch
+        if fileno > -1:
+            self._loop.remove_reader(fileno)
+            self._loop.remove_writer(fileno)
+        if self._misc_task is not None and not self._misc_task.done():
+            self._misc_task.cancel()
+
+    def _on_socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._on_loop_thread():
+            self._loop.add_writer(sock.fileno(), self._write_now)
+        else:
+            self._loop.call_soon_threadsafe(self._write_when_wanted, sock)
+
+    def _write_when_wanted(self, sock: Any) -> None:
+        """A registration paho asked for from another thread, carried out on the loop's thread
+        only if the socket is still paho's and paho still wants it written."""
+        paho_client = self._client
+        current = paho_client.socket()
+        if current is not None and current is sock and paho_client._registered_write:  # noqa: SLF001 - paho's own state
+            self._loop.add_writer(current.fileno(), self._write_now)
+
+    def _on_socket_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        if self._on_loop_thread():
+            self._loop.remove_writer(sock.fileno())
+        # From another thread: _write_when_wanted, still to run, sees it is no longer wanted.
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None = None,
+    ) -> None:
+        """aiomqtt's, without its error and traceback for the SUBACK of a subscribe that was
+        cancelled while it waited (the link stopping during a connect): nobody waits for it."""
+        waiting = self._pending_subscribes.pop(mid, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(reason_codes)
+
+    def _write_now(self) -> None:
+        """aiomqtt's writer callback: what paho has queued, as far as the socket takes it."""
+        try:
+            self._client.loop_write()
+        except Exception as error:  # a broken connection: the session ends with it
+            if not self._disconnected.done():
+                self._disconnected.set_exception(error)
+
+    def abandon(self) -> None:
+        """Reset the socket of a connect that never completed (timed out, cancelled), and any
+        that paho's connect, still running in its thread, opens after this: aiomqtt leaves it
+        open, and a broker that was stopped (SIGSTOP) and resumes would still read its CONNECT
+        and let that ghost take over the session we made meanwhile (same client id). A reset
+        rather than a FIN, so the broker drops the unread CONNECT."""
+        self.abandoned = True
+        _reset(self._client)
 
     def pause_reading(self) -> None:
         """Read nothing more until resume_reading: what the broker sends waits in the kernel's
@@ -67,7 +182,7 @@ class BatchReadingClient(aiomqtt.Client):
             self._loop.add_reader(sock.fileno(), self._read_now)
 
     def _read_now(self) -> None:
-        """aiomqtt's own reader callback, put back after a pause."""
+        """The reader callback: a batch of packets (aiomqtt's callback, with its errors)."""
         try:
             self._client.loop_read()
         except Exception as error:
@@ -93,3 +208,12 @@ def _read_batch(client: paho.Client) -> MQTTErrorCode:
         if rc > 0:
             return client._loop_rc_handle(rc)  # noqa: SLF001 - what loop_read does with an error
     return paho.MQTT_ERR_SUCCESS
+
+
+def _reset(client: paho.Client) -> None:
+    """Close paho's socket with a reset (unwatched first, through paho's own callbacks)."""
+    sock = client.socket()
+    if isinstance(sock, socket.socket):  # TLS sockets too; a websocket wrapper closes plainly
+        with suppress(OSError):  # not a TCP socket after all: an ordinary close
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+    client._sock_close()  # noqa: SLF001 - also unregisters our reader and writer

@@ -53,6 +53,25 @@ async def run_station(
     """Serve Josev from the configured sources until SIGTERM or SIGINT (then say goodbye:
     exit code 0), Josev's station reset (the same goodbye: EXIT_RESET), or until a part fails
     for good (then raise, and systemd restarts us)."""
+    # The stop is taken from the first moment on: a SIGTERM while the station is built or
+    # connects stops it as cleanly as one later (Python's default would end the process).
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    try:
+        return await _serve_until_stopped(config, replay_logs, notifier, stop_requested)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+async def _serve_until_stopped(
+    config: Config,
+    replay_logs: Sequence[Path],
+    notifier: SystemdNotifier | None,
+    stop_requested: asyncio.Event,
+) -> int:
     # An unreadable password file is a configuration error (exit 2); read off the loop, as
     # at every connect.
     await asyncio.to_thread(read_password, config.mqtt)
@@ -68,7 +87,6 @@ async def run_station(
         "yes" if notifier.enabled else "no",
     )
     metrics = _start_metrics(config, station)
-    stop_requested = asyncio.Event()
     why = "signal"
 
     def reset_requested() -> None:
@@ -77,9 +95,6 @@ async def run_station(
         stop_requested.set()
 
     station.resets.on_station_reset = reset_requested
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop_requested.set)
     serving = asyncio.create_task(station.run(), name="station")
     helpers = [asyncio.create_task(_ready_then_watchdog(station, notifier), name="systemd")]
     stopping = asyncio.create_task(stop_requested.wait(), name="stop-signal")
@@ -88,8 +103,6 @@ async def run_station(
         if stopping.done():
             await _say_goodbye(station, notifier, why)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
         for task in (serving, stopping, *helpers):
             task.cancel()
         await asyncio.gather(serving, stopping, *helpers, return_exceptions=True)

@@ -180,7 +180,9 @@ def check_config(
             write_json(check_report(path, error=error))
             raise typer.Exit(EXIT_BAD_CONFIG) from None
         refuse(error)
-    warnings = config_warnings(settings)
+    from csbridge.sources.can import DeviceRouter, bus_warnings  # noqa: PLC0415
+
+    warnings = [*config_warnings(settings), *bus_warnings(settings, DeviceRouter(settings))]
     if settings.pool:
         from csbridge.power import pool_problems  # noqa: PLC0415
 

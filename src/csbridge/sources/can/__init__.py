@@ -8,6 +8,7 @@ Imports sources (readings), config and support.
 from __future__ import annotations
 
 from csbridge.sources.can.bus import CanBuses, error_classes
+from csbridge.sources.can.bus_checks import bus_warnings
 from csbridge.sources.can.codec import (
     FORMAT_CHAR,
     NUMERIC_FIELDS,
@@ -75,6 +76,7 @@ __all__ = [
     "Profile",
     "ProfileRegistry",
     "board_command",
+    "bus_warnings",
     "check_sources",
     "command_id",
     "direction_frames",

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import can
 
@@ -58,8 +58,9 @@ CLOSE_WAIT_S = 1.0
 """How long a closing bus's reader may take to leave its read: many READ_TIMEOUT_S; a driver
 that overstays it is logged and the bus opened again regardless."""
 
-OPEN_ERRORS = (can.CanError, OSError, ValueError, ImportError)
-"""What python-can raises for a missing interface, a bad channel or a driver not installed."""
+OPEN_ERRORS = (can.CanError, OSError, ValueError, ImportError, TypeError)
+"""What python-can raises for a missing interface, a bad channel, a driver not installed or an
+option the interface refuses (TypeError)."""
 
 ERROR_CLASSES = {
     0x001: "tx_timeout",
@@ -194,12 +195,10 @@ class BusLink:
         # mask. Elsewhere python-can filters in Python, no cheaper than our router, and would
         # drop the error frames (bus-off) we must see.
         in_kernel = bus_config.interface == "socketcan"
-        self.bus = can.Bus(
-            channel=bus_config.interface_channel,
-            interface=bus_config.interface,
-            receive_own_messages=False,
-            can_filters=(self.route.kernel_filters() or None) if in_kernel else None,
-        )
+        arguments: dict[str, Any] = {"receive_own_messages": False}
+        arguments.update(bus_config.bus_arguments())  # the interface's own options may differ
+        arguments["can_filters"] = (self.route.kernel_filters() or None) if in_kernel else None
+        self.bus = can.Bus(**arguments)
         return self.bus
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -319,8 +318,11 @@ class BusLink:
 
     async def _until_failed(self) -> None:
         while not self._failed.is_set():
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation
+            # that arrives as the failure does, and the stop would wait on this loop forever.
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._failed.wait(), SUPERVISE_BEAT_S)
+                async with asyncio.timeout(SUPERVISE_BEAT_S):
+                    await self._failed.wait()
             self._beat_at = time.monotonic()
 
     async def _back_off(self, delay: float) -> None:
@@ -413,9 +415,11 @@ class BusLink:
 
 
 def _descriptor(bus: can.BusABC) -> int:
+    """The bus's file descriptor to watch, or -1: read by a thread of our own (most adapters
+    but SocketCAN; slcan's serial port where the platform has one)."""
     try:
         return bus.fileno()
-    except NotImplementedError:
+    except (NotImplementedError, can.CanError, OSError, ValueError):
         return -1
 
 
@@ -439,6 +443,7 @@ class CanBuses:
         }
         self._sink = sink
         self._clock = clock
+        self._counters = counters
         self.before_close: Callable[[], None] | None = None
         """Called as the buses stop, while they can still send."""
 
@@ -468,12 +473,16 @@ class CanBuses:
         """The logs' frames into the router at the pace they were recorded (no bus opened)."""
         start_wall = self._clock()
         start_log: float | None = None
-        for timestamp, bus, frame in merged_frames(logs, self.config.bus):
+        for timestamp, bus, frame in merged_frames(logs, self.config.bus, counters=self._counters):
             if start_log is None:
                 start_log = timestamp
             delay = (timestamp - start_log) - (self._clock() - start_wall)
             if delay > 0:
                 await asyncio.sleep(delay)
+            if frame.is_error_frame:  # as on a live bus: counted by class, never decoded
+                for name in error_classes(frame):
+                    self._counters.add(Counted.CAN_ERROR_FRAMES, f"{bus}/{name}")
+                continue
             routed = self.router.route(bus, frame, self._clock())
             if routed is not None and self._sink.store(*routed):
                 self._sink.evaluate((routed[0],))

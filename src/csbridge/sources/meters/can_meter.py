@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import can
 
@@ -54,12 +55,9 @@ class CanMeter:
             {"can_id": frame_id, "can_mask": 0x7FF, "extended": self.profile.extended}
             for frame_id in sorted(self.profile.frame_ids)
         ]
-        return can.Bus(
-            channel=self.bus_config.interface_channel,
-            interface=self.bus_config.interface,
-            receive_own_messages=False,
-            can_filters=filters,
-        )
+        arguments: dict[str, Any] = {"receive_own_messages": False}
+        arguments.update(self.bus_config.bus_arguments())  # the interface's own options
+        return can.Bus(**arguments, can_filters=filters)
 
     def take(self, frame: can.Message) -> None:
         """One frame from the bus."""
