@@ -249,9 +249,20 @@ def test_sysusers_creates_the_service_user(tmp_path: Path) -> None:
 # -- the production configuration -------------------------------------------------------------
 
 
-def test_production_config_passes_check_config() -> None:
+def test_production_config_passes_check_config(tmp_path: Path) -> None:
+    """As on the charger, where systemd hands csbridge its broker password as a credential
+    file that check-config reads as run does (here a file of the test's own)."""
+    password = tmp_path / "mqtt-password"
+    password.write_text("secret\n", encoding="utf-8")
+    config = tmp_path / "csbridge.toml"
+    config.write_text(
+        STATION_CONFIG.read_text(encoding="utf-8").replace(
+            "/run/credentials/csbridge.service/mqtt-password", str(password)
+        ),
+        encoding="utf-8",
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "csbridge", "check-config", str(STATION_CONFIG)],
+        [sys.executable, "-m", "csbridge", "check-config", str(config)],
         capture_output=True,
         text=True,
         timeout=60,

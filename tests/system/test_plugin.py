@@ -18,7 +18,7 @@ from tests.support import FIXTURES, REPO, run_clean
 pytest_plugins = ["pytester"]
 
 EXAMPLE = REPO / "examples" / "test_example_station.py"
-EXAMPLE_TESTS = 5
+EXAMPLE_TESTS = 6
 
 
 def _passed(outcome: str) -> int:

@@ -14,11 +14,10 @@ from pathlib import Path
 from csbridge.config import Config, ConfigError, PoolConfig
 from csbridge.power.matrix_can import CanMatrixDriver
 from csbridge.power.pool import MatrixDriver
-from csbridge.sources.can import DeviceRouter
-from csbridge.sources.simulated import (
+from csbridge.sources.can import (
     ContactorMatrixCodec,
     ContactorMatrixLayout,
-    SimulatedContactorMatrix,
+    DeviceRouter,
     board_layout_path,
     load_matrix_layout,
 )
@@ -123,6 +122,8 @@ class SimulatedMatrixDriver:
         layout = pool_layout(pool)
         self.codec = ContactorMatrixCodec(layout)
         delay = pool.board.simulated.delay_s if pool.board and pool.board.simulated else 0.02
+        from csbridge.sources.simulated import SimulatedContactorMatrix  # noqa: PLC0415
+
         self.board = SimulatedContactorMatrix(self.codec, delay_s=delay, clock=clock)
         self._contacts, self._by_feedback, problems = matrix_contacts(pool, layout)
         if problems:

@@ -22,8 +22,7 @@ import can
 
 from csbridge.config import ConfigError, PoolConfig
 from csbridge.power.can import CanLink
-from csbridge.sources.can import Listener
-from csbridge.sources.simulated import ContactorMatrixCodec, ContactorMatrixLayout
+from csbridge.sources.can import ContactorMatrixCodec, ContactorMatrixLayout, Listener
 from csbridge.support import Clock, Counted, Counters, RateLimitedLog
 
 log = logging.getLogger("csbridge.pool")

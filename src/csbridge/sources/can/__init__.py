@@ -29,6 +29,12 @@ from csbridge.sources.can.commands import (
     setpoint_frames,
     switch_frames,
 )
+from csbridge.sources.can.contactor_matrix import (
+    ContactorMatrixCodec,
+    ContactorMatrixLayout,
+    board_layout_path,
+    load_matrix_layout,
+)
 from csbridge.sources.can.deadlines import MessagePeriod, message_periods, profile_warnings
 from csbridge.sources.can.encoder import reply_frame
 from csbridge.sources.can.logs import (
@@ -61,6 +67,8 @@ __all__ = [
     "CanBuses",
     "CommandMissingError",
     "CommandSpec",
+    "ContactorMatrixCodec",
+    "ContactorMatrixLayout",
     "DbcCodec",
     "DeviceRouter",
     "FrameCodec",
@@ -76,11 +84,13 @@ __all__ = [
     "Profile",
     "ProfileRegistry",
     "board_command",
+    "board_layout_path",
     "bus_warnings",
     "check_sources",
     "command_id",
     "direction_frames",
     "error_classes",
+    "load_matrix_layout",
     "load_profile",
     "merged_frames",
     "message_periods",

@@ -7,18 +7,18 @@ Imports sources.can, sources (readings), config and support.
 
 from __future__ import annotations
 
+from csbridge.sources.can import (
+    ContactorMatrixCodec,
+    ContactorMatrixLayout,
+    board_layout_path,
+    load_matrix_layout,
+)
 from csbridge.sources.simulated.can_devices import (
     SimulatedCanBoard,
     SimulatedCanImd,
     wire_simulation_problems,
 )
-from csbridge.sources.simulated.contactor_matrix import (
-    ContactorMatrixCodec,
-    ContactorMatrixLayout,
-    SimulatedContactorMatrix,
-    board_layout_path,
-    load_matrix_layout,
-)
+from csbridge.sources.simulated.contactor_matrix import SimulatedContactorMatrix
 from csbridge.sources.simulated.devices import (
     SimulatedBoard,
     SimulatedDevices,

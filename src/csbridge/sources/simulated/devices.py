@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from csbridge.config import Config, ConfigError, ImdConfig
-from csbridge.sources.can import ProfileRegistry
+from csbridge.sources.can import (
+    ContactorMatrixCodec,
+    ProfileRegistry,
+    board_layout_path,
+    load_matrix_layout,
+)
 from csbridge.sources.readings import (
     BoardReading,
     Capability,
@@ -37,12 +42,7 @@ from csbridge.sources.simulated.can_devices import (
     wire_bus_for,
     wire_simulation_problems,
 )
-from csbridge.sources.simulated.contactor_matrix import (
-    ContactorMatrixCodec,
-    SimulatedContactorMatrix,
-    board_layout_path,
-    load_matrix_layout,
-)
+from csbridge.sources.simulated.contactor_matrix import SimulatedContactorMatrix
 from csbridge.sources.simulated.wire_families import module_kind
 from csbridge.support import Clock
 
