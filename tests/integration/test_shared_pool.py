@@ -328,3 +328,50 @@ async def test_a_donor_whose_leaving_module_does_not_stop_has_its_session_ended(
                 feedback,
                 closes_log,
             )
+
+
+def _record_counted(station: Station, evse_id: str) -> list[tuple[float, int]]:
+    """Each time the pool sets what `evse_id`'s limits count, on the station's clock: (when,
+    how many modules)."""
+    engine = station.engine
+    set_scope = engine.set_pool_scope
+    counted: list[tuple[float, int]] = []
+
+    def recorded(evse: str, scope: Any, *args: Any, **kwargs: Any) -> None:
+        if evse == evse_id:
+            counted.append((engine.clock(), len(scope.counted)))
+        set_scope(evse, scope, *args, **kwargs)
+
+    engine.set_pool_scope = recorded  # type: ignore[method-assign,assignment]
+    return counted
+
+
+async def test_the_receivers_raise_is_told_as_soon_as_its_modules_deliver(
+    station: Station, josev: JosevClient, config: Config, raw_client: aiomqtt.Client
+) -> None:
+    """A raise from the pool's own confirmed move skips the update gate's settle time (0.2 s
+    here) and the update gap: each is told within 50 ms of the module delivering."""
+    await josev.boot(timeout=5)
+    pool = _pool(station)
+    for evse_id in (EVSE1, EVSE2):
+        await ready_to_charge(station, josev, evse_id)
+    await wait_until(
+        lambda: len(pool.serving(EVSE1)) == len(pool.serving(EVSE2)) == 3, 5, "90 kW each"
+    )
+    for evse_id in (EVSE1, EVSE2):
+        for precharge, asked in ((True, 2.0), (False, 450.0)):
+            answer = await josev.request(
+                "power_electronics_setpoint", _setpoint(evse_id, 400.0, asked, precharge), timeout=5
+            )
+            assert answer.data["status"] == "accepted"
+    counted = _record_counted(station, EVSE2)
+    _, told_150 = _record_sent(station, EVSE2, 150000)
+    decision = pool.status.decision
+    topic = f"{config.mqtt.local_prefix}/{EVSE1}/external_limit"
+    await raw_client.publish(topic, orjson.dumps({"max_power": 30000, "valid_for": 60}), qos=1)
+    await wait_until(lambda: len(pool.serving(EVSE2)) == 5, 5, "five modules serve EVSE2")
+    await wait_until(lambda: bool(told_150), 2, "EVSE2's 150 kW told")
+    assert pool.status.decision == decision + 1
+    five_at = min(at for at, count in counted if count == 5)
+    assert told_150[0] - five_at < 0.05, "told within 50 ms of the fifth module delivering"
+    assert all(len(evses) == 1 for evses in _serving(station).values())

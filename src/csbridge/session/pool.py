@@ -412,7 +412,10 @@ class PoolCoordinator:
                 self._leaving[evse] = view.serving - modules
                 lowered = bool(self._leaving[evse])
                 view.serving = modules
-                self._publish_evse(evse, urgent=lowered)
+                # Lowered before a move, or raised by modules confirmed connected to it alone
+                # and delivering: a deliberate, known-good change, told to Josev at once
+                # (neither the settle time of a fluctuating reading nor the update gap).
+                self._publish_evse(evse, urgent=True)
                 if lowered and self._engine.updates.pending(evse):
                     self._telling[evse] = now
             case ReclampSetpoint(evse):
