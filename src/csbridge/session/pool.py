@@ -83,6 +83,8 @@ TELL_WAIT_S = 0.2
 (with MQTT down nothing is taken: the modules still move only de-energised)."""
 MAX_STEP_PASSES = 4
 """Steps run again at once when a command changed what the next step sees; bounded."""
+STALE = "stale"
+"""A module's absence: no fresh reading (silent past its deadline, or never heard)."""
 
 
 @dataclass(slots=True)
@@ -158,6 +160,16 @@ class PoolCoordinator:
         self._closed_to: dict[str, frozenset[str]] = {}
         """The board's latest feedback: per module, the EVSEs whose contactor reads closed."""
         """EVSEs whose lowered limit waits to go to Josev, since when."""
+        self._absent: dict[str, str] = {}
+        """Modules out of the allocation now (not faulted by the switching), and why: `stale`,
+        `offline`, `fault`, `over_temperature`, `no_capability`."""
+        self._off_at: dict[str, float] = {}
+        """When each module was commanded off as it dropped out (its watchdog runs from then
+        at the latest)."""
+        self._surely_off: frozenset[str] = frozenset()
+        """Silent modules whose own watchdog has surely switched them off by now."""
+        self._allocated: dict[str, str | None] = dict(self.sequencer.target)
+        """The latest allocation's target, before silent modules are held where they are."""
         self._usable = 0
         self._usable_names: frozenset[str] = frozenset()
         self._pool_power_w = 0.0
@@ -168,8 +180,13 @@ class PoolCoordinator:
     # --- what the others read ---------------------------------------------------------------
 
     def serving(self, evse_id: str) -> frozenset[str]:
-        """The modules connected to the EVSE alone and counted in its limits now."""
-        return self.sequencer.reported(evse_id)
+        """The modules connected to the EVSE alone, delivering, and counted in its limits now
+        (a module that dropped out is not, wherever its contactor still is)."""
+        return self.sequencer.reported(evse_id) - self._absent.keys()
+
+    def absent(self, module: str) -> str | None:
+        """Why the module is out of the allocation (None: it is not, or faulted for good)."""
+        return self._absent.get(module)
 
     def connected(self, evse_id: str) -> frozenset[str]:
         """The modules on the EVSE's bus now: those serving it, and any whose contactor to it
@@ -236,6 +253,7 @@ class PoolCoordinator:
         now = self._clock()
         readings = self._engine.pool_readings(self.pool.evse_ids[0])
         self._decide(now, readings)
+        self._count_out_absent()
         if self._telling_josev(now):
             self._publish(readings)
             return
@@ -254,6 +272,7 @@ class PoolCoordinator:
             for m in self.pool.module
         }
         usable = [module for module in modules.values() if module.usable]
+        self._note_absence(now, readings, modules, faulted)
         self._usable = len(usable)
         self._usable_names = frozenset(module.name for module in usable)
         self._pool_power_w = math.fsum(module.max_power_w for module in usable)
@@ -271,16 +290,21 @@ class PoolCoordinator:
             self.allocation = allocate(banks, states, self.pool.policy, current)
             self._allocated_for = key
         allocation = self.allocation
-        target = {m.name: allocation.evse_of(m.name) for m in self.pool.module}
-        for name, module in modules.items():
-            if not module.usable and name not in faulted and self.sequencer.bus(name):
-                # Silent or failed but not faulted: its current is unknown, so it is not
-                # moved (a move would wait for a current it cannot read, then end the
-                # session); it counts for nothing where it is until it is back.
-                target[name] = self.sequencer.bus(name)
-        if target == target_now:
+        allocated = {m.name: allocation.evse_of(m.name) for m in self.pool.module}
+        target = dict(allocated)
+        for name, why in self._absent.items():
+            bus = self.sequencer.bus(name)
+            if why == STALE and bus is not None and name not in self._surely_off:
+                # Silent: its current is unknown, so no contactor of it may move (it may carry
+                # load). It stays where it is, commanded off and counted for nothing, until it
+                # is heard again or its own watchdog has surely switched it off.
+                target[name] = bus
+        if target == target_now and allocated == self._allocated:
             return
-        self.sequencer.retarget(target)
+        # A dropout is a decision even when no module moves: the allocation changed.
+        self._allocated = allocated
+        if target != target_now:
+            self.sequencer.retarget(target)
         status = self.status
         status.decision += 1
         status.decided_at = self._wall()
@@ -296,6 +320,75 @@ class PoolCoordinator:
             status.decision,
             ",".join(f"{m}:{e or '-'}" for m, e in sorted(target.items())),
         )
+
+    def _note_absence(
+        self,
+        now: float,
+        readings: Mapping[str, ModuleReading],
+        modules: Mapping[str, PoolModule],
+        faulted: frozenset[str],
+    ) -> None:
+        """Which modules dropped out (and why), which came back, and which silent ones their
+        own watchdog has surely switched off by now. A module that drops out is commanded off
+        at once; one that reports a fault is a hardware fault (counted, logged)."""
+        config = {m.name: m for m in self.pool.module}
+        absent = {
+            name: module_absence(config[name], readings.get(name), now)
+            for name, module in modules.items()
+            if not module.usable and name not in faulted
+        }
+        for name, why in sorted(absent.items()):
+            was = self._absent.get(name)
+            if was == why:
+                continue
+            if was is None:
+                self._drivers[name].switch_off()
+                self._off_at[name] = now
+            log.warning(
+                "event=pool_module_absent pool=%s module=%s evse=%s why=%s -- out of the"
+                " allocation, commanded off",
+                self.pool.name,
+                name,
+                self.sequencer.bus(name),
+                why,
+            )
+            if why == "fault":
+                self._counters.add(Counted.HARDWARE_FAULTS, name)
+                log.error(
+                    "event=pool_module_fault pool=%s module=%s evse=%s why='reports a fault'",
+                    self.pool.name,
+                    name,
+                    self.sequencer.bus(name),
+                )
+        for name in sorted(self._absent.keys() - absent.keys()):
+            self._off_at.pop(name, None)
+            log.info("event=pool_module_back pool=%s module=%s", self.pool.name, name)
+        self._absent = absent
+        self._surely_off = frozenset(
+            name
+            for name, why in absent.items()
+            if why == STALE and self._watchdog_passed(name, readings.get(name), now)
+        )
+
+    def _watchdog_passed(self, name: str, reading: ModuleReading | None, now: float) -> bool:
+        """The silent module's own watchdog has surely ended its output: counted from the later
+        of its last reading and our off command (a module that received the command is off
+        already; one that did not heard nothing since, and nothing else is sent to it)."""
+        last = max(reading.at if reading is not None else -math.inf, self._off_at[name])
+        return now - last >= self._drivers[name].watchdog_s
+
+    def _count_out_absent(self) -> None:
+        """Each EVSE's power path drives, and its limits count, only the modules the
+        sequencer reports serving it that have not dropped out: a dropout lowers the limit at
+        once (told to Josev at once), a module back raises it as any module returning does."""
+        for evse_id in self.pool.evse_ids:
+            view = self._views[evse_id]
+            serving = self.serving(evse_id)
+            if view.serving == serving:
+                continue
+            lowered = bool(view.serving - serving)
+            view.serving = serving
+            self._publish_evse(evse_id, urgent=lowered)
 
     def _state(self, evse_id: str, now: float) -> EvseState:
         terms = next(e for e in self.pool.evse if e.evse_id == evse_id)
@@ -386,6 +479,10 @@ class PoolCoordinator:
             name = module.name
             closed = None if feedback is None else feedback.get(name, frozenset())
             reading = readings.get(name)
+            if name in self._surely_off:
+                # Silent past its own watchdog: off, carrying nothing, so it can be parked.
+                senses[name] = ModuleSense(0.0, False, closed)
+                continue
             if reading is None or now - reading.at > self._deadline[name]:
                 senses[name] = ModuleSense(math.inf, True, closed)
                 continue
@@ -409,6 +506,7 @@ class PoolCoordinator:
         match command:
             case LimitEvse(evse, modules):
                 view = self._views[evse]
+                modules -= self._absent.keys()
                 self._leaving[evse] = view.serving - modules
                 lowered = bool(self._leaving[evse])
                 view.serving = modules
@@ -527,14 +625,15 @@ class PoolCoordinator:
             bus = self.sequencer.bus(name)
             if target.get(name) != evse_id and bus != evse_id:
                 continue
-            modules.append(
-                {
-                    "name": name,
-                    "phase": phase.value,
-                    "target": target.get(name),
-                    "serving": name in serving,
-                }
-            )
+            entry: dict[str, Any] = {
+                "name": name,
+                "phase": phase.value,
+                "target": target.get(name),
+                "serving": name in serving,
+            }
+            if name in self._absent:
+                entry["absent"] = self._absent[name]
+            modules.append(entry)
         return {
             "name": self.pool.name,
             "policy": self.pool.policy.value,
@@ -565,6 +664,19 @@ def pool_module_now(
     return PoolModule(
         module.name, reading.export.max_current, reading.export.max_power, healthy=healthy
     )
+
+
+def module_absence(module: ModuleConfig, reading: ModuleReading | None, now: float) -> str:
+    """Why a module that is not usable is out of the allocation (pool_module_now)."""
+    if reading is None or now - reading.at > module.freshness_deadline_s:
+        return STALE
+    if not reading.online:
+        return "offline"
+    if reading.fault:
+        return "fault"
+    if reading.over_temperature:
+        return "over_temperature"
+    return "no_capability"
 
 
 def idle_allocation(
