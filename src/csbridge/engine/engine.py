@@ -359,7 +359,7 @@ class LimitsEngine:
             return
         self._note_disagreement(evse_id, before, runtime.composition)
         changed = self.snapshots.set(evse_id, snapshot)
-        if changed and runtime.gate.last_urgent:
+        if changed and runtime.gate.last_tightened:
             self.updates.urgent(evse_id)  # a decrease never waits behind a routine update
         for observer in self.observers:
             observer(evse_id, runtime.inputs(), runtime.composition)

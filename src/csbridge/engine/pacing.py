@@ -1,9 +1,10 @@
 """How often each EVSE's entry may go to Josev: at most once per gap for each of two kinds of
 change, so no input can make an update storm.
 
-An urgent change (a decrease, a status change, a known-good increase: what the update gate
-reports at once) waits only behind the EVSE's previous urgent update; a routine one (a settled
-increase, a present value) behind any update. A change whose EVSE has not been sent such an
+An urgent change (a decrease, a status change: a tightening the update gate reports at once)
+waits only behind the EVSE's previous urgent update; a routine one (an increase, a present
+value) behind any update; a released one (a shared pool's own lowered or raised limit, bounded
+by its module moves) behind none. A change whose EVSE has not been sent such an
 update within the last gap goes out at once; one that comes sooner is held until the gap has
 passed and then goes out with every other change held by then, at the latest value (a train of
 decreases is reported once per gap, at its lowest). So a decrease never waits behind a routine

@@ -122,6 +122,8 @@ class _Walk:
     known_good: bool = False
     """Loosenings are taken at once (no settle time), as urgent."""
     urgent: bool = False
+    tightened: bool = False
+    """Some number was tightened (a maximum lowered, a minimum raised)."""
     moved: bool = False
     released: list[Leaf] = field(default_factory=list)
 
@@ -135,9 +137,9 @@ class UpdateGate:
     settings: GateSettings = field(default_factory=GateSettings)
     reported: Reported | None = None
     last_sent: float = -math.inf
-    last_urgent: bool = False
-    """The latest report was urgent (a tightening, a status or shape change, a known-good
-    increase): its update should not wait behind a routine one (engine/pacing.py)."""
+    last_tightened: bool = False
+    """The latest report tightened a limit or changed the status or shape: its update must not
+    wait behind a routine one (engine/pacing.py); a known-good increase does not count."""
     _pending: dict[Leaf, _Pending] = field(default_factory=dict)
 
     def offer(
@@ -158,7 +160,7 @@ class UpdateGate:
             return None
         if reported is None or _shape_or_exact_changed(reported.limits, limits):
             self._pending.clear()
-            return self._send(Reported(limits, dict(binding)), now, urgent=True)
+            return self._send(Reported(limits, dict(binding)), now, tightened=True)
         walk = _Walk(binding, dict(reported.binding), known_good=known_good)
         blocks: dict[str, Any] = {}
         as_offered = True
@@ -187,7 +189,7 @@ class UpdateGate:
             self._pending.pop(leaf, None)
         if not as_offered:
             limits = dataclasses.replace(reported.limits, **blocks)
-        return self._send(Reported(limits, walk.binding), now, urgent=walk.urgent)
+        return self._send(Reported(limits, walk.binding), now, tightened=walk.tightened)
 
     def _forget(self, name: str, block: LimitBlock) -> None:
         """Nothing of `block` is held back any more: what is computed is what was reported."""
@@ -254,7 +256,9 @@ class UpdateGate:
             return current
         walk.take_binding(spec)
         if tightened:
-            walk.urgent = True
+            walk.urgent = walk.tightened = True
+        elif walk.known_good:
+            walk.urgent = True  # taken at once: not held for the rate cap either
         else:
             walk.released.append(leaf)
         return value
@@ -305,7 +309,7 @@ class UpdateGate:
         # minimum follows, never above the maximum that is reported with it.
         self._pending.pop(leaf, None)
         walk.take_binding(spec)
-        walk.urgent = True
+        walk.urgent = walk.tightened = True
         return min(computed, maximum)
 
     def _limit(
@@ -318,8 +322,8 @@ class UpdateGate:
         *,
         known_good: bool = False,
     ) -> tuple[bool, float | None]:
-        """(urgent?, the value to report now or None to keep the reported one): a tightening,
-        or a known-good loosening, is urgent."""
+        """(tightened?, the value to report now or None to keep the reported one); a
+        known-good loosening is taken at once."""
         sign = 1.0 if spec.role is Role.MAXIMUM else -1.0
         loosening = (computed - reported) * sign
         if loosening < 0:
@@ -330,7 +334,7 @@ class UpdateGate:
             return False, None
         if known_good:
             self._pending.pop(leaf, None)
-            return True, computed
+            return False, computed
         pending = self._pending.get(leaf)
         if pending is None:
             pending = self._pending[leaf] = _Pending(since=now, floor=computed)
@@ -342,10 +346,10 @@ class UpdateGate:
             return False, pending.floor
         return False, None
 
-    def _send(self, reported: Reported, now: float, *, urgent: bool) -> Reported:
+    def _send(self, reported: Reported, now: float, *, tightened: bool) -> Reported:
         self.reported = reported
         self.last_sent = now
-        self.last_urgent = urgent
+        self.last_tightened = tightened
         return reported
 
 
