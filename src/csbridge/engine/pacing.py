@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 from csbridge.engine.latest import AsDocuments
@@ -50,6 +50,9 @@ class PacedUpdates(Generic[T, D]):
         """Per EVSE, when its latest urgent update went out."""
         self._urgent: set[str] = set()
         """EVSEs whose held (or not yet seen) change is urgent."""
+        self.taken: list[Callable[[str, float], None]] = []
+        """Called with (evse_id, the clock's time) for each entry taken to go to Josev, just
+        before it is encoded and published (a shared pool times its updates by it)."""
 
     def take_due(self) -> list[tuple[str, D]]:
         """Every changed EVSE whose gap has passed, with the document of its latest value,
@@ -70,6 +73,9 @@ class PacedUpdates(Generic[T, D]):
                 self._urgent.discard(evse_id)
                 self._urgent_at[evse_id] = now
             due.append((evse_id, self._documents.get(evse_id)))
+        for evse_id, _ in due:
+            for observer in self.taken:
+                observer(evse_id, now)
         return due
 
     def told_all(self) -> None:

@@ -33,6 +33,7 @@ from csbridge.engine import LimitsEngine
 from csbridge.limits import (
     Allocation,
     Demand,
+    EvseInputs,
     EvseState,
     PoolModule,
     PoolScope,
@@ -108,6 +109,10 @@ class PoolStatus:
     settled_at: float | None = None
     moves_started: dict[str, float] = field(default_factory=dict)
     """Per module moving now: when its move's decision was taken (monotonic)."""
+    told: dict[str, tuple[int, str, float]] = field(default_factory=dict)
+    """Per EVSE, its latest decision's update as csbridge timed it: (decision, after what:
+    `decision` for a lowered limit, `delivering` for the raise once the decision's modules
+    deliver, seconds until the update was taken to go to Josev)."""
 
 
 class PoolCoordinator:
@@ -170,12 +175,18 @@ class PoolCoordinator:
         """Silent modules whose own watchdog has surely switched them off by now."""
         self._allocated: dict[str, str | None] = dict(self.sequencer.target)
         """The latest allocation's target, before silent modules are held where they are."""
+        self._step_scheduled = False
+        self._limits_seen: dict[str, tuple[object, object]] = {}
+        """Per EVSE, the external limit and operator command its last evaluation saw."""
         self._usable = 0
         self._usable_names: frozenset[str] = frozenset()
         self._pool_power_w = 0.0
         self._allocated_for: object = None
+        self._told_from: dict[str, tuple[int, str, float]] = {}
+        """Per EVSE, a decision's update not taken yet: (decision, after what, since when)."""
         session.on_step.append(self._session_stepped)
         engine.observers.append(self._observed)
+        engine.updates.taken.append(self._update_taken)
 
     # --- what the others read ---------------------------------------------------------------
 
@@ -219,11 +230,35 @@ class PoolCoordinator:
             # Energy may now flow (or no longer): what its limits count changes at once.
             self.step()
 
-    def _observed(self, evse_id: str, *_: object) -> None:
-        """A reading of the pool's EVSEs: a move in flight steps on it at once (the tick
+    def _observed(self, evse_id: str, inputs: EvseInputs, *_: object) -> None:
+        """A reading of the pool's EVSEs: a move in flight steps on it at once, and so does a
+        new external limit or operator command (a decision need not wait for the tick, which
         catches everything else)."""
-        if evse_id in self._evses and not self.sequencer.settled:
+        if evse_id not in self._evses:
+            return
+        limits = (inputs.external, inputs.operator)
+        changed = self._limits_seen.get(evse_id) != limits
+        self._limits_seen[evse_id] = limits
+        if not self.sequencer.settled:
             self.step()
+        elif changed:
+            self._step_soon()
+
+    def _step_soon(self) -> None:
+        """Step once the loop is free: after the update the evaluation just made is on its way
+        to Josev (a step costs milliseconds; a decrease must not wait for it)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a script driving the engine): step now
+            self.step()
+            return
+        if not self._step_scheduled:
+            self._step_scheduled = True
+            loop.call_soon(self._scheduled_step)
+
+    def _scheduled_step(self) -> None:
+        self._step_scheduled = False
+        self.step()
 
     async def run(self) -> None:
         """Step on a tick, until cancelled."""
@@ -258,10 +293,28 @@ class PoolCoordinator:
             self._publish(readings)
             return
         inputs = SwitchingInputs(now, self._senses(now, readings), self._setpoint_voltages())
-        for command in self.sequencer.step(inputs):
-            self._carry_out(command, now)
+        commands = self.sequencer.step(inputs)
+        # Settled as the step finds the modules delivering: before the raise is evaluated, so
+        # "settled_at -> the receiver's update" counts all of csbridge's own time.
         self._note_progress(now)
-        self._publish(readings)
+        told = False
+        for command in commands:
+            told |= isinstance(command, LimitEvse)
+            self._carry_out(command, now)
+        if told:
+            # The other EVSEs' report blocks can wait until the limit's update is on its way
+            # to Josev (the pusher runs first): their evaluation costs milliseconds.
+            self._publish_soon()
+        else:
+            self._publish(readings)
+
+    def _publish_soon(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a script driving the engine): now
+            self._publish(self._engine.pool_readings(self.pool.evse_ids[0]))
+            return
+        loop.call_soon(lambda: self._publish(self._engine.pool_readings(self.pool.evse_ids[0])))
 
     # --- the allocation -----------------------------------------------------------------------
 
@@ -516,6 +569,7 @@ class PoolCoordinator:
                 self._publish_evse(evse, urgent=True)
                 if lowered and self._engine.updates.pending(evse):
                     self._telling[evse] = now
+                self._time_update(evse, lowered, now)
             case ReclampSetpoint(evse):
                 # The evaluation above re-clamped the setpoint over the modules left; the
                 # modules leaving stop now (their share is 0).
@@ -533,6 +587,26 @@ class PoolCoordinator:
             case EndSession(evse, module, reason):
                 log.error("event=pool_session_ended evse=%s module=%s why=%r", evse, module, reason)
                 self._session.switch_off(evse, reason)
+
+    def _time_update(self, evse: str, lowered: bool, now: float) -> None:
+        """Time the decision's update of the EVSE until it is taken to go to Josev: a lowered
+        limit from the decision, the raise that completes the decision from the step that
+        found its modules delivering."""
+        status = self.status
+        if not self._engine.updates.pending(evse) or status.decided_on_clock is None:
+            return
+        if lowered:
+            self._told_from[evse] = (status.decision, "decision", status.decided_on_clock)
+        elif self.sequencer.settled:
+            self._told_from[evse] = (status.decision, "delivering", now)
+
+    def _update_taken(self, evse_id: str, at: float) -> None:
+        timed = self._told_from.pop(evse_id, None)
+        if timed is None:
+            return
+        decision, after, since = timed
+        self.status.told[evse_id] = (decision, after, max(0.0, at - since))
+        self._publish_soon()  # into its report block
 
     def _fault(self, module: str, evse: str | None, reason: str) -> None:
         self._counters.add(Counted.HARDWARE_FAULTS, module)
@@ -634,7 +708,9 @@ class PoolCoordinator:
             if name in self._absent:
                 entry["absent"] = self._absent[name]
             modules.append(entry)
+        told = status.told.get(evse_id)
         return {
+            "told": None if told is None else {"decision": told[0], "after": told[1], "s": told[2]},
             "name": self.pool.name,
             "policy": self.pool.policy.value,
             "decision": status.decision,
