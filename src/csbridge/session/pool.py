@@ -244,6 +244,14 @@ class PoolCoordinator:
         elif changed:
             self._step_soon()
 
+    @staticmethod
+    def _loop_running() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
     def _step_soon(self) -> None:
         """Step once the loop is free: after the update the evaluation just made is on its way
         to Josev (a step costs milliseconds; a decrease must not wait for it)."""
@@ -278,20 +286,25 @@ class PoolCoordinator:
         try:
             for _ in range(MAX_STEP_PASSES):
                 self._again = False
-                self._step_once()
+                told = self._step_once()
                 if not self._again:
+                    break
+                if told and self._loop_running():
+                    # A limit's update waits to go to Josev: the next pass once it has.
+                    self._step_soon()
                     break
         finally:
             self._stepping = False
 
-    def _step_once(self) -> None:
+    def _step_once(self) -> bool:
+        """One pass; True when it set an EVSE's limits (an update is on its way to Josev)."""
         now = self._clock()
         readings = self._engine.pool_readings(self.pool.evse_ids[0])
         self._decide(now, readings)
         self._count_out_absent()
         if self._telling_josev(now):
             self._publish(readings)
-            return
+            return False
         inputs = SwitchingInputs(now, self._senses(now, readings), self._setpoint_voltages())
         commands = self.sequencer.step(inputs)
         # Settled as the step finds the modules delivering: before the raise is evaluated, so
@@ -307,6 +320,7 @@ class PoolCoordinator:
             self._publish_soon()
         else:
             self._publish(readings)
+        return told
 
     def _publish_soon(self) -> None:
         try:
