@@ -231,17 +231,17 @@ class PoolCoordinator:
             self.step()
 
     def _observed(self, evse_id: str, inputs: EvseInputs, *_: object) -> None:
-        """A reading of the pool's EVSEs: a move in flight steps on it at once, and so does a
-        new external limit or operator command (a decision need not wait for the tick, which
-        catches everything else)."""
+        """A reading of the pool's EVSEs: a move in flight steps on it as soon as the loop is
+        free, and so does a new external limit or operator command (a decision need not wait
+        for the tick, which catches everything else)."""
         if evse_id not in self._evses:
             return
         limits = (inputs.external, inputs.operator)
         changed = self._limits_seen.get(evse_id) != limits
         self._limits_seen[evse_id] = limits
-        if not self.sequencer.settled:
-            self.step()
-        elif changed:
+        if changed or not self.sequencer.settled:
+            # Once the loop is free: readings that arrive together make one step, and an
+            # update already on its way to Josev goes first.
             self._step_soon()
 
     @staticmethod
