@@ -134,3 +134,16 @@ async def test_a_board_that_falls_silent_takes_its_modules_out(
     await wait_until(lambda: board.commanded == frozenset(), 5, "every contactor told open")
     for (_, name), module in station.devices.modules.items():
         assert module.output_current == 0.0, name
+
+
+def test_a_pool_on_a_can_board_takes_no_step_until_the_board_is_first_heard() -> None:
+    """Until the board's first feedback every contact is unknown: a session event stepping the
+    pool then must not start a move (the sequencer would soon fault every module for good)."""
+    station = Station(_board_on_can())
+    pool = _pool(station)
+    assert isinstance(pool.matrix, CanMatrixDriver)
+    assert pool.holding
+    pool.step()  # as a plug-in or an evaluation would
+    assert pool.status.decision == 0
+    assert all(target is None for target in pool.sequencer.target.values())
+    assert not pool.sequencer.faulted

@@ -3,8 +3,9 @@ modules through the simulated contactor matrix board (issue 18)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Any
+from typing import Any, cast
 
 import aiomqtt
 import orjson
@@ -13,7 +14,7 @@ import pytest
 from csbridge.config import Config, load_config
 from csbridge.config.pool import PoolSwitchingConfig
 from csbridge.messages import Message
-from csbridge.power import SimulatedMatrixDriver
+from csbridge.power import PoolModules, SimulatedMatrixDriver
 from csbridge.resources import example_config
 from csbridge.service.station import Station
 from csbridge.session import PoolCoordinator
@@ -328,3 +329,169 @@ async def test_a_donor_whose_leaving_module_does_not_stop_has_its_session_ended(
                 feedback,
                 closes_log,
             )
+
+
+def _record_counted(station: Station, evse_id: str) -> list[tuple[float, int]]:
+    """Each time the pool sets what `evse_id`'s limits count, on the station's clock: (when,
+    how many modules)."""
+    engine = station.engine
+    set_scope = engine.set_pool_scope
+    counted: list[tuple[float, int]] = []
+
+    def recorded(evse: str, scope: Any, *args: Any, **kwargs: Any) -> None:
+        if evse == evse_id:
+            counted.append((engine.clock(), len(scope.counted)))
+        set_scope(evse, scope, *args, **kwargs)
+
+    engine.set_pool_scope = recorded  # type: ignore[method-assign,assignment]
+    return counted
+
+
+async def test_the_receivers_raise_is_told_as_soon_as_its_modules_deliver(
+    station: Station, josev: JosevClient, config: Config, raw_client: aiomqtt.Client
+) -> None:
+    """A raise from the pool's own confirmed move skips the update gate's settle time (0.2 s
+    here) and the update gap: each is told within 50 ms of the module delivering."""
+    await josev.boot(timeout=5)
+    pool = _pool(station)
+    for evse_id in (EVSE1, EVSE2):
+        await ready_to_charge(station, josev, evse_id)
+    await wait_until(
+        lambda: len(pool.serving(EVSE1)) == len(pool.serving(EVSE2)) == 3, 5, "90 kW each"
+    )
+    for evse_id in (EVSE1, EVSE2):
+        for precharge, asked in ((True, 2.0), (False, 450.0)):
+            answer = await josev.request(
+                "power_electronics_setpoint", _setpoint(evse_id, 400.0, asked, precharge), timeout=5
+            )
+            assert answer.data["status"] == "accepted"
+    counted = _record_counted(station, EVSE2)
+    _, told_150 = _record_sent(station, EVSE2, 150000)
+    decision = pool.status.decision
+    topic = f"{config.mqtt.local_prefix}/{EVSE1}/external_limit"
+    await raw_client.publish(topic, orjson.dumps({"max_power": 30000, "valid_for": 60}), qos=1)
+    await wait_until(lambda: len(pool.serving(EVSE2)) == 5, 5, "five modules serve EVSE2")
+    await wait_until(lambda: bool(told_150), 2, "EVSE2's 150 kW told")
+    assert pool.status.decision == decision + 1
+    five_at = min(at for at, count in counted if count == 5)
+    assert told_150[0] - five_at < 0.05, "told within 50 ms of the fifth module delivering"
+    assert all(len(evses) == 1 for evses in _serving(station).values())
+
+
+def _module(station: Station, name: str) -> SimulatedModule:
+    """A pool module's simulation (the pool's modules report as its first EVSE's)."""
+    module = station.devices.modules[(EVSE1, name)]
+    assert isinstance(module, SimulatedModule)
+    return module
+
+
+def _short_watchdog(station: Station, watchdog_s: float) -> None:
+    """Every pool module switches itself off after `watchdog_s` without a command, and the
+    pool knows it (its drivers state it): a module's own CAN timeout, shortened for a test."""
+    every = station.stage.evses[EVSE1].modules
+    assert isinstance(every, PoolModules)
+    drivers = cast(dict[str, Any], every.every)
+    for name, driver in drivers.items():
+        drivers[name] = dataclasses.replace(driver, watchdog_s=watchdog_s)
+        _module(station, name).command_timeout_s = watchdog_s
+
+
+def _charging_halves(station: Station, josev: JosevClient) -> Any:
+    async def charging() -> None:
+        pool = _pool(station)
+        for evse_id in (EVSE1, EVSE2):
+            await ready_to_charge(station, josev, evse_id)
+        await wait_until(
+            lambda: len(pool.serving(EVSE1)) == len(pool.serving(EVSE2)) == 3, 5, "90 kW each"
+        )
+        for evse_id in (EVSE1, EVSE2):
+            for precharge, asked in ((True, 2.0), (False, 450.0)):
+                answer = await josev.request(
+                    "power_electronics_setpoint",
+                    _setpoint(evse_id, 400.0, asked, precharge),
+                    timeout=5,
+                )
+                assert answer.data["status"] == "accepted"
+
+    return charging()
+
+
+def _entry(station: Station, evse_id: str, module: str) -> dict[str, Any]:
+    block = station.engine.reports.get(evse_id)["pool"]
+    found: dict[str, Any] = next(m for m in block["modules"] if m["name"] == module)
+    return found
+
+
+async def test_a_silent_module_is_re_allocated_at_once_and_parked_once_surely_off(
+    station: Station, josev: JosevClient
+) -> None:
+    """A dropout is a decision: the silent module counts for nothing at once (told to Josev at
+    once) and the rest is re-shared; its contactor does not move while its current is unknown,
+    only once its own watchdog has surely switched it off."""
+    await josev.boot(timeout=5)
+    pool = _pool(station)
+    _short_watchdog(station, 1.0)
+    await _charging_halves(station, josev)
+    silent = sorted(pool.serving(EVSE1))[0]
+    opened: list[tuple[float, str, str]] = []
+    matrix = _matrix(station)
+    command = matrix.command
+
+    def recorded(module: str, evse_id: str, closed: bool) -> None:
+        if not closed:
+            opened.append((time.monotonic(), module, evse_id))
+        command(module, evse_id, closed)
+
+    matrix.command = recorded  # type: ignore[method-assign]
+    decision = pool.status.decision
+    await josev.simulate(EVSE1, "silence_module", module=silent)
+    silenced_at = time.monotonic()
+    await wait_until(lambda: pool.absent(silent) == "stale", 3, "the dropout noticed")
+    assert pool.status.decision > decision, "a dropout is a decision"
+    entry = _entry(station, EVSE1, silent)
+    assert entry["serving"] is False
+    assert entry["absent"] == "stale"
+    assert entry["target"] == EVSE1, "held where it is while its current is unknown"
+    assert _module(station, silent).output_current == 0.0, "commanded off"
+    # The rest is re-shared: EVSE1 (the earlier session) gets one of EVSE2's modules.
+    await wait_until(
+        lambda: len(pool.serving(EVSE1)) == 3 and len(pool.serving(EVSE2)) == 2, 5, "re-shared"
+    )
+    assert silent not in pool.serving(EVSE1)
+    for evse_id, power in ((EVSE1, 90000), (EVSE2, 60000)):
+        await wait_until(
+            lambda e=evse_id, p=power: josev.view.evses[e]["dc"]["max_power"] == p, 5, "shares"
+        )
+    assert all(len(evses) == 1 for evses in _serving(station).values())
+    # Parked (its contactor opened) only once its own watchdog has surely ended its output.
+    await wait_until(lambda: pool.sequencer.phase(silent).value == "parked", 5, "parked")
+    [(opened_at, _, evse_id)] = [o for o in opened if o[1] == silent]
+    assert evse_id == EVSE1
+    assert opened_at - silenced_at >= 1.0 + 1.0 - 0.1, "deadline, then the watchdog"
+    feedback = matrix.feedback()
+    assert feedback is not None
+    assert feedback.get(silent, frozenset()) == frozenset()
+    assert station.engine.counters.total("hardware_faults") == 0
+    await josev.simulate(EVSE1, "restore_module", module=silent)
+    await wait_until(lambda: pool.absent(silent) is None, 3, "heard again")
+
+
+async def test_a_module_reporting_a_fault_is_a_hardware_fault_and_leaves_its_evse(
+    station: Station, josev: JosevClient
+) -> None:
+    await josev.boot(timeout=5)
+    pool = _pool(station)
+    await _charging_halves(station, josev)
+    failing = sorted(pool.serving(EVSE2))[0]
+    decision = pool.status.decision
+    _module(station, failing).fault = True
+    await wait_until(lambda: pool.absent(failing) == "fault", 3, "the fault noticed")
+    assert pool.status.decision > decision
+    assert station.engine.counters.get("hardware_faults", failing) == 1
+    assert _entry(station, EVSE2, failing)["absent"] == "fault"
+    # Its current is read (0 A: commanded off), so it leaves at once: parked, contactor open.
+    await wait_until(lambda: pool.sequencer.phase(failing).value == "parked", 5, "parked")
+    feedback = _matrix(station).feedback()
+    assert feedback is not None
+    assert feedback.get(failing, frozenset()) == frozenset()
+    assert station.engine.counters.get("hardware_faults", failing) == 1, "counted once"

@@ -96,4 +96,8 @@ async def test_the_shared_pool_scenario_passes_against_csbridge_run(
     assert "EV1 90 kW, EV2 90 kW" in by_name["EV2 charges: half each"]
     assert "EV1 150 kW, EV2 30 kW" in by_name["EV2 asks for one module: the rest back to EV1"]
     assert "EV1 120 kW" in by_name["one of EV1's modules fails"]
+    # The dropout is a decision of its own (issue 18: re-allocation on a module dropout): the
+    # silent module is held where it is, not serving, and says why.
+    assert "absent: stale" in by_name["one of EV1's modules fails"]
+    assert scenario.moves[3].decided, scenario.moves[3]
     assert "EV2 150 kW" in by_name["EV2 asks for full power: all that remains"]

@@ -538,3 +538,42 @@ def test_offered_entries_are_not_mutated() -> None:
     gate.offer(entry, BINDING, 11.0)
     gate.offer(entry, BINDING, 12.0)
     assert entry == snapshot
+
+
+# -- known-good increases (a shared pool's confirmed module move, issue 18) ----------------------
+
+
+def test_a_known_good_increase_goes_out_at_once_even_within_the_rate_cap() -> None:
+    gate = started(dc_entry(max_power=90_000, max_current=225.0))
+    reported = sent(
+        gate.offer(dc_entry(max_power=120_000, max_current=300.0), BINDING, 10.01, known_good=True)
+    )
+    assert reported_dc(gate)["max_power"] == 120_000
+    assert reported_dc(gate)["max_current"] == 300.0
+    assert entry_of(reported)["dc"]["max_power"] == 120_000
+    assert not gate.last_tightened, "a raise: a decrease after it need not wait behind it"
+
+
+def test_a_known_good_increase_takes_a_held_one_with_it_at_its_latest_value() -> None:
+    gate = started(dc_entry(max_power=90_000))
+    # An ordinary increase from a reading is held for the settle time...
+    assert gate.offer(dc_entry(max_power=120_000), BINDING, 10.5) is None
+    # ...and the pool's confirmed raise to 150 kW goes out at once, at 150 kW (not 120 kW).
+    sent(gate.offer(dc_entry(max_power=150_000), BINDING, 10.6, known_good=True))
+    assert reported_dc(gate)["max_power"] == 150_000
+    # Afterwards increases from readings settle again.
+    assert gate.offer(dc_entry(max_power=160_000), BINDING, 10.7) is None
+    assert gate.offer(dc_entry(max_power=160_000), BINDING, 11.6) is None
+    sent(gate.offer(dc_entry(max_power=160_000), BINDING, 11.7))
+    assert not gate.last_tightened
+
+
+def test_an_increase_does_not_tighten_and_a_decrease_does() -> None:
+    gate = started()
+    sent(gate.offer(dc_entry(max_current=150.0), BINDING, 10.01))
+    assert gate.last_tightened
+    assert gate.offer(dc_entry(max_current=200.0), BINDING, 10.5) is None
+    sent(gate.offer(dc_entry(max_current=200.0), BINDING, 11.5))
+    assert not gate.last_tightened
+    sent(gate.offer(dc_entry(status="evse_not_ready"), BINDING, 11.6))
+    assert gate.last_tightened

@@ -267,3 +267,45 @@ def test_the_registry_offers_shared_pool_with_a_watch() -> None:
     assert not SCENARIOS["dc-session"].watches
     with pytest.raises(ValueError, match="OutputWatch"):
         SCENARIOS["shared-pool"].build(None, None, "csbridge")  # type: ignore[arg-type]
+
+
+def test_a_decision_names_its_donor_and_receiver_and_the_receivers_lag_after_delivering() -> None:
+    view = PoolView.of({"pool": block(decided_at=1000.0, settled_at=1000.3)})
+    assert view is not None
+    timed = [
+        (1000.002, update("donor", entry(E1, 90_000.0))),
+        (1000.305, update("receiver", entry(E2, 90_000.0))),
+    ]
+    move = timing(
+        view,
+        status_updates(timed, since=999.0),
+        told_before={E1: 180_000.0, E2: 0.0},
+        final={E1: 90_000.0, E2: 90_000.0},
+    )
+    assert move.roles == {E1: "donor", E2: "receiver"}
+    assert move.detail({E1: "EV1", E2: "EV2"}) == (
+        "decision 2: EV1 donor +2 ms, EV2 receiver +305 ms (+5 ms after delivering), moved +300 ms"
+    )
+
+
+def test_an_unchanged_evse_has_no_role() -> None:
+    view = PoolView.of({"pool": block(decided_at=1000.0, settled_at=1000.001)})
+    assert view is not None
+    updates = _entries((1000.004, 120_000.0))
+    move = timing(view, updates, {E1: 150_000.0, E2: 30_000.0}, {E1: 120_000.0, E2: 30_000.0})
+    assert move.roles == {E1: "donor"}
+    assert move.detail({E1: "EV1", E2: "EV2"}) == (
+        "decision 2: EV1 donor +4 ms, EV2 unchanged, moved +1 ms"
+    )
+
+
+def test_a_module_that_dropped_out_says_why() -> None:
+    report = block(targets=(E1,))
+    report["modules"][0].update(serving=False, absent="stale")
+    view = PoolView.of({"pool": report})
+    assert view is not None
+    module = view.module("m1")
+    assert module is not None
+    assert module.absent == "stale"
+    assert view.serving(E1) == ()
+    assert PoolView.of({"pool": block(targets=(E1,))}).module("m1").absent is None  # type: ignore[union-attr]

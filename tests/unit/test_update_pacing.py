@@ -249,3 +249,57 @@ async def test_the_pusher_sleeps_until_a_held_change_is_due() -> None:
     async with asyncio.timeout(1.0):
         assert await paced.wait_due() == [(E1, "4")]
     assert loop.time() - before >= 0.04
+
+
+def test_a_decrease_never_waits_behind_a_routine_update() -> None:
+    """An increase that settled goes out (a routine update); a decrease 5 ms later goes out at
+    once, not 45 ms later."""
+    rig = _rig()
+    _external(rig, E1, 90_000.0)  # a decrease: out at once
+    rig.push()
+    rig.at(rig.clock.now + 0.2)
+    _external(rig, E1, 95_000.0)  # an increase: held by the gate for its settle time
+    rig.push()
+    rig.at(rig.clock.now + 1.5)
+    rig.engine.evaluate()  # the settled increase: a routine update, out at once
+    rig.push()
+    assert _max_power(rig.sent[-1][1]) == 95_000
+    rig.at(rig.clock.now + 0.005)
+    _external(rig, E1, 85_000.0)
+    decreased_at = rig.clock.now
+    rig.push()
+    assert rig.sent[-1][0] == decreased_at
+    assert _max_power(rig.sent[-1][1]) == 85_000
+    # Another decrease within the gap of this one waits (a train of decreases is paced).
+    rig.at(rig.clock.now + 0.01)
+    _external(rig, E1, 80_000.0)
+    rig.push()
+    assert _max_power(rig.sent[-1][1]) == 85_000
+    rig.run_until(math.inf)
+    assert rig.sent[-1] == (decreased_at + UPDATE_GAP_S, rig.sent[-1][1])
+    assert _max_power(rig.sent[-1][1]) == 80_000
+
+
+def test_a_routine_change_waits_for_the_gap_after_any_update_an_urgent_one_after_an_urgent() -> (
+    None
+):
+    store: LatestByEvse[int] = LatestByEvse([(E1, 1)])
+    clock = _Clock()
+    paced = PacedUpdates(AsDocuments(store, str), clock)
+    store.set(E1, 2)
+    assert paced.take_due() == [(E1, "2")]  # routine, at T0
+    clock.now = T0 + 0.005
+    store.set(E1, 3)
+    paced.urgent(E1)
+    assert paced.take_due() == [(E1, "3")]  # urgent: not behind the routine one
+    clock.now = T0 + 0.010
+    store.set(E1, 4)
+    assert paced.take_due() == []  # routine: behind the urgent one sent 5 ms ago
+    assert paced.next_due_at() == T0 + 0.005 + UPDATE_GAP_S
+    clock.now = T0 + 0.020
+    store.set(E1, 5)
+    paced.urgent(E1)  # urgent now, but an urgent update went out 15 ms ago
+    assert paced.take_due() == []
+    assert paced.next_due_at() == T0 + 0.005 + UPDATE_GAP_S
+    clock.now = T0 + 0.005 + UPDATE_GAP_S
+    assert paced.take_due() == [(E1, "5")]

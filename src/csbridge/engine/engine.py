@@ -87,6 +87,8 @@ class _Evse:
     present voltage and current (its power path drives only those serving it)."""
     pool_block: Mapping[str, Any] | None = None
     """A pooled EVSE's `pool` block of its limits report."""
+    known_good: bool = False
+    """The next evaluation's increases are the pool's confirmed moves: reported at once."""
 
     def inputs(self) -> EvseInputs:
         modules: Mapping[str, ModuleReading] = self.modules
@@ -307,8 +309,10 @@ class LimitsEngine:
         urgent: bool = False,
     ) -> None:
         """A pooled EVSE's view of its pool now, and its report's `pool` block; evaluated at
-        once when its limits may change. `urgent` (a lowered share before a module moves):
-        its update goes to Josev at once, not after the update gap."""
+        once when its limits may change. `urgent` (a lowered share before a module moves, or
+        a raised one once the moved modules deliver: the pool's own confirmed change, not a
+        fluctuating reading): its increase skips the settle time, and its update goes to Josev
+        at once, not after the update gap."""
         runtime = self._evses[evse_id]
         limits_change = runtime.pool != scope or runtime.connected != connected
         runtime.pool, runtime.connected = scope, connected
@@ -318,7 +322,11 @@ class LimitsEngine:
         if urgent:
             self.updates.release(evse_id)
         if limits_change or runtime.report_stale:
-            self.evaluate((evse_id,))
+            runtime.known_good = urgent
+            try:
+                self.evaluate((evse_id,))
+            finally:
+                runtime.known_good = False
 
     def composition(self, evse_id: str) -> Composition | None:
         return self._evses[evse_id].composition
@@ -331,7 +339,12 @@ class LimitsEngine:
     def _reported(runtime: _Evse, now: float) -> RoundedSnapshot:
         runtime.composition = runtime.composer.compose(runtime.inputs(), now)
         composition = runtime.composition
-        runtime.gate.offer(runtime.rounded(composition.snapshot), composition.binding, now)
+        runtime.gate.offer(
+            runtime.rounded(composition.snapshot),
+            composition.binding,
+            now,
+            known_good=runtime.known_good,
+        )
         assert runtime.gate.reported is not None  # the first offer is always accepted
         # The gate only ever reports numbers of the rounded snapshots it was offered.
         return RoundedSnapshot(runtime.gate.reported.limits)
@@ -346,6 +359,8 @@ class LimitsEngine:
             return
         self._note_disagreement(evse_id, before, runtime.composition)
         changed = self.snapshots.set(evse_id, snapshot)
+        if changed and runtime.gate.last_tightened:
+            self.updates.urgent(evse_id)  # a decrease never waits behind a routine update
         for observer in self.observers:
             observer(evse_id, runtime.inputs(), runtime.composition)
         # The report follows every change of what Josev is told at once; source values and

@@ -1,27 +1,31 @@
-"""How often each EVSE's entry may go to Josev: at most once per gap, so no input can make an
-update storm.
+"""How often each EVSE's entry may go to Josev: at most once per gap for each of two kinds of
+change, so no input can make an update storm.
 
-A change whose EVSE has not been sent within the last gap goes out at once. A change that comes
-sooner is held until the gap has passed and then goes out with every other change held by then,
-at the latest value (a train of decreases is reported once, at its lowest). So an EVSE is told
-at most 1/gap times a second, and a held change (a decrease, a status change) is told no later
-than one gap after it arose. Only what goes to Josev is paced: the engine's snapshots, which the
-power path follows, change at once.
+An urgent change (a decrease, a status change: a tightening the update gate reports at once)
+waits only behind the EVSE's previous urgent update; a routine one (an increase, a present
+value) behind any update; a released one (a shared pool's own lowered or raised limit, bounded
+by its module moves) behind none. A change whose EVSE has not been sent such an
+update within the last gap goes out at once; one that comes sooner is held until the gap has
+passed and then goes out with every other change held by then, at the latest value (a train of
+decreases is reported once per gap, at its lowest). So a decrease never waits behind a routine
+update, an EVSE is told at most 2/gap times a second (1/gap for a train of one kind), and a held
+change is told no later than one gap after it arose. Only what goes to Josev is paced: the
+engine's snapshots, which the power path follows, change at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 from csbridge.engine.latest import AsDocuments
 from csbridge.support import Clock
 
 UPDATE_GAP_S = 0.05
-"""Between two updates of one EVSE's entry: at most 20 a second, and a held change is reported
-within 50 ms of arising."""
+"""Between two updates of one EVSE's entry of one kind (urgent, or any): at most 20 of a kind a
+second, and a held change is reported within 50 ms of arising."""
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -42,6 +46,13 @@ class PacedUpdates(Generic[T, D]):
         self.gap_s = gap_s
         self._held: dict[str, None] = {}  # insertion-ordered set: changed, not sent yet
         self._sent_at: dict[str, float] = {}
+        self._urgent_at: dict[str, float] = {}
+        """Per EVSE, when its latest urgent update went out."""
+        self._urgent: set[str] = set()
+        """EVSEs whose held (or not yet seen) change is urgent."""
+        self.taken: list[Callable[[str, float], None]] = []
+        """Called with (evse_id, the clock's time) for each entry taken to go to Josev, just
+        before it is encoded and published (a shared pool times its updates by it)."""
 
     def take_due(self) -> list[tuple[str, D]]:
         """Every changed EVSE whose gap has passed, with the document of its latest value,
@@ -58,7 +69,13 @@ class PacedUpdates(Generic[T, D]):
             # Sent even when it equals what was last taken: that one may never have reached
             # Josev (MQTT down, a full state sent since), and a repeat costs one of the 20.
             self._sent_at[evse_id] = now
+            if evse_id in self._urgent:
+                self._urgent.discard(evse_id)
+                self._urgent_at[evse_id] = now
             due.append((evse_id, self._documents.get(evse_id)))
+        for evse_id, _ in due:
+            for observer in self.taken:
+                observer(evse_id, now)
         return due
 
     def told_all(self) -> None:
@@ -66,9 +83,11 @@ class PacedUpdates(Generic[T, D]):
         nothing is held, and each EVSE's next change waits for its gap from now."""
         self._typed.clear_changed()
         self._held.clear()
+        self._urgent.clear()
         now = self._clock()
         for evse_id in self._typed.evse_ids:
             self._sent_at[evse_id] = now
+            self._urgent_at[evse_id] = now
 
     def next_due_at(self) -> float | None:
         """When the first held change may go out (None: nothing is held)."""
@@ -79,7 +98,13 @@ class PacedUpdates(Generic[T, D]):
     def _due_at(self, evse_id: str) -> float:
         # One expression for both the check and the wake-up time: a pusher woken at this time
         # finds its change due (a difference of floats could fall a hair short of the gap).
-        return self._sent_at.get(evse_id, -math.inf) + self.gap_s
+        last = self._urgent_at if evse_id in self._urgent else self._sent_at
+        return last.get(evse_id, -math.inf) + self.gap_s
+
+    def urgent(self, evse_id: str) -> None:
+        """The EVSE's change (set now, or held) is urgent: it waits only behind the EVSE's
+        previous urgent update, never behind a routine one."""
+        self._urgent.add(evse_id)
 
     def pending(self, evse_id: str) -> bool:
         """The EVSE has a change not yet taken to go to Josev (held, or not yet seen)."""
@@ -87,8 +112,10 @@ class PacedUpdates(Generic[T, D]):
 
     def release(self, evse_id: str) -> None:
         """The EVSE's next change goes out at once, whatever its gap: a shared pool's lowered
-        limit, which must reach Josev before a module moves (never delayed)."""
+        limit, which must reach Josev before a module moves, or its raised one once the module
+        delivers (never delayed)."""
         self._sent_at.pop(evse_id, None)
+        self._urgent_at.pop(evse_id, None)
 
     @property
     def held(self) -> tuple[str, ...]:

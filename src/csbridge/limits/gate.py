@@ -3,10 +3,12 @@
 Decreases of a maximum (and increases of a minimum) and status changes go out at once. An
 increase goes out only after it has stayed above the reported value by more than a hysteresis
 for a settle time, and then at the lowest value seen during that time, so noise never flaps the
-EV. Measured present values go out when they move past a deadband. Everything that is not
-urgent waits for the per-EVSE rate cap; nothing urgent ever does. (What the gate reports is
-what the power path follows at once; the updates that carry it to Josev are paced after it, at
-most one per EVSE per 50 ms: engine/pacing.py.)
+EV. An increase the caller knows to be good (`offer(..., known_good=True)`: a shared pool's
+module confirmed connected and delivering, a deliberate change, not a fluctuating reading) goes
+out at once like a decrease. Measured present values go out when they move past a deadband.
+Everything that is not urgent waits for the per-EVSE rate cap; nothing urgent ever does. (What
+the gate reports is what the power path follows at once; the updates that carry it to Josev are
+paced after it, at most one of a kind per EVSE per 50 ms: engine/pacing.py.)
 
 The gate works on rounded snapshots, so it reasons about exactly what Josev receives. Which
 fields are maxima, minima, present values or exact, and what each measures, the model declares
@@ -117,7 +119,11 @@ class _Walk:
     offered_binding: Mapping[str, LimitSource]
     binding: dict[str, LimitSource]
     """The binding to report: the reported one, with the offered source of each number taken."""
+    known_good: bool = False
+    """Loosenings are taken at once (no settle time), as urgent."""
     urgent: bool = False
+    tightened: bool = False
+    """Some number was tightened (a maximum lowered, a minimum raised)."""
     moved: bool = False
     released: list[Leaf] = field(default_factory=list)
 
@@ -131,12 +137,22 @@ class UpdateGate:
     settings: GateSettings = field(default_factory=GateSettings)
     reported: Reported | None = None
     last_sent: float = -math.inf
+    last_tightened: bool = False
+    """The latest report tightened a limit or changed the status or shape: its update must not
+    wait behind a routine one (engine/pacing.py); a known-good increase does not count."""
     _pending: dict[Leaf, _Pending] = field(default_factory=dict)
 
     def offer(
-        self, limits: EvseSnapshot, binding: Mapping[str, LimitSource], now: float
+        self,
+        limits: EvseSnapshot,
+        binding: Mapping[str, LimitSource],
+        now: float,
+        *,
+        known_good: bool = False,
     ) -> Reported | None:
-        """The new reported state if an update is due now, else None (keep what was sent)."""
+        """The new reported state if an update is due now, else None (keep what was sent).
+        `known_good`: every increase offered is deliberate and confirmed (a pool module that
+        delivers), reported at once without the settle time or the rate cap."""
         reported = self.reported
         if reported is not None and (limits is reported.limits or limits == reported.limits):
             # The usual tick: nothing moved. Nothing pending either, as in the walk below.
@@ -144,8 +160,8 @@ class UpdateGate:
             return None
         if reported is None or _shape_or_exact_changed(reported.limits, limits):
             self._pending.clear()
-            return self._send(Reported(limits, dict(binding)), now)
-        walk = _Walk(binding, dict(reported.binding))
+            return self._send(Reported(limits, dict(binding)), now, tightened=True)
+        walk = _Walk(binding, dict(reported.binding), known_good=known_good)
         blocks: dict[str, Any] = {}
         as_offered = True
         """Every number is reported as offered: the offered snapshot itself is reported."""
@@ -173,7 +189,7 @@ class UpdateGate:
             self._pending.pop(leaf, None)
         if not as_offered:
             limits = dataclasses.replace(reported.limits, **blocks)
-        return self._send(Reported(limits, walk.binding), now)
+        return self._send(Reported(limits, walk.binding), now, tightened=walk.tightened)
 
     def _forget(self, name: str, block: LimitBlock) -> None:
         """Nothing of `block` is held back any more: what is computed is what was reported."""
@@ -233,12 +249,16 @@ class UpdateGate:
                 walk.moved = True
                 return computed
             return current
-        tightened, value = self._limit(leaf, spec, current, computed, now)
+        tightened, value = self._limit(
+            leaf, spec, current, computed, now, known_good=walk.known_good
+        )
         if value is None:
             return current
         walk.take_binding(spec)
         if tightened:
-            walk.urgent = True
+            walk.urgent = walk.tightened = True
+        elif walk.known_good:
+            walk.urgent = True  # taken at once: not held for the rate cap either
         else:
             walk.released.append(leaf)
         return value
@@ -289,13 +309,21 @@ class UpdateGate:
         # minimum follows, never above the maximum that is reported with it.
         self._pending.pop(leaf, None)
         walk.take_binding(spec)
-        walk.urgent = True
+        walk.urgent = walk.tightened = True
         return min(computed, maximum)
 
     def _limit(
-        self, leaf: Leaf, spec: LimitField, reported: float, computed: float, now: float
+        self,
+        leaf: Leaf,
+        spec: LimitField,
+        reported: float,
+        computed: float,
+        now: float,
+        *,
+        known_good: bool = False,
     ) -> tuple[bool, float | None]:
-        """(tightened?, the value to report now or None to keep the reported one)."""
+        """(tightened?, the value to report now or None to keep the reported one); a
+        known-good loosening is taken at once."""
         sign = 1.0 if spec.role is Role.MAXIMUM else -1.0
         loosening = (computed - reported) * sign
         if loosening < 0:
@@ -304,6 +332,9 @@ class UpdateGate:
         if loosening <= self.settings.hysteresis(spec.quantity, reported):
             self._pending.pop(leaf, None)
             return False, None
+        if known_good:
+            self._pending.pop(leaf, None)
+            return False, computed
         pending = self._pending.get(leaf)
         if pending is None:
             pending = self._pending[leaf] = _Pending(since=now, floor=computed)
@@ -315,9 +346,10 @@ class UpdateGate:
             return False, pending.floor
         return False, None
 
-    def _send(self, reported: Reported, now: float) -> Reported:
+    def _send(self, reported: Reported, now: float, *, tightened: bool) -> Reported:
         self.reported = reported
         self.last_sent = now
+        self.last_tightened = tightened
         return reported
 
 

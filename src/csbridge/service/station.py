@@ -295,6 +295,7 @@ def _pools(config: Config, station: Station) -> list[PoolCoordinator]:
         )
         if isinstance(matrix, CanMatrixDriver):
             matrix.on_feedback = coordinator.step  # a contact moved: the move goes on at once
+            coordinator.holding = True  # until the board is first heard (_run_pool)
         pools.append(coordinator)
     return pools
 
@@ -305,6 +306,7 @@ async def _run_pool(pool: PoolCoordinator) -> None:
     a board that boots after csbridge). Until then nothing moves and its EVSEs wait."""
     if isinstance(pool.matrix, CanMatrixDriver):
         await pool.matrix.heard()
+    pool.holding = False
     await pool.run()
 
 

@@ -33,6 +33,7 @@ from csbridge.engine import LimitsEngine
 from csbridge.limits import (
     Allocation,
     Demand,
+    EvseInputs,
     EvseState,
     PoolModule,
     PoolScope,
@@ -83,6 +84,8 @@ TELL_WAIT_S = 0.2
 (with MQTT down nothing is taken: the modules still move only de-energised)."""
 MAX_STEP_PASSES = 4
 """Steps run again at once when a command changed what the next step sees; bounded."""
+STALE = "stale"
+"""A module's absence: no fresh reading (silent past its deadline, or never heard)."""
 
 
 @dataclass(slots=True)
@@ -106,6 +109,10 @@ class PoolStatus:
     settled_at: float | None = None
     moves_started: dict[str, float] = field(default_factory=dict)
     """Per module moving now: when its move's decision was taken (monotonic)."""
+    told: dict[str, tuple[int, str, float]] = field(default_factory=dict)
+    """Per EVSE, its latest decision's update as csbridge timed it: (decision, after what:
+    `decision` for a lowered limit, `delivering` for the raise once the decision's modules
+    deliver, seconds until the update was taken to go to Josev)."""
 
 
 class PoolCoordinator:
@@ -152,24 +159,49 @@ class PoolCoordinator:
         """Per EVSE in session: when its session took its share (orders first_come)."""
         self._demand = {evse_id: _Demand() for evse_id in pool.evse_ids}
         self._stepping = False
+        self.holding = False
+        """True until the board is first heard (set by whoever runs the pool): every contact
+        is unknown until then, so no step, from the tick or from a session event, may start a
+        move."""
         self._again = False
         self._leaving: dict[str, frozenset[str]] = {}
         self._telling: dict[str, float] = {}
         self._closed_to: dict[str, frozenset[str]] = {}
         """The board's latest feedback: per module, the EVSEs whose contactor reads closed."""
         """EVSEs whose lowered limit waits to go to Josev, since when."""
+        self._absent: dict[str, str] = {}
+        """Modules out of the allocation now (not faulted by the switching), and why: `stale`,
+        `offline`, `fault`, `over_temperature`, `no_capability`."""
+        self._off_at: dict[str, float] = {}
+        """When each module was commanded off as it dropped out (its watchdog runs from then
+        at the latest)."""
+        self._surely_off: frozenset[str] = frozenset()
+        """Silent modules whose own watchdog has surely switched them off by now."""
+        self._allocated: dict[str, str | None] = dict(self.sequencer.target)
+        """The latest allocation's target, before silent modules are held where they are."""
+        self._step_scheduled = False
+        self._limits_seen: dict[str, tuple[object, object]] = {}
+        """Per EVSE, the external limit and operator command its last evaluation saw."""
         self._usable = 0
         self._usable_names: frozenset[str] = frozenset()
         self._pool_power_w = 0.0
         self._allocated_for: object = None
+        self._told_from: dict[str, tuple[int, str, float]] = {}
+        """Per EVSE, a decision's update not taken yet: (decision, after what, since when)."""
         session.on_step.append(self._session_stepped)
         engine.observers.append(self._observed)
+        engine.updates.taken.append(self._update_taken)
 
     # --- what the others read ---------------------------------------------------------------
 
     def serving(self, evse_id: str) -> frozenset[str]:
-        """The modules connected to the EVSE alone and counted in its limits now."""
-        return self.sequencer.reported(evse_id)
+        """The modules connected to the EVSE alone, delivering, and counted in its limits now
+        (a module that dropped out is not, wherever its contactor still is)."""
+        return self.sequencer.reported(evse_id) - self._absent.keys()
+
+    def absent(self, module: str) -> str | None:
+        """Why the module is out of the allocation (None: it is not, or faulted for good)."""
+        return self._absent.get(module)
 
     def connected(self, evse_id: str) -> frozenset[str]:
         """The modules on the EVSE's bus now: those serving it, and any whose contactor to it
@@ -202,11 +234,43 @@ class PoolCoordinator:
             # Energy may now flow (or no longer): what its limits count changes at once.
             self.step()
 
-    def _observed(self, evse_id: str, *_: object) -> None:
-        """A reading of the pool's EVSEs: a move in flight steps on it at once (the tick
-        catches everything else)."""
-        if evse_id in self._evses and not self.sequencer.settled:
+    def _observed(self, evse_id: str, inputs: EvseInputs, *_: object) -> None:
+        """A reading of the pool's EVSEs: a move in flight steps on it as soon as the loop is
+        free, and so does a new external limit or operator command (a decision need not wait
+        for the tick, which catches everything else)."""
+        if evse_id not in self._evses:
+            return
+        limits = (inputs.external, inputs.operator)
+        changed = self._limits_seen.get(evse_id) != limits
+        self._limits_seen[evse_id] = limits
+        if changed or not self.sequencer.settled:
+            # Once the loop is free: readings that arrive together make one step, and an
+            # update already on its way to Josev goes first.
+            self._step_soon()
+
+    @staticmethod
+    def _loop_running() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    def _step_soon(self) -> None:
+        """Step once the loop is free: after the update the evaluation just made is on its way
+        to Josev (a step costs milliseconds; a decrease must not wait for it)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a script driving the engine): step now
             self.step()
+            return
+        if not self._step_scheduled:
+            self._step_scheduled = True
+            loop.call_soon(self._scheduled_step)
+
+    def _scheduled_step(self) -> None:
+        self._step_scheduled = False
+        self.step()
 
     async def run(self) -> None:
         """Step on a tick, until cancelled."""
@@ -219,6 +283,8 @@ class PoolCoordinator:
     def step(self) -> None:
         """Decide, feed the sequencer, carry out its commands. Re-entered from what those
         commands cause (an evaluation, a session event): run again after this one instead."""
+        if self.holding:
+            return
         if self._stepping:
             self._again = True
             return
@@ -226,24 +292,49 @@ class PoolCoordinator:
         try:
             for _ in range(MAX_STEP_PASSES):
                 self._again = False
-                self._step_once()
+                told = self._step_once()
                 if not self._again:
+                    break
+                if told and self._loop_running():
+                    # A limit's update waits to go to Josev: the next pass once it has.
+                    self._step_soon()
                     break
         finally:
             self._stepping = False
 
-    def _step_once(self) -> None:
+    def _step_once(self) -> bool:
+        """One pass; True when it set an EVSE's limits (an update is on its way to Josev)."""
         now = self._clock()
         readings = self._engine.pool_readings(self.pool.evse_ids[0])
         self._decide(now, readings)
+        self._count_out_absent()
         if self._telling_josev(now):
             self._publish(readings)
-            return
+            return False
         inputs = SwitchingInputs(now, self._senses(now, readings), self._setpoint_voltages())
-        for command in self.sequencer.step(inputs):
-            self._carry_out(command, now)
+        commands = self.sequencer.step(inputs)
+        # Settled as the step finds the modules delivering: before the raise is evaluated, so
+        # "settled_at -> the receiver's update" counts all of csbridge's own time.
         self._note_progress(now)
-        self._publish(readings)
+        told = False
+        for command in commands:
+            told |= isinstance(command, LimitEvse)
+            self._carry_out(command, now)
+        if told:
+            # The other EVSEs' report blocks can wait until the limit's update is on its way
+            # to Josev (the pusher runs first): their evaluation costs milliseconds.
+            self._publish_soon()
+        else:
+            self._publish(readings)
+        return told
+
+    def _publish_soon(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a script driving the engine): now
+            self._publish(self._engine.pool_readings(self.pool.evse_ids[0]))
+            return
+        loop.call_soon(lambda: self._publish(self._engine.pool_readings(self.pool.evse_ids[0])))
 
     # --- the allocation -----------------------------------------------------------------------
 
@@ -254,6 +345,7 @@ class PoolCoordinator:
             for m in self.pool.module
         }
         usable = [module for module in modules.values() if module.usable]
+        self._note_absence(now, readings, modules, faulted)
         self._usable = len(usable)
         self._usable_names = frozenset(module.name for module in usable)
         self._pool_power_w = math.fsum(module.max_power_w for module in usable)
@@ -271,16 +363,21 @@ class PoolCoordinator:
             self.allocation = allocate(banks, states, self.pool.policy, current)
             self._allocated_for = key
         allocation = self.allocation
-        target = {m.name: allocation.evse_of(m.name) for m in self.pool.module}
-        for name, module in modules.items():
-            if not module.usable and name not in faulted and self.sequencer.bus(name):
-                # Silent or failed but not faulted: its current is unknown, so it is not
-                # moved (a move would wait for a current it cannot read, then end the
-                # session); it counts for nothing where it is until it is back.
-                target[name] = self.sequencer.bus(name)
-        if target == target_now:
+        allocated = {m.name: allocation.evse_of(m.name) for m in self.pool.module}
+        target = dict(allocated)
+        for name, why in self._absent.items():
+            bus = self.sequencer.bus(name)
+            if why == STALE and bus is not None and name not in self._surely_off:
+                # Silent: its current is unknown, so no contactor of it may move (it may carry
+                # load). It stays where it is, commanded off and counted for nothing, until it
+                # is heard again or its own watchdog has surely switched it off.
+                target[name] = bus
+        if target == target_now and allocated == self._allocated:
             return
-        self.sequencer.retarget(target)
+        # A dropout is a decision even when no module moves: the allocation changed.
+        self._allocated = allocated
+        if target != target_now:
+            self.sequencer.retarget(target)
         status = self.status
         status.decision += 1
         status.decided_at = self._wall()
@@ -296,6 +393,75 @@ class PoolCoordinator:
             status.decision,
             ",".join(f"{m}:{e or '-'}" for m, e in sorted(target.items())),
         )
+
+    def _note_absence(
+        self,
+        now: float,
+        readings: Mapping[str, ModuleReading],
+        modules: Mapping[str, PoolModule],
+        faulted: frozenset[str],
+    ) -> None:
+        """Which modules dropped out (and why), which came back, and which silent ones their
+        own watchdog has surely switched off by now. A module that drops out is commanded off
+        at once; one that reports a fault is a hardware fault (counted, logged)."""
+        config = {m.name: m for m in self.pool.module}
+        absent = {
+            name: module_absence(config[name], readings.get(name), now)
+            for name, module in modules.items()
+            if not module.usable and name not in faulted
+        }
+        for name, why in sorted(absent.items()):
+            was = self._absent.get(name)
+            if was == why:
+                continue
+            if was is None:
+                self._drivers[name].switch_off()
+                self._off_at[name] = now
+            log.warning(
+                "event=pool_module_absent pool=%s module=%s evse=%s why=%s -- out of the"
+                " allocation, commanded off",
+                self.pool.name,
+                name,
+                self.sequencer.bus(name),
+                why,
+            )
+            if why == "fault":
+                self._counters.add(Counted.HARDWARE_FAULTS, name)
+                log.error(
+                    "event=pool_module_fault pool=%s module=%s evse=%s why='reports a fault'",
+                    self.pool.name,
+                    name,
+                    self.sequencer.bus(name),
+                )
+        for name in sorted(self._absent.keys() - absent.keys()):
+            self._off_at.pop(name, None)
+            log.info("event=pool_module_back pool=%s module=%s", self.pool.name, name)
+        self._absent = absent
+        self._surely_off = frozenset(
+            name
+            for name, why in absent.items()
+            if why == STALE and self._watchdog_passed(name, readings.get(name), now)
+        )
+
+    def _watchdog_passed(self, name: str, reading: ModuleReading | None, now: float) -> bool:
+        """The silent module's own watchdog has surely ended its output: counted from the later
+        of its last reading and our off command (a module that received the command is off
+        already; one that did not heard nothing since, and nothing else is sent to it)."""
+        last = max(reading.at if reading is not None else -math.inf, self._off_at[name])
+        return now - last >= self._drivers[name].watchdog_s
+
+    def _count_out_absent(self) -> None:
+        """Each EVSE's power path drives, and its limits count, only the modules the
+        sequencer reports serving it that have not dropped out: a dropout lowers the limit at
+        once (told to Josev at once), a module back raises it as any module returning does."""
+        for evse_id in self.pool.evse_ids:
+            view = self._views[evse_id]
+            serving = self.serving(evse_id)
+            if view.serving == serving:
+                continue
+            lowered = bool(view.serving - serving)
+            view.serving = serving
+            self._publish_evse(evse_id, urgent=lowered)
 
     def _state(self, evse_id: str, now: float) -> EvseState:
         terms = next(e for e in self.pool.evse if e.evse_id == evse_id)
@@ -386,6 +552,10 @@ class PoolCoordinator:
             name = module.name
             closed = None if feedback is None else feedback.get(name, frozenset())
             reading = readings.get(name)
+            if name in self._surely_off:
+                # Silent past its own watchdog: off, carrying nothing, so it can be parked.
+                senses[name] = ModuleSense(0.0, False, closed)
+                continue
             if reading is None or now - reading.at > self._deadline[name]:
                 senses[name] = ModuleSense(math.inf, True, closed)
                 continue
@@ -409,12 +579,17 @@ class PoolCoordinator:
         match command:
             case LimitEvse(evse, modules):
                 view = self._views[evse]
+                modules -= self._absent.keys()
                 self._leaving[evse] = view.serving - modules
                 lowered = bool(self._leaving[evse])
                 view.serving = modules
-                self._publish_evse(evse, urgent=lowered)
+                # Lowered before a move, or raised by modules confirmed connected to it alone
+                # and delivering: a deliberate, known-good change, told to Josev at once
+                # (neither the settle time of a fluctuating reading nor the update gap).
+                self._publish_evse(evse, urgent=True)
                 if lowered and self._engine.updates.pending(evse):
                     self._telling[evse] = now
+                self._time_update(evse, lowered, now)
             case ReclampSetpoint(evse):
                 # The evaluation above re-clamped the setpoint over the modules left; the
                 # modules leaving stop now (their share is 0).
@@ -432,6 +607,26 @@ class PoolCoordinator:
             case EndSession(evse, module, reason):
                 log.error("event=pool_session_ended evse=%s module=%s why=%r", evse, module, reason)
                 self._session.switch_off(evse, reason)
+
+    def _time_update(self, evse: str, lowered: bool, now: float) -> None:
+        """Time the decision's update of the EVSE until it is taken to go to Josev: a lowered
+        limit from the decision, the raise that completes the decision from the step that
+        found its modules delivering."""
+        status = self.status
+        if not self._engine.updates.pending(evse) or status.decided_on_clock is None:
+            return
+        if lowered:
+            self._told_from[evse] = (status.decision, "decision", status.decided_on_clock)
+        elif self.sequencer.settled:
+            self._told_from[evse] = (status.decision, "delivering", now)
+
+    def _update_taken(self, evse_id: str, at: float) -> None:
+        timed = self._told_from.pop(evse_id, None)
+        if timed is None:
+            return
+        decision, after, since = timed
+        self.status.told[evse_id] = (decision, after, max(0.0, at - since))
+        self._publish_soon()  # into its report block
 
     def _fault(self, module: str, evse: str | None, reason: str) -> None:
         self._counters.add(Counted.HARDWARE_FAULTS, module)
@@ -524,15 +719,18 @@ class PoolCoordinator:
             bus = self.sequencer.bus(name)
             if target.get(name) != evse_id and bus != evse_id:
                 continue
-            modules.append(
-                {
-                    "name": name,
-                    "phase": phase.value,
-                    "target": target.get(name),
-                    "serving": name in serving,
-                }
-            )
+            entry: dict[str, Any] = {
+                "name": name,
+                "phase": phase.value,
+                "target": target.get(name),
+                "serving": name in serving,
+            }
+            if name in self._absent:
+                entry["absent"] = self._absent[name]
+            modules.append(entry)
+        told = status.told.get(evse_id)
         return {
+            "told": None if told is None else {"decision": told[0], "after": told[1], "s": told[2]},
             "name": self.pool.name,
             "policy": self.pool.policy.value,
             "decision": status.decision,
@@ -562,6 +760,19 @@ def pool_module_now(
     return PoolModule(
         module.name, reading.export.max_current, reading.export.max_power, healthy=healthy
     )
+
+
+def module_absence(module: ModuleConfig, reading: ModuleReading | None, now: float) -> str:
+    """Why a module that is not usable is out of the allocation (pool_module_now)."""
+    if reading is None or now - reading.at > module.freshness_deadline_s:
+        return STALE
+    if not reading.online:
+        return "offline"
+    if reading.fault:
+        return "fault"
+    if reading.over_temperature:
+        return "over_temperature"
+    return "no_capability"
 
 
 def idle_allocation(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from csbridge.messages import Message
@@ -27,8 +27,10 @@ class PooledModule:
     target: str | None
     """The EVSE the allocation gives it to, or None (free, or out of the pool)."""
     serving: bool
-    """Its contactor feedback reads closed to its target alone (the switching sequence's
-    serving): connected, which a module that has fallen silent where it is still is."""
+    """Connected to its target alone and counted in its limits (a module that dropped out is
+    not, even where its contactor is still closed)."""
+    absent: str | None = None
+    """Why it dropped out of the allocation (stale, offline, fault, ...); None: it has not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,7 @@ class PoolView:
                     str(module["phase"]),
                     None if module["target"] is None else str(module["target"]),
                     bool(module["serving"]),
+                    None if module.get("absent") is None else str(module["absent"]),
                 )
                 for module in block["modules"]
             )
@@ -197,6 +200,27 @@ class MoveTiming:
     decided: bool = True
     """False: the step's cause made no decision (no target changed); the times run from the
     cause instead."""
+    roles: Mapping[str, str] = field(default_factory=dict)
+    """Per EVSE whose figure changed: `donor` (lowered: it gives modules away) or `receiver`."""
+
+    def detail(self, names: Mapping[str, str]) -> str:
+        """The scenario's table cell: decision -> the donor's update, -> the receiver's update
+        (and how long after its modules delivered), -> the modules moved. E.g. `decision 3:
+        EV2 donor +4 ms, EV1 receiver +150 ms (+2 ms after delivering), moved +148 ms`."""
+        head = f"decision {self.decision}" if self.decided else "no decision, from the cause"
+        parts = []
+        for evse_id, seconds in self.updates_s.items():
+            name = names.get(evse_id, evse_id)
+            role = self.roles.get(evse_id)
+            if seconds is None or role is None:
+                parts.append(f"{name} unchanged")
+                continue
+            part = f"{name} {role} {_ms(seconds)}"
+            if role == "receiver" and self.moved_s is not None and not math.isnan(seconds):
+                part += f" ({_ms(seconds - self.moved_s)} after delivering)"
+            parts.append(part)
+        moved = "moved: -" if self.moved_s is None else f"moved {_ms(self.moved_s)}"
+        return f"{head}: " + ", ".join([*parts, moved])
 
     def describe(self, names: Mapping[str, str]) -> str:
         """E.g. `decision 3: EV1 update +4 ms, EV2 update +31 ms, moved +212 ms`."""
@@ -229,8 +253,11 @@ def timing(
         return replace(from_cause, decided=False)
     decided_at = math.nan if view.decided_at is None else view.decided_at
     timed: dict[str, float | None] = {}
+    roles: dict[str, str] = {}
     for evse_id, power_w in final.items():
         before = told_before.get(evse_id)
+        if not _same(before, power_w):
+            roles[evse_id] = "donor" if before is not None and power_w < before else "receiver"
         at = told_at(updates, evse_id, before, power_w)
         if at is not None:
             timed[evse_id] = at - decided_at
@@ -239,7 +266,7 @@ def timing(
     moved = None
     if view.settled_at is not None and view.decided_at is not None:
         moved = view.settled_at - view.decided_at
-    return MoveTiming(view.decision, timed, moved)
+    return MoveTiming(view.decision, timed, moved, roles=roles)
 
 
 def _ms(seconds: float) -> str:

@@ -7,8 +7,10 @@ drops to one module's worth and, after the pool's settle time, its spare modules
 EV1; one of EV1's modules fails and EV1's limit drops; EV1 leaves and EV2, asking for full power
 again, gets every module that remains. Each step is checked on what Josev receives (the
 cs_status_and_limits updates) and on the `pool` block of both EVSEs' limits reports, and its
-detail gives the times from the allocation decision (`decided_at`) to each EVSE's update and
-to the modules moved (`settled_at`).
+detail gives the times from the allocation decision (`decided_at`) to the donor's update (the
+EVSE whose limit is lowered), to the receiver's update (and how long after its modules
+delivered), and to the modules moved (`settled_at`). The failed module's dropout is a decision
+of its own: it counts for nothing at once and the rest is re-shared.
 """
 
 from __future__ import annotations
@@ -194,18 +196,19 @@ class SharedPool:
         # The simulated pool's modules answer on its first EVSE's simulate topic (EV1's).
         await self.ev1.simulate(FAIL_ACTION, self.failed)
         rest = len(serving) - 1
-        # A module whose current cannot be read cannot be moved safely: the station may leave
-        # it connected where it is, counted for nothing (so EV1's modules are not counted
-        # here, its power is), and no decision need follow.
+        # The dropout is a decision: the silent module counts for nothing at once and the
+        # rest is re-shared. Its current cannot be read, so it stays connected where it is
+        # (commanded off, not serving) until its own watchdog has surely switched it off.
         move = await self._settled(
             {
-                self.ev1.evse_id: Expected(self._modules_w(rest)),
+                self.ev1.evse_id: Expected(self._modules_w(rest), rest),
                 self.ev2.evse_id: Expected(self._modules_w(1), 1),
             },
-            new_decision=False,
         )
         gone = self._view(self.ev1.evse_id).module(self.failed)
-        where = "out of the pool" if gone is None else f"{gone.phase} on {gone.target}"
+        where = "out of the pool"
+        if gone is not None:
+            where = f"{gone.phase} on {gone.target}, absent: {gone.absent or '-'}"
         faults = [
             f"{m.data['component_name']} {m.data['fault_name']}"
             for m in self.josev.updates[since:]
@@ -322,7 +325,7 @@ class SharedPool:
         cause = None if view.decision > mark.decision else mark.since
         move = timing(view, status_updates(timed, mark.since), mark.told, final, cause)
         self.moves.append(move)
-        return move.describe(self.names)
+        return move.detail(self.names)
 
     def _check_loops(self) -> None:
         """Each EV's charge loop still going; when one failed, why the station says its
