@@ -116,7 +116,8 @@ async def test_hostile_frames_on_the_bus_are_counted_and_change_nothing(
     assert _dc(wire_station)["max_current"] == 240.0
 
 
-async def test_run_with_replay_feeds_the_log_at_its_pace(broker: Broker) -> None:
+def _replaying(broker: Broker, log: Path) -> Station:
+    """examples/infypower-dc.toml on topics of its own, replaying `log` as `run --replay` does."""
     config = load_config(example_config("infypower-dc.toml")).with_broker(broker.url)
     raw = config.model_dump(mode="json", exclude_none=True)
     prefix = unique_prefix()
@@ -127,9 +128,11 @@ async def test_run_with_replay_feeds_the_log_at_its_pace(broker: Broker) -> None
         status_topic=f"{prefix}/status",
         local_prefix=f"{prefix}/csbridge",
     )
-    station = Station(
-        Config.model_validate(raw), replay_logs=[FIXTURES / "can" / "infypower-three-modules.log"]
-    )
+    return Station(Config.model_validate(raw), replay_logs=[log])
+
+
+async def test_run_with_replay_feeds_the_log_at_its_pace(broker: Broker) -> None:
+    station = _replaying(broker, FIXTURES / "can" / "infypower-three-modules.log")
     task = asyncio.create_task(station.run())
     try:
         elapsed = await _until(lambda: _dc(station)["max_current"] == 300.0, timeout=8)
@@ -156,17 +159,7 @@ async def test_run_with_replay_counts_bad_lines_and_error_frames(
         )
         + "\n"
     )
-    config = load_config(example_config("infypower-dc.toml")).with_broker(broker.url)
-    raw = config.model_dump(mode="json", exclude_none=True)
-    prefix = unique_prefix()
-    raw["mqtt"].update(
-        client_id=prefix,
-        request_topic=f"{prefix}/josev/cs",
-        response_topic=f"{prefix}/cs/josev",
-        status_topic=f"{prefix}/status",
-        local_prefix=f"{prefix}/csbridge",
-    )
-    station = Station(Config.model_validate(raw), replay_logs=[log])
+    station = _replaying(broker, log)
     task = asyncio.create_task(station.run())
     try:
         await _until(lambda: _dc(station)["max_current"] == 300.0, timeout=8)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from csbridge.config import Config, ConfigError, PoolConfig
 from csbridge.power.matrix_can import CanMatrixDriver
-from csbridge.power.pool import MatrixDriver
+from csbridge.power.pool import MatrixDriver, closed_by_module
 from csbridge.sources.can import (
     ContactorMatrixCodec,
     ContactorMatrixLayout,
@@ -148,12 +148,7 @@ class SimulatedMatrixDriver:
         closed = self.codec.decode_feedback(self.board.feedback_frame())
         if closed is None:
             return None
-        found: dict[str, set[str]] = {}
-        for contact in closed:
-            pair = self._by_feedback.get(contact)
-            if pair is not None:
-                found.setdefault(pair[0], set()).add(pair[1])
-        self._heard = {module: frozenset(evses) for module, evses in found.items()}
+        self._heard = closed_by_module(closed, self._by_feedback)
         return self._heard
 
 

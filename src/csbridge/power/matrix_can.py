@@ -22,6 +22,7 @@ import can
 
 from csbridge.config import ConfigError, PoolConfig
 from csbridge.power.can import CanLink
+from csbridge.power.pool import closed_by_module
 from csbridge.sources.can import ContactorMatrixCodec, ContactorMatrixLayout, Listener
 from csbridge.support import Clock, Counted, Counters, RateLimitedLog
 
@@ -123,12 +124,7 @@ class CanMatrixDriver:
         if closed == self._heard_contacts:
             return True
         self._heard_contacts = closed
-        found: dict[str, set[str]] = {}
-        for contact in closed:
-            pair = self._by_feedback.get(contact)
-            if pair is not None:
-                found.setdefault(pair[0], set()).add(pair[1])
-        self._heard = {module: frozenset(evses) for module, evses in found.items()}
+        self._heard = closed_by_module(closed, self._by_feedback)
         if self.on_feedback is not None:
             self.on_feedback()
         return True

@@ -5,7 +5,7 @@ contactor matrix board that connects each module to one EVSE's bus."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
 from csbridge.power.drivers import ModuleDriver
@@ -43,3 +43,16 @@ class MatrixDriver(Protocol):
         """Per module, the EVSEs whose contactor reads closed now; None: no feedback heard yet
         (every contactor then agrees with no command)."""
         ...
+
+
+def closed_by_module(
+    closed: Iterable[tuple[int, int]], by_feedback: Mapping[tuple[int, int], tuple[str, str]]
+) -> dict[str, frozenset[str]]:
+    """A board's closed contacts (module index, bus index) as the EVSEs each pool module is
+    closed to; a contact no contactor of the pool names is no module's."""
+    found: dict[str, set[str]] = {}
+    for contact in closed:
+        pair = by_feedback.get(contact)
+        if pair is not None:
+            found.setdefault(pair[0], set()).add(pair[1])
+    return {module: frozenset(evses) for module, evses in found.items()}

@@ -302,25 +302,8 @@ def _round_trip_message(
         for flags in _flag_patterns(flag.field for flag in spec.flags):
             frame = reply_frame(codec, spec, address, values, flags)
             report.round_trips += 1
-            outcome, decoded = codec.decode(frame)
-            where = f"{key} at address {address}, frame {_hex(frame)}"
-            if outcome is not Outcome.DECODED or decoded is None:
-                why = f"decodes as {outcome.value}, not as the message"
-                report.problems.append(Problem(where, why, round_trip=True))
-                return
-            wrong = _differences(decoded.message, spec.name, decoded.address, address)
-            wrong += [
-                f"{name} {decoded.values.get(name)!r} instead of {number!r}"
-                for name, number in values.items()
-                if not _close(decoded.values.get(name, math.nan), number, scales[name])
-            ]
-            wrong += [
-                f"{name} {decoded.flags.get(name)} instead of {state}"
-                for name, state in flags.items()
-                if decoded.flags.get(name) is not state
-            ]
-            if wrong:
-                report.problems.append(Problem(where, "; ".join(wrong), round_trip=True))
+            built = Built(spec.name, address, values, scales, flags)
+            if not _decodes_as_built(report, codec, frame, key, built):
                 return
 
 
@@ -572,21 +555,45 @@ def _dbc_round_trip(
         report.problems.append(Problem(key, f"cannot be encoded: {error}", round_trip=True))
         return False
     report.round_trips += 1
+    built = Built(name, address, expected_values, scales, flags)
+    return _decodes_as_built(report, codec, frame, key, built)
+
+
+@dataclass(frozen=True, slots=True)
+class Built:
+    """What a probe frame was built from: its message, address, values (with the scale each
+    is read back within) and flags."""
+
+    message: str
+    address: int
+    values: dict[str, float]
+    scales: dict[str, float]
+    flags: dict[str, bool]
+
+
+def _decodes_as_built(
+    report: ProfileReport,
+    codec: IdFieldsCodec | DbcCodec,
+    frame: can.Message,
+    key: str,
+    built: Built,
+) -> bool:
+    """Whether the frame decodes back to what it was built from; each difference a problem."""
     outcome, decoded = codec.decode(frame)
-    where = f"{key} at address {address}, frame {_hex(frame)}"
+    where = f"{key} at address {built.address}, frame {_hex(frame)}"
     if outcome is not Outcome.DECODED or decoded is None:
         why = f"decodes as {outcome.value}, not as the message"
         report.problems.append(Problem(where, why, round_trip=True))
         return False
-    wrong = _differences(decoded.message, name, decoded.address, address)
+    wrong = _differences(decoded.message, built.message, decoded.address, built.address)
     wrong += [
         f"{field} {decoded.values.get(field)!r} instead of {number!r}"
-        for field, number in expected_values.items()
-        if not _close(decoded.values.get(field, math.nan), number, scales[field])
+        for field, number in built.values.items()
+        if not _close(decoded.values.get(field, math.nan), number, built.scales[field])
     ]
     wrong += [
         f"{field} {decoded.flags.get(field)} instead of {state}"
-        for field, state in flags.items()
+        for field, state in built.flags.items()
         if decoded.flags.get(field) is not state
     ]
     if wrong:
