@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import aiomqtt
 import orjson
 import pytest
 
-from csbridge.config import Config, broker_address
+from csbridge.config import Config, broker_address, load_config
 from csbridge.mqtt.embedded_broker import free_port
 from csbridge.support.resources import example_config
 from csbridge.testing.brokers import Broker
@@ -134,20 +135,37 @@ async def test_run_on_the_example_station_passes_the_emulator(broker: Broker) ->
                 stderr=subprocess.PIPE,
                 env=ENV,
             )
-            out, err = await asyncio.wait_for(emulate.communicate(), 60)
+            # Limits that keep changing while Josev listens, so updates follow its boot however
+            # long the emulator takes to start (the stack may be full before it subscribes).
+            changing = asyncio.create_task(_changing_external_limit(broker.url))
+            try:
+                out, err = await asyncio.wait_for(emulate.communicate(), 60)
+            finally:
+                changing.cancel()
+                await asyncio.gather(changing, return_exceptions=True)
             text = out.decode()
             assert emulate.returncode == 0, text + err.decode()
             assert "cs -> josev cs_parameters/response" in text
             assert "cs -> josev cs_status_and_limits/response" in text
-            assert "cs_status_and_limits/update" in text, (
-                "the stack fills up module by module: updates follow the boot"
-            )
+            assert "cs_status_and_limits/update" in text, "updates follow the boot"
             assert "OK: 2 responses" in text
         finally:
             run.send_signal(signal.SIGKILL)
             run.wait()
         # Killed without a goodbye: the broker publishes the retained last will.
         await _first(status, b"offline".__eq__)
+
+
+async def _changing_external_limit(url: str) -> None:
+    """An energy manager moving the example's DC EVSE between two limits every half second."""
+    host, port, _ = broker_address(url)
+    topic = f"{load_config(example_config('sim-station.toml')).mqtt.local_prefix}/DE*CSB*E0001"
+    async with aiomqtt.Client(host, port) as client:
+        for turn in itertools.count():
+            power = 50_000 if turn % 2 else 60_000
+            payload = orjson.dumps({"max_power": power, "valid_for": 60})
+            await client.publish(f"{topic}/external_limit", payload, qos=1)
+            await asyncio.sleep(0.5)
 
 
 @contextlib.asynccontextmanager
