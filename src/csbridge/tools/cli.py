@@ -174,19 +174,13 @@ def check_config(
     """Check a configuration file and the device profiles it names; exit 2 with every problem
     named by key."""
     try:
-        settings = checked_config(path, hal_dir or ())
+        settings, found_warnings = checked_config(path, hal_dir or ())
     except ConfigError as error:
         if json_output:
             write_json(check_report(path, error=error))
             raise typer.Exit(EXIT_BAD_CONFIG) from None
         refuse(error)
-    from csbridge.sources.can import DeviceRouter, bus_warnings  # noqa: PLC0415
-
-    warnings = [*config_warnings(settings), *bus_warnings(settings, DeviceRouter(settings))]
-    if settings.pool:
-        from csbridge.power import pool_problems  # noqa: PLC0415
-
-        warnings += pool_problems(settings, path.parent)[1]
+    warnings = [*config_warnings(settings), *found_warnings]
     if json_output:
         write_json(check_report(path, settings, warnings=warnings, effective=dump))
         return
@@ -209,12 +203,13 @@ def check_config(
         err.print(f"warning: {warning}", markup=False)
 
 
-def checked_config(path: Path, hal_dirs: Sequence[Path] = ()) -> Config:
+def checked_config(path: Path, hal_dirs: Sequence[Path] = ()) -> tuple[Config, list[str]]:
     """The configuration with everything `run` would refuse at start-up checked: the file,
     the device profiles (searched as `run` searches them) and buses, simulated devices, the
-    meters, the broker password file. ConfigError names every problem."""
+    meters, the pools' boards, the broker password file. ConfigError names every problem;
+    returned with it, the warnings of the buses and the pools' boards found on the way."""
     from csbridge.config import load_config, read_password  # noqa: PLC0415
-    from csbridge.sources.can import DeviceRouter, with_search_path  # noqa: PLC0415
+    from csbridge.sources.can import DeviceRouter, bus_warnings, with_search_path  # noqa: PLC0415
     from csbridge.sources.simulated import wire_simulation_problems  # noqa: PLC0415
 
     settings = with_search_path(load_config(path), hal_dirs)
@@ -231,16 +226,18 @@ def checked_config(path: Path, hal_dirs: Sequence[Path] = ()) -> Config:
         problems = meter_problems(settings)
         if problems:
             raise ConfigError(str(path), problems)
+    warnings = bus_warnings(settings, router)
     if settings.pool:
         from csbridge.power import pool_problems  # noqa: PLC0415
 
-        problems, _ = pool_problems(settings, path.parent)
+        problems, pool_warnings = pool_problems(settings, path.parent)
         if problems:
             raise ConfigError(str(path), problems)
+        warnings += pool_warnings
     # As `run` does before anything else: a password file it cannot read is refused, naming
     # the key and the file; the password itself goes nowhere.
     read_password(settings.mqtt)
-    return settings
+    return settings, warnings
 
 
 def check_report(
