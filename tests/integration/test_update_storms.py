@@ -3,6 +3,11 @@
 final value within 50 ms of the bridge taking in the last message, and every request Josev asks
 meanwhile is answered.
 
+The 20 a second are counted where the bridge sends each update (its pacing's clock): times taken
+where Josev receives them carry the broker's and the event loop's jitter, which on a loaded
+machine bunched 21 updates sent 50 ms apart into 0.99 s. What Josev receives is checked to be no
+more than what the bridge sent.
+
 The flood comes from a thread of its own (a paho client), so it is offered at its rate whatever
 the station's event loop is doing."""
 
@@ -34,8 +39,8 @@ START_W = 110_000
 TRANSIT_S = 0.01
 """What mosquitto and the emulator's reading add to a measured time, on this loaded machine
 at most: the 50 ms are the bridge's, the rest is the wire's."""
-WINDOW_S = 1.0 - TRANSIT_S
-"""Updates 50 ms apart as sent may arrive a few ms closer: counted in windows this long."""
+WINDOW_S = 1.0 - 1e-6
+"""A second, less a hair for the float sums of the pacing's due times."""
 
 
 @contextlib.contextmanager
@@ -104,7 +109,15 @@ async def test_a_falling_limit_makes_no_update_storm(
         if evse_id == DC and inputs.external is not None and inputs.external.max_power:
             taken_at.setdefault(inputs.external.max_power, time.perf_counter())
 
+    sent_at: list[float] = []
+    """When the bridge took each of DC's updates to go to Josev, on its pacing's clock."""
+
+    def sent(evse_id: str, at: float) -> None:
+        if evse_id == DC:
+            sent_at.append(at)
+
     station.engine.observers.append(observe)
+    station.engine.updates.taken.append(sent)
     seen = len(josev.exchanges)
     updates_seen = len(josev.updates)
     asked = answered = 0
@@ -136,9 +149,9 @@ async def test_a_falling_limit_makes_no_update_storm(
         for entry in exchange.data["evses"]
         if entry["evse_id"] == DC
     ]
-    times = [at for at, _ in updates]
-    span_s = max(times[-1] - times[0], 1.0)
-    assert _most_in_a_window(times) <= 20, f"{len(times)} updates in {span_s:.2f} s"
+    span_s = max(sent_at[-1] - sent_at[0], 1.0)
+    assert _most_in_a_window(sent_at) <= 20, f"{len(sent_at)} updates sent in {span_s:.2f} s"
+    assert len(updates) <= len(sent_at), f"{len(updates)} updates received, {len(sent_at)} sent"
     told_at, last = updates[-1]
     assert last["dc"]["max_power"] == final_w
     lag_s = told_at - taken_at[final_w]

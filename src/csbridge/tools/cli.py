@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Iterable, Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -658,6 +659,30 @@ def collect_logs(
             complain=lambda line: err.print(line, markup=False),
         )
     )
+
+
+class CompletionShell(StrEnum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+@app.command()
+def completion(
+    shell: Annotated[CompletionShell, typer.Argument(help="The shell to complete in.")],
+) -> None:
+    """Print the shell completion script for SHELL, e.g. `csbridge completion bash >
+    ~/.local/share/bash-completion/completions/csbridge`. Unlike --show-completion, which
+    guesses the shell from the parent processes (and fails where there is none, as in a
+    script or a container's exec), the shell is named."""
+    # typer's --show-completion uses this very function; it is not re-exported publicly, and
+    # test_completion_prints_a_bash_script_that_completes_commands notices if it moves.
+    from typer._completion_shared import get_completion_script  # noqa: PLC0415
+
+    script = get_completion_script(
+        prog_name=PROG_NAME, complete_var=f"_{PROG_NAME.upper()}_COMPLETE", shell=shell.value
+    )
+    sys.stdout.write(script + "\n")  # as is: rich would expand its tabs
 
 
 def main(arguments: Sequence[str] | None = None) -> None:
