@@ -4,6 +4,7 @@ error frames, `--json`, `--strict`, and the error paths of `replay` and `run --r
 
 from __future__ import annotations
 
+import gzip
 import re
 import select
 import signal
@@ -80,6 +81,13 @@ def _channel_numbered(frame: can.Message) -> can.Message:
     return frame
 
 
+def _write(writer_type: type[can.io.generic.MessageWriter], log: Path) -> None:
+    """The fixture's frames in another format, channels numbered as python-can numbers them."""
+    with writer_type(str(log)) as writer:
+        for frame in _frames():
+            writer.on_message_received(_channel_numbered(frame))
+
+
 @pytest.fixture(scope="module")
 def from_candump() -> dict[str, Any]:
     return _summary(_replay(str(LOG), "--json"))
@@ -98,9 +106,7 @@ def test_a_log_written_by_python_can_replays_as_the_candump_log(
     candump_report: list[tuple[float, str, Any]],
 ) -> None:
     log = tmp_path / f"frames{suffix}"
-    with WRITERS[suffix](str(log)) as writer:
-        for frame in _frames():
-            writer.on_message_received(_channel_numbered(frame))
+    _write(WRITERS[suffix], log)
     assert _summary(_replay(str(log), "--json")) == from_candump
     assert _report(_replay(str(log))) == candump_report
 
@@ -113,9 +119,7 @@ def test_an_mf4_log_replays_as_the_candump_log(
     """With python-can's mf4 extra (asammdf), which the dev install does not pull in."""
     pytest.importorskip("asammdf")
     log = tmp_path / "frames.mf4"
-    with can.MF4Writer(str(log)) as writer:
-        for frame in _frames():
-            writer.on_message_received(_channel_numbered(frame))
+    _write(can.MF4Writer, log)
     assert _summary(_replay(str(log), "--json")) == from_candump
     assert _report(_replay(str(log))) == candump_report
 
@@ -132,6 +136,64 @@ def test_csv_logs_name_their_bus_by_file(
     logs = [str(tmp_path / "can0.csv"), str(tmp_path / "can1.csv")]
     assert _summary(_replay(*logs, "--json")) == from_candump
     assert _report(_replay(*logs)) == candump_report
+
+
+@pytest.mark.parametrize("suffix", [".log", *sorted(WRITERS)])
+def test_a_gzip_compressed_log_replays_as_the_candump_log(
+    tmp_path: Path,
+    suffix: str,
+    from_candump: dict[str, Any],
+    candump_report: list[tuple[float, str, Any]],
+) -> None:
+    """As logrotate or `candump -L | gzip` leave them, under a dated name (python-can's own
+    LogReader refuses a name with more than two suffixes)."""
+    log = tmp_path / f"can.2026-12-01{suffix}.gz"
+    if suffix == ".log":
+        log.write_bytes(gzip.compress(LOG.read_bytes()))
+    else:
+        plain = tmp_path / f"frames{suffix}"
+        _write(WRITERS[suffix], plain)
+        log.write_bytes(gzip.compress(plain.read_bytes()))
+    assert _summary(_replay(str(log), "--json")) == from_candump
+    assert _report(_replay(str(log))) == candump_report
+
+
+def test_compressed_csv_logs_name_their_bus_without_the_suffixes(
+    tmp_path: Path, from_candump: dict[str, Any]
+) -> None:
+    for bus in ("can0", "can1"):
+        plain = tmp_path / f"{bus}.csv"
+        with can.CSVWriter(str(plain)) as writer:
+            for frame in _frames():
+                if frame.channel == bus:
+                    writer.on_message_received(frame)
+        (tmp_path / f"{bus}.csv.gz").write_bytes(gzip.compress(plain.read_bytes()))
+    logs = [str(tmp_path / "can0.csv.gz"), str(tmp_path / "can1.csv.gz")]
+    assert _summary(_replay(*logs, "--json")) == from_candump
+
+
+def test_a_truncated_gzip_log_replays_what_it_holds_and_names_where_it_broke(
+    tmp_path: Path,
+) -> None:
+    whole = gzip.compress(LOG.read_bytes())
+    log = tmp_path / "can0.log.gz"
+    log.write_bytes(whole[: len(whole) // 2])
+    result = _replay(str(log), "--json")
+    summary = _summary(result)
+    assert 0 < summary["frames"] < 460
+    assert summary["lines_not_read"] == {str(log): 1}
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"{log}: after frame {summary['frames']}: cannot read: EOFError")
+    assert line.endswith("the rest of the file is not read")
+    assert _replay(str(log), "--json", "--strict").returncode == 1
+    not_gzip = tmp_path / "trace.blf.gz"
+    not_gzip.write_bytes(b"no gzip here")
+    refused = _replay(str(not_gzip))
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines()[-1] == (
+        f"log error: {not_gzip}: no frame could be read: BadGzipFile: Not a gzipped file "
+        "(b'no'); the rest of the file is not read"
+    )
 
 
 def test_candump_lines_on_stdin(

@@ -1,13 +1,16 @@
 """CAN logs as frames on named buses: candump text (a `.log` file, or `-` for stdin) and every
 format python-can's LogReader reads (Vector `.asc` and `.blf`, PEAK `.trc`, python-can's `.csv`,
-ASAM `.mf4` with python-can's mf4 extra).
+ASAM `.mf4` with python-can's mf4 extra), each also gzip-compressed (`can0.log.gz`,
+`trace.asc.gz`: what logrotate and `candump -L | gzip` leave), as python-can's LogReader reads
+them too.
 
 Which bus a frame is on:
 - candump names its interface (can0): the configured bus of that name.
 - ASC, BLF and TRC number their channels from 1: a bus takes the channel given as
   `asc_channel`, else its position among the `[[bus]]` tables; another channel is `asc3`,
   `blf3` or `trc3` after its format.
-- python-can's CSV names no bus: its frames are on the bus named like the file (`can1.csv`).
+- python-can's CSV names no bus: its frames are on the bus named like the file (`can1.csv`,
+  `can1.csv.gz`).
 - `bus_map` then renames (`vcan0` to `can0`).
 
 A line or record that cannot be read is reported (`BadLine`, with file and line), counted and
@@ -17,16 +20,18 @@ a missing extra) raises `LogError`, and that is checked before the first frame.
 
 from __future__ import annotations
 
+import gzip
 import heapq
 import io
 import logging
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import can
 
@@ -41,6 +46,7 @@ STDIN_NAME = "stdin"
 """How standard input is named in what is reported."""
 CANDUMP_SUFFIX = ".log"
 SUPPORTED_SUFFIXES = (".log", ".asc", ".blf", ".trc", ".csv", ".mf4")
+GZIP_SUFFIX = ".gz"
 CHANNEL_BASE = {".asc": 1, ".blf": 1, ".trc": 0}
 """What python-can's reader of each format adds to its channel number to get the file's."""
 TEXT_FORMATS = (".asc", ".trc", ".csv")
@@ -48,8 +54,39 @@ MF4_EXTRA = "python-can[mf4]"
 SHOWN_TEXT = 80
 
 
+READ_ERRORS = (OSError, EOFError, zlib.error, UnicodeError)
+"""What reading a file can raise midway: a truncated or corrupt gzip stream among them."""
+
+
 class LogError(Exception):
     """A log that cannot be read at all: which and why."""
+
+
+def compressed(path: Path) -> bool:
+    return path.suffix.lower() == GZIP_SUFFIX
+
+
+def log_format(path: Path) -> str:
+    """The suffix that names the log's format, under a `.gz` (`can0.log.gz`: `.log`)."""
+    return (path.with_suffix("") if compressed(path) else path).suffix.lower()
+
+
+def log_stem(path: Path) -> str:
+    """The file's name without its format and compression (`can1.csv.gz`: `can1`)."""
+    return (path.with_suffix("") if compressed(path) else path).stem
+
+
+def _open_text(path: Path) -> TextIO:
+    """A text log, decompressed as read; bytes that are no UTF-8 become bad lines."""
+    if compressed(path):
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return path.open(encoding="utf-8", errors="replace")
+
+
+def _open_binary(path: Path) -> BinaryIO:
+    if compressed(path):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +161,12 @@ def check_sources(sources: Sequence[str | Path]) -> None:
         if str(source) == STDIN:
             continue
         path = Path(source)
-        suffix = path.suffix.lower()
+        suffix = log_format(path)
         if suffix not in SUPPORTED_SUFFIXES:
+            named = "".join(path.suffixes[-2:]) if compressed(path) else path.suffix
             raise LogError(
-                f"{path}: unknown log format {path.suffix!r} "
-                f"(have {', '.join(SUPPORTED_SUFFIXES)}, or - for candump -L on stdin)"
+                f"{path}: unknown log format {named!r} (have {', '.join(SUPPORTED_SUFFIXES)}, "
+                f"each also as {GZIP_SUFFIX}, or - for candump -L on stdin)"
             )
         if not path.is_file():
             raise LogError(f"{path}: no such file")
@@ -173,7 +211,7 @@ class LogFeed:
             if stdin is None:  # bytes that are no UTF-8 are bad lines, not a crash
                 stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
             frames = self._candump(source, stdin)
-        elif Path(source).suffix.lower() == CANDUMP_SUFFIX:
+        elif log_format(Path(source)) == CANDUMP_SUFFIX:
             frames = self._candump_file(source)
         else:
             frames = self._python_can(source)
@@ -190,11 +228,16 @@ class LogFeed:
         return self.bus_map.get(log_name, log_name)
 
     def _candump_file(self, source: str) -> Iterator[tuple[float, str, can.Message]]:
+        read = 0
         try:
-            with Path(source).open(encoding="utf-8", errors="replace", newline=None) as text:
-                yield from self._candump(source, text)
-        except OSError as error:
-            self._refuse(source, f"cannot read: {error.strerror or error}")
+            with _open_text(Path(source)) as text:
+                for frame in self._candump(source, text):
+                    read += 1
+                    yield frame
+        except READ_ERRORS as error:  # unreadable midway (a truncated .gz): keep what was read
+            why = f"{_why(error)}; the rest of the file is not read"
+            self._bad(BadLine(source, None, "", why, after=read))
+            self._refuse(source, why)
 
     def _candump(
         self, source: str, lines: Iterable[str]
@@ -227,12 +270,12 @@ class LogFeed:
             yield timestamp, str(parsed.frame.channel), parsed.frame
 
     def _python_can(self, source: str) -> Iterator[tuple[float, str, can.Message]]:
-        suffix = Path(source).suffix.lower()
+        suffix = log_format(Path(source))
         if suffix not in TEXT_FORMATS:
             yield from self._read(source, suffix, None)
             return
         try:
-            text = Path(source).open(encoding="utf-8", errors="replace")  # noqa: SIM115
+            text = _open_text(Path(source))
         except OSError as error:
             self._refuse(source, f"cannot read: {error.strerror or error}")
             return
@@ -245,14 +288,17 @@ class LogFeed:
         """A python-can reader's frames; its first error ends the file (it cannot go on)."""
         read = 0
         try:
-            reader = can.LogReader(source) if lines is None else _text_reader(suffix, lines)
+            if lines is None:
+                reader = _binary_reader(suffix, Path(source))
+            else:
+                reader = _text_reader(suffix, lines)
             with reader:  # a binary log's file is closed however the replay ends
                 for frame in reader:
                     read += 1
                     yield frame.timestamp, self._channel_name(frame, suffix, source), frame
         except Exception as error:  # a broken file must not take the replay down
             why = f"{type(error).__name__}: {error}; the rest of the file is not read"
-            if lines is not None:
+            if lines is not None and lines.number:
                 self._bad(BadLine(source, lines.number, lines.last.strip(), why))
             else:
                 self._bad(BadLine(source, None, "", why, after=read))
@@ -261,7 +307,7 @@ class LogFeed:
     def _channel_name(self, frame: can.Message, suffix: str, source: str) -> str:
         channel = frame.channel
         if channel is None:  # python-can's CSV: the file says which bus
-            return Path(source).stem
+            return log_stem(Path(source))
         if isinstance(channel, int):
             number = channel + CHANNEL_BASE.get(suffix, 1)
             for position, bus in enumerate(self.buses, start=1):
@@ -278,6 +324,24 @@ class LogFeed:
 
     def _refuse(self, source: str, why: str) -> None:
         self.stats.refused.setdefault(source, why)
+
+
+def _why(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return f"{type(error).__name__}: {error}"
+
+
+def _binary_reader(suffix: str, path: Path) -> can.io.generic.MessageReader:
+    """python-can's reader of a binary format, on a file opened here (decompressed if it is a
+    .gz: python-can's own LogReader takes `x.blf.gz` but not `can0.2026-12-01.blf.gz`); the
+    reader closes it when stopped."""
+    file = _open_binary(path)
+    try:
+        return can.MF4Reader(file) if suffix == ".mf4" else can.BLFReader(file)
+    except BaseException:
+        file.close()
+        raise
 
 
 def _text_reader(suffix: str, lines: _CountedLines) -> can.io.generic.MessageReader:
