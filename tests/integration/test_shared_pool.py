@@ -49,10 +49,10 @@ def _record_closes(station: Station) -> list[tuple[float, str, str]]:
     closes: list[tuple[float, str, str]] = []
     command = matrix.command
 
-    def recorded(module: str, evse_id: str, closed: bool) -> None:
+    def recorded(bank: str, evse_id: str, closed: bool) -> None:
         if closed:
-            closes.append((time.perf_counter(), module, evse_id))
-        command(module, evse_id, closed)
+            closes.append((time.perf_counter(), bank, evse_id))
+        command(bank, evse_id, closed)
 
     matrix.command = recorded  # type: ignore[method-assign]
     return closes
@@ -437,10 +437,10 @@ async def test_a_silent_module_is_re_allocated_at_once_and_parked_once_surely_of
     matrix = _matrix(station)
     command = matrix.command
 
-    def recorded(module: str, evse_id: str, closed: bool) -> None:
+    def recorded(bank: str, evse_id: str, closed: bool) -> None:
         if not closed:
-            opened.append((time.monotonic(), module, evse_id))
-        command(module, evse_id, closed)
+            opened.append((time.monotonic(), bank, evse_id))
+        command(bank, evse_id, closed)
 
     matrix.command = recorded  # type: ignore[method-assign]
     decision = pool.status.decision

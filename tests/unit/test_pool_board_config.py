@@ -42,14 +42,14 @@ def test_a_board_on_a_bus_at_the_layouts_bit_rate_passes_without_warning() -> No
     config = Config.model_validate(_with_board({"bus": "can0"}))
     assert config.pool[0].board is not None
     assert config.pool[0].board.bus == "can0"
-    assert pool_problems(config) == ([], [])
+    assert pool_problems(config) == []
     unstated = Config.model_validate(_with_board({"bus": "can0"}, bitrate=None))
-    assert pool_problems(unstated) == ([], [])
+    assert pool_problems(unstated) == []
 
 
 def test_a_board_on_a_bus_of_another_bit_rate_is_refused() -> None:
     config = Config.model_validate(_with_board({"bus": "can0"}, bitrate=500000))
-    problems, _ = pool_problems(config)
+    problems = pool_problems(config)
     assert problems == [
         "pool cabinet.board.bus: bus can0 runs at 500000 bit/s; contactor-matrix: 250000"
     ]
@@ -75,13 +75,13 @@ def test_a_board_nothing_can_reach_is_refused(board: dict[str, Any], why: str) -
 
 def test_a_switched_pool_without_a_board_is_refused() -> None:
     config = Config.model_validate(_with_board(None))
-    problems, warnings = pool_problems(config)
+    problems = pool_problems(config)
     assert len(problems) == 1
     assert problems[0].startswith("pool cabinet.board: a pool whose banks are switched")
-    assert warnings == []
 
 
-def test_a_pool_wired_throughout_needs_no_board_but_is_not_run_yet() -> None:
+def test_a_pool_wired_throughout_needs_no_board() -> None:
+    """It runs without one (tests/integration/test_pool_banks.py)."""
     raw = _with_board(None)
     pool = raw["pool"][0]
     pool["contactor"] = []
@@ -91,10 +91,7 @@ def test_a_pool_wired_throughout_needs_no_board_but_is_not_run_yet() -> None:
     ]
     config = Config.model_validate(raw)
     assert not config.pool[0].switched
-    problems, warnings = pool_problems(config)
-    assert problems == []
-    assert len(warnings) == 1
-    assert "every bank is wired to its EVSE" in warnings[0]
+    assert pool_problems(config) == []
 
 
 def test_a_layout_of_its_own_is_read_beside_the_configuration_file(tmp_path: Path) -> None:
@@ -112,4 +109,4 @@ def test_a_layout_of_its_own_is_read_beside_the_configuration_file(tmp_path: Pat
     layout = pool_layout(config.pool[0])  # wherever csbridge starts
     assert layout.path == folder / "mine.toml"
     assert layout.dbc == shipped.dbc
-    assert pool_problems(config) == ([], [])
+    assert pool_problems(config) == []

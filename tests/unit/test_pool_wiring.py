@@ -149,7 +149,7 @@ def test_each_contactor_of_the_example_is_one_contact_of_the_matrix() -> None:
     assert by_pair[("m6", EVSE2)] == (5, 1)
     assert len(set(by_pair.values())) == 12
     assert by_feedback[(2, 1)] == ("m3", EVSE2)
-    assert pool_problems(CONFIG) == ([], [])
+    assert pool_problems(CONFIG) == []
 
 
 def test_a_contactor_whose_signals_name_two_contacts_or_none_is_refused() -> None:

@@ -2,21 +2,26 @@
 here: modules whose current follows their EVSE's limit (ramping down at an arbitrary rate, or
 never), sessions, contactors that obey after an arbitrary delay or stick, modules that keep
 carrying current, will not start or are slow to switch off, and arbitrary new allocations at
-arbitrary times. On every tick: no module is connected to two EVSEs; no contactor moves while
-its module carries the threshold current or more, or is on; no EVSE's limit takes in a module
-before it is connected to that EVSE alone (and on, where the EVSE has a session), nor keeps it
-once it is not; a contactor that disagrees with its command for longer than its time limit has
-taken its module out (`hardware_fault`). Without injected faults nothing faults and every module
-ends where the last allocation put it.
+arbitrary times. The modules are a full matrix (a contactor each) or banks switched together
+(`[[pool.group]]`: one contactor per bank and EVSE), driven through the BankedSequencer as the
+pool's coordinator drives it. On every tick: no module is connected to two EVSEs; no contactor
+moves while its modules carry the threshold current or more together, or one of them is on; no
+EVSE's limit takes in a module before it is connected to that EVSE alone (and on, where the EVSE
+has a session), nor keeps it once it is not; a contactor that disagrees with its command for
+longer than its time limit has taken its module out (`hardware_fault`). Without injected faults
+nothing faults and every module ends where the last allocation put it.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from csbridge.config import BankTopology
+from csbridge.power import BankedSequencer
 from csbridge.power.switching import (
     EndSession,
     LimitEvse,
@@ -25,7 +30,6 @@ from csbridge.power.switching import (
     SetContactor,
     SwitchingCommand,
     SwitchingInputs,
-    SwitchingSequencer,
     SwitchingSettings,
     SwitchModule,
 )
@@ -46,13 +50,14 @@ VOLTAGE = 400.0
 EPSILON = 1e-9
 
 Contact = tuple[str, str]
-"""(module, EVSE)."""
+"""(bank, EVSE)."""
 
 
 @dataclass(frozen=True)
 class Scenario:
     evses: tuple[str, ...]
-    modules: tuple[str, ...]
+    banks: dict[str, tuple[str, ...]]
+    """What one contactor switches: a module of its own name, or a group."""
     initial: dict[str, str | None]
     sessions: frozenset[str]
     retargets: tuple[tuple[float, dict[str, str | None]], ...]
@@ -68,6 +73,14 @@ class Scenario:
     dead_start: frozenset[str]
     off_lag: dict[str, float]
     """Seconds a module still reads on (and may carry current) after it is told off."""
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return tuple(module for modules in self.banks.values() for module in modules)
+
+    @property
+    def bank_of(self) -> dict[str, str]:
+        return {module: bank for bank, modules in self.banks.items() for module in modules}
 
     @property
     def faults_injected(self) -> bool:
@@ -86,13 +99,23 @@ class Scenario:
 def scenarios(draw: st.DrawFn) -> Scenario:
     evses = tuple(f"E{i}" for i in range(draw(st.integers(2, 3))))
     modules = tuple(f"m{i}" for i in range(draw(st.integers(1, 6))))
+    banks = draw(st.just(None) | st.lists(st.integers(1, len(modules)), max_size=3))
+    if banks is None:  # a full matrix
+        partition: dict[str, tuple[str, ...]] = {module: (module,) for module in modules}
+    else:  # consecutive groups
+        edges = [0, *sorted(set(banks)), len(modules)]
+        partition = {f"g{start}": modules[start:end] for start, end in itertools.pairwise(edges)}
+        partition = {name: members for name, members in partition.items() if members}
     place = st.sampled_from((None, *evses))
-    allocation = st.fixed_dictionaries(dict.fromkeys(modules, place))
-    contacts = [(module, evse) for module in modules for evse in evses]
+    per_bank = st.fixed_dictionaries(dict.fromkeys(partition, place))
+    allocation = per_bank.map(
+        lambda where: {m: where[bank] for bank, members in partition.items() for m in members}
+    )
+    contacts = [(bank, evse) for bank in partition for evse in evses]
     rare: st.SearchStrategy[frozenset[str]] = st.frozensets(st.sampled_from(modules), max_size=1)
     return Scenario(
         evses=evses,
-        modules=modules,
+        banks=partition,
         initial=draw(allocation),
         sessions=draw(st.frozensets(st.sampled_from(evses))),
         retargets=tuple(
@@ -135,11 +158,12 @@ class World:
     def __post_init__(self) -> None:
         scenario = self.scenario
         self.sessions = set(scenario.sessions)
+        bank_of = scenario.bank_of
         for module, evse in scenario.initial.items():
             self.current[module] = 0.0
             if evse is not None:
-                self.closed.add((module, evse))
-                self.commanded[(module, evse)] = True
+                self.closed.add((bank_of[module], evse))
+                self.commanded[(bank_of[module], evse)] = True
                 if evse in self.sessions:
                     self.on.add(module)
                     self.current[module] = scenario.demand[module]
@@ -149,7 +173,8 @@ class World:
         }
 
     def connected_to(self, module: str) -> set[str]:
-        return {evse for (m, evse) in self.closed if m == module}
+        bank = self.scenario.bank_of[module]
+        return {evse for (b, evse) in self.closed if b == bank}
 
     def move_contactors(self) -> None:
         due = [item for item in self.pending if item[0] <= self.now + EPSILON]
@@ -159,11 +184,12 @@ class World:
             if stuck_at is not None and stuck_at <= self.now:
                 continue
             if (contact in self.closed) != closed:
-                module = contact[0]
-                assert self.current[module] < SETTINGS.current_threshold_a, (
-                    f"{contact} {'closes' if closed else 'opens'} under {self.current[module]} A"
+                members = self.scenario.banks[contact[0]]
+                carried = sum(self.current[module] for module in members)
+                assert carried < SETTINGS.current_threshold_a, (
+                    f"{contact} {'closes' if closed else 'opens'} under {carried} A"
                 )
-                assert module not in self.on, f"{contact} moves while the module is on"
+                assert not self.on & set(members), f"{contact} moves while a module is on"
                 (self.closed.add if closed else self.closed.discard)(contact)
         for module in self.scenario.modules:
             assert len(self.connected_to(module)) <= 1, f"{module} on {self.connected_to(module)}"
@@ -244,18 +270,22 @@ class World:
             if added and command.evse in inputs.setpoint_voltage:
                 assert module in self.on, (command, "raised before the module is on")
 
-    def check_feedback_faults(self, sequencer: SwitchingSequencer) -> None:
-        for (module, evse), since in self.disagree_since.items():
-            if module in self.faults:
+    def check_feedback_faults(self, sequencer: BankedSequencer) -> None:
+        for (bank, evse), since in self.disagree_since.items():
+            if set(self.scenario.banks[bank]) <= self.faults:
                 continue
             overdue = self.now - since - SETTINGS.contactor_time_limit_s
-            assert overdue <= EPSILON, f"{module}->{evse} disagrees {overdue} s too long, no fault"
+            assert overdue <= EPSILON, f"{bank}->{evse} disagrees {overdue} s too long, no fault"
         assert sequencer.faulted == self.faults
 
 
-def run(scenario: Scenario) -> tuple[World, SwitchingSequencer]:
+def run(scenario: Scenario) -> tuple[World, BankedSequencer]:
     world = World(scenario)
-    sequencer = SwitchingSequencer(scenario.evses, scenario.initial, SETTINGS, now=0.0)
+    banks = [
+        BankTopology(name, members, frozenset(scenario.evses), wired=False)
+        for name, members in scenario.banks.items()
+    ]
+    sequencer = BankedSequencer(scenario.evses, banks, scenario.initial, SETTINGS, now=0.0)
     retargets = list(scenario.retargets)
     ticks = round(HORIZON_S / TICK_S)
     for tick in range(ticks + 1):

@@ -9,6 +9,7 @@ Imports limits, sources (can, everest, simulated) and config.
 
 from __future__ import annotations
 
+from csbridge.power.banked_switching import BankedSequencer
 from csbridge.power.drivers import (
     AcDischargeBoardDriver,
     BidirectionalModuleDriver,
@@ -23,6 +24,7 @@ from csbridge.power.drivers import (
 )
 from csbridge.power.matrix import (
     SimulatedMatrixDriver,
+    WiredOnly,
     matrix_contacts,
     matrix_driver,
     pool_layout,
@@ -49,6 +51,7 @@ from csbridge.power.wiring import wire_power
 
 __all__ = [
     "AcDischargeBoardDriver",
+    "BankedSequencer",
     "BidirectionalModuleDriver",
     "BoardDriver",
     "CanMatrixDriver",
@@ -76,6 +79,7 @@ __all__ = [
     "SwitchingInputs",
     "SwitchingSequencer",
     "SwitchingSettings",
+    "WiredOnly",
     "matrix_contacts",
     "matrix_driver",
     "pool_layout",

@@ -7,13 +7,14 @@ power/matrix_can.py's `CanMatrixDriver`, which `matrix_driver` picks by the pool
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from csbridge.config import Config, ConfigError, PoolConfig
 from csbridge.power.matrix_can import CanMatrixDriver
-from csbridge.power.pool import MatrixDriver, closed_by_module
+from csbridge.power.pool import MatrixDriver, closed_by_bank
 from csbridge.sources.can import (
     ContactorMatrixCodec,
     ContactorMatrixLayout,
@@ -22,6 +23,8 @@ from csbridge.sources.can import (
     load_matrix_layout,
 )
 from csbridge.support import Clock, Counters
+
+log = logging.getLogger(__name__)
 
 Contact = tuple[int, int]
 
@@ -35,9 +38,10 @@ def _signal_contacts(layout: ContactorMatrixLayout, pattern: str) -> dict[str, C
 def matrix_contacts(
     pool: PoolConfig, layout: ContactorMatrixLayout
 ) -> tuple[dict[tuple[str, str], Contact], dict[Contact, tuple[str, str]], list[str]]:
-    """Each configured contactor's (module, EVSE) as the board's contact, by its command
-    signal; the same by its feedback signal; and the problems (a signal not of the layout, a
-    command and feedback naming different contacts, a group: a matrix board switches modules)."""
+    """Each configured contactor's (bank, EVSE) as the board's contact, by its command signal
+    (a bank: a module, or a `[[pool.group]]` switched as one); the same by its feedback signal;
+    and the problems (a signal not of the layout, a command and feedback naming different
+    contacts)."""
     commands = _signal_contacts(layout, layout.command_signal)
     feedbacks = _signal_contacts(layout, layout.feedback_signal)
     by_pair: dict[tuple[str, str], Contact] = {}
@@ -45,9 +49,6 @@ def matrix_contacts(
     problems = []
     for index, contactor in enumerate(pool.contactor):
         where = f"pool {pool.name} contactor[{index}]"
-        if contactor.module is None:
-            problems.append(f"{where}: a contactor matrix board switches modules, not groups")
-            continue
         command = commands.get(contactor.command)
         feedback = feedbacks.get(contactor.feedback)
         if command is None:
@@ -61,8 +62,8 @@ def matrix_contacts(
                 f"{where}: {contactor.command} and {contactor.feedback} are different contacts"
             )
             continue
-        by_pair[(contactor.module, contactor.evse)] = command
-        by_feedback[feedback] = (contactor.module, contactor.evse)
+        by_pair[(contactor.bank, contactor.evse)] = command
+        by_feedback[feedback] = (contactor.bank, contactor.evse)
     return by_pair, by_feedback, problems
 
 
@@ -71,13 +72,12 @@ def pool_layout(pool: PoolConfig, base: Path | None = None) -> ContactorMatrixLa
     return load_matrix_layout(board_layout_path(pool.board, base))
 
 
-def pool_problems(config: Config, base: Path | None = None) -> tuple[list[str], list[str]]:
-    """(problems, warnings) of each pool's contactor matrix board, for check-config: a layout
+def pool_problems(config: Config, base: Path | None = None) -> list[str]:
+    """The problems of each pool's contactor matrix board, for check-config: a layout
     that cannot be read, a contactor whose signals are not the layout's or name two contacts,
     a board on a bus that does not exist or runs at another bit rate than the layout's; a pool
     with contactors and no board (nothing could tell where its modules are)."""
     problems: list[str] = []
-    warnings: list[str] = []
     buses = {bus.name: bus for bus in config.bus}
     for pool in config.pool:
         board = pool.board
@@ -87,12 +87,6 @@ def pool_problems(config: Config, base: Path | None = None) -> tuple[list[str], 
                     f"pool {pool.name}.board: a pool whose banks are switched by contactors needs"
                     " its contactor matrix board (`board = { bus = ... }`, or `simulated`): "
                     "without one no contactor's state can be known"
-                )
-            else:
-                warnings.append(
-                    f"pool {pool.name}: every bank is wired to its EVSE, but csbridge runs a pool"
-                    " only with a contactor matrix board so far: its modules stay off and its"
-                    " EVSEs not ready"
                 )
             continue
         try:
@@ -111,7 +105,7 @@ def pool_problems(config: Config, base: Path | None = None) -> tuple[list[str], 
                 f"pool {pool.name}.board.bus: bus {bus.name} runs at {bus.bitrate} bit/s;"
                 f" {layout.name}: {layout.bitrate}"
             )
-    return problems, warnings
+    return problems
 
 
 class SimulatedMatrixDriver:
@@ -132,11 +126,11 @@ class SimulatedMatrixDriver:
         self._heard: Mapping[str, frozenset[str]] | None = None
         """The last feedback decoded; read again only when the board's contacts moved."""
 
-    def contact(self, module: str, evse_id: str) -> Contact:
-        return self._contacts[(module, evse_id)]
+    def contact(self, bank: str, evse_id: str) -> Contact:
+        return self._contacts[(bank, evse_id)]
 
-    def command(self, module: str, evse_id: str, closed: bool) -> None:
-        contact = self._contacts.get((module, evse_id))
+    def command(self, bank: str, evse_id: str, closed: bool) -> None:
+        contact = self._contacts.get((bank, evse_id))
         if contact is None:
             return  # no contactor there: nothing to switch (the topology has none)
         (self._closed.add if closed else self._closed.discard)(contact)
@@ -148,8 +142,24 @@ class SimulatedMatrixDriver:
         closed = self.codec.decode_feedback(self.board.feedback_frame())
         if closed is None:
             return None
-        self._heard = closed_by_module(closed, self._by_feedback)
+        self._heard = closed_by_bank(closed, self._by_feedback)
         return self._heard
+
+
+class WiredOnly:
+    """A pool without contactors: every bank is wired to its one EVSE, so no bank is ever
+    switched and no feedback is read (the wiring says where each bank is)."""
+
+    def command(self, bank: str, evse_id: str, closed: bool) -> None:
+        log.error(
+            "event=pool_contactor_missing bank=%s evse=%s closed=%s -- a wired pool has none",
+            bank,
+            evse_id,
+            closed,
+        )
+
+    def feedback(self) -> Mapping[str, frozenset[str]] | None:
+        return {}
 
 
 def matrix_driver(
@@ -161,11 +171,12 @@ def matrix_driver(
 ) -> MatrixDriver | None:
     """The pool's board as its `board` says: on a bus (`bus`, whether the board there is real
     or simulated on the wire), its feedback routed from that bus to the driver; simulated in
-    the process (`simulated` alone); None without a board (the pool then runs no moves).
-    ConfigError names a layout or contactor the board cannot carry."""
+    the process (`simulated` alone); without a board, a pool whose every bank is wired to its
+    EVSE has no contactor to drive (`WiredOnly`), and one with contactors None (it runs no
+    moves). ConfigError names a layout or contactor the board cannot carry."""
     board = pool.board
     if board is None:
-        return None
+        return None if pool.switched else WiredOnly()
     if board.bus is None:
         return SimulatedMatrixDriver(pool, clock)
     layout = pool_layout(pool, base)

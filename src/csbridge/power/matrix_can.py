@@ -22,7 +22,7 @@ import can
 
 from csbridge.config import ConfigError, PoolConfig
 from csbridge.power.can import CanLink
-from csbridge.power.pool import closed_by_module
+from csbridge.power.pool import closed_by_bank
 from csbridge.sources.can import ContactorMatrixCodec, ContactorMatrixLayout, Listener
 from csbridge.support import Clock, Counted, Counters, RateLimitedLog
 
@@ -81,8 +81,8 @@ class CanMatrixDriver:
 
     # --- MatrixDriver ---------------------------------------------------------------------------
 
-    def command(self, module: str, evse_id: str, closed: bool) -> None:
-        contact = self._contacts.get((module, evse_id))
+    def command(self, bank: str, evse_id: str, closed: bool) -> None:
+        contact = self._contacts.get((bank, evse_id))
         if contact is None:
             return  # no contactor there: nothing to switch (the topology has none)
         (self._closed.add if closed else self._closed.discard)(contact)
@@ -124,7 +124,7 @@ class CanMatrixDriver:
         if closed == self._heard_contacts:
             return True
         self._heard_contacts = closed
-        self._heard = closed_by_module(closed, self._by_feedback)
+        self._heard = closed_by_bank(closed, self._by_feedback)
         if self.on_feedback is not None:
             self.on_feedback()
         return True

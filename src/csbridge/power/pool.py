@@ -32,24 +32,25 @@ class PoolModules(Mapping[str, ModuleDriver]):
 
 
 class MatrixDriver(Protocol):
-    """A contactor matrix board: one contactor per (module, EVSE), each commanded and read
-    back by its feedback."""
+    """A contactor matrix board: one contactor per (bank, EVSE), each commanded and read back
+    by its feedback. A bank is what one contactor switches: a module in a full matrix, or a
+    `[[pool.group]]` of modules (named by the group)."""
 
-    def command(self, module: str, evse_id: str, closed: bool) -> None:
-        """The contactor from `module` to `evse_id`'s bus to close (or open)."""
+    def command(self, bank: str, evse_id: str, closed: bool) -> None:
+        """The contactor from `bank` to `evse_id`'s bus to close (or open)."""
         ...
 
     def feedback(self) -> Mapping[str, frozenset[str]] | None:
-        """Per module, the EVSEs whose contactor reads closed now; None: no feedback heard yet
+        """Per bank, the EVSEs whose contactor reads closed now; None: no feedback heard yet
         (every contactor then agrees with no command)."""
         ...
 
 
-def closed_by_module(
+def closed_by_bank(
     closed: Iterable[tuple[int, int]], by_feedback: Mapping[tuple[int, int], tuple[str, str]]
 ) -> dict[str, frozenset[str]]:
-    """A board's closed contacts (module index, bus index) as the EVSEs each pool module is
-    closed to; a contact no contactor of the pool names is no module's."""
+    """A board's closed contacts (module index, bus index) as the EVSEs each of the pool's
+    banks is closed to; a contact no contactor of the pool names is no bank's."""
     found: dict[str, set[str]] = {}
     for contact in closed:
         pair = by_feedback.get(contact)

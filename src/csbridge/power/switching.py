@@ -390,9 +390,10 @@ class SwitchingSequencer:
     def _park_faulted(
         self, state: _Module, sense: ModuleSense, now: float
     ) -> list[SwitchingCommand]:
-        """A faulted module is off; once it carries no current its contactors are told to open
-        (a welded one stays closed, to its one EVSE, never to a second)."""
-        if sense.current_a >= self.settings.current_threshold_a:
+        """A faulted module is told off; once it carries no current and reads off its
+        contactors are told to open (a welded one stays closed, to its one EVSE, never to a
+        second; one that stays on keeps its contactor closed, as any module on does)."""
+        if sense.current_a >= self.settings.current_threshold_a or sense.output_on:
             return []
         return [
             self._command_contactor(state, evse, False, now)

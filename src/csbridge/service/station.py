@@ -269,9 +269,9 @@ def _scenario(config: Config, devices: SimulatedDevices | None, engine: LimitsEn
 
 
 def _pools(config: Config, station: Station) -> list[PoolCoordinator]:
-    """Each shared module pool at work. A pool without a contactor matrix board runs no moves
-    (check-config refuses one with contactors): its EVSEs wait for their modules (not ready),
-    and it is logged."""
+    """Each shared module pool at work. A pool with contactors and no board to drive them
+    (check-config refuses it) runs no moves: its EVSEs wait for their modules (not ready), and
+    it is logged. A pool whose every bank is wired to its EVSE needs none."""
     evses = {evse.evse_id: evse for evse in config.evse}
     pools = []
     for pool in config.pool:

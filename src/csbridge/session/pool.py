@@ -24,11 +24,11 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from csbridge.config import EvseConfig, ModuleConfig, PoolConfig
+from csbridge.config import BankTopology, EvseConfig, ModuleConfig, PoolConfig
 from csbridge.engine import LimitsEngine
 from csbridge.limits import (
     Allocation,
@@ -45,6 +45,7 @@ from csbridge.limits import (
 )
 from csbridge.messages import HardwareFaultUpdate, Message
 from csbridge.power import (
+    BankedSequencer,
     EndSession,
     LimitEvse,
     MatrixDriver,
@@ -58,7 +59,6 @@ from csbridge.power import (
     SetContactor,
     SwitchingCommand,
     SwitchingInputs,
-    SwitchingSequencer,
     SwitchingSettings,
     SwitchModule,
 )
@@ -146,10 +146,12 @@ class PoolCoordinator:
             self._views[evse_id] = view
         self._drivers: Mapping[str, ModuleDriver] = self._views[pool.evse_ids[0]].every
         self._topology = pool.banks()
+        self._wired = wired_modules(self._topology)
         self._deadline = {m.name: m.freshness_deadline_s for m in pool.module}
-        self.sequencer = SwitchingSequencer(
+        self.sequencer = BankedSequencer(
             pool.evse_ids,
-            {m.name: None for m in pool.module},
+            self._topology,
+            {m.name: self._wired.get(m.name) for m in pool.module},
             settings or SwitchingSettings(),
             clock(),
         )
@@ -165,10 +167,9 @@ class PoolCoordinator:
         move."""
         self._again = False
         self._leaving: dict[str, frozenset[str]] = {}
-        self._telling: dict[str, float] = {}
+        self._telling: dict[str, float] = {}  # EVSEs whose lowered limit waits to go to Josev
         self._closed_to: dict[str, frozenset[str]] = {}
         """The board's latest feedback: per module, the EVSEs whose contactor reads closed."""
-        """EVSEs whose lowered limit waits to go to Josev, since when."""
         self._absent: dict[str, str] = {}
         """Modules out of the allocation now (not faulted by the switching), and why: `stale`,
         `offline`, `fault`, `over_temperature`, `no_capability`."""
@@ -364,7 +365,7 @@ class PoolCoordinator:
             self._allocated_for = key
         allocation = self.allocation
         allocated = {m.name: allocation.evse_of(m.name) for m in self.pool.module}
-        target = dict(allocated)
+        target = dict(allocated) | self._wired
         for name, why in self._absent.items():
             bus = self.sequencer.bus(name)
             if why == STALE and bus is not None and name not in self._surely_off:
@@ -544,13 +545,23 @@ class PoolCoordinator:
         on, so no step is taken on its account (a poll period at most). The feedback is
         always the board's."""
         feedback = self.matrix.feedback()
-        self._closed_to = dict(feedback) if feedback is not None else {}
+        bank_of = self.sequencer.bank_of
+        closed_to: dict[str, frozenset[str] | None] = {}
+        for module in self.pool.module:
+            name = module.name
+            if name in self._wired:  # the wiring, not a reading: on its EVSE's bus for good
+                closed_to[name] = frozenset({self._wired[name]})
+            elif feedback is not None:
+                closed_to[name] = feedback.get(bank_of(name), frozenset())
+            else:
+                closed_to[name] = None
+        self._closed_to = {name: closed for name, closed in closed_to.items() if closed}
         threshold = self.sequencer.settings.current_threshold_a
         decided = self.status.decided_on_clock
         senses = {}
         for module in self.pool.module:
             name = module.name
-            closed = None if feedback is None else feedback.get(name, frozenset())
+            closed = closed_to[name]
             reading = readings.get(name)
             if name in self._surely_off:
                 # Silent past its own watchdog: off, carrying nothing, so it can be parked.
@@ -562,7 +573,8 @@ class PoolCoordinator:
             if reading.at < max(self.sequencer.since(name), decided or -math.inf):
                 senses[name] = ModuleSense(math.inf, False, closed)
                 continue
-            current = reading.output_current or 0.0
+            # A magnitude: a module feeding back (discharge) carries its current all the same.
+            current = abs(reading.output_current or 0.0)
             on = (reading.output_voltage or 0.0) > ON_VOLTAGE_V or current >= threshold
             senses[name] = ModuleSense(current, on, closed)
         return senses
@@ -600,8 +612,8 @@ class PoolCoordinator:
                     self._drivers[module].command(voltage, 0.0, precharge=False)
                 else:
                     self._drivers[module].switch_off()
-            case SetContactor(module, evse, closed):
-                self.matrix.command(module, evse, closed)
+            case SetContactor(bank, evse, closed):
+                self.matrix.command(bank, evse, closed)
             case ModuleFault(module, evse, reason):
                 self._fault(module, evse, reason)
             case EndSession(evse, module, reason):
@@ -785,6 +797,17 @@ def idle_allocation(
         EvseState(e.evse_id, minimum_power_w=e.minimum_power_w, weight=e.weight) for e in pool.evse
     ]
     return allocate(pool_banks(pool.banks(), modules), states, pool.policy)
+
+
+def wired_modules(topology: Iterable[BankTopology]) -> dict[str, str]:
+    """Each module of a bank wired to its one EVSE without a contactor, and that EVSE: always on
+    its bus, so it always serves it (off while it has no session), and never moves."""
+    return {
+        module: next(iter(bank.evse_ids))
+        for bank in topology
+        if bank.wired
+        for module in bank.modules
+    }
 
 
 def _below(demand: Demand, share: Share) -> bool:

@@ -231,10 +231,9 @@ def checked_config(path: Path, hal_dirs: Sequence[Path] = ()) -> tuple[Config, l
     if settings.pool:
         from csbridge.power import pool_problems  # noqa: PLC0415
 
-        problems, pool_warnings = pool_problems(settings, path.parent)
+        problems = pool_problems(settings, path.parent)
         if problems:
             raise ConfigError(str(path), problems)
-        warnings += pool_warnings
     # As `run` does before anything else: a password file it cannot read is refused, naming
     # the key and the file; the password itself goes nowhere.
     read_password(settings.mqtt)
