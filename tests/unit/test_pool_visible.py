@@ -25,6 +25,7 @@ BLOCK: dict[str, Any] = {
     "settled_at": None,
     "share_w": 90000.0,
     "why": "share",
+    "told": {"decision": 2, "after": "decision", "s": 0.0042},
     "modules": [
         {"name": "m1", "phase": "serving", "target": EVSE1, "serving": True},
         {"name": "m2", "phase": "serving", "target": EVSE1, "serving": True},
@@ -37,6 +38,7 @@ def test_status_shows_which_module_serves_the_evse_and_which_moves() -> None:
     line = pool_line({"pool": BLOCK})
     assert line == (
         "pool cabinet (equal_share)  share 90000 W (share)  decision 2 moving"
+        "  told decision 2 +4 ms after decision"
         "  modules m1 serving, m2 serving, m4 stopping>DE*CSB*E0002"
     )
     assert pool_line({}) is None
@@ -53,3 +55,5 @@ def test_metrics_count_the_modules_serving_each_pooled_evse_and_its_share() -> N
     labels = {"evse_id": EVSE1, "pool": "cabinet"}
     assert value(families, "csbridge_pool_modules_serving", **labels) == 2
     assert value(families, "csbridge_pool_share_w", **labels) == 90000
+    told = value(families, "csbridge_pool_told_seconds", **labels, after="decision")
+    assert told == 0.0042

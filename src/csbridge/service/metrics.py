@@ -287,6 +287,13 @@ def _pool(reports: Reports) -> Iterator[Metric]:
         "The power a shared pool allocates to the EVSE (or would, if its session started now).",
         labels=("evse_id", "pool"),
     )
+    told = GaugeMetricFamily(
+        f"{PREFIX}_pool_told_seconds",
+        "For the latest decision that changed the EVSE's limits, the time until its update was "
+        "sent to Josev: from the decision (after=decision, a lowered limit) or from its new "
+        "modules delivering (after=delivering, a raise).",
+        labels=("evse_id", "pool", "after"),
+    )
     for evse_id, report in reports:
         pool = report.pool
         if pool is None:
@@ -294,7 +301,10 @@ def _pool(reports: Reports) -> Iterator[Metric]:
         labels = (evse_id, str(pool["name"]))
         serving.add_metric(labels, sum(1 for m in pool["modules"] if m["serving"]))
         share.add_metric(labels, float(pool["share_w"]))
-    yield from (serving, share)
+        timed = pool.get("told")
+        if isinstance(timed, Mapping):
+            told.add_metric((*labels, str(timed["after"])), float(timed["s"]))
+    yield from (serving, share, told)
 
 
 def _sources(reports: Reports) -> Iterator[Metric]:

@@ -325,6 +325,14 @@ def pool_line(report: Report) -> str | None:
         f"share {quantity(pool.get('share_w'), 'W')} ({pool.get('why')})",
         f"decision {pool.get('decision')} {settled}",
     ]
+    told = pool.get("told")
+    if isinstance(told, Mapping) and isinstance(told.get("s"), int | float):
+        # How long the EVSE's update of that decision took to be sent to Josev, from the
+        # decision (a lowered limit) or from its modules delivering (a raise).
+        parts.append(
+            f"told decision {told.get('decision')} +{told['s'] * 1000:.0f} ms"
+            f" after {told.get('after')}"
+        )
     modules = []
     for module in pool.get("modules") or []:
         if not isinstance(module, Mapping):
