@@ -442,11 +442,18 @@ def test_a_live_pipe_shows_each_publication_as_it_falls_due_and_ctrl_c_sums_up()
         first = orjson.loads(process.stdout.readline())
         assert first["topic"] == "cs/josev"
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
+        # Waited for with stdin still open: communicate() would close it, and a replay that
+        # reads the end of its input before the signal ends as a whole log, not interrupted.
+        process.wait(timeout=60)
+        assert process.stderr is not None
+        stderr = process.stderr.read()
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert "interrupted: the summary of what was read" in stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import logging
+import math
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -177,8 +178,13 @@ def test_a_can_module_whose_profile_states_no_minimum_gets_the_default() -> None
 def test_watchdogs_are_the_profiles_or_the_default() -> None:
     stage = wired(load_config(example_config("infypower-dc.toml"))).stage
     profile = REGISTRY.get("infypower-reg").header.watchdog_s
-    assert stage.watchdogs(DC) == dict.fromkeys(("infy1", "infy2", "infy3"), profile or 10.0)
+    assert profile == 10.0
+    assert stage.watchdogs(DC) == dict.fromkeys(("infy1", "infy2", "infy3"), profile)
     assert NoModuleDriver().watchdog_s == 10.0
+    # The R4850's profile states none: it goes on at its offline setpoints when silent, so it is
+    # never taken to be off by silence (a shared pool never parks it, the split keeps it).
+    assert REGISTRY.get("huawei-r4850").header.watchdog_s is None
+    assert can_module("huawei-r4850", 1, None).watchdog_s == math.inf
 
 
 # --- CAN ------------------------------------------------------------------------------------------

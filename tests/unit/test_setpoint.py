@@ -252,7 +252,10 @@ def test_the_watchdog_time_is_the_profiles() -> None:
     assert ok(dc_setpoint(entry(), request(400.0, 90.0), short)).counted == 1
     long = [THREE[0], ModuleContact("m2", False, 5.0, watchdog_s=30.0)]
     assert ok(dc_setpoint(entry(), request(400.0, 90.0), long)).counted == 2
-    assert watchdog_or_default(None) == DEFAULT_WATCHDOG_S == 10.0
+    # A profile without one: a module that may go on delivering when silent (Huawei R4850).
+    assert watchdog_or_default(None) == math.inf
+    forever = [THREE[0], ModuleContact("m2", False, 1e9, watchdog_s=watchdog_or_default(None))]
+    assert ok(dc_setpoint(entry(), request(400.0, 90.0), forever)).counted == 2
     assert watchdog_or_default(4.0) == 4.0
 
 

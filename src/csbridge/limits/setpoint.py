@@ -18,7 +18,7 @@ Rules, in order:
    voltage x total <= max_power holds exactly, not only up to rounding. No rounding to a
    reporting resolution: the frames round each number toward zero on the wire.
 6. The total is split equally. The divisor counts the healthy modules and the modules that fell
-   silent less than their own watchdog time ago (profile `watchdog_s`, 10 s if unset): such a
+   silent less than their own watchdog time ago (profile `watchdog_s`; never, if unset): such a
    module may still deliver the current it was last told, so the others do not take over its
    share until it has surely switched itself off. Silent modules get no setpoint frames. The
    share times the divisor never exceeds the total, nor voltage x share x divisor a power
@@ -54,7 +54,8 @@ from csbridge.limits.model import StatusCode
 PRECHARGE_MAX_CURRENT_A = 2.0
 """The current limit of precharge (ISO 15118-2 / DIN SPEC 70121: at most 2 A)."""
 DEFAULT_WATCHDOG_S = 10.0
-"""A module's own communication watchdog when its profile states none (Infypower: 10 s)."""
+"""The communication watchdog of the simulated modules and of those EVerest drives (Infypower's
+10 s); a CAN profile that states none gets none (watchdog_or_default)."""
 DC_FIELDS = ("max_current", "max_power", "max_voltage", "min_voltage")
 DC_BPT_FIELDS = {
     "max_current": "evse_max_discharge_current",
@@ -156,8 +157,12 @@ class Setpoint:
 
 
 def watchdog_or_default(watchdog_s: float | None) -> float:
-    """A profile's `watchdog_s`, or the default when it states none."""
-    return DEFAULT_WATCHDOG_S if watchdog_s is None else watchdog_s
+    """A profile's `watchdog_s`. A profile that states none describes a module not known to
+    switch itself off when its controller falls silent (the Huawei R4850 falls back to its
+    offline setpoints and goes on delivering): it is never surely off by silence alone, so
+    its watchdog is infinite (counted in the split, and in a shared pool never parked, until
+    it is heard again)."""
+    return math.inf if watchdog_s is None else watchdog_s
 
 
 def module_contacts(
