@@ -6,7 +6,7 @@ directions at once, they are rejected and the board keeps what it was told."""
 from __future__ import annotations
 
 from csbridge.testing.brokers import Broker
-from csbridge.tools.emulator import JosevEmulator
+from csbridge.testing.josev import JosevClient
 from csbridge.tools.scenarios.ac_session import AcSession
 from tests.conftest import start_station, stop_bridge
 from tests.support import station_config, unique_prefix
@@ -22,11 +22,7 @@ async def test_ac_discharge_setpoints_are_held_to_ac_bpt_and_passed_to_the_board
     config = station_config(broker.url, unique_prefix())
     station, task = await start_station(config)
     try:
-        async with JosevEmulator.connect(
-            config.mqtt.broker,
-            request_topic=config.mqtt.request_topic,
-            response_topic=config.mqtt.response_topic,
-        ) as josev:
+        async with JosevClient.for_config(config) as josev:
             session = AcSession(josev, config.mqtt.local_prefix)
             for name, action in session.steps()[:CHARGING_STEPS]:
                 assert await action(), name

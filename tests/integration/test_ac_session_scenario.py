@@ -9,7 +9,7 @@ import pytest
 from csbridge.messages import StopChargingRequest, StopChargingResponse, handles
 from csbridge.session import SessionHandlers
 from csbridge.testing.brokers import Broker
-from csbridge.tools.emulator import JosevEmulator
+from csbridge.testing.josev import JosevClient
 from csbridge.tools.scenarios.ac_session import AcSession
 from csbridge.tools.scenarios.common import StepResult
 from tests.conftest import start_station, stop_bridge
@@ -20,11 +20,7 @@ async def _played(broker: Broker) -> tuple[list[StepResult], list[str]]:
     config = station_config(broker.url, unique_prefix())
     _, task = await start_station(config)
     try:
-        async with JosevEmulator.connect(
-            config.mqtt.broker,
-            request_topic=config.mqtt.request_topic,
-            response_topic=config.mqtt.response_topic,
-        ) as josev:
+        async with JosevClient.for_config(config) as josev:
             results = await AcSession(josev, config.mqtt.local_prefix).run()
             return results, josev.problems
     finally:

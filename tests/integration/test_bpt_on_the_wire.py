@@ -20,8 +20,8 @@ from csbridge.sources.simulated import InfypowerBegModule
 from csbridge.support.resources import example_config
 from csbridge.testing.can_tap import CanTap
 from csbridge.testing.harness import running_station, wait_until
+from csbridge.testing.josev import JosevClient
 from csbridge.testing.plugin import ConfigFactory
-from csbridge.tools.emulator import JosevEmulator
 from tests.support import ready_to_charge
 
 DC = "DE*CSB*E0001"
@@ -122,11 +122,7 @@ async def test_a_discharge_setpoint_puts_the_beg_modules_in_import_through_zero(
         wire = modules(station)
         tap = CanTap(config.bus[0])
         try:
-            async with JosevEmulator.connect(
-                config.mqtt.broker,
-                request_topic=config.mqtt.request_topic,
-                response_topic=config.mqtt.response_topic,
-            ) as josev:
+            async with JosevClient.for_config(config) as josev:
                 await ready_to_charge(station, josev, DC)
                 answer = await josev.request("power_electronics_setpoint", charge(TOTAL_A))
                 assert answer.data["status"] == "accepted", answer.data

@@ -18,8 +18,8 @@ from csbridge.sources.meters import Flow
 from csbridge.support.resources import example_config
 from csbridge.testing.brokers import Broker
 from csbridge.testing.harness import isolated_config, wait_until
+from csbridge.testing.josev import JosevClient
 from csbridge.testing.lem_dcbm import PlayedLemDcbm, played_lem_dcbm
-from csbridge.tools.emulator import JosevEmulator
 from csbridge.tools.scenarios.bpt_session import BptSession
 from csbridge.tools.scenarios.common import StepResult
 from tests.conftest import start_station, stop_bridge
@@ -58,11 +58,7 @@ async def _played(broker: Broker, lem: PlayedLemDcbm) -> tuple[list[StepResult],
     config = bpt_station(broker, lem.url)
     _, task = await start_station(config)
     try:
-        async with JosevEmulator.connect(
-            config.mqtt.broker,
-            request_topic=config.mqtt.request_topic,
-            response_topic=config.mqtt.response_topic,
-        ) as josev:
+        async with JosevClient.for_config(config) as josev:
             results = await BptSession(josev, config.mqtt.local_prefix).run()
             await wait_until(lambda: _closed(lem), 10, "the transaction ended on the LEM")
             return results, josev.problems

@@ -16,6 +16,7 @@ from csbridge.sources.readings import CpState
 from csbridge.testing.brokers import MosquittoBroker
 from csbridge.testing.can_tap import CanTap
 from csbridge.testing.harness import wait_until
+from csbridge.testing.josev import JosevClient
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import stop_bridge
 from tests.support import (
@@ -173,11 +174,7 @@ async def test_setpoints_go_out_over_can_never_above_the_reported_limits(broker:
             10,
             "the full stack",
         )
-        async with JosevEmulator.connect(
-            config.mqtt.broker,
-            request_topic=config.mqtt.request_topic,
-            response_topic=config.mqtt.response_topic,
-        ) as josev:
+        async with JosevClient.for_config(config) as josev:
             await ready_to_charge(station, josev, DC)
             answer = await josev.request(
                 "power_electronics_setpoint", _setpoint(600.0, 900.0), timeout=5
@@ -258,11 +255,7 @@ async def test_losing_mqtt_switches_the_modules_off(own_mosquitto: MosquittoBrok
     try:
         await asyncio.wait_for(station.bridge.link.connected.wait(), 5)
         await wait_until(lambda: _status(station) == "evse_ready", 5, "the EVSE ready")
-        async with JosevEmulator.connect(
-            config.mqtt.broker,
-            request_topic=config.mqtt.request_topic,
-            response_topic=config.mqtt.response_topic,
-        ) as josev:
+        async with JosevClient.for_config(config) as josev:
             await ready_to_charge(station, josev, DC)
             await josev.request("power_electronics_setpoint", _setpoint(400.0, 90.0), timeout=5)
             assert station.devices.modules[(DC, "m1")].output_current > 0

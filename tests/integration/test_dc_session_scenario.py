@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from csbridge.service.station import Station
 from csbridge.testing.brokers import Broker
-from csbridge.tools.emulator import JosevEmulator
+from csbridge.testing.josev import JosevClient
 from csbridge.tools.scenarios.dc_session import DcSession
 from tests.conftest import start_station, stop_bridge
 from tests.support import station_config, unique_prefix
@@ -15,11 +15,7 @@ async def test_a_whole_dc_session_passes_every_step(broker: Broker) -> None:
     config = station_config(broker.url, unique_prefix())
     station, task = await start_station(config)
     try:
-        async with JosevEmulator.connect(
-            config.mqtt.broker,
-            request_topic=config.mqtt.request_topic,
-            response_topic=config.mqtt.response_topic,
-        ) as josev:
+        async with JosevClient.for_config(config) as josev:
             results = await DcSession(josev, config.mqtt.local_prefix).run()
             assert [r.name for r in results if not r.passed] == [], results
             assert len(results) == 14

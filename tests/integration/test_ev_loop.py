@@ -9,7 +9,7 @@ import pytest
 
 from csbridge.testing.brokers import Broker
 from csbridge.testing.harness import wait_until
-from csbridge.tools.emulator import JosevEmulator
+from csbridge.testing.josev import JosevClient
 from csbridge.tools.scenarios.common import SimulatedEvse, StepFailedError
 from csbridge.tools.scenarios.ev_loop import EvLoop
 from tests.conftest import start_station, stop_bridge
@@ -26,11 +26,7 @@ async def test_the_loop_charges_at_what_the_ev_asks_and_a_wrong_report_fails_it(
     config = station_config(broker.url, unique_prefix())
     _, task = await start_station(config)
     try:
-        async with JosevEmulator.connect(
-            config.mqtt.broker,
-            request_topic=config.mqtt.request_topic,
-            response_topic=config.mqtt.response_topic,
-        ) as josev:
+        async with JosevClient.for_config(config) as josev:
             await josev.boot()
             evse = SimulatedEvse(josev, config.mqtt.local_prefix, DC)
             await evse.start_dc_session()

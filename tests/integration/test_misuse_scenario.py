@@ -27,7 +27,7 @@ from csbridge.protocol.recent import Handled, RecentMessages
 from csbridge.session import SessionHandlers
 from csbridge.session.power_path import PowerPath
 from csbridge.testing.brokers import Broker
-from csbridge.tools.emulator import JosevEmulator
+from csbridge.testing.josev import JosevClient
 from csbridge.tools.scenarios.common import StepResult
 from csbridge.tools.scenarios.misuse import Misuse
 from csbridge.tools.scenarios.watch import OutputWatch
@@ -59,11 +59,7 @@ async def play(broker: Broker) -> AsyncIterator[Play]:
         _, task = await start_station(config)
         tasks.append(task)
         async with (
-            JosevEmulator.connect(
-                config.mqtt.broker,
-                request_topic=config.mqtt.request_topic,
-                response_topic=config.mqtt.response_topic,
-            ) as josev,
+            JosevClient.for_config(config) as josev,
             OutputWatch.connect(config.mqtt.broker, config.mqtt.local_prefix) as watch,
         ):
             misuse = Misuse(

@@ -21,8 +21,8 @@ from csbridge.sources.simulated.can_devices import SimulatedCanModule
 from csbridge.support.resources import example_config
 from csbridge.testing.can_tap import CanTap
 from csbridge.testing.harness import running_station, wait_until
+from csbridge.testing.josev import JosevClient
 from csbridge.testing.plugin import ConfigFactory
-from csbridge.tools.emulator import JosevEmulator
 from tests.support import ready_to_charge
 
 DC = "DE*CSB*E0001"
@@ -186,11 +186,7 @@ async def test_a_family_runs_module_to_limits_to_setpoint_to_frames(
             assert readings[name].temperature_c == pytest.approx(35.0)  # the simulators' own
         tap = CanTap(config.bus[0])
         try:
-            async with JosevEmulator.connect(
-                config.mqtt.broker,
-                request_topic=config.mqtt.request_topic,
-                response_topic=config.mqtt.response_topic,
-            ) as josev:
+            async with JosevClient.for_config(config) as josev:
                 await ready_to_charge(station, josev, DC)
                 voltage, current = family.setpoint
                 answer = await josev.request(
@@ -227,11 +223,7 @@ async def test_uugreen_goes_to_high_mode_above_500_v_and_never_gets_a_setpoint_b
 
     async with running_station(config, ready=full, ready_timeout=15.0) as station:
         wire = modules(station, family)
-        async with JosevEmulator.connect(
-            config.mqtt.broker,
-            request_topic=config.mqtt.request_topic,
-            response_topic=config.mqtt.response_topic,
-        ) as josev:
+        async with JosevClient.for_config(config) as josev:
             await ready_to_charge(station, josev, DC)
             for voltage in (400.0, 650.0, 450.0):
                 answer = await josev.request("power_electronics_setpoint", setpoint(voltage, 20.0))

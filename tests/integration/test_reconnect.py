@@ -9,7 +9,7 @@ from csbridge.mqtt.link import BACKOFF_CAP_S
 from csbridge.protocol.bridge import Bridge
 from csbridge.testing.brokers import MosquittoBroker
 from csbridge.testing.harness import wait_until
-from csbridge.tools.emulator import JosevEmulator
+from csbridge.testing.josev import JosevClient
 from tests.conftest import start_bridge, stop_bridge
 from tests.support import station_config, unique_prefix
 
@@ -46,11 +46,7 @@ async def test_broker_killed_and_back_bridge_reconnects_and_republishes(
                 3,
                 "the full update after the reconnect",
             )
-        async with JosevEmulator.connect(
-            config.mqtt.broker,
-            request_topic=config.mqtt.request_topic,
-            response_topic=config.mqtt.response_topic,
-        ) as josev:
+        async with JosevClient.for_config(config) as josev:
             await josev.boot(timeout=5)
             assert josev.problems == []
     finally:

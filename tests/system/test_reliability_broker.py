@@ -23,6 +23,7 @@ from csbridge.protocol.bridge import Bridge
 from csbridge.service.station import Station
 from csbridge.testing.brokers import MosquittoBroker
 from csbridge.testing.harness import wait_until
+from csbridge.testing.josev import JosevClient
 from csbridge.tools.emulator import JosevEmulator
 from tests.conftest import start_station, stop_bridge
 from tests.support import station_config, unique_prefix
@@ -137,13 +138,7 @@ async def test_broker_killed_ten_times_during_a_stream_of_limit_changes(
                 own_mosquitto.start()
                 returned = time.monotonic()
                 timing = asyncio.create_task(_seconds_until_connected(bridge, connects, returned))
-                josev = await watchers.enter_async_context(
-                    JosevEmulator.connect(
-                        config.mqtt.broker,
-                        request_topic=config.mqtt.request_topic,
-                        response_topic=config.mqtt.response_topic,
-                    )
-                )
+                josev = await watchers.enter_async_context(JosevClient.for_config(config))
                 first = bridge.link.connects == connects  # listening before the station is
                 listened_first += first
                 reconnect_s.append(await timing)

@@ -29,7 +29,7 @@ from csbridge.protocol.local_topics import Leaf
 from csbridge.service.station import Station
 from csbridge.support.counters import Counters
 from csbridge.testing.harness import wait_until
-from csbridge.tools.emulator import JosevEmulator
+from csbridge.testing.josev import JosevClient
 from tests.conftest import start_station, stop_bridge
 from tests.support import (
     Expected,
@@ -152,11 +152,7 @@ def _published_to_josev(counters: Counters, registry: SchemaRegistry) -> int:
 
 
 async def _boot_fresh_josev(config: Config, station: Station) -> None:
-    async with JosevEmulator.connect(
-        config.mqtt.broker,
-        request_topic=config.mqtt.request_topic,
-        response_topic=config.mqtt.response_topic,
-    ) as josev:
+    async with JosevClient.for_config(config) as josev:
         _, status = await josev.boot(timeout=10)
         assert josev.problems == []
         assert [e["evse_id"] for e in status.data["evses"]] == list(station.engine.evse_ids)

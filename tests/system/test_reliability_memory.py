@@ -28,7 +28,7 @@ from csbridge.messages.registry import Direction, SchemaRegistry
 from csbridge.mqtt.link import TCP_NODELAY_OPTION
 from csbridge.service.station import Station
 from csbridge.testing.harness import wait_until
-from csbridge.tools.emulator import JosevEmulator
+from csbridge.testing.josev import JosevClient
 from tests.conftest import start_station, stop_bridge
 from tests.support import Fuzzer, csbridge_logs_to_devnull, fixture_corpus
 
@@ -120,11 +120,7 @@ async def _measure(config: Config) -> Measurement:
                 seconds = time.perf_counter() - started
                 rss_after, blocks_after = resident()
                 assert not task.done(), "the station stopped"
-                async with JosevEmulator.connect(
-                    config.mqtt.broker,
-                    request_topic=config.mqtt.request_topic,
-                    response_topic=config.mqtt.response_topic,
-                ) as josev:
+                async with JosevClient.for_config(config) as josev:
                     await josev.boot(timeout=10)
                     assert josev.problems == []
                 counters = station.bridge.counters.snapshot()
