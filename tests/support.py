@@ -640,6 +640,25 @@ async def ready_to_charge(
     await wait_until(passed, timeout, f"{evse_id}'s cable check passed", every=0.2)
 
 
+async def precharge_then_charge(
+    josev: JosevEmulator, evse_id: str, current_a: float, voltage_v: float = 400.0
+) -> None:
+    """Josev's setpoints at a DC session's start: 2 A in precharge, then `current_a`, both at
+    `voltage_v` (the EV rated for 800 V); each must be accepted."""
+    for precharge, current in ((True, 2.0), (False, current_a)):
+        answer = await josev.request(
+            "power_electronics_setpoint",
+            {
+                "evse_id": evse_id,
+                "dc": {"voltage": voltage_v, "charge_current": current},
+                "ev_limits": {"maximum_voltage": 800.0},
+                "is_precharge": precharge,
+            },
+            timeout=5,
+        )
+        assert answer.data["status"] == "accepted", answer.data
+
+
 def small_station(*evses: tuple[str, str], station: str = "") -> str:
     """A valid station TOML: `[station]` (plus `station`'s extra keys) and one small DC EVSE per
     (evse_id, extra tables) pair, for tests of one configuration table."""

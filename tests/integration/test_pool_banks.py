@@ -5,8 +5,6 @@ EVSE without a contactor (no board at all)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from csbridge.config import Config, load_config
@@ -16,14 +14,13 @@ from csbridge.service.station import Station
 from csbridge.session import PoolCoordinator
 from csbridge.testing.harness import wait_until
 from csbridge.testing.josev import JosevClient
-from tests.support import ready_for_cable_check, ready_to_charge
+from tests.support import precharge_then_charge, ready_for_cable_check, ready_to_charge
 
 EVSE1 = "DE*CSB*E0001"
 EVSE2 = "DE*CSB*E0002"
 LEFT = ("m1", "m2", "m3")
 RIGHT = ("m4", "m5", "m6")
 BANKS = {"left": LEFT, "right": RIGHT}
-VOLTAGE_V = 400.0
 
 
 def _banked(switched: bool) -> Config:
@@ -71,23 +68,6 @@ async def _booted(
     return pool, matrix
 
 
-def _setpoint(evse_id: str, current: float, precharge: bool) -> dict[str, Any]:
-    return {
-        "evse_id": evse_id,
-        "dc": {"voltage": VOLTAGE_V, "charge_current": current},
-        "ev_limits": {"maximum_voltage": 800.0},
-        "is_precharge": precharge,
-    }
-
-
-async def _charge(josev: JosevClient, evse_id: str, current: float) -> None:
-    for precharge, asked in ((True, 2.0), (False, current)):
-        answer = await josev.request(
-            "power_electronics_setpoint", _setpoint(evse_id, asked, precharge), timeout=5
-        )
-        assert answer.data["status"] == "accepted"
-
-
 def _current(station: Station, modules: tuple[str, ...] | frozenset[str]) -> float:
     return sum(
         module.output_current
@@ -116,7 +96,7 @@ async def test_a_bank_moves_whole_by_its_one_contactor_and_only_de_energised(
     await josev.wait_for_evse(EVSE1, lambda e: e["dc"]["max_power"] == 180000)
     # Two contactors closed, one per bank: never one per module.
     assert sorted(bank for bank, _, closed, _ in switched if closed) == ["left", "right"]
-    await _charge(josev, EVSE1, 450.0)
+    await precharge_then_charge(josev, EVSE1, 450.0)
     assert _current(station, LEFT + RIGHT) == pytest.approx(450.0)
 
     switched.clear()
@@ -169,7 +149,7 @@ async def test_banks_wired_to_their_evse_need_no_board_and_serve_it_alone(
     assert pool.serving(EVSE2) == frozenset(RIGHT)
 
     await ready_to_charge(station, josev, EVSE1)
-    await _charge(josev, EVSE1, 300.0)
+    await precharge_then_charge(josev, EVSE1, 300.0)
     assert _current(station, LEFT) == pytest.approx(225.0)  # 90 kW at 400 V: the left bank's
     assert _current(station, RIGHT) == 0.0
     assert pool.serving(EVSE2) == frozenset(RIGHT)  # never moves, whatever EVSE1 asks

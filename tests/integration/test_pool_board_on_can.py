@@ -6,8 +6,6 @@ to bus b = bit 4*m + b, little-endian), not by the codec."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import can
 import pytest
 
@@ -19,7 +17,7 @@ from csbridge.session import PoolCoordinator
 from csbridge.testing.can_tap import StationCan
 from csbridge.testing.harness import wait_until
 from csbridge.testing.josev import JosevClient
-from tests.support import ready_for_cable_check, ready_to_charge
+from tests.support import precharge_then_charge, ready_for_cable_check, ready_to_charge
 
 EVSE1 = "DE*CSB*E0001"
 EVSE2 = "DE*CSB*E0002"
@@ -56,15 +54,6 @@ def _pool(station: Station) -> PoolCoordinator:
     return pool
 
 
-def _setpoint(evse_id: str, voltage: float, current: float, precharge: bool) -> dict[str, Any]:
-    return {
-        "evse_id": evse_id,
-        "dc": {"voltage": voltage, "charge_current": current},
-        "ev_limits": {"maximum_voltage": 800.0},
-        "is_precharge": precharge,
-    }
-
-
 async def test_a_module_moves_between_evses_through_the_board_on_the_wire(
     station: Station, josev: JosevClient, csbridge_can: StationCan
 ) -> None:
@@ -74,11 +63,7 @@ async def test_a_module_moves_between_evses_through_the_board_on_the_wire(
     await josev.boot(timeout=5)
     await ready_to_charge(station, josev, EVSE1)
     await wait_until(lambda: len(pool.serving(EVSE1)) == 6, 5, "six modules serve EVSE1")
-    for precharge, current in ((True, 2.0), (False, 450.0)):
-        answer = await josev.request(
-            "power_electronics_setpoint", _setpoint(EVSE1, 400.0, current, precharge), timeout=5
-        )
-        assert answer.data["status"] == "accepted"
+    await precharge_then_charge(josev, EVSE1, 450.0)
     tap.drain()
     decision = pool.status.decision
     await ready_for_cable_check(station, josev, EVSE2)

@@ -22,7 +22,7 @@ from csbridge.session.machine import ENERGY_STATES
 from csbridge.sources.simulated import SimulatedModule
 from csbridge.testing.harness import wait_until
 from csbridge.testing.josev import JosevClient
-from tests.support import ready_for_cable_check, ready_to_charge
+from tests.support import precharge_then_charge, ready_for_cable_check, ready_to_charge
 
 pytestmark = [pytest.mark.csbridge_config(example_config("shared-pool.toml"), settle_s=0.2)]
 
@@ -94,15 +94,6 @@ def _serving(station: Station) -> dict[str, set[str]]:
     return serving
 
 
-def _setpoint(evse_id: str, voltage: float, current: float, precharge: bool) -> dict[str, Any]:
-    return {
-        "evse_id": evse_id,
-        "dc": {"voltage": voltage, "charge_current": current},
-        "ev_limits": {"maximum_voltage": 800.0},
-        "is_precharge": precharge,
-    }
-
-
 def _current_to(station: Station, evse_id: str) -> float:
     """What the modules serving the EVSE deliver now."""
     serving = _pool(station).serving(evse_id)
@@ -138,11 +129,7 @@ async def test_one_ev_gets_the_whole_pool_then_two_share_it(
     await ready_to_charge(station, josev, EVSE1)
     await wait_until(lambda: len(pool.serving(EVSE1)) == 6, 5, "six modules serve EVSE1")
     assert station.engine.entries.get(EVSE1)["dc"]["max_power"] == 180000
-    for precharge, current in ((True, 2.0), (False, 450.0)):
-        answer = await josev.request(
-            "power_electronics_setpoint", _setpoint(EVSE1, 400.0, current, precharge), timeout=5
-        )
-        assert answer.data["status"] == "accepted"
+    await precharge_then_charge(josev, EVSE1, 450.0)
     assert _current_to(station, EVSE1) == pytest.approx(450.0)
     assert station.engine.reported_binding(EVSE1)["max_power"] == "hardware"  # all of it
     # EVSE2, idle, would get half if it started now.
@@ -216,11 +203,7 @@ async def test_an_ev_asking_for_less_than_its_share_gives_modules_back(
         lambda: len(pool.serving(EVSE1)) == len(pool.serving(EVSE2)) == 3, 5, "90 kW each"
     )
     for evse_id, current in ((EVSE1, 450.0), (EVSE2, 75.0)):  # EVSE2: 30 kW at 400 V
-        for precharge, asked in ((True, 2.0), (False, current)):
-            answer = await josev.request(
-                "power_electronics_setpoint", _setpoint(evse_id, 400.0, asked, precharge), timeout=5
-            )
-            assert answer.data["status"] == "accepted"
+        await precharge_then_charge(josev, evse_id, current)
     decision = pool.status.decision
     started = time.monotonic()
     # After the pool's 2 s settle time, EVSE2 keeps one module; EVSE1 takes the other five.
@@ -300,11 +283,7 @@ async def test_a_donor_whose_leaving_module_does_not_stop_has_its_session_ended(
     pool = _pool(station)
     await ready_to_charge(station, josev, EVSE1)
     await wait_until(lambda: len(pool.serving(EVSE1)) == 6, 5, "six modules serve EVSE1")
-    for precharge, current in ((True, 2.0), (False, 450.0)):
-        answer = await josev.request(
-            "power_electronics_setpoint", _setpoint(EVSE1, 400.0, current, precharge), timeout=5
-        )
-        assert answer.data["status"] == "accepted"
+    await precharge_then_charge(josev, EVSE1, 450.0)
     for module in station.devices.modules.values():
         assert isinstance(module, SimulatedModule)
         module.stuck_on = True  # every output stage hangs on: no module's current falls
@@ -354,17 +333,7 @@ async def test_the_receivers_raise_is_told_as_soon_as_its_modules_deliver(
     here) and the update gap: each is told within 50 ms of the module delivering."""
     await josev.boot(timeout=5)
     pool = _pool(station)
-    for evse_id in (EVSE1, EVSE2):
-        await ready_to_charge(station, josev, evse_id)
-    await wait_until(
-        lambda: len(pool.serving(EVSE1)) == len(pool.serving(EVSE2)) == 3, 5, "90 kW each"
-    )
-    for evse_id in (EVSE1, EVSE2):
-        for precharge, asked in ((True, 2.0), (False, 450.0)):
-            answer = await josev.request(
-                "power_electronics_setpoint", _setpoint(evse_id, 400.0, asked, precharge), timeout=5
-            )
-            assert answer.data["status"] == "accepted"
+    await _charging_halves(station, josev)
     counted = _record_counted(station, EVSE2)
     _, told_150 = _record_sent(station, EVSE2, 150000)
     decision = pool.status.decision
@@ -396,24 +365,16 @@ def _short_watchdog(station: Station, watchdog_s: float) -> None:
         _module(station, name).command_timeout_s = watchdog_s
 
 
-def _charging_halves(station: Station, josev: JosevClient) -> Any:
-    async def charging() -> None:
-        pool = _pool(station)
-        for evse_id in (EVSE1, EVSE2):
-            await ready_to_charge(station, josev, evse_id)
-        await wait_until(
-            lambda: len(pool.serving(EVSE1)) == len(pool.serving(EVSE2)) == 3, 5, "90 kW each"
-        )
-        for evse_id in (EVSE1, EVSE2):
-            for precharge, asked in ((True, 2.0), (False, 450.0)):
-                answer = await josev.request(
-                    "power_electronics_setpoint",
-                    _setpoint(evse_id, 400.0, asked, precharge),
-                    timeout=5,
-                )
-                assert answer.data["status"] == "accepted"
-
-    return charging()
+async def _charging_halves(station: Station, josev: JosevClient) -> None:
+    """Both EVSEs in session on three modules each, each asking 450 A at 400 V."""
+    pool = _pool(station)
+    for evse_id in (EVSE1, EVSE2):
+        await ready_to_charge(station, josev, evse_id)
+    await wait_until(
+        lambda: len(pool.serving(EVSE1)) == len(pool.serving(EVSE2)) == 3, 5, "90 kW each"
+    )
+    for evse_id in (EVSE1, EVSE2):
+        await precharge_then_charge(josev, evse_id, 450.0)
 
 
 def _entry(station: Station, evse_id: str, module: str) -> dict[str, Any]:
